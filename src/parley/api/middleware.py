@@ -1,0 +1,131 @@
+"""The request envelope, as one pure ASGI middleware (SSE streams pass straight through).
+
+Per request it: assigns ``x-request-id`` (echoing a well-formed incoming one), binds it for
+logs, refuses bodies over the size limit with 413 before anything parses them, and stamps
+``x-parley-overhead-ms``: time from arrival to response headers minus time spent waiting
+on upstreams, so Parley's own cost can be measured from outside.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from parley.errors import RequestTooLarge
+from parley.observability.metrics import Metrics
+from parley.observability.timing import start_request_timer
+
+_VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_ROUTES = (
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/models",
+    "/health/live",
+    "/health/ready",
+    "/metrics",
+)
+
+
+def route_label(path: str) -> str:
+    """Bounded label set for metrics: known routes by name, everything else as 'other'."""
+    if path in _ROUTES:
+        return path
+    if path.startswith("/v1/models/"):
+        return "/v1/models/{id}"
+    return "other"
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        timer = start_request_timer()
+        request_id = _request_id(scope)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id.decode())
+        route = route_label(scope["path"])
+        method = scope["method"]
+
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await _send_too_large(send, request_id, self.max_body_bytes)
+            self.metrics.http_requests.labels(route, method, "413").inc()
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                elapsed = time.perf_counter() - started
+                overhead = max(0.0, elapsed - timer.seconds)
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id))
+                headers.append((b"x-parley-overhead-ms", f"{overhead * 1000:.3f}".encode()))
+                message["headers"] = headers
+                status = str(message["status"])
+                self.metrics.http_requests.labels(route, method, status).inc()
+                self.metrics.http_seconds.labels(route).observe(elapsed)
+                self.metrics.overhead_seconds.labels(route).observe(overhead)
+            await send(message)
+
+        received = 0
+        limit = self.max_body_bytes
+
+        async def receive_wrapper() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise RequestTooLarge(f"request body exceeds {limit} bytes")
+            return message
+
+        await self.app(scope, receive_wrapper if declared is None else receive, send_wrapper)
+
+
+def _request_id(scope: Scope) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _VALID_ID.match(value):
+            return bytes(value)
+    return uuid.uuid4().hex.encode()
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_too_large(send: Send, request_id: bytes, limit: int) -> None:
+    body = (
+        b'{"error":{"message":"request body exceeds '
+        + str(limit).encode()
+        + b' bytes","type":"invalid_request_error","param":null,'
+        b'"code":"request_too_large"}}'
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,156 @@
+"""The OpenAI-compatible surface: ``/v1/chat/completions``, ``/v1/embeddings``, ``/v1/models``.
+
+Thin on purpose: decode and validate the body (msgspec, errors naming the JSON path),
+hand it to the gateway, render the result. Bodies are read raw rather than through FastAPI's
+pydantic models because this is the hot path and msgspec validates several times faster.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from array import array
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from parley.api.sse import SSEResponse
+from parley.errors import InvalidRequest
+from parley.gateway.pipeline import Gateway
+from parley.gateway.registry import ModelRegistry
+from parley.gateway.types import (
+    ChatRequest,
+    EmbeddingRequest,
+    ModelCard,
+    decode_chat_request,
+    decode_embedding_request,
+)
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+_JSON = "application/json"
+NO_MODELS_HINT = (
+    "No models are configured. Set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or "
+    "AZURE_OPENAI_API_KEY with AZURE_OPENAI_ENDPOINT, or start with --config FILE "
+    "(see docs/configuration.md)."
+)
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(_gateway)]
+
+
+def _decode_error(exc: msgspec.MsgspecError) -> InvalidRequest:
+    """msgspec says 'Expected `str`, got `int` - at `$.messages[0].role`'; lift the path out."""
+    text = str(exc)
+    message, _, where = text.partition(" - at `")
+    param = where.rstrip("`").removeprefix("$").removeprefix(".") or None
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        return InvalidRequest(f"request body is not valid JSON: {text}", code="invalid_json")
+    return InvalidRequest(message, param=param)
+
+
+async def _body(request: Request) -> bytes:
+    body = await request.body()
+    if not body:
+        raise InvalidRequest("request body is empty; expected a JSON object")
+    return body
+
+
+def _warning_headers(deployment: str, dropped: list[str]) -> dict[str, str]:
+    headers = {"x-parley-deployment": deployment}
+    if dropped:
+        headers["x-parley-dropped-params"] = ",".join(dropped)
+        headers["x-parley-warning"] = (
+            f"dropped parameters {deployment} cannot honour: {', '.join(dropped)}"
+        )
+    return headers
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
+    try:
+        chat = decode_chat_request(await _body(request))
+    except msgspec.MsgspecError as exc:
+        raise _decode_error(exc) from None
+    if chat.stream:
+        return await _stream(chat, gateway, request)
+    outcome = await gateway.chat(chat)
+    return Response(
+        msgspec.json.encode(outcome.completion),
+        media_type=_JSON,
+        headers=_warning_headers(outcome.deployment, outcome.dropped),
+    )
+
+
+async def _stream(chat: ChatRequest, gateway: Gateway, request: Request) -> Response:
+    stack = contextlib.AsyncExitStack()
+    try:
+        outcome = await stack.enter_async_context(gateway.chat_stream(chat))
+    except BaseException:
+        await stack.aclose()
+        raise
+    settings = request.app.state.settings
+    return SSEResponse(
+        outcome.chunks,
+        stack.aclose,
+        keepalive=settings.stream_keepalive_seconds,
+        headers=_warning_headers(outcome.deployment, outcome.dropped),
+    )
+
+
+@router.post("/embeddings")
+async def embeddings(request: Request, gateway: GatewayDep) -> Response:
+    try:
+        embedding = decode_embedding_request(await _body(request))
+    except msgspec.MsgspecError as exc:
+        raise _decode_error(exc) from None
+    outcome = await gateway.embed(embedding)
+    body = {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": _encode_vector(vector, embedding)}
+            for i, vector in enumerate(outcome.result.vectors)
+        ],
+        "model": outcome.result.model,
+        "usage": {"prompt_tokens": outcome.prompt_tokens, "total_tokens": outcome.prompt_tokens},
+    }
+    return Response(
+        msgspec.json.encode(body),
+        media_type=_JSON,
+        headers={"x-parley-deployment": outcome.deployment},
+    )
+
+
+def _encode_vector(vector: list[float], request: EmbeddingRequest) -> Any:
+    if request.encoding_format == "base64":
+        # OpenAI's base64 format: little-endian float32, which is what array('f') holds on
+        # every platform Parley runs on.
+        return base64.b64encode(array("f", vector).tobytes()).decode()
+    return vector
+
+
+def _card(name: str) -> ModelCard:
+    return ModelCard(id=name, created=int(time.time()))
+
+
+@router.get("/models")
+async def list_models(request: Request) -> Response:
+    registry: ModelRegistry = request.app.state.gateway.registry
+    body: dict[str, Any] = {"object": "list", "data": [_card(g.name) for g in registry.groups]}
+    if not body["data"]:
+        body["parley_hint"] = NO_MODELS_HINT
+    return Response(msgspec.json.encode(body), media_type=_JSON)
+
+
+@router.get("/models/{model_id:path}")
+async def get_model(model_id: str, request: Request) -> Response:
+    registry: ModelRegistry = request.app.state.gateway.registry
+    group = registry.group(model_id)
+    return Response(msgspec.json.encode(_card(group.name)), media_type=_JSON)

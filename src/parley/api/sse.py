@@ -1,0 +1,141 @@
+"""Server-sent events to the client, with three guarantees the tests hold us to:
+
+* an upstream failure mid-stream ends the stream with an ``error`` event and no ``[DONE]``,
+  so no client mistakes a truncated answer for a finished one;
+* a client that goes away cancels the upstream request (its connection is closed);
+* silent gaps (a slow first token) are filled with SSE comments every
+  ``keepalive`` seconds, so proxies with idle timeouts keep the connection open.
+
+The chunk iterator runs in one producer task for its whole life (its deadlines are bound
+to that task); the response task forwards chunks from a small queue, and a third task
+watches for ``http.disconnect``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import msgspec
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from parley.errors import ParleyError, UpstreamProtocolError
+from parley.gateway.types import ChatCompletionChunk
+from parley.observability.logging import get_logger
+from parley.observability.redact import redactor
+from parley.providers.base import ChunkStream
+
+log = get_logger(__name__)
+
+KEEPALIVE = b": keep-alive\n\n"
+DONE = b"data: [DONE]\n\n"
+_END = object()
+_GONE = object()
+_encode = msgspec.json.Encoder().encode
+
+
+def error_event(exc: ParleyError) -> bytes:
+    body = exc.to_body()
+    error = body["error"]
+    assert isinstance(error, dict)
+    error["message"] = redactor.scrub(str(error["message"]))
+    return b"data: " + msgspec.json.encode(body) + b"\n\n"
+
+
+class SSEResponse(Response):
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        chunks: ChunkStream,
+        close: Callable[[], Awaitable[Any]],
+        *,
+        keepalive: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})}
+        )
+        # Response.__init__ adds Content-Length: 0 for an empty body; a stream has none.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self._chunks = chunks
+        self._close = close
+        self._keepalive = keepalive
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
+        producer = asyncio.create_task(self._produce(queue))
+        watcher = asyncio.create_task(_watch_disconnect(receive, producer, queue))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            complete = await self._forward(queue, send, watcher)
+            if complete:
+                await send({"type": "http.response.body", "body": DONE, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            pass  # the client went away while we were writing: the finally cleans up
+        finally:
+            for task in (producer, watcher):
+                task.cancel()
+            await asyncio.gather(producer, watcher, return_exceptions=True)
+            await self._close()
+
+    async def _forward(
+        self, queue: asyncio.Queue[object], send: Send, watcher: asyncio.Task[None]
+    ) -> bool:
+        """Send chunks until the end; True when the stream completed normally."""
+        while True:
+            if watcher.done():
+                return False
+            try:
+                async with asyncio.timeout(self._keepalive):
+                    item = await queue.get()
+            except TimeoutError:
+                await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+                continue
+            if item is _END:
+                return True
+            if item is _GONE:
+                return False
+            if isinstance(item, ParleyError):
+                await send(
+                    {"type": "http.response.body", "body": error_event(item), "more_body": True}
+                )
+                return False
+            assert isinstance(item, ChatCompletionChunk)
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + _encode(item) + b"\n\n",
+                    "more_body": True,
+                }
+            )
+
+    async def _produce(self, queue: asyncio.Queue[object]) -> None:
+        try:
+            async for chunk in self._chunks:
+                await queue.put(chunk)
+        except ParleyError as exc:
+            log.warning("stream failed mid-way", error=exc.message)
+            await queue.put(exc)
+            return
+        except Exception as exc:  # a bug must still end the stream honestly
+            log.exception("stream failed unexpectedly")
+            await queue.put(UpstreamProtocolError(f"stream failed: {type(exc).__name__}"))
+            return
+        await queue.put(_END)
+
+
+async def _watch_disconnect(
+    receive: Receive, producer: asyncio.Task[None], queue: asyncio.Queue[object]
+) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            producer.cancel()
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(_GONE)
+            return

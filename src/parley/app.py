@@ -1,0 +1,101 @@
+"""The ASGI app factory. No I/O at import time: pools and config are built in the lifespan
+(or, for config, in the factory so a bad file fails before the server binds)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from functools import partial
+
+from fastapi import FastAPI
+
+from parley import __version__
+from parley.api import health, openai
+from parley.api.errors import install_error_handlers
+from parley.api.middleware import RequestContextMiddleware
+from parley.config import LoadedModels, Settings, load_models
+from parley.gateway import tokens
+from parley.gateway.pipeline import Gateway
+from parley.gateway.registry import ModelRegistry
+from parley.observability.logging import configure_logging, get_logger
+from parley.observability.metrics import Metrics
+from parley.observability.redact import redactor
+from parley.providers.factory import build_provider
+from parley.providers.http import UpstreamPool
+
+log = get_logger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    models: LoadedModels | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    models = models or load_models(settings.config, environ)
+    redactor.register(models.secrets())
+    metrics = Metrics()
+    pool = UpstreamPool()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Load the tokenizer off the event loop now, not on the first request that needs it.
+        await asyncio.to_thread(tokens.encoding)
+        registry = ModelRegistry(models.groups, partial(build_provider, pool=pool))
+        app.state.gateway = Gateway(registry, metrics, drop_params=settings.drop_params)
+        _log_startup(models)
+        app.state.started = True
+        try:
+            yield
+        finally:
+            app.state.started = False
+            await pool.close()
+            log.info("stopped")
+
+    app = FastAPI(
+        title="Parley",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.models = models
+    app.state.started = False
+
+    async def config_loaded() -> str | None:
+        return None if app.state.started else "configuration not loaded"
+
+    app.state.readiness = {"config": config_loaded}
+    install_error_handlers(app)
+    app.include_router(openai.router)
+    app.include_router(health.router)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_request_bytes, metrics=metrics
+    )
+    return app
+
+
+def _log_startup(models: LoadedModels) -> None:
+    for note in models.notes:
+        log.warning("config note", note=note)
+    if not models.groups:
+        log.warning("no models configured", hint=openai.NO_MODELS_HINT)
+        return
+    log.info(
+        "models loaded",
+        source=models.source,
+        groups=[g.name for g in models.groups],
+        deployments=sum(len(g.deployments) for g in models.groups),
+    )
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for ``uvicorn --factory`` worker processes: everything from PARLEY_*."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

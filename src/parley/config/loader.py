@@ -1,0 +1,233 @@
+"""Turn a model file (or the environment, when there is none) into resolved model groups.
+
+Two stages: the file is parsed into ``ModelsFile`` (schema errors name the path of the bad
+field), then secret references are resolved against the environment (a missing variable is
+an error naming the deployment). Every problem is collected, so one run shows them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from parley.config import litellm
+from parley.config.models import (
+    DEFAULT_AZURE_API_VERSION,
+    DeploymentConfig,
+    ModelsFile,
+    ProviderName,
+    TimeoutConfig,
+)
+from parley.config.secrets import Secret, reference_name, resolve
+from parley.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One upstream endpoint, secrets resolved. Its repr never shows a secret."""
+
+    group: str
+    label: str
+    provider: ProviderName
+    model: str
+    api_base: str
+    api_key: Secret | None
+    api_version: str
+    azure_ad_token: Secret | None
+    timeout: TimeoutConfig
+    max_connections: int
+    extra_headers: Mapping[str, str]
+    allow_client_api_base: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ModelGroup:
+    name: str
+    deployments: tuple[Deployment, ...]
+    drop_params: bool | None = None
+
+
+@dataclass(slots=True)
+class LoadedModels:
+    groups: list[ModelGroup]
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+    def secrets(self) -> list[str]:
+        """Every resolved secret value, so log and error scrubbing can redact them."""
+        values: list[str] = []
+        for group in self.groups:
+            for dep in group.deployments:
+                for secret in (dep.api_key, dep.azure_ad_token):
+                    if secret is not None:
+                        values.append(secret.reveal())
+        return values
+
+
+def load_models(path: Path | None, environ: Mapping[str, str] | None = None) -> LoadedModels:
+    env = os.environ if environ is None else environ
+    if path is None:
+        raw, source = default_models_from_env(env), "environment"
+        notes: list[str] = []
+    else:
+        raw, notes = read_model_file(path)
+        source = str(path)
+    parsed = parse_models(raw)
+    return LoadedModels(resolve_groups(parsed, env), source, notes)
+
+
+def read_model_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
+    if data is None:
+        return {"models": []}, []
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping"])
+    if litellm.is_litellm_config(data):
+        try:
+            return litellm.convert(data)
+        except ValueError as exc:
+            raise ConfigError([str(exc)]) from exc
+    return data, []
+
+
+def parse_models(raw: dict[str, Any]) -> ModelsFile:
+    try:
+        return ModelsFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([_describe(error, raw) for error in exc.errors()]) from None
+
+
+def _describe(error: Any, raw: dict[str, Any]) -> str:
+    """``models.chat-fast.deployments[1].api_base: ...``: group names read better than indexes."""
+    loc: tuple[Any, ...] = tuple(error["loc"])
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        name = None
+        if isinstance(item, int) and isinstance(node, list) and item < len(node):
+            child = node[item]
+            if (
+                parts == ["models"]
+                and isinstance(child, dict)
+                and isinstance(child.get("name"), str)
+            ):
+                name = child["name"]
+            node = child
+        elif isinstance(node, dict):
+            node = node.get(item)
+        if isinstance(item, int):
+            if name is not None:
+                parts.append(f".{name}")
+            else:
+                parts.append(f"[{item}]")
+        else:
+            parts.append(f".{item}" if parts else str(item))
+    path = "".join(parts) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{path}: {message}"
+
+
+def resolve_groups(parsed: ModelsFile, env: Mapping[str, str]) -> list[ModelGroup]:
+    problems: list[str] = []
+    groups: list[ModelGroup] = []
+    for group in parsed.models:
+        deployments = []
+        for index, dep in enumerate(group.deployments):
+            where = f"models.{group.name}.deployments[{index}]"
+            api_key = _resolve_optional(dep.api_key, where, "api_key", env, problems)
+            token = _resolve_optional(dep.azure_ad_token, where, "azure_ad_token", env, problems)
+            deployments.append(_deployment(group.name, dep, api_key, token))
+        groups.append(ModelGroup(group.name, tuple(deployments), group.drop_params))
+    if problems:
+        raise ConfigError(problems)
+    return groups
+
+
+def _resolve_optional(
+    ref: str | None, where: str, key: str, env: Mapping[str, str], problems: list[str]
+) -> Secret | None:
+    if ref is None:
+        return None
+    try:
+        return resolve(ref, env)
+    except KeyError:
+        problems.append(f"{where}.{key}: environment variable {reference_name(ref)} is not set")
+        return None
+
+
+def _deployment(
+    group: str, dep: DeploymentConfig, api_key: Secret | None, token: Secret | None
+) -> Deployment:
+    return Deployment(
+        group=group,
+        label=dep.label(group),
+        provider=dep.provider,
+        model=dep.model,
+        api_base=dep.effective_api_base(),
+        api_key=api_key,
+        api_version=dep.api_version or DEFAULT_AZURE_API_VERSION,
+        azure_ad_token=token,
+        timeout=dep.timeout,
+        max_connections=dep.max_connections,
+        extra_headers=dict(dep.extra_headers),
+        allow_client_api_base=dep.allow_client_api_base,
+    )
+
+
+# Model ids registered when no config file is given. Deliberately few: a team that needs
+# more writes a config file.
+_ENV_DEFAULTS: dict[str, tuple[ProviderName, list[str]]] = {
+    "OPENAI_API_KEY": ("openai", ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]),
+    "ANTHROPIC_API_KEY": ("anthropic", ["claude-sonnet-4-5", "claude-haiku-4-5"]),
+    "GEMINI_API_KEY": ("gemini", ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-embedding-001"]),
+}
+
+
+def default_models_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """One group per well-known model for each provider whose standard key variable is set."""
+    groups: list[dict[str, Any]] = []
+    for variable, (provider, models) in _ENV_DEFAULTS.items():
+        if not env.get(variable):
+            continue
+        base_var = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}.get(provider)
+        for model in models:
+            dep: dict[str, Any] = {
+                "provider": provider,
+                "model": model,
+                "api_key": f"os.environ/{variable}",
+            }
+            if base_var and env.get(base_var):
+                dep["api_base"] = env[base_var]
+            groups.append({"name": model, "deployments": [dep]})
+    if env.get("AZURE_OPENAI_API_KEY") and env.get("AZURE_OPENAI_ENDPOINT"):
+        deployment = env.get("AZURE_OPENAI_DEPLOYMENT", "gpt-4o-mini")
+        groups.append(
+            {
+                "name": f"azure/{deployment}"
+                if any(g["name"] == deployment for g in groups)
+                else deployment,
+                "deployments": [
+                    {
+                        "provider": "azure",
+                        "model": deployment,
+                        "api_base": env["AZURE_OPENAI_ENDPOINT"],
+                        "api_key": "os.environ/AZURE_OPENAI_API_KEY",
+                        "api_version": env.get("OPENAI_API_VERSION", DEFAULT_AZURE_API_VERSION),
+                    }
+                ],
+            }
+        )
+    return {"models": groups}

@@ -1,0 +1,160 @@
+"""Parley's exception tree.
+
+Every failure a client can see is a ``ParleyError``; each class knows its HTTP status and the
+OpenAI error ``type``/``code`` so the API layer renders them without a lookup table::
+
+    ParleyError
+    ├── InvalidRequest            400 invalid_request_error
+    │   ├── UnsupportedParameter  400 (param the provider cannot honour, drop_params off)
+    │   └── RequestTooLarge       413
+    ├── AuthenticationFailed      401
+    ├── ModelNotFound             404 model_not_found
+    ├── ConfigError               (startup only; never rendered to a client)
+    └── UpstreamError             the provider failed; status mirrors what it said
+        ├── UpstreamStatusError   upstream answered 4xx/5xx (429 keeps Retry-After)
+        ├── UpstreamTimeout       504
+        ├── UpstreamUnavailable   502 (connection refused/reset, DNS)
+        └── UpstreamProtocolError 502 (malformed body or stream)
+
+Foreign exceptions (aiohttp, msgspec, ...) are translated at the boundary that caught them,
+with ``raise ... from exc``; nothing from a library leaks above ``providers/``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ParleyError(Exception):
+    """Root of every error Parley raises on purpose."""
+
+    status_code: int = 500
+    error_type: str = "api_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers: dict[str, str] = headers or {}
+
+    def to_body(self) -> dict[str, object]:
+        """The OpenAI error envelope for this error."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequest(ParleyError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class UnsupportedParameter(InvalidRequest):
+    code = "unsupported_parameter"
+
+
+class RequestTooLarge(InvalidRequest):
+    status_code = 413
+    code = "request_too_large"
+
+
+class AuthenticationFailed(ParleyError):
+    status_code = 401
+    error_type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class ModelNotFound(ParleyError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class ConfigError(ParleyError):
+    """The configuration is unusable; raised at startup or by ``parley check-config``."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(errors))
+        self.errors = errors
+
+
+class UpstreamError(ParleyError):
+    """The upstream provider failed; ``deployment`` names which one (never its secrets)."""
+
+    status_code = 502
+    error_type = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        deployment: str = "",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code, headers=headers)
+        self.deployment = deployment
+
+
+class UpstreamStatusError(UpstreamError):
+    """The upstream answered with an HTTP error; we keep its status and its words."""
+
+    _TYPES: ClassVar[dict[int, str]] = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        408: "timeout_error",
+        413: "invalid_request_error",
+        422: "invalid_request_error",
+        429: "rate_limit_error",
+    }
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        deployment: str = "",
+        error_type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        headers = {"Retry-After": retry_after} if retry_after else None
+        super().__init__(message, deployment=deployment, param=param, code=code, headers=headers)
+        self.status_code = status
+        self.error_type = error_type or self._TYPES.get(status, "upstream_error")
+        self.retry_after = retry_after
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code = 504
+    error_type = "timeout_error"
+    code = "upstream_timeout"
+
+
+class UpstreamUnavailable(UpstreamError):
+    status_code = 502
+    code = "upstream_unavailable"
+
+
+class UpstreamProtocolError(UpstreamError):
+    status_code = 502
+    code = "upstream_protocol_error"

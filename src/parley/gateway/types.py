@@ -1,0 +1,303 @@
+"""Parley's typed view of the OpenAI wire format.
+
+These are msgspec Structs because they sit on the hot path: a request body is decoded and
+validated in one pass (several times faster than a pydantic round trip), and responses are
+encoded without building intermediate dicts. Provider adapters translate to and from these
+types; nothing outside ``providers/`` sees a provider's own wire shape.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+# --- request: content parts -------------------------------------------------------------
+
+
+class ImageURL(Struct, omit_defaults=True):
+    url: str
+    detail: str | None = None
+
+
+class TextPart(Struct, tag="text", tag_field="type", omit_defaults=True):
+    text: str
+
+
+class ImagePart(Struct, tag="image_url", tag_field="type", omit_defaults=True):
+    image_url: ImageURL
+
+
+ContentPart = TextPart | ImagePart
+TextContent = str | list[TextPart]
+
+
+class FunctionCall(Struct):
+    name: str
+    arguments: str
+
+
+class ToolCall(Struct):
+    id: str
+    function: FunctionCall
+    type: Literal["function"] = "function"
+
+
+# --- request: messages (tagged by role) ---------------------------------------------------
+
+
+class SystemMessage(Struct, tag="system", tag_field="role", omit_defaults=True):
+    content: TextContent
+    name: str | None = None
+
+
+class DeveloperMessage(Struct, tag="developer", tag_field="role", omit_defaults=True):
+    content: TextContent
+    name: str | None = None
+
+
+class UserMessage(Struct, tag="user", tag_field="role", omit_defaults=True):
+    content: str | list[ContentPart]
+    name: str | None = None
+
+
+class AssistantMessage(Struct, tag="assistant", tag_field="role", omit_defaults=True):
+    content: TextContent | None = None
+    tool_calls: list[ToolCall] | None = None
+    name: str | None = None
+    refusal: str | None = None
+
+
+class ToolMessage(Struct, tag="tool", tag_field="role", omit_defaults=True):
+    content: TextContent
+    tool_call_id: str
+
+
+Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
+
+
+# --- request: tools and formats -------------------------------------------------------------
+
+
+class FunctionDef(Struct, omit_defaults=True):
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(Struct, omit_defaults=True):
+    function: FunctionDef
+    type: Literal["function"] = "function"
+
+
+class ToolChoiceFunction(Struct):
+    name: str
+
+
+class NamedToolChoice(Struct):
+    function: ToolChoiceFunction
+    type: Literal["function"] = "function"
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
+class JSONSchemaSpec(Struct, omit_defaults=True):
+    name: str
+    schema: dict[str, Any] | None = None
+    description: str | None = None
+    strict: bool | None = None
+
+
+class TextFormat(Struct, tag="text", tag_field="type"):
+    pass
+
+
+class JSONObjectFormat(Struct, tag="json_object", tag_field="type"):
+    pass
+
+
+class JSONSchemaFormat(Struct, tag="json_schema", tag_field="type"):
+    json_schema: JSONSchemaSpec
+
+
+ResponseFormat = TextFormat | JSONObjectFormat | JSONSchemaFormat
+
+
+class StreamOptions(Struct, omit_defaults=True):
+    include_usage: bool = False
+
+
+Temperature = Annotated[float, Meta(ge=0, le=2)]
+UnitInterval = Annotated[float, Meta(ge=0, le=1)]
+Penalty = Annotated[float, Meta(ge=-2, le=2)]
+PositiveInt = Annotated[int, Meta(ge=1)]
+
+
+class ChatRequest(Struct, omit_defaults=True):
+    """A ``POST /v1/chat/completions`` body. Unknown fields are ignored, as OpenAI does."""
+
+    model: Annotated[str, Meta(min_length=1)]
+    messages: Annotated[list[Message], Meta(min_length=1)]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: Temperature | None = None
+    top_p: UnitInterval | None = None
+    max_tokens: PositiveInt | None = None
+    max_completion_tokens: PositiveInt | None = None
+    stop: str | list[str] | None = None
+    n: Annotated[int, Meta(ge=1, le=128)] | None = None
+    seed: int | None = None
+    user: str | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    logit_bias: dict[str, float] | None = None
+    # Per-request upstream override: refused unless an admin allowed it for the deployment
+    # (SSRF guard); never forwarded upstream.
+    api_base: str | None = None
+    base_url: str | None = None
+
+    @property
+    def output_limit(self) -> int | None:
+        """The client's cap on generated tokens, whichever spelling it used."""
+        return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+class Usage(Struct):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ResponseMessage(Struct):
+    content: str | None = None
+    role: str = "assistant"
+    tool_calls: list[ToolCall] | None = None
+    refusal: str | None = None
+
+
+class Choice(Struct):
+    index: int
+    message: ResponseMessage
+    finish_reason: str | None
+    logprobs: Any = None
+
+
+class ChatCompletion(Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage | None = None
+    object: str = "chat.completion"
+    system_fingerprint: str | None = None
+
+
+class FunctionDelta(Struct, omit_defaults=True):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(Struct, omit_defaults=True):
+    index: int
+    id: str | None = None
+    type: str | None = None
+    function: FunctionDelta | None = None
+
+
+class Delta(Struct, omit_defaults=True):
+    role: str | None = None
+    content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+    refusal: str | None = None
+
+
+class ChunkChoice(Struct):
+    index: int
+    delta: Delta
+    finish_reason: str | None = None
+    logprobs: Any = None
+
+
+class ChatCompletionChunk(Struct):
+    id: str
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    object: str = "chat.completion.chunk"
+    system_fingerprint: str | None = None
+
+
+# --- embeddings ----------------------------------------------------------------------------
+
+
+class EmbeddingRequest(Struct, omit_defaults=True):
+    model: Annotated[str, Meta(min_length=1)]
+    # str | list[str] | list[int] | list[list[int]]; msgspec allows one array type per union,
+    # so the list is checked by ``texts()``.
+    input: str | list[Any]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: PositiveInt | None = None
+    user: str | None = None
+
+    def texts(self) -> list[str]:
+        """The inputs as strings; token-id inputs are refused (no tokenizer per model here)."""
+        if isinstance(self.input, str):
+            return [self.input]
+        if not self.input:
+            raise ValueError("input must not be empty")
+        if all(isinstance(item, str) for item in self.input):
+            return list(self.input)
+        raise ValueError(
+            "input must be a string or a list of strings; token arrays are not supported"
+        )
+
+
+class EmbeddingResult(Struct):
+    """What a provider returns: vectors in input order, and usage when the upstream counts it."""
+
+    vectors: list[list[float]]
+    model: str
+    prompt_tokens: int | None = None
+
+
+class ModelCard(Struct):
+    id: str
+    created: int
+    owned_by: str = "parley"
+    object: str = "model"
+
+
+def decode_chat_request(body: bytes) -> ChatRequest:
+    return msgspec.json.decode(body, type=ChatRequest)
+
+
+def decode_embedding_request(body: bytes) -> EmbeddingRequest:
+    return msgspec.json.decode(body, type=EmbeddingRequest)
+
+
+def text_of(content: str | list[TextPart] | list[ContentPart] | None) -> str:
+    """Concatenate the text of a message's content, ignoring non-text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.text for part in content if isinstance(part, TextPart))

@@ -1,0 +1,85 @@
+"""Prometheus metrics, one registry per app instance (tests build several apps per process)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from parley.config.loader import Deployment
+from parley.errors import ParleyError
+from parley.gateway.types import Usage
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "parley_http_requests",
+            "HTTP requests answered",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "parley_http_request_seconds",
+            "Time to response headers",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.overhead_seconds = Histogram(
+            "parley_overhead_seconds",
+            "Time spent in Parley, excluding upstream calls",
+            ["route"],
+            buckets=_OVERHEAD_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_requests = Counter(
+            "parley_upstream_requests",
+            "Calls to upstream deployments",
+            ["deployment", "provider", "outcome"],
+            registry=self.registry,
+        )
+        self.upstream_seconds = Histogram(
+            "parley_upstream_seconds",
+            "Upstream time to response headers",
+            ["deployment", "provider"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "parley_tokens",
+            "Tokens processed",
+            ["model_group", "deployment", "kind"],
+            registry=self.registry,
+        )
+
+    @contextlib.contextmanager
+    def upstream_call(self, deployment: Deployment) -> Iterator[None]:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            yield
+        except ParleyError as exc:
+            outcome = str(exc.status_code)
+            raise
+        except BaseException:
+            outcome = "error"
+            raise
+        finally:
+            self.upstream_requests.labels(deployment.label, deployment.provider, outcome).inc()
+            self.upstream_seconds.labels(deployment.label, deployment.provider).observe(
+                time.perf_counter() - started
+            )
+
+    def record_tokens(self, group: str, deployment: str, usage: Usage) -> None:
+        self.tokens.labels(group, deployment, "prompt").inc(usage.prompt_tokens)
+        self.tokens.labels(group, deployment, "completion").inc(usage.completion_tokens)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,57 @@
+"""Keep secrets out of logs and error bodies.
+
+Two nets: every configured secret value (registered at startup) is replaced wherever it
+appears, and common credential shapes (bearer tokens, provider key prefixes) are masked
+even when Parley never saw them configured (an upstream echoing a client's key, say).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "***"
+_PATTERNS = re.compile(
+    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"
+    r"|\b(sk-(?:proj-|ant-)?[A-Za-z0-9_-]{8,})"
+    r"|\b(pk-[A-Za-z0-9_-]{8,})"
+    r"|\b(AIza[0-9A-Za-z_-]{20,})"
+)
+
+
+class Redactor:
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._literal: re.Pattern[str] | None = None
+
+    def register(self, values: Iterable[str]) -> None:
+        # Very short values would mask ordinary words; real keys are long.
+        self._secrets.update(v for v in values if len(v) >= 6)
+        if self._secrets:
+            ordered = sorted(self._secrets, key=len, reverse=True)
+            self._literal = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def scrub(self, text: str) -> str:
+        if self._literal is not None:
+            text = self._literal.sub(MASK, text)
+        return _PATTERNS.sub(_mask_match, text)
+
+    def scrub_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self.scrub_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.scrub_value(v) for v in value)
+        return value
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    if match.group(1):
+        return match.group(1) + MASK
+    return MASK
+
+
+# One per process: structlog's configuration is process-wide too.
+redactor = Redactor()

@@ -1,0 +1,120 @@
+"""The one small interface every provider adapter implements, and helpers they share."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
+
+import msgspec
+
+from parley.config.loader import Deployment
+from parley.errors import UpstreamProtocolError, UpstreamStatusError
+from parley.gateway.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    EmbeddingRequest,
+    EmbeddingResult,
+)
+from parley.observability.redact import redactor
+from parley.providers.http import RawResponse
+
+ChunkStream = AsyncIterator[ChatCompletionChunk]
+
+
+class Provider(Protocol):
+    """An upstream API, seen through Parley's types.
+
+    ``open_stream`` is an async context manager: entering it sends the request and returns
+    once the upstream accepted it (HTTP status known), so failures before the first byte
+    can still become a proper HTTP error; iterating yields OpenAI-shaped chunks; leaving it
+    closes the upstream connection (which is how a disconnected client cancels upstream).
+    """
+
+    deployment: Deployment
+    unsupported_params: frozenset[str]
+
+    async def complete(self, request: ChatRequest) -> ChatCompletion: ...
+
+    def open_stream(
+        self, request: ChatRequest
+    ) -> contextlib.AbstractAsyncContextManager[ChunkStream]: ...
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult: ...
+
+
+def new_completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def decode_json(raw: bytes, deployment: str) -> Any:
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise UpstreamProtocolError(
+            f"upstream {deployment} sent a body that is not valid JSON", deployment=deployment
+        ) from exc
+
+
+def raise_for_status(status: int, headers: Mapping[str, str], body: bytes, deployment: str) -> None:
+    """Map an upstream HTTP error faithfully: same status, its message, Retry-After kept.
+
+    Understands the error envelopes of OpenAI (``error.message/type/code/param``),
+    Anthropic (``{"type":"error","error":{"type","message"}}``) and Gemini
+    (``error.code/message/status``).
+    """
+    if status < 400:
+        return
+    message, error_type, code, param = _parse_error(body)
+    message = redactor.scrub(message)  # upstreams echo (parts of) keys in auth errors
+    raise UpstreamStatusError(
+        status,
+        f"upstream {deployment} returned {status}: {message}",
+        deployment=deployment,
+        error_type=error_type,
+        code=code,
+        param=param,
+        retry_after=headers.get("Retry-After"),
+    )
+
+
+def _parse_error(body: bytes) -> tuple[str, str | None, str | None, str | None]:
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        text = body.decode("utf-8", errors="replace").strip()[:500]
+        return text or "(empty body)", None, None, None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message") or "(no message)")
+        raw_type = error.get("type")
+        code = error.get("code") if isinstance(error.get("code"), str) else None
+        code = code or (error.get("status") if isinstance(error.get("status"), str) else None)
+        param = error.get("param") if isinstance(error.get("param"), str) else None
+        return message, raw_type if isinstance(raw_type, str) else None, code, param
+    if isinstance(error, str):
+        return error, None, None, None
+    return str(data)[:500], None, None, None
+
+
+def check_response(resp: RawResponse, deployment: str) -> Any:
+    raise_for_status(resp.status, resp.headers, resp.body, deployment)
+    return decode_json(resp.body, deployment)
+
+
+def json_body(payload: Any) -> bytes:
+    return msgspec.json.encode(payload)
+
+
+def stream_ended_early(deployment: str) -> UpstreamProtocolError:
+    return UpstreamProtocolError(
+        f"upstream {deployment} ended the stream before it was complete",
+        deployment=deployment,
+    )

@@ -1,0 +1,27 @@
+"""Build the adapter for a deployment, on the shared upstream pool."""
+
+from __future__ import annotations
+
+from parley.config.loader import Deployment
+from parley.providers.anthropic import AnthropicProvider
+from parley.providers.azure import AzureOpenAIProvider
+from parley.providers.base import Provider
+from parley.providers.gemini import GeminiProvider
+from parley.providers.http import UpstreamPool
+from parley.providers.openai import OpenAIProvider
+from parley.providers.openai_compatible import OpenAICompatibleProvider
+
+_ADAPTERS: dict[str, type[OpenAIProvider] | type[AnthropicProvider] | type[GeminiProvider]] = {
+    "openai": OpenAIProvider,
+    "azure": AzureOpenAIProvider,
+    "openai_compatible": OpenAICompatibleProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+}
+
+
+def build_provider(deployment: Deployment, pool: UpstreamPool) -> Provider:
+    client = pool.client_for(
+        deployment.api_base, deployment.timeout, deployment.max_connections, deployment.label
+    )
+    return _ADAPTERS[deployment.provider](deployment, client)

@@ -1,0 +1,147 @@
+"""OpenAI Chat Completions and Embeddings: Parley's own types are this wire format.
+
+The adapter's work is small: point at the deployment's model, always ask upstream for
+usage in streams (so accounting never has to guess), and validate what comes back.
+Azure and OpenAI-compatible servers reuse it with other URLs and headers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from parley.config.loader import Deployment
+from parley.errors import UpstreamProtocolError, UpstreamStatusError
+from parley.gateway.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    EmbeddingRequest,
+    EmbeddingResult,
+    StreamOptions,
+)
+from parley.providers.base import (
+    ChunkStream,
+    check_response,
+    json_body,
+    raise_for_status,
+    stream_ended_early,
+)
+from parley.providers.http import StreamingResponse, UpstreamClient
+from parley.providers.sse import iter_sse
+
+_chunk_decoder = msgspec.json.Decoder(ChatCompletionChunk)
+_completion_decoder = msgspec.json.Decoder(ChatCompletion)
+
+
+class OpenAIProvider:
+    unsupported_params: frozenset[str] = frozenset()
+
+    def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
+        self.deployment = deployment
+        self._client = client
+        self._base = deployment.api_base
+
+    # --- hooks Azure and compatible servers override ---------------------------------
+
+    def _url(self, operation: str) -> str:
+        return f"{self._base}/{operation}"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.deployment.extra_headers}
+        if self.deployment.api_key is not None:
+            headers["Authorization"] = f"Bearer {self.deployment.api_key.reveal()}"
+        return headers
+
+    def _chat_body(self, request: ChatRequest) -> bytes:
+        return json_body(msgspec.structs.replace(request, model=self.deployment.model))
+
+    # --- Provider ----------------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest) -> ChatCompletion:
+        request = msgspec.structs.replace(request, stream=False, stream_options=None)
+        resp = await self._client.post(
+            self._url("chat/completions"), self._headers(), self._chat_body(request)
+        )
+        raise_for_status(resp.status, resp.headers, resp.body, self._client.deployment)
+        try:
+            return _completion_decoder.decode(resp.body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise UpstreamProtocolError(
+                f"upstream {self._client.deployment} sent an unexpected completion: {exc}",
+                deployment=self._client.deployment,
+            ) from exc
+
+    @contextlib.asynccontextmanager
+    async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChunkStream]:
+        request = msgspec.structs.replace(
+            request, stream=True, stream_options=StreamOptions(include_usage=True)
+        )
+        async with self._client.open_stream(
+            self._url("chat/completions"), self._headers(), self._chat_body(request)
+        ) as upstream:
+            if upstream.status >= 400:
+                raise_for_status(
+                    upstream.status,
+                    upstream.headers,
+                    await upstream.read_all(),
+                    self._client.deployment,
+                )
+            yield self._chunks(upstream)
+
+    async def _chunks(self, upstream: StreamingResponse) -> ChunkStream:
+        async for event in iter_sse(upstream.lines()):
+            if event.data == "[DONE]":
+                return
+            try:
+                yield _chunk_decoder.decode(event.data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise _stream_error(event.data, upstream.deployment) from exc
+        raise stream_ended_early(upstream.deployment)
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        payload: dict[str, Any] = {
+            "model": self.deployment.model,
+            "input": request.input,
+            "encoding_format": "float",
+        }
+        if request.dimensions is not None:
+            payload["dimensions"] = request.dimensions
+        if request.user is not None:
+            payload["user"] = request.user
+        resp = await self._client.post(self._url("embeddings"), self._headers(), json_body(payload))
+        data = check_response(resp, self._client.deployment)
+        try:
+            rows = sorted(data["data"], key=lambda row: row["index"])
+            vectors = [list(map(float, row["embedding"])) for row in rows]
+            usage = data.get("usage") or {}
+            return EmbeddingResult(
+                vectors, str(data.get("model", self.deployment.model)), usage.get("prompt_tokens")
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UpstreamProtocolError(
+                f"upstream {self._client.deployment} sent unexpected embeddings",
+                deployment=self._client.deployment,
+            ) from exc
+
+
+def _stream_error(data: str, deployment: str) -> Exception:
+    """An undecodable chunk is either the upstream reporting an error in-band or garbage."""
+    try:
+        parsed = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+        error = parsed["error"]
+        return UpstreamStatusError(
+            502,
+            f"upstream {deployment} failed mid-stream: {error.get('message', '')}",
+            deployment=deployment,
+            error_type=str(error.get("type") or "upstream_error"),
+        )
+    return UpstreamProtocolError(
+        f"upstream {deployment} sent a malformed stream chunk", deployment=deployment
+    )

@@ -1,0 +1,347 @@
+"""A fake upstream speaking OpenAI, Azure OpenAI, Anthropic and Gemini at their real paths.
+
+In-process (``async with FakeUpstream() as fake: fake.url``) on a free loopback port, or as
+``python -m parley.testing.fake_upstream --port N`` for benchmarks. Scripts latency, time to
+first token, HTTP errors with ``Retry-After``, connection resets and malformed chunks
+mid-stream (see ``scenario`` for the model-name directives), counts calls, and records
+streams whose client went away (``disconnects``).
+
+Keys: any non-empty key is accepted except ones starting with ``bad``, which get a 401 whose
+message echoes the key, as real providers partly do, so tests can prove Parley scrubs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from parley.testing import scenario
+from parley.testing.formats import (
+    AnthropicFormat,
+    GeminiFormat,
+    OpenAIFormat,
+    Parsed,
+    WireFormat,
+)
+from parley.testing.scenario import Behaviour
+
+_OPENAI = OpenAIFormat()
+_ANTHROPIC = AnthropicFormat()
+_GEMINI = GeminiFormat()
+
+
+@dataclass(slots=True)
+class Call:
+    family: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeUpstream:
+    host: str = "127.0.0.1"
+    port: int = 0
+    defaults: Behaviour = field(default_factory=Behaviour)
+    calls: list[Call] = field(default_factory=list)
+    disconnects: int = 0
+    _faults: deque[Behaviour] = field(default_factory=deque)
+    _runner: web.AppRunner | None = None
+    _disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> str:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._openai_chat)
+        app.router.add_post("/v1/embeddings", self._openai_embeddings)
+        app.router.add_get("/v1/models", self._openai_models)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure_chat)
+        app.router.add_post("/openai/deployments/{deployment}/embeddings", self._azure_embeddings)
+        app.router.add_post("/v1/messages", self._anthropic_messages)
+        app.router.add_post("/v1beta/models/{model_action}", self._gemini)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self.port = server.sockets[0].getsockname()[1]
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeUpstream:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # --- scripting -----------------------------------------------------------------------
+
+    def fail_next(self, behaviour: Behaviour) -> None:
+        """The next call (any family) behaves like this, whatever its model name says."""
+        self._faults.append(behaviour)
+
+    async def wait_for_disconnect(self, seconds: float = 5.0) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._disconnected.wait()
+        return self._disconnected.is_set()
+
+    def calls_to(self, family: str) -> list[Call]:
+        return [c for c in self.calls if c.family == family]
+
+    # --- handlers ------------------------------------------------------------------------
+
+    async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self._check_bearer(request, _OPENAI, optional=True)) is not None:
+            return denied
+        return await self._chat(request, "openai", _OPENAI, None)
+
+    async def _azure_chat(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self._check_azure(request)) is not None:
+            return denied
+        return await self._chat(request, "azure", _OPENAI, request.match_info["deployment"])
+
+    async def _anthropic_messages(self, request: web.Request) -> web.StreamResponse:
+        if not request.headers.get("anthropic-version"):
+            return _json(_ANTHROPIC.error(400, "anthropic-version: header is required"), 400)
+        if (
+            denied := self._check_key(request, _ANTHROPIC, request.headers.get("x-api-key"))
+        ) is not None:
+            return denied
+        return await self._chat(request, "anthropic", _ANTHROPIC, None)
+
+    async def _gemini(self, request: web.Request) -> web.StreamResponse:
+        model, _, action = request.match_info["model_action"].partition(":")
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
+        if (denied := self._check_key(request, _GEMINI, key)) is not None:
+            return denied
+        if action == "generateContent":
+            return await self._chat(request, "gemini", _GEMINI, model, force_stream=False)
+        if action == "streamGenerateContent":
+            if request.query.get("alt") != "sse":
+                return _json(_GEMINI.error(400, "this fake streams only with alt=sse"), 400)
+            return await self._chat(request, "gemini", _GEMINI, model, force_stream=True)
+        if action == "batchEmbedContents":
+            return await self._gemini_embeddings(request, model)
+        return _json(_GEMINI.error(404, f"unknown method {action}"), 404)
+
+    async def _chat(
+        self,
+        request: web.Request,
+        family: str,
+        fmt: WireFormat,
+        path_model: str | None,
+        force_stream: bool | None = None,
+    ) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return _json(fmt.error(400, "request body is not valid JSON"), 400)
+        self.calls.append(Call(family, request.path_qs, dict(request.headers), body))
+        try:
+            parsed = fmt.read(body, path_model)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            return _json(fmt.error(400, f"invalid request: {exc}"), 400)
+        if force_stream is not None:
+            parsed.stream = force_stream
+        behaviour = (
+            self._faults.popleft()
+            if self._faults
+            else scenario.parse_model(parsed.model, self.defaults)
+        )
+        await asyncio.sleep(behaviour.latency)
+        if behaviour.status is not None:
+            headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else None
+            return _json(
+                fmt.error(behaviour.status, f"fake upstream error {behaviour.status}"),
+                behaviour.status,
+                headers,
+            )
+        answer = scenario.answer(parsed.conversation, behaviour)
+        if not parsed.stream:
+            return _json(fmt.complete(parsed, answer), 200)
+        return await self._stream(request, fmt.frames(parsed, answer), behaviour, parsed)
+
+    async def _stream(
+        self, request: web.Request, frames: list[bytes], behaviour: Behaviour, parsed: Parsed
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        try:
+            await self._sleep(request, behaviour.ttft)
+            for index, frame in enumerate(frames):
+                if behaviour.cut_after is not None and index >= behaviour.cut_after:
+                    assert request.transport is not None
+                    request.transport.abort()  # a reset, not a clean end of the chunked body
+                    return response
+                if behaviour.malformed_after is not None and index == behaviour.malformed_after:
+                    await response.write(b'data: {"choices": [{"delta": {"content": \n\n')
+                    continue
+                if index and behaviour.chunk_delay:
+                    await self._sleep(request, behaviour.chunk_delay)
+                await response.write(frame)
+            await response.write_eof()
+        except (ConnectionResetError, ConnectionError):
+            self._note_disconnect()
+        return response
+
+    async def _sleep(self, request: web.Request, seconds: float) -> None:
+        """Sleep, but notice promptly when the client hangs up meanwhile."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while (left := end - loop.time()) > 0:
+            if request.transport is None or request.transport.is_closing():
+                raise ConnectionResetError("client went away")
+            await asyncio.sleep(min(0.02, left))
+        if request.transport is None or request.transport.is_closing():
+            raise ConnectionResetError("client went away")
+
+    def _note_disconnect(self) -> None:
+        self.disconnects += 1
+        self._disconnected.set()
+
+    async def _openai_embeddings(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self._check_bearer(request, _OPENAI, optional=True)) is not None:
+            return denied
+        return await self._embeddings(request, "openai")
+
+    async def _azure_embeddings(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self._check_azure(request)) is not None:
+            return denied
+        return await self._embeddings(request, "azure")
+
+    async def _embeddings(self, request: web.Request, family: str) -> web.StreamResponse:
+        body = await request.json()
+        self.calls.append(Call(family, request.path_qs, dict(request.headers), body))
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dims = int(body.get("dimensions") or 16)
+        data = [
+            {"object": "embedding", "index": i, "embedding": scenario.embedding(str(text), dims)}
+            for i, text in enumerate(inputs)
+        ]
+        words = sum(scenario.count_words(str(t)) for t in inputs)
+        return _json(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model", family),
+                "usage": {"prompt_tokens": words, "total_tokens": words},
+            },
+            200,
+        )
+
+    async def _gemini_embeddings(self, request: web.Request, model: str) -> web.StreamResponse:
+        body = await request.json()
+        self.calls.append(Call("gemini", request.path_qs, dict(request.headers), body))
+        vectors = []
+        for item in body["requests"]:
+            if item.get("model") != f"models/{model}":
+                return _json(_GEMINI.error(400, "request model does not match the URL"), 400)
+            text = "".join(p.get("text", "") for p in item["content"]["parts"])
+            vectors.append(
+                {"values": scenario.embedding(text, int(item.get("outputDimensionality") or 16))}
+            )
+        return _json({"embeddings": vectors}, 200)
+
+    async def _openai_models(self, request: web.Request) -> web.StreamResponse:
+        return _json(
+            {
+                "object": "list",
+                "data": [
+                    {"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "fake"}
+                ],
+            },
+            200,
+        )
+
+    # --- auth ----------------------------------------------------------------------------
+
+    def _check_bearer(
+        self, request: web.Request, fmt: WireFormat, *, optional: bool
+    ) -> web.Response | None:
+        header = request.headers.get("Authorization", "")
+        if not header and optional:
+            return None
+        return self._check_key(request, fmt, header.removeprefix("Bearer ").strip())
+
+    def _check_azure(self, request: web.Request) -> web.Response | None:
+        if not request.query.get("api-version"):
+            return _json(_OPENAI.error(400, "Missing required query parameter: api-version"), 400)
+        key = request.headers.get("api-key") or request.headers.get(
+            "Authorization", ""
+        ).removeprefix("Bearer ")
+        return self._check_key(request, _OPENAI, key)
+
+    def _check_key(
+        self, request: web.Request, fmt: WireFormat, key: str | None
+    ) -> web.Response | None:
+        if not key:
+            return _json(fmt.error(401, "no API key provided"), 401)
+        if key.startswith("bad"):
+            return _json(fmt.error(401, f"Incorrect API key provided: {key}"), 401)
+        return None
+
+
+def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(payload, status=status, headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def running(**kwargs: Any) -> AsyncIterator[FakeUpstream]:
+    fake = FakeUpstream(**kwargs)
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fake LLM upstream for tests and benchmarks")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before headers")
+    parser.add_argument("--ttft", type=float, default=0.0, help="seconds to first chunk")
+    parser.add_argument("--chunk-delay", type=float, default=0.0)
+    parser.add_argument("--tokens", type=int, default=None, help="words per answer")
+    args = parser.parse_args(argv)
+    defaults = Behaviour(
+        latency=args.latency, ttft=args.ttft, chunk_delay=args.chunk_delay, tokens=args.tokens
+    )
+
+    async def serve() -> None:
+        fake = FakeUpstream(host=args.host, port=args.port, defaults=defaults)
+        await fake.start()
+        print(f"fake upstream listening on {fake.url}", flush=True)  # noqa: T201
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await fake.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

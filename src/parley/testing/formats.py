@@ -1,0 +1,431 @@
+"""Each provider's documented wire format, as the fake upstream speaks it.
+
+A format reads a request body into a provider-neutral ``Conversation`` and renders an
+``Answer`` as a complete response, as a list of SSE frames, or as an error envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from parley.testing.scenario import Answer, Conversation, count_words
+
+
+@dataclass(slots=True)
+class Parsed:
+    conversation: Conversation
+    model: str
+    stream: bool
+    include_usage: bool
+    n: int = 1
+
+
+def _frame(data: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _split_args(args: dict[str, Any]) -> list[str]:
+    text = json.dumps(args, separators=(",", ":"))
+    middle = len(text) // 2
+    return [text[:middle], text[middle:]]
+
+
+class WireFormat(Protocol):
+    def read(self, body: dict[str, Any], path_model: str | None) -> Parsed: ...
+    def complete(self, parsed: Parsed, answer: Answer) -> dict[str, Any]: ...
+    def frames(self, parsed: Parsed, answer: Answer) -> list[bytes]: ...
+    def error(self, status: int, message: str) -> dict[str, Any]: ...
+
+
+class OpenAIFormat:
+    _TYPES: ClassVar[dict[int, str]] = {
+        400: "invalid_request_error",
+        401: "invalid_request_error",
+        404: "invalid_request_error",
+        429: "rate_limit_exceeded",
+    }
+
+    def read(self, body: dict[str, Any], path_model: str | None) -> Parsed:
+        messages = body["messages"]
+        last_user = next((m for m in reversed(messages) if m["role"] == "user"), {"content": ""})
+        tool_result = _text(messages[-1].get("content")) if messages[-1]["role"] == "tool" else None
+        tools = [
+            {"name": t["function"]["name"], "schema": t["function"].get("parameters")}
+            for t in body.get("tools") or []
+        ]
+        choice = body.get("tool_choice")
+        forced = choice["function"]["name"] if isinstance(choice, dict) else None
+        fmt = body.get("response_format") or {}
+        schema = (
+            (fmt.get("json_schema") or {}).get("schema")
+            if fmt.get("type") == "json_schema"
+            else None
+        )
+        conv = Conversation(
+            last_user_text=_text(last_user["content"]),
+            prompt_words=sum(count_words(_text(m.get("content"))) for m in messages),
+            tools=tools,
+            forced_tool=forced,
+            tool_result=tool_result,
+            json_schema=schema,
+            json_mode=fmt.get("type") in ("json_object", "json_schema"),
+            tools_disabled=choice == "none",
+        )
+        return Parsed(
+            conv,
+            path_model or body["model"],
+            bool(body.get("stream")),
+            bool((body.get("stream_options") or {}).get("include_usage")),
+            int(body.get("n") or 1),
+        )
+
+    def _usage(self, parsed: Parsed, answer: Answer) -> dict[str, int]:
+        completion = max(1, len(answer.words))
+        prompt = parsed.conversation.prompt_words
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+    def complete(self, parsed: Parsed, answer: Answer) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
+        finish = "stop"
+        if answer.tool_name:
+            message["tool_calls"] = [
+                {
+                    "id": "call_" + uuid.uuid4().hex[:24],
+                    "type": "function",
+                    "function": {
+                        "name": answer.tool_name,
+                        "arguments": json.dumps(answer.tool_args),
+                    },
+                }
+            ]
+            finish = "tool_calls"
+        return {
+            "id": "chatcmpl-" + uuid.uuid4().hex[:24],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": parsed.model,
+            "choices": [
+                {"index": i, "message": message, "logprobs": None, "finish_reason": finish}
+                for i in range(parsed.n)
+            ],
+            "usage": self._usage(parsed, answer),
+            "system_fingerprint": "fp_fake",
+        }
+
+    def frames(self, parsed: Parsed, answer: Answer) -> list[bytes]:
+        base = {
+            "id": "chatcmpl-" + uuid.uuid4().hex[:24],
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": parsed.model,
+            "system_fingerprint": "fp_fake",
+        }
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            payload = {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+            if parsed.include_usage:
+                payload["usage"] = None
+            return _frame(payload)
+
+        frames = [chunk({"role": "assistant", "content": "", "refusal": None})]
+        if answer.tool_name:
+            frames.append(
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_" + uuid.uuid4().hex[:24],
+                                "type": "function",
+                                "function": {"name": answer.tool_name, "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
+            frames += [
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                for piece in _split_args(answer.tool_args or {})
+            ]
+            frames.append(chunk({}, "tool_calls"))
+        else:
+            frames += [chunk({"content": word}) for word in answer.words]
+            frames.append(chunk({}, "stop"))
+        if parsed.include_usage:
+            frames.append(_frame({**base, "choices": [], "usage": self._usage(parsed, answer)}))
+        frames.append(b"data: [DONE]\n\n")
+        return frames
+
+    def error(self, status: int, message: str) -> dict[str, Any]:
+        error_type = self._TYPES.get(
+            status, "server_error" if status >= 500 else "invalid_request_error"
+        )
+        code = "invalid_api_key" if status == 401 else None
+        return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+class AnthropicFormat:
+    _TYPES: ClassVar[dict[int, str]] = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+        529: "overloaded_error",
+    }
+
+    def read(self, body: dict[str, Any], path_model: str | None) -> Parsed:
+        if "max_tokens" not in body:
+            raise ValueError("max_tokens: Field required")
+        messages = body["messages"]
+        last = messages[-1]
+        tool_result = None
+        last_user_text = ""
+        for message in reversed(messages):
+            if message["role"] != "user":
+                continue
+            blocks = message["content"]
+            if isinstance(blocks, str):
+                last_user_text = blocks
+                break
+            results = [b for b in blocks if b.get("type") == "tool_result"]
+            if results and message is last:
+                tool_result = _text(results[-1].get("content"))
+            texts = [b["text"] for b in blocks if b.get("type") == "text"]
+            if texts:
+                last_user_text = "".join(texts)
+                break
+        tools = [
+            {"name": t["name"], "schema": t.get("input_schema")} for t in body.get("tools") or []
+        ]
+        choice = body.get("tool_choice") or {}
+        conv = Conversation(
+            last_user_text=last_user_text,
+            prompt_words=sum(count_words(_text(m["content"])) for m in messages)
+            + count_words(_text(body.get("system", ""))),
+            tools=tools,
+            forced_tool=choice.get("name") if choice.get("type") == "tool" else None,
+            tool_result=tool_result,
+            json_schema=None,
+            json_mode=False,
+            tools_disabled=choice.get("type") == "none",
+        )
+        return Parsed(conv, body["model"], bool(body.get("stream")), True)
+
+    def complete(self, parsed: Parsed, answer: Answer) -> dict[str, Any]:
+        if answer.tool_name:
+            content = [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_" + uuid.uuid4().hex[:24],
+                    "name": answer.tool_name,
+                    "input": answer.tool_args,
+                }
+            ]
+            stop = "tool_use"
+        else:
+            content = [{"type": "text", "text": answer.text}]
+            stop = "end_turn"
+        return {
+            "id": "msg_" + uuid.uuid4().hex[:24],
+            "type": "message",
+            "role": "assistant",
+            "model": parsed.model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": parsed.conversation.prompt_words,
+                "output_tokens": max(1, len(answer.words)),
+            },
+        }
+
+    def frames(self, parsed: Parsed, answer: Answer) -> list[bytes]:
+        message: dict[str, Any] = {
+            "id": "msg_" + uuid.uuid4().hex[:24],
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": parsed.model,
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": parsed.conversation.prompt_words, "output_tokens": 1},
+        }
+        frames = [_frame({"type": "message_start", "message": message}, "message_start")]
+        if answer.tool_name:
+            block = {
+                "type": "tool_use",
+                "id": "toolu_" + uuid.uuid4().hex[:24],
+                "name": answer.tool_name,
+                "input": {},
+            }
+            deltas = [
+                {"type": "input_json_delta", "partial_json": p}
+                for p in _split_args(answer.tool_args or {})
+            ]
+            stop = "tool_use"
+        else:
+            block = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": w} for w in answer.words]
+            stop = "end_turn"
+        frames.append(
+            _frame(
+                {"type": "content_block_start", "index": 0, "content_block": block},
+                "content_block_start",
+            )
+        )
+        frames.append(_frame({"type": "ping"}, "ping"))
+        frames += [
+            _frame({"type": "content_block_delta", "index": 0, "delta": d}, "content_block_delta")
+            for d in deltas
+        ]
+        frames.append(_frame({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+        frames.append(
+            _frame(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": max(1, len(answer.words))},
+                },
+                "message_delta",
+            )
+        )
+        frames.append(_frame({"type": "message_stop"}, "message_stop"))
+        return frames
+
+    def error(self, status: int, message: str) -> dict[str, Any]:
+        error_type = self._TYPES.get(status, "api_error")
+        return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
+class GeminiFormat:
+    _STATUS: ClassVar[dict[int, str]] = {
+        400: "INVALID_ARGUMENT",
+        401: "UNAUTHENTICATED",
+        403: "PERMISSION_DENIED",
+        404: "NOT_FOUND",
+        429: "RESOURCE_EXHAUSTED",
+        500: "INTERNAL",
+        503: "UNAVAILABLE",
+        504: "DEADLINE_EXCEEDED",
+    }
+
+    def read(self, body: dict[str, Any], path_model: str | None) -> Parsed:
+        contents = body["contents"]
+        last = contents[-1]
+        tool_result = None
+        responses = [p["functionResponse"] for p in last["parts"] if "functionResponse" in p]
+        if responses:
+            response = responses[-1].get("response")
+            tool_result = (
+                response.get("result")
+                if isinstance(response, dict) and "result" in response
+                else json.dumps(response)
+            )
+        user_text = ""
+        for content in reversed(contents):
+            texts = [p["text"] for p in content["parts"] if "text" in p]
+            if content.get("role", "user") == "user" and texts:
+                user_text = "".join(texts)
+                break
+        tools = [
+            {"name": d["name"], "schema": d.get("parameters")}
+            for t in body.get("tools") or []
+            for d in t.get("functionDeclarations", [])
+        ]
+        calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+        allowed = calling.get("allowedFunctionNames") or []
+        config = body.get("generationConfig") or {}
+        json_mode = config.get("responseMimeType") == "application/json"
+        conv = Conversation(
+            last_user_text=user_text,
+            prompt_words=sum(count_words(p.get("text", "")) for c in contents for p in c["parts"]),
+            tools=tools,
+            forced_tool=allowed[0] if calling.get("mode") == "ANY" and allowed else None,
+            tool_result=str(tool_result) if tool_result is not None else None,
+            json_schema=config.get("responseJsonSchema") or config.get("responseSchema"),
+            json_mode=json_mode,
+            tools_disabled=calling.get("mode") == "NONE",
+        )
+        return Parsed(conv, path_model or "", False, True, int(config.get("candidateCount") or 1))
+
+    def _usage(self, parsed: Parsed, answer: Answer) -> dict[str, int]:
+        completion = max(1, len(answer.words))
+        prompt = parsed.conversation.prompt_words
+        return {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": completion,
+            "totalTokenCount": prompt + completion,
+        }
+
+    def _parts(self, answer: Answer) -> list[dict[str, Any]]:
+        if answer.tool_name:
+            return [{"functionCall": {"name": answer.tool_name, "args": answer.tool_args}}]
+        return [{"text": answer.text}]
+
+    def complete(self, parsed: Parsed, answer: Answer) -> dict[str, Any]:
+        return {
+            "candidates": [
+                {
+                    "content": {"role": "model", "parts": self._parts(answer)},
+                    "finishReason": "STOP",
+                    "index": i,
+                }
+                for i in range(parsed.n)
+            ],
+            "usageMetadata": self._usage(parsed, answer),
+            "modelVersion": parsed.model,
+            "responseId": uuid.uuid4().hex[:20],
+        }
+
+    def frames(self, parsed: Parsed, answer: Answer) -> list[bytes]:
+        response_id = uuid.uuid4().hex[:20]
+
+        def frame(parts: list[dict[str, Any]], last: bool) -> bytes:
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+            payload: dict[str, Any] = {
+                "candidates": [candidate],
+                "modelVersion": parsed.model,
+                "responseId": response_id,
+            }
+            if last:
+                candidate["finishReason"] = "STOP"
+                payload["usageMetadata"] = self._usage(parsed, answer)
+            return _frame(payload)
+
+        if answer.tool_name:
+            return [frame(self._parts(answer), True)]
+        words = answer.words or [""]
+        return [frame([{"text": w}], i == len(words) - 1) for i, w in enumerate(words)]
+
+    def error(self, status: int, message: str) -> dict[str, Any]:
+        return {
+            "error": {
+                "code": status,
+                "message": message,
+                "status": self._STATUS.get(status, "INTERNAL"),
+            }
+        }

@@ -1,0 +1,163 @@
+"""What a fake upstream does for one call: timing, faults and the answer's content.
+
+Behaviour comes from three places, later ones winning: the server's defaults, directives in
+the model name (TensorZero-style magic names), and faults queued by a test. Directives are
+joined with ``+``, e.g. ``gpt-4o-mini+ttft-2+stream-cut-3``:
+
+    latency-S        wait S seconds before response headers
+    ttft-S           (streams) wait S seconds after headers before the first chunk
+    chunk-delay-S    (streams) wait S seconds between chunks
+    tokens-N         answer with N words instead of echoing the prompt
+    error-NNN        answer HTTP NNN in the provider's error format
+    rate-limited     429 with Retry-After: 7
+    slow             ttft-5
+    stream-cut[-N]   reset the connection after N chunks (default 2)
+    stream-malformed[-N]  send an unparsable chunk after N chunks (default 2)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import struct
+from dataclasses import dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    latency: float = 0.0
+    ttft: float = 0.0
+    chunk_delay: float = 0.0
+    tokens: int | None = None
+    status: int | None = None
+    retry_after: str | None = None
+    cut_after: int | None = None
+    malformed_after: int | None = None
+
+
+_DIRECTIVE = re.compile(
+    r"^(?P<name>latency|ttft|chunk-delay|tokens|error|stream-cut|stream-malformed)"
+    r"(?:-(?P<value>[0-9.]+))?$"
+)
+
+
+def parse_model(model: str, base: Behaviour) -> Behaviour:
+    behaviour = base
+    for part in model.split("+")[1:] if "+" in model else [model]:
+        if part == "rate-limited":
+            behaviour = replace(behaviour, status=429, retry_after="7")
+            continue
+        if part == "slow":
+            behaviour = replace(behaviour, ttft=5.0)
+            continue
+        match = _DIRECTIVE.match(part)
+        if match is None:
+            continue
+        name, value = match["name"], match["value"]
+        if name == "latency" and value:
+            behaviour = replace(behaviour, latency=float(value))
+        elif name == "ttft" and value:
+            behaviour = replace(behaviour, ttft=float(value))
+        elif name == "chunk-delay" and value:
+            behaviour = replace(behaviour, chunk_delay=float(value))
+        elif name == "tokens" and value:
+            behaviour = replace(behaviour, tokens=int(value))
+        elif name == "error" and value:
+            behaviour = replace(behaviour, status=int(value))
+        elif name == "stream-cut":
+            behaviour = replace(behaviour, cut_after=int(value or 2))
+        elif name == "stream-malformed":
+            behaviour = replace(behaviour, malformed_after=int(value or 2))
+    return behaviour
+
+
+@dataclass(slots=True)
+class Conversation:
+    """The provider-neutral reading of a request that the answer is made from."""
+
+    last_user_text: str
+    prompt_words: int
+    tools: list[dict[str, Any]]  # [{"name", "schema"}]
+    forced_tool: str | None
+    tool_result: str | None  # text of the latest tool result, if the last turn is one
+    json_schema: dict[str, Any] | None
+    json_mode: bool
+    tools_disabled: bool = False
+
+
+@dataclass(slots=True)
+class Answer:
+    text: str | None
+    tool_name: str | None = None
+    tool_args: dict[str, Any] | None = None
+
+    @property
+    def words(self) -> list[str]:
+        if self.text is None:
+            return []
+        parts = self.text.split(" ")
+        return [p + (" " if i < len(parts) - 1 else "") for i, p in enumerate(parts)]
+
+
+def answer(conv: Conversation, behaviour: Behaviour) -> Answer:
+    """Deterministic: a tool call when tools are offered, JSON in JSON mode, else an echo."""
+    if conv.forced_tool is not None:
+        schema = next((t["schema"] for t in conv.tools if t["name"] == conv.forced_tool), None)
+        return Answer(None, conv.forced_tool, example_for(schema, conv.last_user_text))
+    if conv.tools and conv.tool_result is None and not conv.tools_disabled:
+        tool = conv.tools[0]
+        return Answer(None, tool["name"], example_for(tool["schema"], conv.last_user_text))
+    if conv.json_mode:
+        value = example_for(conv.json_schema, conv.last_user_text)
+        return Answer(_dumps(value))
+    if behaviour.tokens is not None:
+        return Answer(" ".join(f"w{i}" for i in range(behaviour.tokens)))
+    if conv.tool_result is not None:
+        return Answer(f"The tool returned: {conv.tool_result}")
+    return Answer(f"You said: {conv.last_user_text}")
+
+
+def example_for(schema: dict[str, Any] | None, text: str) -> dict[str, Any]:
+    """An object satisfying the (simple) schema: every property filled with a typed value."""
+    if not schema or not schema.get("properties"):
+        return {"answer": text}
+    result: dict[str, Any] = {}
+    for name, prop in schema["properties"].items():
+        kind = prop.get("type") if isinstance(prop, dict) else None
+        if kind in ("integer", "number"):
+            result[name] = 42
+        elif kind == "boolean":
+            result[name] = True
+        elif kind == "array":
+            result[name] = [text]
+        elif kind == "object":
+            result[name] = example_for(prop, text)
+        elif isinstance(prop, dict) and prop.get("enum"):
+            result[name] = prop["enum"][0]
+        else:
+            result[name] = text
+    return result
+
+
+def embedding(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector derived from the text's hash."""
+    values: list[float] = []
+    counter = 0
+    while len(values) < dimensions:
+        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        values.extend(v / 2**31 for v in struct.unpack("<8i", digest))
+        counter += 1
+    values = values[:dimensions]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+def count_words(text: str) -> int:
+    return len(text.split())
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,110 @@
+"""Run Parley (uvicorn) and fakes on free loopback ports, for tests and benchmarks.
+
+``LoopThread`` owns an event loop in a daemon thread, so synchronous clients (the official
+``openai`` SDK, httpx) can talk to servers living in the same process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Coroutine, Iterator, Mapping
+from typing import Any, TypeVar
+
+import uvicorn
+
+from parley.config.loader import LoadedModels, parse_models, resolve_groups
+
+T = TypeVar("T")
+
+FAMILIES = ("openai", "azure", "anthropic", "gemini", "openai_compatible")
+FAKE_KEY_ENV = "PARLEY_TEST_FAKE_KEY"
+_UPSTREAM_MODEL = {
+    "openai": "gpt-4o-mini",
+    "azure": "gpt-4o-mini-deployment",
+    "anthropic": "claude-sonnet-4-5",
+    "gemini": "gemini-2.5-flash",
+    "openai_compatible": "llama-3.1-8b",
+}
+
+
+def fake_models(fake_url: str, *, directive: str = "", key: str = "fake-secret-key-123456",
+                extra: Mapping[str, Any] | None = None) -> LoadedModels:
+    """One model group per provider family, named after the family, all at ``fake_url``.
+
+    ``directive`` (e.g. ``"+error-500"``) is appended to each upstream model name so the
+    fake misbehaves on purpose; group names stay the family names.
+    """
+    groups = []
+    for family in FAMILIES:
+        dep: dict[str, Any] = {"provider": family, "model": _UPSTREAM_MODEL[family] + directive}
+        if family in ("openai", "openai_compatible"):
+            dep["api_base"] = f"{fake_url}/v1"
+        else:
+            dep["api_base"] = fake_url
+        if family != "openai_compatible":
+            dep["api_key"] = f"os.environ/{FAKE_KEY_ENV}"
+        dep.update(extra or {})
+        groups.append({"name": family, "deployments": [dep]})
+    parsed = parse_models({"models": groups})
+    return LoadedModels(resolve_groups(parsed, {FAKE_KEY_ENV: key}), "test")
+
+
+class LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+class AppServer:
+    """uvicorn serving an ASGI app on a free loopback port, lifespan included."""
+
+    def __init__(self, app: Any, *, graceful_seconds: float = 5) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=graceful_seconds)
+        self._server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> str:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises the startup error
+                raise RuntimeError("server stopped during startup")
+            await asyncio.sleep(0.01)
+        return self.url
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+        self._sock.close()
+
+
+@contextlib.contextmanager
+def serve_in_thread(loop: LoopThread, app: Any) -> Iterator[str]:
+    server = AppServer(app)
+    url = loop.run(server.start())
+    try:
+        yield url
+    finally:
+        loop.run(server.stop())

@@ -1,0 +1,58 @@
+"""Shared fixtures: a background loop, a fake upstream, and Parley served in front of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from parley.app import create_app
+from parley.config import Settings
+from parley.testing.fake_upstream import FakeUpstream
+from parley.testing.servers import LoopThread, fake_models, serve_in_thread
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    loop = LoopThread()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
+    """A fresh fake upstream per test, so call counts and faults never leak between tests."""
+    async def make() -> FakeUpstream:
+        upstream = FakeUpstream()
+        await upstream.start()
+        return upstream
+
+    upstream = loop_thread.run(make())
+    yield upstream
+    loop_thread.run(upstream.stop())
+
+
+ParleyFactory = Callable[..., str]
+
+
+@pytest.fixture
+def parley(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[ParleyFactory]:
+    """Start Parley in front of ``fake``: ``parley(directive="+error-500", drop_params=True)``.
+
+    Returns the base URL; every server started is stopped after the test.
+    """
+    stack: list[Any] = []
+
+    def start(directive: str = "", key: str = "fake-secret-key-123456",
+              extra: dict[str, Any] | None = None, **settings: Any) -> str:
+        models = fake_models(fake.url, directive=directive, key=key, extra=extra)
+        app = create_app(Settings(**settings), models=models)
+        ctx = serve_in_thread(loop_thread, app)
+        url = ctx.__enter__()
+        stack.append(ctx)
+        return url
+
+    yield start
+    for ctx in reversed(stack):
+        ctx.__exit__(None, None, None)
