@@ -23,6 +23,7 @@ def loop_thread() -> Iterator[LoopThread]:
 @pytest.fixture
 def fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
     """A fresh fake upstream per test, so call counts and faults never leak between tests."""
+
     async def make() -> FakeUpstream:
         upstream = FakeUpstream()
         await upstream.start()
@@ -44,8 +45,12 @@ def parley(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[ParleyFactor
     """
     stack: list[Any] = []
 
-    def start(directive: str = "", key: str = "fake-secret-key-123456",
-              extra: dict[str, Any] | None = None, **settings: Any) -> str:
+    def start(
+        directive: str = "",
+        key: str = "fake-secret-key-123456",
+        extra: dict[str, Any] | None = None,
+        **settings: Any,
+    ) -> str:
         models = fake_models(fake.url, directive=directive, key=key, extra=extra)
         app = create_app(Settings(**settings), models=models)
         ctx = serve_in_thread(loop_thread, app)

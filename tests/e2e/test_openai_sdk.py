@@ -12,15 +12,20 @@ from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import FAMILIES
 from tests.conftest import ParleyFactory
 
-TOOLS = [{
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                       "required": ["city"]},
-    },
-}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather for a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+]
 EMBEDDING_FAMILIES = [f for f in FAMILIES if f != "anthropic"]
 
 
@@ -33,9 +38,12 @@ def client(parley: ParleyFactory) -> openai.OpenAI:
 def test_chat_completion(client: openai.OpenAI, family: str, fake: FakeUpstream) -> None:
     reply = client.chat.completions.create(
         model=family,
-        messages=[{"role": "system", "content": "Be brief."},
-                  {"role": "user", "content": "hello there"}],
-        temperature=0.2, max_tokens=50,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hello there"},
+        ],
+        temperature=0.2,
+        max_tokens=50,
     )
     assert reply.choices[0].message.content == "You said: hello there"
     assert reply.choices[0].finish_reason == "stop"
@@ -46,8 +54,10 @@ def test_chat_completion(client: openai.OpenAI, family: str, fake: FakeUpstream)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_streaming_chat_with_usage(client: openai.OpenAI, family: str) -> None:
     stream = client.chat.completions.create(
-        model=family, messages=[{"role": "user", "content": "stream this please"}],
-        stream=True, stream_options={"include_usage": True},
+        model=family,
+        messages=[{"role": "user", "content": "stream this please"}],
+        stream=True,
+        stream_options={"include_usage": True},
     )
     text, finishes, usage = [], [], None
     for chunk in stream:
@@ -71,9 +81,17 @@ def test_tool_call_round_trip(client: openai.OpenAI, family: str, fake: FakeUpst
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Weather in Paris?"}
     messages += [
-        {"role": "assistant", "content": None, "tool_calls": [{
-            "id": call.id, "type": "function",
-            "function": {"name": call.function.name, "arguments": call.function.arguments}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.function.name, "arguments": call.function.arguments},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"},
     ]
     second = client.chat.completions.create(model=family, messages=messages, tools=TOOLS)
@@ -84,7 +102,8 @@ def test_tool_call_round_trip(client: openai.OpenAI, family: str, fake: FakeUpst
 @pytest.mark.parametrize("family", FAMILIES)
 def test_streamed_tool_call(client: openai.OpenAI, family: str) -> None:
     stream = client.chat.completions.create(
-        model=family, messages=[{"role": "user", "content": "Lyon"}], tools=TOOLS, stream=True)
+        model=family, messages=[{"role": "user", "content": "Lyon"}], tools=TOOLS, stream=True
+    )
     names, arguments, finish = [], [], None
     for chunk in stream:
         for choice in chunk.choices:
@@ -102,15 +121,23 @@ def test_streamed_tool_call(client: openai.OpenAI, family: str) -> None:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_json_mode(client: openai.OpenAI, family: str) -> None:
     reply = client.chat.completions.create(
-        model=family, messages=[{"role": "user", "content": "give me json"}],
-        response_format={"type": "json_object"})
+        model=family,
+        messages=[{"role": "user", "content": "give me json"}],
+        response_format={"type": "json_object"},
+    )
     assert json.loads(reply.choices[0].message.content or "") == {"answer": "give me json"}
-    schema = {"type": "object", "properties": {"city": {"type": "string"},
-                                               "temp": {"type": "integer"}}}
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "temp": {"type": "integer"}},
+    }
     reply = client.chat.completions.create(
-        model=family, messages=[{"role": "user", "content": "Rome"}],
-        response_format={"type": "json_schema",
-                         "json_schema": {"name": "weather", "schema": schema}})
+        model=family,
+        messages=[{"role": "user", "content": "Rome"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "weather", "schema": schema},
+        },
+    )
     assert json.loads(reply.choices[0].message.content or "") == {"city": "Rome", "temp": 42}
     assert reply.choices[0].finish_reason == "stop"
 
@@ -119,8 +146,9 @@ def test_json_mode(client: openai.OpenAI, family: str) -> None:
 def test_embeddings(client: openai.OpenAI, family: str) -> None:
     # The SDK asks for base64 by default and decodes it; ask for floats too.
     b64 = client.embeddings.create(model=family, input=["one", "two"], dimensions=8)
-    floats = client.embeddings.create(model=family, input=["one", "two"], dimensions=8,
-                                      encoding_format="float")
+    floats = client.embeddings.create(
+        model=family, input=["one", "two"], dimensions=8, encoding_format="float"
+    )
     assert [len(d.embedding) for d in b64.data] == [8, 8]
     for got, want in zip(b64.data, floats.data, strict=True):
         assert got.embedding == pytest.approx(want.embedding, rel=1e-6)

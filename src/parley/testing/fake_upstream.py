@@ -28,7 +28,6 @@ from parley.testing.formats import (
     AnthropicFormat,
     GeminiFormat,
     OpenAIFormat,
-    Parsed,
     WireFormat,
 )
 from parley.testing.scenario import Behaviour
@@ -60,7 +59,7 @@ class FakeUpstream:
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> str:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._record])
         app.router.add_post("/v1/chat/completions", self._openai_chat)
         app.router.add_post("/v1/embeddings", self._openai_embeddings)
         app.router.add_get("/v1/models", self._openai_models)
@@ -110,6 +109,18 @@ class FakeUpstream:
 
     # --- handlers ------------------------------------------------------------------------
 
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Count every call, refused ones included (the body is cached for the handler)."""
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = raw
+        self.calls.append(Call(_family(request.path), request.path_qs, dict(request.headers), body))
+        response: web.StreamResponse = await handler(request)
+        return response
+
     async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._check_bearer(request, _OPENAI, optional=True)) is not None:
             return denied
@@ -156,7 +167,6 @@ class FakeUpstream:
             body = await request.json()
         except json.JSONDecodeError:
             return _json(fmt.error(400, "request body is not valid JSON"), 400)
-        self.calls.append(Call(family, request.path_qs, dict(request.headers), body))
         try:
             parsed = fmt.read(body, path_model)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -178,11 +188,17 @@ class FakeUpstream:
             )
         answer = scenario.answer(parsed.conversation, behaviour)
         if not parsed.stream:
-            return _json(fmt.complete(parsed, answer), 200)
-        return await self._stream(request, fmt.frames(parsed, answer), behaviour, parsed)
+            body = fmt.complete(parsed, answer)
+            if behaviour.omit_usage:
+                body.pop("usage", None)
+            return _json(body, 200)
+        frames = fmt.frames(parsed, answer)
+        if behaviour.omit_usage:
+            frames = [f for f in frames if b'"usage":{' not in f]
+        return await self._stream(request, frames, behaviour)
 
     async def _stream(
-        self, request: web.Request, frames: list[bytes], behaviour: Behaviour, parsed: Parsed
+        self, request: web.Request, frames: list[bytes], behaviour: Behaviour
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -233,7 +249,6 @@ class FakeUpstream:
 
     async def _embeddings(self, request: web.Request, family: str) -> web.StreamResponse:
         body = await request.json()
-        self.calls.append(Call(family, request.path_qs, dict(request.headers), body))
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         dims = int(body.get("dimensions") or 16)
         data = [
@@ -253,7 +268,6 @@ class FakeUpstream:
 
     async def _gemini_embeddings(self, request: web.Request, model: str) -> web.StreamResponse:
         body = await request.json()
-        self.calls.append(Call("gemini", request.path_qs, dict(request.headers), body))
         vectors = []
         for item in body["requests"]:
             if item.get("model") != f"models/{model}":
@@ -301,6 +315,16 @@ class FakeUpstream:
         if key.startswith("bad"):
             return _json(fmt.error(401, f"Incorrect API key provided: {key}"), 401)
         return None
+
+
+def _family(path: str) -> str:
+    if path.startswith("/openai/"):
+        return "azure"
+    if path.startswith("/v1beta/"):
+        return "gemini"
+    if path == "/v1/messages":
+        return "anthropic"
+    return "openai"
 
 
 def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> web.Response:

@@ -13,6 +13,7 @@ joined with ``+``, e.g. ``gpt-4o-mini+ttft-2+stream-cut-3``:
     slow             ttft-5
     stream-cut[-N]   reset the connection after N chunks (default 2)
     stream-malformed[-N]  send an unparsable chunk after N chunks (default 2)
+    no-usage         (OpenAI format) leave usage out, as some compatible servers do
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Behaviour:
     retry_after: str | None = None
     cut_after: int | None = None
     malformed_after: int | None = None
+    omit_usage: bool = False
 
 
 _DIRECTIVE = re.compile(
@@ -49,6 +51,9 @@ def parse_model(model: str, base: Behaviour) -> Behaviour:
     for part in model.split("+")[1:] if "+" in model else [model]:
         if part == "rate-limited":
             behaviour = replace(behaviour, status=429, retry_after="7")
+            continue
+        if part == "no-usage":
+            behaviour = replace(behaviour, omit_usage=True)
             continue
         if part == "slow":
             behaviour = replace(behaviour, ttft=5.0)

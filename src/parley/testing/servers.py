@@ -30,8 +30,13 @@ _UPSTREAM_MODEL = {
 }
 
 
-def fake_models(fake_url: str, *, directive: str = "", key: str = "fake-secret-key-123456",
-                extra: Mapping[str, Any] | None = None) -> LoadedModels:
+def fake_models(
+    fake_url: str,
+    *,
+    directive: str = "",
+    key: str = "fake-secret-key-123456",
+    extra: Mapping[str, Any] | None = None,
+) -> LoadedModels:
     """One model group per provider family, named after the family, all at ``fake_url``.
 
     ``directive`` (e.g. ``"+error-500"``) is appended to each upstream model name so the
@@ -70,13 +75,18 @@ class LoopThread:
 class AppServer:
     """uvicorn serving an ASGI app on a free loopback port, lifespan included."""
 
-    def __init__(self, app: Any, *, graceful_seconds: float = 5) -> None:
+    def __init__(self, app: Any, *, graceful_seconds: int = 5) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=graceful_seconds)
+        config = uvicorn.Config(
+            app,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=graceful_seconds,
+        )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 
