@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from parley.testing.fake_upstream import FakeUpstream
@@ -23,7 +24,8 @@ def assert_openai_error(response: httpx.Response, status: int) -> dict[str, Any]
     assert response.headers["content-type"].startswith("application/json")
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
     return dict(error)
 
 
@@ -172,7 +174,6 @@ def test_broken_stream_ends_with_error_not_done(
 
 
 def test_sdk_raises_on_mid_stream_error(parley: ParleyFactory) -> None:
-    import openai
 
     client = openai.OpenAI(
         base_url=parley(directive="+stream-cut-3") + "/v1", api_key="x", max_retries=0
@@ -226,10 +227,7 @@ def test_usage_counted_with_tiktoken_when_upstream_omits_it(
     }
     body = {k: v for k, v in body.items() if v is not None}
     response = httpx.post(f"{url}/v1/chat/completions", json=body)
-    if stream:
-        usage = json.loads(sse_events(response)[-2])["usage"]
-    else:
-        usage = response.json()["usage"]
+    usage = json.loads(sse_events(response)[-2])["usage"] if stream else response.json()["usage"]
     # "You said: count these tokens please" is 7 cl100k tokens; the prompt is framed as
     # 3 (priming) + 4 (one message) + 4 ("count these tokens please").
     assert usage == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}

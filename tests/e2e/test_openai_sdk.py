@@ -47,7 +47,8 @@ def test_chat_completion(client: openai.OpenAI, family: str, fake: FakeUpstream)
     )
     assert reply.choices[0].message.content == "You said: hello there"
     assert reply.choices[0].finish_reason == "stop"
-    assert reply.usage is not None and reply.usage.completion_tokens > 0
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens > 0
     assert len(fake.calls) == 1
 
 
@@ -69,7 +70,8 @@ def test_streaming_chat_with_usage(client: openai.OpenAI, family: str) -> None:
                 finishes.append(choice.finish_reason)
     assert "".join(text) == "You said: stream this please"
     assert finishes == ["stop"]
-    assert usage is not None and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert usage is not None
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
 @pytest.mark.parametrize("family", FAMILIES)

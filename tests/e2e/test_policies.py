@@ -43,7 +43,8 @@ def test_unsupported_param_dropped_with_warning_header(
     assert response.headers["x-parley-dropped-params"] == "presence_penalty,seed"
     assert "seed" in response.headers["x-parley-warning"]
     sent = fake.calls[0].body
-    assert "seed" not in sent and "presence_penalty" not in sent
+    assert "seed" not in sent
+    assert "presence_penalty" not in sent
 
 
 def test_supported_params_reach_openai_unchanged(parley: ParleyFactory, fake: FakeUpstream) -> None:
