@@ -17,8 +17,8 @@ from parley.errors import ConfigError
 app = typer.Typer(
     help="Parley: an OpenAI-compatible LLM gateway.", no_args_is_help=True, add_completion=False
 )
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,
@@ -113,11 +113,20 @@ def models(config: ConfigOption = None) -> None:
     if not loaded.groups:
         console.print("No model groups configured (source: environment).")
         return
-    table = Table("model group", "provider", "upstream model", "api base", "deployment")
-    for group in loaded.groups:
-        for dep in group.deployments:
-            table.add_row(group.name, dep.provider, dep.model, dep.api_base, dep.label)
-    console.print(table)
+    columns = ("model group", "provider", "upstream model", "api base", "deployment")
+    rows = [
+        (g.name, d.provider, d.model, d.api_base, d.label)
+        for g in loaded.groups
+        for d in g.deployments
+    ]
+    if console.is_terminal:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:  # piped: whole values, tab-separated, for scripts
+        for row in [columns, *rows]:
+            console.print("\t".join(row), highlight=False, markup=False)
     for note in loaded.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
 

@@ -1,0 +1,183 @@
+"""The ``parley`` command, run as a user would: a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from parley import __version__
+from parley.testing.fake_upstream import FakeUpstream
+from parley.testing.servers import LoopThread
+
+CLEAN_ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith(("PARLEY_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "AZURE_"))
+}
+
+
+# uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status says why it ended.
+CLEAN_EXIT = (0, -signal.SIGTERM)
+
+
+def parley(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "parley", *args],
+        capture_output=True,
+        text=True,
+        env={**CLEAN_ENV, **(env or {})},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_version() -> None:
+    result = parley("version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == __version__
+
+
+def test_check_config_names_bad_fields(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "models:\n  - name: m\n    deployments:\n"
+        "      - {provider: openai, model: x, api_key: os.environ/K, timeout: {total: -1}}\n"
+    )
+    result = parley("check-config", str(bad))
+    assert result.returncode == 2
+    assert "models.m.deployments[0].timeout.total" in result.stderr
+    assert "environment variable K is not set" not in result.stderr  # schema errors first
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "models:\n  - name: m\n    deployments:\n"
+        "      - {provider: openai, model: x, api_key: os.environ/K}\n"
+    )
+    result = parley("check-config", str(good), env={"K": "secret-value-1"})
+    assert result.returncode == 0, result.stderr
+    assert "OK (1 model groups, 1 deployments)" in result.stdout
+    missing = parley("check-config", str(good))
+    assert missing.returncode == 2
+    assert "models.m.deployments[0].api_key: environment variable K is not set" in missing.stderr
+
+
+def test_models_lists_groups(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "models:\n  - name: chat-fast\n    deployments:\n"
+        "      - {provider: anthropic, model: claude-haiku-4-5, api_key: os.environ/K}\n"
+    )
+    result = parley("models", "--config", str(path), env={"K": "secret-value-1"})
+    assert result.returncode == 0, result.stderr
+    assert "chat-fast" in result.stdout
+    assert "claude-haiku-4-5" in result.stdout
+    assert "secret-value-1" not in result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail("parley serve did not start")
+
+
+@pytest.mark.slow
+def test_serve_with_no_config_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parley", "serve", "--port", str(port)],
+        env={**CLEAN_ENV, "HOME": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        models = httpx.get(f"{url}/v1/models").json()
+        assert models["data"] == []
+        assert "OPENAI_API_KEY" in models["parley_hint"]
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode in CLEAN_EXIT
+    assert "stopped" in stderr  # the lifespan shutdown ran: pools closed
+    assert "no models configured" in stderr
+    assert "--config FILE" in stderr
+
+
+@pytest.mark.slow
+def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
+    loop = LoopThread()
+    fake = FakeUpstream()
+    loop.run(fake.start())
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"models:\n  - name: slow\n    deployments:\n"
+        f"      - {{provider: openai_compatible, model: m+latency-1.5, "
+        f"api_base: '{fake.url}/v1'}}\n"
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parley", "serve", "--port", str(port), "--config", str(config)],
+        env=CLEAN_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    results: list[httpx.Response] = []
+    try:
+        _wait_ready(url, proc)
+
+        def call() -> None:
+            results.append(
+                httpx.post(
+                    f"{url}/v1/chat/completions",
+                    timeout=20,
+                    json={"model": "slow", "messages": [{"role": "user", "content": "finish me"}]},
+                )
+            )
+
+        worker = threading.Thread(target=call)
+        worker.start()
+        deadline = time.monotonic() + 5
+        while not fake.calls and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fake.calls, "request never reached the upstream"
+        proc.send_signal(signal.SIGTERM)  # while the request is in flight upstream
+        worker.join(timeout=20)
+        _, stderr = proc.communicate(timeout=20)
+        assert proc.returncode in CLEAN_EXIT
+        assert "stopped" in stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        loop.run(fake.stop())
+        loop.close()
+    assert len(results) == 1
+    assert results[0].status_code == 200
+    assert results[0].json()["choices"][0]["message"]["content"] == "You said: finish me"

@@ -1,0 +1,173 @@
+"""The model file: path-named errors, secret references, LiteLLM configs, env defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from parley.config import load_models
+from parley.config.secrets import Secret
+from parley.errors import ConfigError
+
+ENV = {"OPENAI_API_KEY": "sk-test-openai-000000", "ANTHROPIC_API_KEY": "sk-ant-test-0000"}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "parley.yaml"
+    path.write_text(text)
+    return path
+
+
+def errors_of(path: Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_models(path, env if env is not None else ENV)
+    return info.value.errors
+
+
+def test_valid_file_resolves_secrets(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+models:
+  - name: chat-fast
+    deployments:
+      - provider: openai
+        model: gpt-4o-mini
+        api_key: os.environ/OPENAI_API_KEY
+      - provider: anthropic
+        model: claude-haiku-4-5
+        api_key: os.environ/ANTHROPIC_API_KEY
+""",
+    )
+    loaded = load_models(path, ENV)
+    group = loaded.groups[0]
+    assert group.name == "chat-fast"
+    assert [d.api_base for d in group.deployments] == [
+        "https://api.openai.com/v1",
+        "https://api.anthropic.com",
+    ]
+    assert group.deployments[0].api_key == Secret("sk-test-openai-000000")
+    assert "sk-test" not in repr(group)  # secrets never show in reprs
+
+
+def test_errors_name_the_path_of_the_bad_field(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+models:
+  - name: gpt-4o
+    deployments:
+      - provider: openai
+        model: gpt-4o
+        api_key: os.environ/OPENAI_API_KEY
+      - provider: openai
+        model: gpt-4o
+        api_key: os.environ/OPENAI_API_KEY
+        api_base: ftp://nope
+        colour: blue
+""",
+    )
+    errors = errors_of(path)
+    assert any(e.startswith("models.gpt-4o.deployments[1].api_base: ") for e in errors)
+    assert any(e.startswith("models.gpt-4o.deployments[1].colour: ") for e in errors)
+
+
+def test_inline_secret_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+models:
+  - name: m
+    deployments: [{provider: openai, model: x, api_key: sk-inline-secret}]
+""",
+    )
+    (error,) = errors_of(path)
+    assert error.startswith("models.m.deployments[0].api_key: ")
+    assert "os.environ/" in error
+
+
+def test_missing_secret_names_the_deployment(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+models:
+  - name: m
+    deployments: [{provider: gemini, model: gemini-2.5-flash, api_key: os.environ/NOPE_KEY}]
+""",
+    )
+    assert errors_of(path) == [
+        "models.m.deployments[0].api_key: environment variable NOPE_KEY is not set"
+    ]
+
+
+def test_provider_requirements(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+models:
+  - name: a
+    deployments: [{provider: azure, model: d, api_key: os.environ/OPENAI_API_KEY}]
+  - name: b
+    deployments: [{provider: openai_compatible, model: llama}]
+  - name: a
+    deployments: [{provider: vertex, model: x}]
+""",
+    )
+    errors = errors_of(path)
+    assert any("models.a.deployments[0]: provider 'azure' needs api_base" in e for e in errors)
+    assert any("needs api_base" in e and "models.b" in e for e in errors)
+    assert any("models.a.deployments[0].provider" in e for e in errors)
+
+
+def test_litellm_config_accepted_unchanged(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: os.environ/OPENAI_API_KEY
+      rpm: 600
+  - model_name: gpt-4o
+    litellm_params:
+      model: azure/my-gpt4o
+      api_base: https://example.openai.azure.com
+      api_key: os.environ/OPENAI_API_KEY
+      api_version: "2024-06-01"
+  - model_name: local
+    litellm_params: {model: ollama/llama3}
+  - model_name: claude
+    litellm_params: {model: anthropic/claude-sonnet-4-5, api_key: os.environ/ANTHROPIC_API_KEY}
+litellm_settings: {drop_params: true}
+""",
+    )
+    loaded = load_models(path, ENV)
+    by_name = {g.name: g for g in loaded.groups}
+    assert [d.provider for d in by_name["gpt-4o"].deployments] == ["openai", "azure"]
+    assert by_name["gpt-4o"].deployments[1].api_version == "2024-06-01"
+    assert by_name["local"].deployments[0].provider == "openai_compatible"
+    assert by_name["local"].deployments[0].api_base == "http://localhost:11434/v1"
+    assert by_name["claude"].deployments[0].provider == "anthropic"
+    assert any("rpm" in note for note in loaded.notes)
+    assert any("litellm_settings" in note for note in loaded.notes)
+
+
+def test_defaults_from_environment() -> None:
+    loaded = load_models(
+        None,
+        {
+            "GEMINI_API_KEY": "AIza-test",
+            "AZURE_OPENAI_API_KEY": "k",
+            "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
+        },
+    )
+    names = [g.name for g in loaded.groups]
+    assert "gemini-2.5-flash" in names
+    assert "gpt-4o-mini" in names  # the Azure deployment, named after itself
+    assert {g.deployments[0].provider for g in loaded.groups} == {"gemini", "azure"}
+
+
+def test_no_keys_means_no_models() -> None:
+    assert load_models(None, {}).groups == []
