@@ -125,8 +125,8 @@ def models(config: ConfigOption = None) -> None:
             table.add_row(*row)
         console.print(table)
     else:  # piped: whole values, tab-separated, for scripts
-        for row in [columns, *rows]:
-            console.print("\t".join(row), highlight=False, markup=False)
+        for line in [columns, *rows]:
+            console.print("\t".join(line), highlight=False, markup=False)
     for note in loaded.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
 
