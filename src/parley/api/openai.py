@@ -11,10 +11,10 @@ import base64
 import contextlib
 import time
 from array import array
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from parley.api.sse import SSEResponse
@@ -39,11 +39,10 @@ NO_MODELS_HINT = (
 
 
 def _gateway(request: Request) -> Gateway:
+    # Not a FastAPI dependency on purpose: FastAPI runs sync dependencies in a thread pool,
+    # a thread hop per request that the overhead benchmark showed.
     gateway: Gateway = request.app.state.gateway
     return gateway
-
-
-GatewayDep = Annotated[Gateway, Depends(_gateway)]
 
 
 def _decode_error(exc: msgspec.MsgspecError) -> InvalidRequest:
@@ -74,7 +73,8 @@ def _warning_headers(deployment: str, dropped: list[str]) -> dict[str, str]:
 
 
 @router.post("/chat/completions")
-async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
+async def chat_completions(request: Request) -> Response:
+    gateway = _gateway(request)
     try:
         chat = decode_chat_request(await _body(request))
     except msgspec.MsgspecError as exc:
@@ -106,7 +106,8 @@ async def _stream(chat: ChatRequest, gateway: Gateway, request: Request) -> Resp
 
 
 @router.post("/embeddings")
-async def embeddings(request: Request, gateway: GatewayDep) -> Response:
+async def embeddings(request: Request) -> Response:
+    gateway = _gateway(request)
     try:
         embedding = decode_embedding_request(await _body(request))
     except msgspec.MsgspecError as exc:
