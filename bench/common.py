@@ -35,8 +35,9 @@ class Result:
         return ordered[index] * 1000
 
 
-async def run_load(call: Callable[[], Awaitable[None]], concurrency: int, total: int,
-                   label: str) -> Result:
+async def run_load(
+    call: Callable[[], Awaitable[None]], concurrency: int, total: int, label: str
+) -> Result:
     """``total`` calls spread over ``concurrency`` workers; each call's latency recorded."""
     latencies: list[float] = []
     errors = 0
@@ -92,8 +93,12 @@ def wait_port(port: int, timeout: float = 30) -> None:
 
 @contextmanager
 def process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
-    proc = subprocess.Popen([sys.executable, *args], env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port)
         yield

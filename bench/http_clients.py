@@ -17,14 +17,16 @@ import httpx
 
 from bench.common import Result, free_port, print_table, process, run_load
 
-BODY = json.dumps({"model": "gpt-4o-mini",
-                   "messages": [{"role": "user", "content": "benchmark me"}]}).encode()
+BODY = json.dumps(
+    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "benchmark me"}]}
+).encode()
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer bench-key"}
 
 
 async def bench_aiohttp(url: str, concurrency: int, total: int) -> Result:
     connector = aiohttp.TCPConnector(limit=100)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def call() -> None:
             async with session.post(url, data=BODY, headers=HEADERS) as resp:
                 await resp.read()
@@ -37,6 +39,7 @@ async def bench_aiohttp(url: str, concurrency: int, total: int) -> Result:
 async def bench_httpx(url: str, concurrency: int, total: int) -> Result:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     async with httpx.AsyncClient(limits=limits) as client:
+
         async def call() -> None:
             resp = await client.post(url, content=BODY, headers=HEADERS)
             resp.raise_for_status()
@@ -58,11 +61,21 @@ def main() -> None:
             baseline = asyncio.run(bench_httpx(url, concurrency, args.requests))
             candidate = asyncio.run(bench_aiohttp(url, concurrency, args.requests))
             for result in (baseline, candidate):
-                rows.append([result.label, concurrency, result.requests, result.errors,
-                             result.rps, result.pct(50), result.pct(99),
-                             result.rps / baseline.rps])
-    print_table(["client", "conc", "requests", "errors", "rps", "p50 ms", "p99 ms",
-                 "rps vs httpx"], rows)
+                rows.append(
+                    [
+                        result.label,
+                        concurrency,
+                        result.requests,
+                        result.errors,
+                        result.rps,
+                        result.pct(50),
+                        result.pct(99),
+                        result.rps / baseline.rps,
+                    ]
+                )
+    print_table(
+        ["client", "conc", "requests", "errors", "rps", "p50 ms", "p99 ms", "rps vs httpx"], rows
+    )
 
 
 if __name__ == "__main__":

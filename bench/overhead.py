@@ -25,18 +25,25 @@ UPSTREAM_MODEL = "bench+tokens-20"
 
 
 def request_body(model: str, stream: bool) -> bytes:
-    return json.dumps({"model": model, "stream": stream,
-                       "messages": [{"role": "user", "content": "benchmark me"}]}).encode()
+    return json.dumps(
+        {
+            "model": model,
+            "stream": stream,
+            "messages": [{"role": "user", "content": "benchmark me"}],
+        }
+    ).encode()
 
 
-async def measure(url: str, model: str, stream: bool, concurrency: int, total: int,
-                  label: str) -> tuple[Result, list[float], list[float]]:
+async def measure(
+    url: str, model: str, *, stream: bool, concurrency: int, total: int, label: str
+) -> tuple[Result, list[float], list[float]]:
     body = request_body(model, stream)
     headers = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
     ttfb: list[float] = []
     overhead: list[float] = []
     connector = aiohttp.TCPConnector(limit=max(100, concurrency))
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def call() -> None:
             started = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as resp:
@@ -75,29 +82,73 @@ def main() -> None:
         config.write_text(
             "models:\n  - name: bench\n    deployments:\n"
             f"      - {{provider: openai_compatible, model: '{UPSTREAM_MODEL}', "
-            f"api_base: 'http://127.0.0.1:{fake_port}/v1', max_connections: 200}}\n")
+            f"api_base: 'http://127.0.0.1:{fake_port}/v1', max_connections: 200}}\n"
+        )
         rows = []
-        with process(["-m", "parley.testing.fake_upstream", "--port", str(fake_port)],
-                      fake_port), \
-             process(["-m", "parley", "serve", "--port", str(parley_port), "--config",
-                      str(config)], parley_port, env={"PARLEY_LOG_LEVEL": "warning"}):
+        with (
+            process(["-m", "parley.testing.fake_upstream", "--port", str(fake_port)], fake_port),
+            process(
+                ["-m", "parley", "serve", "--port", str(parley_port), "--config", str(config)],
+                parley_port,
+                env={"PARLEY_LOG_LEVEL": "warning"},
+            ),
+        ):
             for stream in (False, True):
                 for concurrency in args.concurrency:
-                    direct, direct_ttfb, _ = asyncio.run(measure(
-                        fake_url, UPSTREAM_MODEL, stream, concurrency, args.requests, "direct"))
-                    via, via_ttfb, overhead = asyncio.run(measure(
-                        parley_url, "bench", stream, concurrency, args.requests, "parley"))
+                    direct, direct_ttfb, _ = asyncio.run(
+                        measure(
+                            fake_url,
+                            UPSTREAM_MODEL,
+                            stream=stream,
+                            concurrency=concurrency,
+                            total=args.requests,
+                            label="direct",
+                        )
+                    )
+                    via, via_ttfb, overhead = asyncio.run(
+                        measure(
+                            parley_url,
+                            "bench",
+                            stream=stream,
+                            concurrency=concurrency,
+                            total=args.requests,
+                            label="parley",
+                        )
+                    )
                     for result, ttfb in ((direct, direct_ttfb), (via, via_ttfb)):
-                        rows.append([
-                            "stream" if stream else "json", concurrency, result.label,
-                            result.errors, result.rps, result.pct(50), result.pct(99),
-                            median_ms(ttfb),
-                            result.pct(50) - direct.pct(50), result.pct(99) - direct.pct(99),
-                            result.rps / direct.rps,
-                            median_ms(overhead, 1) if result is via else float("nan"),
-                        ])
-    print_table(["mode", "conc", "path", "errors", "rps", "p50 ms", "p99 ms", "ttfb p50",
-                 "added p50", "added p99", "rps ratio", "hdr overhead p50"], rows)
+                        rows.append(
+                            [
+                                "stream" if stream else "json",
+                                concurrency,
+                                result.label,
+                                result.errors,
+                                result.rps,
+                                result.pct(50),
+                                result.pct(99),
+                                median_ms(ttfb),
+                                result.pct(50) - direct.pct(50),
+                                result.pct(99) - direct.pct(99),
+                                result.rps / direct.rps,
+                                median_ms(overhead, 1) if result is via else float("nan"),
+                            ]
+                        )
+    print_table(
+        [
+            "mode",
+            "conc",
+            "path",
+            "errors",
+            "rps",
+            "p50 ms",
+            "p99 ms",
+            "ttfb p50",
+            "added p50",
+            "added p99",
+            "rps ratio",
+            "hdr overhead p50",
+        ],
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -181,3 +181,30 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
     assert len(results) == 1
     assert results[0].status_code == 200
     assert results[0].json()["choices"][0]["message"]["content"] == "You said: finish me"
+
+
+@pytest.mark.slow
+def test_serve_with_workers_answers_and_stops(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**CLEAN_ENV, "OPENAI_API_KEY": "sk-test-abcdefgh1234"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parley", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        ids = {m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]}
+        assert "gpt-4o-mini" in ids
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode in CLEAN_EXIT
+    assert stderr.count("models loaded") == 2  # one app per worker process
+    assert "sk-test-abcdefgh1234" not in stderr

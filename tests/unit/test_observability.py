@@ -1,0 +1,51 @@
+"""Redaction of secrets, and upstream SSE decoding."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from parley.observability.redact import Redactor
+from parley.providers.sse import iter_sse
+
+
+def test_redactor_masks_registered_values_and_key_shapes() -> None:
+    redactor = Redactor()
+    redactor.register(["my-custom-secret-42", "abc"])  # "abc" too short to register
+    text = (
+        "key my-custom-secret-42 and Bearer eyJhbGciOi.payload.sig and sk-proj-ABCDEFGH1234"
+        " and AIzaSyA1234567890123456789012345 abc"
+    )
+    scrubbed = redactor.scrub(text)
+    for secret in ("my-custom-secret-42", "eyJhbGciOi", "sk-proj-ABCDEFGH1234", "AIzaSyA12345"):
+        assert secret not in scrubbed
+    assert "Bearer ***" in scrubbed
+    assert scrubbed.endswith(" abc")
+    assert redactor.scrub_value({"a": ["my-custom-secret-42"]}) == {"a": ["***"]}
+
+
+async def _lines(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def test_sse_decoding() -> None:
+    events = [
+        e
+        async for e in iter_sse(
+            _lines(
+                b": comment\n",
+                b"event: message_start\r\n",
+                b'data: {"a":\r\n',
+                b"data: 1}\n",
+                b"\n",
+                b"data: [DONE]\n",
+                b"\n",
+                b"data: tail-without-blank-line\n",
+            )
+        )
+    ]
+    assert [(e.event, e.data) for e in events] == [
+        ("message_start", '{"a":\n1}'),
+        ("message", "[DONE]"),
+        ("message", "tail-without-blank-line"),
+    ]
