@@ -100,29 +100,44 @@ def _wait_ready(url: str, proc: subprocess.Popen[str]) -> None:
     pytest.fail("parley serve did not start")
 
 
+class Served:
+    """A running ``parley serve`` subprocess; ``stop()`` sends SIGTERM and returns stderr."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "parley", "serve", "--port", str(self.port), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stderr = ""
+
+    def __enter__(self) -> Served:
+        _wait_ready(self.url, self.proc)
+        return self
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        _, self.stderr = self.proc.communicate(timeout=30)
+        return self.stderr
+
+    def __exit__(self, *_: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
 @pytest.mark.slow
 def test_serve_with_no_config_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "parley", "serve", "--port", str(port)],
-        env={**CLEAN_ENV, "HOME": str(tmp_path)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc)
-        models = httpx.get(f"{url}/v1/models").json()
+    with Served(env={**CLEAN_ENV, "HOME": str(tmp_path)}) as served:
+        models = httpx.get(f"{served.url}/v1/models").json()
         assert models["data"] == []
         assert "OPENAI_API_KEY" in models["parley_hint"]
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode in CLEAN_EXIT
+        stderr = served.stop()
+    assert served.proc.returncode in CLEAN_EXIT
     assert "stopped" in stderr  # the lifespan shutdown ran: pools closed
     assert "no models configured" in stderr
     assert "--config FILE" in stderr
@@ -139,43 +154,33 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
         f"      - {{provider: openai_compatible, model: m+latency-1.5, "
         f"api_base: '{fake.url}/v1'}}\n"
     )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "parley", "serve", "--port", str(port), "--config", str(config)],
-        env=CLEAN_ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
     results: list[httpx.Response] = []
     try:
-        _wait_ready(url, proc)
+        with Served("--config", str(config), env=CLEAN_ENV) as served:
 
-        def call() -> None:
-            results.append(
-                httpx.post(
-                    f"{url}/v1/chat/completions",
-                    timeout=20,
-                    json={"model": "slow", "messages": [{"role": "user", "content": "finish me"}]},
+            def call() -> None:
+                results.append(
+                    httpx.post(
+                        f"{served.url}/v1/chat/completions",
+                        timeout=20,
+                        json={
+                            "model": "slow",
+                            "messages": [{"role": "user", "content": "finish me"}],
+                        },
+                    )
                 )
-            )
 
-        worker = threading.Thread(target=call)
-        worker.start()
-        deadline = time.monotonic() + 5
-        while not fake.calls and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert fake.calls, "request never reached the upstream"
-        proc.send_signal(signal.SIGTERM)  # while the request is in flight upstream
-        worker.join(timeout=20)
-        _, stderr = proc.communicate(timeout=20)
-        assert proc.returncode in CLEAN_EXIT
+            worker = threading.Thread(target=call)
+            worker.start()
+            deadline = time.monotonic() + 5
+            while not fake.calls and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert fake.calls, "request never reached the upstream"
+            stderr = served.stop()  # while the request is in flight upstream
+            worker.join(timeout=20)
+        assert served.proc.returncode in CLEAN_EXIT
         assert "stopped" in stderr
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
         loop.run(fake.stop())
         loop.close()
     assert len(results) == 1
@@ -184,27 +189,12 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_serve_with_workers_answers_and_stops(tmp_path: Path) -> None:
-    port = _free_port()
+def test_serve_with_workers_answers_and_stops() -> None:
     env = {**CLEAN_ENV, "OPENAI_API_KEY": "sk-test-abcdefgh1234"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "parley", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc)
-        ids = {m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]}
+    with Served("--workers", "2", env=env) as served:
+        ids = {m["id"] for m in httpx.get(f"{served.url}/v1/models").json()["data"]}
         assert "gpt-4o-mini" in ids
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode in CLEAN_EXIT
+        stderr = served.stop()
+    assert served.proc.returncode in CLEAN_EXIT
     assert stderr.count("models loaded") == 2  # one app per worker process
     assert "sk-test-abcdefgh1234" not in stderr

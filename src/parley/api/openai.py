@@ -11,7 +11,8 @@ import base64
 import contextlib
 import time
 from array import array
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Request
@@ -29,6 +30,7 @@ from parley.gateway.types import (
     decode_embedding_request,
 )
 
+T = TypeVar("T")
 router = APIRouter(prefix="/v1", tags=["openai"])
 _JSON = "application/json"
 NO_MODELS_HINT = (
@@ -55,11 +57,15 @@ def _decode_error(exc: msgspec.MsgspecError) -> InvalidRequest:
     return InvalidRequest(message, param=param)
 
 
-async def _body(request: Request) -> bytes:
+async def _decode(request: Request, decoder: Callable[[bytes], T]) -> T:
+    """Read and validate the body; every failure becomes a 400 naming the bad field."""
     body = await request.body()
     if not body:
         raise InvalidRequest("request body is empty; expected a JSON object")
-    return body
+    try:
+        return decoder(body)
+    except msgspec.MsgspecError as exc:
+        raise _decode_error(exc) from None
 
 
 def _warning_headers(deployment: str, dropped: list[str]) -> dict[str, str]:
@@ -75,10 +81,7 @@ def _warning_headers(deployment: str, dropped: list[str]) -> dict[str, str]:
 @router.post("/chat/completions")
 async def chat_completions(request: Request) -> Response:
     gateway = _gateway(request)
-    try:
-        chat = decode_chat_request(await _body(request))
-    except msgspec.MsgspecError as exc:
-        raise _decode_error(exc) from None
+    chat = await _decode(request, decode_chat_request)
     if chat.stream:
         return await _stream(chat, gateway, request)
     outcome = await gateway.chat(chat)
@@ -108,10 +111,7 @@ async def _stream(chat: ChatRequest, gateway: Gateway, request: Request) -> Resp
 @router.post("/embeddings")
 async def embeddings(request: Request) -> Response:
     gateway = _gateway(request)
-    try:
-        embedding = decode_embedding_request(await _body(request))
-    except msgspec.MsgspecError as exc:
-        raise _decode_error(exc) from None
+    embedding = await _decode(request, decode_embedding_request)
     outcome = await gateway.embed(embedding)
     body = {
         "object": "list",

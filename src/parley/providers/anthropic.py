@@ -41,11 +41,12 @@ from parley.gateway.types import (
 from parley.providers import convert
 from parley.providers.base import (
     ChunkStream,
+    append_turn,
     check_response,
+    check_stream,
     decode_json,
     json_body,
     now,
-    raise_for_status,
     stream_ended_early,
 )
 from parley.providers.http import StreamingResponse, UpstreamClient
@@ -111,10 +112,7 @@ class AnthropicProvider:
     async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChunkStream]:
         body = to_anthropic(request, self.deployment.model, stream=True)
         async with self._client.open_stream(self._url, self._headers(), json_body(body)) as up:
-            if up.status >= 400:
-                raise_for_status(
-                    up.status, up.headers, await up.read_all(), self._client.deployment
-                )
+            await check_stream(up)
             yield _StreamTranslator(up, json_mode=_json_mode(request)).chunks()
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
@@ -177,12 +175,7 @@ def _messages(request: ChatRequest) -> list[dict[str, Any]]:
             ]
         else:
             continue  # system/developer: hoisted
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+        append_turn(turns, role, "content", blocks)
     return turns
 
 

@@ -20,7 +20,7 @@ from parley.gateway.types import (
     EmbeddingResult,
 )
 from parley.observability.redact import redactor
-from parley.providers.http import RawResponse
+from parley.providers.http import RawResponse, StreamingResponse
 
 ChunkStream = AsyncIterator[ChatCompletionChunk]
 
@@ -118,3 +118,22 @@ def stream_ended_early(deployment: str) -> UpstreamProtocolError:
         f"upstream {deployment} ended the stream before it was complete",
         deployment=deployment,
     )
+
+
+async def check_stream(upstream: StreamingResponse) -> None:
+    """An upstream that refused a stream answers with an ordinary error body: map it."""
+    if upstream.status >= 400:
+        raise_for_status(
+            upstream.status, upstream.headers, await upstream.read_all(), upstream.deployment
+        )
+
+
+def append_turn(turns: list[dict[str, Any]], role: str, key: str, items: list[Any]) -> None:
+    """Add a turn, merging into the previous one when the role repeats (Anthropic and Gemini
+    both want one turn per speaker change: consecutive tool results become one user turn)."""
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})

@@ -43,7 +43,9 @@ from parley.gateway.types import (
 from parley.providers import convert
 from parley.providers.base import (
     ChunkStream,
+    append_turn,
     check_response,
+    check_stream,
     decode_json,
     json_body,
     new_completion_id,
@@ -105,10 +107,7 @@ class GeminiProvider:
         async with self._client.open_stream(
             url, self._headers(), json_body(to_gemini(request))
         ) as up:
-            if up.status >= 400:
-                raise_for_status(
-                    up.status, up.headers, await up.read_all(), self._client.deployment
-                )
+            await check_stream(up)
             yield _stream(up, self.deployment.model)
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
@@ -198,12 +197,7 @@ def _contents(request: ChatRequest) -> list[dict[str, Any]]:
             ]
         else:
             continue
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
+        append_turn(contents, role, "parts", parts)
     return contents
 
 
@@ -316,22 +310,24 @@ def _finish(reason: Any, has_calls: bool) -> str:
     return convert.FINISH_TOOLS if has_calls and finish == convert.FINISH_STOP else finish
 
 
+def _read_parts(candidate: dict[str, Any]) -> tuple[list[str], list[ToolCall]]:
+    """A candidate's visible text (thoughts skipped) and its function calls, as OpenAI's."""
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for part in (candidate.get("content") or {}).get("parts") or []:
+        if "text" in part and not part.get("thought"):
+            texts.append(str(part["text"]))
+        elif "functionCall" in part:
+            call = part["functionCall"]
+            arguments = convert.dumps(call.get("args") or {})
+            calls.append(ToolCall(_call_id(call), FunctionCall(str(call["name"]), arguments)))
+    return texts, calls
+
+
 def gemini_to_parley_completion(data: dict[str, Any], model: str) -> ChatCompletion:
     choices: list[Choice] = []
     for position, candidate in enumerate(data.get("candidates") or []):
-        texts: list[str] = []
-        calls: list[ToolCall] = []
-        for part in (candidate.get("content") or {}).get("parts") or []:
-            if "text" in part and not part.get("thought"):
-                texts.append(str(part["text"]))
-            elif "functionCall" in part:
-                call = part["functionCall"]
-                calls.append(
-                    ToolCall(
-                        _call_id(call),
-                        FunctionCall(str(call["name"]), convert.dumps(call.get("args") or {})),
-                    )
-                )
+        texts, calls = _read_parts(candidate)
         message = ResponseMessage(
             content="".join(texts) if texts or not calls else None, tool_calls=calls or None
         )
@@ -379,26 +375,21 @@ async def _stream(upstream: StreamingResponse, model: str) -> ChunkStream:
                 index = int(candidate.get("index", position))
                 delta = Delta(role=None if index in started else "assistant")
                 started.add(index)
-                texts: list[str] = []
-                calls: list[ToolCallDelta] = []
-                for part in (candidate.get("content") or {}).get("parts") or []:
-                    if "text" in part and not part.get("thought"):
-                        texts.append(str(part["text"]))
-                    elif "functionCall" in part:
-                        call = part["functionCall"]
-                        n = tool_counts.get(index, 0)
-                        tool_counts[index] = n + 1
-                        calls.append(
-                            ToolCallDelta(
-                                n,
-                                id=_call_id(call),
-                                type="function",
-                                function=FunctionDelta(
-                                    name=str(call["name"]),
-                                    arguments=convert.dumps(call.get("args") or {}),
-                                ),
-                            )
-                        )
+                texts, whole_calls = _read_parts(candidate)
+                first = tool_counts.get(index, 0)
+                tool_counts[index] = first + len(whole_calls)
+                # Gemini streams each function call whole, so one delta carries all of it.
+                calls = [
+                    ToolCallDelta(
+                        first + n,
+                        id=call.id,
+                        type="function",
+                        function=FunctionDelta(
+                            name=call.function.name, arguments=call.function.arguments
+                        ),
+                    )
+                    for n, call in enumerate(whole_calls)
+                ]
                 delta.content = "".join(texts) if texts else (None if calls else "")
                 delta.tool_calls = calls or None
                 finish = None

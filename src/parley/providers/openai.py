@@ -26,6 +26,7 @@ from parley.gateway.types import (
 from parley.providers.base import (
     ChunkStream,
     check_response,
+    check_stream,
     json_body,
     raise_for_status,
     stream_ended_early,
@@ -83,13 +84,7 @@ class OpenAIProvider:
         async with self._client.open_stream(
             self._url("chat/completions"), self._headers(), self._chat_body(request)
         ) as upstream:
-            if upstream.status >= 400:
-                raise_for_status(
-                    upstream.status,
-                    upstream.headers,
-                    await upstream.read_all(),
-                    self._client.deployment,
-                )
+            await check_stream(upstream)
             yield self._chunks(upstream)
 
     async def _chunks(self, upstream: StreamingResponse) -> ChunkStream:
