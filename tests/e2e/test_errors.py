@@ -151,7 +151,7 @@ def test_connection_failure_is_502(parley: ParleyFactory, stream: bool) -> None:
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("fault", ["+stream-cut-3", "+stream-malformed-3"])
+@pytest.mark.parametrize("fault", ["+stream-cut-3", "+stream-malformed-3", "+stream-error-3"])
 def test_broken_stream_ends_with_error_not_done(
     parley: ParleyFactory, family: str, fault: str
 ) -> None:
@@ -166,8 +166,12 @@ def test_broken_stream_ends_with_error_not_done(
     events = sse_events(response)
     assert events[-1] != "[DONE]"
     assert "[DONE]" not in events
-    last = json.loads(events[-1])
-    assert last["error"]["code"] in ("upstream_protocol_error", "upstream_unavailable")
+    error = json.loads(events[-1])["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    if "stream-error" in fault:  # the provider said why; the client hears it
+        assert "upstream overloaded" in error["message"]
+    else:
+        assert error["code"] in ("upstream_protocol_error", "upstream_unavailable")
     for event in events[:-1]:
         for choice in json.loads(event).get("choices", []):
             assert choice.get("finish_reason") is None, "no fake finish before the error"

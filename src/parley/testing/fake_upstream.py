@@ -195,6 +195,8 @@ class FakeUpstream:
         frames = fmt.frames(parsed, answer)
         if behaviour.omit_usage:
             frames = [f for f in frames if b'"usage":{' not in f]
+        if behaviour.error_after is not None:
+            frames = [*frames[: behaviour.error_after], fmt.error_frame("upstream overloaded")]
         return await self._stream(request, frames, behaviour)
 
     async def _stream(

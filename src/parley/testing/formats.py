@@ -48,6 +48,7 @@ class WireFormat(Protocol):
     def complete(self, parsed: Parsed, answer: Answer) -> dict[str, Any]: ...
     def frames(self, parsed: Parsed, answer: Answer) -> list[bytes]: ...
     def error(self, status: int, message: str) -> dict[str, Any]: ...
+    def error_frame(self, message: str) -> bytes: ...
 
 
 class OpenAIFormat:
@@ -185,6 +186,9 @@ class OpenAIFormat:
         code = "invalid_api_key" if status == 401 else None
         return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
+    def error_frame(self, message: str) -> bytes:
+        return _frame(self.error(500, message))
+
 
 class AnthropicFormat:
     _TYPES: ClassVar[dict[int, str]] = {
@@ -320,6 +324,9 @@ class AnthropicFormat:
         error_type = self._TYPES.get(status, "api_error")
         return {"type": "error", "error": {"type": error_type, "message": message}}
 
+    def error_frame(self, message: str) -> bytes:
+        return _frame(self.error(529, message), "error")
+
 
 class GeminiFormat:
     _STATUS: ClassVar[dict[int, str]] = {
@@ -429,3 +436,6 @@ class GeminiFormat:
                 "status": self._STATUS.get(status, "INTERNAL"),
             }
         }
+
+    def error_frame(self, message: str) -> bytes:
+        return _frame(self.error(503, message))

@@ -13,6 +13,7 @@ joined with ``+``, e.g. ``gpt-4o-mini+ttft-2+stream-cut-3``:
     slow             ttft-5
     stream-cut[-N]   reset the connection after N chunks (default 2)
     stream-malformed[-N]  send an unparsable chunk after N chunks (default 2)
+    stream-error[-N] send the provider's in-band error event after N chunks (default 2)
     no-usage         (OpenAI format) leave usage out, as some compatible servers do
 """
 
@@ -38,10 +39,11 @@ class Behaviour:
     cut_after: int | None = None
     malformed_after: int | None = None
     omit_usage: bool = False
+    error_after: int | None = None
 
 
 _DIRECTIVE = re.compile(
-    r"^(?P<name>latency|ttft|chunk-delay|tokens|error|stream-cut|stream-malformed)"
+    r"^(?P<name>latency|ttft|chunk-delay|tokens|error|stream-cut|stream-malformed|stream-error)"
     r"(?:-(?P<value>[0-9.]+))?$"
 )
 
@@ -74,6 +76,8 @@ def parse_model(model: str, base: Behaviour) -> Behaviour:
             behaviour = replace(behaviour, status=int(value))
         elif name == "stream-cut":
             behaviour = replace(behaviour, cut_after=int(value or 2))
+        elif name == "stream-error":
+            behaviour = replace(behaviour, error_after=int(value or 2))
         elif name == "stream-malformed":
             behaviour = replace(behaviour, malformed_after=int(value or 2))
     return behaviour
