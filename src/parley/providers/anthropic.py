@@ -41,7 +41,6 @@ from parley.gateway.types import (
 from parley.providers import convert
 from parley.providers.base import (
     ChunkStream,
-    append_turn,
     check_response,
     check_stream,
     decode_json,
@@ -175,7 +174,7 @@ def _messages(request: ChatRequest) -> list[dict[str, Any]]:
             ]
         else:
             continue  # system/developer: hoisted
-        append_turn(turns, role, "content", blocks)
+        convert.append_turn(turns, role, "content", blocks)
     return turns
 
 

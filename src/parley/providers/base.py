@@ -126,14 +126,3 @@ async def check_stream(upstream: StreamingResponse) -> None:
         raise_for_status(
             upstream.status, upstream.headers, await upstream.read_all(), upstream.deployment
         )
-
-
-def append_turn(turns: list[dict[str, Any]], role: str, key: str, items: list[Any]) -> None:
-    """Add a turn, merging into the previous one when the role repeats (Anthropic and Gemini
-    both want one turn per speaker change: consecutive tool results become one user turn)."""
-    if not items:
-        return
-    if turns and turns[-1]["role"] == role:
-        turns[-1][key].extend(items)
-    else:
-        turns.append({"role": role, key: items})

@@ -88,3 +88,14 @@ def json_output_schema(request: ChatRequest) -> dict[str, Any] | None:
 
 def dumps(value: Any) -> str:
     return msgspec.json.encode(value).decode()
+
+
+def append_turn(turns: list[dict[str, Any]], role: str, key: str, items: list[Any]) -> None:
+    """Add a turn, merging into the previous one when the role repeats (Anthropic and Gemini
+    both want one turn per speaker change: consecutive tool results become one user turn)."""
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})

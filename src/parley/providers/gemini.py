@@ -43,7 +43,6 @@ from parley.gateway.types import (
 from parley.providers import convert
 from parley.providers.base import (
     ChunkStream,
-    append_turn,
     check_response,
     check_stream,
     decode_json,
@@ -197,7 +196,7 @@ def _contents(request: ChatRequest) -> list[dict[str, Any]]:
             ]
         else:
             continue
-        append_turn(contents, role, "parts", parts)
+        convert.append_turn(contents, role, "parts", parts)
     return contents
 
 

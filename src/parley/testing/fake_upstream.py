@@ -32,6 +32,7 @@ from parley.testing.formats import (
 )
 from parley.testing.scenario import Behaviour
 
+_BODY: web.RequestKey[Any] = web.RequestKey("parsed_body", object)  # JSON, or raw bytes
 _OPENAI = OpenAIFormat()
 _ANTHROPIC = AnthropicFormat()
 _GEMINI = GeminiFormat()
@@ -111,25 +112,26 @@ class FakeUpstream:
 
     @web.middleware
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Count every call, refused ones included (the body is cached for the handler)."""
+        """Count every call, refused ones included; handlers read the body parsed here."""
         raw = await request.read()
         try:
             body = json.loads(raw) if raw else None
         except json.JSONDecodeError:
             body = raw
         self.calls.append(Call(_family(request.path), request.path_qs, dict(request.headers), body))
+        request[_BODY] = body
         response: web.StreamResponse = await handler(request)
         return response
 
     async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._check_bearer(request, _OPENAI, optional=True)) is not None:
             return denied
-        return await self._chat(request, "openai", _OPENAI, None)
+        return await self._chat(request, _OPENAI, None)
 
     async def _azure_chat(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._check_azure(request)) is not None:
             return denied
-        return await self._chat(request, "azure", _OPENAI, request.match_info["deployment"])
+        return await self._chat(request, _OPENAI, request.match_info["deployment"])
 
     async def _anthropic_messages(self, request: web.Request) -> web.StreamResponse:
         if not request.headers.get("anthropic-version"):
@@ -138,7 +140,7 @@ class FakeUpstream:
             denied := self._check_key(request, _ANTHROPIC, request.headers.get("x-api-key"))
         ) is not None:
             return denied
-        return await self._chat(request, "anthropic", _ANTHROPIC, None)
+        return await self._chat(request, _ANTHROPIC, None)
 
     async def _gemini(self, request: web.Request) -> web.StreamResponse:
         model, _, action = request.match_info["model_action"].partition(":")
@@ -146,11 +148,11 @@ class FakeUpstream:
         if (denied := self._check_key(request, _GEMINI, key)) is not None:
             return denied
         if action == "generateContent":
-            return await self._chat(request, "gemini", _GEMINI, model, force_stream=False)
+            return await self._chat(request, _GEMINI, model, force_stream=False)
         if action == "streamGenerateContent":
             if request.query.get("alt") != "sse":
                 return _json(_GEMINI.error(400, "this fake streams only with alt=sse"), 400)
-            return await self._chat(request, "gemini", _GEMINI, model, force_stream=True)
+            return await self._chat(request, _GEMINI, model, force_stream=True)
         if action == "batchEmbedContents":
             return await self._gemini_embeddings(request, model)
         return _json(_GEMINI.error(404, f"unknown method {action}"), 404)
@@ -158,15 +160,13 @@ class FakeUpstream:
     async def _chat(
         self,
         request: web.Request,
-        family: str,
         fmt: WireFormat,
         path_model: str | None,
         force_stream: bool | None = None,
     ) -> web.StreamResponse:
-        try:
-            body = await request.json()
-        except json.JSONDecodeError:
-            return _json(fmt.error(400, "request body is not valid JSON"), 400)
+        body = request[_BODY]
+        if not isinstance(body, dict):
+            return _json(fmt.error(400, "request body is not a JSON object"), 400)
         try:
             parsed = fmt.read(body, path_model)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -187,14 +187,14 @@ class FakeUpstream:
                 headers,
             )
         answer = scenario.answer(parsed.conversation, behaviour)
-        if not parsed.stream:
-            body = fmt.complete(parsed, answer)
-            if behaviour.omit_usage:
-                body.pop("usage", None)
-            return _json(body, 200)
-        frames = fmt.frames(parsed, answer)
         if behaviour.omit_usage:
-            frames = [f for f in frames if b'"usage":{' not in f]
+            parsed.include_usage = False  # as a server that ignores stream_options does
+        if not parsed.stream:
+            reply = fmt.complete(parsed, answer)
+            if behaviour.omit_usage:
+                reply.pop("usage", None)
+            return _json(reply, 200)
+        frames = fmt.frames(parsed, answer)
         if behaviour.error_after is not None:
             frames = [*frames[: behaviour.error_after], fmt.error_frame("upstream overloaded")]
         return await self._stream(request, frames, behaviour)
@@ -250,7 +250,7 @@ class FakeUpstream:
         return await self._embeddings(request, "azure")
 
     async def _embeddings(self, request: web.Request, family: str) -> web.StreamResponse:
-        body = await request.json()
+        body = request[_BODY]
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         dims = int(body.get("dimensions") or 16)
         data = [
@@ -269,7 +269,7 @@ class FakeUpstream:
         )
 
     async def _gemini_embeddings(self, request: web.Request, model: str) -> web.StreamResponse:
-        body = await request.json()
+        body = request[_BODY]
         vectors = []
         for item in body["requests"]:
             if item.get("model") != f"models/{model}":
