@@ -15,7 +15,8 @@ import json
 import aiohttp
 import httpx
 
-from bench.common import Result, free_port, print_table, process, run_load
+from bench.common import Result, print_table, process, run_load
+from parley.testing.servers import free_port
 
 BODY = json.dumps(
     {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "benchmark me"}]}

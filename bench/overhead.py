@@ -19,7 +19,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import Result, free_port, print_table, process, run_load
+from bench.common import Result, print_table, process, run_load
+from parley.testing.servers import free_port
 
 UPSTREAM_MODEL = "bench+tokens-20"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -43,7 +44,7 @@ def parley(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[ParleyFactor
 
     Returns the base URL; every server started is stopped after the test.
     """
-    stack: list[Any] = []
+    servers = contextlib.ExitStack()
 
     def start(
         directive: str = "",
@@ -53,11 +54,7 @@ def parley(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[ParleyFactor
     ) -> str:
         models = fake_models(fake.url, directive=directive, key=key, extra=extra)
         app = create_app(Settings(**settings), models=models)
-        ctx = serve_in_thread(loop_thread, app)
-        url = ctx.__enter__()
-        stack.append(ctx)
-        return url
+        return servers.enter_context(serve_in_thread(loop_thread, app))
 
-    yield start
-    for ctx in reversed(stack):
-        ctx.__exit__(None, None, None)
+    with servers:
+        yield start

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ import pytest
 
 from parley import __version__
 from parley.testing.fake_upstream import FakeUpstream
-from parley.testing.servers import LoopThread
+from parley.testing.servers import LoopThread, free_port
 
 CLEAN_ENV = {
     k: v
@@ -82,12 +81,6 @@ def test_models_lists_groups(tmp_path: Path) -> None:
     assert "secret-value-1" not in result.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_ready(url: str, proc: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -104,7 +97,7 @@ class Served:
     """A running ``parley serve`` subprocess; ``stop()`` sends SIGTERM and returns stderr."""
 
     def __init__(self, *args: str, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "parley", "serve", "--port", str(self.port), *args],

@@ -4,7 +4,6 @@ with an error event (never a fake ``[DONE]``) when the upstream breaks after the
 from __future__ import annotations
 
 import json
-import socket
 from typing import Any
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.scenario import Behaviour
-from parley.testing.servers import FAMILIES
+from parley.testing.servers import FAMILIES, free_port
 from tests.conftest import ParleyFactory
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -139,9 +138,7 @@ def test_upstream_timeout_is_504(parley: ParleyFactory, stream: bool) -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_connection_failure_is_502(parley: ParleyFactory, stream: bool) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        dead = sock.getsockname()[1]
+    dead = free_port()  # nobody listens there
     url = parley(extra={"api_base": f"http://127.0.0.1:{dead}"})
     response = httpx.post(
         f"{url}/v1/chat/completions", json={**CHAT, "model": "anthropic", "stream": stream}

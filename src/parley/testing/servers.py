@@ -57,6 +57,14 @@ def fake_models(
     return LoadedModels(resolve_groups(parsed, {FAKE_KEY_ENV: key}), "test")
 
 
+def free_port() -> int:
+    """A loopback port free right now (for subprocesses that must bind it themselves;
+    in-process servers bind port 0 directly, which has no race)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class LoopThread:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
