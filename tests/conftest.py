@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,10 +40,11 @@ ParleyFactory = Callable[..., str]
 
 
 @pytest.fixture
-def parley(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[ParleyFactory]:
+def parley(loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path) -> Iterator[ParleyFactory]:
     """Start Parley in front of ``fake``: ``parley(directive="+error-500", drop_params=True)``.
 
-    Returns the base URL; every server started is stopped after the test.
+    Returns the base URL; every server started is stopped after the test. Each gets a
+    SQLite database in the test's temporary directory unless ``database_url`` is given.
     """
     servers = contextlib.ExitStack()
 
@@ -53,6 +55,7 @@ def parley(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[ParleyFactor
         **settings: Any,
     ) -> str:
         models = fake_models(fake.url, directive=directive, key=key, extra=extra)
+        settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
         app = create_app(Settings(**settings), models=models)
         return servers.enter_context(serve_in_thread(loop_thread, app))
 

@@ -11,18 +11,20 @@ from functools import partial
 from fastapi import FastAPI
 
 from parley import __version__
-from parley.api import health, openai
+from parley.api import admin, health, openai
 from parley.api.errors import install_error_handlers
 from parley.api.middleware import RequestContextMiddleware
 from parley.config import LoadedModels, Settings, load_models
 from parley.gateway import tokens
 from parley.gateway.pipeline import Gateway
+from parley.gateway.policy import Policies
 from parley.gateway.registry import ModelRegistry
 from parley.observability.logging import configure_logging, get_logger
 from parley.observability.metrics import Metrics
 from parley.observability.redact import redactor
 from parley.providers.factory import build_provider
 from parley.providers.http import UpstreamPool
+from parley.services import open_services
 
 log = get_logger(__name__)
 
@@ -43,15 +45,21 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Load the tokenizer off the event loop now, not on the first request that needs it.
         await asyncio.to_thread(tokens.encoding)
+        services = await open_services(settings, metrics)
+        app.state.services = services
         registry = ModelRegistry(models.groups, partial(build_provider, pool=pool))
-        app.state.gateway = Gateway(registry, metrics, drop_params=settings.drop_params)
-        _log_startup(models)
+        policies = Policies(services.admission, services.usage, metrics)
+        app.state.gateway = Gateway(
+            registry, metrics, drop_params=settings.drop_params, policies=policies
+        )
+        _log_startup(models, settings)
         app.state.started = True
         try:
             yield
         finally:
             app.state.started = False
             await pool.close()
+            await services.close()
             log.info("stopped")
 
     app = FastAPI(
@@ -70,17 +78,32 @@ def create_app(
     async def config_loaded() -> str | None:
         return None if app.state.started else "configuration not loaded"
 
-    app.state.readiness = {"config": config_loaded}
+    async def database() -> str | None:
+        return await app.state.services.db.ping() if app.state.started else None
+
+    async def shared_state() -> str | None:
+        return await app.state.services.state.ping() if app.state.started else None
+
+    app.state.readiness = {"config": config_loaded, "database": database, "state": shared_state}
     install_error_handlers(app)
     app.include_router(openai.router)
     app.include_router(health.router)
+    app.include_router(admin.router)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_request_bytes, metrics=metrics
     )
     return app
 
 
-def _log_startup(models: LoadedModels) -> None:
+def _log_startup(models: LoadedModels, settings: Settings) -> None:
+    if settings.auth_required:
+        log.info("API keys required on /v1")
+    else:
+        log.warning(
+            "API keys not required on /v1: embedded tier, loopback only "
+            "(set PARLEY_ADMIN_KEY or PARLEY_REQUIRE_AUTH=true to require them)",
+            host=settings.host,
+        )
     for note in models.notes:
         log.warning("config note", note=note)
     if not models.groups:

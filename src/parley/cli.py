@@ -39,6 +39,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [default: 4000]")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes [default: 1]")] = None,
     config: ConfigOption = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow keyless /v1 on a non-loopback address.")
+    ] = False,
 ) -> None:
     """Start the gateway."""
     import uvicorn
@@ -51,8 +54,18 @@ def serve(
         for k, v in {"host": host, "port": port, "workers": workers, "config": config}.items()
         if v is not None
     }
+    if insecure:
+        overrides["insecure"] = True
     settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the values
     configure_logging(settings.log_level, settings.log_format)
+    if not settings.auth_required and not settings.loopback_only() and not settings.insecure:
+        err.print(
+            f"[bold red]refusing to serve /v1 without API keys on {settings.host}[/]\n"
+            "  set PARLEY_ADMIN_KEY (or PARLEY_REQUIRE_AUTH=true) and create keys with "
+            "`parley keys create`,\n  bind 127.0.0.1, or pass --insecure to accept the risk.",
+            highlight=False,
+        )
+        raise typer.Exit(2)
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -68,6 +81,9 @@ def serve(
         for key, value in overrides.items():
             os.environ[f"PARLEY_{key.upper()}"] = str(value)
         _check(settings.config)
+        # Migrate once here; the workers then only check the schema instead of racing.
+        _run(_upgrade(settings))
+        os.environ["PARLEY_AUTO_MIGRATE"] = "false"
         uvicorn.run(
             "parley.app:create_app_from_env", factory=True, workers=settings.workers, **common
         )
@@ -148,6 +164,147 @@ def check_config(
     )
     for note in loaded.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
+
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="Virtual API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _run(coro: Any) -> Any:
+    import asyncio
+
+    from parley.errors import ParleyError
+
+    try:
+        return asyncio.run(coro)
+    except ParleyError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+async def _upgrade(settings: Settings) -> str | None:
+    from parley.store import migrate
+    from parley.store.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db)
+        return await migrate.current_revision(db)
+    finally:
+        await db.close()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations to PARLEY_DATABASE_URL (run once per release in clusters)."""
+    settings = Settings()
+    revision = _run(_upgrade(settings))
+    console.print(f"database at revision {revision}", highlight=False)
+
+
+@keys_app.command("create")
+def keys_create(
+    team: Annotated[str | None, typer.Option(help="Owning team id.")] = None,
+    user: Annotated[str | None, typer.Option(help="Owning user id.")] = None,
+    name: Annotated[str | None, typer.Option(help="A label for listings.")] = None,
+    rpm: Annotated[int | None, typer.Option(min=1, help="Requests per minute.")] = None,
+    tpm: Annotated[int | None, typer.Option(min=1, help="Tokens per minute.")] = None,
+    max_parallel: Annotated[int | None, typer.Option(min=1, help="Concurrent requests.")] = None,
+    budget: Annotated[float | None, typer.Option(min=0, help="Hard budget in USD.")] = None,
+    budget_period: Annotated[
+        str, typer.Option(help="daily | weekly | monthly | total")
+    ] = "monthly",
+    models: Annotated[
+        str | None, typer.Option(help="Allowed model groups, comma-separated.")
+    ] = None,
+    expires_days: Annotated[float | None, typer.Option(min=0, help="Expire after N days.")] = None,
+) -> None:
+    """Create a key and print it (the only time it is shown) alone on the last line."""
+    from parley.errors import ParleyError
+    from parley.identity.schemas import key_spec
+
+    try:
+        spec = key_spec(
+            {
+                "name": name,
+                "team_id": team,
+                "user_id": user,
+                "rpm": rpm,
+                "tpm": tpm,
+                "max_parallel": max_parallel,
+                "budget_usd": budget,
+                "budget_period": budget_period,
+                "models": [m.strip() for m in models.split(",") if m.strip()] if models else None,
+                "expires_in_days": expires_days,
+            }
+        )
+    except ParleyError as exc:
+        err.print(f"[bold red]error:[/] {exc.param}: {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+    created = _run(_with_keys(lambda keys: keys.create(spec, created_by="cli")))
+    err.print(
+        f"created key {created.id} ({created.prefix}...); store it now, it is not shown again"
+    )
+    print(created.key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_or_id: Annotated[str, typer.Argument(help="The key itself or its id.")],
+) -> None:
+    """Revoke a key on every instance."""
+
+    async def revoke(keys: Any) -> str:
+        key_id = await keys.find_id(key_or_id)
+        await keys.revoke(key_id)
+        return str(key_id)
+
+    key_id = _run(_with_keys(revoke, revoke_flag=True))
+    console.print(f"revoked {key_id}", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (never the keys themselves: id, prefix, owner, limits, state)."""
+    rows = _run(_with_keys(lambda keys: keys.list(limit=1000)))
+    for row in rows:
+        state = "revoked" if row["revoked_ms"] else "active"
+        console.print(
+            f"{row['id']}\t{row['prefix']}...\t{row['team_id'] or '-'}\t{row['user_id'] or '-'}"
+            f"\t{state}",
+            highlight=False,
+            markup=False,
+        )
+
+
+async def _with_keys(action: Any, *, revoke_flag: bool = False) -> Any:
+    """Run ``action(KeyStore)`` against PARLEY_DATABASE_URL (migrated first), and when a
+    key is revoked, raise its flag in the shared state so running instances refuse it."""
+    from parley.identity.keys import KeyStore
+    from parley.store import migrate
+    from parley.store.db import Database
+
+    settings = Settings()
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db)
+        result = await action(KeyStore(db))
+        if revoke_flag and settings.redis_url:
+            from parley.state import keys as state_keys
+            from parley.state.redis import RedisState
+
+            state = RedisState(settings.redis_url)
+            try:
+                await state.set_flag(
+                    state_keys.revoked("key", result), settings.key_cache_seconds + 30
+                )
+            finally:
+                await state.close()
+        return result
+    finally:
+        await db.close()
 
 
 @app.command()

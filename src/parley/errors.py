@@ -7,8 +7,17 @@ OpenAI error ``type``/``code`` so the API layer renders them without a lookup ta
     ├── InvalidRequest            400 invalid_request_error
     │   ├── UnsupportedParameter  400 (param the provider cannot honour, drop_params off)
     │   └── RequestTooLarge       413
-    ├── AuthenticationFailed      401
-    ├── ModelNotFound             404 model_not_found
+    ├── AuthenticationFailed      401 (no, bad, expired or revoked credential)
+    ├── PermissionDenied          403 (authenticated, but not allowed this)
+    ├── NotFound                  404 (an admin/API resource that does not exist)
+    │   └── ModelNotFound         404 model_not_found
+    ├── Conflict                  409 (a unique name or a lost race)
+    ├── RateLimited               429 (a Parley limit; ``code`` names which; Retry-After)
+    │   └── BudgetExceeded        429 budget_exceeded
+    ├── TooManyAttempts           429 (login lockout; Retry-After)
+    ├── ServiceUnavailable        503 (shared state down and the failure mode is closed)
+    ├── StoreError                500 (database failure; details only in logs)
+    ├── StateError                (shared-state backend failure; callers decide open/closed)
     ├── ConfigError               (startup only; never rendered to a client)
     └── UpstreamError             the provider failed; status mirrors what it said
         ├── UpstreamStatusError   upstream answered 4xx/5xx (429 keeps Retry-After)
@@ -79,10 +88,68 @@ class AuthenticationFailed(ParleyError):
     code = "invalid_api_key"
 
 
-class ModelNotFound(ParleyError):
+class PermissionDenied(ParleyError):
+    status_code = 403
+    error_type = "permission_error"
+    code = "forbidden"
+
+
+class NotFound(ParleyError):
     status_code = 404
+    error_type = "not_found_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
     error_type = "invalid_request_error"
     code = "model_not_found"
+
+
+class Conflict(ParleyError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "conflict"
+
+
+class RateLimited(ParleyError):
+    """A Parley limit was hit; ``code`` says which (``rpm_exceeded:key`` style)."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, code: str, retry_after: float) -> None:
+        seconds = max(1, int(retry_after + 0.999))
+        super().__init__(message, code=code, headers={"Retry-After": str(seconds)})
+        self.retry_after = seconds
+
+
+class BudgetExceeded(RateLimited):
+    pass
+
+
+class TooManyAttempts(RateLimited):
+    pass
+
+
+class ServiceUnavailable(ParleyError):
+    status_code = 503
+    error_type = "service_unavailable_error"
+    code = "service_unavailable"
+
+
+class StoreError(ParleyError):
+    """The database failed. The message names the failure class, never the statement."""
+
+    status_code = 500
+    code = "store_error"
+
+
+class StateError(ParleyError):
+    """The shared-state backend (Redis) failed; limits and budgets apply their failure mode."""
+
+    status_code = 503
+    error_type = "service_unavailable_error"
+    code = "state_unavailable"
 
 
 class ConfigError(ParleyError):

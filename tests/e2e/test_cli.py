@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ def parley(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
         capture_output=True,
         text=True,
         env={**CLEAN_ENV, **(env or {})},
+        cwd=tempfile.gettempdir(),
         timeout=60,
         check=False,
     )
@@ -99,6 +101,8 @@ class Served:
     def __init__(self, *args: str, env: dict[str, str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self._dir = tempfile.TemporaryDirectory(prefix="parley-served-")
+        env = {"PARLEY_DATABASE_URL": f"sqlite:///{self._dir.name}/parley.db", **env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "parley", "serve", "--port", str(self.port), *args],
             env=env,
@@ -121,6 +125,7 @@ class Served:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate()
+        self._dir.cleanup()
 
 
 @pytest.mark.slow
@@ -191,3 +196,35 @@ def test_serve_with_workers_answers_and_stops() -> None:
     assert served.proc.returncode in CLEAN_EXIT
     assert stderr.count("models loaded") == 2  # one app per worker process
     assert "sk-test-abcdefgh1234" not in stderr
+
+
+def test_db_upgrade_then_keys_create_and_revoke(tmp_path: Path) -> None:
+    env = {"PARLEY_DATABASE_URL": f"sqlite:///{tmp_path}/p.db"}
+    upgraded = parley("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "revision 0001" in upgraded.stdout
+    created = parley("keys", "create", "--rpm", "5", "--budget", "1.5", "--models", "a,b", env=env)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("pk-")
+    assert len(key) > 40
+    listed = parley("keys", "list", env=env)
+    assert key[:11] in listed.stdout
+    assert key not in listed.stdout
+    revoked = parley("keys", "revoke", key, env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked" in parley("keys", "list", env=env).stdout
+    bad = parley("keys", "create", "--budget-period", "hourly", env=env)
+    assert bad.returncode == 2
+    assert "budget_period" in bad.stderr
+    missing = parley("keys", "revoke", "no-such-id", env=env)
+    assert missing.returncode == 1
+    assert "no such API key" in missing.stderr
+
+
+def test_serve_refuses_keyless_non_loopback_bind(tmp_path: Path) -> None:
+    env = {"PARLEY_DATABASE_URL": f"sqlite:///{tmp_path}/p.db"}
+    result = parley("serve", "--host", "0.0.0.0", "--port", str(free_port()), env=env)
+    assert result.returncode == 2
+    assert "refusing to serve /v1 without API keys on 0.0.0.0" in result.stderr
+    assert "--insecure" in result.stderr

@@ -51,7 +51,10 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         timer = start_request_timer()
-        request_id = _request_id(scope)
+        request_id, from_client = _request_id(scope)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id.decode()
+        state["request_id_from_client"] = from_client
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id.decode())
         route = route_label(scope["path"])
@@ -92,11 +95,12 @@ class RequestContextMiddleware:
         await self.app(scope, receive_wrapper if declared is None else receive, send_wrapper)
 
 
-def _request_id(scope: Scope) -> bytes:
+def _request_id(scope: Scope) -> tuple[bytes, bool]:
+    """The request's id and whether the client chose it."""
     for name, value in scope["headers"]:
         if name == b"x-request-id" and _VALID_ID.match(value):
-            return bytes(value)
-    return uuid.uuid4().hex.encode()
+            return bytes(value), True
+    return uuid.uuid4().hex.encode(), False
 
 
 def _content_length(scope: Scope) -> int | None:

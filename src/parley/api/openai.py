@@ -18,8 +18,10 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from parley.api.deps import api_caller, request_id
 from parley.api.sse import SSEResponse
-from parley.errors import InvalidRequest
+from parley.errors import InvalidRequest, ModelNotFound
+from parley.gateway.caller import Caller
 from parley.gateway.pipeline import Gateway
 from parley.gateway.registry import ModelRegistry
 from parley.gateway.types import (
@@ -68,8 +70,8 @@ async def _decode(request: Request, decoder: Callable[[bytes], T]) -> T:
         raise _decode_error(exc) from None
 
 
-def _warning_headers(deployment: str, dropped: list[str]) -> dict[str, str]:
-    headers = {"x-parley-deployment": deployment}
+def _warning_headers(deployment: str, dropped: list[str], limits: dict[str, str]) -> dict[str, str]:
+    headers = {"x-parley-deployment": deployment, **limits}
     if dropped:
         headers["x-parley-dropped-params"] = ",".join(dropped)
         headers["x-parley-warning"] = (
@@ -81,21 +83,26 @@ def _warning_headers(deployment: str, dropped: list[str]) -> dict[str, str]:
 @router.post("/chat/completions")
 async def chat_completions(request: Request) -> Response:
     gateway = _gateway(request)
+    caller = await api_caller(request)
     chat = await _decode(request, decode_chat_request)
     if chat.stream:
-        return await _stream(chat, gateway, request)
-    outcome = await gateway.chat(chat)
+        return await _stream(chat, gateway, request, caller)
+    outcome = await gateway.chat(chat, caller, request_id(request))
     return Response(
         msgspec.json.encode(outcome.completion),
         media_type=_JSON,
-        headers=_warning_headers(outcome.deployment, outcome.dropped),
+        headers=_warning_headers(outcome.deployment, outcome.dropped, outcome.headers),
     )
 
 
-async def _stream(chat: ChatRequest, gateway: Gateway, request: Request) -> Response:
+async def _stream(
+    chat: ChatRequest, gateway: Gateway, request: Request, caller: Caller
+) -> Response:
     stack = contextlib.AsyncExitStack()
     try:
-        outcome = await stack.enter_async_context(gateway.chat_stream(chat))
+        outcome = await stack.enter_async_context(
+            gateway.chat_stream(chat, caller, request_id(request))
+        )
     except BaseException:
         await stack.aclose()
         raise
@@ -104,15 +111,16 @@ async def _stream(chat: ChatRequest, gateway: Gateway, request: Request) -> Resp
         outcome.chunks,
         stack.aclose,
         keepalive=settings.stream_keepalive_seconds,
-        headers=_warning_headers(outcome.deployment, outcome.dropped),
+        headers=_warning_headers(outcome.deployment, outcome.dropped, outcome.headers),
     )
 
 
 @router.post("/embeddings")
 async def embeddings(request: Request) -> Response:
     gateway = _gateway(request)
+    caller = await api_caller(request)
     embedding = await _decode(request, decode_embedding_request)
-    outcome = await gateway.embed(embedding)
+    outcome = await gateway.embed(embedding, caller, request_id(request))
     body = {
         "object": "list",
         "data": [
@@ -125,7 +133,7 @@ async def embeddings(request: Request) -> Response:
     return Response(
         msgspec.json.encode(body),
         media_type=_JSON,
-        headers={"x-parley-deployment": outcome.deployment},
+        headers={"x-parley-deployment": outcome.deployment, **outcome.headers},
     )
 
 
@@ -143,8 +151,10 @@ def _card(name: str) -> ModelCard:
 
 @router.get("/models")
 async def list_models(request: Request) -> Response:
+    caller = await api_caller(request)
     registry: ModelRegistry = request.app.state.gateway.registry
-    body: dict[str, Any] = {"object": "list", "data": [_card(g.name) for g in registry.groups]}
+    cards = [_card(g.name) for g in registry.groups if caller.may_use(g.name)]
+    body: dict[str, Any] = {"object": "list", "data": cards}
     if not body["data"]:
         body["parley_hint"] = NO_MODELS_HINT
     return Response(msgspec.json.encode(body), media_type=_JSON)
@@ -152,6 +162,12 @@ async def list_models(request: Request) -> Response:
 
 @router.get("/models/{model_id:path}")
 async def get_model(model_id: str, request: Request) -> Response:
+    caller = await api_caller(request)
     registry: ModelRegistry = request.app.state.gateway.registry
     group = registry.group(model_id)
+    if not caller.may_use(group.name):
+        raise ModelNotFound(
+            f"The model {model_id!r} does not exist or you do not have access to it.",
+            param="model",
+        )
     return Response(msgspec.json.encode(_card(group.name)), media_type=_JSON)

@@ -20,7 +20,9 @@ from parley.config import litellm
 from parley.config.models import (
     DEFAULT_AZURE_API_VERSION,
     DeploymentConfig,
+    GroupLimits,
     ModelsFile,
+    PriceConfig,
     ProviderName,
     TimeoutConfig,
 )
@@ -44,6 +46,8 @@ class Deployment:
     max_connections: int
     extra_headers: Mapping[str, str]
     allow_client_api_base: bool
+    price: PriceConfig | None = None
+    """From the config file; ``None`` means Parley's built-in table (``gateway/cost.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,7 @@ class ModelGroup:
     name: str
     deployments: tuple[Deployment, ...]
     drop_params: bool | None = None
+    limits: GroupLimits = field(default_factory=GroupLimits)
 
 
 @dataclass(slots=True)
@@ -150,7 +155,7 @@ def resolve_groups(parsed: ModelsFile, env: Mapping[str, str]) -> list[ModelGrou
             api_key = _resolve_optional(dep.api_key, where, "api_key", env, problems)
             token = _resolve_optional(dep.azure_ad_token, where, "azure_ad_token", env, problems)
             deployments.append(_deployment(group.name, dep, api_key, token))
-        groups.append(ModelGroup(group.name, tuple(deployments), group.drop_params))
+        groups.append(ModelGroup(group.name, tuple(deployments), group.drop_params, group.limits))
     if problems:
         raise ConfigError(problems)
     return groups
@@ -184,6 +189,7 @@ def _deployment(
         max_connections=dep.max_connections,
         extra_headers=dict(dep.extra_headers),
         allow_client_api_base=dep.allow_client_api_base,
+        price=dep.price,
     )
 
 

@@ -35,6 +35,23 @@ class TimeoutConfig(_Strict):
     total: float = Field(default=600.0, gt=0)
 
 
+class PriceConfig(_Strict):
+    """USD per million tokens; overrides Parley's built-in table for this deployment."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    """Defaults to the input price when the provider does not discount cached tokens."""
+
+
+class GroupLimits(_Strict):
+    """Limits on the whole model group, summed over every caller and instance."""
+
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_parallel: int | None = Field(default=None, ge=1)
+
+
 class DeploymentConfig(_Strict):
     provider: ProviderName
     model: str = Field(min_length=1)
@@ -48,6 +65,7 @@ class DeploymentConfig(_Strict):
     extra_headers: dict[str, str] = Field(default_factory=dict)
     allow_client_api_base: bool = False
     """SSRF guard: a request may name its own ``api_base`` only where an admin set this."""
+    price: PriceConfig | None = None
 
     @field_validator("api_key", "azure_ad_token")
     @classmethod
@@ -94,6 +112,7 @@ class ModelGroupConfig(_Strict):
     deployments: list[DeploymentConfig] = Field(min_length=1)
     drop_params: bool | None = None
     """Overrides the process-wide ``PARLEY_DROP_PARAMS`` for this group."""
+    limits: GroupLimits = GroupLimits()
 
 
 class ModelsFile(_Strict):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FailureMode = Literal["open", "closed"]
 
 
 class Settings(BaseSettings):
@@ -29,3 +32,78 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
+
+    # --- storage and shared state -------------------------------------------------------
+    database_url: str = "sqlite+aiosqlite:///parley.db"
+    """SQLite file by default; ``postgresql://...`` selects PostgreSQL (asyncpg)."""
+    auto_migrate: bool = True
+    """Run pending migrations at start-up. Clusters run ``parley db upgrade`` once instead."""
+    redis_url: str | None = None
+    """Shared state (limits, budgets, revocation, usage buffer); in-process when unset."""
+
+    # --- access -------------------------------------------------------------------------
+    admin_key: SecretStr | None = None
+    """Bootstrap admin bearer token for ``/admin/*``; setting it also makes ``/v1`` need keys."""
+    require_auth: bool = False
+    insecure: bool = False
+    """Serve ``/v1`` without keys on a non-loopback address. Never in production."""
+    allow_registration: bool | None = None
+    """``POST /auth/register``; on by default only in the embedded tier (SQLite)."""
+
+    # --- limits, budgets and usage --------------------------------------------------------
+    ip_rpm: int | None = Field(default=None, ge=1)
+    ip_tpm: int | None = Field(default=None, ge=1)
+    ip_max_parallel: int | None = Field(default=None, ge=1)
+    rate_limit_failure_mode: FailureMode = "open"
+    """When the shared state is unreachable: serve without rate limits (open) or refuse."""
+    budget_failure_mode: FailureMode = "closed"
+    """When the shared state is unreachable: refuse budgeted callers (closed) or serve."""
+    default_max_tokens_estimate: int = Field(default=1024, ge=1)
+    """Completion tokens reserved against TPM limits and budgets when a request sets no
+    ``max_tokens``; the reservation is reconciled with the real usage afterwards."""
+    usage_flush_seconds: float = Field(default=1.0, gt=0)
+    usage_batch_size: int = Field(default=500, ge=1)
+    usage_claim_idle_seconds: float = Field(default=30.0, gt=0)
+    """With Redis: usage entries a dead instance read but never wrote are taken over by
+    another instance after this long."""
+    key_cache_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        """Accept the URLs people paste (``postgresql://``, ``sqlite:///``) and pick the
+        async driver Parley ships with."""
+        for plain, async_ in (
+            ("postgres://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if value.startswith(plain):
+                return async_ + value.removeprefix(plain)
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def auth_required(self) -> bool:
+        return self.admin_key is not None or self.require_auth
+
+    @property
+    def registration_open(self) -> bool:
+        if self.allow_registration is not None:
+            return self.allow_registration
+        return self.is_sqlite and self.redis_url is None
+
+    def loopback_only(self) -> bool:
+        return is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

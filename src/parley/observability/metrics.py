@@ -59,6 +59,31 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.cost = Counter(
+            "parley_cost_usd",
+            "Spend charged to callers, USD",
+            ["model_group"],
+            registry=self.registry,
+        )
+        self.limit_refusals = Counter(
+            "parley_limit_refusals",
+            "Requests refused by a limit (kind: rpm, tpm, parallel, budget, revoked)",
+            ["kind", "scope"],
+            registry=self.registry,
+        )
+        self.soft_budget_exceeded = Counter(
+            "parley_soft_budget_exceeded",
+            "Requests admitted past a soft budget",
+            ["scope"],
+            registry=self.registry,
+        )
+        self.usage_records = Counter(
+            "parley_usage_records",
+            "Usage records by outcome (queued, written, dropped)",
+            ["outcome"],
+            registry=self.registry,
+        )
+
     @contextlib.contextmanager
     def upstream_call(self, deployment: Deployment) -> Iterator[None]:
         started = time.perf_counter()

@@ -1,0 +1,129 @@
+"""The gateway's per-request policies around an upstream call: model access, admission
+(limits, budgets, revocation) before it; settlement, cost and the usage record after it.
+
+``Policies.begin`` returns a ``Call``; exactly one ``finish`` follows, whatever happened
+(success, upstream error, client gone), so reservations are always given back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from parley.config.loader import Deployment, ModelGroup
+from parley.errors import PermissionDenied
+from parley.gateway import cost
+from parley.gateway.caller import Caller, Limits
+from parley.gateway.limits import Admission, Ticket
+from parley.gateway.types import Usage
+from parley.gateway.usage import UsageRecord, UsageRecorder
+from parley.observability.metrics import Metrics
+
+
+@dataclass(slots=True)
+class Call:
+    caller: Caller
+    group: str
+    request_id: str
+    ticket: Ticket
+    started: float = field(default_factory=time.perf_counter)
+    ttft_ms: int | None = None
+    finished: bool = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.ticket.headers
+
+    def first_token(self) -> None:
+        if self.ttft_ms is None:
+            self.ttft_ms = int((time.perf_counter() - self.started) * 1000)
+
+
+class Policies:
+    def __init__(
+        self,
+        admission: Admission | None,
+        usage: UsageRecorder | None,
+        metrics: Metrics,
+    ) -> None:
+        self.admission = admission
+        self.usage = usage
+        self._metrics = metrics
+        self._prices: dict[str, cost.Price] = {}
+        self._ceilings: dict[str, cost.Price] = {}
+
+    def price(self, deployment: Deployment) -> cost.Price:
+        found = self._prices.get(deployment.label)
+        if found is None:
+            found = self._prices[deployment.label] = cost.price_of(deployment) or cost.FREE
+        return found
+
+    async def begin(
+        self,
+        caller: Caller,
+        group: ModelGroup,
+        request_id: str,
+        *,
+        prompt_tokens: Callable[[], int],
+        max_tokens: int | None,
+    ) -> Call:
+        if not caller.may_use(group.name):
+            raise PermissionDenied(
+                f"this API key may not use model {group.name!r}", code="model_not_allowed"
+            )
+        ticket = Ticket(settled=True)
+        if self.admission is not None:
+            ceiling = self._ceilings.get(group.name)
+            if ceiling is None:
+                ceiling = self._ceilings[group.name] = cost.group_ceiling(group)
+            group_limits = Limits(
+                rpm=group.limits.rpm, tpm=group.limits.tpm, max_parallel=group.limits.max_parallel
+            )
+            ticket = await self.admission.admit(
+                caller,
+                group.name,
+                group_limits,
+                prompt_tokens=prompt_tokens,
+                max_tokens=max_tokens,
+                price_nusd=ceiling.estimate,
+            )
+        return Call(caller, group.name, request_id, ticket)
+
+    async def finish(
+        self,
+        call: Call,
+        *,
+        status: int,
+        deployment: Deployment | None = None,
+        usage: Usage | None = None,
+    ) -> None:
+        if call.finished:
+            return
+        call.finished = True
+        charged = 0
+        if usage is not None and deployment is not None:
+            charged = self.price(deployment).cost(usage)
+            if charged:
+                self._metrics.cost.labels(call.group).inc(charged / 1e9)
+        if self.admission is not None:
+            used = usage.total_tokens if usage is not None else 0
+            await self.admission.settle(call.ticket, tokens=used, cost_nusd=charged)
+        if self.usage is not None:
+            await self.usage.record(
+                UsageRecord(
+                    request_id=call.request_id,
+                    time_ms=int(time.time() * 1000),
+                    model_group=call.group,
+                    status=status,
+                    key_id=call.caller.key_id,
+                    user_id=call.caller.user_id,
+                    team_id=call.caller.team_id,
+                    deployment=deployment.label if deployment is not None else None,
+                    prompt_tokens=usage.prompt_tokens if usage else 0,
+                    completion_tokens=usage.completion_tokens if usage else 0,
+                    cost_nusd=charged,
+                    latency_ms=int((time.perf_counter() - call.started) * 1000),
+                    ttft_ms=call.ttft_ms,
+                )
+            )

@@ -1,0 +1,174 @@
+"""Usage records: one per request, queued without blocking it, written to SQL in batches.
+
+The queue is in-process in the embedded tier (flushed by size or every second, drained on
+graceful shutdown) or a Redis stream when Redis is configured: an entry is in Redis before
+the response completes, so an instance killed outright loses nothing. Another instance's
+writer claims entries a dead writer had read but not written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from parley.errors import ParleyError
+from parley.observability.logging import get_logger
+from parley.observability.metrics import Metrics
+
+log = get_logger(__name__)
+
+
+class UsageRecord(msgspec.Struct, omit_defaults=True):
+    request_id: str
+    time_ms: int
+    model_group: str
+    status: int
+    key_id: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    deployment: str | None = None
+    route_tier: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_nusd: int = 0
+    latency_ms: int = 0
+    ttft_ms: int | None = None
+    cache: str | None = None
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(UsageRecord).decode
+
+
+class UsageQueue(Protocol):
+    async def put(self, data: bytes) -> None: ...
+
+    async def take(self, max_items: int, wait_s: float) -> list[tuple[str, bytes]]:
+        """Up to ``max_items`` entries, waiting at most ``wait_s`` for the first."""
+
+    async def ack(self, ids: Sequence[str]) -> None: ...
+
+
+class MemoryUsageQueue:
+    """Bounded: past ``max_items`` unwritten records (a database down for a long time) the
+    oldest are dropped and counted, rather than growing without limit."""
+
+    def __init__(self, max_items: int = 200_000) -> None:
+        self._items: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._pending: dict[str, bytes] = {}
+        self._event = asyncio.Event()
+        self._seq = 0
+        self._max = max_items
+        self.dropped = 0
+
+    async def put(self, data: bytes) -> None:
+        self._seq += 1
+        if len(self._items) >= self._max:
+            self._items.popleft()
+            self.dropped += 1
+        self._items.append((str(self._seq), data))
+        self._event.set()
+
+    async def take(self, max_items: int, wait_s: float) -> list[tuple[str, bytes]]:
+        if not self._items and wait_s > 0:
+            self._event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), wait_s)
+        batch: list[tuple[str, bytes]] = []
+        while self._items and len(batch) < max_items:
+            entry = self._items.popleft()
+            self._pending[entry[0]] = entry[1]
+            batch.append(entry)
+        return batch
+
+    async def ack(self, ids: Sequence[str]) -> None:
+        for ident in ids:
+            self._pending.pop(ident, None)
+
+    def requeue(self) -> None:
+        """Put taken-but-unwritten entries back at the front (the write failed)."""
+        for entry in reversed(list(self._pending.items())):
+            self._items.appendleft(entry)
+        self._pending.clear()
+
+
+Writer = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+class UsageRecorder:
+    def __init__(
+        self,
+        queue: UsageQueue,
+        writer: Writer,
+        metrics: Metrics,
+        *,
+        batch_size: int = 500,
+        flush_seconds: float = 1.0,
+    ) -> None:
+        self.queue = queue
+        self._write = writer
+        self._metrics = metrics
+        self._batch = batch_size
+        self._flush = flush_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def record(self, record: UsageRecord) -> None:
+        """Queue one record. Never raises: losing a usage record must not fail a request
+        that has already been served (a failure is logged and counted)."""
+        try:
+            await self.queue.put(_encode(record))
+            self._metrics.usage_records.labels("queued").inc()
+        except ParleyError as exc:
+            self._metrics.usage_records.labels("dropped").inc()
+            log.error("usage record not queued", error=exc.message, request=record.request_id)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="parley-usage-writer")
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self.flush_once(self._flush)
+            except ParleyError as exc:
+                log.warning("usage write failed; will retry", error=exc.message)
+                if isinstance(self.queue, MemoryUsageQueue):
+                    self.queue.requeue()
+                await asyncio.sleep(self._flush)
+
+    async def flush_once(self, wait_s: float = 0.0) -> int:
+        batch = await self.queue.take(self._batch, wait_s)
+        if not batch:
+            return 0
+        rows: list[dict[str, Any]] = []
+        for _ident, data in batch:
+            try:
+                rows.append(msgspec.structs.asdict(_decode(data)))
+            except msgspec.DecodeError:
+                log.error("dropping an unreadable usage entry")
+        # asdict keeps defaulted fields: every row has every column, one executemany fits all
+        await self._write(rows)
+        await self.queue.ack([ident for ident, _ in batch])
+        self._metrics.usage_records.labels("written").inc(len(rows))
+        return len(batch)
+
+    async def stop(self) -> None:
+        """Stop the loop and write everything still queued (graceful shutdown)."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if isinstance(self.queue, MemoryUsageQueue):
+            self.queue.requeue()
+        try:
+            while await self.flush_once(0.0):
+                pass
+        except ParleyError as exc:
+            log.error("usage records not written at shutdown", error=exc.message)

@@ -1,0 +1,1 @@
+"""Accounts, sessions and API keys: who a request comes from and what it may do."""

@@ -1,0 +1,70 @@
+"""Validated input for admin operations, shared by the HTTP API and the CLI so both accept
+exactly the same fields with the same errors."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from parley.errors import InvalidRequest
+from parley.identity.keys import KeySpec
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    team_id: str | None = None
+    user_id: str | None = None
+    models: list[str] | None = None
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_parallel: int | None = Field(default=None, ge=1)
+    budget_usd: float | None = Field(default=None, ge=0)
+    soft_budget_usd: float | None = Field(default=None, ge=0)
+    budget_period: Literal["daily", "weekly", "monthly", "total"] = "monthly"
+    expires_in_days: float | None = Field(default=None, gt=0)
+    tier: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    def spec(self) -> KeySpec:
+        expires = None
+        if self.expires_in_days is not None:
+            expires = int((time.time() + self.expires_in_days * 86400) * 1000)
+        return KeySpec(
+            name=self.name,
+            team_id=self.team_id,
+            user_id=self.user_id,
+            models=self.models,
+            rpm=self.rpm,
+            tpm=self.tpm,
+            max_parallel=self.max_parallel,
+            budget_nusd=_nusd(self.budget_usd),
+            soft_budget_nusd=_nusd(self.soft_budget_usd),
+            budget_period=self.budget_period,
+            expires_ms=expires,
+            tier=self.tier,
+            metadata=self.metadata,
+        )
+
+
+def _nusd(usd: float | None) -> int | None:
+    return None if usd is None else round(usd * 1e9)
+
+
+def validated(model: type[BaseModel], data: Any) -> Any:
+    """Validate ``data``; the first problem becomes a 400 naming its field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise InvalidRequest(str(first["msg"]), param=param) from None
+
+
+def key_spec(data: dict[str, Any]) -> KeySpec:
+    clean = {k: v for k, v in data.items() if v is not None}
+    created: KeyCreate = validated(KeyCreate, clean)
+    return created.spec()

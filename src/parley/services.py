@@ -1,0 +1,105 @@
+"""The long-lived services one app instance owns, built in the lifespan and closed with it:
+database, shared state, API keys, admission and the usage recorder."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from parley.config.settings import Settings
+from parley.errors import ConfigError
+from parley.gateway.caller import Limits
+from parley.gateway.limits import Admission, LimitSettings
+from parley.gateway.usage import MemoryUsageQueue, UsageQueue, UsageRecorder
+from parley.identity.keys import KeyStore
+from parley.observability.logging import get_logger
+from parley.observability.metrics import Metrics
+from parley.state import StateBackend
+from parley.state.memory import MemoryState
+from parley.store import migrate
+from parley.store.db import Database
+from parley.store.usage import insert_usage, spend_since
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    state: StateBackend
+    keys: KeyStore
+    admission: Admission
+    usage: UsageRecorder
+
+    async def close(self) -> None:
+        await self.usage.stop()
+        await self.state.close()
+        await self.db.close()
+
+
+async def open_services(settings: Settings, metrics: Metrics) -> Services:
+    db = Database(settings.database_url)
+    await _schema(db, settings)
+    state: StateBackend
+    queue: UsageQueue
+    if settings.redis_url:
+        from parley.state.redis import RedisState, RedisUsageStream  # noqa: PLC0415
+
+        redis_state = RedisState(settings.redis_url)
+        state = redis_state
+        queue = RedisUsageStream(
+            redis_state,
+            f"parley-{uuid.uuid4().hex[:12]}",
+            claim_idle_s=settings.usage_claim_idle_seconds,
+        )
+    else:
+        state = MemoryState()
+        queue = MemoryUsageQueue()
+
+    async def load_spend(scope: str, ident: str, since_ms: int) -> int:
+        return await spend_since(db, f"{scope}_id", ident, since_ms)
+
+    admission = Admission(
+        state,
+        LimitSettings(
+            ip=Limits(
+                rpm=settings.ip_rpm, tpm=settings.ip_tpm, max_parallel=settings.ip_max_parallel
+            ),
+            rate_fail_open=settings.rate_limit_failure_mode == "open",
+            budget_fail_open=settings.budget_failure_mode == "open",
+            default_max_tokens=settings.default_max_tokens_estimate,
+            revocation_ttl_s=settings.key_cache_seconds + 30,
+        ),
+        load_spend,
+        metrics,
+    )
+
+    async def write(rows: list[dict[str, object]]) -> None:
+        await insert_usage(db, rows)
+
+    usage = UsageRecorder(
+        queue,
+        write,
+        metrics,
+        batch_size=settings.usage_batch_size,
+        flush_seconds=settings.usage_flush_seconds,
+    )
+    usage.start()
+    keys = KeyStore(db, cache_seconds=settings.key_cache_seconds)
+    return Services(settings, db, state, keys, admission, usage)
+
+
+async def _schema(db: Database, settings: Settings) -> None:
+    if settings.auto_migrate:
+        await migrate.upgrade(db)
+        return
+    current, head = await migrate.current_revision(db), migrate.head_revision()
+    if current != head:
+        await db.close()
+        raise ConfigError(
+            [
+                f"database schema is at {current or 'nothing'}, this Parley needs {head}: "
+                "run `parley db upgrade` (or set PARLEY_AUTO_MIGRATE=true)"
+            ]
+        )

@@ -1,0 +1,34 @@
+"""Every key Parley writes to the shared state, in one place (arq's ``constants.py`` habit),
+so two features can never collide and an operator can tell what a Redis key is for."""
+
+from __future__ import annotations
+
+PREFIX = "parley:"
+
+
+def rate(scope: str, ident: str, metric: str) -> str:
+    """Sliding-window counter, e.g. ``parley:rl:key:<id>:rpm``."""
+    return f"{PREFIX}rl:{scope}:{ident}:{metric}"
+
+
+def parallel(scope: str, ident: str) -> str:
+    return f"{PREFIX}par:{scope}:{ident}"
+
+
+def spend(scope: str, ident: str, period: str) -> str:
+    """Budget counter for one period, e.g. ``parley:spend:team:<id>:m2026-11``."""
+    return f"{PREFIX}spend:{scope}:{ident}:{period}"
+
+
+def revoked(kind: str, ident: str) -> str:
+    """A revocation flag: ``kind`` is ``key`` or ``session``."""
+    return f"{PREFIX}revoked:{kind}:{ident}"
+
+
+def failures(kind: str, ident: str) -> str:
+    """Login-failure record for an account or a client address."""
+    return f"{PREFIX}fail:{kind}:{ident}"
+
+
+USAGE_STREAM = f"{PREFIX}usage"
+USAGE_GROUP = "parley-usage-writers"

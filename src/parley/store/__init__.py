@@ -1,0 +1,1 @@
+"""Persistence: SQL tables, the async engine, and Alembic migrations."""
