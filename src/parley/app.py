@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Mapping
 from functools import partial
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from parley import __version__
-from parley.api import admin, health, openai
+from parley.api import admin, auth, health, openai
 from parley.api.errors import install_error_handlers
 from parley.api.middleware import RequestContextMiddleware
 from parley.config import LoadedModels, Settings, load_models
@@ -89,6 +90,16 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(auth.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["authorization", "content-type", "x-api-key", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after", "x-parley-deployment"],
+            max_age=600,
+        )
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_request_bytes, metrics=metrics
     )

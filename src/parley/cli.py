@@ -166,6 +166,8 @@ def check_config(
         console.print(f"note: {note}", highlight=False, markup=False)
 
 
+admin_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 keys_app = typer.Typer(help="Virtual API keys.", no_args_is_help=True)
@@ -305,6 +307,50 @@ async def _with_keys(action: Any, *, revoke_flag: bool = False) -> Any:
         return result
     finally:
         await db.close()
+
+
+@admin_app.command("create-user")
+def admin_create_user(
+    email: Annotated[str, typer.Option(prompt=True, help="Login email.")],
+    name: Annotated[str, typer.Option(prompt=True, help="Display name.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="PARLEY_NEW_USER_PASSWORD",
+            help="At least 12 characters (prompted when not given).",
+        ),
+    ],
+    admin: Annotated[bool, typer.Option("--admin", help="Make a global admin.")] = False,
+) -> None:
+    """Create an account (``--admin`` bootstraps the first administrator)."""
+    from parley.identity.passwords import Passwords
+    from parley.identity.users import Users
+    from parley.store import migrate
+    from parley.store.db import Database
+
+    async def create() -> Any:
+        from parley.identity.passwords import check_policy
+        from parley.identity.users import normalise_email
+
+        settings = Settings()
+        db = Database(settings.database_url)
+        try:
+            await migrate.upgrade(db)
+            address = normalise_email(email)
+            check_policy(password, email=address, name=name)
+            hashed = await Passwords().hash(password)
+            return await Users(db).create(
+                email=address, name=name.strip(), password_hash=hashed, is_admin=admin
+            )
+        finally:
+            await db.close()
+
+    user = _run(create())
+    role = "admin" if admin else "user"
+    console.print(f"created {role} {user.email} ({user.id})", highlight=False)
 
 
 @app.command()

@@ -11,7 +11,11 @@ from parley.errors import ConfigError
 from parley.gateway.caller import Limits
 from parley.gateway.limits import Admission, LimitSettings
 from parley.gateway.usage import MemoryUsageQueue, UsageQueue, UsageRecorder
+from parley.identity.accounts import Accounts, LockoutPolicy
 from parley.identity.keys import KeyStore
+from parley.identity.passwords import Passwords
+from parley.identity.sessions import Sessions
+from parley.identity.tokens import TokenSigner
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
 from parley.state import StateBackend
@@ -31,6 +35,7 @@ class Services:
     keys: KeyStore
     admission: Admission
     usage: UsageRecorder
+    accounts: Accounts
 
     async def close(self) -> None:
         await self.usage.stop()
@@ -87,7 +92,26 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
     )
     usage.start()
     keys = KeyStore(db, cache_seconds=settings.key_cache_seconds)
-    return Services(settings, db, state, keys, admission, usage)
+    signer = TokenSigner(
+        db,
+        access_seconds=settings.access_token_seconds,
+        rotate_days=settings.signing_key_rotate_days,
+    )
+    await signer.load()
+    accounts = Accounts(
+        db,
+        state,
+        tokens=signer,
+        passwords=Passwords(concurrency=settings.password_hash_concurrency),
+        sessions=Sessions(db, refresh_days=settings.refresh_token_days),
+        lockout=LockoutPolicy(
+            max_failures=settings.login_max_failures,
+            base_s=settings.login_lockout_seconds,
+            cap_s=settings.login_lockout_max_seconds,
+            forget_s=settings.login_failure_forget_seconds,
+        ),
+    )
+    return Services(settings, db, state, keys, admission, usage, accounts)
 
 
 async def _schema(db: Database, settings: Settings) -> None:

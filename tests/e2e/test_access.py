@@ -58,7 +58,8 @@ class Client:
 
 
 @pytest.fixture
-def start(parley: ParleyFactory, backend: dict[str, Any]) -> Iterator[Callable[..., Client]]:
+def start(backend: dict[str, Any], parley: ParleyFactory) -> Iterator[Callable[..., Client]]:
+    # backend first: it is torn down last, after the servers using it have stopped
     clients: list[Client] = []
 
     def run(directive: str = "", **settings: Any) -> Client:
@@ -287,3 +288,23 @@ def test_keyless_embedded_tier_serves_anonymous_callers(parley: ParleyFactory) -
         assert client.chat("pk-unknown-000000000000000000000000000000000").status_code == 401
     finally:
         client.http.close()
+
+
+def test_security_headers_and_cors_allow_list(parley: ParleyFactory) -> None:
+    url = parley(cors_origins=["https://chat.example.com"])
+    with httpx.Client(base_url=url) as http:
+        response = http.get("/v1/models")
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert "strict-transport-security" not in response.headers  # plain HTTP here
+        allowed = http.options(
+            "/v1/chat/completions",
+            headers={
+                "origin": "https://chat.example.com",
+                "access-control-request-method": "POST",
+            },
+        )
+        assert allowed.headers["access-control-allow-origin"] == "https://chat.example.com"
+        denied = http.get("/v1/models", headers={"origin": "https://evil.example.com"})
+        assert "access-control-allow-origin" not in denied.headers

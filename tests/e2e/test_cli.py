@@ -228,3 +228,25 @@ def test_serve_refuses_keyless_non_loopback_bind(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "refusing to serve /v1 without API keys on 0.0.0.0" in result.stderr
     assert "--insecure" in result.stderr
+
+
+def test_admin_create_user_bootstraps_an_admin(tmp_path: Path) -> None:
+    env = {
+        "PARLEY_DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
+        "PARLEY_NEW_USER_PASSWORD": "correct horse battery staple 42",
+    }
+    args = ("admin", "create-user", "--email", "Root@Example.com", "--name", "Root", "--admin")
+    created = parley(*args, env=env)
+    assert created.returncode == 0, created.stderr
+    assert "created admin root@example.com" in created.stdout
+    weak = parley(
+        "admin",
+        "create-user",
+        "--email",
+        "b@example.com",
+        "--name",
+        "B",
+        env={**env, "PARLEY_NEW_USER_PASSWORD": "short"},
+    )
+    assert weak.returncode == 1
+    assert "at least 12 characters" in weak.stderr

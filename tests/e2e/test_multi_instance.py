@@ -36,7 +36,7 @@ def shared() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def pair(parley: ParleyFactory, shared: dict[str, str]) -> Iterator[tuple[Client, Client]]:
+def pair(shared: dict[str, str], parley: ParleyFactory) -> Iterator[tuple[Client, Client]]:
     settings: dict[str, Any] = {"admin_key": ADMIN, "usage_flush_seconds": 0.05, **shared}
     a = Client(parley(directive="+tokens-30", extra=PRICE, **settings))
     b = Client(parley(directive="+tokens-30", extra=PRICE, **settings))
@@ -161,3 +161,34 @@ def test_sigkilled_instance_loses_no_usage_record(
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(30)
+
+
+def test_refresh_replayed_on_b_after_rotation_on_a_revokes_the_family(
+    shared: dict[str, str], parley: ParleyFactory
+) -> None:
+    settings: dict[str, Any] = {"admin_key": ADMIN, "allow_registration": True, **shared}
+    a = Client(parley(**settings))
+    b = Client(parley(**settings))
+    try:
+        password = "correct horse battery staple 42"
+        a.http.post(
+            "/auth/register", json={"email": "ada@example.com", "password": password, "name": "Ada"}
+        )
+        login = b.http.post("/auth/login", json={"email": "ada@example.com", "password": password})
+        first = login.json()["refresh_token"]
+        rotated = a.http.post("/auth/refresh", json={"refresh_token": first}).json()
+        me = {"authorization": f"Bearer {rotated['access_token']}"}
+        assert b.http.get("/api/me", headers=me).status_code == 200
+        replay = b.http.post("/auth/refresh", json={"refresh_token": first})
+        assert replay.status_code == 401
+        assert error(replay)["code"] == "token_reused"
+        assert a.http.get("/api/me", headers=me).status_code == 401  # revoked on A at once
+        assert (
+            a.http.post(
+                "/auth/refresh", json={"refresh_token": rotated["refresh_token"]}
+            ).status_code
+            == 401
+        )
+    finally:
+        a.http.close()
+        b.http.close()

@@ -17,7 +17,16 @@ from starlette.responses import Response
 from parley.api.deps import bearer_token, client_ip, is_admin_key, services
 from parley.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from parley.identity.audit import audit
-from parley.identity.schemas import KeyCreate, validated
+from parley.identity.keys import KEY_PREFIX
+from parley.identity.schemas import (
+    KeyCreate,
+    MemberSet,
+    TeamCreate,
+    TeamUpdate,
+    UserUpdate,
+    validated,
+)
+from parley.identity.users import MANAGING_ROLES
 from parley.store.usage import GroupBy, aggregate
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -30,19 +39,38 @@ class Actor(msgspec.Struct, frozen=True):
     is_admin: bool
     admin_of: frozenset[str] = frozenset()
     """Teams this actor owns or administers."""
+    roles: dict[str, str] = {}
 
     def may_manage_team(self, team_id: str | None) -> bool:
         return self.is_admin or (team_id is not None and team_id in self.admin_of)
 
 
 async def actor(request: Request) -> Actor:
+    """The admin key, or a logged-in user with admin rights somewhere; anyone else 401/403.
+    A team that requires MFA grants its admins nothing unless this session used it."""
     svc = services(request)
     token = bearer_token(request)
     if token is None:
         raise AuthenticationFailed("missing credentials for /admin", code="unauthenticated")
     if is_admin_key(svc, token):
         return Actor("admin-key", is_admin=True)
-    raise AuthenticationFailed("invalid credentials for /admin", code="unauthenticated")
+    if token.startswith(KEY_PREFIX):
+        raise PermissionDenied("API keys cannot use /admin; log in as an admin")
+    auth = await svc.accounts.authenticate(token)
+    if auth.user.is_admin:
+        return Actor(auth.user.id, is_admin=True)
+    roles = await svc.accounts.users.roles(auth.user.id)
+    managed = {team for team, role in roles.items() if role in MANAGING_ROLES}
+    if managed and "otp" not in auth.claims.amr:
+        managed -= set(await svc.accounts.users.teams_requiring_mfa(auth.user.id))
+    if not managed:
+        raise PermissionDenied("this account has no admin rights")
+    return Actor(auth.user.id, is_admin=False, admin_of=frozenset(managed), roles=roles)
+
+
+def _global(who: Actor) -> None:
+    if not who.is_admin:
+        raise PermissionDenied("only a global admin may do this")
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -74,6 +102,10 @@ async def create_key(request: Request) -> Response:
     if not who.may_manage_team(body.team_id):
         raise PermissionDenied("only a global admin or the team's admins may create this key")
     svc = services(request)
+    if not who.is_admin and body.user_id is not None:
+        members = (await svc.accounts.users.team(body.team_id or ""))["members"]
+        if body.user_id not in {m["user_id"] for m in members}:
+            raise PermissionDenied("a team admin may only create keys for the team's members")
     created = await svc.keys.create(body.spec(), created_by=who.id)
     await audit(svc.db, actor=who.id, action="key.create", target=created.id, ip=client_ip(request))
     view = _key_view(await svc.keys.get(created.id))
@@ -193,3 +225,123 @@ def _time(raw: str | None, name: str) -> int | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return int(parsed.timestamp() * 1000)
+
+
+# --- teams and users -------------------------------------------------------------------
+
+
+@router.post("/teams")
+async def create_team(request: Request) -> Response:
+    who = await actor(request)
+    _global(who)
+    body: TeamCreate = validated(TeamCreate, await _body(request))
+    svc = services(request)
+    team = await svc.accounts.users.create_team(body.name, owner_id=body.owner_id)
+    await audit(
+        svc.db, actor=who.id, action="team.create", target=team["id"], ip=client_ip(request)
+    )
+    return _json(_team_view(team), 201)
+
+
+@router.get("/teams/{team_id}")
+async def get_team(team_id: str, request: Request) -> Response:
+    who = await actor(request)
+    if not who.may_manage_team(team_id):
+        raise PermissionDenied("only a global admin or the team's admins may see this team")
+    return _json(_team_view(await services(request).accounts.users.team(team_id)))
+
+
+@router.patch("/teams/{team_id}")
+async def update_team(team_id: str, request: Request) -> Response:
+    who = await actor(request)
+    if not who.may_manage_team(team_id):
+        raise PermissionDenied("only a global admin or the team's admins may change this team")
+    body: TeamUpdate = validated(TeamUpdate, await _body(request))
+    values = body.values()
+    if set(values) - {"mfa_required"} and not who.is_admin:
+        raise PermissionDenied("only a global admin may change a team's limits and budget")
+    svc = services(request)
+    await svc.accounts.users.update_team(team_id, **values)
+    await audit(
+        svc.db,
+        actor=who.id,
+        action="team.update",
+        target=team_id,
+        ip=client_ip(request),
+        detail={"fields": sorted(values)},
+    )
+    return _json(_team_view(await svc.accounts.users.team(team_id)))
+
+
+@router.put("/teams/{team_id}/members/{user_id}")
+async def set_member(team_id: str, user_id: str, request: Request) -> Response:
+    who = await actor(request)
+    if not who.may_manage_team(team_id):
+        raise PermissionDenied("only a global admin or the team's admins may change members")
+    body: MemberSet = validated(MemberSet, await _body(request))
+    if body.role == "owner" and not (who.is_admin or who.roles.get(team_id) == "owner"):
+        raise PermissionDenied("only an owner may make another owner")
+    svc = services(request)
+    await svc.accounts.users.set_member(team_id, user_id, body.role)
+    await audit(
+        svc.db,
+        actor=who.id,
+        action="team.member_set",
+        target=f"{team_id}/{user_id}",
+        ip=client_ip(request),
+        detail={"role": body.role},
+    )
+    return _json(_team_view(await svc.accounts.users.team(team_id)))
+
+
+@router.delete("/teams/{team_id}/members/{user_id}")
+async def remove_member(team_id: str, user_id: str, request: Request) -> Response:
+    who = await actor(request)
+    if not who.may_manage_team(team_id):
+        raise PermissionDenied("only a global admin or the team's admins may change members")
+    svc = services(request)
+    await svc.accounts.users.remove_member(team_id, user_id)
+    await audit(
+        svc.db,
+        actor=who.id,
+        action="team.member_remove",
+        target=f"{team_id}/{user_id}",
+        ip=client_ip(request),
+    )
+    return _json(_team_view(await svc.accounts.users.team(team_id)))
+
+
+@router.get("/users")
+async def list_users(request: Request) -> Response:
+    who = await actor(request)
+    _global(who)
+    limit = _int(request.query_params.get("limit"), "limit", 100, 1, 1000)
+    offset = _int(request.query_params.get("offset"), "offset", 0, 0, 10**9)
+    rows = await services(request).accounts.users.list_users(limit, offset)
+    return _json({"object": "list", "data": rows})
+
+
+@router.patch("/users/{user_id}")
+async def update_user(user_id: str, request: Request) -> Response:
+    who = await actor(request)
+    _global(who)
+    body: UserUpdate = validated(UserUpdate, await _body(request))
+    svc = services(request)
+    await svc.accounts.users.get(user_id)
+    values = body.values()
+    await svc.accounts.users.set_fields(user_id, **values)
+    if values.get("disabled"):
+        await svc.accounts.logout_all(user_id)
+    await audit(
+        svc.db,
+        actor=who.id,
+        action="user.update",
+        target=user_id,
+        ip=client_ip(request),
+        detail={"fields": sorted(values)},
+    )
+    return _json((await svc.accounts.users.get(user_id)).public())
+
+
+def _team_view(team: dict[str, Any]) -> dict[str, Any]:
+    return _key_view(team)

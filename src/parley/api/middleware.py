@@ -1,6 +1,7 @@
 """The request envelope, as one pure ASGI middleware (SSE streams pass straight through).
 
-Per request it: assigns ``x-request-id`` (echoing a well-formed incoming one), binds it for
+Per request it: adds the security headers every response carries (HSTS only over TLS),
+assigns ``x-request-id`` (echoing a well-formed incoming one), binds it for
 logs, refuses bodies over the size limit with 413 before anything parses them, and stamps
 ``x-parley-overhead-ms``: time from arrival to response headers minus time spent waiting
 on upstreams, so Parley's own cost can be measured from outside.
@@ -39,6 +40,22 @@ def route_label(path: str) -> str:
     return "other"
 
 
+SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    # The API serves JSON and SSE only: nothing may load, and nothing may frame it. The web
+    # UI (a later issue) sets its own policy on its routes.
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+_DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
+    b"https://fastapi.tiangolo.com; frame-ancestors 'none'"
+)
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
         self.app = app
@@ -59,6 +76,11 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id.decode())
         route = route_label(scope["path"])
         method = scope["method"]
+        security = SECURITY_HEADERS
+        if scope["path"] == "/docs":
+            security = [*SECURITY_HEADERS[:3], (b"content-security-policy", _DOCS_CSP)]
+        if scope.get("scheme") == "https":
+            security = [*security, _HSTS]
 
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
@@ -71,6 +93,7 @@ class RequestContextMiddleware:
                 elapsed = time.perf_counter() - started
                 overhead = max(0.0, elapsed - timer.seconds)
                 headers = list(message.get("headers", []))
+                headers.extend(security)
                 headers.append((b"x-request-id", request_id))
                 headers.append((b"x-parley-overhead-ms", f"{overhead * 1000:.3f}".encode()))
                 message["headers"] = headers

@@ -47,8 +47,22 @@ class Settings(BaseSettings):
     require_auth: bool = False
     insecure: bool = False
     """Serve ``/v1`` without keys on a non-loopback address. Never in production."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the API (JSON list); none by default."""
     allow_registration: bool | None = None
     """``POST /auth/register``; on by default only in the embedded tier (SQLite)."""
+
+    # --- sessions and login ---------------------------------------------------------------
+    access_token_seconds: int = Field(default=300, ge=30)
+    refresh_token_days: float = Field(default=30.0, gt=0)
+    signing_key_rotate_days: float = Field(default=30.0, gt=0)
+    """A new JWT signing key is made this often; the old one still verifies for a day."""
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_seconds: float = Field(default=60.0, gt=0)
+    login_lockout_max_seconds: float = Field(default=900.0, gt=0)
+    login_failure_forget_seconds: float = Field(default=12 * 3600.0, gt=0)
+    password_hash_concurrency: int = Field(default=4, ge=1)
+    """argon2id hashes at once (64 MiB each); more logins wait instead of exhausting memory."""
 
     # --- limits, budgets and usage --------------------------------------------------------
     ip_rpm: int | None = Field(default=None, ge=1)

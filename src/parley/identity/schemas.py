@@ -50,6 +50,54 @@ class KeyCreate(BaseModel):
         )
 
 
+class _LimitFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_parallel: int | None = Field(default=None, ge=1)
+    budget_usd: float | None = Field(default=None, ge=0)
+    soft_budget_usd: float | None = Field(default=None, ge=0)
+    budget_period: Literal["daily", "weekly", "monthly", "total"] | None = None
+
+    def values(self) -> dict[str, Any]:
+        """Only the fields the request set (null clears a limit)."""
+        out: dict[str, Any] = {}
+        for name in self.model_fields_set:
+            value = getattr(self, name)
+            if value is None and name in ("mfa_required", "is_admin", "disabled", "budget_period"):
+                continue  # not nullable: null means "leave as is"
+            if name in ("budget_usd", "soft_budget_usd"):
+                out[name.replace("_usd", "_nusd")] = _nusd(value)
+            else:
+                out[name] = value
+        if not out:
+            raise InvalidRequest("nothing to change: send at least one field")
+        return out
+
+
+class TeamCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    owner_id: str | None = None
+
+
+class TeamUpdate(_LimitFields):
+    mfa_required: bool | None = None
+
+
+class UserUpdate(_LimitFields):
+    is_admin: bool | None = None
+    disabled: bool | None = None
+
+
+class MemberSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["owner", "admin", "member", "viewer"]
+
+
 def _nusd(usd: float | None) -> int | None:
     return None if usd is None else round(usd * 1e9)
 

@@ -293,27 +293,33 @@ class RedisUsageStream:
 
     async def take(self, max_items: int, wait_s: float) -> list[tuple[str, bytes]]:
         async with _mapped():
-            await self._ensure_group()
-            claimed = await self._client.xautoclaim(
-                USAGE_STREAM,
-                USAGE_GROUP,
-                self._consumer,
-                min_idle_time=self._claim_idle_ms,
-                start_id="0-0",
-                count=max_items,
-            )
-            entries = [e for e in claimed[1] if e[1]]
-            if not entries:
-                block = int(min(wait_s, 1.5) * 1000) or None
-                reply: Any = await self._client.xreadgroup(
-                    USAGE_GROUP,
-                    self._consumer,
-                    {USAGE_STREAM: ">"},
-                    count=max_items,
-                    block=block,
-                )
-                entries = _stream_entries(reply)
+            try:
+                entries = await self._take(max_items, wait_s)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self._group_ready = False  # Redis lost the group (flushed, restarted)
+                entries = await self._take(max_items, wait_s)
         return [(_text(ident), fields[b"r"]) for ident, fields in entries]
+
+    async def _take(self, max_items: int, wait_s: float) -> list[Any]:
+        await self._ensure_group()
+        claimed = await self._client.xautoclaim(
+            USAGE_STREAM,
+            USAGE_GROUP,
+            self._consumer,
+            min_idle_time=self._claim_idle_ms,
+            start_id="0-0",
+            count=max_items,
+        )
+        entries = [e for e in claimed[1] if e[1]]
+        if entries:
+            return entries
+        block = int(min(wait_s, 1.5) * 1000) or None
+        reply: Any = await self._client.xreadgroup(
+            USAGE_GROUP, self._consumer, {USAGE_STREAM: ">"}, count=max_items, block=block
+        )
+        return _stream_entries(reply)
 
     async def ack(self, ids: Sequence[str]) -> None:
         if not ids:

@@ -1,0 +1,221 @@
+"""``/auth`` (register, login, tokens, sessions, password, MFA), ``/api/me`` and the JWKS.
+
+Request bodies are small JSON objects validated by pydantic models with ``extra="forbid"``;
+every error is the same JSON envelope as ``/v1``'s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from parley.api.deps import bearer_token, client_ip, services
+from parley.errors import AuthenticationFailed, PermissionDenied
+from parley.identity.accounts import Authenticated
+from parley.identity.audit import audit
+from parley.identity.schemas import validated
+
+router = APIRouter(tags=["auth"])
+_JSON = "application/json"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Register(_Body):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+    name: str = Field(max_length=200)
+
+
+class Login(_Body):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class LoginMfa(_Body):
+    mfa_token: str
+    code: str | None = None
+    recovery_code: str | None = None
+
+
+class Refresh(_Body):
+    refresh_token: str = Field(max_length=200)
+
+
+class Code(_Body):
+    code: str = Field(max_length=12)
+
+
+class PasswordChange(_Body):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    headers = {"Cache-Control": "no-store"}  # tokens must not be cached anywhere
+    return Response(
+        msgspec.json.encode(body), status_code=status, media_type=_JSON, headers=headers
+    )
+
+
+async def _body(request: Request, model: type[_Body]) -> Any:
+    raw = await request.body()
+    try:
+        data = msgspec.json.decode(raw) if raw else {}
+    except msgspec.DecodeError:
+        data = None
+    return validated(model, data)
+
+
+async def current_user(request: Request) -> Authenticated:
+    token = bearer_token(request)
+    if token is None:
+        raise AuthenticationFailed("missing access token", code="unauthenticated")
+    return await services(request).accounts.authenticate(token)
+
+
+@router.post("/auth/register")
+async def register(request: Request) -> Response:
+    svc = services(request)
+    if not svc.settings.registration_open:
+        raise PermissionDenied("registration is closed; ask an admin", code="registration_closed")
+    body: Register = await _body(request, Register)
+    user = await svc.accounts.register(email=body.email, password=body.password, name=body.name)
+    await audit(
+        svc.db, actor=user.id, action="user.register", target=user.id, ip=client_ip(request)
+    )
+    return _json(user.public(), 201)
+
+
+@router.post("/auth/login")
+async def login(request: Request) -> Response:
+    svc = services(request)
+    body: Login = await _body(request, Login)
+    ip = client_ip(request)
+    try:
+        result = await svc.accounts.login(
+            body.email, body.password, ip=ip, user_agent=request.headers.get("user-agent")
+        )
+    except AuthenticationFailed:
+        await audit(svc.db, actor="anonymous", action="auth.login_failed", ip=ip)
+        raise
+    await audit(svc.db, actor="anonymous", action="auth.login", ip=ip)
+    return _json(result)
+
+
+@router.post("/auth/login/mfa")
+async def login_mfa(request: Request) -> Response:
+    svc = services(request)
+    body: LoginMfa = await _body(request, LoginMfa)
+    result = await svc.accounts.login_mfa(
+        body.mfa_token,
+        code=body.code,
+        recovery_code=body.recovery_code,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    return _json(result)
+
+
+@router.post("/auth/refresh")
+async def refresh(request: Request) -> Response:
+    body: Refresh = await _body(request, Refresh)
+    return _json(await services(request).accounts.refresh(body.refresh_token))
+
+
+@router.post("/auth/logout")
+async def logout(request: Request) -> Response:
+    auth = await current_user(request)
+    await services(request).accounts.logout(auth)
+    return _json({"revoked_sessions": 1})
+
+
+@router.post("/auth/logout-all")
+async def logout_all(request: Request) -> Response:
+    auth = await current_user(request)
+    svc = services(request)
+    count = await svc.accounts.logout_all(auth.user.id)
+    await audit(svc.db, actor=auth.user.id, action="auth.logout_all", ip=client_ip(request))
+    return _json({"revoked_sessions": count})
+
+
+@router.get("/auth/sessions")
+async def sessions(request: Request) -> Response:
+    auth = await current_user(request)
+    rows = await services(request).accounts.sessions.list_active(auth.user.id)
+    for row in rows:
+        row["current"] = row["id"] == auth.claims.sid
+    return _json({"data": rows})
+
+
+@router.delete("/auth/sessions/{session_id}")
+async def revoke_session(session_id: str, request: Request) -> Response:
+    auth = await current_user(request)
+    await services(request).accounts.revoke_session(auth, session_id)
+    return _json({"id": session_id, "revoked": True})
+
+
+@router.post("/auth/password")
+async def change_password(request: Request) -> Response:
+    auth = await current_user(request)
+    body: PasswordChange = await _body(request, PasswordChange)
+    svc = services(request)
+    await svc.accounts.change_password(auth, body.current_password, body.new_password)
+    await audit(svc.db, actor=auth.user.id, action="auth.password_change", ip=client_ip(request))
+    return _json({"changed": True})
+
+
+@router.post("/auth/mfa/enroll")
+async def mfa_enroll(request: Request) -> Response:
+    auth = await current_user(request)
+    return _json(await services(request).accounts.mfa_enroll(auth))
+
+
+@router.post("/auth/mfa/verify")
+async def mfa_verify(request: Request) -> Response:
+    auth = await current_user(request)
+    body: Code = await _body(request, Code)
+    svc = services(request)
+    codes = await svc.accounts.mfa_verify(auth, body.code)
+    await audit(svc.db, actor=auth.user.id, action="auth.mfa_enabled", ip=client_ip(request))
+    return _json({"enabled": True, "recovery_codes": codes})
+
+
+@router.post("/auth/mfa/disable")
+async def mfa_disable(request: Request) -> Response:
+    auth = await current_user(request)
+    body: Code = await _body(request, Code)
+    svc = services(request)
+    await svc.accounts.mfa_disable(auth, body.code)
+    await audit(svc.db, actor=auth.user.id, action="auth.mfa_disabled", ip=client_ip(request))
+    return _json({"enabled": False})
+
+
+@router.get("/api/me")
+async def me(request: Request) -> Response:
+    auth = await current_user(request)
+    roles = await services(request).accounts.users.roles(auth.user.id)
+    return _json(
+        {
+            **auth.user.public(),
+            "teams": [{"id": t, "role": r} for t, r in sorted(roles.items())],
+            "session_id": auth.claims.sid,
+            "amr": list(auth.claims.amr),
+        }
+    )
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(request: Request) -> Response:
+    body = services(request).accounts.tokens.jwks()
+    return Response(
+        msgspec.json.encode(body),
+        media_type=_JSON,
+        headers={"Cache-Control": "public, max-age=300"},
+    )

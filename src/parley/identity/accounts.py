@@ -1,0 +1,289 @@
+"""Accounts: registration, login (with lockout and MFA), token refresh, logout, password
+and MFA management. Every refusal of a login says the same thing and costs the same
+time, whether or not the account exists."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, update
+
+from parley.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    ServiceUnavailable,
+    StateError,
+    TooManyAttempts,
+)
+from parley.identity import mfa
+from parley.identity.keys import now_ms
+from parley.identity.passwords import Passwords, check_policy
+from parley.identity.sessions import Sessions
+from parley.identity.tokens import AccessClaims, TokenSigner
+from parley.identity.users import User, Users, normalise_email
+from parley.state import StateBackend
+from parley.state import keys as state_keys
+from parley.store.db import Database
+from parley.store.tables import recovery_codes
+
+_BAD_LOGIN = "invalid email or password"
+
+
+@dataclass(frozen=True, slots=True)
+class LockoutPolicy:
+    max_failures: int = 5
+    base_s: float = 60.0
+    cap_s: float = 900.0
+    forget_s: float = 12 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    claims: AccessClaims
+    user: User
+
+
+class Accounts:
+    def __init__(
+        self,
+        db: Database,
+        state: StateBackend,
+        *,
+        tokens: TokenSigner,
+        passwords: Passwords,
+        sessions: Sessions,
+        lockout: LockoutPolicy,
+    ) -> None:
+        self._db = db
+        self._state = state
+        self.users = Users(db)
+        self.tokens = tokens
+        self.passwords = passwords
+        self.sessions = sessions
+        self._lockout = lockout
+
+    # --- registration and login -------------------------------------------------------
+
+    async def register(
+        self, *, email: str, password: str, name: str, is_admin: bool = False
+    ) -> User:
+        email = normalise_email(email)
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidRequest("name must be 1 to 200 characters", param="name")
+        check_policy(password, email=email, name=name)
+        hashed = await self.passwords.hash(password)
+        return await self.users.create(
+            email=email, name=name, password_hash=hashed, is_admin=is_admin
+        )
+
+    async def login(
+        self, email: str, password: str, *, ip: str | None, user_agent: str | None
+    ) -> dict[str, Any]:
+        subjects = [state_keys.failures("acct", email.strip().lower())]
+        if ip:
+            subjects.append(state_keys.failures("ip", ip))
+        await self._refuse_if_locked(subjects)
+        try:
+            address = normalise_email(email)
+        except InvalidRequest:
+            address = ""
+        user = await self.users.by_email(address) if address else None
+        ok, rehash = await self.passwords.verify(user.password_hash if user else None, password)
+        if user is None or not ok or user.disabled:
+            await self._failed(subjects)
+            raise AuthenticationFailed(_BAD_LOGIN, code="invalid_credentials")
+        await self._state.clear(subjects[0])
+        if rehash is not None:
+            await self.users.set_fields(user.id, password_hash=rehash)
+        if user.mfa_enabled:
+            challenge, lifetime = await self.tokens.issue(
+                sub=user.id, sid="", auth_time=int(time.time()), amr=["pwd"], typ="mfa"
+            )
+            return {"mfa_required": True, "mfa_token": challenge, "expires_in": lifetime}
+        return await self._start(user, ["pwd"], ip=ip, user_agent=user_agent)
+
+    async def login_mfa(
+        self,
+        mfa_token: str,
+        *,
+        code: str | None,
+        recovery_code: str | None,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> dict[str, Any]:
+        claims = await self.tokens.verify(mfa_token, typ="mfa")
+        user = await self.users.get(claims.sub)
+        subjects = [state_keys.failures("acct", user.email)]
+        if ip:
+            subjects.append(state_keys.failures("ip", ip))
+        await self._refuse_if_locked(subjects)
+        if code is not None and user.mfa_secret:
+            ok = await mfa.verify_once(self._state, user.id, user.mfa_secret, code)
+            amr = ["pwd", "otp"]
+        elif recovery_code is not None:
+            ok = await self._use_recovery_code(user.id, recovery_code)
+            amr = ["pwd", "otp", "rec"]
+        else:
+            raise InvalidRequest("send code or recovery_code", param="code")
+        if not ok:
+            await self._failed(subjects)
+            raise AuthenticationFailed("invalid code", code="invalid_mfa_code")
+        await self._state.clear(subjects[0])
+        return await self._start(user, amr, ip=ip, user_agent=user_agent)
+
+    async def _refuse_if_locked(self, subjects: list[str]) -> None:
+        waits = [await self._locked_for(s) for s in subjects]
+        if max(waits) > 0:
+            raise TooManyAttempts(
+                "too many failed attempts; try again later",
+                code="too_many_attempts",
+                retry_after=max(waits),
+            )
+
+    async def _locked_for(self, subject: str) -> float:
+        try:
+            return await self._state.locked_for(subject)
+        except StateError as exc:
+            raise ServiceUnavailable("login is unavailable right now; retry shortly") from exc
+
+    async def _failed(self, subjects: list[str]) -> None:
+        policy = self._lockout
+        for subject in subjects:
+            await self._state.record_failure(
+                subject,
+                forget_s=policy.forget_s,
+                threshold=policy.max_failures,
+                base_s=policy.base_s,
+                cap_s=policy.cap_s,
+            )
+
+    async def _start(
+        self, user: User, amr: list[str], *, ip: str | None, user_agent: str | None
+    ) -> dict[str, Any]:
+        session, refresh = await self.sessions.start(user.id, amr=amr, ip=ip, user_agent=user_agent)
+        access, lifetime = await self.tokens.issue(
+            sub=user.id, sid=session.id, auth_time=session.auth_time_ms // 1000, amr=amr
+        )
+        body: dict[str, Any] = {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "bearer",
+            "expires_in": lifetime,
+        }
+        if not user.mfa_enabled and await self.users.teams_requiring_mfa(user.id):
+            body["mfa_enrollment_required"] = True
+        return body
+
+    async def refresh(self, token: str) -> dict[str, Any]:
+        session, following = await self.sessions.rotate(token)
+        if following is None:
+            await self._flag_sessions([session.id])
+            raise AuthenticationFailed(
+                "refresh token reused: the session has been revoked", code="token_reused"
+            )
+        access, lifetime = await self.tokens.issue(
+            sub=session.user_id,
+            sid=session.id,
+            auth_time=session.auth_time_ms // 1000,
+            amr=session.amr,
+        )
+        return {
+            "access_token": access,
+            "refresh_token": following,
+            "token_type": "bearer",
+            "expires_in": lifetime,
+        }
+
+    # --- per-request authentication ---------------------------------------------------
+
+    async def authenticate(self, token: str) -> Authenticated:
+        claims = await self.tokens.verify(token)
+        try:
+            revoked = await self._state.has_flag(state_keys.revoked("session", claims.sid))
+        except StateError as exc:
+            raise ServiceUnavailable("sessions cannot be checked right now; retry") from exc
+        if revoked:
+            raise AuthenticationFailed("session revoked", code="invalid_token")
+        user = await self.users.get(claims.sub)
+        if user.disabled:
+            raise AuthenticationFailed("account disabled", code="invalid_token")
+        return Authenticated(claims, user)
+
+    async def _flag_sessions(self, session_ids: list[str]) -> None:
+        ttl = self.tokens.access_seconds + 60  # outlives every access token of the session
+        for session_id in session_ids:
+            await self._state.set_flag(state_keys.revoked("session", session_id), ttl)
+
+    async def logout(self, auth: Authenticated) -> None:
+        await self.sessions.revoke(auth.claims.sid)
+        await self._flag_sessions([auth.claims.sid])
+
+    async def revoke_session(self, auth: Authenticated, session_id: str) -> None:
+        await self.sessions.revoke(session_id, user_id=auth.user.id)
+        await self._flag_sessions([session_id])
+
+    async def logout_all(self, user_id: str) -> int:
+        ids = await self.sessions.revoke_all(user_id)
+        await self._flag_sessions(ids)
+        return len(ids)
+
+    # --- password and MFA -------------------------------------------------------------
+
+    async def change_password(self, auth: Authenticated, current: str, new: str) -> None:
+        ok, _ = await self.passwords.verify(auth.user.password_hash, current)
+        if not ok:
+            raise AuthenticationFailed("current password is wrong", code="invalid_credentials")
+        check_policy(new, email=auth.user.email, name=auth.user.name)
+        await self.users.set_fields(auth.user.id, password_hash=await self.passwords.hash(new))
+        # other sessions may belong to whoever knew the old password
+        others = [s for s in await self.sessions.revoke_all(auth.user.id) if s != auth.claims.sid]
+        await self._flag_sessions(others)
+
+    async def mfa_enroll(self, auth: Authenticated) -> dict[str, str]:
+        if auth.user.mfa_enabled:
+            raise InvalidRequest("MFA is already enabled; disable it first", code="mfa_enabled")
+        secret = mfa.new_secret()
+        await self.users.set_fields(auth.user.id, mfa_secret=secret)
+        return {"secret": secret, "otpauth_uri": mfa.provisioning_uri(secret, auth.user.email)}
+
+    async def mfa_verify(self, auth: Authenticated, code: str) -> list[str]:
+        user = await self.users.get(auth.user.id)
+        if user.mfa_enabled or not user.mfa_secret:
+            raise InvalidRequest("start with POST /auth/mfa/enroll", code="mfa_not_enrolling")
+        if not await mfa.verify_once(self._state, user.id, user.mfa_secret, code):
+            raise InvalidRequest("invalid code", param="code", code="invalid_mfa_code")
+        codes = mfa.new_recovery_codes()
+        async with self._db.write() as conn:
+            await conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user.id))
+            await conn.execute(
+                recovery_codes.insert(),
+                [{"user_id": user.id, "code_hash": mfa.hash_code(c)} for c in codes],
+            )
+        await self.users.set_fields(user.id, mfa_enabled=True)
+        return codes
+
+    async def mfa_disable(self, auth: Authenticated, code: str) -> None:
+        user = await self.users.get(auth.user.id)
+        if not user.mfa_enabled or not user.mfa_secret:
+            raise InvalidRequest("MFA is not enabled", code="mfa_not_enabled")
+        if not await mfa.verify_once(self._state, user.id, user.mfa_secret, code):
+            raise InvalidRequest("invalid code", param="code", code="invalid_mfa_code")
+        async with self._db.write() as conn:
+            await conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user.id))
+        await self.users.set_fields(user.id, mfa_enabled=False, mfa_secret=None)
+
+    async def _use_recovery_code(self, user_id: str, code: str) -> bool:
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(recovery_codes)
+                .where(
+                    recovery_codes.c.user_id == user_id,
+                    recovery_codes.c.code_hash == mfa.hash_code(code),
+                    recovery_codes.c.used_ms.is_(None),
+                )
+                .values(used_ms=now_ms())
+            )
+        return bool(result.rowcount)

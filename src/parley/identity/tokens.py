@@ -1,0 +1,171 @@
+"""Access tokens: ES256 JWTs, five minutes by default, signed by keys kept in the database
+so every instance signs and verifies with the same set.
+
+Rotation: the newest key signs; a key stops signing after ``rotate_days`` and keeps
+verifying for a day more (far longer than any access token lives), and
+``/.well-known/jwks.json`` publishes every key still verifying. Instances reload the set
+every minute, and at once when a token names a ``kid`` they have not seen.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet
+from sqlalchemy import select
+
+from parley.errors import AuthenticationFailed
+from parley.store.db import Database
+from parley.store.tables import signing_keys
+
+ISSUER = "parley"
+ALG = "ES256"
+_OVERLAP_MS = 86_400_000
+_RELOAD_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    sub: str
+    sid: str
+    jti: str
+    auth_time: int
+    amr: tuple[str, ...]
+    exp: int
+    typ: str = "access"
+
+
+class TokenSigner:
+    def __init__(self, db: Database, *, access_seconds: int = 300, rotate_days: float = 30) -> None:
+        self._db = db
+        self.access_seconds = access_seconds
+        self._rotate_ms = int(rotate_days * 86_400_000)
+        self._keys: KeySet = KeySet([])
+        self._current: ECKey | None = None
+        self._public: list[dict[str, Any]] = []
+        self._loaded = 0.0
+        self._current_retire_ms = 0
+
+    async def load(self) -> None:
+        """Read the key set; make a new signing key when none is current."""
+        now = int(time.time() * 1000)
+        rows = await self._rows(now)
+        if not rows or rows[0]["retire_ms"] <= now:
+            await self._create(now)
+            rows = await self._rows(now)
+        keys = [ECKey.import_key(json.loads(r["private_jwk"])) for r in rows]
+        self._keys = KeySet(list[Any](keys))
+        self._current = keys[0]
+        self._current_retire_ms = rows[0]["retire_ms"]
+        self._public = [json.loads(r["public_jwk"]) for r in rows]
+        self._loaded = time.monotonic()
+
+    async def _rows(self, now: int) -> list[dict[str, Any]]:
+        query = (
+            select(signing_keys)
+            .where(signing_keys.c.expires_ms > now)
+            .order_by(signing_keys.c.created_ms.desc())
+        )
+        async with self._db.read() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def _create(self, now: int) -> None:
+        kid = uuid.uuid4().hex[:16]
+        key = ECKey.generate_key(
+            "P-256", parameters={"kid": kid, "alg": ALG, "use": "sig"}, private=True
+        )
+        async with self._db.write() as conn:
+            await conn.execute(
+                signing_keys.insert().values(
+                    kid=kid,
+                    alg=ALG,
+                    private_jwk=json.dumps(key.as_dict(private=True)),
+                    public_jwk=json.dumps(key.as_dict(private=False)),
+                    created_ms=now,
+                    retire_ms=now + self._rotate_ms,
+                    expires_ms=now + self._rotate_ms + _OVERLAP_MS,
+                )
+            )
+
+    async def _fresh(self) -> None:
+        stale = time.monotonic() - self._loaded > _RELOAD_S
+        if self._current is None or stale or time.time() * 1000 >= self._current_retire_ms:
+            await self.load()
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": self._public}
+
+    async def issue(
+        self,
+        *,
+        sub: str,
+        sid: str,
+        auth_time: int,
+        amr: list[str],
+        typ: str = "access",
+        seconds: int | None = None,
+    ) -> tuple[str, int]:
+        await self._fresh()
+        assert self._current is not None
+        now = int(time.time())
+        lifetime = seconds or self.access_seconds
+        claims = {
+            "iss": ISSUER,
+            "sub": sub,
+            "sid": sid,
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + lifetime,
+            "auth_time": auth_time,
+            "amr": amr,
+            "typ": typ,
+        }
+        header = {"alg": ALG, "kid": self._current.kid}
+        return jwt.encode(header, claims, self._current), lifetime
+
+    async def verify(self, token: str, *, typ: str = "access") -> AccessClaims:
+        """Signature, issuer, expiry and type; revocation is checked by the caller."""
+        await self._fresh()
+        try:
+            kid = _kid(token)
+            if kid not in {k.kid for k in self._keys.keys}:
+                await self.load()  # a key made by another instance since our last load
+            decoded = jwt.decode(token, self._keys, algorithms=[ALG])
+        except (JoseError, ValueError) as exc:
+            raise AuthenticationFailed("invalid or expired token", code="invalid_token") from exc
+        c = decoded.claims
+        now = int(time.time())
+        if (
+            c.get("iss") != ISSUER
+            or c.get("typ") != typ
+            or not isinstance(c.get("exp"), int)
+            or c["exp"] <= now
+            or not isinstance(c.get("sub"), str)
+            or not isinstance(c.get("sid"), str)
+        ):
+            raise AuthenticationFailed("invalid or expired token", code="invalid_token")
+        return AccessClaims(
+            sub=c["sub"],
+            sid=c["sid"],
+            jti=str(c.get("jti", "")),
+            auth_time=int(c.get("auth_time", 0)),
+            amr=tuple(c.get("amr") or ()),
+            exp=c["exp"],
+            typ=typ,
+        )
+
+
+def _kid(token: str) -> str:
+    head = token.split(".", 1)[0]
+    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    kid = header.get("kid")
+    if not isinstance(kid, str):
+        raise ValueError("token has no kid")
+    return kid

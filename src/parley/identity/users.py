@@ -1,0 +1,193 @@
+"""Users, teams and memberships: the SQL side of accounts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from parley.errors import Conflict, InvalidRequest, NotFound, StoreError
+from parley.identity.keys import new_id, now_ms
+from parley.store.db import Database
+from parley.store.tables import memberships, teams, users
+
+Role = Literal["owner", "admin", "member", "viewer"]
+ROLES: tuple[Role, ...] = ("owner", "admin", "member", "viewer")
+MANAGING_ROLES = frozenset({"owner", "admin"})
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+    name: str
+    is_admin: bool
+    disabled: bool
+    mfa_enabled: bool
+    password_hash: str
+    mfa_secret: str | None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "is_admin": self.is_admin,
+            "mfa_enabled": self.mfa_enabled,
+        }
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    local, at, domain = email.partition("@")
+    if not at or not local or "." not in domain or len(email) > 320 or " " in email:
+        raise InvalidRequest("email is not a valid address", param="email")
+    return email
+
+
+def _user(row: Any) -> User:
+    r = row._mapping
+    return User(
+        r["id"],
+        r["email"],
+        r["name"],
+        bool(r["is_admin"]),
+        bool(r["disabled"]),
+        bool(r["mfa_enabled"]),
+        r["password_hash"],
+        r["mfa_secret"],
+    )
+
+
+class Users:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(
+        self, *, email: str, name: str, password_hash: str, is_admin: bool = False
+    ) -> User:
+        user_id = new_id()
+        try:
+            async with self._db.write() as conn:
+                await conn.execute(
+                    users.insert().values(
+                        id=user_id,
+                        email=email,
+                        name=name,
+                        password_hash=password_hash,
+                        is_admin=is_admin,
+                        disabled=False,
+                        mfa_enabled=False,
+                        created_ms=now_ms(),
+                    )
+                )
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise Conflict("an account with this email already exists", param="email") from None
+            raise
+        return await self.get(user_id)
+
+    async def get(self, user_id: str) -> User:
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+        if row is None:
+            raise NotFound(f"no user with id {user_id!r}")
+        return _user(row)
+
+    async def by_email(self, email: str) -> User | None:
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(users).where(users.c.email == email))).first()
+        return None if row is None else _user(row)
+
+    async def set_fields(self, user_id: str, **values: Any) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+    async def list_users(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        query = (
+            select(users.c.id, users.c.email, users.c.name, users.c.is_admin, users.c.disabled)
+            .order_by(users.c.created_ms)
+            .limit(limit)
+            .offset(offset)
+        )
+        async with self._db.read() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def roles(self, user_id: str) -> dict[str, str]:
+        """team id -> role, for every team the user belongs to."""
+        query = select(memberships.c.team_id, memberships.c.role).where(
+            memberships.c.user_id == user_id
+        )
+        async with self._db.read() as conn:
+            return {r.team_id: r.role for r in await conn.execute(query)}
+
+    async def teams_requiring_mfa(self, user_id: str) -> list[str]:
+        query = (
+            select(teams.c.id)
+            .select_from(memberships.join(teams, teams.c.id == memberships.c.team_id))
+            .where(memberships.c.user_id == user_id, teams.c.mfa_required.is_(True))
+        )
+        async with self._db.read() as conn:
+            return [r.id for r in await conn.execute(query)]
+
+    async def create_team(self, name: str, *, owner_id: str | None = None) -> dict[str, Any]:
+        team_id = new_id()
+        try:
+            async with self._db.write() as conn:
+                await conn.execute(
+                    teams.insert().values(
+                        id=team_id, name=name, mfa_required=False, created_ms=now_ms()
+                    )
+                )
+                if owner_id is not None:
+                    await conn.execute(
+                        memberships.insert().values(user_id=owner_id, team_id=team_id, role="owner")
+                    )
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise Conflict(f"a team named {name!r} already exists", param="name") from None
+            raise
+        return await self.team(team_id)
+
+    async def team(self, team_id: str) -> dict[str, Any]:
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(teams).where(teams.c.id == team_id))).first()
+            if row is None:
+                raise NotFound(f"no team with id {team_id!r}")
+            members = await conn.execute(
+                select(memberships.c.user_id, memberships.c.role).where(
+                    memberships.c.team_id == team_id
+                )
+            )
+            found = dict(row._mapping)
+            found["members"] = [dict(m._mapping) for m in members]
+        return found
+
+    async def update_team(self, team_id: str, **values: Any) -> None:
+        async with self._db.write() as conn:
+            result = await conn.execute(update(teams).where(teams.c.id == team_id).values(**values))
+        if result.rowcount == 0:
+            raise NotFound(f"no team with id {team_id!r}")
+
+    async def set_member(self, team_id: str, user_id: str, role: Role) -> None:
+        await self.team(team_id)
+        await self.get(user_id)
+        async with self._db.write() as conn:
+            await conn.execute(
+                delete(memberships).where(
+                    memberships.c.team_id == team_id, memberships.c.user_id == user_id
+                )
+            )
+            await conn.execute(
+                memberships.insert().values(user_id=user_id, team_id=team_id, role=role)
+            )
+
+    async def remove_member(self, team_id: str, user_id: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                delete(memberships).where(
+                    memberships.c.team_id == team_id, memberships.c.user_id == user_id
+                )
+            )
