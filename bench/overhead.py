@@ -91,7 +91,10 @@ def main() -> None:
             process(
                 ["-m", "parley", "serve", "--port", str(parley_port), "--config", str(config)],
                 parley_port,
-                env={"PARLEY_LOG_LEVEL": "warning"},
+                env={
+                    "PARLEY_LOG_LEVEL": "warning",
+                    "PARLEY_DATABASE_URL": f"sqlite:///{tmp}/parley.db",
+                },
             ),
         ):
             for stream in (False, True):
