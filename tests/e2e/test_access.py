@@ -5,13 +5,20 @@ run against the embedded backends (SQLite + in-process state) and the shared one
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from parley.app import create_app
+from parley.config import Settings
+from parley.testing.fake_upstream import FakeUpstream
+from parley.testing.servers import LoopThread, fake_models, serve_in_thread
 from tests.backends import postgres_database, redis_url
 from tests.conftest import ParleyFactory
 
@@ -308,3 +315,45 @@ def test_security_headers_and_cors_allow_list(parley: ParleyFactory) -> None:
         assert allowed.headers["access-control-allow-origin"] == "https://chat.example.com"
         denied = http.get("/v1/models", headers={"origin": "https://evil.example.com"})
         assert "access-control-allow-origin" not in denied.headers
+
+
+def test_shared_tier_always_requires_keys(parley: ParleyFactory) -> None:
+    """With Redis (or PostgreSQL) configured, several instances may serve: no anonymous /v1."""
+    client = Client(parley(redis_url="redis://127.0.0.1:6379/15"))
+    try:
+        assert client.chat(None).status_code == 401
+    finally:
+        client.http.close()
+
+
+def test_soft_budget_logs_and_counts_but_serves(start: Callable[..., Client]) -> None:
+    client = start(directive="+tokens-30")
+    key = client.new_key(soft_budget_usd=0.05)["key"]
+    codes = [client.chat(key, max_tokens=30).status_code for _ in range(4)]
+    assert codes == [200] * 4  # soft: never refuses
+    metrics = client.http.get("/metrics").text
+    line = next(
+        x for x in metrics.splitlines() if x.startswith("parley_soft_budget_exceeded_total")
+    )
+    # flagged from the request that takes spend past $0.05 (the 2nd, to $0.06) onwards
+    assert line.endswith(" 3.0")
+
+
+def test_graceful_shutdown_writes_queued_usage(
+    loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    """Usage waiting for its (hour-long) flush interval is written when the app stops."""
+    db = tmp_path / "usage.db"
+    settings = Settings(database_url=f"sqlite:///{db}", usage_flush_seconds=3600)
+    app = create_app(settings, models=fake_models(fake.url))
+    with serve_in_thread(loop_thread, app) as url, httpx.Client(base_url=url) as http:
+        for _ in range(3):
+            body = {"model": "openai", "messages": [{"role": "user", "content": "hi"}]}
+            assert http.post("/v1/chat/completions", json=body).status_code == 200
+        assert _count_usage(db) == 0  # still queued
+    assert _count_usage(db) == 3
+
+
+def _count_usage(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("SELECT count(*) FROM usage").fetchone()[0])

@@ -109,7 +109,7 @@ def test_sigkilled_instance_loses_no_usage_record(
         **{k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")},
         "PARLEY_DATABASE_URL": shared["database_url"],
         "PARLEY_REDIS_URL": shared["redis_url"],
-        "PARLEY_REQUIRE_AUTH": "false",
+        "PARLEY_ADMIN_KEY": ADMIN,
         "PARLEY_USAGE_CLAIM_IDLE_SECONDS": "1",
     }
 
@@ -136,12 +136,14 @@ def test_sigkilled_instance_loses_no_usage_record(
     sent: set[str] = set()
     try:
         with httpx.Client(base_url=url, timeout=10) as http:
+            admin = {"authorization": f"Bearer {ADMIN}"}
+            key = http.post("/admin/keys", json={}, headers=admin).json()["key"]
             for i in range(40):
                 rid = f"kill-test-{i}"
                 response = http.post(
                     "/v1/chat/completions",
                     json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
-                    headers={"x-request-id": rid},
+                    headers={"x-request-id": rid, "authorization": f"Bearer {key}"},
                 )
                 assert response.status_code == 200
                 sent.add(rid)

@@ -101,8 +101,13 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     @property
+    def shared_tier(self) -> bool:
+        """PostgreSQL or Redis: several instances may be serving, so keys are mandatory."""
+        return not self.is_sqlite or self.redis_url is not None
+
+    @property
     def auth_required(self) -> bool:
-        return self.admin_key is not None or self.require_auth
+        return self.admin_key is not None or self.require_auth or self.shared_tier
 
     @property
     def registration_open(self) -> bool:

@@ -133,13 +133,17 @@ class UsageRecorder:
         self._task = asyncio.create_task(self._run(), name="parley-usage-writer")
 
     async def _run(self) -> None:
+        """Write what is queued, then wait a flush interval, unless the batch was full:
+        one insert per second at low traffic, back-to-back batches under load."""
         while not self._stopping:
             try:
-                await self.flush_once(self._flush)
+                written = await self.flush_once()
             except ParleyError as exc:
                 log.warning("usage write failed; will retry", error=exc.message)
                 if isinstance(self.queue, MemoryUsageQueue):
                     self.queue.requeue()
+                written = 0
+            if written < self._batch:
                 await asyncio.sleep(self._flush)
 
     async def flush_once(self, wait_s: float = 0.0) -> int:
