@@ -357,3 +357,15 @@ def test_graceful_shutdown_writes_queued_usage(
 def _count_usage(path: Path) -> int:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         return int(conn.execute("SELECT count(*) FROM usage").fetchone()[0])
+
+
+def test_admin_budget_reset_starts_the_period_again(start: Callable[..., Client]) -> None:
+    client = start(directive="+tokens-30", key_cache_seconds=0)
+    key = client.new_key(budget_usd=0.05, budget_period="monthly")
+    assert client.chat(key["key"], max_tokens=30).status_code == 200
+    assert client.chat(key["key"], max_tokens=30).status_code == 429
+    reset = client.admin("POST", f"/admin/keys/{key['id']}/reset-budget")
+    assert reset.status_code == 200
+    assert reset.json()["budget_reset_ms"] is not None
+    assert client.chat(key["key"], max_tokens=30).status_code == 200
+    assert client.chat(key["key"], max_tokens=30).status_code == 429

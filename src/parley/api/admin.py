@@ -160,6 +160,19 @@ async def rotate_key(key_id: str, request: Request) -> Response:
     return _json({"id": key_id, "key": created.key, "prefix": created.prefix})
 
 
+@router.post("/keys/{key_id}/reset-budget")
+async def reset_key_budget(key_id: str, request: Request) -> Response:
+    who, _ = await _owned_key(request, key_id)
+    if not who.is_admin:
+        raise PermissionDenied("only a global admin may reset a budget")
+    svc = services(request)
+    await svc.keys.reset_budget(key_id)
+    await audit(
+        svc.db, actor=who.id, action="key.reset_budget", target=key_id, ip=client_ip(request)
+    )
+    return _json(_key_view(await svc.keys.get(key_id)))
+
+
 @router.get("/usage")
 async def usage(request: Request) -> Response:
     who = await actor(request)

@@ -171,6 +171,16 @@ class KeyStore:
             await self.get(key_id)  # 404 when it never existed; revoking twice is fine
         self.forget(key_id)
 
+    async def reset_budget(self, key_id: str) -> None:
+        """Spend in the current period counts from now (a new counter is started)."""
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(api_keys).where(api_keys.c.id == key_id).values(budget_reset_ms=now_ms())
+            )
+        if result.rowcount == 0:
+            raise NotFound(f"no API key with id {key_id!r}")
+        self.forget(key_id)
+
     async def rotate(self, key_id: str, *, grace_seconds: float) -> CreatedKey:
         key = generate_key()
         async with self._db.write() as conn:

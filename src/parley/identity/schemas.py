@@ -59,6 +59,8 @@ class _LimitFields(BaseModel):
     budget_usd: float | None = Field(default=None, ge=0)
     soft_budget_usd: float | None = Field(default=None, ge=0)
     budget_period: Literal["daily", "weekly", "monthly", "total"] | None = None
+    reset_budget: bool | None = None
+    """True starts the current budget period's spend again from zero, now."""
 
     def values(self) -> dict[str, Any]:
         """Only the fields the request set (null clears a limit)."""
@@ -67,7 +69,10 @@ class _LimitFields(BaseModel):
             value = getattr(self, name)
             if value is None and name in ("mfa_required", "is_admin", "disabled", "budget_period"):
                 continue  # not nullable: null means "leave as is"
-            if name in ("budget_usd", "soft_budget_usd"):
+            if name == "reset_budget":
+                if value:
+                    out["budget_reset_ms"] = int(time.time() * 1000)
+            elif name in ("budget_usd", "soft_budget_usd"):
                 out[name.replace("_usd", "_nusd")] = _nusd(value)
             else:
                 out[name] = value
