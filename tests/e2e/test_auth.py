@@ -286,3 +286,27 @@ def test_team_admin_cannot_raise_its_own_budget(client: Client, org: dict[str, A
     assert other.get(f"/admin/teams/{team_b}").status_code == 403
     fresh = other.login()
     assert fresh["mfa_enrollment_required"] is True
+
+
+def test_password_change_revokes_other_sessions_and_can_be_repeated(client: Client) -> None:
+    ada = Account(client, "ada@example.com")
+    other = ada.login()
+    new = "a completely different passphrase 77"
+    changed = ada.call(
+        "POST", "/auth/password", json={"current_password": PASSWORD, "new_password": new}
+    )
+    assert changed.status_code == 200, changed.text
+    assert ada.get("/api/me", token=other["access_token"]).status_code == 401
+    again = ada.call(
+        "POST", "/auth/password", json={"current_password": new, "new_password": PASSWORD + "!"}
+    )
+    assert again.status_code == 200, again.text  # checked against the new hash, not a cached one
+    wrong = ada.call(
+        "POST", "/auth/password", json={"current_password": new, "new_password": new + "x"}
+    )
+    assert wrong.status_code == 401
+    # this session survives its own password change: its refresh token still works
+    refreshed = client.http.post(
+        "/auth/refresh", json={"refresh_token": ada.tokens["refresh_token"]}
+    )
+    assert refreshed.status_code == 200

@@ -29,6 +29,9 @@ from parley.store.db import Database
 from parley.store.tables import recovery_codes
 
 _BAD_LOGIN = "invalid email or password"
+_USER_CACHE_S = 10.0
+"""How long a verified token's user row is reused. Disabling a user revokes their sessions
+(immediate everywhere), so the cache can only delay role changes, by at most this long."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,7 @@ class Accounts:
         self.passwords = passwords
         self.sessions = sessions
         self._lockout = lockout
+        self._user_cache: dict[str, tuple[User, float]] = {}
 
     # --- registration and login -------------------------------------------------------
 
@@ -207,10 +211,21 @@ class Accounts:
             raise ServiceUnavailable("sessions cannot be checked right now; retry") from exc
         if revoked:
             raise AuthenticationFailed("session revoked", code="invalid_token")
-        user = await self.users.get(claims.sub)
+        user = await self._cached_user(claims.sub)
         if user.disabled:
             raise AuthenticationFailed("account disabled", code="invalid_token")
         return Authenticated(claims, user)
+
+    async def _cached_user(self, user_id: str) -> User:
+        now = time.monotonic()
+        hit = self._user_cache.get(user_id)
+        if hit is not None and now - hit[1] < _USER_CACHE_S:
+            return hit[0]
+        user = await self.users.get(user_id)
+        if len(self._user_cache) > 50_000:
+            self._user_cache.clear()
+        self._user_cache[user_id] = (user, now)
+        return user
 
     async def _flag_sessions(self, session_ids: list[str]) -> None:
         ttl = self.tokens.access_seconds + 60  # outlives every access token of the session
@@ -233,13 +248,15 @@ class Accounts:
     # --- password and MFA -------------------------------------------------------------
 
     async def change_password(self, auth: Authenticated, current: str, new: str) -> None:
-        ok, _ = await self.passwords.verify(auth.user.password_hash, current)
+        user = await self.users.get(auth.user.id)  # never a cached hash
+        ok, _ = await self.passwords.verify(user.password_hash, current)
         if not ok:
             raise AuthenticationFailed("current password is wrong", code="invalid_credentials")
         check_policy(new, email=auth.user.email, name=auth.user.name)
         await self.users.set_fields(auth.user.id, password_hash=await self.passwords.hash(new))
+        self._user_cache.pop(auth.user.id, None)
         # other sessions may belong to whoever knew the old password
-        others = [s for s in await self.sessions.revoke_all(auth.user.id) if s != auth.claims.sid]
+        others = await self.sessions.revoke_all(auth.user.id, keep=auth.claims.sid)
         await self._flag_sessions(others)
 
     async def mfa_enroll(self, auth: Authenticated) -> dict[str, str]:
@@ -263,6 +280,7 @@ class Accounts:
                 [{"user_id": user.id, "code_hash": mfa.hash_code(c)} for c in codes],
             )
         await self.users.set_fields(user.id, mfa_enabled=True)
+        self._user_cache.pop(user.id, None)
         return codes
 
     async def mfa_disable(self, auth: Authenticated, code: str) -> None:
@@ -274,6 +292,7 @@ class Accounts:
         async with self._db.write() as conn:
             await conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user.id))
         await self.users.set_fields(user.id, mfa_enabled=False, mfa_secret=None)
+        self._user_cache.pop(user.id, None)
 
     async def _use_recovery_code(self, user_id: str, code: str) -> bool:
         async with self._db.write() as conn:

@@ -130,8 +130,9 @@ class Sessions:
         if result.rowcount == 0:
             raise NotFound("no such active session")
 
-    async def revoke_all(self, user_id: str) -> list[str]:
-        """Revoke every live session of a user; returns their ids (to flag in the state)."""
+    async def revoke_all(self, user_id: str, *, keep: str | None = None) -> list[str]:
+        """Revoke every live session of a user but ``keep``; returns their ids (to flag in
+        the shared state)."""
         now = now_ms()
         async with self._db.write() as conn:
             ids = [
@@ -143,6 +144,7 @@ class Sessions:
                         auth_sessions.c.expires_ms > now,
                     )
                 )
+                if r.id != keep
             ]
             if ids:
                 await conn.execute(
