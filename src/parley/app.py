@@ -39,6 +39,8 @@ def create_app(
     settings = settings or Settings()
     models = models or load_models(settings.config, environ)
     redactor.register(models.secrets())
+    if settings.admin_key is not None:
+        redactor.register([settings.admin_key.get_secret_value()])
     metrics = Metrics()
     pool = UpstreamPool()
 

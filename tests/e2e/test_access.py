@@ -160,6 +160,24 @@ def test_budget_stops_at_the_request_that_would_cross_it(start: Callable[..., Cl
     assert "Retry-After" in refused.headers
 
 
+def test_admin_actions_are_audited(parley: ParleyFactory, tmp_path: Path) -> None:
+    client = Client(parley(admin_key=ADMIN))
+    try:
+        key = client.new_key(name="audited")
+        client.admin("DELETE", f"/admin/keys/{key['id']}")
+    finally:
+        client.http.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "parley.db")) as conn:
+        rows = conn.execute(
+            "SELECT actor, action, target, ip FROM audit_log ORDER BY id"
+        ).fetchall()
+    assert rows == [
+        ("admin-key", "key.create", key["id"], "127.0.0.1"),
+        ("admin-key", "key.revoke", key["id"], "127.0.0.1"),
+    ]
+    assert key["key"] not in str(rows)
+
+
 def test_revoked_key_is_refused_at_once(start: Callable[..., Client]) -> None:
     client = start()
     key = client.new_key()
