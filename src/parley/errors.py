@@ -16,6 +16,7 @@ OpenAI error ``type``/``code`` so the API layer renders them without a lookup ta
     │   └── BudgetExceeded        429 budget_exceeded
     ├── TooManyAttempts           429 (login lockout; Retry-After)
     ├── ServiceUnavailable        503 (shared state down and the failure mode is closed)
+    │   └── Overloaded            503 (queue full or queue wait timed out; Retry-After)
     ├── StoreError                500 (database failure; details only in logs)
     ├── StateError                (shared-state backend failure; callers decide open/closed)
     ├── ConfigError               (startup only; never rendered to a client)
@@ -23,7 +24,8 @@ OpenAI error ``type``/``code`` so the API layer renders them without a lookup ta
         ├── UpstreamStatusError   upstream answered 4xx/5xx (429 keeps Retry-After)
         ├── UpstreamTimeout       504
         ├── UpstreamUnavailable   502 (connection refused/reset, DNS)
-        └── UpstreamProtocolError 502 (malformed body or stream)
+        ├── UpstreamProtocolError 502 (malformed body or stream)
+        └── AllDeploymentsFailed  every deployment tried failed; lists each attempt
 
 Foreign exceptions (aiohttp, msgspec, ...) are translated at the boundary that caught them,
 with ``raise ... from exc``; nothing from a library leaks above ``providers/``.
@@ -137,6 +139,14 @@ class ServiceUnavailable(ParleyError):
     code = "service_unavailable"
 
 
+class Overloaded(ServiceUnavailable):
+    """Admission control refused: the group's queue is full or the wait ran out."""
+
+    def __init__(self, message: str, *, code: str, retry_after: float) -> None:
+        seconds = max(1, int(retry_after + 0.999))
+        super().__init__(message, code=code, headers={"Retry-After": str(seconds)})
+
+
 class StoreError(ParleyError):
     """The database failed. The message names the failure class, never the statement."""
 
@@ -225,3 +235,43 @@ class UpstreamUnavailable(UpstreamError):
 class UpstreamProtocolError(UpstreamError):
     status_code = 502
     code = "upstream_protocol_error"
+
+
+class AllDeploymentsFailed(UpstreamError):
+    """Every attempt failed. Status, type and code are the attempts' own when they all
+    agree (a 429 everywhere stays a 429 with the shortest Retry-After; a dead upstream stays
+    ``upstream_unavailable``), else 503 ``all_deployments_failed``."""
+
+    code = "all_deployments_failed"
+
+    def __init__(self, model: str, attempts: list[tuple[str, UpstreamError]]) -> None:
+        self.attempts = attempts
+        reasons = "; ".join(f"{label}: {_reason(err)}" for label, err in attempts)
+        count = len(attempts)
+        noun = "attempt" if count == 1 else "attempts"
+        super().__init__(f"all {count} {noun} failed for model {model!r}: {reasons}")
+        statuses = {err.status_code for _, err in attempts}
+        self.status_code = statuses.pop() if len(statuses) == 1 else 503
+        kinds = {(err.error_type, err.code) for _, err in attempts}
+        if len(kinds) == 1:
+            error_type, code = kinds.pop()
+            self.error_type = error_type
+            if code:
+                self.code = code
+        if self.status_code == 429:
+            self.error_type = "rate_limit_error"
+            waits = [
+                float(err.headers["Retry-After"])
+                for _, err in attempts
+                if err.headers.get("Retry-After", "").replace(".", "", 1).isdigit()
+            ]
+            if waits:
+                self.headers["Retry-After"] = str(max(1, int(min(waits) + 0.999)))
+        elif self.status_code == 504:
+            self.error_type = "timeout_error"
+
+
+def _reason(err: UpstreamError) -> str:
+    prefix = f"upstream {err.deployment} "
+    text = err.message.removeprefix(prefix) if err.deployment else err.message
+    return f"{err.status_code} {text}"

@@ -6,13 +6,17 @@ directly (a dependency graph costs time per request the overhead benchmark can s
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import uuid
 
 from fastapi import Request
 
-from parley.errors import AuthenticationFailed
+from parley.errors import AuthenticationFailed, InvalidRequest
+from parley.gateway.admission import DEFAULT_PRIORITY, PRIORITIES
 from parley.gateway.caller import Caller
+from parley.gateway.pipeline import CallOptions
+from parley.gateway.router import STRATEGIES
 from parley.identity.keys import KEY_PREFIX
 from parley.services import Services
 
@@ -70,3 +74,36 @@ async def api_caller(request: Request) -> Caller:
             )
         raise AuthenticationFailed("invalid API key")
     return Caller(ip=ip)
+
+
+def call_options(request: Request, caller: Caller) -> CallOptions:
+    """Per-request routing knobs from headers.
+
+    ``x-parley-priority`` (1 first .. 5 last): callers may lower their priority; only admin
+    callers may raise it above the default. ``x-parley-timeout`` (seconds, or the OpenAI
+    SDK's own ``x-stainless-timeout``) bounds the whole request, retries and fallbacks
+    included. ``x-parley-strategy`` applies only where the group allows an override.
+    """
+    headers = request.headers
+    priority = DEFAULT_PRIORITY
+    raw = headers.get("x-parley-priority")
+    if raw is not None:
+        if not raw.isdigit() or int(raw) not in PRIORITIES:
+            raise InvalidRequest("x-parley-priority must be 1 (first) to 5 (last)")
+        priority = int(raw)
+        if priority < DEFAULT_PRIORITY and not caller.is_admin:
+            priority = DEFAULT_PRIORITY
+    deadline = None
+    timeout = headers.get("x-parley-timeout") or headers.get("x-stainless-timeout")
+    if timeout is not None:
+        try:
+            seconds = float(timeout)
+        except ValueError:
+            raise InvalidRequest("x-parley-timeout must be a number of seconds") from None
+        if seconds <= 0:
+            raise InvalidRequest("x-parley-timeout must be positive")
+        deadline = asyncio.get_running_loop().time() + seconds
+    strategy = headers.get("x-parley-strategy")
+    if strategy is not None and strategy not in STRATEGIES:
+        raise InvalidRequest(f"x-parley-strategy must be one of {', '.join(STRATEGIES)}")
+    return CallOptions(priority=priority, deadline=deadline, strategy=strategy)

@@ -39,12 +39,14 @@ def error_response(
 
 
 def render_parley_error(exc: ParleyError) -> Response:
-    return error_response(
-        exc.status_code,
-        exc.message,
-        exc.error_type,
-        param=exc.param,
-        code=exc.code,
+    body = exc.to_body()
+    error = body["error"]
+    assert isinstance(error, dict)
+    error["message"] = redactor.scrub(exc.message)
+    return Response(
+        msgspec.json.encode(body),
+        status_code=exc.status_code,
+        media_type=_JSON,
         headers=exc.headers,
     )
 

@@ -11,14 +11,16 @@ import base64
 import contextlib
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from parley.api.deps import api_caller, request_id
+from parley.api.deps import api_caller, call_options, request_id
+from parley.api.errors import render_parley_error
 from parley.api.sse import SSEResponse
 from parley.errors import InvalidRequest, ModelNotFound
 from parley.gateway.caller import Caller
@@ -31,6 +33,7 @@ from parley.gateway.types import (
     decode_chat_request,
     decode_embedding_request,
 )
+from parley.providers.base import ChunkStream
 
 T = TypeVar("T")
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -87,7 +90,7 @@ async def chat_completions(request: Request) -> Response:
     chat = await _decode(request, decode_chat_request)
     if chat.stream:
         return await _stream(chat, gateway, request, caller)
-    outcome = await gateway.chat(chat, caller, request_id(request))
+    outcome = await gateway.chat(chat, caller, request_id(request), call_options(request, caller))
     return Response(
         msgspec.json.encode(outcome.completion),
         media_type=_JSON,
@@ -98,21 +101,25 @@ async def chat_completions(request: Request) -> Response:
 async def _stream(
     chat: ChatRequest, gateway: Gateway, request: Request, caller: Caller
 ) -> Response:
-    stack = contextlib.AsyncExitStack()
-    try:
-        outcome = await stack.enter_async_context(
-            gateway.chat_stream(chat, caller, request_id(request))
-        )
-    except BaseException:
-        await stack.aclose()
-        raise
+    rid = request_id(request)
+    options = call_options(request, caller)
+
+    @contextlib.asynccontextmanager
+    async def opener() -> AsyncIterator[_Opened]:
+        async with gateway.chat_stream(chat, caller, rid, options) as outcome:
+            headers = _warning_headers(outcome.deployment, outcome.dropped, outcome.headers)
+            yield _Opened(outcome.chunks, headers)
+
     settings = request.app.state.settings
     return SSEResponse(
-        outcome.chunks,
-        stack.aclose,
-        keepalive=settings.stream_keepalive_seconds,
-        headers=_warning_headers(outcome.deployment, outcome.dropped, outcome.headers),
+        opener, keepalive=settings.stream_keepalive_seconds, render_error=render_parley_error
     )
+
+
+@dataclass(slots=True)
+class _Opened:
+    chunks: ChunkStream
+    headers: dict[str, str]
 
 
 @router.post("/embeddings")
@@ -120,7 +127,9 @@ async def embeddings(request: Request) -> Response:
     gateway = _gateway(request)
     caller = await api_caller(request)
     embedding = await _decode(request, decode_embedding_request)
-    outcome = await gateway.embed(embedding, caller, request_id(request))
+    outcome = await gateway.embed(
+        embedding, caller, request_id(request), call_options(request, caller)
+    )
     body = {
         "object": "list",
         "data": [

@@ -1,22 +1,27 @@
-"""Server-sent events to the client, with three guarantees the tests hold us to:
+"""Server-sent events to the client, with four guarantees the tests hold us to:
 
+* a failure before the stream opened (limits, every deployment failing, a bad request)
+  is an ordinary HTTP error with its own status, when it comes within ``keepalive``;
 * an upstream failure mid-stream ends the stream with an ``error`` event and no ``[DONE]``,
   so no client mistakes a truncated answer for a finished one;
 * a client that goes away cancels the upstream request (its connection is closed);
 * silent gaps (a slow first token) are filled with SSE comments every
-  ``keepalive`` seconds, so proxies with idle timeouts keep the connection open.
+  ``keepalive`` seconds, so proxies with idle timeouts keep the connection open. Once one
+  is sent the status is committed (200): later failures become error events, though the
+  gateway still fails over invisibly until the first content byte.
 
-The chunk iterator runs in one producer task for its whole life (its deadlines are bound
-to that task); the response task forwards chunks from a small queue, and a third task
-watches for ``http.disconnect``.
+The gateway's stream (opening it included) runs in one producer task for its whole life
+(its deadlines are bound to that task); the response task forwards chunks from a small
+queue, and a third task watches for ``http.disconnect``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 import msgspec
 from starlette.responses import Response
@@ -45,15 +50,29 @@ def error_event(exc: ParleyError) -> bytes:
     return b"data: " + msgspec.json.encode(body) + b"\n\n"
 
 
+class OpenedStream(Protocol):
+    chunks: ChunkStream
+    headers: dict[str, str]
+
+
+Opener = Callable[[], AbstractAsyncContextManager[OpenedStream]]
+ErrorRenderer = Callable[[ParleyError], Response]
+
+
+class _Opened:
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self.headers = headers
+
+
 class SSEResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(
         self,
-        chunks: ChunkStream,
-        close: Callable[[], Awaitable[Any]],
+        opener: Opener,
         *,
         keepalive: float,
+        render_error: ErrorRenderer,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
@@ -61,8 +80,8 @@ class SSEResponse(Response):
         )
         # Response.__init__ adds Content-Length: 0 for an empty body; a stream has none.
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
-        self._chunks = chunks
-        self._close = close
+        self._opener = opener
+        self._render_error = render_error
         self._keepalive = keepalive
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,7 +89,8 @@ class SSEResponse(Response):
         producer = asyncio.create_task(self._produce(queue))
         watcher = asyncio.create_task(_watch_disconnect(receive, producer, queue))
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            if not await self._start(queue, scope, receive, send, watcher):
+                return
             complete = await self._forward(queue, send, watcher)
             if complete:
                 await send({"type": "http.response.body", "body": DONE, "more_body": True})
@@ -81,7 +101,36 @@ class SSEResponse(Response):
             for task in (producer, watcher):
                 task.cancel()
             await asyncio.gather(producer, watcher, return_exceptions=True)
-            await self._close()
+
+    async def _start(
+        self,
+        queue: asyncio.Queue[object],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        watcher: asyncio.Task[None],
+    ) -> bool:
+        """Send the response start: 200 with the stream's headers once it opened, an error
+        response if it failed first, or a bare 200 and a keep-alive if it takes longer
+        than ``keepalive``. False when the exchange is already over."""
+        try:
+            async with asyncio.timeout(self._keepalive):
+                item = await queue.get()
+        except TimeoutError:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+            return True
+        if isinstance(item, _Opened):
+            extra = [(k.lower().encode(), v.encode()) for k, v in item.headers.items()]
+            headers = self.raw_headers + extra
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            return True
+        if isinstance(item, ParleyError):
+            await self._render_error(item)(scope, receive, send)
+            return False
+        if item is _GONE or watcher.done():
+            return False
+        raise AssertionError(f"unexpected first stream item {item!r}")
 
     async def _forward(
         self, queue: asyncio.Queue[object], send: Send, watcher: asyncio.Task[None]
@@ -105,6 +154,8 @@ class SSEResponse(Response):
                     {"type": "http.response.body", "body": error_event(item), "more_body": True}
                 )
                 return False
+            if isinstance(item, _Opened):
+                continue  # opened after the status was committed: its headers are too late
             assert isinstance(item, ChatCompletionChunk)
             await send(
                 {
@@ -115,11 +166,16 @@ class SSEResponse(Response):
             )
 
     async def _produce(self, queue: asyncio.Queue[object]) -> None:
+        opened = False
         try:
-            async for chunk in self._chunks:
-                await queue.put(chunk)
+            async with self._opener() as stream:
+                opened = True
+                await queue.put(_Opened(stream.headers))
+                async for chunk in stream.chunks:
+                    await queue.put(chunk)
         except ParleyError as exc:
-            log.warning("stream failed mid-way", error=exc.message)
+            if opened:
+                log.warning("stream failed mid-way", error=exc.message)
             await queue.put(exc)
             return
         except Exception as exc:  # a bug must still end the stream honestly

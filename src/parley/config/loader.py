@@ -19,11 +19,17 @@ from pydantic import ValidationError
 from parley.config import litellm
 from parley.config.models import (
     DEFAULT_AZURE_API_VERSION,
+    BackoffConfig,
+    CircuitBreakerConfig,
     DeploymentConfig,
     GroupLimits,
+    ModelGroupConfig,
     ModelsFile,
     PriceConfig,
     ProviderName,
+    QueueConfig,
+    Strategy,
+    StrategyWeights,
     TimeoutConfig,
 )
 from parley.config.secrets import Secret, reference_name, resolve
@@ -48,14 +54,45 @@ class Deployment:
     allow_client_api_base: bool
     price: PriceConfig | None = None
     """From the config file; ``None`` means Parley's built-in table (``gateway/cost.py``)."""
+    weight: float = 1.0
+    order: int = 1
+    max_concurrency: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    max_context_tokens: int | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class ModelGroup:
+    """A model group: its deployments and how requests are routed among them and beyond."""
+
     name: str
     deployments: tuple[Deployment, ...]
     drop_params: bool | None = None
     limits: GroupLimits = field(default_factory=GroupLimits)
+    strategy: Strategy = "ordered"
+    strategy_weights: StrategyWeights = field(default_factory=StrategyWeights)
+    allow_strategy_override: bool = False
+    fallbacks: tuple[str, ...] = ()
+    context_window_fallbacks: tuple[str, ...] = ()
+    content_policy_fallbacks: tuple[str, ...] = ()
+    retries: int = 2
+    backoff: BackoffConfig = field(default_factory=BackoffConfig)
+    circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
+    max_concurrency: int | None = None
+    queue: QueueConfig = field(default_factory=QueueConfig)
+
+    @property
+    def concurrency(self) -> int | None:
+        """The group's concurrency cap: its own, else the sum of its deployments' caps when
+        every deployment has one, else none."""
+        if self.max_concurrency is not None:
+            return self.max_concurrency
+        caps = [d.max_concurrency for d in self.deployments]
+        if caps and all(c is not None for c in caps):
+            return sum(c for c in caps if c is not None)
+        return None
 
 
 @dataclass(slots=True)
@@ -154,8 +191,8 @@ def resolve_groups(parsed: ModelsFile, env: Mapping[str, str]) -> list[ModelGrou
             where = f"models.{group.name}.deployments[{index}]"
             api_key = _resolve_optional(dep.api_key, where, "api_key", env, problems)
             token = _resolve_optional(dep.azure_ad_token, where, "azure_ad_token", env, problems)
-            deployments.append(_deployment(group.name, dep, api_key, token))
-        groups.append(ModelGroup(group.name, tuple(deployments), group.drop_params, group.limits))
+            deployments.append(_deployment(group, dep, api_key, token))
+        groups.append(_group(group, deployments))
     if problems:
         raise ConfigError(problems)
     return groups
@@ -173,9 +210,36 @@ def _resolve_optional(
         return None
 
 
+def _group(group: ModelGroupConfig, deployments: list[Deployment]) -> ModelGroup:
+    return ModelGroup(
+        name=group.name,
+        deployments=tuple(deployments),
+        drop_params=group.drop_params,
+        limits=group.limits,
+        strategy=group.strategy,
+        strategy_weights=group.strategy_weights,
+        allow_strategy_override=group.allow_strategy_override,
+        fallbacks=tuple(group.fallbacks),
+        context_window_fallbacks=tuple(group.context_window_fallbacks),
+        content_policy_fallbacks=tuple(group.content_policy_fallbacks),
+        retries=group.retries,
+        backoff=group.backoff,
+        circuit_breaker=group.circuit_breaker,
+        max_concurrency=group.max_concurrency,
+        queue=group.queue,
+    )
+
+
 def _deployment(
-    group: str, dep: DeploymentConfig, api_key: Secret | None, token: Secret | None
+    group_config: ModelGroupConfig,
+    dep: DeploymentConfig,
+    api_key: Secret | None,
+    token: Secret | None,
 ) -> Deployment:
+    group = group_config.name
+    timeout = dep.timeout
+    if "timeout" not in dep.model_fields_set and group_config.timeout is not None:
+        timeout = group_config.timeout
     return Deployment(
         group=group,
         label=dep.label(group),
@@ -185,11 +249,18 @@ def _deployment(
         api_key=api_key,
         api_version=dep.api_version or DEFAULT_AZURE_API_VERSION,
         azure_ad_token=token,
-        timeout=dep.timeout,
+        timeout=timeout,
         max_connections=dep.max_connections,
         extra_headers=dict(dep.extra_headers),
         allow_client_api_base=dep.allow_client_api_base,
         price=dep.price,
+        weight=dep.weight,
+        order=dep.order,
+        max_concurrency=dep.max_concurrency,
+        rpm=dep.rpm,
+        tpm=dep.tpm,
+        max_context_tokens=dep.max_context_tokens,
+        tags=dict(dep.tags),
     )
 
 

@@ -52,6 +52,45 @@ class GroupLimits(_Strict):
     max_parallel: int | None = Field(default=None, ge=1)
 
 
+Strategy = Literal[
+    "ordered", "weighted", "least_inflight", "latency", "cost", "headroom", "balanced"
+]
+
+
+class CircuitBreakerConfig(_Strict):
+    """Open after ``failure_rate`` of at least ``min_requests`` calls in ``window`` seconds
+    failed; after ``cooldown`` seconds let ``half_open_probes`` calls through to test it."""
+
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    window: float = Field(default=30.0, gt=0)
+    min_requests: int = Field(default=5, ge=1)
+    cooldown: float = Field(default=10.0, gt=0)
+    half_open_probes: int = Field(default=1, ge=1)
+
+
+class QueueConfig(_Strict):
+    """Requests beyond the group's concurrency wait here, at most ``timeout`` seconds."""
+
+    max_size: int = Field(default=100, ge=0)
+    timeout: float = Field(default=5.0, gt=0)
+
+
+class BackoffConfig(_Strict):
+    """Full-jitter exponential backoff between retries: random(0, min(max, base * 2**n))."""
+
+    base: float = Field(default=0.1, ge=0)
+    max: float = Field(default=5.0, ge=0)
+
+
+class StrategyWeights(_Strict):
+    """The ``balanced`` score's weights (the seed design's 0.3/0.3/0.3/0.1 by default)."""
+
+    latency: float = Field(default=0.3, ge=0)
+    load: float = Field(default=0.3, ge=0)
+    success: float = Field(default=0.3, ge=0)
+    cost: float = Field(default=0.1, ge=0)
+
+
 class DeploymentConfig(_Strict):
     provider: ProviderName
     model: str = Field(min_length=1)
@@ -66,6 +105,16 @@ class DeploymentConfig(_Strict):
     allow_client_api_base: bool = False
     """SSRF guard: a request may name its own ``api_base`` only where an admin set this."""
     price: PriceConfig | None = None
+    weight: float = Field(default=1.0, ge=0)
+    order: int = 1
+    """``ordered`` strategy: lower first; equal orders keep file order."""
+    max_concurrency: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=1)
+    """Capacity, for the ``headroom`` strategy (not a limit Parley enforces on callers)."""
+    tpm: int | None = Field(default=None, ge=1)
+    max_context_tokens: int | None = Field(default=None, ge=1)
+    """Prompts estimated above this skip the deployment (``cost`` strategy and all others)."""
+    tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("api_key", "azure_ad_token")
     @classmethod
@@ -113,6 +162,26 @@ class ModelGroupConfig(_Strict):
     drop_params: bool | None = None
     """Overrides the process-wide ``PARLEY_DROP_PARAMS`` for this group."""
     limits: GroupLimits = GroupLimits()
+    strategy: Strategy = "ordered"
+    strategy_weights: StrategyWeights = StrategyWeights()
+    allow_strategy_override: bool = False
+    """Let a request pick the strategy with ``x-parley-strategy`` (admin opt-in)."""
+    fallbacks: list[str] = Field(default_factory=list)
+    """Groups tried in order after every deployment of this one failed."""
+    context_window_fallbacks: list[str] = Field(default_factory=list)
+    """Groups tried when an upstream says the prompt is too long."""
+    content_policy_fallbacks: list[str] = Field(default_factory=list)
+    """Groups tried when an upstream refuses the content on policy grounds."""
+    retries: int = Field(default=2, ge=0, le=10)
+    """Further attempts within the group after the first (other deployments first)."""
+    backoff: BackoffConfig = BackoffConfig()
+    timeout: TimeoutConfig | None = None
+    """Default for deployments that set no ``timeout`` of their own."""
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """Concurrent requests for the whole group; default: the sum of its deployments'
+    ``max_concurrency`` when every deployment sets one, else unbounded."""
+    queue: QueueConfig = QueueConfig()
 
 
 class ModelsFile(_Strict):
@@ -125,4 +194,22 @@ class ModelsFile(_Strict):
             if group.name in seen:
                 raise ValueError(f"model group {group.name!r} is defined twice")
             seen.add(group.name)
+        labels: set[str] = set()
+        for group in self.models:
+            for dep in group.deployments:
+                label = dep.label(group.name)
+                if label in labels:
+                    raise ValueError(
+                        f"deployment {label!r} appears twice: give each a distinct `name`"
+                    )
+                labels.add(label)
+        for group in self.models:
+            for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+                for target in getattr(group, kind):
+                    if target not in seen:
+                        raise ValueError(
+                            f"model group {group.name!r}: {kind} names unknown group {target!r}"
+                        )
+                    if target == group.name:
+                        raise ValueError(f"model group {group.name!r} falls back to itself")
         return self

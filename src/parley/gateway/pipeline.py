@@ -1,9 +1,9 @@
 """The gateway pipeline: resolve the model group, admit the caller (access, limits,
-budgets), check parameters, call the provider, and account tokens, cost and usage
-(counting tokens when the upstream does not).
+budgets), route and call with retries, breakers and fallbacks (``resilience.py``), and
+account tokens, cost and usage (counting tokens when the upstream does not).
 
-Framework-free: takes typed requests and a ``Caller``, returns typed results or chunk
-iterators. The API layer renders them. Later issues insert cache and resilience steps here.
+Framework-free: takes typed requests, a ``Caller`` and ``CallOptions``, returns typed
+results or chunk iterators. The API layer renders them.
 """
 
 from __future__ import annotations
@@ -11,15 +11,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 
+from parley.config.loader import Deployment
+from parley.config.models import Strategy
 from parley.errors import InvalidRequest, ParleyError, UpstreamProtocolError
 from parley.gateway import params, tokens
+from parley.gateway.admission import DEFAULT_PRIORITY
 from parley.gateway.caller import ANONYMOUS, Caller
+from parley.gateway.health import HealthBook
 from parley.gateway.policy import Call, Policies
 from parley.gateway.registry import ModelRegistry
+from parley.gateway.resilience import Lease, Resilience
+from parley.gateway.router import Router, RouteRequest
 from parley.gateway.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -29,7 +36,20 @@ from parley.gateway.types import (
     Usage,
 )
 from parley.observability.metrics import Metrics
-from parley.providers.base import ChunkStream, Provider
+from parley.providers.base import ChunkStream, Provider, stream_ended_early
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """Per-request knobs from the API layer (headers): priority, deadline, strategy."""
+
+    priority: int = DEFAULT_PRIORITY
+    deadline: float | None = None
+    """Absolute ``loop.time()`` by which the whole request must be done."""
+    strategy: Strategy | None = None
+
+
+DEFAULT_OPTIONS = CallOptions()
 
 
 @dataclass(slots=True)
@@ -56,6 +76,13 @@ class EmbeddingOutcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _Prepared:
+    provider: Provider
+    request: ChatRequest
+    dropped: list[str]
+
+
 class Gateway:
     def __init__(
         self,
@@ -64,11 +91,26 @@ class Gateway:
         *,
         drop_params: bool,
         policies: Policies | None = None,
+        health: HealthBook | None = None,
     ) -> None:
         self.registry = registry
         self._metrics = metrics
         self._drop_params = drop_params
         self.policies = policies or Policies(None, None, metrics)
+        self.health = health or HealthBook(registry.groups, self._breaker_changed)
+        router = Router(self.health, self.policies.price)
+        self.resilience = Resilience(registry.by_name, router, self.health, metrics)
+
+    def _breaker_changed(self, label: str, _old: object, new: object) -> None:
+        self._metrics.breaker_transitions.labels(label, str(new)).inc()
+
+    def _route(self, request: ChatRequest, options: CallOptions) -> RouteRequest:
+        group = self.registry.group(request.model)
+        return RouteRequest(
+            prompt_tokens=lambda: tokens.count_prompt(request),
+            max_tokens=request.output_limit or 0,
+            strategy=options.strategy if group.allow_strategy_override else None,
+        )
 
     async def _begin(self, request: ChatRequest, caller: Caller, request_id: str) -> Call:
         return await self.policies.begin(
@@ -79,15 +121,15 @@ class Gateway:
             max_tokens=request.output_limit,
         )
 
-    def _prepare(self, request: ChatRequest) -> tuple[Provider, ChatRequest, list[str]]:
+    def _prepare(self, deployment: Deployment, request: ChatRequest) -> _Prepared:
         group = self.registry.group(request.model)
-        provider = self.registry.pick(request.model)
+        provider = self.registry.provider(deployment)
         provider, request = self._guard_api_base(provider, request)
         drop = self._drop_params if group.drop_params is None else group.drop_params
         request, dropped = params.apply_drop_params(
-            request, provider.unsupported_params, drop=drop, deployment=provider.deployment.label
+            request, provider.unsupported_params, drop=drop, deployment=deployment.label
         )
-        return provider, request, dropped
+        return _Prepared(provider, request, dropped)
 
     def _guard_api_base(
         self, provider: Provider, request: ChatRequest
@@ -108,72 +150,125 @@ class Gateway:
         return self.registry.with_api_base(provider, override), request
 
     async def chat(
-        self, request: ChatRequest, caller: Caller = ANONYMOUS, request_id: str = ""
+        self,
+        request: ChatRequest,
+        caller: Caller = ANONYMOUS,
+        request_id: str = "",
+        options: CallOptions = DEFAULT_OPTIONS,
     ) -> ChatOutcome:
-        provider, request, dropped = self._prepare(request)
+        group = self.registry.group(request.model)
         call = await self._begin(request, caller, request_id)
-        label = provider.deployment.label
+
+        async def attempt(deployment: Deployment) -> tuple[ChatCompletion, _Prepared]:
+            prepared = self._prepare(deployment, request)
+            with self._metrics.upstream_call(deployment):
+                completion = await prepared.provider.complete(prepared.request)
+            return completion, prepared
+
         try:
-            with self._metrics.upstream_call(provider.deployment):
-                completion = await provider.complete(request)
-        except ParleyError as exc:
-            await self.policies.finish(call, status=exc.status_code, deployment=provider.deployment)
+            outcome = await self.resilience.run(
+                group,
+                self._route(request, options),
+                attempt,
+                priority=options.priority,
+                deadline=options.deadline,
+            )
+        except BaseException as exc:
+            await self._failed(call, exc)
             raise
-        except BaseException:
-            await self.policies.finish(call, status=499, deployment=provider.deployment)
-            raise
+        completion, prepared = outcome.value
+        lease = outcome.lease
+        lease.first_byte()
         call.first_token()
         if completion.usage is None:
-            completion.usage = _counted_usage(request, _completion_text(completion))
-        self._metrics.record_tokens(request.model, label, completion.usage)
-        await self.policies.finish(
-            call, status=200, deployment=provider.deployment, usage=completion.usage
-        )
-        return ChatOutcome(completion, label, dropped, call.headers)
+            completion.usage = _counted_usage(prepared.request, _completion_text(completion))
+        usage = completion.usage
+        await lease.close(ok=True, tokens=usage.total_tokens)
+        self._observe(request.model, lease, usage)
+        await self.policies.finish(call, status=200, deployment=lease.deployment, usage=usage)
+        return ChatOutcome(completion, lease.deployment.label, prepared.dropped, call.headers)
+
+    async def _failed(self, call: Call, exc: BaseException) -> None:
+        status = exc.status_code if isinstance(exc, ParleyError) else 499
+        if isinstance(exc, ParleyError):
+            self._metrics.errors.labels(call.group, exc.code or exc.error_type).inc()
+        await self.policies.finish(call, status=status)
+
+    def _observe(self, group: str, lease: Lease, usage: Usage) -> None:
+        self._metrics.record_tokens(group, lease.deployment.label, usage)
+        if lease.ttft is not None:
+            self._metrics.ttft_seconds.labels(group).observe(lease.ttft)
 
     @contextlib.asynccontextmanager
     async def chat_stream(
-        self, request: ChatRequest, caller: Caller = ANONYMOUS, request_id: str = ""
+        self,
+        request: ChatRequest,
+        caller: Caller = ANONYMOUS,
+        request_id: str = "",
+        options: CallOptions = DEFAULT_OPTIONS,
     ) -> AsyncIterator[StreamOutcome]:
-        """Entering admits the caller and opens the upstream (errors raise here, before any
-        byte reaches the client); the chunks then carry usage as the client asked; leaving
-        closes upstream and, if the stream did not finish, settles what was generated."""
-        provider, request, dropped = self._prepare(request)
+        """Entering admits the caller, routes, and reads the first chunk: every failure up
+        to there (including a slow first token) can still be retried elsewhere or become a
+        proper HTTP error. Leaving closes upstream and settles whatever was generated."""
+        group = self.registry.group(request.model)
         call = await self._begin(request, caller, request_id)
+
+        async def attempt(deployment: Deployment) -> tuple[_OpenStream, _Prepared]:
+            prepared = self._prepare(deployment, request)
+            with self._metrics.upstream_call(deployment):
+                stream_cm = prepared.provider.open_stream(prepared.request)
+                upstream = await stream_cm.__aenter__()
+            opened = _OpenStream(stream_cm, upstream)
+            try:
+                opened.first = await anext(upstream)
+            except StopAsyncIteration:
+                await opened.close(None)
+                raise stream_ended_early(deployment.label) from None
+            except BaseException as exc:
+                await opened.close(exc)
+                raise
+            return opened, prepared
+
+        try:
+            outcome = await self.resilience.run(
+                group,
+                self._route(request, options),
+                attempt,
+                priority=options.priority,
+                deadline=options.deadline,
+            )
+        except BaseException as exc:
+            await self._failed(call, exc)
+            raise
+        opened, prepared = outcome.value
+        lease = outcome.lease
+        lease.first_byte()
+        call.first_token()
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        label = provider.deployment.label
         tally = _Tally()
         try:
-            with self._metrics.upstream_call(provider.deployment):
-                stream_cm = provider.open_stream(request)
-                upstream = await stream_cm.__aenter__()
-        except ParleyError as exc:
-            await self.policies.finish(call, status=exc.status_code, deployment=provider.deployment)
-            raise
-        except BaseException:
-            await self.policies.finish(call, status=499, deployment=provider.deployment)
-            raise
-        try:
             chunks = self._accounted(
-                request,
-                upstream,
+                prepared.request,
+                opened.chunks(),
                 include_usage=include_usage,
                 call=call,
                 tally=tally,
-                provider=provider,
+                lease=lease,
             )
-            yield StreamOutcome(chunks, label, dropped, call.headers)
+            yield StreamOutcome(chunks, lease.deployment.label, prepared.dropped, call.headers)
         except BaseException as exc:
-            if not await stream_cm.__aexit__(type(exc), exc, exc.__traceback__):
+            if not await opened.close(exc):
                 raise
         else:
-            await stream_cm.__aexit__(None, None, None)
+            await opened.close(None)
         finally:
             if not call.finished:  # the client left, or the stream broke mid-way
-                usage = _counted_usage(request, "".join(tally.text))
+                usage = _counted_usage(prepared.request, "".join(tally.text))
+                await lease.close(ok=tally.status == 499, tokens=usage.total_tokens)
                 await self.policies.finish(
-                    call, status=tally.status, deployment=provider.deployment, usage=usage
+                    call, status=tally.status, deployment=lease.deployment, usage=usage
                 )
+            await lease.close()
 
     async def _accounted(
         self,
@@ -183,14 +278,13 @@ class Gateway:
         include_usage: bool,
         call: Call,
         tally: _Tally,
-        provider: Provider,
+        lease: Lease,
     ) -> ChunkStream:
-        label = provider.deployment.label
         usage: Usage | None = None
         text = tally.text
         last: ChatCompletionChunk | None = None
         try:
-            async for chunk in self._timed(upstream, call):
+            async for chunk in upstream:
                 if chunk.usage is not None:
                     usage = chunk.usage
                     if not chunk.choices:
@@ -211,10 +305,11 @@ class Gateway:
             raise
         if usage is None:
             usage = _counted_usage(request, "".join(text))
-        self._metrics.record_tokens(request.model, label, usage)
+        self._observe(request.model, lease, usage)
+        await lease.close(ok=True, tokens=usage.total_tokens)
         # Settled and recorded before the stream's end reaches the client: a client that
         # saw [DONE] can rely on its usage record existing (in Redis, when configured).
-        await self.policies.finish(call, status=200, deployment=provider.deployment, usage=usage)
+        await self.policies.finish(call, status=200, deployment=lease.deployment, usage=usage)
         if include_usage and last is not None:
             yield ChatCompletionChunk(
                 last.id,
@@ -225,51 +320,84 @@ class Gateway:
                 system_fingerprint=last.system_fingerprint,
             )
 
-    @staticmethod
-    async def _timed(upstream: ChunkStream, call: Call) -> ChunkStream:
-        async for chunk in upstream:
-            call.first_token()
-            yield chunk
-
     async def embed(
-        self, request: EmbeddingRequest, caller: Caller = ANONYMOUS, request_id: str = ""
+        self,
+        request: EmbeddingRequest,
+        caller: Caller = ANONYMOUS,
+        request_id: str = "",
+        options: CallOptions = DEFAULT_OPTIONS,
     ) -> EmbeddingOutcome:
         try:
             texts = request.texts()
         except ValueError as exc:
             raise InvalidRequest(str(exc), param="input") from None
-        provider = self.registry.pick(request.model)
+        group = self.registry.group(request.model)
         call = await self.policies.begin(
             caller,
-            self.registry.group(request.model),
+            group,
             request_id,
             prompt_tokens=lambda: sum(tokens.count_text(t) for t in texts),
             max_tokens=None,
         )
-        status, usage = 499, None
-        try:
-            with self._metrics.upstream_call(provider.deployment):
+
+        async def attempt(deployment: Deployment) -> EmbeddingResult:
+            provider = self.registry.provider(deployment)
+            with self._metrics.upstream_call(deployment):
                 result = await provider.embed(request)
             if len(result.vectors) != len(texts):
                 raise UpstreamProtocolError(
-                    f"upstream {provider.deployment.label} returned {len(result.vectors)} "
+                    f"upstream {deployment.label} returned {len(result.vectors)} "
                     f"embeddings for {len(texts)} inputs",
-                    deployment=provider.deployment.label,
+                    deployment=deployment.label,
                 )
-            prompt_tokens = result.prompt_tokens
-            if prompt_tokens is None:
-                prompt_tokens = sum(tokens.count_text(t) for t in texts)
-            usage = Usage(prompt_tokens, 0, prompt_tokens)
-            status = 200
-        except ParleyError as exc:
-            status = exc.status_code
-            raise
-        finally:
-            await self.policies.finish(
-                call, status=status, deployment=provider.deployment, usage=usage
+            return result
+
+        route = RouteRequest(
+            prompt_tokens=lambda: sum(tokens.count_text(t) for t in texts), max_tokens=0
+        )
+        try:
+            outcome = await self.resilience.run(
+                group, route, attempt, priority=options.priority, deadline=options.deadline
             )
-        self._metrics.record_tokens(request.model, provider.deployment.label, usage)
-        return EmbeddingOutcome(result, provider.deployment.label, prompt_tokens, call.headers)
+        except BaseException as exc:
+            await self._failed(call, exc)
+            raise
+        result, lease = outcome.value, outcome.lease
+        prompt_tokens = result.prompt_tokens
+        if prompt_tokens is None:
+            prompt_tokens = sum(tokens.count_text(t) for t in texts)
+        usage = Usage(prompt_tokens, 0, prompt_tokens)
+        lease.first_byte()
+        await lease.close(ok=True, tokens=prompt_tokens)
+        self._observe(request.model, lease, usage)
+        await self.policies.finish(call, status=200, deployment=lease.deployment, usage=usage)
+        return EmbeddingOutcome(result, lease.deployment.label, prompt_tokens, call.headers)
+
+
+class _OpenStream:
+    """An upstream stream whose first chunk was already read (to fail over before it)."""
+
+    def __init__(
+        self, cm: contextlib.AbstractAsyncContextManager[ChunkStream], upstream: ChunkStream
+    ) -> None:
+        self._cm = cm
+        self._upstream = upstream
+        self.first: ChatCompletionChunk | None = None
+        self._closed = False
+
+    async def chunks(self) -> ChunkStream:
+        if self.first is not None:
+            yield self.first
+        async for chunk in self._upstream:
+            yield chunk
+
+    async def close(self, exc: BaseException | None) -> Any:
+        if self._closed:
+            return False
+        self._closed = True
+        if exc is None:
+            return await self._cm.__aexit__(None, None, None)
+        return await self._cm.__aexit__(type(exc), exc, exc.__traceback__)
 
 
 @dataclass(slots=True)

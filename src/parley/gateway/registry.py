@@ -1,8 +1,5 @@
 """Model groups by name, each with its deployments' provider adapters ready to call.
-
-Today a group is served by its first deployment; routing strategies, retries and fallbacks
-across deployments arrive with the routing issue and replace ``pick``.
-"""
+Which deployment serves a request is the router's business (``router.py``)."""
 
 from __future__ import annotations
 
@@ -20,8 +17,8 @@ class ModelRegistry:
     def __init__(self, groups: list[ModelGroup], factory: ProviderFactory) -> None:
         self._factory = factory
         self._groups = {group.name: group for group in groups}
-        self._providers: dict[str, list[Provider]] = {
-            group.name: [factory(dep) for dep in group.deployments] for group in groups
+        self._providers: dict[str, Provider] = {
+            dep.label: factory(dep) for group in groups for dep in group.deployments
         }
 
     @property
@@ -37,9 +34,12 @@ class ModelRegistry:
             )
         return group
 
-    def pick(self, name: str) -> Provider:
-        self.group(name)
-        return self._providers[name][0]
+    @property
+    def by_name(self) -> dict[str, ModelGroup]:
+        return dict(self._groups)
+
+    def provider(self, deployment: Deployment) -> Provider:
+        return self._providers[deployment.label]
 
     def with_api_base(self, provider: Provider, api_base: str) -> Provider:
         """A one-off adapter at a client-chosen base URL (only where an admin allowed it)."""

@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from parley.config.loader import Deployment
 from parley.errors import ParleyError
@@ -81,6 +81,63 @@ class Metrics:
             "parley_usage_records",
             "Usage records by outcome (queued, written, dropped)",
             ["outcome"],
+            registry=self.registry,
+        )
+
+        self.queue_depth = Gauge(
+            "parley_queue_depth",
+            "Requests waiting for a model group's concurrency slot",
+            ["model_group"],
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "parley_queue_wait_seconds",
+            "Time waited for a concurrency slot (admitted or not)",
+            ["model_group"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.admission_refusals = Counter(
+            "parley_admission_refusals",
+            "Requests refused by admission control (queue_full, queue_timeout)",
+            ["model_group", "reason"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "parley_retries",
+            "Attempts after the first within a model group",
+            ["model_group"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "parley_fallbacks",
+            "Moves from one model group to a fallback group, by reason",
+            ["from_group", "to_group", "reason"],
+            registry=self.registry,
+        )
+        self.breaker_transitions = Counter(
+            "parley_breaker_transitions",
+            "Circuit breaker state changes",
+            ["deployment", "to_state"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "parley_deployment_in_flight",
+            "Calls in flight per deployment",
+            ["deployment"],
+            registry=self.registry,
+        )
+        self.ttft_seconds = Histogram(
+            "parley_time_to_first_token_seconds",
+            "Time to the first token (streams) or to the response (non-streaming)",
+            ["model_group"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "parley_errors",
+            "Requests that ended in an error, by error code",
+            ["model_group", "code"],
             registry=self.registry,
         )
 
