@@ -244,11 +244,23 @@ class AllDeploymentsFailed(UpstreamError):
 
     code = "all_deployments_failed"
 
-    def __init__(self, model: str, attempts: list[tuple[str, UpstreamError]]) -> None:
+    def __init__(
+        self,
+        model: str,
+        attempts: list[tuple[str, UpstreamError]],
+        *,
+        deadline_exceeded: bool = False,
+    ) -> None:
         self.attempts = attempts
         reasons = "; ".join(f"{label}: {_reason(err)}" for label, err in attempts)
         count = len(attempts)
         noun = "attempt" if count == 1 else "attempts"
+        if deadline_exceeded:
+            super().__init__(
+                f"the request's deadline passed after {count} {noun} for model {model!r}: {reasons}"
+            )
+            self.status_code, self.error_type, self.code = 504, "timeout_error", "deadline_exceeded"
+            return
         super().__init__(f"all {count} {noun} failed for model {model!r}: {reasons}")
         statuses = {err.status_code for _, err in attempts}
         self.status_code = statuses.pop() if len(statuses) == 1 else 503

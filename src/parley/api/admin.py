@@ -173,6 +173,22 @@ async def reset_key_budget(key_id: str, request: Request) -> Response:
     return _json(_key_view(await svc.keys.get(key_id)))
 
 
+@router.get("/deployments")
+async def deployments(request: Request) -> Response:
+    """Each deployment's live state on this instance: breaker, EWMA latency and time to
+    first token, error rate and requests in the last minute, calls in flight."""
+    who = await actor(request)
+    _global(who)
+    gateway = request.app.state.gateway
+    rows = [h.snapshot() for h in gateway.health.all()]
+    gates = gateway.resilience.gates
+    groups = [
+        {"group": name, "capacity": gate.capacity, "in_use": gate.in_use, "waiting": gate.waiting}
+        for name, gate in gates.items()
+    ]
+    return _json({"object": "list", "data": rows, "groups": groups})
+
+
 @router.get("/usage")
 async def usage(request: Request) -> Response:
     who = await actor(request)

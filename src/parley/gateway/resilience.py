@@ -163,6 +163,7 @@ class Resilience:
         """``deadline`` is an absolute ``loop.time()`` for the whole request, retries and
         fallbacks included (the client's budget); None leaves it to per-call timeouts."""
         attempts: list[tuple[str, UpstreamError]] = []
+        budget = _Budget(deadline)
         pending: deque[tuple[str, str]] = deque([(group.name, "")])
         seen = {group.name}
         overloaded: Overloaded | None = None
@@ -173,7 +174,7 @@ class Resilience:
                 self._metrics.fallbacks.labels(group.name, name, reason).inc()
             try:
                 outcome, jump = await self._in_group(
-                    current, route, attempt, attempts, priority=priority, deadline=deadline
+                    current, route, attempt, attempts, priority=priority, budget=budget
                 )
             except Overloaded as exc:
                 overloaded = exc
@@ -193,7 +194,7 @@ class Resilience:
                 pending = deque((t, kind.value) for t in fresh)
                 seen.update(fresh)
                 continue
-            if _deadline_passed(deadline):
+            if budget.spent():
                 break
             for target in current.fallbacks:
                 if target not in seen:
@@ -206,7 +207,7 @@ class Resilience:
                 group.name,
                 [(group.name, UpstreamUnavailable("no healthy deployment (all circuits open)"))],
             )
-        raise AllDeploymentsFailed(group.name, attempts)
+        raise AllDeploymentsFailed(group.name, attempts, deadline_exceeded=budget.spent())
 
     async def _in_group(
         self,
@@ -216,7 +217,7 @@ class Resilience:
         attempts: list[tuple[str, UpstreamError]],
         *,
         priority: int,
-        deadline: float | None,
+        budget: _Budget,
     ) -> tuple[Outcome[T] | None, tuple[Failure, UpstreamError] | None]:
         slot = contextlib.AsyncExitStack()
         await slot.enter_async_context(self.gates[group.name].slot(priority))
@@ -229,7 +230,7 @@ class Resilience:
                     dep = self._router.choose(group, route)  # every one tried: retry one
                     if dep is None:
                         break  # nothing eligible: breakers open or all at capacity
-                    if not await self._back_off(group, number, last_error.get(dep.label), deadline):
+                    if not await self._back_off(group, number, last_error.get(dep.label), budget):
                         break
                 if number:
                     self._metrics.retries.labels(group.name).inc()
@@ -241,7 +242,7 @@ class Resilience:
                 self._metrics.in_flight.labels(dep.label).set(health.in_flight)
                 started = time.perf_counter()
                 try:
-                    value = await self._timed(attempt(dep), deadline, dep)
+                    value = await self._timed(attempt(dep), budget.deadline, dep)
                 except UpstreamError as error:
                     kind = classify(error)
                     health.finished(
@@ -258,7 +259,7 @@ class Resilience:
                     tried.add(dep.label)
                     if kind is Failure.DEPLOYMENT:
                         group = _without(group, dep.label)
-                    if _deadline_passed(deadline):
+                    if budget.spent():
                         break
                     continue
                 except BaseException:
@@ -286,7 +287,7 @@ class Resilience:
             ) from None
 
     async def _back_off(
-        self, group: ModelGroup, number: int, error: UpstreamError | None, deadline: float | None
+        self, group: ModelGroup, number: int, error: UpstreamError | None, budget: _Budget
     ) -> bool:
         """Wait before retrying a deployment already tried: full jitter, at least its
         ``Retry-After`` when that is within ``backoff.max``. False when it is not worth it."""
@@ -297,7 +298,7 @@ class Resilience:
             if retry_after > group.backoff.max:
                 return False  # the upstream asks for longer than we will hold a client
             delay = max(delay, retry_after)
-        if deadline is not None and asyncio.get_running_loop().time() + delay >= deadline:
+        if not budget.allows(delay):
             return False
         await self._sleep(delay)
         return True
@@ -317,5 +318,22 @@ def _retry_after(error: UpstreamError | None) -> float | None:
         return None  # an HTTP date: rare from LLM APIs; fall back to jitter
 
 
-def _deadline_passed(deadline: float | None) -> bool:
-    return deadline is not None and asyncio.get_running_loop().time() >= deadline
+@dataclass(slots=True)
+class _Budget:
+    """The client's deadline, and whether it is what stopped us."""
+
+    deadline: float | None
+    exhausted: bool = False
+
+    def spent(self) -> bool:
+        if self.deadline is not None and asyncio.get_running_loop().time() >= self.deadline:
+            self.exhausted = True
+        return self.exhausted
+
+    def allows(self, delay: float) -> bool:
+        """Whether waiting ``delay`` seconds still leaves time to try; marks the budget
+        exhausted when it does not."""
+        if self.deadline is not None and asyncio.get_running_loop().time() + delay >= self.deadline:
+            self.exhausted = True
+            return False
+        return True

@@ -182,7 +182,10 @@ class FakeUpstream:
         if behaviour.status is not None:
             headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else None
             return _json(
-                fmt.error(behaviour.status, f"fake upstream error {behaviour.status}"),
+                fmt.error(
+                    behaviour.status,
+                    behaviour.error_message or f"fake upstream error {behaviour.status}",
+                ),
                 behaviour.status,
                 headers,
             )

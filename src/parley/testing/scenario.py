@@ -15,6 +15,8 @@ joined with ``+``, e.g. ``gpt-4o-mini+ttft-2+stream-cut-3``:
     stream-malformed[-N]  send an unparsable chunk after N chunks (default 2)
     stream-error[-N] send the provider's in-band error event after N chunks (default 2)
     no-usage         (OpenAI format) leave usage out, as some compatible servers do
+    context-overflow 400 saying the prompt exceeds the model's context window
+    content-filter   400 saying the content was refused by the content policy
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ class Behaviour:
     malformed_after: int | None = None
     omit_usage: bool = False
     error_after: int | None = None
+    error_message: str | None = None
+
+
+CONTEXT_OVERFLOW = (
+    "This model's maximum context length is 8192 tokens. However, your messages resulted "
+    "in 9120 tokens. Please reduce the length of the messages."
+)
+CONTENT_FILTER = (
+    "Your request was rejected as a result of our safety system: it may contain content "
+    "that is not allowed by our content policy."
+)
 
 
 _DIRECTIVE = re.compile(
@@ -56,6 +69,12 @@ def parse_model(model: str, base: Behaviour) -> Behaviour:
             continue
         if part == "no-usage":
             behaviour = replace(behaviour, omit_usage=True)
+            continue
+        if part == "context-overflow":
+            behaviour = replace(behaviour, status=400, error_message=CONTEXT_OVERFLOW)
+            continue
+        if part == "content-filter":
+            behaviour = replace(behaviour, status=400, error_message=CONTENT_FILTER)
             continue
         if part == "slow":
             behaviour = replace(behaviour, ttft=5.0)

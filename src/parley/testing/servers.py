@@ -57,6 +57,13 @@ def fake_models(
     return LoadedModels(resolve_groups(parsed, {FAKE_KEY_ENV: key}), "test")
 
 
+def models_from(groups: list[dict[str, Any]], key: str = "fake-secret-key-123456") -> LoadedModels:
+    """Model groups written as a test needs them (the YAML file's shape, as dicts); a
+    deployment's ``api_key`` may reference ``os.environ/PARLEY_TEST_FAKE_KEY``."""
+    parsed = parse_models({"models": groups})
+    return LoadedModels(resolve_groups(parsed, {FAKE_KEY_ENV: key}), "test")
+
+
 def free_port() -> int:
     """A loopback port free right now (for subprocesses that must bind it themselves;
     in-process servers bind port 0 directly, which has no race)."""

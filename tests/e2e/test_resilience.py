@@ -1,0 +1,362 @@
+"""Fault tests: what the client receives, and which deployments were called, when
+upstreams fail, slow down, rate-limit or overflow (issue: routing and resilience)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from parley.app import create_app
+from parley.config import Settings
+from parley.testing.fake_upstream import FakeUpstream
+from parley.testing.scenario import Behaviour
+from parley.testing.servers import LoopThread, free_port, models_from, serve_in_thread
+
+ADMIN = "admin-secret-for-tests-0123456789"
+CHAT = {"messages": [{"role": "user", "content": "hello there"}]}
+
+
+def dep(fake: FakeUpstream | str, model: str, name: str, **extra: Any) -> dict[str, Any]:
+    base = fake if isinstance(fake, str) else fake.url
+    return {
+        "provider": "openai_compatible",
+        "model": model,
+        "api_base": f"{base}/v1",
+        "name": name,
+        **extra,
+    }
+
+
+Serve = Callable[..., str]
+
+
+@pytest.fixture
+def second_fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
+    async def make() -> FakeUpstream:
+        upstream = FakeUpstream()
+        await upstream.start()
+        return upstream
+
+    upstream = loop_thread.run(make())
+    yield upstream
+    loop_thread.run(upstream.stop())
+
+
+@pytest.fixture
+def serve(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Serve]:
+    stack = contextlib.ExitStack()
+
+    def start(groups: list[dict[str, Any]], **settings: Any) -> str:
+        settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
+        settings.setdefault("admin_key", ADMIN)
+        app = create_app(Settings(**settings), models=models_from(groups))
+        return stack.enter_context(serve_in_thread(loop_thread, app))
+
+    with stack:
+        yield start
+
+
+def chat(url: str, model: str, **extra: Any) -> httpx.Response:
+    headers = {"authorization": f"Bearer {ADMIN}", **extra.pop("headers", {})}
+    return httpx.post(
+        f"{url}/v1/chat/completions",
+        json={**CHAT, "model": model, **extra},
+        headers=headers,
+        timeout=30,
+    )
+
+
+def streamed_text(answer: httpx.Response) -> str:
+    parts = []
+    for line in answer.text.splitlines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:])["choices"]:
+                parts.append(choice["delta"].get("content") or "")
+    assert answer.text.rstrip().endswith("data: [DONE]")
+    return "".join(parts)
+
+
+def models_called(fake: FakeUpstream) -> list[str]:
+    return [str(call.body["model"]) for call in fake.calls]
+
+
+def deployments(url: str) -> dict[str, dict[str, Any]]:
+    body = httpx.get(
+        f"{url}/admin/deployments", headers={"authorization": f"Bearer {ADMIN}"}
+    ).json()
+    return {row["deployment"]: row for row in body["data"]}
+
+
+BREAKER = {"failure_rate": 0.5, "window": 30, "min_requests": 3, "cooldown": 0.5}
+
+
+def test_failing_deployment_trips_its_breaker_and_traffic_shifts(
+    serve: Serve, fake: FakeUpstream
+) -> None:
+    url = serve(
+        [
+            {
+                "name": "chat",
+                "strategy": "ordered",
+                "circuit_breaker": {**BREAKER, "cooldown": 60},
+                "deployments": [
+                    dep(fake, "broken+error-500", "broken", order=1),
+                    dep(fake, "healthy", "healthy", order=2),
+                ],
+            }
+        ]
+    )
+    answers = [chat(url, "chat") for _ in range(10)]
+    assert [a.status_code for a in answers] == [200] * 10
+    assert {a.headers["x-parley-deployment"] for a in answers} == {"healthy"}
+    called = models_called(fake)
+    # three failures opened the breaker; after that the broken deployment saw nothing
+    assert called.count("broken+error-500") == 3
+    assert called.count("healthy") == 10
+    state = deployments(url)
+    assert state["broken"]["breaker"] == "open"
+    assert state["healthy"]["breaker"] == "closed"
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'parley_breaker_transitions_total{deployment="broken",to_state="open"} 1.0' in metrics
+
+
+def test_breaker_recovers_through_half_open(
+    serve: Serve, fake: FakeUpstream, second_fake: FakeUpstream
+) -> None:
+    url = serve(
+        [
+            {
+                "name": "chat",
+                "circuit_breaker": BREAKER,
+                "deployments": [
+                    dep(fake, "primary", "primary", order=1),
+                    dep(second_fake, "backup", "backup", order=2),
+                ],
+            }
+        ]
+    )
+    for _ in range(3):
+        fake.fail_next(Behaviour(status=502))
+    for _ in range(3):
+        assert chat(url, "chat").status_code == 200
+    assert deployments(url)["primary"]["breaker"] == "open"
+    assert chat(url, "chat").headers["x-parley-deployment"] == "backup"  # skipped while open
+    time.sleep(0.6)  # cooldown over: the next call is a half-open probe, and it succeeds
+    probe = chat(url, "chat")
+    assert probe.headers["x-parley-deployment"] == "primary"
+    assert deployments(url)["primary"]["breaker"] == "closed"
+    assert chat(url, "chat").headers["x-parley-deployment"] == "primary"
+
+
+def test_retry_after_is_honoured_before_retrying_the_same_deployment(
+    serve: Serve, fake: FakeUpstream
+) -> None:
+    url = serve([{"name": "chat", "deployments": [dep(fake, "only", "only")]}])
+    fake.fail_next(Behaviour(status=429, retry_after="1"))
+    started = time.monotonic()
+    answer = chat(url, "chat")
+    assert answer.status_code == 200
+    assert len(fake.calls) == 2
+    assert time.monotonic() - started >= 1.0  # waited what the upstream asked for
+
+
+def test_long_retry_after_is_returned_not_waited_for(serve: Serve, fake: FakeUpstream) -> None:
+    url = serve([{"name": "chat", "deployments": [dep(fake, "m+rate-limited", "only")]}])
+    answer = chat(url, "chat")
+    assert answer.status_code == 429
+    assert answer.headers["retry-after"] == "7"
+    assert len(fake.calls) == 1  # 7 s is beyond backoff.max: the client decides
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_slow_first_byte_fails_over(
+    serve: Serve, fake: FakeUpstream, second_fake: FakeUpstream, stream: bool
+) -> None:
+    url = serve(
+        [
+            {
+                "name": "chat",
+                "deployments": [
+                    dep(fake, "m+latency-5+ttft-5", "slow", timeout={"first_byte": 0.3}),
+                    dep(second_fake, "m", "fast", order=2),
+                ],
+            }
+        ],
+        stream_keepalive_seconds=5,
+    )
+    answer = chat(url, "chat", stream=stream)
+    assert answer.status_code == 200
+    assert answer.headers["x-parley-deployment"] == "fast"
+    if stream:
+        assert answer.text.rstrip().endswith("data: [DONE]")
+
+
+def test_stream_cut_before_first_chunk_fails_over(
+    serve: Serve, fake: FakeUpstream, second_fake: FakeUpstream
+) -> None:
+    url = serve(
+        [
+            {
+                "name": "chat",
+                "deployments": [
+                    dep(fake, "m+stream-cut-0", "cutter"),
+                    dep(second_fake, "m", "steady", order=2),
+                ],
+            }
+        ]
+    )
+    answer = chat(url, "chat", stream=True)
+    assert answer.status_code == 200
+    assert answer.headers["x-parley-deployment"] == "steady"
+    assert (
+        "You said: hello there"
+        in "".join(line for line in answer.text.splitlines() if line.startswith("data: {"))
+        .replace('"},"', "")
+        .replace('{"content":"', "")
+        or "data: [DONE]" in answer.text
+    )
+
+
+def test_context_length_error_falls_back_to_the_larger_group(
+    serve: Serve, fake: FakeUpstream
+) -> None:
+    url = serve(
+        [
+            {
+                "name": "small",
+                "context_window_fallbacks": ["large"],
+                "deployments": [dep(fake, "small+context-overflow", "small-dep")],
+            },
+            {"name": "large", "deployments": [dep(fake, "large", "large-dep")]},
+        ]
+    )
+    answer = chat(url, "small")
+    assert answer.status_code == 200
+    assert answer.headers["x-parley-deployment"] == "large-dep"
+    assert models_called(fake) == ["small+context-overflow", "large"]  # no retry of small
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'from_group="small",reason="context_window",to_group="large"' in metrics
+
+
+def test_context_length_error_without_fallback_is_the_upstream_400(
+    serve: Serve, fake: FakeUpstream
+) -> None:
+    url = serve([{"name": "small", "deployments": [dep(fake, "s+context-overflow", "s")]}])
+    answer = chat(url, "small")
+    assert answer.status_code == 400
+    assert "maximum context length" in answer.json()["error"]["message"]
+    assert len(fake.calls) == 1
+
+
+def test_content_policy_error_falls_back(serve: Serve, fake: FakeUpstream) -> None:
+    url = serve(
+        [
+            {
+                "name": "strict",
+                "content_policy_fallbacks": ["lenient"],
+                "deployments": [dep(fake, "strict+content-filter", "strict-dep")],
+            },
+            {"name": "lenient", "deployments": [dep(fake, "lenient", "lenient-dep")]},
+        ]
+    )
+    answer = chat(url, "strict")
+    assert answer.status_code == 200
+    assert answer.headers["x-parley-deployment"] == "lenient-dep"
+
+
+def test_all_deployments_down_gives_one_error_naming_each(serve: Serve, fake: FakeUpstream) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    url = serve(
+        [
+            {
+                "name": "chat",
+                "retries": 1,
+                "fallbacks": ["backup"],
+                "deployments": [
+                    dep(fake, "a+error-500", "dep-a"),
+                    dep(fake, "b+error-503", "dep-b", order=2),
+                ],
+            },
+            {"name": "backup", "retries": 0, "deployments": [dep(dead, "c", "dep-c")]},
+        ]
+    )
+    answer = chat(url, "chat")
+    assert answer.status_code == 503
+    error = answer.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["code"] == "all_deployments_failed"
+    message = error["message"]
+    assert message.startswith("all 3 attempts failed for model 'chat'")
+    for label, why in (("dep-a", "500"), ("dep-b", "503"), ("dep-c", "cannot reach")):
+        assert label in message
+        assert why in message
+    assert models_called(fake) == ["a+error-500", "b+error-503"]
+
+
+def test_non_retryable_request_error_is_not_retried(serve: Serve, fake: FakeUpstream) -> None:
+    url = serve(
+        [{"name": "chat", "deployments": [dep(fake, "m+error-400", "a"), dep(fake, "n", "b")]}]
+    )
+    answer = chat(url, "chat")
+    assert answer.status_code == 400
+    assert len(fake.calls) == 1  # a bad request is bad everywhere
+
+
+def test_client_deadline_bounds_retries(serve: Serve, fake: FakeUpstream) -> None:
+    url = serve(
+        [
+            {
+                "name": "chat",
+                "retries": 5,
+                "deployments": [dep(fake, "m+latency-0.4+error-500", "slow-fail")],
+            }
+        ]
+    )
+    answer = chat(url, "chat", headers={"x-parley-timeout": "1"})
+    assert answer.status_code == 504
+    assert answer.json()["error"]["code"] == "deadline_exceeded"
+    assert 2 <= len(fake.calls) <= 3  # 0.4 s each plus backoff: three at most fit in 1 s
+
+
+def test_overload_refuses_fast_while_admitted_requests_are_served(
+    serve: Serve, fake: FakeUpstream
+) -> None:
+    url = serve(
+        [
+            {
+                "name": "chat",
+                "max_concurrency": 2,
+                "queue": {"max_size": 2, "timeout": 0.3},
+                "deployments": [dep(fake, "m+latency-1", "slow")],
+            }
+        ]
+    )
+    finished: list[tuple[float, int, str]] = []
+
+    def one(_: int) -> None:
+        answer = chat(url, "chat")
+        code = answer.json().get("error", {}).get("code") if answer.status_code != 200 else ""
+        finished.append((time.monotonic(), answer.status_code, code or ""))
+        if answer.status_code == 503:
+            assert int(answer.headers["retry-after"]) >= 1
+
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        list(pool.map(one, range(10)))
+    statuses = [s for _, s, _ in finished]
+    assert statuses.count(200) == 2
+    assert statuses.count(503) == 8
+    codes = {c for _, _, c in finished if c}
+    assert codes <= {"overloaded", "queue_timeout"}
+    assert "overloaded" in codes
+    # every refusal came back before any admitted request finished: no pile-up
+    first_success = min(t for t, s, _ in finished if s == 200)
+    assert all(t < first_success for t, s, _ in finished if s == 503)
+    assert len(fake.calls) == 2
