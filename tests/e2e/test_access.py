@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog.contextvars
+import structlog.testing
 
 from parley.app import create_app
 from parley.config import Settings
@@ -387,3 +389,24 @@ def test_admin_budget_reset_starts_the_period_again(start: Callable[..., Client]
     assert reset.json()["budget_reset_ms"] is not None
     assert client.chat(key["key"], max_tokens=30).status_code == 200
     assert client.chat(key["key"], max_tokens=30).status_code == 429
+
+
+def test_each_request_logs_one_line_with_who_what_where_and_outcome(
+    start: Callable[..., Client],
+) -> None:
+    client = start()
+    key = client.new_key()
+    merge = [structlog.contextvars.merge_contextvars]
+    with structlog.testing.capture_logs(processors=merge) as logs:
+        ok = client.chat(key["key"])
+        failed = client.chat(key["key"], model="openai", temperature=9)
+    assert failed.status_code == 400
+    lines = [entry for entry in logs if entry["event"] == "llm request"]
+    assert len(lines) == 1  # the invalid request never reached the gateway
+    line = lines[0]
+    assert line["request_id"] == ok.headers["x-request-id"]
+    assert line["key_id"] == key["id"]
+    assert line["model_group"] == "openai"
+    assert line["deployment"] == ok.headers["x-parley-deployment"]
+    assert (line["status"], line["outcome"]) == (200, "ok")
+    assert key["key"] not in str(logs)

@@ -18,7 +18,10 @@ from parley.gateway.caller import Caller, Limits
 from parley.gateway.limits import Admission, Ticket
 from parley.gateway.types import Usage
 from parley.gateway.usage import UsageRecord, UsageRecorder
+from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
+
+log = get_logger(__name__)
 
 
 @dataclass(slots=True)
@@ -106,6 +109,22 @@ class Policies:
             charged = self.price(deployment).cost(usage)
             if charged:
                 self._metrics.cost.labels(call.group).inc(charged / 1e9)
+        latency_ms = int((time.perf_counter() - call.started) * 1000)
+        # One line per gateway request; request_id comes from the middleware's context.
+        log.info(
+            "llm request",
+            model_group=call.group,
+            deployment=deployment.label if deployment is not None else None,
+            key_id=call.caller.key_id,
+            user_id=call.caller.user_id,
+            status=status,
+            outcome="ok" if status < 400 else "error",
+            latency_ms=latency_ms,
+            ttft_ms=call.ttft_ms,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            cost_usd=charged / 1e9,
+        )
         if self.admission is not None:
             used = usage.total_tokens if usage is not None else 0
             await self.admission.settle(call.ticket, tokens=used, cost_nusd=charged)
@@ -123,7 +142,7 @@ class Policies:
                     prompt_tokens=usage.prompt_tokens if usage else 0,
                     completion_tokens=usage.completion_tokens if usage else 0,
                     cost_nusd=charged,
-                    latency_ms=int((time.perf_counter() - call.started) * 1000),
+                    latency_ms=latency_ms,
                     ttft_ms=call.ttft_ms,
                 )
             )
