@@ -20,6 +20,7 @@ from parley.gateway import tokens
 from parley.gateway.pipeline import Gateway
 from parley.gateway.policy import Policies
 from parley.gateway.registry import ModelRegistry
+from parley.gateway.selector import Selector
 from parley.observability.logging import configure_logging, get_logger
 from parley.observability.metrics import Metrics
 from parley.observability.redact import redactor
@@ -52,8 +53,13 @@ def create_app(
         app.state.services = services
         registry = ModelRegistry(models.groups, partial(build_provider, pool=pool))
         policies = Policies(services.admission, services.usage, metrics)
+        selector = Selector(models.tiered, models.experiments, metrics)
         app.state.gateway = Gateway(
-            registry, metrics, drop_params=settings.drop_params, policies=policies
+            registry,
+            metrics,
+            drop_params=settings.drop_params,
+            policies=policies,
+            selector=selector,
         )
         _log_startup(models, settings)
         app.state.started = True

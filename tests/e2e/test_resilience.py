@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,10 +55,16 @@ def second_fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
 def serve(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Serve]:
     stack = contextlib.ExitStack()
 
-    def start(groups: list[dict[str, Any]], **settings: Any) -> str:
+    def start(
+        groups: list[dict[str, Any]],
+        tiered: list[dict[str, Any]] | None = None,
+        experiments: list[dict[str, Any]] | None = None,
+        **settings: Any,
+    ) -> str:
         settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
         settings.setdefault("admin_key", ADMIN)
-        app = create_app(Settings(**settings), models=models_from(groups))
+        models = models_from(groups, tiered=tiered or [], experiments=experiments or [])
+        app = create_app(Settings(**settings), models=models)
         return stack.enter_context(serve_in_thread(loop_thread, app))
 
     with stack:
@@ -360,3 +367,44 @@ def test_overload_refuses_fast_while_admitted_requests_are_served(
     first_success = min(t for t, s, _ in finished if s == 200)
     assert all(t < first_success for t, s, _ in finished if s == 503)
     assert len(fake.calls) == 2
+
+
+def test_auto_model_routes_by_tier_and_records_the_decision(
+    serve: Serve, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    groups = [
+        {"name": name, "deployments": [dep(fake, name, f"{name}-dep")]}
+        for name in ("small", "medium", "large")
+    ]
+    tiered = [
+        {"name": "auto", "tiers": {"fast": "small", "balanced": "medium", "premium": "large"}}
+    ]
+    experiments = [{"name": "ab", "variants": [{"group": "small"}, {"group": "large"}]}]
+    url = serve(groups, tiered=tiered, experiments=experiments, usage_flush_seconds=0.05)
+    quick = chat(url, "auto")
+    assert quick.status_code == 200
+    assert quick.headers["x-parley-route-tier"] == "fast"
+    assert quick.headers["x-parley-model-group"] == "small"
+    hard = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={
+            "model": "auto",
+            "messages": [{"role": "user", "content": "Analyze the trade-offs, then design a plan"}],
+        },
+        headers={"authorization": f"Bearer {ADMIN}"},
+    )
+    assert hard.headers["x-parley-route-tier"] == "premium"
+    assert hard.headers["x-parley-deployment"] == "large-dep"
+    variant = chat(url, "ab")
+    assert variant.headers["x-parley-variant"] in ("small", "large")
+    assert chat(url, "ab").headers["x-parley-variant"] == variant.headers["x-parley-variant"]
+    listed = httpx.get(f"{url}/v1/models", headers={"authorization": f"Bearer {ADMIN}"}).json()
+    assert {"auto", "ab"} <= {m["id"] for m in listed["data"]}
+    deadline = time.monotonic() + 5
+    tiers: list[str] = []
+    while time.monotonic() < deadline and len(tiers) < 4:
+        with contextlib.closing(sqlite3.connect(tmp_path / "parley.db")) as conn:
+            tiers = [r[0] for r in conn.execute("SELECT route_tier FROM usage ORDER BY id")]
+        time.sleep(0.05)
+    assert tiers[:2] == ["fast", "premium"]
+    assert tiers[2].startswith("variant:")

@@ -162,7 +162,8 @@ def _card(name: str) -> ModelCard:
 async def list_models(request: Request) -> Response:
     caller = await api_caller(request)
     registry: ModelRegistry = request.app.state.gateway.registry
-    cards = [_card(g.name) for g in registry.groups if caller.may_use(g.name)]
+    names = [g.name for g in registry.groups] + request.app.state.gateway.selector.names
+    cards = [_card(name) for name in names if caller.may_use(name)]
     body: dict[str, Any] = {"object": "list", "data": cards}
     if not body["data"]:
         body["parley_hint"] = NO_MODELS_HINT

@@ -22,6 +22,7 @@ from parley.config.models import (
     BackoffConfig,
     CircuitBreakerConfig,
     DeploymentConfig,
+    ExperimentConfig,
     GroupLimits,
     ModelGroupConfig,
     ModelsFile,
@@ -30,6 +31,7 @@ from parley.config.models import (
     QueueConfig,
     Strategy,
     StrategyWeights,
+    TieredConfig,
     TimeoutConfig,
 )
 from parley.config.secrets import Secret, reference_name, resolve
@@ -100,6 +102,8 @@ class LoadedModels:
     groups: list[ModelGroup]
     source: str
     notes: list[str] = field(default_factory=list)
+    tiered: list[TieredConfig] = field(default_factory=list)
+    experiments: list[ExperimentConfig] = field(default_factory=list)
 
     def secrets(self) -> list[str]:
         """Every resolved secret value, so log and error scrubbing can redact them."""
@@ -121,7 +125,9 @@ def load_models(path: Path | None, environ: Mapping[str, str] | None = None) -> 
         raw, notes = read_model_file(path)
         source = str(path)
     parsed = parse_models(raw)
-    return LoadedModels(resolve_groups(parsed, env), source, notes)
+    return LoadedModels(
+        resolve_groups(parsed, env), source, notes, parsed.tiered, parsed.experiments
+    )
 
 
 def read_model_file(path: Path) -> tuple[dict[str, Any], list[str]]:

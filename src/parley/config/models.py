@@ -184,8 +184,58 @@ class ModelGroupConfig(_Strict):
     queue: QueueConfig = QueueConfig()
 
 
+Tier = Literal["fast", "balanced", "premium"]
+TIER_ORDER: tuple[Tier, ...] = ("fast", "balanced", "premium")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class TierWindow(_Strict):
+    """Between ``start`` and ``end`` (UTC, HH:MM) on ``days``, cap the tier at ``max_tier``
+    (e.g. the cheaper tier at peak hours)."""
+
+    start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    end: str = Field(pattern=r"^([01][0-9]|2[0-4]):[0-5][0-9]$")
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS))
+    max_tier: Tier
+
+
+class TieredConfig(_Strict):
+    """A virtual model (``auto``): each request is classified fast / balanced / premium and
+    served by the group configured for its tier."""
+
+    name: str = Field(min_length=1, pattern=r"^[^\s/][^\s]*$")
+    tiers: dict[Tier, str]
+    classifier: str = "heuristic"
+    """``heuristic``, or ``package.module:function`` taking the request, returning a tier."""
+    balanced_tokens: int = Field(default=500, ge=1)
+    premium_tokens: int = Field(default=4000, ge=1)
+    schedule: list[TierWindow] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _all_tiers(self) -> TieredConfig:
+        missing = [t for t in TIER_ORDER if t not in self.tiers]
+        if missing:
+            raise ValueError(f"tiers needs a group for {', '.join(missing)}")
+        return self
+
+
+class Variant(_Strict):
+    group: str
+    weight: float = Field(default=1.0, gt=0)
+
+
+class ExperimentConfig(_Strict):
+    """A virtual model split between variant groups by weight, sticky per user."""
+
+    name: str = Field(min_length=1, pattern=r"^[^\s/][^\s]*$")
+    variants: list[Variant] = Field(min_length=2)
+
+
 class ModelsFile(_Strict):
     models: list[ModelGroupConfig] = Field(default_factory=list)
+    tiered: list[TieredConfig] = Field(default_factory=list)
+    experiments: list[ExperimentConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ModelsFile:
@@ -203,10 +253,28 @@ class ModelsFile(_Strict):
                         f"deployment {label!r} appears twice: give each a distinct `name`"
                     )
                 labels.add(label)
+        for name in [t.name for t in self.tiered] + [e.name for e in self.experiments]:
+            if name in seen:
+                raise ValueError(f"model name {name!r} is defined twice")
+            seen.add(name)
+        groups = {g.name for g in self.models}
+        for tiered in self.tiered:
+            for tier, target in tiered.tiers.items():
+                if target not in groups:
+                    raise ValueError(
+                        f"tiered {tiered.name!r}: tier {tier} names unknown group {target!r}"
+                    )
+        for experiment in self.experiments:
+            for variant in experiment.variants:
+                if variant.group not in groups:
+                    raise ValueError(
+                        f"experiment {experiment.name!r}: "
+                        f"variant names unknown group {variant.group!r}"
+                    )
         for group in self.models:
             for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
                 for target in getattr(group, kind):
-                    if target not in seen:
+                    if target not in groups:
                         raise ValueError(
                             f"model group {group.name!r}: {kind} names unknown group {target!r}"
                         )

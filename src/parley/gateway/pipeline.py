@@ -27,6 +27,7 @@ from parley.gateway.policy import Call, Policies
 from parley.gateway.registry import ModelRegistry
 from parley.gateway.resilience import Lease, Resilience
 from parley.gateway.router import Router, RouteRequest
+from parley.gateway.selector import Selection, Selector
 from parley.gateway.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -92,8 +93,10 @@ class Gateway:
         drop_params: bool,
         policies: Policies | None = None,
         health: HealthBook | None = None,
+        selector: Selector | None = None,
     ) -> None:
         self.registry = registry
+        self.selector = selector or Selector([], [], metrics)
         self._metrics = metrics
         self._drop_params = drop_params
         self.policies = policies or Policies(None, None, metrics)
@@ -112,14 +115,33 @@ class Gateway:
             strategy=options.strategy if group.allow_strategy_override else None,
         )
 
-    async def _begin(self, request: ChatRequest, caller: Caller, request_id: str) -> Call:
-        return await self.policies.begin(
+    def _select(self, request: ChatRequest, caller: Caller) -> tuple[ChatRequest, Selection | None]:
+        """Resolve a virtual model (tiered, experiment) to the real group that serves it."""
+        if not self.selector.is_virtual(request.model):
+            return request, None
+        selection = self.selector.select(request, caller)
+        assert selection is not None
+        return msgspec.structs.replace(request, model=selection.group), selection
+
+    async def _begin(
+        self,
+        request: ChatRequest,
+        caller: Caller,
+        request_id: str,
+        selection: Selection | None,
+        requested: str,
+    ) -> Call:
+        call = await self.policies.begin(
             caller,
             self.registry.group(request.model),
             request_id,
             prompt_tokens=lambda: tokens.count_prompt(request),
             max_tokens=request.output_limit,
+            requested=requested,
         )
+        if selection is not None:
+            call.route(selection.tier, selection.variant, selection.reason)
+        return call
 
     def _prepare(self, deployment: Deployment, request: ChatRequest) -> _Prepared:
         group = self.registry.group(request.model)
@@ -156,8 +178,10 @@ class Gateway:
         request_id: str = "",
         options: CallOptions = DEFAULT_OPTIONS,
     ) -> ChatOutcome:
+        requested = request.model
+        request, selection = self._select(request, caller)
         group = self.registry.group(request.model)
-        call = await self._begin(request, caller, request_id)
+        call = await self._begin(request, caller, request_id, selection, requested)
 
         async def attempt(deployment: Deployment) -> tuple[ChatCompletion, _Prepared]:
             prepared = self._prepare(deployment, request)
@@ -210,8 +234,10 @@ class Gateway:
         """Entering admits the caller, routes, and reads the first chunk: every failure up
         to there (including a slow first token) can still be retried elsewhere or become a
         proper HTTP error. Leaving closes upstream and settles whatever was generated."""
+        requested = request.model
+        request, selection = self._select(request, caller)
         group = self.registry.group(request.model)
-        call = await self._begin(request, caller, request_id)
+        call = await self._begin(request, caller, request_id, selection, requested)
 
         async def attempt(deployment: Deployment) -> tuple[_OpenStream, _Prepared]:
             prepared = self._prepare(deployment, request)

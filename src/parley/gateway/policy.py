@@ -33,10 +33,23 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
     ttft_ms: int | None = None
     finished: bool = False
+    route_tier: str | None = None
+    route_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def headers(self) -> dict[str, str]:
-        return self.ticket.headers
+        return {**self.ticket.headers, **self.route_headers}
+
+    def route(self, tier: str | None, variant: str | None, reason: str) -> None:
+        """Record a tiered or experiment decision: response headers and the usage record."""
+        if tier is not None:
+            self.route_tier = tier
+            self.route_headers["x-parley-route-tier"] = tier
+            self.route_headers["x-parley-route-reason"] = reason
+        if variant is not None:
+            self.route_tier = f"variant:{variant}"
+            self.route_headers["x-parley-variant"] = variant
+        self.route_headers["x-parley-model-group"] = self.group
 
     def first_token(self) -> None:
         if self.ttft_ms is None:
@@ -70,10 +83,14 @@ class Policies:
         *,
         prompt_tokens: Callable[[], int],
         max_tokens: int | None,
+        requested: str | None = None,
     ) -> Call:
-        if not caller.may_use(group.name):
+        """``requested`` is the model the client asked for when it was virtual (tiered or
+        an experiment): the key's allow-list names that, not the group serving it."""
+        name = requested or group.name
+        if not caller.may_use(name):
             raise PermissionDenied(
-                f"this API key may not use model {group.name!r}", code="model_not_allowed"
+                f"this API key may not use model {name!r}", code="model_not_allowed"
             )
         ticket = Ticket(settled=True)
         if self.admission is not None:
@@ -139,6 +156,7 @@ class Policies:
                     user_id=call.caller.user_id,
                     team_id=call.caller.team_id,
                     deployment=deployment.label if deployment is not None else None,
+                    route_tier=call.route_tier,
                     prompt_tokens=usage.prompt_tokens if usage else 0,
                     completion_tokens=usage.completion_tokens if usage else 0,
                     cost_nusd=charged,

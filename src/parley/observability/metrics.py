@@ -141,6 +141,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.tier_decisions = Counter(
+            "parley_tier_decisions",
+            "Tiered routing decisions",
+            ["model", "tier"],
+            registry=self.registry,
+        )
+        self.experiment_requests = Counter(
+            "parley_experiment_requests",
+            "Requests per experiment variant",
+            ["experiment", "variant"],
+            registry=self.registry,
+        )
+
     @contextlib.contextmanager
     def upstream_call(self, deployment: Deployment) -> Iterator[None]:
         started = time.perf_counter()

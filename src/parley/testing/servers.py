@@ -57,11 +57,19 @@ def fake_models(
     return LoadedModels(resolve_groups(parsed, {FAKE_KEY_ENV: key}), "test")
 
 
-def models_from(groups: list[dict[str, Any]], key: str = "fake-secret-key-123456") -> LoadedModels:
-    """Model groups written as a test needs them (the YAML file's shape, as dicts); a
-    deployment's ``api_key`` may reference ``os.environ/PARLEY_TEST_FAKE_KEY``."""
-    parsed = parse_models({"models": groups})
-    return LoadedModels(resolve_groups(parsed, {FAKE_KEY_ENV: key}), "test")
+def models_from(
+    groups: list[dict[str, Any]], key: str = "fake-secret-key-123456", **extra: Any
+) -> LoadedModels:
+    """Model groups written as a test needs them (the YAML file's shape, as dicts; ``extra``
+    for ``tiered`` and ``experiments``); a deployment's ``api_key`` may reference
+    ``os.environ/PARLEY_TEST_FAKE_KEY``."""
+    parsed = parse_models({"models": groups, **extra})
+    return LoadedModels(
+        resolve_groups(parsed, {FAKE_KEY_ENV: key}),
+        "test",
+        tiered=parsed.tiered,
+        experiments=parsed.experiments,
+    )
 
 
 def free_port() -> int:
