@@ -16,6 +16,7 @@ from parley.api import admin, auth, health, openai
 from parley.api.errors import install_error_handlers
 from parley.api.middleware import RequestContextMiddleware
 from parley.config import LoadedModels, Settings, load_models
+from parley.errors import ParleyError
 from parley.gateway import tokens
 from parley.gateway.pipeline import Gateway
 from parley.gateway.policy import Policies
@@ -26,7 +27,7 @@ from parley.observability.metrics import Metrics
 from parley.observability.redact import redactor
 from parley.providers.factory import build_provider
 from parley.providers.http import UpstreamPool
-from parley.services import open_services
+from parley.services import Services, open_services
 
 log = get_logger(__name__)
 
@@ -60,13 +61,18 @@ def create_app(
             drop_params=settings.drop_params,
             policies=policies,
             selector=selector,
+            breaker_sync=services.breaker_sync,
         )
+        listener = await _share_breakers(app.state.gateway, services)
         _log_startup(models, settings)
         app.state.started = True
         try:
             yield
         finally:
             app.state.started = False
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
             await pool.close()
             await services.close()
             log.info("stopped")
@@ -112,6 +118,29 @@ def create_app(
         RequestContextMiddleware, max_body_bytes=settings.max_request_bytes, metrics=metrics
     )
     return app
+
+
+async def _share_breakers(gateway: Gateway, services: Services) -> asyncio.Task[None] | None:
+    """Learn which breakers other instances hold open now, then follow their changes."""
+    sync = services.breaker_sync
+    if sync is None:
+        return None
+    try:
+        labels = [h.label for h in gateway.health.all()]
+        for label, seconds in (await sync.open_now(labels)).items():
+            gateway.apply_breaker(label, "open", seconds)
+    except ParleyError as exc:
+        log.warning("could not read shared breaker state", error=exc.message)
+
+    async def follow() -> None:
+        while True:
+            try:
+                await sync.listen(gateway.apply_breaker)
+            except ParleyError as exc:
+                log.warning("breaker sync interrupted; retrying", error=exc.message)
+                await asyncio.sleep(1.0)
+
+    return asyncio.create_task(follow(), name="parley-breakers")
 
 
 def _log_startup(models: LoadedModels, settings: Settings) -> None:

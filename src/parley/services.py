@@ -18,7 +18,7 @@ from parley.identity.sessions import Sessions
 from parley.identity.tokens import TokenSigner
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
-from parley.state import StateBackend
+from parley.state import BreakerSync, StateBackend
 from parley.state.memory import MemoryState
 from parley.store import migrate
 from parley.store.db import Database
@@ -36,6 +36,7 @@ class Services:
     admission: Admission
     usage: UsageRecorder
     accounts: Accounts
+    breaker_sync: BreakerSync | None = None
 
     async def close(self) -> None:
         await self.usage.stop()
@@ -48,16 +49,22 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
     await _schema(db, settings)
     state: StateBackend
     queue: UsageQueue
+    breaker_sync: BreakerSync | None = None
+    instance = f"parley-{uuid.uuid4().hex[:12]}"
     if settings.redis_url:
-        from parley.state.redis import RedisState, RedisUsageStream  # noqa: PLC0415
+        from parley.state.redis import (  # noqa: PLC0415
+            RedisBreakerSync,
+            RedisState,
+            RedisUsageStream,
+        )
 
         redis_state = RedisState(settings.redis_url)
         state = redis_state
         queue = RedisUsageStream(
-            redis_state,
-            f"parley-{uuid.uuid4().hex[:12]}",
-            claim_idle_s=settings.usage_claim_idle_seconds,
+            redis_state, instance, claim_idle_s=settings.usage_claim_idle_seconds
         )
+        if settings.shared_breakers:
+            breaker_sync = RedisBreakerSync(redis_state, instance)
     else:
         state = MemoryState()
         queue = MemoryUsageQueue()
@@ -111,7 +118,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
             forget_s=settings.login_failure_forget_seconds,
         ),
     )
-    return Services(settings, db, state, keys, admission, usage, accounts)
+    return Services(settings, db, state, keys, admission, usage, accounts, breaker_sync)
 
 
 async def _schema(db: Database, settings: Settings) -> None:

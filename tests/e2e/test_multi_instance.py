@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
 import os
 import signal
@@ -19,8 +20,10 @@ import asyncpg
 import httpx
 import pytest
 
+from parley.app import create_app
+from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
-from parley.testing.servers import free_port
+from parley.testing.servers import LoopThread, free_port, models_from, serve_in_thread
 from tests.backends import postgres_database, redis_url
 from tests.conftest import ParleyFactory
 from tests.e2e.test_access import ADMIN, PRICE, Client, error
@@ -194,3 +197,55 @@ def test_refresh_replayed_on_b_after_rotation_on_a_revokes_the_family(
     finally:
         a.http.close()
         b.http.close()
+
+
+def test_breaker_opened_on_one_instance_is_open_on_the_other(
+    shared: dict[str, str], loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    groups = [
+        {
+            "name": "chat",
+            "circuit_breaker": {"min_requests": 2, "failure_rate": 0.5, "cooldown": 60},
+            "deployments": [
+                {
+                    "provider": "openai_compatible",
+                    "model": "m+error-500",
+                    "api_base": f"{fake.url}/v1",
+                    "name": "broken",
+                },
+                {
+                    "provider": "openai_compatible",
+                    "model": "m",
+                    "api_base": f"{fake.url}/v1",
+                    "name": "healthy",
+                    "order": 2,
+                },
+            ],
+        }
+    ]
+    settings = Settings(admin_key=ADMIN, **shared)
+    with contextlib.ExitStack() as stack:
+        a, b = (
+            stack.enter_context(
+                serve_in_thread(loop_thread, create_app(settings, models=models_from(groups)))
+            )
+            for _ in range(2)
+        )
+        auth = {"authorization": f"Bearer {ADMIN}"}
+        body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(2):
+            assert (
+                httpx.post(f"{a}/v1/chat/completions", json=body, headers=auth).status_code == 200
+            )
+        broken_calls = sum(1 for c in fake.calls if c.body["model"] == "m+error-500")
+        assert broken_calls == 2  # A opened its breaker after two failures
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            state = httpx.get(f"{b}/admin/deployments", headers=auth).json()["data"]
+            if {r["deployment"]: r["breaker"] for r in state}["broken"] == "open":
+                break
+            time.sleep(0.05)
+        answer = httpx.post(f"{b}/v1/chat/completions", json=body, headers=auth)
+        assert answer.headers["x-parley-deployment"] == "healthy"
+        # B never called the broken deployment: it learned from A
+        assert sum(1 for c in fake.calls if c.body["model"] == "m+error-500") == broken_calls

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Shared state (limits, budgets, revocation, usage buffer); in-process when unset."""
 
+    shared_breakers: bool = True
+    """With Redis: a breaker opened on one instance opens on every instance (pub/sub)."""
+
     # --- access -------------------------------------------------------------------------
     admin_key: SecretStr | None = None
     """Bootstrap admin bearer token for ``/admin/*``; setting it also makes ``/v1`` need keys."""

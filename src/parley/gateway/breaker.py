@@ -45,6 +45,10 @@ class CircuitBreaker:
         self._probes = 0
 
     @property
+    def cooldown(self) -> float:
+        return self._config.cooldown
+
+    @property
     def state(self) -> BreakerState:
         if self._state is BreakerState.OPEN and self._cooled():
             return BreakerState.HALF_OPEN
@@ -112,6 +116,20 @@ class CircuitBreaker:
         old, self._state = self._state, new
         if old is not new and self._on_change is not None:
             self._on_change(old, new)
+
+    def force_open(self, seconds: float) -> None:
+        """Another instance opened this deployment's breaker: stay open as long as it will
+        (then probe independently). No listener call: the news must not echo back."""
+        opened_at = self._clock() - self._config.cooldown + seconds
+        if self._state is BreakerState.OPEN and opened_at <= self._opened_at:
+            return
+        self._state, self._opened_at, self._probes = BreakerState.OPEN, opened_at, 0
+
+    def force_close(self) -> None:
+        """Another instance's probe succeeded: the deployment is back."""
+        if self._state is not BreakerState.CLOSED:
+            self._buckets.clear()
+            self._state, self._probes = BreakerState.CLOSED, 0
 
     def retry_in(self) -> float:
         """Seconds until an open breaker lets a probe through."""

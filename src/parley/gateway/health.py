@@ -132,6 +132,9 @@ class HealthBook:
             found = self._by_label[deployment.label] = DeploymentHealth(deployment, breaker)
         return found
 
+    def by_label(self, label: str) -> DeploymentHealth | None:
+        return self._by_label.get(label)
+
     def all(self) -> list[DeploymentHealth]:
         return list(self._by_label.values())
 

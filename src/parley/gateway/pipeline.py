@@ -8,8 +8,9 @@ results or chunk iterators. The API layer renders them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from parley.config.models import Strategy
 from parley.errors import InvalidRequest, ParleyError, UpstreamProtocolError
 from parley.gateway import params, tokens
 from parley.gateway.admission import DEFAULT_PRIORITY
+from parley.gateway.breaker import BreakerState
 from parley.gateway.caller import ANONYMOUS, Caller
 from parley.gateway.health import HealthBook
 from parley.gateway.policy import Call, Policies
@@ -36,8 +38,12 @@ from parley.gateway.types import (
     EmbeddingResult,
     Usage,
 )
+from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
 from parley.providers.base import ChunkStream, Provider, stream_ended_early
+from parley.state import BreakerSync
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +100,11 @@ class Gateway:
         policies: Policies | None = None,
         health: HealthBook | None = None,
         selector: Selector | None = None,
+        breaker_sync: BreakerSync | None = None,
     ) -> None:
         self.registry = registry
+        self._breaker_sync = breaker_sync
+        self._background: set[asyncio.Task[None]] = set()
         self.selector = selector or Selector([], [], metrics)
         self._metrics = metrics
         self._drop_params = drop_params
@@ -104,8 +113,39 @@ class Gateway:
         router = Router(self.health, self.policies.price)
         self.resilience = Resilience(registry.by_name, router, self.health, metrics)
 
-    def _breaker_changed(self, label: str, _old: object, new: object) -> None:
-        self._metrics.breaker_transitions.labels(label, str(new)).inc()
+    def _breaker_changed(self, label: str, old: BreakerState, new: BreakerState) -> None:
+        self._metrics.breaker_transitions.labels(label, new.value).inc()
+        if self._breaker_sync is None:
+            return
+        if new is BreakerState.OPEN:
+            found = self.health.by_label(label)
+            seconds = found.breaker.cooldown if found is not None else 10.0
+            self._share(self._breaker_sync.publish(label, "open", seconds))
+        elif new is BreakerState.CLOSED and old is BreakerState.HALF_OPEN:
+            self._share(self._breaker_sync.publish(label, "closed", 0.0))
+
+    def _share(self, publish: Coroutine[Any, Any, None]) -> None:
+        """Publish in the background: a breaker decision never waits on Redis."""
+
+        async def run() -> None:
+            try:
+                await publish
+            except ParleyError as exc:
+                log.warning("could not share a breaker transition", error=exc.message)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def apply_breaker(self, label: str, state: str, seconds: float) -> None:
+        """Another instance's breaker transition (``BreakerSync.listen`` calls this)."""
+        found = self.health.by_label(label)
+        if found is None:
+            return
+        if state == "open":
+            found.breaker.force_open(seconds)
+        else:
+            found.breaker.force_close()
 
     def _route(self, request: ChatRequest, options: CallOptions) -> RouteRequest:
         group = self.registry.group(request.model)

@@ -1,5 +1,25 @@
 """Shared fast state: limits, budgets, revocation and lockouts (in-process or Redis)."""
 
-from parley.state.base import Absent, Check, Settle, Slot, Spend, StateBackend, Verdict, Window
+from parley.state.base import (
+    Absent,
+    BreakerSync,
+    Check,
+    Settle,
+    Slot,
+    Spend,
+    StateBackend,
+    Verdict,
+    Window,
+)
 
-__all__ = ["Absent", "Check", "Settle", "Slot", "Spend", "StateBackend", "Verdict", "Window"]
+__all__ = [
+    "Absent",
+    "BreakerSync",
+    "Check",
+    "Settle",
+    "Slot",
+    "Spend",
+    "StateBackend",
+    "Verdict",
+    "Window",
+]

@@ -10,7 +10,7 @@ reservations with what really happened, also in one round trip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -120,6 +120,22 @@ class StateBackend(Protocol):
     async def ping(self) -> str | None: ...
 
     async def close(self) -> None: ...
+
+
+BreakerApply = Callable[[str, str, float], None]
+"""(deployment label, "open" | "closed", seconds the open state lasts)."""
+
+
+class BreakerSync(Protocol):
+    """Shares circuit-breaker transitions between instances."""
+
+    async def publish(self, label: str, state: str, seconds: float) -> None: ...
+
+    async def open_now(self, labels: Sequence[str]) -> dict[str, float]:
+        """Which of these deployments are open somewhere, and for how much longer."""
+
+    async def listen(self, apply: BreakerApply) -> None:
+        """Apply other instances' transitions until cancelled."""
 
 
 def lockout_seconds(count: int, *, threshold: int, base_s: float, cap_s: float) -> float:

@@ -32,3 +32,11 @@ def failures(kind: str, ident: str) -> str:
 
 USAGE_STREAM = f"{PREFIX}usage"
 USAGE_GROUP = "parley-usage-writers"
+
+
+BREAKER_CHANNEL = f"{PREFIX}breakers"
+
+
+def breaker(label: str) -> str:
+    """Set while a deployment's breaker is open somewhere; expires with its cooldown."""
+    return f"{PREFIX}breaker:{label}"

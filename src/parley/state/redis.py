@@ -10,12 +10,23 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import msgspec
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from parley.errors import StateError
-from parley.state.base import WINDOW_BUCKETS, Absent, Check, Settle, Slot, Spend, Verdict, Window
-from parley.state.keys import USAGE_GROUP, USAGE_STREAM
+from parley.state.base import (
+    WINDOW_BUCKETS,
+    Absent,
+    BreakerApply,
+    Check,
+    Settle,
+    Slot,
+    Spend,
+    Verdict,
+    Window,
+)
+from parley.state.keys import BREAKER_CHANNEL, USAGE_GROUP, USAGE_STREAM, breaker
 
 # ARGV per check: kind, limit, cost, param (window: bucket ms; slot: ttl ms; spend: unused)
 # and member (slot lease). Returns {allowed, failed, retry_ms, then per check: remaining,
@@ -341,3 +352,49 @@ def _stream_entries(reply: Any) -> list[Any]:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisBreakerSync:
+    """Breaker transitions over pub/sub, plus a key per open breaker (expiring with its
+    cooldown) so an instance that starts late learns what is open right now."""
+
+    def __init__(self, state: RedisState, instance: str) -> None:
+        self._client = state.client
+        self._instance = instance
+
+    async def publish(self, label: str, state: str, seconds: float) -> None:
+        message = msgspec.json.encode({"i": self._instance, "d": label, "s": state, "t": seconds})
+        async with _mapped(), self._client.pipeline(transaction=False) as pipe:
+            if state == "open":
+                pipe.set(breaker(label), 1, px=max(1, int(seconds * 1000)))
+            else:
+                pipe.delete(breaker(label))
+            pipe.publish(BREAKER_CHANNEL, message)
+            await pipe.execute()
+
+    async def open_now(self, labels: Sequence[str]) -> dict[str, float]:
+        if not labels:
+            return {}
+        async with _mapped(), self._client.pipeline(transaction=False) as pipe:
+            for label in labels:
+                pipe.pttl(breaker(label))
+            ttls = await pipe.execute()
+        return {label: ttl / 1000 for label, ttl in zip(labels, ttls, strict=True) if ttl > 0}
+
+    async def listen(self, apply: BreakerApply) -> None:
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            async with _mapped():
+                await self._follow(pubsub, apply)
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+
+    async def _follow(self, pubsub: Any, apply: BreakerApply) -> None:
+        await pubsub.subscribe(BREAKER_CHANNEL)
+        async for message in pubsub.listen():
+            try:
+                data = msgspec.json.decode(message["data"])
+            except (msgspec.DecodeError, TypeError, KeyError):
+                continue
+            if data.get("i") != self._instance:
+                apply(str(data["d"]), str(data["s"]), float(data["t"]))
