@@ -1,0 +1,502 @@
+"""Parley against LiteLLM and against calling the upstream directly, in one run.
+
+    python -m bench.compare [--duration 10] [--skip-litellm] [--quick]
+
+On loopback: nginx (Debian's package) answers canned OpenAI JSON and SSE as the fast
+upstream; the Python fake upstream plays a 500 ms upstream. The gateway under test is pinned
+to core 0; nginx, the fake and the load generator (wrk, Debian's package) to core 1. LiteLLM
+(``litellm[proxy]``, one worker, no database) is installed into ``bench/.venvs/litellm`` by
+this script on first use; its two pins newer than this package index holds are overridden
+(named in the table header). Both virtual environments are byte-compiled before timing,
+since these machines set ``PYTHONDONTWRITEBYTECODE=1``.
+
+Each gateway runs with its request path on: Parley authenticates a ``pk-`` key, routes,
+keeps breakers, admission, metrics and its per-request log line (to /dev/null).
+
+Prints one table: requests/s, p50, p99, added latency against the direct upstream at the
+same concurrency, and the ratio to LiteLLM; then RSS at idle and after load, and start-up
+time to the first served request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.common import print_table
+from parley.testing.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+LITELLM_VENV = ROOT / "bench" / ".venvs" / "litellm"
+LITELLM_VERSION = "1.109.1"
+# litellm 1.109.1 pins these one release newer than the package index holds.
+LITELLM_OVERRIDES = ("certifi==2026.10.18", "litellm-proxy-extras==0.4.110")
+GATEWAY_CORE, LOAD_CORE = "0", "1"
+
+COMPLETION = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "bench",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello from the benchmark upstream."},
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15},
+}
+
+
+def _sse() -> str:
+    words = ["Hello", " from", " the", " benchmark", " upstream", "."]
+    frames = []
+    for i, word in enumerate(words):
+        delta: dict[str, str] = {"content": word}
+        if i == 0:
+            delta["role"] = "assistant"
+        chunk = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": "bench",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+        }
+        frames.append(f"data: {json.dumps(chunk)}\n\n")
+    last = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "bench",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15},
+    }
+    frames.append(f"data: {json.dumps(last)}\n\n")
+    frames.append("data: [DONE]\n\n")
+    return "".join(frames)
+
+
+def _nginx_conf(tmp: Path, port: int) -> Path:
+    def quoted(text: str) -> str:
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        f"""
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location /json/v1/chat/completions {{
+            default_type application/json;
+            return 200 {quoted(json.dumps(COMPLETION))};
+        }}
+        location /sse/v1/chat/completions {{
+            default_type text/event-stream;
+            return 200 {quoted(_sse())};
+        }}
+    }}
+}}
+"""
+    )
+    return conf
+
+
+def _lua(tmp: Path, model: str, key: str | None, stream: bool) -> Path:
+    body = json.dumps(
+        {
+            "model": model,
+            "stream": stream,
+            "messages": [{"role": "user", "content": "benchmark me"}],
+        }
+    )
+    auth = f'wrk.headers["Authorization"] = "Bearer {key}"' if key else ""
+    script = tmp / f"wrk-{model}-{stream}-{bool(key)}.lua"
+    script.write_text(
+        f"""
+wrk.method = "POST"
+wrk.body = [[{body}]]
+wrk.headers["Content-Type"] = "application/json"
+{auth}
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {{"requests":%d,"duration_us":%d,"p50":%d,"p99":%d,"errors":%d,"non2xx":%d}}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+    )
+    return script
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def wrk(url: str, script: Path, connections: int, seconds: float) -> Run:
+    threads = 1 if connections < 4 else 2
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            LOAD_CORE,
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+    data = json.loads(line.removeprefix("WRKJSON "))
+    return Run(
+        rps=data["requests"] / (data["duration_us"] / 1e6),
+        p50_ms=data["p50"] / 1000,
+        p99_ms=data["p99"] / 1000,
+        errors=data["errors"] + data["non2xx"],
+    )
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (LiteLLM forks its workers)."""
+    total = 0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    for p in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+@contextlib.contextmanager
+def started(
+    args: list[str], *, env: dict[str, str], core: str, ready: str, headers: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+    """Start a pinned process; yield it and its seconds from spawn to a served request."""
+    begin = time.perf_counter()
+    proc = subprocess.Popen(
+        ["taskset", "-c", core, *args],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{args[0]} exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                body = {"model": "bench", "messages": [{"role": "user", "content": "hi"}]}
+                if httpx.post(ready, json=body, headers=headers, timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{args[0]} never answered")
+            time.sleep(0.02)
+        yield proc, time.perf_counter() - begin
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def ensure_litellm() -> Path:
+    python = LITELLM_VENV / "bin" / "python"
+    if not (LITELLM_VENV / "bin" / "litellm").exists():
+        print(f"installing litellm[proxy]=={LITELLM_VERSION} into {LITELLM_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "uv"], check=True)
+        overrides = LITELLM_VENV / "overrides.txt"
+        overrides.write_text("\n".join(LITELLM_OVERRIDES) + "\n")
+        subprocess.run(
+            [
+                str(LITELLM_VENV / "bin" / "uv"),
+                "pip",
+                "install",
+                "-q",
+                "--python",
+                str(python),
+                "--override",
+                str(overrides),
+                f"litellm[proxy]=={LITELLM_VERSION}",
+            ],
+            check=True,
+        )
+    return LITELLM_VENV
+
+
+def compile_venv(venv: Path) -> None:
+    """Byte-compile site-packages (PYTHONDONTWRITEBYTECODE=1 would leave it uncompiled)."""
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(
+        [str(python), "-m", "compileall", "-q", "-j", "2", site, str(ROOT / "src")],
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def require(tool: str, package: str) -> None:
+    if shutil.which(tool) is None:
+        sys.exit(f"{tool} not found: install it with `apt-get install -y {package}`")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 64])
+    parser.add_argument("--slow-connections", type=int, nargs="+", default=[256, 1000])
+    args = parser.parse_args()
+    for tool, package in (("nginx", "nginx"), ("wrk", "wrk"), ("taskset", "util-linux")):
+        require(tool, package)
+    gateways = ["parley"] if args.skip_litellm else ["parley", "litellm"]
+    if not args.skip_litellm:
+        compile_venv(ensure_litellm())
+    compile_venv(Path(sys.prefix))
+
+    rows: list[list[object]] = []
+    facts: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        nginx_port, slow_port = free_port(), free_port()
+        nginx = subprocess.Popen(
+            ["taskset", "-c", LOAD_CORE, "nginx", "-c", str(_nginx_conf(tmp, nginx_port))],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        slow = subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                LOAD_CORE,
+                sys.executable,
+                "-m",
+                "parley.testing.fake_upstream",
+                "--port",
+                str(slow_port),
+                "--latency",
+                "0.5",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1.0)
+            upstream = f"http://127.0.0.1:{nginx_port}"
+            slow_base = f"http://127.0.0.1:{slow_port}/v1"
+            direct: dict[tuple[str, int], Run] = {}
+            for stream in (False, True):
+                prefix = "sse" if stream else "json"
+                script = _lua(tmp, "bench", None, stream)
+                for c in args.concurrency:
+                    direct[(prefix, c)] = wrk(
+                        f"{upstream}/{prefix}/v1/chat/completions", script, c, args.duration
+                    )
+            results: dict[str, dict[tuple[str, int], Run]] = {}
+            for gateway in gateways:
+                results[gateway], facts[gateway] = _measure(gateway, tmp, upstream, slow_base, args)
+        finally:
+            for proc in (nginx, slow):
+                proc.terminate()
+                proc.wait(10)
+    for (mode, c), base in direct.items():
+        rows.append(
+            [mode, c, "direct", base.errors, base.rps, base.p50_ms, base.p99_ms, 0.0, 0.0, ""]
+        )
+        for gateway in gateways:
+            run = results[gateway][(mode, c)]
+            ratio = ""
+            if gateway == "parley" and "litellm" in results:
+                ratio = f"{run.rps / results['litellm'][(mode, c)].rps:.1f}x"
+            rows.append(
+                [
+                    mode,
+                    c,
+                    gateway,
+                    run.errors,
+                    run.rps,
+                    run.p50_ms,
+                    run.p99_ms,
+                    run.p50_ms - base.p50_ms,
+                    run.p99_ms - base.p99_ms,
+                    ratio,
+                ]
+            )
+    for c in args.slow_connections:
+        ideal = c / 0.5
+        for gateway in gateways:
+            run = results[gateway][("slow", c)]
+            rows.append(
+                [
+                    f"500ms upstream (ideal {ideal:.0f}/s)",
+                    c,
+                    gateway,
+                    run.errors,
+                    run.rps,
+                    run.p50_ms,
+                    run.p99_ms,
+                    run.p50_ms - 500,
+                    run.p99_ms - 500,
+                    f"{run.rps / ideal:.0%} of ideal",
+                ]
+            )
+    version = f"LiteLLM {LITELLM_VERSION} (overrides: {', '.join(LITELLM_OVERRIDES)})"
+    print(
+        f"\n{version}; gateway on core {GATEWAY_CORE}, load and upstreams on core {LOAD_CORE}; "
+        f"{args.duration:g} s per row"
+    )
+    print_table(
+        [
+            "mode",
+            "conc",
+            "path",
+            "errors",
+            "rps",
+            "p50 ms",
+            "p99 ms",
+            "added p50",
+            "added p99",
+            "vs LiteLLM",
+        ],
+        rows,
+    )
+    print()
+    print_table(
+        ["gateway", "start-up s", "RSS idle MB", "RSS after load MB"],
+        [[g, f["startup"], f["rss_idle"], f["rss_loaded"]] for g, f in facts.items()],
+    )
+
+
+def _measure(
+    gateway: str, tmp: Path, upstream: str, slow_base: str, args: argparse.Namespace
+) -> tuple[dict[tuple[str, int], Run], dict[str, float]]:
+    port = free_port()
+    config = tmp / f"{gateway}.yaml"
+    env: dict[str, str] = {}
+    key = "sk-bench-master-key-0123456789"
+    if gateway == "parley":
+        config.write_text(
+            "models:\n"
+            f"  - {{name: bench, deployments: [{{provider: openai_compatible, model: bench, "
+            f"api_base: '{upstream}/json/v1', max_connections: 1000}}]}}\n"
+            f"  - {{name: bench-sse, deployments: [{{provider: openai_compatible, model: bench, "
+            f"api_base: '{upstream}/sse/v1', max_connections: 1000}}]}}\n"
+            f"  - {{name: bench-slow, deployments: [{{provider: openai_compatible, model: bench, "
+            f"api_base: '{slow_base}', max_connections: 2000}}]}}\n"
+        )
+        db = f"sqlite:///{tmp}/parley.db"
+        env = {"PARLEY_DATABASE_URL": db, "PARLEY_ADMIN_KEY": "bench-admin-0123456789abcdef"}
+        created = subprocess.run(
+            [sys.executable, "-m", "parley", "keys", "create", "--name", "bench"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        key = created.stdout.strip().splitlines()[-1]
+        command = [
+            sys.executable,
+            "-m",
+            "parley",
+            "serve",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+        ]
+    else:
+        config.write_text(
+            "model_list:\n"
+            f"  - {{model_name: bench, litellm_params: {{model: openai/bench, "
+            f"api_base: '{upstream}/json/v1', api_key: sk-x}}}}\n"
+            f"  - {{model_name: bench-sse, litellm_params: {{model: openai/bench, "
+            f"api_base: '{upstream}/sse/v1', api_key: sk-x}}}}\n"
+            f"  - {{model_name: bench-slow, litellm_params: {{model: openai/bench, "
+            f"api_base: '{slow_base}', api_key: sk-x}}}}\n"
+            f"general_settings: {{master_key: {key}}}\n"
+        )
+        command = [
+            str(LITELLM_VENV / "bin" / "litellm"),
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ]
+        env = {"LITELLM_LOG": "ERROR"}
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {key}"}
+    runs: dict[tuple[str, int], Run] = {}
+    with started(command, env=env, core=GATEWAY_CORE, ready=url, headers=headers) as (proc, boot):
+        time.sleep(2)
+        idle = rss_mb(proc.pid)
+        for stream in (False, True):
+            mode = "sse" if stream else "json"
+            script = _lua(tmp, "bench-sse" if stream else "bench", key, stream)
+            wrk(url, script, 10, 2)  # warm-up
+            for c in args.concurrency:
+                runs[(mode, c)] = wrk(url, script, c, args.duration)
+        slow_script = _lua(tmp, "bench-slow", key, False)
+        for c in args.slow_connections:
+            runs[("slow", c)] = wrk(url, slow_script, c, args.duration)
+        loaded = rss_mb(proc.pid)
+    return runs, {"startup": boot, "rss_idle": idle, "rss_loaded": loaded}
+
+
+if __name__ == "__main__":
+    main()
