@@ -48,8 +48,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Load the tokenizer off the event loop now, not on the first request that needs it.
-        await asyncio.to_thread(tokens.encoding)
+        if settings.tokenizer_preload:  # else it loads in the background on first need
+            await asyncio.to_thread(tokens.encoding)
         services = await open_services(settings, metrics)
         app.state.services = services
         registry = ModelRegistry(models.groups, partial(build_provider, pool=pool))

@@ -125,7 +125,7 @@ async def _schema(db: Database, settings: Settings) -> None:
     if settings.auto_migrate:
         await migrate.upgrade(db)
         return
-    current, head = await migrate.current_revision(db), migrate.head_revision()
+    current, head = await migrate.current_revision(db), migrate.HEAD
     if current != head:
         await db.close()
         raise ConfigError(

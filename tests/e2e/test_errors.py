@@ -219,7 +219,7 @@ def test_client_disconnect_cancels_upstream(
 def test_usage_counted_with_tiktoken_when_upstream_omits_it(
     parley: ParleyFactory, stream: bool
 ) -> None:
-    url = parley(directive="+no-usage")
+    url = parley(directive="+no-usage", tokenizer_preload=True)
     body = {
         "model": "openai_compatible",
         "stream": stream,

@@ -31,7 +31,7 @@ async def test_migrations_match_the_declared_tables(database_url: str) -> None:
     try:
         await migrate.upgrade(db)
         await migrate.upgrade(db)  # idempotent
-        assert await migrate.current_revision(db) == migrate.head_revision()
+        assert await migrate.current_revision(db) == migrate.head_revision() == migrate.HEAD
         async with db.engine.connect() as conn:
             diff = await conn.run_sync(
                 lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     stream_keepalive_seconds: float = Field(default=15.0, gt=0)
     drain_timeout_seconds: float = Field(default=30.0, ge=0)
 
+    tokenizer_preload: bool = False
+    """Load the tokenizer (~40 MB) at start-up instead of on first need."""
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from parley.errors import InvalidRequest
 
@@ -26,7 +26,13 @@ MAX_LENGTH = 1024
 
 @functools.cache
 def _blocklist() -> frozenset[str]:
-    return frozenset(p.lower() for p in FREQUENCY_LISTS["passwords"])
+    # Imported on first use: the module holds all of zxcvbn's word lists (~12 MB), and
+    # only the password list is kept once this set is built.
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # noqa: PLC0415
+
+    blocked = frozenset(p.lower() for p in FREQUENCY_LISTS["passwords"])
+    sys.modules.pop("zxcvbn.frequency_lists", None)
+    return blocked
 
 
 def check_policy(password: str, *, email: str, name: str = "") -> None:
