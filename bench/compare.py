@@ -3,8 +3,10 @@
     python -m bench.compare [--duration 10] [--skip-litellm] [--quick]
 
 On loopback: nginx (Debian's package) answers canned OpenAI JSON and SSE as the fast
-upstream; the Python fake upstream plays a 500 ms upstream. The gateway under test is pinned
-to core 0; nginx, the fake and the load generator (wrk, Debian's package) to core 1. LiteLLM
+upstream, and (with its echo module, Debian's ``libnginx-mod-http-echo``) plays a 500 ms
+upstream; a Python upstream would be the bottleneck at 1,000 connections. The gateway
+under test is pinned to core 0; nginx and the load generator (wrk, Debian's package) to
+core 1. LiteLLM
 (``litellm[proxy]``, one worker, no database) is installed into ``bench/.venvs/litellm`` by
 this script on first use; its two pins newer than this package index holds are overridden
 (named in the table header). Both virtual environments are byte-compiled before timing,
@@ -97,6 +99,7 @@ def _nginx_conf(tmp: Path, port: int) -> Path:
     conf = tmp / "nginx.conf"
     conf.write_text(
         f"""
+load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
 worker_processes 1;
 daemon off;
 pid {tmp}/nginx.pid;
@@ -120,6 +123,11 @@ http {{
         location /sse/v1/chat/completions {{
             default_type text/event-stream;
             return 200 {quoted(_sse())};
+        }}
+        location /slow/v1/chat/completions {{
+            default_type application/json;
+            echo_sleep 0.5;
+            echo {quoted(json.dumps(COMPLETION))};
         }}
     }}
 }}
@@ -300,9 +308,17 @@ def main() -> None:
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 64])
     parser.add_argument("--slow-connections", type=int, nargs="+", default=[256, 1000])
+    parser.add_argument(
+        "--slow-duration",
+        type=float,
+        default=30.0,
+        help="seconds per 500 ms-upstream row (the first 0.5 s can complete nothing)",
+    )
     args = parser.parse_args()
     for tool, package in (("nginx", "nginx"), ("wrk", "wrk"), ("taskset", "util-linux")):
         require(tool, package)
+    if not Path("/usr/lib/nginx/modules/ngx_http_echo_module.so").exists():
+        sys.exit("nginx's echo module is missing: apt-get install -y libnginx-mod-http-echo")
     gateways = ["parley"] if args.skip_litellm else ["parley", "litellm"]
     if not args.skip_litellm:
         compile_venv(ensure_litellm())
@@ -312,33 +328,22 @@ def main() -> None:
     facts: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        nginx_port, slow_port = free_port(), free_port()
+        nginx_port = free_port()
         nginx = subprocess.Popen(
             ["taskset", "-c", LOAD_CORE, "nginx", "-c", str(_nginx_conf(tmp, nginx_port))],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        slow = subprocess.Popen(
-            [
-                "taskset",
-                "-c",
-                LOAD_CORE,
-                sys.executable,
-                "-m",
-                "parley.testing.fake_upstream",
-                "--port",
-                str(slow_port),
-                "--latency",
-                "0.5",
-            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
             time.sleep(1.0)
             upstream = f"http://127.0.0.1:{nginx_port}"
-            slow_base = f"http://127.0.0.1:{slow_port}/v1"
+            slow_base = f"{upstream}/slow/v1"
             direct: dict[tuple[str, int], Run] = {}
+            slow_direct = _lua(tmp, "bench", None, False)
+            for c in args.slow_connections:
+                direct[("slow", c)] = wrk(
+                    f"{slow_base}/chat/completions", slow_direct, c, args.slow_duration
+                )
             for stream in (False, True):
                 prefix = "sse" if stream else "json"
                 script = _lua(tmp, "bench", None, stream)
@@ -350,10 +355,11 @@ def main() -> None:
             for gateway in gateways:
                 results[gateway], facts[gateway] = _measure(gateway, tmp, upstream, slow_base, args)
         finally:
-            for proc in (nginx, slow):
-                proc.terminate()
-                proc.wait(10)
+            nginx.terminate()
+            nginx.wait(10)
     for (mode, c), base in direct.items():
+        if mode == "slow":
+            continue
         rows.append(
             [mode, c, "direct", base.errors, base.rps, base.p50_ms, base.p99_ms, 0.0, 0.0, ""]
         )
@@ -378,19 +384,35 @@ def main() -> None:
             )
     for c in args.slow_connections:
         ideal = c / 0.5
+        base = direct[("slow", c)]
+        label = f"500ms upstream (ideal {ideal:.0f}/s)"
+        rows.append(
+            [
+                label,
+                c,
+                "direct",
+                base.errors,
+                base.rps,
+                base.p50_ms,
+                base.p99_ms,
+                0.0,
+                0.0,
+                f"{base.rps / ideal:.0%} of ideal",
+            ]
+        )
         for gateway in gateways:
             run = results[gateway][("slow", c)]
             rows.append(
                 [
-                    f"500ms upstream (ideal {ideal:.0f}/s)",
+                    label,
                     c,
                     gateway,
                     run.errors,
                     run.rps,
                     run.p50_ms,
                     run.p99_ms,
-                    run.p50_ms - 500,
-                    run.p99_ms - 500,
+                    run.p50_ms - base.p50_ms,
+                    run.p99_ms - base.p99_ms,
                     f"{run.rps / ideal:.0%} of ideal",
                 ]
             )
@@ -493,7 +515,7 @@ def _measure(
                 runs[(mode, c)] = wrk(url, script, c, args.duration)
         slow_script = _lua(tmp, "bench-slow", key, False)
         for c in args.slow_connections:
-            runs[("slow", c)] = wrk(url, slow_script, c, args.duration)
+            runs[("slow", c)] = wrk(url, slow_script, c, args.slow_duration)
         loaded = rss_mb(proc.pid)
     return runs, {"startup": boot, "rss_idle": idle, "rss_loaded": loaded}
 

@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from parley import __version__
 from parley.api import admin, auth, health, openai
 from parley.api.errors import install_error_handlers
+from parley.api.fastpath import FastPath
 from parley.api.middleware import RequestContextMiddleware
 from parley.config import LoadedModels, Settings, load_models
 from parley.errors import ParleyError
@@ -105,6 +106,15 @@ def create_app(
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(auth.router)
+    # Added first, so it sits innermost: inside the request envelope and CORS.
+    app.add_middleware(
+        FastPath,
+        routes={
+            "/v1/chat/completions": openai.chat_completions,
+            "/v1/embeddings": openai.embeddings,
+        },
+        owner=app,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

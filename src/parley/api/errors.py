@@ -39,6 +39,8 @@ def error_response(
 
 
 def render_parley_error(exc: ParleyError) -> Response:
+    if exc.status_code >= 500:
+        log.warning("request failed", status=exc.status_code, error=exc.message)
     body = exc.to_body()
     error = body["error"]
     assert isinstance(error, dict)
@@ -53,8 +55,6 @@ def render_parley_error(exc: ParleyError) -> Response:
 
 async def _parley_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ParleyError)
-    if exc.status_code >= 500:
-        log.warning("request failed", status=exc.status_code, error=exc.message)
     return render_parley_error(exc)
 
 
@@ -74,6 +74,11 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(_: Request, exc: Exception) -> Response:
+    return render_unexpected()
+
+
+def render_unexpected() -> Response:
+    """Call inside the ``except`` block: the traceback goes to the log, not the client."""
     log.exception("unhandled error")
     return error_response(
         500,
