@@ -155,9 +155,10 @@ wrk.headers["Content-Type"] = "application/json"
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'WRKJSON {{"requests":%d,"duration_us":%d,"p50":%d,"p99":%d,"errors":%d,"non2xx":%d}}\\n',
+    'WRKJSON {{"requests":%d,"duration_us":%d,"p50":%d,"p99":%d,"errors":%d,"non2xx":%d,' ..
+    '"connect":%d,"read":%d,"write":%d,"timeout":%d}}\\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout, e.status))
+    e.connect + e.read + e.write + e.timeout, e.status, e.connect, e.read, e.write, e.timeout))
 end
 """
     )
@@ -170,6 +171,7 @@ class Run:
     p50_ms: float
     p99_ms: float
     errors: int
+    detail: str = ""
 
 
 def wrk(url: str, script: Path, connections: int, seconds: float) -> Run:
@@ -200,7 +202,16 @@ def wrk(url: str, script: Path, connections: int, seconds: float) -> Run:
         p50_ms=data["p50"] / 1000,
         p99_ms=data["p99"] / 1000,
         errors=data["errors"] + data["non2xx"],
+        detail=", ".join(
+            f"{kind} {data[kind]}"
+            for kind in ("connect", "read", "write", "timeout", "non2xx")
+            if data.get(kind)
+        ),
     )
+
+
+def _errs(run: Run) -> str:
+    return f"{run.errors} ({run.detail})" if run.errors else "0"
 
 
 def rss_mb(pid: int) -> float:
@@ -361,7 +372,7 @@ def main() -> None:
         if mode == "slow":
             continue
         rows.append(
-            [mode, c, "direct", base.errors, base.rps, base.p50_ms, base.p99_ms, 0.0, 0.0, ""]
+            [mode, c, "direct", _errs(base), base.rps, base.p50_ms, base.p99_ms, 0.0, 0.0, ""]
         )
         for gateway in gateways:
             run = results[gateway][(mode, c)]
@@ -373,7 +384,7 @@ def main() -> None:
                     mode,
                     c,
                     gateway,
-                    run.errors,
+                    _errs(run),
                     run.rps,
                     run.p50_ms,
                     run.p99_ms,
@@ -391,7 +402,7 @@ def main() -> None:
                 label,
                 c,
                 "direct",
-                base.errors,
+                _errs(base),
                 base.rps,
                 base.p50_ms,
                 base.p99_ms,
@@ -407,7 +418,7 @@ def main() -> None:
                     label,
                     c,
                     gateway,
-                    run.errors,
+                    _errs(run),
                     run.rps,
                     run.p50_ms,
                     run.p99_ms,
@@ -461,7 +472,11 @@ def _measure(
             f"api_base: '{slow_base}', max_connections: 2000}}]}}\n"
         )
         db = f"sqlite:///{tmp}/parley.db"
-        env = {"PARLEY_DATABASE_URL": db, "PARLEY_ADMIN_KEY": "bench-admin-0123456789abcdef"}
+        env = {
+            "PARLEY_DATABASE_URL": db,
+            "PARLEY_ADMIN_KEY": "bench-admin-0123456789abcdef",
+            "PARLEY_LOG_FORMAT": "json",  # the production format; lines go to /dev/null
+        }
         created = subprocess.run(
             [sys.executable, "-m", "parley", "keys", "create", "--name", "bench"],
             env={**os.environ, **env},

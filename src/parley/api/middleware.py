@@ -9,9 +9,9 @@ on upstreams, so Parley's own cost can be measured from outside.
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -98,9 +98,10 @@ class RequestContextMiddleware:
                 headers.append((b"x-parley-overhead-ms", f"{overhead * 1000:.3f}".encode()))
                 message["headers"] = headers
                 status = str(message["status"])
-                self.metrics.http_requests.labels(route, method, status).inc()
-                self.metrics.http_seconds.labels(route).observe(elapsed)
-                self.metrics.overhead_seconds.labels(route).observe(overhead)
+                metrics = self.metrics
+                metrics.child(metrics.http_requests, route, method, status).inc()
+                metrics.child(metrics.http_seconds, route).observe(elapsed)
+                metrics.child(metrics.overhead_seconds, route).observe(overhead)
             await send(message)
 
         received = 0
@@ -123,7 +124,7 @@ def _request_id(scope: Scope) -> tuple[bytes, bool]:
     for name, value in scope["headers"]:
         if name == b"x-request-id" and _VALID_ID.match(value):
             return bytes(value), True
-    return uuid.uuid4().hex.encode(), False
+    return os.urandom(16).hex().encode(), False  # a uuid4's randomness, without the object
 
 
 def _content_length(scope: Scope) -> int | None:

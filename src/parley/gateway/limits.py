@@ -9,8 +9,8 @@ to the real usage afterwards, so concurrent requests cannot overshoot a limit to
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -120,7 +120,7 @@ class Admission:
                 ticket.checks.append(Absent(state_keys.revoked(kind, ident)))
                 ticket.meta.append(_Meta("revoked"))
         now_ms = int(time.time() * 1000)
-        lease = uuid.uuid4().hex
+        lease = os.urandom(12).hex()
         for principal in principals:
             self._add_checks(ticket, principal, lease, now_ms)
         if not ticket.checks:

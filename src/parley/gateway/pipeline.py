@@ -261,7 +261,7 @@ class Gateway:
     def _observe(self, group: str, lease: Lease, usage: Usage) -> None:
         self._metrics.record_tokens(group, lease.deployment.label, usage)
         if lease.ttft is not None:
-            self._metrics.ttft_seconds.labels(group).observe(lease.ttft)
+            self._metrics.child(self._metrics.ttft_seconds, group).observe(lease.ttft)
 
     @contextlib.asynccontextmanager
     async def chat_stream(

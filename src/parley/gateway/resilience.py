@@ -117,7 +117,7 @@ class Lease:
         self.health.finished(
             ok=ok, latency=time.perf_counter() - self.started, ttft=self.ttft, tokens=tokens
         )
-        self.metrics.in_flight.labels(self.deployment.label).set(self.health.in_flight)
+        self.metrics.child(self.metrics.in_flight, self.deployment.label).set(self.health.in_flight)
         await self.slot.aclose()
 
 
@@ -239,7 +239,7 @@ class Resilience:
                     tried.add(dep.label)
                     continue
                 health.started()
-                self._metrics.in_flight.labels(dep.label).set(health.in_flight)
+                self._metrics.child(self._metrics.in_flight, dep.label).set(health.in_flight)
                 started = time.perf_counter()
                 try:
                     value = await self._timed(attempt(dep), budget.deadline, dep)
@@ -249,7 +249,7 @@ class Resilience:
                         ok=not counts_against_deployment(kind),
                         latency=time.perf_counter() - started,
                     )
-                    self._metrics.in_flight.labels(dep.label).set(health.in_flight)
+                    self._metrics.child(self._metrics.in_flight, dep.label).set(health.in_flight)
                     if kind is Failure.REQUEST:
                         raise
                     attempts.append((dep.label, error))
@@ -264,7 +264,7 @@ class Resilience:
                     continue
                 except BaseException:
                     health.abandon()
-                    self._metrics.in_flight.labels(dep.label).set(health.in_flight)
+                    self._metrics.child(self._metrics.in_flight, dep.label).set(health.in_flight)
                     raise
                 lease = Lease(dep, health, started, slot, self._metrics)
                 slot = contextlib.AsyncExitStack()  # ownership moved to the lease

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -19,6 +20,7 @@ _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.http_requests = Counter(
             "parley_http_requests",
             "HTTP requests answered",
@@ -154,6 +156,17 @@ class Metrics:
             registry=self.registry,
         )
 
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: the hot path asks for the same few children
+        on every request, and prometheus_client's lookup takes a lock and builds a key."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            if len(self._children) > 10_000:  # label sets are bounded; this is a backstop
+                self._children.clear()
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     @contextlib.contextmanager
     def upstream_call(self, deployment: Deployment) -> Iterator[None]:
         started = time.perf_counter()
@@ -167,14 +180,14 @@ class Metrics:
             outcome = "error"
             raise
         finally:
-            self.upstream_requests.labels(deployment.label, deployment.provider, outcome).inc()
-            self.upstream_seconds.labels(deployment.label, deployment.provider).observe(
+            self.child(self.upstream_requests, deployment.label, deployment.provider, outcome).inc()
+            self.child(self.upstream_seconds, deployment.label, deployment.provider).observe(
                 time.perf_counter() - started
             )
 
     def record_tokens(self, group: str, deployment: str, usage: Usage) -> None:
-        self.tokens.labels(group, deployment, "prompt").inc(usage.prompt_tokens)
-        self.tokens.labels(group, deployment, "completion").inc(usage.completion_tokens)
+        self.child(self.tokens, group, deployment, "prompt").inc(usage.prompt_tokens)
+        self.child(self.tokens, group, deployment, "completion").inc(usage.completion_tokens)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
