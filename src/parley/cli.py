@@ -84,6 +84,7 @@ def serve(
         # Migrate once here; the workers then only check the schema instead of racing.
         _run(_upgrade(settings))
         os.environ["PARLEY_AUTO_MIGRATE"] = "false"
+        _multiprocess_metrics()
         uvicorn.run(
             "parley.app:create_app_from_env", factory=True, workers=settings.workers, **common
         )
@@ -96,6 +97,17 @@ def serve(
         f"Parley {__version__} listening on http://{settings.host}:{settings.port}", highlight=False
     )
     uvicorn.run(application, **common)
+
+
+def _multiprocess_metrics() -> None:
+    """Give the workers one fresh directory for their metric files (see metrics.py)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="parley-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
 def _has(module: str) -> bool:

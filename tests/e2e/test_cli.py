@@ -192,6 +192,19 @@ def test_serve_with_workers_answers_and_stops() -> None:
     with Served("--workers", "2", env=env) as served:
         ids = {m["id"] for m in httpx.get(f"{served.url}/v1/models").json()["data"]}
         assert "gpt-4o-mini" in ids
+        for _ in range(11):  # new connections: the kernel spreads them over both workers
+            assert httpx.get(f"{served.url}/v1/models").status_code == 200
+        # whichever worker answers, /metrics counts every worker's requests: 12 in all
+        for _ in range(4):
+            text = httpx.get(f"{served.url}/metrics").text
+            line = next(
+                x
+                for x in text.splitlines()
+                if x.startswith("parley_http_requests_total")
+                and 'route="/v1/models"' in x
+                and 'status="200"' in x
+            )
+            assert float(line.rsplit(" ", 1)[1]) == 12.0
         stderr = served.stop()
     assert served.proc.returncode in CLEAN_EXIT
     assert stderr.count("models loaded") == 2  # one app per worker process

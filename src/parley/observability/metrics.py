@@ -1,13 +1,27 @@
-"""Prometheus metrics, one registry per app instance (tests build several apps per process)."""
+"""Prometheus metrics, one registry per app instance (tests build several apps per process).
+
+With several worker processes (``parley serve --workers N``) the CLI points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers start: each worker's
+values then live in files there, and ``/metrics``, whichever worker answers, aggregates
+all of them (counters and histograms summed, gauges summed over live workers).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from parley.config.loader import Deployment
 from parley.errors import ParleyError
@@ -91,6 +105,7 @@ class Metrics:
             "Requests waiting for a model group's concurrency slot",
             ["model_group"],
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.queue_wait = Histogram(
             "parley_queue_wait_seconds",
@@ -128,6 +143,7 @@ class Metrics:
             "Calls in flight per deployment",
             ["deployment"],
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.ttft_seconds = Histogram(
             "parley_time_to_first_token_seconds",
@@ -190,4 +206,8 @@ class Metrics:
         self.child(self.tokens, group, deployment, "completion").inc(usage.completion_tokens)
 
     def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream
+            return generate_latest(registry)
         return generate_latest(self.registry)
