@@ -168,11 +168,9 @@ def test_retry_after_is_honoured_before_retrying_the_same_deployment(
 ) -> None:
     url = serve([{"name": "chat", "deployments": [dep(fake, "only", "only")]}])
     fake.fail_next(Behaviour(status=429, retry_after="1"))
-    started = time.monotonic()
     answer = chat(url, "chat")
     assert answer.status_code == 200
-    assert len(fake.calls) == 2
-    assert time.monotonic() - started >= 1.0  # waited what the upstream asked for
+    assert len(fake.calls) == 2  # the wait itself is asserted in tests/unit/test_routing.py
 
 
 def test_long_retry_after_is_returned_not_waited_for(serve: Serve, fake: FakeUpstream) -> None:
@@ -346,26 +344,25 @@ def test_overload_refuses_fast_while_admitted_requests_are_served(
             }
         ]
     )
-    finished: list[tuple[float, int, str]] = []
+    finished: list[tuple[int, str]] = []  # in the order the answers came back
 
     def one(_: int) -> None:
         answer = chat(url, "chat")
         code = answer.json().get("error", {}).get("code") if answer.status_code != 200 else ""
-        finished.append((time.monotonic(), answer.status_code, code or ""))
+        finished.append((answer.status_code, code or ""))
         if answer.status_code == 503:
             assert int(answer.headers["retry-after"]) >= 1
 
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         list(pool.map(one, range(10)))
-    statuses = [s for _, s, _ in finished]
+    statuses = [s for s, _ in finished]
     assert statuses.count(200) == 2
     assert statuses.count(503) == 8
-    codes = {c for _, _, c in finished if c}
+    codes = {c for _, c in finished if c}
     assert codes <= {"overloaded", "queue_timeout"}
     assert "overloaded" in codes
     # every refusal came back before any admitted request finished: no pile-up
-    first_success = min(t for t, s, _ in finished if s == 200)
-    assert all(t < first_success for t, s, _ in finished if s == 503)
+    assert statuses == [503] * 8 + [200] * 2
     assert len(fake.calls) == 2
 
 

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from parley.config.models import CircuitBreakerConfig, QueueConfig
-from parley.errors import Overloaded
+from parley.errors import AllDeploymentsFailed, Overloaded, UpstreamStatusError
 from parley.gateway.admission import Gate
 from parley.gateway.breaker import BreakerState, CircuitBreaker
 from parley.gateway.cost import FREE, price_of
 from parley.gateway.health import HealthBook
+from parley.gateway.resilience import Resilience
 from parley.gateway.router import Router, RouteRequest
 from parley.observability.metrics import Metrics
 from parley.testing.servers import models_from
@@ -252,3 +253,58 @@ async def test_gate_refuses_when_the_queue_is_full_or_the_wait_too_long() -> Non
         assert slow.value.code == "queue_timeout"
         assert slow.value.headers["Retry-After"] == "1"
     assert gate.in_use == 0
+
+
+async def test_retry_after_sets_the_backoff_before_retrying_the_same_deployment() -> None:
+    """The wait is asserted through an injected sleep, not a clock."""
+    g = group("ordered", {"model": "only", "name": "only"}, retries=1)
+    health = HealthBook([g])
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    resilience = Resilience(
+        {"g": g},
+        Router(health, lambda d: FREE),
+        health,
+        Metrics(),
+        sleep=sleep,
+        rng=random.Random(3),  # noqa: S311 - jitter, seeded for repeatability
+    )
+    calls: list[str] = []
+
+    async def attempt(deployment: Any) -> str:
+        calls.append(deployment.label)
+        if len(calls) == 1:
+            raise UpstreamStatusError(429, "slow down", deployment="only", retry_after="1")
+        return "answer"
+
+    outcome = await resilience.run(g, ROUTE, attempt)
+    await outcome.lease.close()
+    assert outcome.value == "answer"
+    assert calls == ["only", "only"]
+    assert len(slept) == 1
+    assert slept[0] >= 1.0  # at least what the upstream asked for
+
+
+async def test_retry_after_beyond_backoff_max_is_not_waited_for() -> None:
+    g = group("ordered", {"model": "only", "name": "only"}, retries=2)
+    health = HealthBook([g])
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    resilience = Resilience(
+        {"g": g}, Router(health, lambda d: FREE), health, Metrics(), sleep=sleep
+    )
+
+    async def attempt(deployment: Any) -> str:
+        raise UpstreamStatusError(429, "slow down", deployment="only", retry_after="7")
+
+    with pytest.raises(AllDeploymentsFailed) as failed:
+        await resilience.run(g, ROUTE, attempt)
+    assert slept == []
+    assert failed.value.status_code == 429
+    assert failed.value.headers["Retry-After"] == "7"
