@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
 
-from parley.config.loader import Deployment
+from parley.config.loader import Deployment, ModelGroup
 from parley.config.models import Strategy
 from parley.errors import InvalidRequest, ParleyError, UpstreamProtocolError
 from parley.gateway import params, tokens
@@ -27,7 +27,7 @@ from parley.gateway.caller import ANONYMOUS, Caller
 from parley.gateway.health import HealthBook
 from parley.gateway.policy import Call, Policies
 from parley.gateway.registry import ModelRegistry
-from parley.gateway.resilience import Lease, Resilience
+from parley.gateway.resilience import Lease, Outcome, Resilience
 from parley.gateway.router import Router, RouteRequest
 from parley.gateway.selector import Selection, Selector
 from parley.gateway.types import (
@@ -44,6 +44,7 @@ from parley.providers.base import ChunkStream, Provider, stream_ended_early
 from parley.state import BreakerSync
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +148,6 @@ class Gateway:
         else:
             found.breaker.force_close()
 
-    def _route(self, request: ChatRequest, options: CallOptions) -> RouteRequest:
-        group = self.registry.group(request.model)
-        return RouteRequest(
-            prompt_tokens=lambda: tokens.count_prompt(request),
-            max_tokens=request.output_limit or 0,
-            strategy=options.strategy if group.allow_strategy_override else None,
-        )
-
     def _select(self, request: ChatRequest, caller: Caller) -> tuple[ChatRequest, Selection | None]:
         """Resolve a virtual model (tiered, experiment) to the real group that serves it."""
         if not self.selector.is_virtual(request.model):
@@ -163,17 +156,23 @@ class Gateway:
         assert selection is not None
         return msgspec.structs.replace(request, model=selection.group), selection
 
-    async def _begin(
+    async def _routed_chat(
         self,
         request: ChatRequest,
         caller: Caller,
         request_id: str,
-        selection: Selection | None,
-        requested: str,
-    ) -> Call:
+        options: CallOptions,
+        attempt: Callable[[ModelGroup, ChatRequest, Deployment], Awaitable[T]],
+    ) -> tuple[ChatRequest, Call, Outcome[T]]:
+        """What every chat request does up to its first byte: resolve a virtual model,
+        admit the caller, then route and call with resilience. Returns the request as
+        routed (its ``model`` is the serving group)."""
+        requested = request.model
+        request, selection = self._select(request, caller)
+        group = self.registry.group(request.model)
         call = await self.policies.begin(
             caller,
-            self.registry.group(request.model),
+            group,
             request_id,
             prompt_tokens=lambda: tokens.count_prompt(request),
             max_tokens=request.output_limit,
@@ -181,10 +180,48 @@ class Gateway:
         )
         if selection is not None:
             call.route(selection.tier, selection.variant, selection.reason)
-        return call
+        route = RouteRequest(
+            prompt_tokens=lambda: tokens.count_prompt(request),
+            max_tokens=request.output_limit or 0,
+            strategy=options.strategy if group.allow_strategy_override else None,
+        )
+        outcome = await self._run(
+            call, group, route, lambda dep: attempt(group, request, dep), options
+        )
+        outcome.lease.first_byte()
+        call.first_token()
+        return request, call, outcome
 
-    def _prepare(self, deployment: Deployment, request: ChatRequest) -> _Prepared:
-        group = self.registry.group(request.model)
+    async def _run(
+        self,
+        call: Call,
+        group: ModelGroup,
+        route: RouteRequest,
+        attempt: Callable[[Deployment], Awaitable[T]],
+        options: CallOptions,
+    ) -> Outcome[T]:
+        try:
+            return await self.resilience.run(
+                group, route, attempt, priority=options.priority, deadline=options.deadline
+            )
+        except BaseException as exc:
+            status = exc.status_code if isinstance(exc, ParleyError) else 499
+            if isinstance(exc, ParleyError):
+                self._metrics.errors.labels(call.group, exc.code or exc.error_type).inc()
+            await self.policies.finish(call, status=status)
+            raise
+
+    async def _succeeded(self, call: Call, lease: Lease, usage: Usage) -> None:
+        """Settle a finished call: health, metrics, limits and the usage record."""
+        await lease.close(ok=True, tokens=usage.total_tokens)
+        self._metrics.record_tokens(call.group, lease.deployment.label, usage)
+        if lease.ttft is not None:
+            self._metrics.child(self._metrics.ttft_seconds, call.group).observe(lease.ttft)
+        await self.policies.finish(call, status=200, deployment=lease.deployment, usage=usage)
+
+    def _prepare(
+        self, group: ModelGroup, deployment: Deployment, request: ChatRequest
+    ) -> _Prepared:
         provider = self.registry.provider(deployment)
         provider, request = self._guard_api_base(provider, request)
         drop = self._drop_params if group.drop_params is None else group.drop_params
@@ -218,50 +255,43 @@ class Gateway:
         request_id: str = "",
         options: CallOptions = DEFAULT_OPTIONS,
     ) -> ChatOutcome:
-        requested = request.model
-        request, selection = self._select(request, caller)
-        group = self.registry.group(request.model)
-        call = await self._begin(request, caller, request_id, selection, requested)
-
-        async def attempt(deployment: Deployment) -> tuple[ChatCompletion, _Prepared]:
-            prepared = self._prepare(deployment, request)
-            with self._metrics.upstream_call(deployment):
-                completion = await prepared.provider.complete(prepared.request)
-            return completion, prepared
-
-        try:
-            outcome = await self.resilience.run(
-                group,
-                self._route(request, options),
-                attempt,
-                priority=options.priority,
-                deadline=options.deadline,
-            )
-        except BaseException as exc:
-            await self._failed(call, exc)
-            raise
+        _, call, outcome = await self._routed_chat(
+            request, caller, request_id, options, self._complete
+        )
         completion, prepared = outcome.value
-        lease = outcome.lease
-        lease.first_byte()
-        call.first_token()
         if completion.usage is None:
             completion.usage = _counted_usage(prepared.request, _completion_text(completion))
-        usage = completion.usage
-        await lease.close(ok=True, tokens=usage.total_tokens)
-        self._observe(request.model, lease, usage)
-        await self.policies.finish(call, status=200, deployment=lease.deployment, usage=usage)
-        return ChatOutcome(completion, lease.deployment.label, prepared.dropped, call.headers)
+        await self._succeeded(call, outcome.lease, completion.usage)
+        label = outcome.lease.deployment.label
+        return ChatOutcome(completion, label, prepared.dropped, call.headers)
 
-    async def _failed(self, call: Call, exc: BaseException) -> None:
-        status = exc.status_code if isinstance(exc, ParleyError) else 499
-        if isinstance(exc, ParleyError):
-            self._metrics.errors.labels(call.group, exc.code or exc.error_type).inc()
-        await self.policies.finish(call, status=status)
+    async def _complete(
+        self, group: ModelGroup, request: ChatRequest, deployment: Deployment
+    ) -> tuple[ChatCompletion, _Prepared]:
+        prepared = self._prepare(group, deployment, request)
+        with self._metrics.upstream_call(deployment):
+            completion = await prepared.provider.complete(prepared.request)
+        return completion, prepared
 
-    def _observe(self, group: str, lease: Lease, usage: Usage) -> None:
-        self._metrics.record_tokens(group, lease.deployment.label, usage)
-        if lease.ttft is not None:
-            self._metrics.child(self._metrics.ttft_seconds, group).observe(lease.ttft)
+    async def _open(
+        self, group: ModelGroup, request: ChatRequest, deployment: Deployment
+    ) -> tuple[_OpenStream, _Prepared]:
+        """Open the stream and read its first chunk, so a failure up to there can still
+        fail over."""
+        prepared = self._prepare(group, deployment, request)
+        with self._metrics.upstream_call(deployment):
+            stream_cm = prepared.provider.open_stream(prepared.request)
+            upstream = await stream_cm.__aenter__()
+        opened = _OpenStream(stream_cm, upstream)
+        try:
+            opened.first = await anext(upstream)
+        except StopAsyncIteration:
+            await opened.close(None)
+            raise stream_ended_early(deployment.label) from None
+        except BaseException as exc:
+            await opened.close(exc)
+            raise
+        return opened, prepared
 
     @contextlib.asynccontextmanager
     async def chat_stream(
@@ -274,42 +304,11 @@ class Gateway:
         """Entering admits the caller, routes, and reads the first chunk: every failure up
         to there (including a slow first token) can still be retried elsewhere or become a
         proper HTTP error. Leaving closes upstream and settles whatever was generated."""
-        requested = request.model
-        request, selection = self._select(request, caller)
-        group = self.registry.group(request.model)
-        call = await self._begin(request, caller, request_id, selection, requested)
-
-        async def attempt(deployment: Deployment) -> tuple[_OpenStream, _Prepared]:
-            prepared = self._prepare(deployment, request)
-            with self._metrics.upstream_call(deployment):
-                stream_cm = prepared.provider.open_stream(prepared.request)
-                upstream = await stream_cm.__aenter__()
-            opened = _OpenStream(stream_cm, upstream)
-            try:
-                opened.first = await anext(upstream)
-            except StopAsyncIteration:
-                await opened.close(None)
-                raise stream_ended_early(deployment.label) from None
-            except BaseException as exc:
-                await opened.close(exc)
-                raise
-            return opened, prepared
-
-        try:
-            outcome = await self.resilience.run(
-                group,
-                self._route(request, options),
-                attempt,
-                priority=options.priority,
-                deadline=options.deadline,
-            )
-        except BaseException as exc:
-            await self._failed(call, exc)
-            raise
+        request, call, outcome = await self._routed_chat(
+            request, caller, request_id, options, self._open
+        )
         opened, prepared = outcome.value
         lease = outcome.lease
-        lease.first_byte()
-        call.first_token()
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         tally = _Tally()
         try:
@@ -371,11 +370,9 @@ class Gateway:
             raise
         if usage is None:
             usage = _counted_usage(request, "".join(text))
-        self._observe(request.model, lease, usage)
-        await lease.close(ok=True, tokens=usage.total_tokens)
         # Settled and recorded before the stream's end reaches the client: a client that
         # saw [DONE] can rely on its usage record existing (in Redis, when configured).
-        await self.policies.finish(call, status=200, deployment=lease.deployment, usage=usage)
+        await self._succeeded(call, lease, usage)
         if include_usage and last is not None:
             yield ChatCompletionChunk(
                 last.id,
@@ -421,22 +418,13 @@ class Gateway:
         route = RouteRequest(
             prompt_tokens=lambda: sum(tokens.count_text(t) for t in texts), max_tokens=0
         )
-        try:
-            outcome = await self.resilience.run(
-                group, route, attempt, priority=options.priority, deadline=options.deadline
-            )
-        except BaseException as exc:
-            await self._failed(call, exc)
-            raise
+        outcome = await self._run(call, group, route, attempt, options)
         result, lease = outcome.value, outcome.lease
         prompt_tokens = result.prompt_tokens
         if prompt_tokens is None:
             prompt_tokens = sum(tokens.count_text(t) for t in texts)
-        usage = Usage(prompt_tokens, 0, prompt_tokens)
         lease.first_byte()
-        await lease.close(ok=True, tokens=prompt_tokens)
-        self._observe(request.model, lease, usage)
-        await self.policies.finish(call, status=200, deployment=lease.deployment, usage=usage)
+        await self._succeeded(call, lease, Usage(prompt_tokens, 0, prompt_tokens))
         return EmbeddingOutcome(result, lease.deployment.label, prompt_tokens, call.headers)
 
 
