@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 
-from parley.errors import Conflict, InvalidRequest, NotFound, StoreError
+from parley.errors import Conflict, InvalidRequest, NotFound
 from parley.identity.keys import new_id, now_ms
 from parley.store.db import Database
 from parley.store.tables import memberships, teams, users
@@ -83,10 +82,8 @@ class Users:
                         created_ms=now_ms(),
                     )
                 )
-        except StoreError as exc:
-            if isinstance(exc.__cause__, IntegrityError):
-                raise Conflict("an account with this email already exists", param="email") from None
-            raise
+        except Conflict:
+            raise Conflict("an account with this email already exists", param="email") from None
         return await self.get(user_id)
 
     async def get(self, user_id: str) -> User:
@@ -145,10 +142,8 @@ class Users:
                     await conn.execute(
                         memberships.insert().values(user_id=owner_id, team_id=team_id, role="owner")
                     )
-        except StoreError as exc:
-            if isinstance(exc.__cause__, IntegrityError):
-                raise Conflict(f"a team named {name!r} already exists", param="name") from None
-            raise
+        except Conflict:
+            raise Conflict(f"a team named {name!r} already exists", param="name") from None
         return await self.team(team_id)
 
     async def team(self, team_id: str) -> dict[str, Any]:

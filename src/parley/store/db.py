@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from parley.errors import StoreError
+from parley.errors import Conflict, StoreError
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -39,8 +39,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 @contextlib.contextmanager
 def map_store_errors() -> Iterator[None]:
+    """A unique or foreign-key violation is the caller's conflict (409); anything else
+    from the driver is a store failure whose details stay in the log."""
     try:
         yield
+    except IntegrityError as exc:
+        raise Conflict("conflicts with an existing record") from exc
     except SQLAlchemyError as exc:
         raise StoreError(
             f"database error: {type(getattr(exc, 'orig', None) or exc).__name__}"
