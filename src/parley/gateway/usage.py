@@ -54,6 +54,9 @@ class UsageQueue(Protocol):
 
     async def ack(self, ids: Sequence[str]) -> None: ...
 
+    def requeue(self) -> None:
+        """Make taken-but-unacknowledged entries available again (a write failed)."""
+
 
 class MemoryUsageQueue:
     """Bounded: past ``max_items`` unwritten records (a database down for a long time) the
@@ -140,8 +143,7 @@ class UsageRecorder:
                 written = await self.flush_once()
             except ParleyError as exc:
                 log.warning("usage write failed; will retry", error=exc.message)
-                if isinstance(self.queue, MemoryUsageQueue):
-                    self.queue.requeue()
+                self.queue.requeue()
                 written = 0
             if written < self._batch:
                 await asyncio.sleep(self._flush)
@@ -169,8 +171,7 @@ class UsageRecorder:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if isinstance(self.queue, MemoryUsageQueue):
-            self.queue.requeue()
+        self.queue.requeue()
         try:
             while await self.flush_once(0.0):
                 pass

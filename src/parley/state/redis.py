@@ -332,6 +332,10 @@ class RedisUsageStream:
         )
         return _stream_entries(reply)
 
+    def requeue(self) -> None:
+        """Nothing to do: unacknowledged entries stay pending in the group and are claimed
+        again after ``claim_idle_s``."""
+
     async def ack(self, ids: Sequence[str]) -> None:
         if not ids:
             return
