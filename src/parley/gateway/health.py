@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from parley.config.loader import Deployment, ModelGroup
+from parley.config.models import CircuitBreakerConfig
 from parley.gateway.breaker import BreakerState, CircuitBreaker
 
 _ALPHA = 0.2  # EWMA weight of the newest sample
@@ -128,7 +129,7 @@ class HealthBook:
     def of(self, deployment: Deployment) -> DeploymentHealth:
         found = self._by_label.get(deployment.label)
         if found is None:  # a one-off deployment (client api_base): tracked on first use
-            breaker = CircuitBreaker(ModelGroup("", ()).circuit_breaker)
+            breaker = CircuitBreaker(CircuitBreakerConfig())
             found = self._by_label[deployment.label] = DeploymentHealth(deployment, breaker)
         return found
 

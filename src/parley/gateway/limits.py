@@ -54,6 +54,8 @@ class _Meta:
     kind: str  # "revoked", "rpm", "tpm", "parallel", "budget"
     principal: Principal | None = None
     soft_nusd: int | None = None
+    since_ms: int = 0
+    """Budget checks: spend since this instant counts (to initialise the counter)."""
 
 
 @dataclass(slots=True)
@@ -149,7 +151,9 @@ class Admission:
             key = state_keys.spend(scope, ident, period.id)
             limit = limits.budget_nusd if limits.budget_nusd is not None else _UNLIMITED
             ticket.checks.append(Spend(key, limit, ticket.reserved_nusd, period.ttl_s))
-            ticket.meta.append(_Meta("budget", principal, limits.soft_budget_nusd))
+            ticket.meta.append(
+                _Meta("budget", principal, limits.soft_budget_nusd, since_ms=period.start_ms)
+            )
 
     async def _evaluate(self, ticket: Ticket) -> None:
         for _ in range(3):
@@ -182,15 +186,11 @@ class Admission:
                     self._metrics.soft_budget_exceeded.labels(meta.principal.scope).inc()
 
     async def _initialise_spend(self, ticket: Ticket, index: int) -> None:
-        principal = ticket.meta[index].principal
+        meta = ticket.meta[index]
         check = ticket.checks[index]
-        assert principal is not None
+        assert meta.principal is not None
         assert isinstance(check, Spend)
-        limits = principal.limits
-        period = current_period(
-            limits.budget_period, int(time.time() * 1000), limits.budget_reset_ms
-        )
-        spent = await self._load_spend(principal.scope, principal.id, period.start_ms)
+        spent = await self._load_spend(meta.principal.scope, meta.principal.id, meta.since_ms)
         await self.state.init_spend(check.key, spent, check.ttl_s)
 
     def _refusal(self, ticket: Ticket, index: int, retry_after: float) -> Exception:

@@ -67,12 +67,22 @@ class Policies:
         self.usage = usage
         self._metrics = metrics
         self._prices: dict[str, cost.Price] = {}
-        self._ceilings: dict[str, cost.Price] = {}
+        self._terms: dict[str, tuple[cost.Price, Limits]] = {}
 
     def price(self, deployment: Deployment) -> cost.Price:
         found = self._prices.get(deployment.label)
         if found is None:
             found = self._prices[deployment.label] = cost.price_of(deployment) or cost.FREE
+        return found
+
+    def _group_terms(self, group: ModelGroup) -> tuple[cost.Price, Limits]:
+        """A group's price ceiling (what reservations are priced at) and its own limits,
+        derived once per group rather than on every request."""
+        found = self._terms.get(group.name)
+        if found is None:
+            g = group.limits
+            limits = Limits(rpm=g.rpm, tpm=g.tpm, max_parallel=g.max_parallel)
+            found = self._terms[group.name] = (cost.group_ceiling(group), limits)
         return found
 
     async def begin(
@@ -94,12 +104,7 @@ class Policies:
             )
         ticket = Ticket(settled=True)
         if self.admission is not None:
-            ceiling = self._ceilings.get(group.name)
-            if ceiling is None:
-                ceiling = self._ceilings[group.name] = cost.group_ceiling(group)
-            group_limits = Limits(
-                rpm=group.limits.rpm, tpm=group.limits.tpm, max_parallel=group.limits.max_parallel
-            )
+            ceiling, group_limits = self._group_terms(group)
             ticket = await self.admission.admit(
                 caller,
                 group.name,

@@ -14,7 +14,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from sqlalchemy import Select, and_, or_, select, update
@@ -26,15 +26,7 @@ from parley.store.tables import api_keys, teams, users
 
 KEY_PREFIX = "pk-"
 _VISIBLE = len(KEY_PREFIX) + 8
-_LIMIT_FIELDS = (
-    "rpm",
-    "tpm",
-    "max_parallel",
-    "budget_nusd",
-    "budget_period",
-    "soft_budget_nusd",
-    "budget_reset_ms",
-)
+_LIMIT_FIELDS = tuple(f.name for f in fields(Limits))
 
 
 def now_ms() -> int:
@@ -223,18 +215,7 @@ class KeyStore:
             self._cache[digest] = cached
         if cached.valid_until_ms is not None and now >= cached.valid_until_ms:
             raise AuthenticationFailed("invalid API key")
-        caller = cached.caller
-        if ip is not None:
-            return Caller(
-                key_id=caller.key_id,
-                user_id=caller.user_id,
-                team_id=caller.team_id,
-                ip=ip,
-                models=caller.models,
-                principals=caller.principals,
-                tier=caller.tier,
-            )
-        return caller
+        return cached.caller if ip is None else replace(cached.caller, ip=ip)
 
     async def _load(self, digest: str, now: int) -> _Cached | None:
         user_cols = [users.c[f].label(f"user_{f}") for f in _LIMIT_FIELDS]
