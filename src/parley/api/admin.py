@@ -44,6 +44,10 @@ class Actor(msgspec.Struct, frozen=True):
     def may_manage_team(self, team_id: str | None) -> bool:
         return self.is_admin or (team_id is not None and team_id in self.admin_of)
 
+    def require_team(self, team_id: str | None, refusal: str) -> None:
+        if not self.may_manage_team(team_id):
+            raise PermissionDenied(refusal)
+
 
 async def actor(request: Request) -> Actor:
     """The admin key, or a logged-in user with admin rights somewhere; anyone else 401/403.
@@ -99,8 +103,7 @@ def _key_view(row: dict[str, Any]) -> dict[str, Any]:
 async def create_key(request: Request) -> Response:
     who = await actor(request)
     body: KeyCreate = validated(KeyCreate, await _body(request))
-    if not who.may_manage_team(body.team_id):
-        raise PermissionDenied("only a global admin or the team's admins may create this key")
+    who.require_team(body.team_id, "only a global admin or the team's admins may create this key")
     svc = services(request)
     if not who.is_admin and body.user_id is not None:
         members = (await svc.accounts.users.team(body.team_id or ""))["members"]
@@ -116,8 +119,7 @@ async def create_key(request: Request) -> Response:
 async def list_keys(request: Request) -> Response:
     who = await actor(request)
     team_id = request.query_params.get("team_id")
-    if not who.is_admin and not who.may_manage_team(team_id):
-        raise PermissionDenied("list keys of a team you administer: pass ?team_id=")
+    who.require_team(team_id, "list keys of a team you administer: pass ?team_id=")
     svc = services(request)
     rows = await svc.keys.list(team_id=team_id, user_id=request.query_params.get("user_id"))
     return _json({"object": "list", "data": [_key_view(r) for r in rows]})
@@ -126,8 +128,7 @@ async def list_keys(request: Request) -> Response:
 async def _owned_key(request: Request, key_id: str) -> tuple[Actor, dict[str, Any]]:
     who = await actor(request)
     row = await services(request).keys.get(key_id)
-    if not who.may_manage_team(row["team_id"]):
-        raise PermissionDenied("only a global admin or the key's team admins may do this")
+    who.require_team(row["team_id"], "only a global admin or the key's team admins may do this")
     return who, row
 
 
@@ -197,8 +198,7 @@ async def usage(request: Request) -> Response:
     if group_by not in _GROUP_BY:
         raise InvalidRequest(f"group_by must be one of {', '.join(_GROUP_BY)}", param="group_by")
     team_id = q.get("team_id")
-    if not who.is_admin and not who.may_manage_team(team_id):
-        raise PermissionDenied("read usage of a team you administer: pass ?team_id=")
+    who.require_team(team_id, "read usage of a team you administer: pass ?team_id=")
     limit = _int(q.get("limit"), "limit", 100, 1, 1000)
     offset = _int(q.get("offset"), "offset", 0, 0, 10**9)
     rows = await aggregate(
@@ -275,16 +275,14 @@ async def create_team(request: Request) -> Response:
 @router.get("/teams/{team_id}")
 async def get_team(team_id: str, request: Request) -> Response:
     who = await actor(request)
-    if not who.may_manage_team(team_id):
-        raise PermissionDenied("only a global admin or the team's admins may see this team")
+    who.require_team(team_id, "only a global admin or the team's admins may see this team")
     return _json(_team_view(await services(request).accounts.users.team(team_id)))
 
 
 @router.patch("/teams/{team_id}")
 async def update_team(team_id: str, request: Request) -> Response:
     who = await actor(request)
-    if not who.may_manage_team(team_id):
-        raise PermissionDenied("only a global admin or the team's admins may change this team")
+    who.require_team(team_id, "only a global admin or the team's admins may change this team")
     body: TeamUpdate = validated(TeamUpdate, await _body(request))
     values = body.values()
     if set(values) - {"mfa_required"} and not who.is_admin:
@@ -305,8 +303,7 @@ async def update_team(team_id: str, request: Request) -> Response:
 @router.put("/teams/{team_id}/members/{user_id}")
 async def set_member(team_id: str, user_id: str, request: Request) -> Response:
     who = await actor(request)
-    if not who.may_manage_team(team_id):
-        raise PermissionDenied("only a global admin or the team's admins may change members")
+    who.require_team(team_id, "only a global admin or the team's admins may change members")
     body: MemberSet = validated(MemberSet, await _body(request))
     if body.role == "owner" and not (who.is_admin or who.roles.get(team_id) == "owner"):
         raise PermissionDenied("only an owner may make another owner")
@@ -326,8 +323,7 @@ async def set_member(team_id: str, user_id: str, request: Request) -> Response:
 @router.delete("/teams/{team_id}/members/{user_id}")
 async def remove_member(team_id: str, user_id: str, request: Request) -> Response:
     who = await actor(request)
-    if not who.may_manage_team(team_id):
-        raise PermissionDenied("only a global admin or the team's admins may change members")
+    who.require_team(team_id, "only a global admin or the team's admins may change members")
     svc = services(request)
     await svc.accounts.users.remove_member(team_id, user_id)
     await audit(
