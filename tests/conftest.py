@@ -22,10 +22,7 @@ def loop_thread() -> Iterator[LoopThread]:
     loop.close()
 
 
-@pytest.fixture
-def fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
-    """A fresh fake upstream per test, so call counts and faults never leak between tests."""
-
+def _running_fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
     async def make() -> FakeUpstream:
         upstream = FakeUpstream()
         await upstream.start()
@@ -34,6 +31,18 @@ def fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
     upstream = loop_thread.run(make())
     yield upstream
     loop_thread.run(upstream.stop())
+
+
+@pytest.fixture
+def fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
+    """A fresh fake upstream per test, so call counts and faults never leak between tests."""
+    yield from _running_fake(loop_thread)
+
+
+@pytest.fixture
+def second_fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
+    """Another, independent fake: faults queued on one never reach the other."""
+    yield from _running_fake(loop_thread)
 
 
 ParleyFactory = Callable[..., str]

@@ -40,18 +40,6 @@ Serve = Callable[..., str]
 
 
 @pytest.fixture
-def second_fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
-    async def make() -> FakeUpstream:
-        upstream = FakeUpstream()
-        await upstream.start()
-        return upstream
-
-    upstream = loop_thread.run(make())
-    yield upstream
-    loop_thread.run(upstream.stop())
-
-
-@pytest.fixture
 def serve(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Serve]:
     stack = contextlib.ExitStack()
 
