@@ -38,7 +38,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import print_table
+from bench.common import print_table, wait_port
 from parley.testing.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -313,6 +313,39 @@ def require(tool: str, package: str) -> None:
         sys.exit(f"{tool} not found: install it with `apt-get install -y {package}`")
 
 
+def require_tools() -> None:
+    for tool, package in (("nginx", "nginx"), ("wrk", "wrk"), ("taskset", "util-linux")):
+        require(tool, package)
+    if not Path("/usr/lib/nginx/modules/ngx_http_echo_module.so").exists():
+        sys.exit("nginx's echo module is missing: apt-get install -y libnginx-mod-http-echo")
+
+
+@contextlib.contextmanager
+def nginx_upstream(tmp: Path) -> Iterator[str]:
+    """nginx on the load core serving ``/json``, ``/sse`` and ``/slow``; yields its URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["taskset", "-c", LOAD_CORE, "nginx", "-c", str(_nginx_conf(tmp, port))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def parley_command(port: int, config: Path) -> list[str]:
+    return [sys.executable, "-m", "parley", "serve", "--port", str(port), "--config", str(config)]
+
+
+def _row(label: str, c: int, path: str, run: Run, base: Run | None, *, note: str) -> list[object]:
+    added = (run.p50_ms - base.p50_ms, run.p99_ms - base.p99_ms) if base else (0.0, 0.0)
+    return [label, c, path, _errs(run), run.rps, run.p50_ms, run.p99_ms, *added, note]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
@@ -326,10 +359,7 @@ def main() -> None:
         help="seconds per 500 ms-upstream row (the first 0.5 s can complete nothing)",
     )
     args = parser.parse_args()
-    for tool, package in (("nginx", "nginx"), ("wrk", "wrk"), ("taskset", "util-linux")):
-        require(tool, package)
-    if not Path("/usr/lib/nginx/modules/ngx_http_echo_module.so").exists():
-        sys.exit("nginx's echo module is missing: apt-get install -y libnginx-mod-http-echo")
+    require_tools()
     gateways = ["parley"] if args.skip_litellm else ["parley", "litellm"]
     if not args.skip_litellm:
         compile_venv(ensure_litellm())
@@ -337,96 +367,46 @@ def main() -> None:
 
     rows: list[list[object]] = []
     facts: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp_name:
+    direct: dict[tuple[str, int], Run] = {}
+    results: dict[str, dict[tuple[str, int], Run]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp_name,
+        nginx_upstream(Path(tmp_name)) as upstream,
+    ):
         tmp = Path(tmp_name)
-        nginx_port = free_port()
-        nginx = subprocess.Popen(
-            ["taskset", "-c", LOAD_CORE, "nginx", "-c", str(_nginx_conf(tmp, nginx_port))],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(1.0)
-            upstream = f"http://127.0.0.1:{nginx_port}"
-            slow_base = f"{upstream}/slow/v1"
-            direct: dict[tuple[str, int], Run] = {}
-            slow_direct = _lua(tmp, "bench", None, False)
-            for c in args.slow_connections:
-                direct[("slow", c)] = wrk(
-                    f"{slow_base}/chat/completions", slow_direct, c, args.slow_duration
+        slow_base = f"{upstream}/slow/v1"
+        slow_direct = _lua(tmp, "bench", None, False)
+        for c in args.slow_connections:
+            direct[("slow", c)] = wrk(
+                f"{slow_base}/chat/completions", slow_direct, c, args.slow_duration
+            )
+        for stream in (False, True):
+            prefix = "sse" if stream else "json"
+            script = _lua(tmp, "bench", None, stream)
+            for c in args.concurrency:
+                direct[(prefix, c)] = wrk(
+                    f"{upstream}/{prefix}/v1/chat/completions", script, c, args.duration
                 )
-            for stream in (False, True):
-                prefix = "sse" if stream else "json"
-                script = _lua(tmp, "bench", None, stream)
-                for c in args.concurrency:
-                    direct[(prefix, c)] = wrk(
-                        f"{upstream}/{prefix}/v1/chat/completions", script, c, args.duration
-                    )
-            results: dict[str, dict[tuple[str, int], Run]] = {}
-            for gateway in gateways:
-                results[gateway], facts[gateway] = _measure(gateway, tmp, upstream, slow_base, args)
-        finally:
-            nginx.terminate()
-            nginx.wait(10)
+        for gateway in gateways:
+            results[gateway], facts[gateway] = _measure(gateway, tmp, upstream, slow_base, args)
     for (mode, c), base in direct.items():
         if mode == "slow":
             continue
-        rows.append(
-            [mode, c, "direct", _errs(base), base.rps, base.p50_ms, base.p99_ms, 0.0, 0.0, ""]
-        )
+        rows.append(_row(mode, c, "direct", base, None, note=""))
         for gateway in gateways:
             run = results[gateway][(mode, c)]
             ratio = ""
             if gateway == "parley" and "litellm" in results:
                 ratio = f"{run.rps / results['litellm'][(mode, c)].rps:.1f}x"
-            rows.append(
-                [
-                    mode,
-                    c,
-                    gateway,
-                    _errs(run),
-                    run.rps,
-                    run.p50_ms,
-                    run.p99_ms,
-                    run.p50_ms - base.p50_ms,
-                    run.p99_ms - base.p99_ms,
-                    ratio,
-                ]
-            )
+            rows.append(_row(mode, c, gateway, run, base, note=ratio))
     for c in args.slow_connections:
         ideal = c / 0.5
         base = direct[("slow", c)]
         label = f"500ms upstream (ideal {ideal:.0f}/s)"
-        rows.append(
-            [
-                label,
-                c,
-                "direct",
-                _errs(base),
-                base.rps,
-                base.p50_ms,
-                base.p99_ms,
-                0.0,
-                0.0,
-                f"{base.rps / ideal:.0%} of ideal",
-            ]
-        )
+        rows.append(_row(label, c, "direct", base, None, note=f"{base.rps / ideal:.0%} of ideal"))
         for gateway in gateways:
             run = results[gateway][("slow", c)]
-            rows.append(
-                [
-                    label,
-                    c,
-                    gateway,
-                    _errs(run),
-                    run.rps,
-                    run.p50_ms,
-                    run.p99_ms,
-                    run.p50_ms - base.p50_ms,
-                    run.p99_ms - base.p99_ms,
-                    f"{run.rps / ideal:.0%} of ideal",
-                ]
-            )
+            rows.append(_row(label, c, gateway, run, base, note=f"{run.rps / ideal:.0%} of ideal"))
     version = f"LiteLLM {LITELLM_VERSION} (overrides: {', '.join(LITELLM_OVERRIDES)})"
     print(
         f"\n{version}; gateway on core {GATEWAY_CORE}, load and upstreams on core {LOAD_CORE}; "
@@ -485,16 +465,7 @@ def _measure(
             check=True,
         )
         key = created.stdout.strip().splitlines()[-1]
-        command = [
-            sys.executable,
-            "-m",
-            "parley",
-            "serve",
-            "--port",
-            str(port),
-            "--config",
-            str(config),
-        ]
+        command = parley_command(port, config)
     else:
         config.write_text(
             "model_list:\n"
