@@ -255,23 +255,23 @@ async def test_gate_refuses_when_the_queue_is_full_or_the_wait_too_long() -> Non
     assert gate.in_use == 0
 
 
-async def test_retry_after_sets_the_backoff_before_retrying_the_same_deployment() -> None:
-    """The wait is asserted through an injected sleep, not a clock."""
-    g = group("ordered", {"model": "only", "name": "only"}, retries=1)
+def resilience_for(g: Any) -> tuple[Resilience, list[float]]:
+    """A resilience loop over ``g`` whose sleeps are recorded instead of slept."""
     health = HealthBook([g])
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    resilience = Resilience(
-        {"g": g},
-        Router(health, lambda d: FREE),
-        health,
-        Metrics(),
-        sleep=sleep,
-        rng=random.Random(3),  # noqa: S311 - jitter, seeded for repeatability
-    )
+    rng = random.Random(3)  # noqa: S311 - jitter, seeded for repeatability
+    router = Router(health, lambda d: FREE)
+    return Resilience({"g": g}, router, health, Metrics(), sleep=sleep, rng=rng), slept
+
+
+async def test_retry_after_sets_the_backoff_before_retrying_the_same_deployment() -> None:
+    """The wait is asserted through an injected sleep, not a clock."""
+    g = group("ordered", {"model": "only", "name": "only"}, retries=1)
+    resilience, slept = resilience_for(g)
     calls: list[str] = []
 
     async def attempt(deployment: Any) -> str:
