@@ -39,6 +39,7 @@ def chat(text: str, **extra: object) -> ChatRequest:
     ],
 )
 def test_heuristic(text: str, extra: dict[str, object], tier: str) -> None:
+    tokens.encoding()  # the real tokenizer, not the estimate used until it has loaded
     classify = heuristic(balanced_tokens=500, premium_tokens=4000)
     request = chat(text, **extra)
     assert classify(request, tokens.count_prompt(request)) == tier
