@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
 
 from fastapi import FastAPI
@@ -19,6 +19,7 @@ from parley.api.middleware import RequestContextMiddleware
 from parley.config import LoadedModels, Settings, load_models
 from parley.errors import ParleyError
 from parley.gateway import tokens
+from parley.gateway.cache import ResponseCache
 from parley.gateway.pipeline import Gateway
 from parley.gateway.policy import Policies
 from parley.gateway.registry import ModelRegistry
@@ -56,6 +57,14 @@ def create_app(
         registry = ModelRegistry(models.groups, partial(build_provider, pool=pool))
         policies = Policies(services.admission, services.usage, metrics)
         selector = Selector(models.tiered, models.experiments, metrics)
+        cache = ResponseCache(
+            metrics,
+            max_bytes=settings.cache_memory_bytes,
+            max_entries=settings.cache_memory_entries,
+            max_entry_bytes=settings.cache_max_entry_bytes,
+            flight_wait_s=settings.cache_flight_wait_seconds,
+            shared=services.responses,
+        )
         app.state.gateway = Gateway(
             registry,
             metrics,
@@ -63,17 +72,25 @@ def create_app(
             policies=policies,
             selector=selector,
             breaker_sync=services.breaker_sync,
+            cache=cache,
         )
-        listener = await _share_breakers(app.state.gateway, services)
+        listeners = [
+            task
+            for task in (
+                await _share_breakers(app.state.gateway, services),
+                _follow_invalidations(cache, services),
+            )
+            if task is not None
+        ]
         _log_startup(models, settings)
         app.state.started = True
         try:
             yield
         finally:
             app.state.started = False
-            if listener is not None:
-                listener.cancel()
-                await asyncio.gather(listener, return_exceptions=True)
+            for task in listeners:
+                task.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
             await pool.close()
             await services.close()
             log.info("stopped")
@@ -142,15 +159,33 @@ async def _share_breakers(gateway: Gateway, services: Services) -> asyncio.Task[
     except ParleyError as exc:
         log.warning("could not read shared breaker state", error=exc.message)
 
+    return _keep_following(
+        lambda: sync.listen(gateway.apply_breaker), "parley-breakers", "breaker sync"
+    )
+
+
+def _follow_invalidations(cache: ResponseCache, services: Services) -> asyncio.Task[None] | None:
+    """Drop in-process cache entries that another instance invalidated."""
+    shared = services.responses
+    if shared is None:
+        return None
+    return _keep_following(
+        lambda: shared.listen(cache.apply_invalidation), "parley-cache", "cache invalidations"
+    )
+
+
+def _keep_following(
+    listen: Callable[[], Awaitable[None]], name: str, what: str
+) -> asyncio.Task[None]:
     async def follow() -> None:
         while True:
             try:
-                await sync.listen(gateway.apply_breaker)
+                await listen()
             except ParleyError as exc:
-                log.warning("breaker sync interrupted; retrying", error=exc.message)
+                log.warning(f"{what} interrupted; retrying", error=exc.message)
                 await asyncio.sleep(1.0)
 
-    return asyncio.create_task(follow(), name="parley-breakers")
+    return asyncio.create_task(follow(), name=name)
 
 
 def _log_startup(models: LoadedModels, settings: Settings) -> None:

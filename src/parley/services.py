@@ -18,7 +18,7 @@ from parley.identity.sessions import Sessions
 from parley.identity.tokens import TokenSigner
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
-from parley.state import BreakerSync, StateBackend
+from parley.state import BreakerSync, ResponseStore, StateBackend
 from parley.state.memory import MemoryState
 from parley.store import migrate
 from parley.store.db import Database
@@ -37,6 +37,8 @@ class Services:
     usage: UsageRecorder
     accounts: Accounts
     breaker_sync: BreakerSync | None = None
+    responses: ResponseStore | None = None
+    """The shared response-cache tier (Redis), when configured."""
 
     async def close(self) -> None:
         await self.usage.stop()
@@ -50,10 +52,12 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
     state: StateBackend
     queue: UsageQueue
     breaker_sync: BreakerSync | None = None
+    responses: ResponseStore | None = None
     instance = f"parley-{uuid.uuid4().hex[:12]}"
     if settings.redis_url:
         from parley.state.redis import (  # noqa: PLC0415
             RedisBreakerSync,
+            RedisResponseStore,
             RedisState,
             RedisUsageStream,
         )
@@ -65,6 +69,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
         )
         if settings.shared_breakers:
             breaker_sync = RedisBreakerSync(redis_state, instance)
+        responses = RedisResponseStore(redis_state, instance)
     else:
         state = MemoryState()
         queue = MemoryUsageQueue()
@@ -118,7 +123,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
             forget_s=settings.login_failure_forget_seconds,
         ),
     )
-    return Services(settings, db, state, keys, admission, usage, accounts, breaker_sync)
+    return Services(settings, db, state, keys, admission, usage, accounts, breaker_sync, responses)
 
 
 async def _schema(db: Database, settings: Settings) -> None:

@@ -8,6 +8,7 @@ touch ``/admin`` (403), whatever ids they put in the request.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import msgspec
@@ -188,6 +189,47 @@ async def deployments(request: Request) -> Response:
         for name, gate in gates.items()
     ]
     return _json({"object": "list", "data": rows, "groups": groups})
+
+
+@router.delete("/cache")
+async def invalidate_cache(request: Request) -> Response:
+    """Drop cached answers by namespace (``?namespace=`` as in ``x-parley-cache``'s docs,
+    or ``?team_id=``), by model group (``?model=``), or both; sub-namespaces go with their
+    namespace. Global admins may drop anything; team admins their team's namespace."""
+    who = await actor(request)
+    q = request.query_params
+    namespace, team_id, model = q.get("namespace"), q.get("team_id"), q.get("model")
+    if team_id is not None:
+        if namespace is not None:
+            raise InvalidRequest("pass namespace or team_id, not both", param="team_id")
+        namespace = f"team.{team_id}"
+    if namespace is None and model is None:
+        raise InvalidRequest("pass namespace, team_id or model (or several)", param="namespace")
+    if namespace is not None and not _NAMESPACE.fullmatch(namespace):
+        raise InvalidRequest("namespace is not a cache namespace", param="namespace")
+    if not who.is_admin:
+        owner = (
+            namespace.removeprefix("team.") if namespace and namespace.startswith("team.") else None
+        )
+        who.require_team(owner, "only a global admin may drop cache entries beyond one team's")
+    gateway = request.app.state.gateway
+    if model is not None:
+        model = gateway.registry.group(model).name
+    if gateway.cache is None:
+        return _json({"dropped": 0})
+    dropped = await gateway.cache.invalidate(namespace, model)
+    svc = services(request)
+    await audit(
+        svc.db,
+        actor=who.id,
+        action="cache.invalidate",
+        target=f"{namespace or '*'}/{model or '*'}",
+        ip=client_ip(request),
+    )
+    return _json({"dropped": dropped})
+
+
+_NAMESPACE = re.compile(r"(shared|team|key|user)\.[A-Za-z0-9_.-]{1,64}|local")
 
 
 @router.get("/usage")

@@ -14,6 +14,7 @@ from fastapi import Request
 
 from parley.errors import AuthenticationFailed, InvalidRequest
 from parley.gateway.admission import DEFAULT_PRIORITY, PRIORITIES
+from parley.gateway.cachekey import parse_cache_control
 from parley.gateway.caller import Caller
 from parley.gateway.pipeline import CallOptions
 from parley.gateway.router import STRATEGIES
@@ -83,6 +84,7 @@ def call_options(request: Request, caller: Caller) -> CallOptions:
     callers may raise it above the default. ``x-parley-timeout`` (seconds, or the OpenAI
     SDK's own ``x-stainless-timeout``) bounds the whole request, retries and fallbacks
     included. ``x-parley-strategy`` applies only where the group allows an override.
+    ``Cache-Control`` (``no-cache``, ``no-store``, ``max-age``) steers the response cache.
     """
     headers = request.headers
     priority = DEFAULT_PRIORITY
@@ -106,4 +108,11 @@ def call_options(request: Request, caller: Caller) -> CallOptions:
     strategy = headers.get("x-parley-strategy")
     if strategy is not None and strategy not in STRATEGIES:
         raise InvalidRequest(f"x-parley-strategy must be one of {', '.join(STRATEGIES)}")
-    return CallOptions(priority=priority, deadline=deadline, strategy=strategy)
+    cache = None
+    cache_control = headers.get("cache-control")
+    if cache_control is not None:
+        try:
+            cache = parse_cache_control(cache_control)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+    return CallOptions(priority=priority, deadline=deadline, strategy=strategy, cache=cache)

@@ -20,6 +20,7 @@ from parley.config import litellm
 from parley.config.models import (
     DEFAULT_AZURE_API_VERSION,
     BackoffConfig,
+    CacheConfig,
     CircuitBreakerConfig,
     DeploymentConfig,
     ExperimentConfig,
@@ -84,6 +85,7 @@ class ModelGroup:
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
     max_concurrency: int | None = None
     queue: QueueConfig = field(default_factory=QueueConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
     @property
     def concurrency(self) -> int | None:
@@ -233,6 +235,7 @@ def _group(group: ModelGroupConfig, deployments: list[Deployment]) -> ModelGroup
         circuit_breaker=group.circuit_breaker,
         max_concurrency=group.max_concurrency,
         queue=group.queue,
+        cache=group.cache,
     )
 
 

@@ -156,6 +156,25 @@ class DeploymentConfig(_Strict):
         return self.name or f"{group}/{self.provider}/{self.model}"
 
 
+class CacheConfig(_Strict):
+    """Response caching for a model group (``gateway/cache.py``). Off unless enabled."""
+
+    enabled: bool = False
+    ttl: float = Field(default=3600.0, gt=0)
+    """Seconds an answer is served from the cache."""
+    max_temperature: float | None = Field(default=None, ge=0)
+    """Requests sampling hotter than this are not cached (null: any temperature)."""
+    namespace: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """A namespace shared by every caller of this group. Unset (the default), each team
+    (else each API key) has its own, so no answer crosses tenants."""
+    semantic: bool = False
+    """Also answer near-identical final user turns (``gateway/semantic.py``)."""
+    threshold: float = Field(default=0.9, gt=0, le=1)
+    """Cosine similarity a semantic hit needs (see docs/benchmarks.md for the choice)."""
+    embedder: str = "local"
+    """``local`` (all-MiniLM-L6-v2, ``parley[semantic]``) or an embeddings model group."""
+
+
 class ModelGroupConfig(_Strict):
     name: str = Field(min_length=1, pattern=r"^[^\s/][^\s]*$")
     deployments: list[DeploymentConfig] = Field(min_length=1)
@@ -182,6 +201,7 @@ class ModelGroupConfig(_Strict):
     """Concurrent requests for the whole group; default: the sum of its deployments'
     ``max_concurrency`` when every deployment sets one, else unbounded."""
     queue: QueueConfig = QueueConfig()
+    cache: CacheConfig = CacheConfig()
 
 
 Tier = Literal["fast", "balanced", "premium"]

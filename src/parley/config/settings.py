@@ -88,6 +88,17 @@ class Settings(BaseSettings):
     another instance after this long."""
     key_cache_seconds: float = Field(default=30.0, ge=0)
 
+    # --- response cache (per-group switches live in the model file) -----------------------
+    cache_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    """The in-process cache (L1) holds at most this many bytes of answers..."""
+    cache_memory_entries: int = Field(default=10_000, ge=0)
+    """...and at most this many answers; the least recently used go first."""
+    cache_max_entry_bytes: int = Field(default=1024 * 1024, ge=1)
+    """Answers larger than this (encoded) are never cached."""
+    cache_flight_wait_seconds: float = Field(default=30.0, ge=0)
+    """Identical requests arriving while one is being answered wait this long for its
+    answer, then call upstream themselves."""
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

@@ -23,14 +23,18 @@ from parley.errors import InvalidRequest, ParleyError, UpstreamProtocolError
 from parley.gateway import params, tokens
 from parley.gateway.admission import DEFAULT_PRIORITY
 from parley.gateway.breaker import BreakerState
+from parley.gateway.cache import CachedAnswer, Flight, ResponseCache
+from parley.gateway.cachekey import CachePlan, merge_directives, plan_for
 from parley.gateway.caller import ANONYMOUS, Caller
 from parley.gateway.health import HealthBook
 from parley.gateway.policy import Call, Policies
 from parley.gateway.registry import ModelRegistry
+from parley.gateway.replay import Assembler, replay
 from parley.gateway.resilience import Lease, Outcome, Resilience
 from parley.gateway.router import Router, RouteRequest
 from parley.gateway.selector import Selection, Selector
 from parley.gateway.types import (
+    CacheDirective,
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
@@ -55,6 +59,8 @@ class CallOptions:
     deadline: float | None = None
     """Absolute ``loop.time()`` by which the whole request must be done."""
     strategy: Strategy | None = None
+    cache: CacheDirective | None = None
+    """From the ``Cache-Control`` header; merged with the body's ``cache`` object."""
 
 
 DEFAULT_OPTIONS = CallOptions()
@@ -84,6 +90,23 @@ class EmbeddingOutcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+CACHE_DEPLOYMENT = "cache"
+"""What ``x-parley-deployment`` says of an answer served from the cache."""
+
+
+@dataclass(slots=True)
+class _Lookup:
+    """What the cache said: the plan (None: the group does not cache), a hit, or the
+    flight this request leads."""
+
+    plan: CachePlan | None = None
+    answer: CachedAnswer | None = None
+    flight: Flight | None = None
+
+
+NO_LOOKUP = _Lookup()
+
+
 @dataclass(slots=True)
 class _Prepared:
     provider: Provider
@@ -102,8 +125,10 @@ class Gateway:
         health: HealthBook | None = None,
         selector: Selector | None = None,
         breaker_sync: BreakerSync | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.registry = registry
+        self.cache = cache
         self._breaker_sync = breaker_sync
         self._background: set[asyncio.Task[None]] = set()
         self.selector = selector or Selector([], [], metrics)
@@ -156,17 +181,11 @@ class Gateway:
         assert selection is not None
         return msgspec.structs.replace(request, model=selection.group), selection
 
-    async def _routed_chat(
-        self,
-        request: ChatRequest,
-        caller: Caller,
-        request_id: str,
-        options: CallOptions,
-        attempt: Callable[[ModelGroup, ChatRequest, Deployment], Awaitable[T]],
-    ) -> tuple[ChatRequest, Call, Outcome[T]]:
-        """What every chat request does up to its first byte: resolve a virtual model,
-        admit the caller, then route and call with resilience. Returns the request as
-        routed (its ``model`` is the serving group)."""
+    async def _admitted(
+        self, request: ChatRequest, caller: Caller, request_id: str
+    ) -> tuple[ChatRequest, ModelGroup, Call]:
+        """Resolve a virtual model (tiered, experiment), then admit the caller. Returns the
+        request as it will be served (its ``model`` is the serving group)."""
         requested = request.model
         request, selection = self._select(request, caller)
         group = self.registry.group(request.model)
@@ -180,6 +199,60 @@ class Gateway:
         )
         if selection is not None:
             call.route(selection.tier, selection.variant, selection.reason)
+        return request, group, call
+
+    async def _lookup(
+        self,
+        call: Call,
+        group: ModelGroup,
+        request: ChatRequest,
+        directive: CacheDirective | None,
+    ) -> _Lookup:
+        """Ask the cache, where the group has one. A hit finishes the call; a miss may make
+        this request the leader of a single flight, which its caller must ``land``."""
+        if self.cache is None or not group.cache.enabled:
+            return NO_LOOKUP
+        plan = plan_for(request, group.name, call.caller, group.cache, directive)
+        if plan is None:
+            return NO_LOOKUP
+        answer: CachedAnswer | None = None
+        flight: Flight | None = None
+        try:
+            answer = await self.cache.get(plan)
+            if answer is None:
+                joined = await self.cache.join(plan)
+                if isinstance(joined, CachedAnswer):
+                    answer = joined
+                else:
+                    flight = joined
+        except BaseException:  # cancelled while waiting for a leader
+            await self.policies.finish(call, status=499)
+            raise
+        call.cache = "hit" if answer is not None else plan.outcome_if_missed
+        self._metrics.child(self._metrics.cache_lookups, group.name, call.cache).inc()
+        if answer is not None:
+            call.first_token()
+            await self.policies.finish(call, status=200, usage=answer.completion.usage)
+        return _Lookup(plan, answer, flight)
+
+    async def _store(self, lookup: _Lookup, completion: ChatCompletion | None) -> bytes | None:
+        if self.cache is None or lookup.plan is None or completion is None:
+            return None
+        return await self.cache.put(lookup.plan, completion)
+
+    def _land(self, lookup: _Lookup, stored: bytes | None) -> None:
+        if self.cache is not None and lookup.flight is not None:
+            self.cache.land(lookup.flight, stored)
+
+    async def _routed(
+        self,
+        call: Call,
+        group: ModelGroup,
+        request: ChatRequest,
+        options: CallOptions,
+        attempt: Callable[[ModelGroup, ChatRequest, Deployment], Awaitable[T]],
+    ) -> Outcome[T]:
+        """Route and call with resilience, up to the first byte."""
         route = RouteRequest(
             prompt_tokens=lambda: tokens.count_prompt(request),
             max_tokens=request.output_limit or 0,
@@ -190,7 +263,7 @@ class Gateway:
         )
         outcome.lease.first_byte()
         call.first_token()
-        return request, call, outcome
+        return outcome
 
     async def _run(
         self,
@@ -255,13 +328,21 @@ class Gateway:
         request_id: str = "",
         options: CallOptions = DEFAULT_OPTIONS,
     ) -> ChatOutcome:
-        _, call, outcome = await self._routed_chat(
-            request, caller, request_id, options, self._complete
-        )
-        completion, prepared = outcome.value
-        if completion.usage is None:
-            completion.usage = _counted_usage(prepared.request, _completion_text(completion))
-        await self._succeeded(call, outcome.lease, completion.usage)
+        request, directive = _cache_directive(request, options)
+        request, group, call = await self._admitted(request, caller, request_id)
+        lookup = await self._lookup(call, group, request, directive)
+        if lookup.answer is not None:
+            return ChatOutcome(lookup.answer.completion, CACHE_DEPLOYMENT, [], call.headers)
+        stored: bytes | None = None
+        try:
+            outcome = await self._routed(call, group, request, options, self._complete)
+            completion, prepared = outcome.value
+            if completion.usage is None:
+                completion.usage = _counted_usage(prepared.request, _completion_text(completion))
+            await self._succeeded(call, outcome.lease, completion.usage)
+            stored = await self._store(lookup, completion)
+        finally:
+            self._land(lookup, stored)
         label = outcome.lease.deployment.label
         return ChatOutcome(completion, label, prepared.dropped, call.headers)
 
@@ -301,16 +382,40 @@ class Gateway:
         request_id: str = "",
         options: CallOptions = DEFAULT_OPTIONS,
     ) -> AsyncIterator[StreamOutcome]:
-        """Entering admits the caller, routes, and reads the first chunk: every failure up
-        to there (including a slow first token) can still be retried elsewhere or become a
-        proper HTTP error. Leaving closes upstream and settles whatever was generated."""
-        request, call, outcome = await self._routed_chat(
-            request, caller, request_id, options, self._open
-        )
+        """Entering admits the caller, asks the cache, routes, and reads the first chunk:
+        every failure up to there (including a slow first token) can still be retried
+        elsewhere or become a proper HTTP error. Leaving closes upstream and settles
+        whatever was generated; a stream is cached only when it completed."""
+        request, directive = _cache_directive(request, options)
+        request, group, call = await self._admitted(request, caller, request_id)
+        lookup = await self._lookup(call, group, request, directive)
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        if lookup.answer is not None:
+            chunks = replay(lookup.answer.completion, include_usage=include_usage)
+            yield StreamOutcome(_iterate(chunks), CACHE_DEPLOYMENT, [], call.headers)
+            return
+        tally = _Tally(assembler=Assembler() if lookup.plan and lookup.plan.store else None)
+        try:
+            outcome = await self._routed(call, group, request, options, self._open)
+            async with self._upstream_stream(
+                call, outcome, include_usage=include_usage, tally=tally, lookup=lookup
+            ) as opened:
+                yield opened
+        finally:
+            self._land(lookup, tally.stored)
+
+    @contextlib.asynccontextmanager
+    async def _upstream_stream(
+        self,
+        call: Call,
+        outcome: Outcome[tuple[_OpenStream, _Prepared]],
+        *,
+        include_usage: bool,
+        tally: _Tally,
+        lookup: _Lookup,
+    ) -> AsyncIterator[StreamOutcome]:
         opened, prepared = outcome.value
         lease = outcome.lease
-        include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        tally = _Tally()
         try:
             chunks = self._accounted(
                 prepared.request,
@@ -319,6 +424,7 @@ class Gateway:
                 call=call,
                 tally=tally,
                 lease=lease,
+                lookup=lookup,
             )
             yield StreamOutcome(chunks, lease.deployment.label, prepared.dropped, call.headers)
         except BaseException as exc:
@@ -344,9 +450,11 @@ class Gateway:
         call: Call,
         tally: _Tally,
         lease: Lease,
+        lookup: _Lookup,
     ) -> ChunkStream:
         usage: Usage | None = None
         text = tally.text
+        assembler = tally.assembler
         last: ChatCompletionChunk | None = None
         try:
             async for chunk in upstream:
@@ -363,6 +471,8 @@ class Gateway:
                     for tool_call in delta.tool_calls or []:
                         if tool_call.function and tool_call.function.arguments:
                             text.append(tool_call.function.arguments)
+                if assembler is not None:
+                    assembler.add(chunk)
                 last = chunk
                 yield chunk
         except ParleyError as exc:
@@ -373,6 +483,8 @@ class Gateway:
         # Settled and recorded before the stream's end reaches the client: a client that
         # saw [DONE] can rely on its usage record existing (in Redis, when configured).
         await self._succeeded(call, lease, usage)
+        if assembler is not None:
+            tally.stored = await self._store(lookup, assembler.completion(usage))
         if include_usage and last is not None:
             yield ChatCompletionChunk(
                 last.id,
@@ -460,6 +572,25 @@ class _Tally:
 
     text: list[str] = field(default_factory=list)
     status: int = 499  # client closed the request, unless an upstream error says otherwise
+    assembler: Assembler | None = None
+    """Set when the answer may be cached: collects it, to store once it is complete."""
+    stored: bytes | None = None
+
+
+async def _iterate(chunks: list[ChatCompletionChunk]) -> ChunkStream:
+    for chunk in chunks:
+        yield chunk
+
+
+def _cache_directive(
+    request: ChatRequest, options: CallOptions
+) -> tuple[ChatRequest, CacheDirective | None]:
+    """Take Parley's ``cache`` extension out of the body (no provider may see it) and merge
+    it with the ``Cache-Control`` header's."""
+    if request.cache is None:
+        return request, options.cache
+    directive = merge_directives(request.cache, options.cache)
+    return msgspec.structs.replace(request, cache=None), directive
 
 
 def _completion_text(completion: ChatCompletion) -> str:

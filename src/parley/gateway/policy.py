@@ -35,10 +35,22 @@ class Call:
     finished: bool = False
     route_tier: str | None = None
     route_headers: dict[str, str] = field(default_factory=dict)
+    cache: str | None = None
+    """The cache's verdict: hit, semantic-hit, miss or bypass (None: no cache)."""
+    similarity: float | None = None
 
     @property
     def headers(self) -> dict[str, str]:
-        return {**self.ticket.headers, **self.route_headers}
+        headers = {**self.ticket.headers, **self.route_headers}
+        if self.cache is not None:
+            headers["x-parley-cache"] = self.cache
+            if self.similarity is not None:
+                headers["x-parley-cache-similarity"] = f"{self.similarity:.4f}"
+        return headers
+
+    @property
+    def served_from_cache(self) -> bool:
+        return self.cache is not None and self.cache.endswith("hit")
 
     def route(self, tier: str | None, variant: str | None, reason: str) -> None:
         """Record a tiered or experiment decision: response headers and the usage record."""
@@ -146,9 +158,13 @@ class Policies:
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
             cost_usd=charged / 1e9,
+            cache=call.cache,
         )
         if self.admission is not None:
-            used = usage.total_tokens if usage is not None else 0
+            # An answer from the cache spent no upstream tokens: it counts as a request
+            # against rate limits, not against token limits.
+            cached = call.served_from_cache
+            used = usage.total_tokens if usage is not None and not cached else 0
             await self.admission.settle(call.ticket, tokens=used, cost_nusd=charged)
         if self.usage is not None:
             await self.usage.record(
@@ -167,5 +183,6 @@ class Policies:
                     cost_nusd=charged,
                     latency_ms=latency_ms,
                     ttft_ms=call.ttft_ms,
+                    cache=call.cache,
                 )
             )

@@ -130,6 +130,22 @@ class StreamOptions(Struct, omit_defaults=True):
     include_usage: bool = False
 
 
+class CacheDirective(Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """Per-request cache controls: the body's ``cache`` object, merged with the
+    ``Cache-Control`` header by the API layer. Never forwarded upstream."""
+
+    no_cache: bool = msgspec.field(default=False, name="no-cache")
+    """Do not answer from the cache (a fresh answer is still stored)."""
+    no_store: bool = msgspec.field(default=False, name="no-store")
+    """Do not store this answer."""
+    ttl: Annotated[float, Meta(gt=0, le=30 * 86400)] | None = None
+    """Seconds to keep this answer, instead of the group's ``ttl``."""
+    namespace: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    """A sub-namespace inside the caller's own (never another tenant's)."""
+    max_age: Annotated[float, Meta(ge=0)] | None = msgspec.field(default=None, name="max-age")
+    """Accept only answers stored at most this many seconds ago."""
+
+
 Temperature = Annotated[float, Meta(ge=0, le=2)]
 UnitInterval = Annotated[float, Meta(ge=0, le=1)]
 Penalty = Annotated[float, Meta(ge=-2, le=2)]
@@ -164,6 +180,8 @@ class ChatRequest(Struct, omit_defaults=True):
     # (SSRF guard); never forwarded upstream.
     api_base: str | None = None
     base_url: str | None = None
+    cache: CacheDirective | None = None
+    """Parley's own extension; the gateway removes it before any provider sees it."""
 
     @property
     def output_limit(self) -> int | None:

@@ -165,6 +165,18 @@ class Metrics:
             ["model", "tier"],
             registry=self.registry,
         )
+        self.cache_lookups = Counter(
+            "parley_cache_lookups",
+            "Response cache outcomes per request (hit, semantic-hit, miss, bypass)",
+            ["model_group", "outcome"],
+            registry=self.registry,
+        )
+        self.cache_stores = Counter(
+            "parley_cache_stores",
+            "Answers offered to the response cache, by what became of them",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.experiment_requests = Counter(
             "parley_experiment_requests",
             "Requests per experiment variant",

@@ -138,6 +138,25 @@ class BreakerSync(Protocol):
         """Apply other instances' transitions until cancelled."""
 
 
+Invalidate = Callable[[str | None, str | None], None]
+"""Drop cached answers of a namespace and/or a model group (None: any)."""
+
+
+class ResponseStore(Protocol):
+    """The shared tier (L2) of the response cache; the in-process tier sits in front of it.
+    Entries expire by themselves after their TTL."""
+
+    async def get(self, address: str) -> bytes | None: ...
+
+    async def put(self, address: str, data: bytes, ttl_ms: int) -> None: ...
+
+    async def drop(self, namespace: str | None, group: str | None) -> int:
+        """Delete matching entries and tell every instance to drop its own copies."""
+
+    async def listen(self, apply: Invalidate) -> None:
+        """Apply other instances' invalidations until cancelled."""
+
+
 def lockout_seconds(count: int, *, threshold: int, base_s: float, cap_s: float) -> float:
     """After ``threshold`` failures: base, doubling per further failure, capped."""
     if count < threshold:

@@ -40,3 +40,27 @@ BREAKER_CHANNEL = f"{PREFIX}breakers"
 def breaker(label: str) -> str:
     """Set while a deployment's breaker is open somewhere; expires with its cooldown."""
     return f"{PREFIX}breaker:{label}"
+
+
+CACHE_CHANNEL = f"{PREFIX}cache:invalidate"
+
+
+def cache_entry(address: str) -> str:
+    """A cached answer; ``address`` is ``namespace:group:digest`` (``gateway/cachekey.py``)."""
+    return f"{PREFIX}cache:e:{address}"
+
+
+SUB_NAMESPACE = ".sub."
+"""Joins a namespace and a request's sub-namespace (``team.<id>.sub.<name>``)."""
+
+
+def cache_patterns(namespace: str | None, group: str | None) -> list[str]:
+    """SCAN patterns for invalidation: the namespace and its sub-namespaces. The parts hold
+    no glob characters (namespaces are validated, groups quoted)."""
+    g = group or "*"
+    if namespace is None:
+        return [cache_entry(f"*:{g}:*")]
+    return [
+        cache_entry(f"{namespace}:{g}:*"),
+        cache_entry(f"{namespace}{SUB_NAMESPACE}*:{g}:*"),
+    ]

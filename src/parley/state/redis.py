@@ -7,7 +7,7 @@ redis-py exceptions are translated to ``StateError`` here; nothing from redis le
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -20,13 +20,22 @@ from parley.state.base import (
     Absent,
     BreakerApply,
     Check,
+    Invalidate,
     Settle,
     Slot,
     Spend,
     Verdict,
     Window,
 )
-from parley.state.keys import BREAKER_CHANNEL, USAGE_GROUP, USAGE_STREAM, breaker
+from parley.state.keys import (
+    BREAKER_CHANNEL,
+    CACHE_CHANNEL,
+    USAGE_GROUP,
+    USAGE_STREAM,
+    breaker,
+    cache_entry,
+    cache_patterns,
+)
 
 # ARGV per check: kind, limit, cost, param (window: bucket ms; slot: ttl ms; spend: unused)
 # and member (slot lease). Returns {allowed, failed, retry_ms, then per check: remaining,
@@ -386,19 +395,70 @@ class RedisBreakerSync:
         return {label: ttl / 1000 for label, ttl in zip(labels, ttls, strict=True) if ttl > 0}
 
     async def listen(self, apply: BreakerApply) -> None:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        try:
-            async with _mapped():
-                await self._follow(pubsub, apply)
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        def on_message(data: dict[str, Any]) -> None:
+            apply(str(data["d"]), str(data["s"]), float(data["t"]))
 
-    async def _follow(self, pubsub: Any, apply: BreakerApply) -> None:
-        await pubsub.subscribe(BREAKER_CHANNEL)
-        async for message in pubsub.listen():
-            try:
-                data = msgspec.json.decode(message["data"])
-            except (msgspec.DecodeError, TypeError, KeyError):
-                continue
-            if data.get("i") != self._instance:
-                apply(str(data["d"]), str(data["s"]), float(data["t"]))
+        await _listen(self._client, BREAKER_CHANNEL, self._instance, on_message)
+
+
+class RedisResponseStore:
+    """Cached answers as plain keys with a TTL; invalidations are SCAN + UNLINK here and a
+    pub/sub message so every instance drops its in-process copies too."""
+
+    def __init__(self, state: RedisState, instance: str) -> None:
+        self._client = state.client
+        self._instance = instance
+
+    async def get(self, address: str) -> bytes | None:
+        async with _mapped():
+            data = await self._client.get(cache_entry(address))
+        return data if isinstance(data, bytes) or data is None else data.encode()
+
+    async def put(self, address: str, data: bytes, ttl_ms: int) -> None:
+        async with _mapped():
+            await self._client.set(cache_entry(address), data, px=max(1, ttl_ms))
+
+    async def drop(self, namespace: str | None, group: str | None) -> int:
+        dropped = 0
+        async with _mapped():
+            for pattern in cache_patterns(namespace, group):
+                batch: list[bytes] = []
+                async for key in self._client.scan_iter(match=pattern, count=500):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        dropped += await self._client.unlink(*batch)
+                        batch.clear()
+                if batch:
+                    dropped += await self._client.unlink(*batch)
+            message = {"i": self._instance, "n": namespace, "g": group}
+            await self._client.publish(CACHE_CHANNEL, msgspec.json.encode(message))
+        return dropped
+
+    async def listen(self, apply: Invalidate) -> None:
+        def on_message(data: dict[str, Any]) -> None:
+            apply(data.get("n"), data.get("g"))
+
+        await _listen(self._client, CACHE_CHANNEL, self._instance, on_message)
+
+
+async def _listen(
+    client: aioredis.Redis,
+    channel: str,
+    instance: str,
+    on_message: Callable[[dict[str, Any]], None],
+) -> None:
+    """Follow a channel until cancelled, skipping this instance's own messages and any
+    message that is not a JSON object from Parley."""
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        async with _mapped():
+            await pubsub.subscribe(channel)
+            async for message in pubsub.listen():
+                try:
+                    data = msgspec.json.decode(message["data"])
+                    if data.get("i") != instance:
+                        on_message(data)
+                except (msgspec.DecodeError, TypeError, KeyError, AttributeError, ValueError):
+                    continue
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
