@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -30,6 +31,10 @@ from parley.observability.redact import redactor
 from parley.providers.factory import build_provider
 from parley.providers.http import UpstreamPool
 from parley.services import Services, open_services
+
+if TYPE_CHECKING:
+    from parley.gateway.embedders import EmbedTexts
+    from parley.gateway.semantic import SemanticCache
 
 log = get_logger(__name__)
 
@@ -57,6 +62,12 @@ def create_app(
         registry = ModelRegistry(models.groups, partial(build_provider, pool=pool))
         policies = Policies(services.admission, services.usage, metrics)
         selector = Selector(models.tiered, models.experiments, metrics)
+        semantic = _semantic_cache(
+            models,
+            # late-bound on purpose: the gateway is built after its cache
+            lambda group, texts: app.state.gateway.embed_texts(group, texts),  # noqa: PLW0108
+            settings.cache_semantic_entries,
+        )
         cache = ResponseCache(
             metrics,
             max_bytes=settings.cache_memory_bytes,
@@ -64,6 +75,7 @@ def create_app(
             max_entry_bytes=settings.cache_max_entry_bytes,
             flight_wait_s=settings.cache_flight_wait_seconds,
             shared=services.responses,
+            semantic=semantic,
         )
         app.state.gateway = Gateway(
             registry,
@@ -92,6 +104,8 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*listeners, return_exceptions=True)
             await pool.close()
+            if semantic is not None:
+                semantic.close()
             await services.close()
             log.info("stopped")
 
@@ -117,7 +131,19 @@ def create_app(
     async def shared_state() -> str | None:
         return await app.state.services.state.ping() if app.state.started else None
 
-    app.state.readiness = {"config": config_loaded, "database": database, "state": shared_state}
+    async def embedder() -> str | None:
+        cache = app.state.gateway.cache if app.state.started else None
+        if cache is None or cache.semantic is None:
+            return None
+        loading = [name for name in cache.semantic.embedders if not cache.semantic.ready(name)]
+        return f"embedding model loading: {', '.join(loading)}" if loading else None
+
+    app.state.readiness = {
+        "config": config_loaded,
+        "database": database,
+        "state": shared_state,
+        "semantic_cache": embedder,
+    }
     install_error_handlers(app)
     app.include_router(openai.router)
     app.include_router(health.router)
@@ -186,6 +212,18 @@ def _keep_following(
                 await asyncio.sleep(1.0)
 
     return asyncio.create_task(follow(), name=name)
+
+
+def _semantic_cache(
+    models: LoadedModels, embed_texts: EmbedTexts, max_entries: int
+) -> SemanticCache | None:
+    """Imported only when a group asks for it: numpy and the models stay out of the
+    process otherwise (start-up time and idle memory)."""
+    if not any(g.cache.enabled and g.cache.semantic for g in models.groups):
+        return None
+    from parley.gateway.semantic import build_semantic_cache  # noqa: PLC0415
+
+    return build_semantic_cache(models.groups, embed_texts, max_entries=max_entries)
 
 
 def _log_startup(models: LoadedModels, settings: Settings) -> None:

@@ -325,3 +325,50 @@ def _eventually(check: Callable[[], bool], attempts: int = 50) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition never held")
+
+
+# --- the semantic layer, through the API -------------------------------------------------
+
+
+def wait_ready(parley: Parley, attempts: int = 600) -> None:
+    """The local embedding model loads in the background; readiness says when it has."""
+    for _ in range(attempts):
+        if parley.http.get("/health/ready").status_code == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError(parley.http.get("/health/ready").text)
+
+
+def ask(parley: Parley, text: str, system: str | None = None, key: str = ADMIN) -> httpx.Response:
+    messages = [{"role": "system", "content": system}] if system else []
+    return parley.chat(key, messages=[*messages, {"role": "user", "content": text}])
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"], indirect=True)
+def test_a_paraphrase_is_a_semantic_hit_within_its_context_only(
+    start: Start, fake: FakeUpstream
+) -> None:
+    parley = start([group(fake, semantic=True, threshold=0.8)])
+    wait_ready(parley)
+    first = ask(parley, "How do I reset my password?", system="Be brief.")
+    assert first.headers["x-parley-cache"] == "miss"
+    again = ask(parley, "how can I reset my password", system="Be brief.")
+    assert again.headers["x-parley-cache"] == "semantic-hit"
+    assert 0.8 <= float(again.headers["x-parley-cache-similarity"]) < 1.0
+    assert content(again) == content(first)
+    assert upstream_calls(fake) == 1
+    # another system prompt, a trap, another team: all go upstream
+    assert (
+        ask(parley, "how can I reset my password", system="Be verbose.").headers["x-parley-cache"]
+        == "miss"
+    )
+    assert (
+        ask(parley, "How do I not reset my password?", system="Be brief.").headers["x-parley-cache"]
+        == "miss"
+    )
+    other = parley.team_key("other")
+    assert (
+        ask(parley, "how can I reset my password", "Be brief.", key=other).headers["x-parley-cache"]
+        == "miss"
+    )
+    assert upstream_calls(fake) == 4

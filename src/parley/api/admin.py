@@ -199,19 +199,18 @@ async def invalidate_cache(request: Request) -> Response:
     who = await actor(request)
     q = request.query_params
     namespace, team_id, model = q.get("namespace"), q.get("team_id"), q.get("model")
-    if team_id is not None:
-        if namespace is not None:
-            raise InvalidRequest("pass namespace or team_id, not both", param="team_id")
+    if team_id is not None and namespace is None:
         namespace = f"team.{team_id}"
+    if not who.is_admin:  # rights first: a team admin may drop only their team's namespace
+        team = namespace.removeprefix("team.").split(".", 1)[0] if namespace else None
+        owned = team if namespace and namespace.startswith("team.") else None
+        who.require_team(owned, "only a global admin may drop cache entries beyond one team's")
+    if team_id is not None and namespace != f"team.{team_id}":
+        raise InvalidRequest("pass namespace or team_id, not both", param="team_id")
     if namespace is None and model is None:
         raise InvalidRequest("pass namespace, team_id or model (or several)", param="namespace")
     if namespace is not None and not _NAMESPACE.fullmatch(namespace):
         raise InvalidRequest("namespace is not a cache namespace", param="namespace")
-    if not who.is_admin:
-        owner = (
-            namespace.removeprefix("team.") if namespace and namespace.startswith("team.") else None
-        )
-        who.require_team(owner, "only a global admin may drop cache entries beyond one team's")
     gateway = request.app.state.gateway
     if model is not None:
         model = gateway.registry.group(model).name

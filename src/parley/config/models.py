@@ -169,8 +169,10 @@ class CacheConfig(_Strict):
     (else each API key) has its own, so no answer crosses tenants."""
     semantic: bool = False
     """Also answer near-identical final user turns (``gateway/semantic.py``)."""
-    threshold: float = Field(default=0.9, gt=0, le=1)
-    """Cosine similarity a semantic hit needs (see docs/benchmarks.md for the choice)."""
+    threshold: float = Field(default=0.98, gt=0, le=1)
+    """Cosine similarity a semantic hit needs. The default is the lowest at which the local
+    embedder kept precision at 0.95 on Quora question pairs (docs/benchmarks.md); lower
+    it for traffic of near-verbatim repeats, where recall matters more."""
     embedder: str = "local"
     """``local`` (all-MiniLM-L6-v2, ``parley[semantic]``) or an embeddings model group."""
 

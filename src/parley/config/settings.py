@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     """...and at most this many answers; the least recently used go first."""
     cache_max_entry_bytes: int = Field(default=1024 * 1024, ge=1)
     """Answers larger than this (encoded) are never cached."""
+    cache_semantic_entries: int = Field(default=100_000, ge=1)
+    """Questions the semantic cache indexes (about 1.6 KB each); the oldest leave first."""
     cache_flight_wait_seconds: float = Field(default=30.0, ge=0)
     """Identical requests arriving while one is being answered wait this long for its
     answer, then call upstream themselves."""

@@ -15,7 +15,8 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from urllib.parse import quote
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
 
 import msgspec
 
@@ -27,6 +28,9 @@ from parley.observability.metrics import Metrics
 from parley.state import ResponseStore
 from parley.state.keys import SUB_NAMESPACE
 
+if TYPE_CHECKING:  # numpy loads only where a group uses the semantic cache
+    from parley.gateway.semantic import SemanticCache
+
 log = get_logger(__name__)
 
 
@@ -34,7 +38,6 @@ class CachedAnswer(msgspec.Struct, array_like=True):
     created_ms: int
     expires_ms: int
     completion: ChatCompletion
-    similarity: float | None = None
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -115,9 +118,11 @@ class ResponseCache:
         max_entry_bytes: int,
         flight_wait_s: float,
         shared: ResponseStore | None = None,
+        semantic: SemanticCache | None = None,
     ) -> None:
         self.memory = MemoryLRU(max_bytes=max_bytes, max_entries=max_entries)
         self.shared = shared
+        self.semantic = semantic
         self._metrics = metrics
         self._max_entry = max_entry_bytes
         self._flight_wait = flight_wait_s
@@ -126,22 +131,28 @@ class ResponseCache:
     async def get(self, plan: CachePlan) -> CachedAnswer | None:
         if not plan.read:
             return None
+        return await self.at(plan.address, plan.max_age_s)
+
+    async def at(self, address: str, max_age_s: float | None = None) -> CachedAnswer | None:
+        """The answer stored under ``address`` (L1, else L2, which warms L1), if fresh."""
         now = _now_ms()
-        data = self.memory.get(plan.address, now)
-        if data is None and self.shared is not None:
-            data = await self._shared_get(plan.address)
-            if data is not None:
-                answer = _decode(data)
-                self.memory.put(plan.address, data, answer.expires_ms)
+        data = self.memory.get(address, now)
+        if data is not None:
+            return self._fresh(_decode(data), max_age_s, now)
+        if self.shared is None:
+            return None
+        data = await self._shared_get(address)
         if data is None:
             return None
-        return self._fresh(_decode(data), plan, now)
+        answer = _decode(data)
+        self.memory.put(address, data, answer.expires_ms)
+        return self._fresh(answer, max_age_s, now)
 
     @staticmethod
-    def _fresh(answer: CachedAnswer, plan: CachePlan, now: int) -> CachedAnswer | None:
+    def _fresh(answer: CachedAnswer, max_age_s: float | None, now: int) -> CachedAnswer | None:
         if answer.expires_ms <= now:
             return None
-        if plan.max_age_s is not None and now - answer.created_ms > plan.max_age_s * 1000:
+        if max_age_s is not None and now - answer.created_ms > max_age_s * 1000:
             return None
         return answer
 
@@ -196,7 +207,7 @@ class ResponseCache:
             except TimeoutError:
                 return None
             if data is not None:
-                return self._fresh(_decode(data), plan, _now_ms())
+                return self._fresh(_decode(data), plan.max_age_s, _now_ms())
             # The leader failed: loop, and one of the waiters leads next.
 
     def land(self, flight: Flight, data: bytes | None) -> None:
@@ -210,6 +221,8 @@ class ResponseCache:
         """Drop entries here and in the shared tier (which tells the other instances)."""
         quoted = quote(group, safe="") if group is not None else None
         dropped = self.memory.drop(namespace, quoted)
+        if self.semantic is not None:
+            self.semantic.drop(namespace, group)
         if self.shared is not None:
             dropped = max(dropped, await self.shared.drop(namespace, quoted))
         return dropped
@@ -217,3 +230,6 @@ class ResponseCache:
     def apply_invalidation(self, namespace: str | None, quoted_group: str | None) -> None:
         """Another instance's invalidation (``ResponseStore.listen`` calls this)."""
         self.memory.drop(namespace, quoted_group)
+        if self.semantic is not None:
+            group = unquote(quoted_group) if quoted_group is not None else None
+            self.semantic.drop(namespace, group)

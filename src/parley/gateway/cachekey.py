@@ -17,7 +17,7 @@ import msgspec
 
 from parley.config.models import CacheConfig
 from parley.gateway.caller import Caller
-from parley.gateway.types import CacheDirective, ChatRequest
+from parley.gateway.types import CacheDirective, ChatRequest, UserMessage, text_of
 from parley.state.keys import SUB_NAMESPACE
 
 OPENAI_DEFAULT_TEMPERATURE = 1.0
@@ -102,6 +102,31 @@ def plan_for(
         ttl_s=d.ttl or config.ttl,
         max_age_s=d.max_age,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    context: str
+    """Namespace, group and the digest of the request without its final user turn."""
+    text: str
+    namespace: str
+    group: str
+
+
+def question_of(plan: CachePlan, request: ChatRequest) -> Question | None:
+    """None when the request does not end with a user's text (a tool result, say)."""
+    last = request.messages[-1]
+    if not isinstance(last, UserMessage):
+        return None
+    text = text_of(last.content).strip()
+    if not text or (not isinstance(last.content, str) and len(last.content) != 1):
+        return None  # images or several parts: only plain text questions are compared
+    rest = [*request.messages[:-1], UserMessage("")]
+    digest = digest_of(msgspec.structs.replace(request, messages=rest), plan.group)
+    context = hashlib.blake2b(
+        f"{plan.namespace}\0{plan.group}\0{digest}".encode(), digest_size=16
+    ).hexdigest()
+    return Question(context, text, plan.namespace, plan.group)
 
 
 def merge_directives(

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -24,7 +25,7 @@ from parley.gateway import params, tokens
 from parley.gateway.admission import DEFAULT_PRIORITY
 from parley.gateway.breaker import BreakerState
 from parley.gateway.cache import CachedAnswer, Flight, ResponseCache
-from parley.gateway.cachekey import CachePlan, merge_directives, plan_for
+from parley.gateway.cachekey import CachePlan, Question, merge_directives, plan_for, question_of
 from parley.gateway.caller import ANONYMOUS, Caller
 from parley.gateway.health import HealthBook
 from parley.gateway.policy import Call, Policies
@@ -46,6 +47,10 @@ from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
 from parley.providers.base import ChunkStream, Provider, stream_ended_early
 from parley.state import BreakerSync
+
+if TYPE_CHECKING:  # numpy and the vector index load only where a group uses them
+    from parley.gateway.embedders import Vectors
+    from parley.gateway.semantic import SemanticCache
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -102,6 +107,9 @@ class _Lookup:
     plan: CachePlan | None = None
     answer: CachedAnswer | None = None
     flight: Flight | None = None
+    question: Question | None = None
+    """Set when the group has a semantic cache and the request ends with a user's text."""
+    vector: Vectors | None = None
 
 
 NO_LOOKUP = _Lookup()
@@ -215,30 +223,68 @@ class Gateway:
         plan = plan_for(request, group.name, call.caller, group.cache, directive)
         if plan is None:
             return NO_LOOKUP
-        answer: CachedAnswer | None = None
-        flight: Flight | None = None
+        lookup = _Lookup(plan)
+        cache = self.cache
         try:
-            answer = await self.cache.get(plan)
-            if answer is None:
-                joined = await self.cache.join(plan)
+            lookup.answer = await cache.get(plan)
+            if group.cache.semantic and cache.semantic is not None:
+                lookup.question = question_of(plan, request)
+                if lookup.answer is None and plan.read and lookup.question is not None:
+                    await self._semantic_lookup(call, group, lookup, cache.semantic)
+            if lookup.answer is None:
+                joined = await cache.join(plan)
                 if isinstance(joined, CachedAnswer):
-                    answer = joined
+                    lookup.answer = joined
                 else:
-                    flight = joined
+                    lookup.flight = joined
         except BaseException:  # cancelled while waiting for a leader
             await self.policies.finish(call, status=499)
             raise
-        call.cache = "hit" if answer is not None else plan.outcome_if_missed
+        if call.cache is None:
+            call.cache = "hit" if lookup.answer is not None else plan.outcome_if_missed
         self._metrics.child(self._metrics.cache_lookups, group.name, call.cache).inc()
-        if answer is not None:
+        if lookup.answer is not None:
             call.first_token()
-            await self.policies.finish(call, status=200, usage=answer.completion.usage)
-        return _Lookup(plan, answer, flight)
+            await self.policies.finish(call, status=200, usage=lookup.answer.completion.usage)
+        return lookup
+
+    async def _semantic_lookup(
+        self, call: Call, group: ModelGroup, lookup: _Lookup, semantic: SemanticCache
+    ) -> None:
+        assert self.cache is not None
+        assert lookup.question is not None
+        assert lookup.plan is not None
+        lookup.vector = await semantic.vector(group.cache.embedder, lookup.question.text)
+        if lookup.vector is None:
+            return
+        now = int(time.time() * 1000)
+        match = semantic.nearest(lookup.question, lookup.vector, group.cache.threshold, now)
+        if match is None:
+            return
+        answer = await self.cache.at(match.address, lookup.plan.max_age_s)
+        if answer is None:
+            semantic.forget(match.address)
+            return
+        lookup.answer = answer
+        call.cache = "semantic-hit"
+        call.similarity = match.similarity
 
     async def _store(self, lookup: _Lookup, completion: ChatCompletion | None) -> bytes | None:
-        if self.cache is None or lookup.plan is None or completion is None:
+        """Store an answer, and index its question for the semantic cache."""
+        cache, plan, question = self.cache, lookup.plan, lookup.question
+        if cache is None or plan is None or completion is None:
             return None
-        return await self.cache.put(lookup.plan, completion)
+        stored = await cache.put(plan, completion)
+        if stored is None or question is None or cache.semantic is None:
+            return stored
+        group = self.registry.group(plan.group)
+        vector = lookup.vector
+        if vector is None:
+            vector = await cache.semantic.vector(group.cache.embedder, question.text)
+        if vector is not None:
+            expires = int((time.time() + plan.ttl_s) * 1000)
+            cache.semantic.add(question, vector, plan.address, expires)
+        return stored
 
     def _land(self, lookup: _Lookup, stored: bytes | None) -> None:
         if self.cache is not None and lookup.flight is not None:
@@ -538,6 +584,12 @@ class Gateway:
         lease.first_byte()
         await self._succeeded(call, lease, Usage(prompt_tokens, 0, prompt_tokens))
         return EmbeddingOutcome(result, lease.deployment.label, prompt_tokens, call.headers)
+
+    async def embed_texts(self, group: str, texts: list[str]) -> list[list[float]]:
+        """Vectors from an embeddings group, for Parley's own use (the semantic cache)."""
+        request = EmbeddingRequest(model=group, input=texts)
+        outcome = await self.embed(request, ANONYMOUS, "parley-semantic-cache")
+        return outcome.result.vectors
 
 
 class _OpenStream:
