@@ -66,7 +66,8 @@ def create_app(
             models,
             # late-bound on purpose: the gateway is built after its cache
             lambda group, texts: app.state.gateway.embed_texts(group, texts),  # noqa: PLW0108
-            settings.cache_semantic_entries,
+            settings,
+            services,
         )
         cache = ResponseCache(
             metrics,
@@ -91,6 +92,7 @@ def create_app(
             for task in (
                 await _share_breakers(app.state.gateway, services),
                 _follow_invalidations(cache, services),
+                _follow_semantic_entries(semantic, services),
             )
             if task is not None
         ]
@@ -200,6 +202,18 @@ def _follow_invalidations(cache: ResponseCache, services: Services) -> asyncio.T
     )
 
 
+def _follow_semantic_entries(
+    semantic: SemanticCache | None, services: Services
+) -> asyncio.Task[None] | None:
+    """Index the questions other instances answered (all of them at start-up)."""
+    entries = services.semantic_entries
+    if semantic is None or entries is None:
+        return None
+    return _keep_following(
+        lambda: entries.follow(semantic.apply_shared), "parley-semantic", "semantic cache sync"
+    )
+
+
 def _keep_following(
     listen: Callable[[], Awaitable[None]], name: str, what: str
 ) -> asyncio.Task[None]:
@@ -215,7 +229,7 @@ def _keep_following(
 
 
 def _semantic_cache(
-    models: LoadedModels, embed_texts: EmbedTexts, max_entries: int
+    models: LoadedModels, embed_texts: EmbedTexts, settings: Settings, services: Services
 ) -> SemanticCache | None:
     """Imported only when a group asks for it: numpy and the models stay out of the
     process otherwise (start-up time and idle memory)."""
@@ -223,7 +237,13 @@ def _semantic_cache(
         return None
     from parley.gateway.semantic import build_semantic_cache  # noqa: PLC0415
 
-    return build_semantic_cache(models.groups, embed_texts, max_entries=max_entries)
+    return build_semantic_cache(
+        models.groups,
+        embed_texts,
+        max_entries=settings.cache_semantic_entries,
+        shared=services.semantic_entries,
+        instance=services.instance,
+    )
 
 
 def _log_startup(models: LoadedModels, settings: Settings) -> None:

@@ -18,7 +18,8 @@ from parley.identity.sessions import Sessions
 from parley.identity.tokens import TokenSigner
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
-from parley.state import BreakerSync, ResponseStore, StateBackend
+from parley.state import BreakerSync, ResponseStore, SharedEntries, StateBackend
+from parley.state.keys import SEMANTIC_STREAM
 from parley.state.memory import MemoryState
 from parley.store import migrate
 from parley.store.db import Database
@@ -39,6 +40,9 @@ class Services:
     breaker_sync: BreakerSync | None = None
     responses: ResponseStore | None = None
     """The shared response-cache tier (Redis), when configured."""
+    semantic_entries: SharedEntries | None = None
+    """With Redis: the semantic cache's questions, for every instance's index."""
+    instance: str = ""
 
     async def close(self) -> None:
         await self.usage.stop()
@@ -53,11 +57,13 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
     queue: UsageQueue
     breaker_sync: BreakerSync | None = None
     responses: ResponseStore | None = None
+    semantic_entries: SharedEntries | None = None
     instance = f"parley-{uuid.uuid4().hex[:12]}"
     if settings.redis_url:
         from parley.state.redis import (  # noqa: PLC0415
             RedisBreakerSync,
             RedisResponseStore,
+            RedisSharedEntries,
             RedisState,
             RedisUsageStream,
         )
@@ -70,6 +76,9 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
         if settings.shared_breakers:
             breaker_sync = RedisBreakerSync(redis_state, instance)
         responses = RedisResponseStore(redis_state, instance)
+        semantic_entries = RedisSharedEntries(
+            redis_state, SEMANTIC_STREAM, max_entries=settings.cache_semantic_entries
+        )
     else:
         state = MemoryState()
         queue = MemoryUsageQueue()
@@ -123,7 +132,19 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
             forget_s=settings.login_failure_forget_seconds,
         ),
     )
-    return Services(settings, db, state, keys, admission, usage, accounts, breaker_sync, responses)
+    return Services(
+        settings,
+        db,
+        state,
+        keys,
+        admission,
+        usage,
+        accounts,
+        breaker_sync,
+        responses,
+        semantic_entries,
+        instance,
+    )
 
 
 async def _schema(db: Database, settings: Settings) -> None:

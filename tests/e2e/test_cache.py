@@ -339,9 +339,15 @@ def wait_ready(parley: Parley, attempts: int = 600) -> None:
     raise AssertionError(parley.http.get("/health/ready").text)
 
 
-def ask(parley: Parley, text: str, system: str | None = None, key: str = ADMIN) -> httpx.Response:
+def ask(
+    parley: Parley, text: str, system: str | None = None, key: str = ADMIN, **body: Any
+) -> httpx.Response:
     messages = [{"role": "system", "content": system}] if system else []
-    return parley.chat(key, messages=[*messages, {"role": "user", "content": text}])
+    return parley.chat(key, messages=[*messages, {"role": "user", "content": text}], **body)
+
+
+PROBE = {"cache": {"no-store": True}}
+"""Polling another instance must not store (and index) answers of its own."""
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"], indirect=True)
@@ -372,3 +378,25 @@ def test_a_paraphrase_is_a_semantic_hit_within_its_context_only(
         == "miss"
     )
     assert upstream_calls(fake) == 4
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+def test_a_second_instance_answers_paraphrases_of_what_the_first_answered(
+    start: Start, fake: FakeUpstream
+) -> None:
+    a = start([group(fake, semantic=True, threshold=0.8)])
+    wait_ready(a)
+    ask(a, "How do I reset my password?")
+    b = start([group(fake, semantic=True, threshold=0.8)])  # started later: reads the log
+    wait_ready(b)
+    _eventually(
+        lambda: ask(b, "how can I reset my password").headers["x-parley-cache"] == "semantic-hit"
+    )
+    assert upstream_calls(fake) == 1
+    ask(b, "What is the capital of France?")
+    _eventually(
+        lambda: (
+            ask(a, "What's the capital city of France?").headers["x-parley-cache"] == "semantic-hit"
+        )
+    )
+    assert upstream_calls(fake) == 2

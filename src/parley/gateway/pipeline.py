@@ -283,7 +283,7 @@ class Gateway:
             vector = await cache.semantic.vector(group.cache.embedder, question.text)
         if vector is not None:
             expires = int((time.time() + plan.ttl_s) * 1000)
-            cache.semantic.add(question, vector, plan.address, expires)
+            await cache.semantic.remember(question, vector, plan.address, expires)
         return stored
 
     def _land(self, lookup: _Lookup, stored: bytes | None) -> None:

@@ -13,12 +13,16 @@ whose answer has expired there is forgotten.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import msgspec
+import numpy as np
+
 from parley.config.loader import ModelGroup
-from parley.errors import ConfigError
+from parley.errors import ConfigError, ParleyError
 from parley.gateway.agreement import Signature, agree, signature
 from parley.gateway.cachekey import Question
 from parley.gateway.embedders import (
@@ -30,6 +34,7 @@ from parley.gateway.embedders import (
 )
 from parley.gateway.vectors import ExactIndex
 from parley.observability.logging import get_logger
+from parley.state import SharedEntries
 from parley.state.keys import SUB_NAMESPACE
 
 log = get_logger(__name__)
@@ -59,9 +64,35 @@ class _Partition:
     entries: dict[int, _Entry] = field(default_factory=dict)
 
 
+class _Shared(msgspec.Struct, array_like=True):
+    """One indexed question as it travels between instances."""
+
+    instance: str
+    context: str
+    namespace: str
+    group: str
+    text: str
+    address: str
+    expires_ms: int
+    vector: bytes
+
+
+_encode_shared = msgspec.msgpack.Encoder().encode
+_decode_shared = msgspec.msgpack.Decoder(_Shared).decode
+
+
 class SemanticCache:
-    def __init__(self, embedders: Mapping[str, MicroBatcher], *, max_entries: int) -> None:
+    def __init__(
+        self,
+        embedders: Mapping[str, MicroBatcher],
+        *,
+        max_entries: int,
+        shared: SharedEntries | None = None,
+        instance: str = "",
+    ) -> None:
         self.embedders = embedders
+        self.shared = shared
+        self._instance = instance
         self._max_entries = max_entries
         self._partitions: dict[str, _Partition] = {}
         self._by_address: OrderedDict[str, tuple[str, int]] = OrderedDict()
@@ -145,6 +176,40 @@ class SemanticCache:
             oldest = next(iter(self._by_address))
             self.forget(oldest)
 
+    async def remember(
+        self, question: Question, vector: Vectors, address: str, expires_ms: int
+    ) -> None:
+        """Index a question here and, with Redis, on every other instance."""
+        self.add(question, vector, address, expires_ms)
+        if self.shared is None:
+            return
+        entry = _Shared(
+            self._instance,
+            question.context,
+            question.namespace,
+            question.group,
+            question.text,
+            address,
+            expires_ms,
+            vector.astype(np.float32).tobytes(),
+        )
+        try:
+            await self.shared.append(_encode_shared(entry))
+        except ParleyError as exc:
+            log.warning("could not share a semantic cache entry", error=exc.message)
+
+    def apply_shared(self, data: bytes) -> None:
+        """Another instance's indexed question (``SharedEntries.follow`` calls this)."""
+        try:
+            entry = _decode_shared(data)
+        except msgspec.DecodeError:
+            return
+        if entry.instance == self._instance or entry.expires_ms <= time.time() * 1000:
+            return
+        vector = np.frombuffer(entry.vector, dtype=np.float32).reshape(1, -1)
+        question = Question(entry.context, entry.text, entry.namespace, entry.group)
+        self.add(question, vector, entry.address, entry.expires_ms)
+
     def forget(self, address: str) -> None:
         found = self._by_address.pop(address, None)
         if found is None:
@@ -172,7 +237,12 @@ class SemanticCache:
 
 
 def build_semantic_cache(
-    groups: list[ModelGroup], embed_texts: EmbedTexts, *, max_entries: int
+    groups: list[ModelGroup],
+    embed_texts: EmbedTexts,
+    *,
+    max_entries: int,
+    shared: SharedEntries | None = None,
+    instance: str = "",
 ) -> SemanticCache | None:
     """One embedder per name the groups use (``local`` or an embeddings group), each behind
     a micro-batcher; None when no group has a semantic cache. The local model starts
@@ -199,4 +269,4 @@ def build_semantic_cache(
             )
     if not embedders:
         return None
-    return SemanticCache(embedders, max_entries=max_entries)
+    return SemanticCache(embedders, max_entries=max_entries, shared=shared, instance=instance)

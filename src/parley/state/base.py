@@ -157,6 +157,16 @@ class ResponseStore(Protocol):
         """Apply other instances' invalidations until cancelled."""
 
 
+class SharedEntries(Protocol):
+    """An append-only log every instance reads from the start and then follows: how the
+    semantic cache's questions reach every instance's in-process index."""
+
+    async def append(self, data: bytes) -> None: ...
+
+    async def follow(self, apply: Callable[[bytes], None]) -> None:
+        """Apply every entry (oldest first, then new ones as they come) until cancelled."""
+
+
 def lockout_seconds(count: int, *, threshold: int, base_s: float, cap_s: float) -> float:
     """After ``threshold`` failures: base, doubling per further failure, capped."""
     if count < threshold:

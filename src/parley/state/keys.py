@@ -43,6 +43,8 @@ def breaker(label: str) -> str:
 
 
 CACHE_CHANNEL = f"{PREFIX}cache:invalidate"
+SEMANTIC_STREAM = f"{PREFIX}cache:semantic"
+"""Questions indexed by the semantic cache, for every instance's in-process index."""
 
 
 def cache_entry(address: str) -> str:

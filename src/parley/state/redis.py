@@ -355,7 +355,7 @@ class RedisUsageStream:
 
 
 def _stream_entries(reply: Any) -> list[Any]:
-    """XREADGROUP's reply: ``[[stream, entries]]`` in RESP2, ``{stream: entries}`` in RESP3."""
+    """XREAD(GROUP)'s reply: ``[[stream, entries]]`` in RESP2, ``{stream: entries}`` in RESP3."""
     if not reply:
         return []
     if isinstance(reply, dict):
@@ -439,6 +439,30 @@ class RedisResponseStore:
             apply(data.get("n"), data.get("g"))
 
         await _listen(self._client, CACHE_CHANNEL, self._instance, on_message)
+
+
+class RedisSharedEntries:
+    """A capped Redis stream: appended with XADD (MAXLEN ~ ``max_entries``), read from the
+    start by each instance as it starts, then followed with blocking XREAD."""
+
+    def __init__(self, state: RedisState, key: str, *, max_entries: int) -> None:
+        self._client = state.client
+        self._key = key
+        self._max = max_entries
+        self._last = "0-0"
+
+    async def append(self, data: bytes) -> None:
+        async with _mapped():
+            await self._client.xadd(self._key, {"e": data}, maxlen=self._max, approximate=True)
+
+    async def follow(self, apply: Callable[[bytes], None]) -> None:
+        """Resumes after the last entry applied when called again (after a Redis error)."""
+        async with _mapped():
+            while True:  # BLOCK answers at once while entries newer than _last exist
+                reply = await self._client.xread({self._key: self._last}, count=500, block=1_000)
+                for entry_id, fields in _stream_entries(reply):
+                    self._last = _text(entry_id)
+                    apply(fields[b"e"])
 
 
 async def _listen(
