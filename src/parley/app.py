@@ -86,6 +86,8 @@ def create_app(
             selector=selector,
             breaker_sync=services.breaker_sync,
             cache=cache,
+            embed_batch_max=settings.embeddings_batch_max,
+            embed_batch_in_flight=settings.embeddings_batch_in_flight,
         )
         listeners = [
             task

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     another instance after this long."""
     key_cache_seconds: float = Field(default=30.0, ge=0)
 
+    embeddings_batch_max: int = Field(default=256, ge=1)
+    """``/v1/embeddings`` requests to one deployment that arrive while its calls are busy
+    share the next upstream call, up to this many inputs (1: never share)."""
+    embeddings_batch_in_flight: int = Field(default=4, ge=1)
+    """Upstream embeddings calls per deployment before new requests queue to share one."""
+
     # --- response cache (per-group switches live in the model file) -----------------------
     cache_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     """The in-process cache (L1) holds at most this many bytes of answers..."""

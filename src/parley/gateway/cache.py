@@ -21,12 +21,11 @@ from urllib.parse import quote, unquote
 import msgspec
 
 from parley.errors import ParleyError
-from parley.gateway.cachekey import CachePlan
+from parley.gateway.cachekey import CachePlan, within
 from parley.gateway.types import ChatCompletion
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
 from parley.state import ResponseStore
-from parley.state.keys import SUB_NAMESPACE
 
 if TYPE_CHECKING:  # numpy loads only where a group uses the semantic cache
     from parley.gateway.semantic import SemanticCache
@@ -40,7 +39,7 @@ class CachedAnswer(msgspec.Struct, array_like=True):
     completion: ChatCompletion
 
 
-_encode = msgspec.msgpack.Encoder().encode
+encode_answer = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(CachedAnswer).decode
 
 
@@ -97,7 +96,7 @@ def _matches(address: str, namespace: str | None, quoted_group: str | None) -> b
     ns, group, _ = address.split(":", 2)
     if quoted_group is not None and group != quoted_group:
         return False
-    return namespace is None or ns == namespace or ns.startswith(namespace + SUB_NAMESPACE)
+    return within(ns, namespace)
 
 
 @dataclass(slots=True)
@@ -171,7 +170,7 @@ class ResponseCache:
             return None
         now = _now_ms()
         expires = now + int(plan.ttl_s * 1000)
-        data = _encode(CachedAnswer(now, expires, completion))
+        data = encode_answer(CachedAnswer(now, expires, completion))
         if len(data) > self._max_entry:
             self._metrics.cache_stores.labels("too_large").inc()
             return None

@@ -64,6 +64,11 @@ def namespace_of(caller: Caller, config: CacheConfig, directive: CacheDirective 
     return base
 
 
+def within(namespace: str, scope: str | None) -> bool:
+    """Whether ``namespace`` is ``scope`` or one of its sub-namespaces (None: any)."""
+    return scope is None or namespace == scope or namespace.startswith(scope + SUB_NAMESPACE)
+
+
 def digest_of(request: ChatRequest, group: str) -> str:
     normal = msgspec.structs.replace(
         request,

@@ -7,9 +7,9 @@
 * ``GroupEmbedder``: any embeddings model group configured in Parley, through the gateway
   (so routing, retries and breakers apply).
 
-Both sit behind a ``MicroBatcher``: concurrent single-text calls are gathered for at most
-``max_wait`` seconds or ``max_batch`` texts and embedded in one call, which is how a
-thread-bound model keeps up with many concurrent requests.
+Both sit behind a ``MicroBatcher``: texts that arrive while a call is running are embedded
+together in the next call (``batching.py``), which is how a thread-bound model keeps up
+with many concurrent requests without adding latency to a lone one.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from parley.errors import ConfigError
+from parley.gateway.batching import Batcher
 from parley.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -143,50 +144,22 @@ class GroupEmbedder:
 
 
 class MicroBatcher:
-    """Gathers concurrent ``one(text)`` calls into batched ``embed`` calls."""
+    """One text in, its vector out; concurrent texts share embedder calls (``Batcher``,
+    one call at a time: the local model has one worker thread)."""
 
-    def __init__(self, embedder: Embedder, *, max_batch: int = 32, max_wait: float = 0.002) -> None:
+    def __init__(self, embedder: Embedder, *, max_batch: int = 64) -> None:
         self.embedder = embedder
-        self._max_batch = max_batch
-        self._max_wait = max_wait
-        self._pending: list[tuple[str, asyncio.Future[Vectors]]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.batches = 0
-        """Calls made to the embedder (a test and the benchmark read it)."""
+        self._batcher: Batcher[Vectors] = Batcher(self._rows, max_batch=max_batch, max_in_flight=1)
+
+    @property
+    def batches(self) -> int:
+        """Calls made to the embedder."""
+        return self._batcher.calls
+
+    async def _rows(self, texts: list[str]) -> list[Vectors]:
+        vectors = await self.embedder.embed(texts)
+        return [vectors[i : i + 1] for i in range(len(vectors))]
 
     async def one(self, text: str) -> Vectors:
         """The text's vector (one row)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Vectors] = loop.create_future()
-        self._pending.append((text, future))
-        if len(self._pending) >= self._max_batch:
-            self._flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self._max_wait, self._flush)
-        return await future
-
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        batch, self._pending = self._pending, []
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._run(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, batch: list[tuple[str, asyncio.Future[Vectors]]]) -> None:
-        self.batches += 1
-        try:
-            vectors = await self.embedder.embed([text for text, _ in batch])
-        except BaseException as exc:  # every waiter hears of it
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for row, (_, future) in enumerate(batch):
-            if not future.done():
-                future.set_result(vectors[row : row + 1])
+        return (await self._batcher.submit([text])).items[0]

@@ -20,13 +20,14 @@ import msgspec
 
 from parley.config.loader import Deployment, ModelGroup
 from parley.config.models import Strategy
-from parley.errors import InvalidRequest, ParleyError, UpstreamProtocolError
+from parley.errors import InvalidRequest, ParleyError
 from parley.gateway import params, tokens
 from parley.gateway.admission import DEFAULT_PRIORITY
 from parley.gateway.breaker import BreakerState
 from parley.gateway.cache import CachedAnswer, Flight, ResponseCache
 from parley.gateway.cachekey import CachePlan, Question, merge_directives, plan_for, question_of
 from parley.gateway.caller import ANONYMOUS, Caller
+from parley.gateway.embeddings import EmbeddingCalls
 from parley.gateway.health import HealthBook
 from parley.gateway.policy import Call, Policies
 from parley.gateway.registry import ModelRegistry
@@ -134,9 +135,14 @@ class Gateway:
         selector: Selector | None = None,
         breaker_sync: BreakerSync | None = None,
         cache: ResponseCache | None = None,
+        embed_batch_max: int = 256,
+        embed_batch_in_flight: int = 4,
     ) -> None:
         self.registry = registry
         self.cache = cache
+        self._embeddings = EmbeddingCalls(
+            metrics, max_batch=embed_batch_max, max_in_flight=embed_batch_in_flight
+        )
         self._breaker_sync = breaker_sync
         self._background: set[asyncio.Task[None]] = set()
         self.selector = selector or Selector([], [], metrics)
@@ -563,15 +569,7 @@ class Gateway:
 
         async def attempt(deployment: Deployment) -> EmbeddingResult:
             provider = self.registry.provider(deployment)
-            with self._metrics.upstream_call(deployment):
-                result = await provider.embed(request)
-            if len(result.vectors) != len(texts):
-                raise UpstreamProtocolError(
-                    f"upstream {deployment.label} returned {len(result.vectors)} "
-                    f"embeddings for {len(texts)} inputs",
-                    deployment=deployment.label,
-                )
-            return result
+            return await self._embeddings.call(deployment, provider, request, texts)
 
         route = RouteRequest(
             prompt_tokens=lambda: sum(tokens.count_text(t) for t in texts), max_tokens=0

@@ -24,7 +24,7 @@ import numpy as np
 from parley.config.loader import ModelGroup
 from parley.errors import ConfigError, ParleyError
 from parley.gateway.agreement import Signature, agree, signature
-from parley.gateway.cachekey import Question
+from parley.gateway.cachekey import Question, within
 from parley.gateway.embedders import (
     EmbedTexts,
     GroupEmbedder,
@@ -35,7 +35,6 @@ from parley.gateway.embedders import (
 from parley.gateway.vectors import ExactIndex
 from parley.observability.logging import get_logger
 from parley.state import SharedEntries
-from parley.state.keys import SUB_NAMESPACE
 
 log = get_logger(__name__)
 CANDIDATES = 8
@@ -226,10 +225,7 @@ class SemanticCache:
         for context, partition in list(self._partitions.items()):
             if group is not None and partition.group != group:
                 continue
-            if namespace is not None and not (
-                partition.namespace == namespace
-                or partition.namespace.startswith(namespace + SUB_NAMESPACE)
-            ):
+            if not within(partition.namespace, namespace):
                 continue
             for entry in list(partition.entries.values()):
                 self.forget(entry.address)

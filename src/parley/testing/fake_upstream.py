@@ -254,6 +254,8 @@ class FakeUpstream:
 
     async def _embeddings(self, request: web.Request, family: str) -> web.StreamResponse:
         body = request[_BODY]
+        behaviour = scenario.parse_model(str(body.get("model", "")), self.defaults)
+        await asyncio.sleep(behaviour.latency)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         dims = int(body.get("dimensions") or 16)
         data = [
