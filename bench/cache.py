@@ -37,7 +37,7 @@ from parley.gateway.cache import CachedAnswer, MemoryLRU, encode_answer
 from parley.gateway.cachekey import plan_for, question_of
 from parley.gateway.caller import Caller
 from parley.gateway.embedders import normalised
-from parley.gateway.semantic import SemanticCache
+from parley.gateway.semantic_index import MemoryIndex
 from parley.gateway.types import (
     ChatCompletion,
     ChatRequest,
@@ -190,7 +190,7 @@ def memory_rows(entries: int) -> list[list[object]]:
     del lru
     vectors = normalised(np.random.default_rng(1).normal(size=(entries, 384)))
     before = tracemalloc.get_traced_memory()[0]
-    semantic = SemanticCache({}, max_entries=entries)
+    semantic = MemoryIndex(max_entries=entries)
     for i in range(entries):
         request = ChatRequest(
             model="chat", messages=[UserMessage(f"How do I do thing number {i}?")]
@@ -199,7 +199,7 @@ def memory_rows(entries: int) -> list[list[object]]:
         assert plan is not None
         question = question_of(plan, request)
         assert question is not None
-        semantic.add(question, vectors[i : i + 1], plan.address, 2**62)
+        semantic.insert(question, vectors[i : i + 1], plan.address, 2**62)
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     rows.append(

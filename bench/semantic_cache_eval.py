@@ -43,6 +43,7 @@ from parley.gateway.cachekey import Question, plan_for, question_of
 from parley.gateway.caller import Caller
 from parley.gateway.embedders import LocalEmbedder, MicroBatcher
 from parley.gateway.semantic import SemanticCache
+from parley.gateway.semantic_index import MemoryIndex
 from parley.gateway.types import ChatCompletion, ChatRequest, Choice, ResponseMessage, UserMessage
 from parley.observability.metrics import Metrics
 
@@ -77,7 +78,8 @@ async def run(pairs: list[dict[str, Any]], default: float) -> list[str]:
     local = LocalEmbedder()
     await local.wait_ready()
     batcher = MicroBatcher(local)
-    semantic = SemanticCache({"local": batcher}, max_entries=len(pairs) + 1)
+    index = MemoryIndex(max_entries=len(pairs) + 1)
+    semantic = SemanticCache({"local": batcher}, index)
     cache = ResponseCache(
         Metrics(),
         max_bytes=1 << 30,
@@ -98,7 +100,7 @@ async def run(pairs: list[dict[str, Any]], default: float) -> list[str]:
         question = question_of(plan, req)
         assert question is not None
         await cache.put(plan, answer(plan.address))
-        semantic.add(question, vectors_a[i : i + 1], plan.address, 2**62)
+        await semantic.remember(question, vectors_a[i : i + 1], plan.address, 2**62)
         stored_at.append(plan.address)
         text_at[plan.address] = text
     load_s = time.perf_counter() - started
@@ -119,7 +121,7 @@ async def run(pairs: list[dict[str, Any]], default: float) -> list[str]:
         t0 = time.perf_counter()
         vector = await semantic.vector("local", question.text)
         assert vector is not None
-        match = semantic.nearest(question, vector, default, 0)
+        match = await semantic.nearest(question, vector, default, 0)
         if match is not None:
             await cache.at(match.address)
         latencies.append((time.perf_counter() - t0) * 1000)
@@ -144,11 +146,11 @@ async def run(pairs: list[dict[str, Any]], default: float) -> list[str]:
             hits = correct = same = own = 0
             for i, pair in enumerate(pairs):
                 if checked:
-                    match = semantic.nearest(questions[i], vectors_b[i], threshold, 0)
+                    match = await semantic.nearest(questions[i], vectors_b[i], threshold, 0)
                     address = match.address if match else None
                 else:
-                    top = semantic.candidates(questions[i], vectors_b[i], 1)
-                    address = top[0][0] if top and top[0][1] >= threshold else None
+                    top = await index.search(questions[i], vectors_b[i], 1)
+                    address = top[0].address if top and top[0].similarity >= threshold else None
                 if address is None:
                     continue
                 hits += 1

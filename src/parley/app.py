@@ -35,6 +35,7 @@ from parley.services import Services, open_services
 if TYPE_CHECKING:
     from parley.gateway.embedders import EmbedTexts
     from parley.gateway.semantic import SemanticCache
+    from parley.gateway.semantic_index import SemanticIndex
 
 log = get_logger(__name__)
 
@@ -62,7 +63,7 @@ def create_app(
         registry = ModelRegistry(models.groups, partial(build_provider, pool=pool))
         policies = Policies(services.admission, services.usage, metrics)
         selector = Selector(models.tiered, models.experiments, metrics)
-        semantic = _semantic_cache(
+        semantic = await _semantic_cache(
             models,
             # late-bound on purpose: the gateway is built after its cache
             lambda group, texts: app.state.gateway.embed_texts(group, texts),  # noqa: PLW0108
@@ -207,12 +208,14 @@ def _follow_invalidations(cache: ResponseCache, services: Services) -> asyncio.T
 def _follow_semantic_entries(
     semantic: SemanticCache | None, services: Services
 ) -> asyncio.Task[None] | None:
-    """Index the questions other instances answered (all of them at start-up)."""
+    """In-process index with Redis: index the questions other instances answered (all of
+    them at start-up). A pgvector index needs nothing: every instance reads the table."""
     entries = services.semantic_entries
-    if semantic is None or entries is None:
+    index = semantic.index if semantic is not None else None
+    if entries is None or index is None or not hasattr(index, "apply_shared"):
         return None
     return _keep_following(
-        lambda: entries.follow(semantic.apply_shared), "parley-semantic", "semantic cache sync"
+        lambda: entries.follow(index.apply_shared), "parley-semantic", "semantic cache sync"
     )
 
 
@@ -230,7 +233,7 @@ def _keep_following(
     return asyncio.create_task(follow(), name=name)
 
 
-def _semantic_cache(
+async def _semantic_cache(
     models: LoadedModels, embed_texts: EmbedTexts, settings: Settings, services: Services
 ) -> SemanticCache | None:
     """Imported only when a group asks for it: numpy and the models stay out of the
@@ -238,14 +241,21 @@ def _semantic_cache(
     if not any(g.cache.enabled and g.cache.semantic for g in models.groups):
         return None
     from parley.gateway.semantic import build_semantic_cache  # noqa: PLC0415
+    from parley.gateway.semantic_index import MemoryIndex, PgVectorIndex  # noqa: PLC0415
+    from parley.store.semantic import SemanticRows  # noqa: PLC0415
 
-    return build_semantic_cache(
-        models.groups,
-        embed_texts,
-        max_entries=settings.cache_semantic_entries,
-        shared=services.semantic_entries,
-        instance=services.instance,
-    )
+    index: SemanticIndex
+    if settings.cache_semantic_index == "pgvector":
+        rows = SemanticRows(services.db)
+        await rows.ensure()
+        index = PgVectorIndex(rows)
+    else:
+        index = MemoryIndex(
+            max_entries=settings.cache_semantic_entries,
+            shared=services.semantic_entries,
+            instance=services.instance,
+        )
+    return build_semantic_cache(models.groups, embed_texts, index)
 
 
 def _log_startup(models: LoadedModels, settings: Settings) -> None:

@@ -19,7 +19,7 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, models_from, serve_in_thread
-from tests.backends import redis_url
+from tests.backends import postgres_database, redis_url
 from tests.e2e.test_access import ADMIN
 
 QUESTION = [{"role": "user", "content": "what is a cache?"}]
@@ -75,11 +75,22 @@ Start = Callable[..., Parley]
 
 @pytest.fixture(params=["memory", "redis"])
 def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Settings for the cache's backends: ``memory``; ``redis`` (the shared exact tier,
+    semantic questions shared through a Redis stream); ``pgvector`` (PostgreSQL holds the
+    semantic index, Redis the exact tier)."""
     if request.param == "memory":
         yield {}
         return
     gen = redis_url()
-    yield {"redis_url": next(gen)}
+    settings: dict[str, Any] = {"redis_url": next(gen)}
+    if request.param == "pgvector":
+        pg = postgres_database()
+        settings |= {"database_url": next(pg), "cache_semantic_index": "pgvector"}
+        yield settings
+        with pytest.raises(StopIteration):
+            next(pg)
+    else:
+        yield settings
     with pytest.raises(StopIteration):
         next(gen)
 
@@ -350,7 +361,7 @@ PROBE = {"cache": {"no-store": True}}
 """Polling another instance must not store (and index) answers of its own."""
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"], indirect=True)
+@pytest.mark.parametrize("backend", ["memory", "redis", "pgvector"], indirect=True)
 def test_a_paraphrase_is_a_semantic_hit_within_its_context_only(
     start: Start, fake: FakeUpstream
 ) -> None:
@@ -380,7 +391,7 @@ def test_a_paraphrase_is_a_semantic_hit_within_its_context_only(
     assert upstream_calls(fake) == 4
 
 
-@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+@pytest.mark.parametrize("backend", ["redis", "pgvector"], indirect=True)
 def test_a_second_instance_answers_paraphrases_of_what_the_first_answered(
     start: Start, fake: FakeUpstream
 ) -> None:

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     """...and at most this many answers; the least recently used go first."""
     cache_max_entry_bytes: int = Field(default=1024 * 1024, ge=1)
     """Answers larger than this (encoded) are never cached."""
+    cache_semantic_index: Literal["memory", "pgvector"] = "memory"
+    """Where the semantic cache indexes questions: in process (shared through Redis when
+    configured) or in PostgreSQL with pgvector (needs a PostgreSQL database_url)."""
     cache_semantic_entries: int = Field(default=100_000, ge=1)
     """Questions the semantic cache indexes (about 1.6 KB each); the oldest leave first."""
     cache_flight_wait_seconds: float = Field(default=30.0, ge=0)

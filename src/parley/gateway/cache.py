@@ -221,7 +221,7 @@ class ResponseCache:
         quoted = quote(group, safe="") if group is not None else None
         dropped = self.memory.drop(namespace, quoted)
         if self.semantic is not None:
-            self.semantic.drop(namespace, group)
+            await self.semantic.drop(namespace, group)
         if self.shared is not None:
             dropped = max(dropped, await self.shared.drop(namespace, quoted))
         return dropped
@@ -231,4 +231,4 @@ class ResponseCache:
         self.memory.drop(namespace, quoted_group)
         if self.semantic is not None:
             group = unquote(quoted_group) if quoted_group is not None else None
-            self.semantic.drop(namespace, group)
+            self.semantic.index.drop_local(namespace, group)

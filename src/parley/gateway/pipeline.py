@@ -264,12 +264,12 @@ class Gateway:
         if lookup.vector is None:
             return
         now = int(time.time() * 1000)
-        match = semantic.nearest(lookup.question, lookup.vector, group.cache.threshold, now)
+        match = await semantic.nearest(lookup.question, lookup.vector, group.cache.threshold, now)
         if match is None:
             return
         answer = await self.cache.at(match.address, lookup.plan.max_age_s)
         if answer is None:
-            semantic.forget(match.address)
+            await semantic.forget(match.address)
             return
         lookup.answer = answer
         call.cache = "semantic-hit"

@@ -8,23 +8,19 @@ own vector index, so a lookup can never cross tenants, groups, or conversations.
 A candidate is served when its cosine similarity reaches the group's threshold *and* the
 two questions agree on numbers, negation, names and requested language (``agreement.py``).
 The answer itself lives in the exact cache under the original question's address; an entry
-whose answer has expired there is forgotten.
+whose answer has expired there is forgotten. Where the questions are indexed (in process,
+or pgvector) is ``semantic_index.py``'s business.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-
-import msgspec
-import numpy as np
+from dataclasses import dataclass
 
 from parley.config.loader import ModelGroup
 from parley.errors import ConfigError, ParleyError
 from parley.gateway.agreement import Signature, agree, signature
-from parley.gateway.cachekey import Question, within
+from parley.gateway.cachekey import Question
 from parley.gateway.embedders import (
     EmbedTexts,
     GroupEmbedder,
@@ -32,9 +28,8 @@ from parley.gateway.embedders import (
     MicroBatcher,
     Vectors,
 )
-from parley.gateway.vectors import ExactIndex
+from parley.gateway.semantic_index import SemanticIndex
 from parley.observability.logging import get_logger
-from parley.state import SharedEntries
 
 log = get_logger(__name__)
 CANDIDATES = 8
@@ -48,61 +43,13 @@ class Match:
     context: str
 
 
-@dataclass(slots=True)
-class _Entry:
-    address: str
-    signature: Signature
-    expires_ms: int
-
-
-@dataclass(slots=True)
-class _Partition:
-    namespace: str
-    group: str
-    index: ExactIndex
-    entries: dict[int, _Entry] = field(default_factory=dict)
-
-
-class _Shared(msgspec.Struct, array_like=True):
-    """One indexed question as it travels between instances."""
-
-    instance: str
-    context: str
-    namespace: str
-    group: str
-    text: str
-    address: str
-    expires_ms: int
-    vector: bytes
-
-
-_encode_shared = msgspec.msgpack.Encoder().encode
-_decode_shared = msgspec.msgpack.Decoder(_Shared).decode
-
-
 class SemanticCache:
-    def __init__(
-        self,
-        embedders: Mapping[str, MicroBatcher],
-        *,
-        max_entries: int,
-        shared: SharedEntries | None = None,
-        instance: str = "",
-    ) -> None:
+    def __init__(self, embedders: Mapping[str, MicroBatcher], index: SemanticIndex) -> None:
         self.embedders = embedders
-        self.shared = shared
-        self._instance = instance
-        self._max_entries = max_entries
-        self._partitions: dict[str, _Partition] = {}
-        self._by_address: OrderedDict[str, tuple[str, int]] = OrderedDict()
-        self._next_key = 0
+        self.index = index
 
     def __len__(self) -> int:
-        return len(self._by_address)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(p.index.nbytes for p in self._partitions.values())
+        return len(self.index)
 
     def ready(self, embedder: str) -> bool:
         batcher = self.embedders.get(embedder)
@@ -126,119 +73,50 @@ class SemanticCache:
             )
             return None
 
-    def nearest(
+    async def nearest(
         self, question: Question, vector: Vectors, threshold: float, now_ms: int
     ) -> Match | None:
-        partition = self._partitions.get(question.context)
-        if partition is None:
+        """The most similar stored question at or above ``threshold`` that also agrees
+        with this one (``agreement.py``); None when there is none. A store failure (the
+        pgvector index unreachable) is a miss."""
+        try:
+            candidates = await self.index.search(question, vector, CANDIDATES)
+        except ParleyError as exc:
+            log.warning("semantic index unavailable; treating as a miss", error=exc.message)
             return None
         asked: Signature | None = None
-        for key, similarity in partition.index.search(vector, CANDIDATES):
-            if similarity < threshold:
+        for candidate in candidates:
+            if candidate.similarity < threshold:
                 break
-            entry = partition.entries[key]
-            if entry.expires_ms <= now_ms:
-                self.forget(entry.address)
+            if candidate.expires_ms <= now_ms:
+                await self.forget(candidate.address)
                 continue
             asked = asked or signature(question.text)
-            if agree(asked, entry.signature):
-                return Match(entry.address, similarity, question.context)
+            if agree(asked, candidate.signature):
+                return Match(candidate.address, candidate.similarity, question.context)
         return None
-
-    def candidates(
-        self, question: Question, vector: Vectors, k: int
-    ) -> list[tuple[str, float, bool]]:
-        """(address, similarity, agrees) of the ``k`` nearest: for the evaluation."""
-        partition = self._partitions.get(question.context)
-        if partition is None:
-            return []
-        asked = signature(question.text)
-        found = []
-        for key, similarity in partition.index.search(vector, k):
-            entry = partition.entries[key]
-            found.append((entry.address, similarity, agree(asked, entry.signature)))
-        return found
-
-    def add(self, question: Question, vector: Vectors, address: str, expires_ms: int) -> None:
-        self.forget(address)
-        partition = self._partitions.get(question.context)
-        if partition is None:
-            partition = self._partitions[question.context] = _Partition(
-                question.namespace, question.group, ExactIndex(vector.shape[-1])
-            )
-        key = self._next_key
-        self._next_key += 1
-        partition.index.add(key, vector)
-        partition.entries[key] = _Entry(address, signature(question.text), expires_ms)
-        self._by_address[address] = (question.context, key)
-        while len(self._by_address) > self._max_entries:
-            oldest = next(iter(self._by_address))
-            self.forget(oldest)
 
     async def remember(
         self, question: Question, vector: Vectors, address: str, expires_ms: int
     ) -> None:
-        """Index a question here and, with Redis, on every other instance."""
-        self.add(question, vector, address, expires_ms)
-        if self.shared is None:
-            return
-        entry = _Shared(
-            self._instance,
-            question.context,
-            question.namespace,
-            question.group,
-            question.text,
-            address,
-            expires_ms,
-            vector.astype(np.float32).tobytes(),
-        )
+        """Index a question (on every instance: the index is shared, or shares itself)."""
         try:
-            await self.shared.append(_encode_shared(entry))
+            await self.index.add(question, vector, address, expires_ms)
         except ParleyError as exc:
-            log.warning("could not share a semantic cache entry", error=exc.message)
+            log.warning("could not index a semantic cache entry", error=exc.message)
 
-    def apply_shared(self, data: bytes) -> None:
-        """Another instance's indexed question (``SharedEntries.follow`` calls this)."""
+    async def forget(self, address: str) -> None:
         try:
-            entry = _decode_shared(data)
-        except msgspec.DecodeError:
-            return
-        if entry.instance == self._instance or entry.expires_ms <= time.time() * 1000:
-            return
-        vector = np.frombuffer(entry.vector, dtype=np.float32).reshape(1, -1)
-        question = Question(entry.context, entry.text, entry.namespace, entry.group)
-        self.add(question, vector, entry.address, entry.expires_ms)
+            await self.index.forget(address)
+        except ParleyError as exc:
+            log.warning("could not forget a semantic cache entry", error=exc.message)
 
-    def forget(self, address: str) -> None:
-        found = self._by_address.pop(address, None)
-        if found is None:
-            return
-        context, key = found
-        partition = self._partitions[context]
-        partition.index.remove(key)
-        del partition.entries[key]
-        if not partition.entries:
-            del self._partitions[context]
-
-    def drop(self, namespace: str | None, group: str | None) -> None:
-        """Invalidation: forget every entry of the matching partitions."""
-        for context, partition in list(self._partitions.items()):
-            if group is not None and partition.group != group:
-                continue
-            if not within(partition.namespace, namespace):
-                continue
-            for entry in list(partition.entries.values()):
-                self.forget(entry.address)
-            self._partitions.pop(context, None)
+    async def drop(self, namespace: str | None, group: str | None) -> None:
+        await self.index.drop(namespace, group)
 
 
 def build_semantic_cache(
-    groups: list[ModelGroup],
-    embed_texts: EmbedTexts,
-    *,
-    max_entries: int,
-    shared: SharedEntries | None = None,
-    instance: str = "",
+    groups: list[ModelGroup], embed_texts: EmbedTexts, index: SemanticIndex
 ) -> SemanticCache | None:
     """One embedder per name the groups use (``local`` or an embeddings group), each behind
     a micro-batcher; None when no group has a semantic cache. The local model starts
@@ -265,4 +143,4 @@ def build_semantic_cache(
             )
     if not embedders:
         return None
-    return SemanticCache(embedders, max_entries=max_entries, shared=shared, instance=instance)
+    return SemanticCache(embedders, index)
