@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -24,8 +23,8 @@ from parley.errors import InvalidRequest, ParleyError
 from parley.gateway import params, tokens
 from parley.gateway.admission import DEFAULT_PRIORITY
 from parley.gateway.breaker import BreakerState
-from parley.gateway.cache import CachedAnswer, Flight, ResponseCache
-from parley.gateway.cachekey import CachePlan, Question, merge_directives, plan_for, question_of
+from parley.gateway.cache import ResponseCache
+from parley.gateway.cachestep import CACHE_DEPLOYMENT, CacheStep, Lookup, split_directive
 from parley.gateway.caller import ANONYMOUS, Caller
 from parley.gateway.embeddings import EmbeddingCalls
 from parley.gateway.health import HealthBook
@@ -48,10 +47,6 @@ from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
 from parley.providers.base import ChunkStream, Provider, stream_ended_early
 from parley.state import BreakerSync
-
-if TYPE_CHECKING:  # numpy and the vector index load only where a group uses them
-    from parley.gateway.embedders import Vectors
-    from parley.gateway.semantic import SemanticCache
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -96,26 +91,6 @@ class EmbeddingOutcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-CACHE_DEPLOYMENT = "cache"
-"""What ``x-parley-deployment`` says of an answer served from the cache."""
-
-
-@dataclass(slots=True)
-class _Lookup:
-    """What the cache said: the plan (None: the group does not cache), a hit, or the
-    flight this request leads."""
-
-    plan: CachePlan | None = None
-    answer: CachedAnswer | None = None
-    flight: Flight | None = None
-    question: Question | None = None
-    """Set when the group has a semantic cache and the request ends with a user's text."""
-    vector: Vectors | None = None
-
-
-NO_LOOKUP = _Lookup()
-
-
 @dataclass(slots=True)
 class _Prepared:
     provider: Provider
@@ -149,6 +124,7 @@ class Gateway:
         self._metrics = metrics
         self._drop_params = drop_params
         self.policies = policies or Policies(None, None, metrics)
+        self._cache = CacheStep(cache, self.policies, metrics)
         self.health = health or HealthBook(registry.groups, self._breaker_changed)
         router = Router(self.health, self.policies.price)
         self.resilience = Resilience(registry.by_name, router, self.health, metrics)
@@ -214,87 +190,6 @@ class Gateway:
         if selection is not None:
             call.route(selection.tier, selection.variant, selection.reason)
         return request, group, call
-
-    async def _lookup(
-        self,
-        call: Call,
-        group: ModelGroup,
-        request: ChatRequest,
-        directive: CacheDirective | None,
-    ) -> _Lookup:
-        """Ask the cache, where the group has one. A hit finishes the call; a miss may make
-        this request the leader of a single flight, which its caller must ``land``."""
-        if self.cache is None or not group.cache.enabled:
-            return NO_LOOKUP
-        plan = plan_for(request, group.name, call.caller, group.cache, directive)
-        if plan is None:
-            return NO_LOOKUP
-        lookup = _Lookup(plan)
-        cache = self.cache
-        try:
-            lookup.answer = await cache.get(plan)
-            if group.cache.semantic and cache.semantic is not None:
-                lookup.question = question_of(plan, request)
-                if lookup.answer is None and plan.read and lookup.question is not None:
-                    await self._semantic_lookup(call, group, lookup, cache.semantic)
-            if lookup.answer is None:
-                joined = await cache.join(plan)
-                if isinstance(joined, CachedAnswer):
-                    lookup.answer = joined
-                else:
-                    lookup.flight = joined
-        except BaseException:  # cancelled while waiting for a leader
-            await self.policies.finish(call, status=499)
-            raise
-        if call.cache is None:
-            call.cache = "hit" if lookup.answer is not None else plan.outcome_if_missed
-        self._metrics.child(self._metrics.cache_lookups, group.name, call.cache).inc()
-        if lookup.answer is not None:
-            call.first_token()
-            await self.policies.finish(call, status=200, usage=lookup.answer.completion.usage)
-        return lookup
-
-    async def _semantic_lookup(
-        self, call: Call, group: ModelGroup, lookup: _Lookup, semantic: SemanticCache
-    ) -> None:
-        assert self.cache is not None
-        assert lookup.question is not None
-        assert lookup.plan is not None
-        lookup.vector = await semantic.vector(group.cache.embedder, lookup.question.text)
-        if lookup.vector is None:
-            return
-        now = int(time.time() * 1000)
-        match = await semantic.nearest(lookup.question, lookup.vector, group.cache.threshold, now)
-        if match is None:
-            return
-        answer = await self.cache.at(match.address, lookup.plan.max_age_s)
-        if answer is None:
-            await semantic.forget(match.address)
-            return
-        lookup.answer = answer
-        call.cache = "semantic-hit"
-        call.similarity = match.similarity
-
-    async def _store(self, lookup: _Lookup, completion: ChatCompletion | None) -> bytes | None:
-        """Store an answer, and index its question for the semantic cache."""
-        cache, plan, question = self.cache, lookup.plan, lookup.question
-        if cache is None or plan is None or completion is None:
-            return None
-        stored = await cache.put(plan, completion)
-        if stored is None or question is None or cache.semantic is None:
-            return stored
-        group = self.registry.group(plan.group)
-        vector = lookup.vector
-        if vector is None:
-            vector = await cache.semantic.vector(group.cache.embedder, question.text)
-        if vector is not None:
-            expires = int((time.time() + plan.ttl_s) * 1000)
-            await cache.semantic.remember(question, vector, plan.address, expires)
-        return stored
-
-    def _land(self, lookup: _Lookup, stored: bytes | None) -> None:
-        if self.cache is not None and lookup.flight is not None:
-            self.cache.land(lookup.flight, stored)
 
     async def _routed(
         self,
@@ -380,9 +275,9 @@ class Gateway:
         request_id: str = "",
         options: CallOptions = DEFAULT_OPTIONS,
     ) -> ChatOutcome:
-        request, directive = _cache_directive(request, options)
+        request, directive = split_directive(request, options.cache)
         request, group, call = await self._admitted(request, caller, request_id)
-        lookup = await self._lookup(call, group, request, directive)
+        lookup = await self._cache.lookup(call, group, request, directive)
         if lookup.answer is not None:
             return ChatOutcome(lookup.answer.completion, CACHE_DEPLOYMENT, [], call.headers)
         stored: bytes | None = None
@@ -392,9 +287,9 @@ class Gateway:
             if completion.usage is None:
                 completion.usage = _counted_usage(prepared.request, _completion_text(completion))
             await self._succeeded(call, outcome.lease, completion.usage)
-            stored = await self._store(lookup, completion)
+            stored = await self._cache.store(lookup, completion)
         finally:
-            self._land(lookup, stored)
+            self._cache.land(lookup, stored)
         label = outcome.lease.deployment.label
         return ChatOutcome(completion, label, prepared.dropped, call.headers)
 
@@ -438,9 +333,9 @@ class Gateway:
         every failure up to there (including a slow first token) can still be retried
         elsewhere or become a proper HTTP error. Leaving closes upstream and settles
         whatever was generated; a stream is cached only when it completed."""
-        request, directive = _cache_directive(request, options)
+        request, directive = split_directive(request, options.cache)
         request, group, call = await self._admitted(request, caller, request_id)
-        lookup = await self._lookup(call, group, request, directive)
+        lookup = await self._cache.lookup(call, group, request, directive)
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         if lookup.answer is not None:
             chunks = replay(lookup.answer.completion, include_usage=include_usage)
@@ -454,7 +349,7 @@ class Gateway:
             ) as opened:
                 yield opened
         finally:
-            self._land(lookup, tally.stored)
+            self._cache.land(lookup, tally.stored)
 
     @contextlib.asynccontextmanager
     async def _upstream_stream(
@@ -464,7 +359,7 @@ class Gateway:
         *,
         include_usage: bool,
         tally: _Tally,
-        lookup: _Lookup,
+        lookup: Lookup,
     ) -> AsyncIterator[StreamOutcome]:
         opened, prepared = outcome.value
         lease = outcome.lease
@@ -502,7 +397,7 @@ class Gateway:
         call: Call,
         tally: _Tally,
         lease: Lease,
-        lookup: _Lookup,
+        lookup: Lookup,
     ) -> ChunkStream:
         usage: Usage | None = None
         text = tally.text
@@ -536,7 +431,7 @@ class Gateway:
         # saw [DONE] can rely on its usage record existing (in Redis, when configured).
         await self._succeeded(call, lease, usage)
         if assembler is not None:
-            tally.stored = await self._store(lookup, assembler.completion(usage))
+            tally.stored = await self._cache.store(lookup, assembler.completion(usage))
         if include_usage and last is not None:
             yield ChatCompletionChunk(
                 last.id,
@@ -630,17 +525,6 @@ class _Tally:
 async def _iterate(chunks: list[ChatCompletionChunk]) -> ChunkStream:
     for chunk in chunks:
         yield chunk
-
-
-def _cache_directive(
-    request: ChatRequest, options: CallOptions
-) -> tuple[ChatRequest, CacheDirective | None]:
-    """Take Parley's ``cache`` extension out of the body (no provider may see it) and merge
-    it with the ``Cache-Control`` header's."""
-    if request.cache is None:
-        return request, options.cache
-    directive = merge_directives(request.cache, options.cache)
-    return msgspec.structs.replace(request, cache=None), directive
 
 
 def _completion_text(completion: ChatCompletion) -> str:
