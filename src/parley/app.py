@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from parley import __version__
-from parley.api import admin, auth, health, openai
+from parley.api import admin, auth, conversations, health, openai
 from parley.api.errors import install_error_handlers
 from parley.api.fastpath import FastPath
 from parley.api.middleware import RequestContextMiddleware
@@ -154,6 +154,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(auth.router)
+    app.include_router(conversations.router)
     # Added first, so it sits innermost: inside the request envelope and CORS.
     app.add_middleware(
         FastPath,

@@ -184,6 +184,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 keys_app = typer.Typer(help="Virtual API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+chat_app = typer.Typer(help="Conversations.", no_args_is_help=True)
+app.add_typer(chat_app, name="chat")
 
 
 def _run(coro: Any) -> Any:
@@ -216,6 +218,26 @@ def db_upgrade() -> None:
     settings = Settings()
     revision = _run(_upgrade(settings))
     console.print(f"database at revision {revision}", highlight=False)
+
+
+async def _rebuild(settings: Settings) -> int:
+    from parley.chat.conversations import Conversations
+    from parley.store import migrate
+    from parley.store.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db)
+        return await Conversations(db).rebuild_projections()
+    finally:
+        await db.close()
+
+
+@chat_app.command("rebuild-projections")
+def chat_rebuild_projections() -> None:
+    """Rebuild the conversation and message tables from the event log (one transaction)."""
+    replayed = _run(_rebuild(Settings()))
+    console.print(f"rebuilt the read models from {replayed} events", highlight=False)
 
 
 @keys_app.command("create")

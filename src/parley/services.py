@@ -4,8 +4,9 @@ database, shared state, API keys, admission and the usage recorder."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from parley.chat.conversations import Conversations
 from parley.config.settings import Settings
 from parley.errors import ConfigError
 from parley.gateway.caller import Limits
@@ -43,6 +44,10 @@ class Services:
     semantic_entries: SharedEntries | None = None
     """With Redis: the semantic cache's questions, for every instance's index."""
     instance: str = ""
+    conversations: Conversations = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.conversations = Conversations(self.db)
 
     async def close(self) -> None:
         await self.usage.stop()

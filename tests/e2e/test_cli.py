@@ -215,7 +215,10 @@ def test_db_upgrade_then_keys_create_and_revoke(tmp_path: Path) -> None:
     env = {"PARLEY_DATABASE_URL": f"sqlite:///{tmp_path}/p.db"}
     upgraded = parley("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "revision 0001" in upgraded.stdout
+    assert "revision 0002" in upgraded.stdout
+    rebuilt = parley("chat", "rebuild-projections", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "from 0 events" in rebuilt.stdout
     created = parley("keys", "create", "--rpm", "5", "--budget", "1.5", "--models", "a,b", env=env)
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]

@@ -15,7 +15,7 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from parley.api.deps import bearer_token, client_ip, is_admin_key, services
+from parley.api.deps import bearer_token, client_ip, int_param, is_admin_key, services
 from parley.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from parley.identity.audit import audit
 from parley.identity.keys import KEY_PREFIX
@@ -240,8 +240,8 @@ async def usage(request: Request) -> Response:
         raise InvalidRequest(f"group_by must be one of {', '.join(_GROUP_BY)}", param="group_by")
     team_id = q.get("team_id")
     who.require_team(team_id, "read usage of a team you administer: pass ?team_id=")
-    limit = _int(q.get("limit"), "limit", 100, 1, 1000)
-    offset = _int(q.get("offset"), "offset", 0, 0, 10**9)
+    limit = int_param(q.get("limit"), "limit", 100, 1, 1000)
+    offset = int_param(q.get("offset"), "offset", 0, 0, 10**9)
     rows = await aggregate(
         services(request).db,
         group_by,
@@ -266,18 +266,6 @@ async def usage(request: Request) -> Response:
             "next_offset": offset + limit if more else None,
         }
     )
-
-
-def _int(raw: str | None, name: str, default: int, low: int, high: int) -> int:
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an integer", param=name) from None
-    if not low <= value <= high:
-        raise InvalidRequest(f"{name} must be between {low} and {high}", param=name)
-    return value
 
 
 def _time(raw: str | None, name: str) -> int | None:
@@ -381,8 +369,8 @@ async def remove_member(team_id: str, user_id: str, request: Request) -> Respons
 async def list_users(request: Request) -> Response:
     who = await actor(request)
     _global(who)
-    limit = _int(request.query_params.get("limit"), "limit", 100, 1, 1000)
-    offset = _int(request.query_params.get("offset"), "offset", 0, 0, 10**9)
+    limit = int_param(request.query_params.get("limit"), "limit", 100, 1, 1000)
+    offset = int_param(request.query_params.get("offset"), "offset", 0, 0, 10**9)
     rows = await services(request).accounts.users.list_users(limit, offset)
     return _json({"object": "list", "data": rows})
 

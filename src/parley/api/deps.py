@@ -116,3 +116,16 @@ def call_options(request: Request, caller: Caller) -> CallOptions:
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
     return CallOptions(priority=priority, deadline=deadline, strategy=strategy, cache=cache)
+
+
+def int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
+    """A query parameter as a bounded integer; anything else is a 400 naming it."""
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer", param=name) from None
+    if not low <= value <= high:
+        raise InvalidRequest(f"{name} must be between {low} and {high}", param=name)
+    return value

@@ -201,3 +201,60 @@ recovery_codes = Table(
     Column("code_hash", String(64), primary_key=True),
     Column("used_ms", BigInteger),
 )
+
+
+# --- chat: the event log and its read models (chat/) ------------------------------------
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("stream_id", Id, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("time_ms", BigInteger, nullable=False),
+    # Optimistic concurrency: two writers that read the same version cannot both append.
+    Index(None, "stream_id", "version", unique=True),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("model", String(200)),
+    Column("settings", JSON, nullable=False),
+    Column("current_leaf_id", Id),
+    Column("archived", Boolean, nullable=False, default=False),
+    Column("pinned", Boolean, nullable=False, default=False),
+    Column("tags", JSON, nullable=False),
+    Column("message_count", Integer, nullable=False, default=0),
+    Column("version", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("deleted_ms", BigInteger),
+    # The list: one owner's conversations by last activity (cursor pagination).
+    Index(None, "owner_id", "updated_ms", "id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column(
+        "conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("parent_id", Id),
+    Column("seq", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", JSON, nullable=False),
+    Column("model", String(200)),
+    Column("status", String(16), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    # A page of a conversation: its messages by position, never the whole conversation.
+    Index(None, "conversation_id", "seq"),
+    Index(None, "parent_id"),
+)

@@ -1,0 +1,1 @@
+"""The chat product's back end: event-sourced conversations and their read models."""

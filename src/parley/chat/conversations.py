@@ -1,0 +1,293 @@
+"""Conversations as a service: commands append events (``events.py``) and project them
+(``projections.py``) in one transaction; queries read the projected rows.
+
+Every method takes the acting user's id and answers ``NotFound`` for a conversation that
+does not exist, was deleted, or belongs to someone else: never 403, so an id reveals
+nothing about whether it exists (the bug LibreChat and Open WebUI both shipped).
+
+Writes are optimistic: a command is numbered from the version the caller saw (its
+``expected_version``, else the version read when the command started); if another write
+landed in between, the append fails with 409 and nothing is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from sqlalchemy import and_, or_, select
+
+from parley.chat import events as ev
+from parley.chat.events import ConcurrentChange, Event
+from parley.chat.projections import project, rebuild
+from parley.errors import InvalidRequest, NotFound
+from parley.store.db import Database
+from parley.store.tables import conversations, messages
+
+DEFAULT_TITLE = "New conversation"
+_PUBLIC = (
+    "id",
+    "title",
+    "model",
+    "settings",
+    "current_leaf_id",
+    "archived",
+    "pinned",
+    "tags",
+    "message_count",
+    "version",
+    "created_ms",
+    "updated_ms",
+)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: row[name] for name in _PUBLIC}
+
+
+class Cursor(msgspec.Struct, array_like=True):
+    """Where a page of the list ended: last activity, then id (ties)."""
+
+    updated_ms: int
+    id: str
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(msgspec.json.encode(self)).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, raw: str) -> Cursor:
+        try:
+            padded = raw + "=" * (-len(raw) % 4)
+            return msgspec.json.decode(base64.urlsafe_b64decode(padded), type=cls)
+        except (ValueError, msgspec.DecodeError):
+            raise InvalidRequest("cursor is not one this API returned", param="cursor") from None
+
+
+class Conversations:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- commands --------------------------------------------------------------------
+
+    async def create(
+        self,
+        owner_id: str,
+        *,
+        title: str | None = None,
+        model: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        conversation_id = uuid.uuid4().hex
+        payload = {
+            "owner_id": owner_id,
+            "title": title or DEFAULT_TITLE,
+            "model": model,
+            "settings": settings or {},
+        }
+        event = Event(conversation_id, 1, ev.CREATED, payload, _now_ms(), {"actor": owner_id})
+        async with self._db.write() as conn:
+            await ev.append(conn, [event])
+            await project(conn, event)
+        return await self.get(owner_id, conversation_id)
+
+    async def rename(
+        self, owner_id: str, conversation_id: str, title: str, expected_version: int | None = None
+    ) -> dict[str, Any]:
+        await self._change(
+            owner_id, conversation_id, expected_version, [(ev.RENAMED, {"title": title})]
+        )
+        return await self.get(owner_id, conversation_id)
+
+    async def update(
+        self,
+        owner_id: str,
+        conversation_id: str,
+        fields: dict[str, Any],
+        expected_version: int | None = None,
+    ) -> dict[str, Any]:
+        """``archived``, ``pinned``, ``tags``, ``model``, ``settings``."""
+        await self._change(owner_id, conversation_id, expected_version, [(ev.UPDATED, fields)])
+        return await self.get(owner_id, conversation_id)
+
+    async def delete(self, owner_id: str, conversation_id: str) -> None:
+        """Soft: the conversation disappears from every query; its events stay."""
+        await self._change(owner_id, conversation_id, None, [(ev.DELETED, {})])
+
+    async def add_message(
+        self,
+        owner_id: str,
+        conversation_id: str,
+        *,
+        role: str,
+        content: list[dict[str, Any]],
+        parent_id: str | None = None,
+        model: str | None = None,
+        status: str = "complete",
+        expected_version: int | None = None,
+    ) -> dict[str, Any]:
+        """Append a message under ``parent_id`` (default: the current leaf). A parent with
+        children already starts a new branch beside them; the new message becomes the
+        conversation's current leaf either way."""
+        current = await self._owned(owner_id, conversation_id)
+        if parent_id is None:
+            parent_id = current["current_leaf_id"]
+        elif not await self._has_message(conversation_id, parent_id):
+            raise NotFound("no such message in this conversation", param="parent_id")
+        message_id = uuid.uuid4().hex
+        payload = {
+            "id": message_id,
+            "parent_id": parent_id,
+            "role": role,
+            "content": content,
+            "model": model,
+            "status": status,
+        }
+        await self._change(
+            owner_id,
+            conversation_id,
+            expected_version,
+            [(ev.MESSAGE_ADDED, payload)],
+            current=current,
+        )
+        return {"id": message_id, "parent_id": parent_id}
+
+    async def select_branch(self, owner_id: str, conversation_id: str, leaf_id: str) -> None:
+        if not await self._has_message(conversation_id, leaf_id):
+            await self._owned(owner_id, conversation_id)
+            raise NotFound("no such message in this conversation", param="leaf_id")
+        await self._change(
+            owner_id, conversation_id, None, [(ev.BRANCH_SELECTED, {"leaf_id": leaf_id})]
+        )
+
+    async def _change(
+        self,
+        owner_id: str,
+        conversation_id: str,
+        expected_version: int | None,
+        changes: list[tuple[str, dict[str, Any]]],
+        current: dict[str, Any] | None = None,
+    ) -> None:
+        current = current or await self._owned(owner_id, conversation_id)
+        version = current["version"]
+        if expected_version is not None and expected_version != version:
+            raise ConcurrentChange(
+                f"the conversation is at version {version}, not {expected_version}; reload it"
+            )
+        now = _now_ms()
+        new = [
+            Event(conversation_id, version + i, kind, payload, now, {"actor": owner_id})
+            for i, (kind, payload) in enumerate(changes, start=1)
+        ]
+        async with self._db.write() as conn:
+            await ev.append(conn, new)
+            for event in new:
+                await project(conn, event)
+
+    # --- queries ---------------------------------------------------------------------
+
+    async def get(self, owner_id: str, conversation_id: str) -> dict[str, Any]:
+        return view(await self._owned(owner_id, conversation_id))
+
+    async def page(
+        self,
+        owner_id: str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        archived: bool | None = False,
+        pinned: bool | None = None,
+        tag: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest activity first; ``tag`` is matched in Python on the page (tags live in a
+        JSON list), so a tag-filtered page may hold fewer than ``limit`` rows."""
+        c = conversations.c
+        query = select(conversations).where(c.owner_id == owner_id, c.deleted_ms.is_(None))
+        if archived is not None:
+            query = query.where(c.archived == archived)
+        if pinned is not None:
+            query = query.where(c.pinned == pinned)
+        if cursor is not None:
+            after = Cursor.decode(cursor)
+            query = query.where(
+                or_(
+                    c.updated_ms < after.updated_ms,
+                    and_(c.updated_ms == after.updated_ms, c.id < after.id),
+                )
+            )
+        query = query.order_by(c.updated_ms.desc(), c.id.desc()).limit(limit + 1)
+        async with self._db.read() as conn:
+            rows = [dict(r._mapping) for r in await conn.execute(query)]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = Cursor(rows[-1]["updated_ms"], rows[-1]["id"]).encode() if more else None
+        found = [view(r) for r in rows if tag is None or tag in (r["tags"] or [])]
+        return found, next_cursor
+
+    async def branch(
+        self, owner_id: str, conversation_id: str, *, limit: int = 50, before: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The current branch, newest ``limit`` messages ending at ``before`` (default: the
+        current leaf), oldest first; plus the id to pass as ``before`` for the next page.
+        Walks parent links one page at a time: never reads the whole conversation."""
+        current = await self._owned(owner_id, conversation_id)
+        cursor = before or current["current_leaf_id"]
+        page: list[dict[str, Any]] = []
+        async with self._db.read() as conn:
+            while cursor is not None and len(page) < limit:
+                row = (
+                    await conn.execute(
+                        select(messages).where(
+                            messages.c.id == cursor, messages.c.conversation_id == conversation_id
+                        )
+                    )
+                ).first()
+                if row is None:
+                    if before is not None and not page:
+                        raise NotFound("no such message in this conversation", param="before")
+                    break
+                page.append(_message(dict(row._mapping)))
+                cursor = row.parent_id
+        page.reverse()
+        return page, cursor
+
+    async def _owned(self, owner_id: str, conversation_id: str) -> dict[str, Any]:
+        c = conversations.c
+        query = select(conversations).where(
+            c.id == conversation_id, c.owner_id == owner_id, c.deleted_ms.is_(None)
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFound("conversation not found")
+        return dict(row._mapping)
+
+    async def _has_message(self, conversation_id: str, message_id: str) -> bool:
+        query = select(messages.c.id).where(
+            messages.c.id == message_id, messages.c.conversation_id == conversation_id
+        )
+        async with self._db.read() as conn:
+            return (await conn.execute(query)).first() is not None
+
+    async def rebuild_projections(self) -> int:
+        async with self._db.write() as conn:
+            return await rebuild(conn)
+
+
+def _message(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "parent_id": row["parent_id"],
+        "role": row["role"],
+        "content": row["content"],
+        "model": row["model"],
+        "status": row["status"],
+        "created_ms": row["created_ms"],
+    }

@@ -1,0 +1,74 @@
+"""The conversation event log: every change to a conversation is an event appended to its
+stream with the next version number. The unique (stream, version) index is the
+concurrency control: a writer that read version N and appends N+1 after another writer
+did gets a ``Conflict`` (409) and nothing of its change is written.
+
+Events are small JSON payloads named in the past tense. ``chat/projections.py`` turns
+them into the read models, in the same transaction as the append.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from parley.errors import Conflict
+from parley.store.tables import events
+
+CREATED = "conversation.created"
+RENAMED = "conversation.renamed"
+UPDATED = "conversation.updated"
+"""Archived, pinned or tags changed (the payload names which)."""
+DELETED = "conversation.deleted"
+MESSAGE_ADDED = "message.added"
+BRANCH_SELECTED = "branch.selected"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    stream_id: str
+    version: int
+    type: str
+    payload: dict[str, Any]
+    time_ms: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class ConcurrentChange(Conflict):
+    code = "conversation_changed"
+
+
+async def append(conn: AsyncConnection, new: list[Event]) -> None:
+    """Append events (versions already numbered by the caller from what it read)."""
+    try:
+        await conn.execute(
+            events.insert(),
+            [
+                {
+                    "stream_id": e.stream_id,
+                    "version": e.version,
+                    "type": e.type,
+                    "payload": e.payload,
+                    "metadata": e.metadata,
+                    "time_ms": e.time_ms,
+                }
+                for e in new
+            ],
+        )
+    except IntegrityError:
+        raise ConcurrentChange(
+            "the conversation changed while this request was being handled; reload it and try again"
+        ) from None
+
+
+async def stream(conn: AsyncConnection, stream_id: str | None = None) -> list[Event]:
+    """Events in append order: one stream's, or every stream's (for rebuilding)."""
+    query = select(events).order_by(events.c.id)
+    if stream_id is not None:
+        query = query.where(events.c.stream_id == stream_id)
+    rows = await conn.execute(query)
+    return [Event(r.stream_id, r.version, r.type, r.payload, r.time_ms, r.metadata) for r in rows]

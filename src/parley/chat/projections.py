@@ -1,0 +1,120 @@
+"""Read models from events: ``conversations`` and ``messages`` rows. ``project`` runs in
+the transaction that appended the event (so the read models are never behind the log), and
+``rebuild`` replays the whole log into empty tables (``parley chat rebuild-projections``);
+a test proves both give the same rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from parley.chat import events as ev
+from parley.chat.events import Event
+from parley.store.tables import conversations, messages
+
+
+async def project(conn: AsyncConnection, event: Event) -> None:
+    handler = _HANDLERS.get(event.type)
+    if handler is not None:
+        await handler(conn, event)
+    if event.type != ev.CREATED:
+        await conn.execute(
+            update(conversations)
+            .where(conversations.c.id == event.stream_id)
+            .values(version=event.version, updated_ms=event.time_ms)
+        )
+
+
+async def rebuild(conn: AsyncConnection) -> int:
+    """Empty the read models and replay every event; returns the events replayed."""
+    await conn.execute(delete(messages))
+    await conn.execute(delete(conversations))
+    replayed = await ev.stream(conn)
+    for event in replayed:
+        await project(conn, event)
+    return len(replayed)
+
+
+async def _created(conn: AsyncConnection, event: Event) -> None:
+    p = event.payload
+    await conn.execute(
+        conversations.insert().values(
+            id=event.stream_id,
+            owner_id=p["owner_id"],
+            title=p["title"],
+            model=p.get("model"),
+            settings=p.get("settings") or {},
+            current_leaf_id=None,
+            archived=False,
+            pinned=False,
+            tags=[],
+            message_count=0,
+            version=event.version,
+            created_ms=event.time_ms,
+            updated_ms=event.time_ms,
+            deleted_ms=None,
+        )
+    )
+
+
+async def _renamed(conn: AsyncConnection, event: Event) -> None:
+    await _set(conn, event, title=event.payload["title"])
+
+
+async def _updated(conn: AsyncConnection, event: Event) -> None:
+    allowed = {"archived", "pinned", "tags", "settings", "model"}
+    await _set(conn, event, **{k: v for k, v in event.payload.items() if k in allowed})
+
+
+async def _deleted(conn: AsyncConnection, event: Event) -> None:
+    await _set(conn, event, deleted_ms=event.time_ms)
+
+
+async def _message_added(conn: AsyncConnection, event: Event) -> None:
+    p = event.payload
+    seq = await conn.scalar(
+        select(func.count())
+        .select_from(messages)
+        .where(messages.c.conversation_id == event.stream_id)
+    )
+    await conn.execute(
+        messages.insert().values(
+            id=p["id"],
+            conversation_id=event.stream_id,
+            parent_id=p.get("parent_id"),
+            seq=int(seq or 0),
+            role=p["role"],
+            content=p["content"],
+            model=p.get("model"),
+            status=p.get("status", "complete"),
+            created_ms=event.time_ms,
+        )
+    )
+    await conn.execute(
+        update(conversations)
+        .where(conversations.c.id == event.stream_id)
+        .values(current_leaf_id=p["id"], message_count=conversations.c.message_count + 1)
+    )
+
+
+async def _branch_selected(conn: AsyncConnection, event: Event) -> None:
+    await _set(conn, event, current_leaf_id=event.payload["leaf_id"])
+
+
+async def _set(conn: AsyncConnection, event: Event, **values: Any) -> None:
+    await conn.execute(
+        update(conversations).where(conversations.c.id == event.stream_id).values(**values)
+    )
+
+
+_HANDLERS = {
+    ev.CREATED: _created,
+    ev.RENAMED: _renamed,
+    ev.UPDATED: _updated,
+    ev.DELETED: _deleted,
+    ev.MESSAGE_ADDED: _message_added,
+    ev.BRANCH_SELECTED: _branch_selected,
+}

@@ -1,0 +1,206 @@
+"""Conversations over ``/api/conversations`` on SQLite and PostgreSQL: the event log and its
+read models, cursor pagination, branches, 404 for anyone else's conversation, 409 for a
+write that lost a race, and rebuilt read models equal to the live ones."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from parley.chat.conversations import Conversations
+from parley.config import Settings
+from parley.store.db import Database
+from parley.store.tables import conversations, events, messages
+from tests.e2e.test_access import Client, backend, start
+from tests.e2e.test_auth import Account
+
+__all__ = ["backend", "start"]  # fixtures shared with the access suite
+FORGED = "0" * 32
+
+
+@pytest.fixture
+def client(start: Callable[..., Client]) -> Client:
+    return start(allow_registration=True)
+
+
+def accounts(client: Client) -> tuple[Account, Account]:
+    return Account(client, "ada@example.com"), Account(client, "bob@example.com", "Bob")
+
+
+def test_create_list_rename_archive_and_delete(client: Client) -> None:
+    ada, _ = accounts(client)
+    created = ada.call("POST", "/api/conversations", json={"title": "Plans", "model": "openai"})
+    assert created.status_code == 201, created.text
+    conversation = created.json()
+    assert (conversation["title"], conversation["version"]) == ("Plans", 1)
+    untitled = ada.call("POST", "/api/conversations", json={}).json()
+    assert untitled["title"] == "New conversation"
+
+    renamed = ada.call(
+        "PATCH", f"/api/conversations/{conversation['id']}", json={"title": "Trip plans"}
+    )
+    assert renamed.json()["title"] == "Trip plans"
+    listed = ada.get("/api/conversations").json()["data"]
+    assert [c["id"] for c in listed] == [conversation["id"], untitled["id"]]  # by activity
+
+    ada.call("PATCH", f"/api/conversations/{untitled['id']}", json={"archived": True})
+    assert [c["id"] for c in ada.get("/api/conversations").json()["data"]] == [conversation["id"]]
+    archived = ada.get("/api/conversations?archived=true").json()["data"]
+    assert [c["id"] for c in archived] == [untitled["id"]]
+
+    ada.call("PATCH", f"/api/conversations/{conversation['id']}", json={"tags": ["travel"]})
+    tagged = ada.get("/api/conversations?tag=travel").json()["data"]
+    assert [c["tags"] for c in tagged] == [["travel"]]
+
+    assert ada.call("DELETE", f"/api/conversations/{conversation['id']}").status_code == 204
+    assert ada.get(f"/api/conversations/{conversation['id']}").status_code == 404
+    assert ada.get("/api/conversations").json()["data"] == []
+
+
+def test_cursor_pagination_visits_every_conversation_once(client: Client) -> None:
+    ada, _ = accounts(client)
+    made = {ada.call("POST", "/api/conversations", json={}).json()["id"] for _ in range(7)}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = "/api/conversations?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = ada.get(query).json()
+        seen += [c["id"] for c in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(made)
+    assert len(seen) == len(set(seen))
+    bad = ada.get("/api/conversations?cursor=not-a-cursor")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "cursor"
+
+
+def test_every_route_answers_404_for_another_users_or_a_forged_conversation(
+    client: Client,
+) -> None:
+    ada, bob = accounts(client)
+    mine = ada.call("POST", "/api/conversations", json={"title": "secret"}).json()["id"]
+    routes = [
+        ("GET", "/api/conversations/{id}", None),
+        ("PATCH", "/api/conversations/{id}", {"title": "mine now"}),
+        ("POST", "/api/conversations/{id}/branch", {"leaf_id": FORGED}),
+        ("DELETE", "/api/conversations/{id}", None),
+    ]
+    for method, template, body in routes:
+        for who, target in ((bob, mine), (ada, FORGED)):
+            response = who.call(method, template.format(id=target), json=body)
+            assert response.status_code == 404, (method, template, response.text)
+            assert "secret" not in response.text
+    assert ada.get(f"/api/conversations/{mine}").json()["title"] == "secret"
+    assert bob.get("/api/conversations").json()["data"] == []
+    assert client.http.get("/api/conversations").status_code == 401
+
+
+def test_a_write_with_a_stale_version_gets_409_and_changes_nothing(
+    client: Client,
+) -> None:
+    ada, _ = accounts(client)
+    conversation = ada.call("POST", "/api/conversations", json={}).json()
+    path = f"/api/conversations/{conversation['id']}"
+    first = ada.call("PATCH", path, json={"title": "one", "expected_version": 1})
+    assert first.status_code == 200
+    stale = ada.call("PATCH", path, json={"title": "two", "expected_version": 1})
+    assert stale.status_code == 409
+    assert stale.json()["error"]["code"] == "conversation_changed"
+    assert ada.get(path).json()["title"] == "one"
+
+
+def test_concurrent_writers_one_wins_one_gets_409_and_the_log_has_no_gap(
+    client: Client,
+) -> None:
+    ada, _ = accounts(client)
+    conversation = ada.call("POST", "/api/conversations", json={}).json()
+    path = f"/api/conversations/{conversation['id']}"
+
+    def write(title: str) -> int:
+        body = {"title": title, "expected_version": 1}
+        return ada.call("PATCH", path, json=body).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(write, [f"title {i}" for i in range(8)]))
+    assert sorted(codes) == [200] + [409] * 7
+    final = ada.get(path).json()
+    assert final["version"] == 2
+
+
+async def _log_and_models(url: str) -> tuple[list[Any], list[Any], list[Any]]:
+    db = Database(url)
+    try:
+        async with db.read() as conn:
+            log = [tuple(r) for r in await conn.execute(select(events).order_by(events.c.id))]
+            convs = [tuple(r) for r in await conn.execute(select(conversations).order_by("id"))]
+            msgs = [tuple(r) for r in await conn.execute(select(messages).order_by("id"))]
+        return log, convs, msgs
+    finally:
+        await db.close()
+
+
+def test_rebuilt_read_models_equal_the_live_ones(backend: dict[str, Any], tmp_path: Any) -> None:
+    url = Settings(
+        database_url=backend.get("database_url") or f"sqlite:///{tmp_path}/rebuild.db"
+    ).database_url
+
+    async def scenario() -> tuple[Any, Any]:
+        from parley.store import migrate  # noqa: PLC0415
+
+        db = Database(url)
+        await migrate.upgrade(db)
+        async with db.write() as conn:
+            from parley.store.tables import users  # noqa: PLC0415
+
+            await conn.execute(
+                users.insert().values(
+                    id="u" * 32,
+                    email="u@example.com",
+                    name="U",
+                    password_hash="x",
+                    is_admin=False,
+                    disabled=False,
+                    mfa_enabled=False,
+                    created_ms=0,
+                )
+            )
+        chat = Conversations(db)
+        owner = "u" * 32
+        a = await chat.create(owner, title="a")
+        b = await chat.create(owner, title="b")
+        q = await chat.add_message(
+            owner, a["id"], role="user", content=[{"type": "text", "text": "hi"}]
+        )
+        r1 = await chat.add_message(
+            owner, a["id"], role="assistant", content=[{"type": "text", "text": "one"}]
+        )
+        await chat.add_message(  # a regenerated answer: a sibling branch under the question
+            owner,
+            a["id"],
+            role="assistant",
+            content=[{"type": "text", "text": "two"}],
+            parent_id=q["id"],
+        )
+        await chat.select_branch(owner, a["id"], r1["id"])
+        await chat.update(owner, b["id"], {"pinned": True, "tags": ["x"]})
+        await chat.rename(owner, b["id"], "b2")
+        await chat.delete(owner, b["id"])
+        page, _ = await chat.branch(owner, a["id"])
+        assert [m["content"][0]["text"] for m in page] == ["hi", "one"]
+        await db.close()
+        live = await _log_and_models(url)
+        db = Database(url)
+        replayed = await Conversations(db).rebuild_projections()
+        await db.close()
+        assert replayed == len(live[0])
+        return live, await _log_and_models(url)
+
+    live, rebuilt = asyncio.run(scenario())
+    assert rebuilt == live
