@@ -17,6 +17,7 @@ from parley.api import admin, auth, conversations, health, openai
 from parley.api.errors import install_error_handlers
 from parley.api.fastpath import FastPath
 from parley.api.middleware import RequestContextMiddleware
+from parley.chat.generation import Generations
 from parley.config import LoadedModels, Settings, load_models
 from parley.errors import ParleyError
 from parley.gateway import tokens
@@ -90,6 +91,7 @@ def create_app(
             embed_batch_max=settings.embeddings_batch_max,
             embed_batch_in_flight=settings.embeddings_batch_in_flight,
         )
+        app.state.generations = Generations(services.conversations, app.state.gateway.chat_stream)
         listeners = [
             task
             for task in (
@@ -105,6 +107,7 @@ def create_app(
             yield
         finally:
             app.state.started = False
+            await app.state.generations.close()
             for task in listeners:
                 task.cancel()
             await asyncio.gather(*listeners, return_exceptions=True)

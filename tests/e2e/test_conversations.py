@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +18,7 @@ from parley.chat.conversations import Conversations
 from parley.config import Settings
 from parley.store.db import Database
 from parley.store.tables import conversations, events, messages
+from parley.testing.fake_upstream import FakeUpstream
 from tests.e2e.test_access import Client, backend, start
 from tests.e2e.test_auth import Account
 
@@ -204,3 +207,127 @@ def test_rebuilt_read_models_equal_the_live_ones(backend: dict[str, Any], tmp_pa
 
     live, rebuilt = asyncio.run(scenario())
     assert rebuilt == live
+
+
+# --- sending messages: answers generated through the gateway ------------------------------
+
+SLOW = "+tokens-30+chunk-delay-0.05"
+
+
+def events_of(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+
+
+def answer_text(events: list[dict[str, Any]]) -> str:
+    return "".join(e["content"] for e in events if e["type"] == "delta")
+
+
+def eventually(check: Callable[[], bool], attempts: int = 200) -> None:
+    for _ in range(attempts):
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition never held")
+
+
+def new_conversation(account: Account) -> str:
+    created = account.call("POST", "/api/conversations", json={"model": "openai"})
+    return str(created.json()["id"])
+
+
+def test_a_message_streams_its_answer_and_both_are_saved_on_the_branch(
+    start: Callable[..., Client], fake: FakeUpstream
+) -> None:
+    client = start(allow_registration=True)
+    ada, _ = accounts(client)
+    cid = new_conversation(ada)
+    sent = ada.call("POST", f"/api/conversations/{cid}/messages", json={"content": "hello there"})
+    assert sent.status_code == 200, sent.text
+    assert sent.headers["content-type"].startswith("text/event-stream")
+    events = events_of(sent.text)
+    assert events[0]["type"] == "start"
+    done = events[-1]
+    assert done["type"] == "done"
+    assert done["status"] == "complete"
+    assert answer_text(events)
+    conversation = ada.get(f"/api/conversations/{cid}").json()
+    assert [m["role"] for m in conversation["messages"]] == ["user", "assistant"]
+    assert conversation["messages"][1]["id"] == done["message_id"]
+    assert conversation["messages"][1]["content"][0]["text"] == answer_text(events)
+    assert conversation["current_leaf_id"] == done["message_id"]
+
+    ada.call("POST", f"/api/conversations/{cid}/messages", json={"content": "and then?"})
+    history = fake.calls[-1].body["messages"]
+    assert [m["role"] for m in history] == ["user", "assistant", "user"]
+    assert history[0]["content"] == "hello there"
+
+    def billed() -> bool:
+        rows = client.admin("GET", "/admin/usage", params={"group_by": "user"}).json()["data"]
+        return any(r["bucket"] == ada.id and r["requests"] == 2 for r in rows)
+
+    eventually(billed)
+
+
+def test_an_answer_survives_the_client_leaving_and_can_be_followed_again(
+    start: Callable[..., Client],
+) -> None:
+    client = start(directive=SLOW, allow_registration=True)
+    ada, _ = accounts(client)
+    cid = new_conversation(ada)
+    headers = {"authorization": f"Bearer {ada.tokens['access_token']}"}
+    with client.http.stream(
+        "POST", f"/api/conversations/{cid}/messages", json={"content": "tell me"}, headers=headers
+    ) as response:
+        first = next(response.iter_lines())
+    message_id = json.loads(first[6:])["message_id"]  # the client left after one event
+    followed = events_of(ada.get(f"/api/conversations/{cid}/messages/{message_id}/stream").text)
+    assert followed[0]["type"] == "start"  # from the start, although it joined late
+    assert followed[-1]["status"] == "complete"
+    assert len(answer_text(followed).split()) == 30
+    saved = ada.get(f"/api/conversations/{cid}").json()["messages"][-1]
+    assert saved["id"] == message_id
+    assert saved["status"] == "complete"
+    assert saved["content"][0]["text"] == answer_text(followed)
+    again = events_of(ada.get(f"/api/conversations/{cid}/messages/{message_id}/stream").text)
+    assert answer_text(again) == answer_text(followed)  # after the end: the saved message
+
+
+def test_stop_saves_what_was_generated_so_far(start: Callable[..., Client]) -> None:
+    client = start(directive=SLOW, allow_registration=True)
+    ada, _ = accounts(client)
+    cid = new_conversation(ada)
+    headers = {"authorization": f"Bearer {ada.tokens['access_token']}"}
+    with client.http.stream(
+        "POST", f"/api/conversations/{cid}/messages", json={"content": "go"}, headers=headers
+    ) as response:
+        lines = response.iter_lines()
+        message_id = json.loads(next(lines)[6:])["message_id"]
+        for line in lines:
+            if line.startswith("data: ") and json.loads(line[6:])["type"] == "delta":
+                break
+    stopped = ada.call("POST", f"/api/conversations/{cid}/messages/{message_id}/stop")
+    assert stopped.status_code == 200, stopped.text
+    body = stopped.json()
+    assert body["status"] == "stopped"
+    words = len(body["content"][0]["text"].split())
+    assert 0 < words < 30
+
+
+def test_message_routes_answer_404_for_anyone_else(start: Callable[..., Client]) -> None:
+    client = start(allow_registration=True)
+    ada, bob = accounts(client)
+    cid = new_conversation(ada)
+    done = events_of(
+        ada.call("POST", f"/api/conversations/{cid}/messages", json={"content": "mine"}).text
+    )[-1]
+    mid = done["message_id"]
+    for method, path, body in (
+        ("POST", f"/api/conversations/{cid}/messages", {"content": "hijack"}),
+        ("GET", f"/api/conversations/{cid}/messages/{mid}/stream", None),
+        ("POST", f"/api/conversations/{cid}/messages/{mid}/stop", None),
+        ("GET", f"/api/conversations/{FORGED}/messages/{mid}/stream", None),
+    ):
+        response = bob.call(method, path, json=body)
+        assert response.status_code == 404, (method, path, response.text)
+        assert "mine" not in response.text
+    assert ada.get(f"/api/conversations/{cid}").json()["message_count"] == 2

@@ -7,17 +7,20 @@ client last saw); a write that lost a race answers 409 and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from parley.api.auth import current_user
-from parley.api.deps import int_param, services
+from parley.api.deps import client_ip, int_param, services
 from parley.chat.conversations import Conversations
+from parley.chat.generation import Generations
 from parley.errors import InvalidRequest
+from parley.gateway.caller import Caller, Principal
 from parley.identity.schemas import validated
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
@@ -44,6 +47,12 @@ class ConversationUpdate(_Body):
     model: str | None = Field(default=None, min_length=1, max_length=200)
     settings: dict[str, Any] | None = None
     expected_version: int | None = Field(default=None, ge=1)
+
+
+class MessageSend(_Body):
+    content: str = Field(min_length=1, max_length=200_000)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    parent_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class BranchSelect(_Body):
@@ -152,3 +161,97 @@ async def select_branch(conversation_id: str, request: Request) -> Response:
     chat = _conversations(request)
     await chat.select_branch(user.id, conversation_id, body.leaf_id)
     return _json(await chat.get(user.id, conversation_id))
+
+
+# --- messages: answers streamed as SSE, generated independently of the connection -------
+
+
+def _generations(request: Request) -> Generations:
+    found: Generations = request.app.state.generations
+    return found
+
+
+def _sse(frames: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(
+        frames,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _chat_caller(request: Request, user_id: str) -> Caller:
+    """The user, billed and limited as themselves."""
+    limits = await services(request).accounts.users.limits(user_id)
+    return Caller(
+        user_id=user_id,
+        ip=client_ip(request),
+        principals=(Principal("user", user_id, limits),),
+    )
+
+
+@router.post("/{conversation_id}/messages")
+async def send(conversation_id: str, request: Request) -> Response:
+    """Append the user's message and stream the answer (``chat/generation.py`` documents
+    the events). Leaving early does not stop the answer: it is saved when it ends."""
+    user = (await current_user(request)).user
+    body: MessageSend = await _body(request, MessageSend)
+    model = body.model
+    if model is not None:
+        request.app.state.gateway.registry.group(model)  # 404 before anything is written
+    generation = await _generations(request).start(
+        user.id,
+        conversation_id,
+        await _chat_caller(request, user.id),
+        content=body.content,
+        model=model,
+        parent_id=body.parent_id,
+    )
+    return _sse(generation.follow())
+
+
+async def _running(request: Request, user_id: str, conversation_id: str, message_id: str) -> Any:
+    generation = _generations(request).running(message_id)
+    if generation is None or generation.owner_id != user_id:
+        return None
+    if generation.conversation_id != conversation_id:
+        return None
+    return generation
+
+
+@router.get("/{conversation_id}/messages/{message_id}/stream")
+async def reattach(conversation_id: str, message_id: str, request: Request) -> Response:
+    """Follow an answer from its start: live while it is being generated, else the saved
+    message as one delta."""
+    user = (await current_user(request)).user
+    generation = await _running(request, user.id, conversation_id, message_id)
+    if generation is not None:
+        return _sse(generation.follow())
+    saved = await _conversations(request).message(user.id, conversation_id, message_id)
+    return _sse(_replayed(saved))
+
+
+async def _replayed(message: dict[str, Any]) -> AsyncIterator[bytes]:
+    text = "".join(p.get("text", "") for p in message["content"] if p.get("type") == "text")
+    events = [
+        {"type": "start", "user_message_id": message["parent_id"], "message_id": message["id"]},
+        {"type": "delta", "content": text},
+        {
+            "type": "done",
+            "status": message["status"],
+            "user_message_id": message["parent_id"],
+            "message_id": message["id"],
+        },
+    ]
+    for event in events:
+        yield b"data: " + msgspec.json.encode(event) + b"\n\n"
+
+
+@router.post("/{conversation_id}/messages/{message_id}/stop")
+async def stop(conversation_id: str, message_id: str, request: Request) -> Response:
+    """Stop an answer being generated; what it had is saved, marked ``stopped``. An
+    answer that already ended is returned as saved."""
+    user = (await current_user(request)).user
+    generation = await _running(request, user.id, conversation_id, message_id)
+    if generation is not None:
+        await _generations(request).stop(generation)
+    return _json(await _conversations(request).message(user.id, conversation_id, message_id))

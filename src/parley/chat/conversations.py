@@ -132,6 +132,7 @@ class Conversations:
         model: str | None = None,
         status: str = "complete",
         expected_version: int | None = None,
+        message_id: str | None = None,
     ) -> dict[str, Any]:
         """Append a message under ``parent_id`` (default: the current leaf). A parent with
         children already starts a new branch beside them; the new message becomes the
@@ -141,7 +142,7 @@ class Conversations:
             parent_id = current["current_leaf_id"]
         elif not await self._has_message(conversation_id, parent_id):
             raise NotFound("no such message in this conversation", param="parent_id")
-        message_id = uuid.uuid4().hex
+        message_id = message_id or uuid.uuid4().hex
         payload = {
             "id": message_id,
             "parent_id": parent_id,
@@ -268,6 +269,17 @@ class Conversations:
         if row is None:
             raise NotFound("conversation not found")
         return dict(row._mapping)
+
+    async def message(self, owner_id: str, conversation_id: str, message_id: str) -> dict[str, Any]:
+        await self._owned(owner_id, conversation_id)
+        query = select(messages).where(
+            messages.c.id == message_id, messages.c.conversation_id == conversation_id
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFound("no such message in this conversation")
+        return _message(dict(row._mapping))
 
     async def _has_message(self, conversation_id: str, message_id: str) -> bool:
         query = select(messages.c.id).where(

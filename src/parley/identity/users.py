@@ -8,6 +8,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, select, update
 
 from parley.errors import Conflict, InvalidRequest, NotFound
+from parley.gateway.caller import Limits
 from parley.identity.keys import new_id, now_ms
 from parley.store.db import Database
 from parley.store.tables import memberships, teams, users
@@ -92,6 +93,14 @@ class Users:
         if row is None:
             raise NotFound(f"no user with id {user_id!r}")
         return _user(row)
+
+    async def limits(self, user_id: str) -> Limits:
+        """The user's own limits and budget (what the chat product bills against)."""
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+        if row is None:
+            raise NotFound(f"no user with id {user_id!r}")
+        return Limits.from_row(dict(row._mapping))
 
     async def by_email(self, email: str) -> User | None:
         async with self._db.read() as conn:

@@ -1,0 +1,215 @@
+"""Answers generated for the chat product, independent of any HTTP connection.
+
+Sending a message appends it, then starts a generation task that streams the answer
+through the gateway (keys, limits, budgets, cache and routing all apply, billed to the
+user) and saves it when it ends: complete, stopped (what was generated so far), or error.
+A client that goes away does not stop it; any client can follow it from the start while it
+runs (``follow``), and read the saved message once it has ended.
+
+Each event a follower receives is one SSE ``data:`` line holding a JSON object with a
+``type``: ``start`` (the message ids), ``delta`` (``content``), then ``done`` (``status``
+and the saved message ids) or ``error`` (an OpenAI-shaped ``error``) followed by ``done``.
+
+Generations are held by the instance that runs them (not yet shared between instances:
+a follower on another instance reads the saved message once it has ended).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from parley.chat.conversations import Conversations
+from parley.errors import InvalidRequest, ParleyError
+from parley.gateway.caller import Caller
+from parley.gateway.types import (
+    AssistantMessage,
+    ChatRequest,
+    Message,
+    SystemMessage,
+    UserMessage,
+)
+from parley.observability.logging import get_logger
+from parley.providers.base import ChunkStream
+
+log = get_logger(__name__)
+HISTORY = 100
+"""Messages of the current branch sent upstream with a new one (the newest)."""
+
+
+class OpenedStream(Protocol):
+    chunks: ChunkStream
+
+
+class StreamChat(Protocol):
+    """The gateway's ``chat_stream`` (what a generation calls)."""
+
+    def __call__(
+        self, request: ChatRequest, caller: Caller, request_id: str
+    ) -> contextlib.AbstractAsyncContextManager[OpenedStream]: ...
+
+
+@dataclass(slots=True)
+class Generation:
+    conversation_id: str
+    owner_id: str
+    user_message_id: str
+    message_id: str
+    model: str
+    frames: list[bytes] = field(default_factory=list)
+    done: bool = False
+    task: asyncio.Task[None] | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def push(self, event: dict[str, Any]) -> None:
+        self.frames.append(b"data: " + msgspec.json.encode(event) + b"\n\n")
+        self._changed.set()
+
+    async def follow(self) -> AsyncIterator[bytes]:
+        """Every frame from the start, then new ones as they come, until the end."""
+        sent = 0
+        while True:
+            while sent < len(self.frames):
+                yield self.frames[sent]
+                sent += 1
+            if self.done:
+                return
+            self._changed.clear()
+            if sent < len(self.frames) or self.done:
+                continue
+            await self._changed.wait()
+
+
+def _text(content: list[dict[str, Any]]) -> str:
+    return "".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+
+
+def _history(settings: dict[str, Any], branch: list[dict[str, Any]]) -> list[Message]:
+    history: list[Message] = []
+    system = settings.get("system_prompt")
+    if isinstance(system, str) and system:
+        history.append(SystemMessage(system))
+    for message in branch:
+        text = _text(message["content"])
+        if message["role"] == "user":
+            history.append(UserMessage(text))
+        elif message["role"] == "assistant" and message["status"] == "complete":
+            history.append(AssistantMessage(text))
+    return history
+
+
+class Generations:
+    def __init__(self, conversations: Conversations, stream_chat: StreamChat) -> None:
+        self._conversations = conversations
+        self._stream_chat = stream_chat
+        self._running: dict[str, Generation] = {}
+
+    async def start(
+        self,
+        owner_id: str,
+        conversation_id: str,
+        caller: Caller,
+        *,
+        content: str,
+        model: str | None,
+        parent_id: str | None = None,
+    ) -> Generation:
+        """Append the user's message, then start answering it. Fails before anything is
+        written when the conversation is not the owner's or the model is missing."""
+        conversation = await self._conversations.get(owner_id, conversation_id)
+        model = model or conversation["model"]
+        if not model:
+            raise InvalidRequest("name a model: this conversation has none", param="model")
+        saved = await self._conversations.add_message(
+            owner_id,
+            conversation_id,
+            role="user",
+            content=[{"type": "text", "text": content}],
+            parent_id=parent_id,
+        )
+        branch, _ = await self._conversations.branch(owner_id, conversation_id, limit=HISTORY)
+        request = ChatRequest(
+            model=model,
+            messages=_history(conversation["settings"], branch),
+            stream=True,
+            temperature=conversation["settings"].get("temperature"),
+        )
+        generation = Generation(conversation_id, owner_id, saved["id"], uuid.uuid4().hex, model)
+        generation.push(
+            {
+                "type": "start",
+                "user_message_id": generation.user_message_id,
+                "message_id": generation.message_id,
+            }
+        )
+        self._running[generation.message_id] = generation
+        generation.task = asyncio.get_running_loop().create_task(
+            self._run(generation, request, caller),
+            name=f"parley-generation-{generation.message_id}",
+        )
+        return generation
+
+    def running(self, message_id: str) -> Generation | None:
+        return self._running.get(message_id)
+
+    async def stop(self, generation: Generation) -> None:
+        """Stop generating; what was generated so far is saved, marked ``stopped``."""
+        if generation.task is not None and not generation.done:
+            generation.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await generation.task
+
+    async def close(self) -> None:
+        """Shutdown: every running answer is stopped and saved as far as it got."""
+        for generation in list(self._running.values()):
+            await self.stop(generation)
+
+    async def _run(self, generation: Generation, request: ChatRequest, caller: Caller) -> None:
+        parts: list[str] = []
+        status, error = "complete", None
+        try:
+            async with self._stream_chat(request, caller, generation.message_id) as opened:
+                async for chunk in opened.chunks:
+                    for choice in chunk.choices:
+                        if choice.delta.content:
+                            parts.append(choice.delta.content)
+                            generation.push({"type": "delta", "content": choice.delta.content})
+        except asyncio.CancelledError:
+            status = "stopped"
+        except ParleyError as exc:
+            status, error = "error", exc.to_body()["error"]
+        except Exception:  # a bug: saved as an error, logged with its traceback
+            log.exception("generation failed", message_id=generation.message_id)
+            status, error = "error", {"message": "internal error", "type": "api_error"}
+        try:
+            await self._conversations.add_message(
+                generation.owner_id,
+                generation.conversation_id,
+                role="assistant",
+                content=[{"type": "text", "text": "".join(parts)}],
+                parent_id=generation.user_message_id,
+                model=generation.model,
+                status=status,
+                message_id=generation.message_id,
+            )
+        except ParleyError as exc:
+            log.warning("could not save a generated answer", error=exc.message)
+            status, error = "error", exc.to_body()["error"]
+        if error is not None:
+            generation.push({"type": "error", "error": error})
+        generation.done = True
+        generation.push(
+            {
+                "type": "done",
+                "status": status,
+                "user_message_id": generation.user_message_id,
+                "message_id": generation.message_id,
+            }
+        )
+        self._running.pop(generation.message_id, None)
