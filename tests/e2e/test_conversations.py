@@ -268,18 +268,29 @@ def test_a_message_streams_its_answer_and_both_are_saved_on_the_branch(
     eventually(billed)
 
 
+def leave_early(client: Client, account: Account, cid: str, *, until: str) -> str:
+    """Send a message, read its answer up to the first ``until`` event, then disconnect;
+    returns the answer's message id."""
+    headers = {"authorization": f"Bearer {account.tokens['access_token']}"}
+    path = f"/api/conversations/{cid}/messages"
+    message_id = ""
+    with client.http.stream("POST", path, json={"content": "go"}, headers=headers) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                message_id = event.get("message_id", message_id)
+                if event["type"] == until:
+                    break
+    return message_id
+
+
 def test_an_answer_survives_the_client_leaving_and_can_be_followed_again(
     start: Callable[..., Client],
 ) -> None:
     client = start(directive=SLOW, allow_registration=True)
     ada, _ = accounts(client)
     cid = new_conversation(ada)
-    headers = {"authorization": f"Bearer {ada.tokens['access_token']}"}
-    with client.http.stream(
-        "POST", f"/api/conversations/{cid}/messages", json={"content": "tell me"}, headers=headers
-    ) as response:
-        first = next(response.iter_lines())
-    message_id = json.loads(first[6:])["message_id"]  # the client left after one event
+    message_id = leave_early(client, ada, cid, until="start")  # left after one event
     followed = events_of(ada.get(f"/api/conversations/{cid}/messages/{message_id}/stream").text)
     assert followed[0]["type"] == "start"  # from the start, although it joined late
     assert followed[-1]["status"] == "complete"
@@ -296,15 +307,7 @@ def test_stop_saves_what_was_generated_so_far(start: Callable[..., Client]) -> N
     client = start(directive=SLOW, allow_registration=True)
     ada, _ = accounts(client)
     cid = new_conversation(ada)
-    headers = {"authorization": f"Bearer {ada.tokens['access_token']}"}
-    with client.http.stream(
-        "POST", f"/api/conversations/{cid}/messages", json={"content": "go"}, headers=headers
-    ) as response:
-        lines = response.iter_lines()
-        message_id = json.loads(next(lines)[6:])["message_id"]
-        for line in lines:
-            if line.startswith("data: ") and json.loads(line[6:])["type"] == "delta":
-                break
+    message_id = leave_early(client, ada, cid, until="delta")
     stopped = ada.call("POST", f"/api/conversations/{cid}/messages/{message_id}/stop")
     assert stopped.status_code == 200, stopped.text
     body = stopped.json()
