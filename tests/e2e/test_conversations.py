@@ -334,3 +334,69 @@ def test_message_routes_answer_404_for_anyone_else(start: Callable[..., Client])
         assert response.status_code == 404, (method, path, response.text)
         assert "mine" not in response.text
     assert ada.get(f"/api/conversations/{cid}").json()["message_count"] == 2
+
+
+def send(account: Account, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Post to a route that answers with an SSE answer; returns its ``done`` event."""
+    response = account.call("POST", path, json=body or {})
+    assert response.status_code == 200, response.text
+    done = events_of(response.text)[-1]
+    assert done["status"] == "complete", response.text
+    return done
+
+
+def texts(account: Account, cid: str, query: str = "") -> list[str]:
+    messages = account.get(f"/api/conversations/{cid}{query}").json()["messages"]
+    return [m["content"][0]["text"] for m in messages]
+
+
+def test_regenerate_edit_select_and_fork_make_and_move_between_branches(
+    start: Callable[..., Client], fake: FakeUpstream
+) -> None:
+    client = start(allow_registration=True)
+    ada, _ = accounts(client)
+    cid = new_conversation(ada)
+    base = f"/api/conversations/{cid}"
+    first = send(ada, f"{base}/messages", {"content": "question one"})
+    a1, q1 = first["message_id"], first["user_message_id"]
+
+    again = send(ada, f"{base}/messages/{a1}/regenerate")
+    assert again["user_message_id"] == q1  # no new question: a sibling answer
+    assert fake.calls[-1].body["messages"] == [{"role": "user", "content": "question one"}]
+    assert ada.get(base).json()["current_leaf_id"] == again["message_id"]
+    ada.call("POST", f"{base}/branch", json={"leaf_id": a1})
+    assert ada.get(base).json()["messages"][-1]["id"] == a1
+
+    edited = send(ada, f"{base}/messages/{q1}/edit", {"content": "question one, better"})
+    assert edited["user_message_id"] != q1
+    assert texts(ada, cid)[0] == "question one, better"  # a new root branch is current
+    assert fake.calls[-1].body["messages"] == [{"role": "user", "content": "question one, better"}]
+
+    forked = ada.call("POST", f"{base}/fork", json={"message_id": a1})
+    assert forked.status_code == 201, forked.text
+    fork = forked.json()
+    copies = ada.get(f"/api/conversations/{fork['id']}").json()["messages"]
+    assert [m["role"] for m in copies] == ["user", "assistant"]
+    assert copies[0]["content"][0]["text"] == "question one"
+    assert {m["id"] for m in copies}.isdisjoint({q1, a1})
+    assert ada.get(base).json()["message_count"] == 5  # the original is untouched
+
+    assert ada.call("POST", f"{base}/messages/{q1}/regenerate").status_code == 400
+    assert ada.call("POST", f"{base}/messages/{a1}/edit", json={"content": "x"}).status_code == 400
+
+
+def test_a_branch_is_read_a_page_at_a_time(start: Callable[..., Client]) -> None:
+    client = start(allow_registration=True)
+    ada, _ = accounts(client)
+    cid = new_conversation(ada)
+    for n in range(3):
+        send(ada, f"/api/conversations/{cid}/messages", {"content": f"q{n}"})
+    newest = ada.get(f"/api/conversations/{cid}?limit=4").json()
+    assert [m["role"] for m in newest["messages"]] == ["user", "assistant"] * 2
+    assert newest["messages"][0]["content"][0]["text"] == "q1"
+    older = ada.get(f"/api/conversations/{cid}?limit=4&before={newest['next_before']}").json()
+    assert older["messages"][0]["content"][0]["text"] == "q0"
+    assert len(older["messages"]) == 2
+    assert older["next_before"] is None
+    missing = ada.get(f"/api/conversations/{cid}?before={FORGED}")
+    assert missing.status_code == 404

@@ -55,6 +55,19 @@ class MessageSend(_Body):
     parent_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
+class MessageEdit(_Body):
+    content: str = Field(min_length=1, max_length=200_000)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Regenerate(_Body):
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Fork(_Body):
+    message_id: str = Field(min_length=1, max_length=64)
+
+
 class BranchSelect(_Body):
     leaf_id: str = Field(min_length=1, max_length=64)
 
@@ -195,15 +208,13 @@ async def send(conversation_id: str, request: Request) -> Response:
     the events). Leaving early does not stop the answer: it is saved when it ends."""
     user = (await current_user(request)).user
     body: MessageSend = await _body(request, MessageSend)
-    model = body.model
-    if model is not None:
-        request.app.state.gateway.registry.group(model)  # 404 before anything is written
+    _check_model(request, body.model)
     generation = await _generations(request).start(
         user.id,
         conversation_id,
         await _chat_caller(request, user.id),
         content=body.content,
-        model=model,
+        model=body.model,
         parent_id=body.parent_id,
     )
     return _sse(generation.follow())
@@ -255,3 +266,51 @@ async def stop(conversation_id: str, message_id: str, request: Request) -> Respo
     if generation is not None:
         await _generations(request).stop(generation)
     return _json(await _conversations(request).message(user.id, conversation_id, message_id))
+
+
+@router.post("/{conversation_id}/messages/{message_id}/edit")
+async def edit(conversation_id: str, message_id: str, request: Request) -> Response:
+    """A new version of a user's message, as a sibling branch, answered as ``send`` is."""
+    user = (await current_user(request)).user
+    body: MessageEdit = await _body(request, MessageEdit)
+    _check_model(request, body.model)
+    generation = await _generations(request).edit(
+        user.id,
+        conversation_id,
+        await _chat_caller(request, user.id),
+        message_id=message_id,
+        content=body.content,
+        model=body.model,
+    )
+    return _sse(generation.follow())
+
+
+@router.post("/{conversation_id}/messages/{message_id}/regenerate")
+async def regenerate(conversation_id: str, message_id: str, request: Request) -> Response:
+    """Another answer to the same question (optionally another ``model``), as a sibling."""
+    user = (await current_user(request)).user
+    body: Regenerate = await _body(request, Regenerate)
+    _check_model(request, body.model)
+    generation = await _generations(request).regenerate(
+        user.id,
+        conversation_id,
+        await _chat_caller(request, user.id),
+        message_id=message_id,
+        model=body.model,
+    )
+    return _sse(generation.follow())
+
+
+@router.post("/{conversation_id}/fork")
+async def fork(conversation_id: str, request: Request) -> Response:
+    """A new conversation from the branch ending at ``message_id``."""
+    user = (await current_user(request)).user
+    body: Fork = await _body(request, Fork)
+    forked = await _conversations(request).fork(user.id, conversation_id, body.message_id)
+    return _json(forked, 201)
+
+
+def _check_model(request: Request, model: str | None) -> None:
+    """404 for an unknown model before anything is written."""
+    if model is not None:
+        request.app.state.gateway.registry.group(model)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 
 from parley.chat import events as ev
 from parley.chat.events import ConcurrentChange, Event
@@ -29,6 +29,8 @@ from parley.store.db import Database
 from parley.store.tables import conversations, messages
 
 DEFAULT_TITLE = "New conversation"
+FORK_LIMIT = 10_000
+"""Messages a fork copies at most (the newest of the branch)."""
 _PUBLIC = (
     "id",
     "title",
@@ -43,6 +45,23 @@ _PUBLIC = (
     "created_ms",
     "updated_ms",
 )
+
+
+_CHAIN = text(
+    """
+    WITH RECURSIVE chain(id, depth) AS (
+        SELECT id, 1 FROM messages WHERE id = :start AND conversation_id = :conversation
+        UNION ALL
+        SELECT m.parent_id, chain.depth + 1
+        FROM chain JOIN messages m ON m.id = chain.id
+        WHERE m.parent_id IS NOT NULL AND chain.depth < :limit
+    )
+    SELECT messages.* FROM chain JOIN messages ON messages.id = chain.id
+    WHERE messages.conversation_id = :conversation
+    ORDER BY chain.depth
+    """
+).columns(*messages.c)  # typed results: JSON content decoded as in any other query
+"""A page of a branch: from ``start`` up its parent links, at most ``limit`` messages."""
 
 
 def _now_ms() -> int:
@@ -133,12 +152,15 @@ class Conversations:
         status: str = "complete",
         expected_version: int | None = None,
         message_id: str | None = None,
+        at_root: bool = False,
     ) -> dict[str, Any]:
-        """Append a message under ``parent_id`` (default: the current leaf). A parent with
-        children already starts a new branch beside them; the new message becomes the
-        conversation's current leaf either way."""
+        """Append a message under ``parent_id`` (default: the current leaf; ``at_root``: a
+        new first message). A parent with children already starts a new branch beside
+        them; the new message becomes the conversation's current leaf either way."""
         current = await self._owned(owner_id, conversation_id)
-        if parent_id is None:
+        if at_root:
+            parent_id = None
+        elif parent_id is None:
             parent_id = current["current_leaf_id"]
         elif not await self._has_message(conversation_id, parent_id):
             raise NotFound("no such message in this conversation", param="parent_id")
@@ -159,6 +181,42 @@ class Conversations:
             current=current,
         )
         return {"id": message_id, "parent_id": parent_id}
+
+    async def fork(self, owner_id: str, conversation_id: str, message_id: str) -> dict[str, Any]:
+        """A new conversation holding copies of the branch that ends at ``message_id``
+        (with new ids), and the same model and settings."""
+        source = await self._owned(owner_id, conversation_id)
+        branch, _ = await self.branch(
+            owner_id, conversation_id, limit=FORK_LIMIT, before=message_id
+        )
+        fork_id = uuid.uuid4().hex
+        now = _now_ms()
+        created = {
+            "owner_id": owner_id,
+            "title": f"{source['title']} (fork)"[:300],
+            "model": source["model"],
+            "settings": source["settings"],
+            "forked_from": {"conversation_id": conversation_id, "message_id": message_id},
+        }
+        new = [Event(fork_id, 1, ev.CREATED, created, now, {"actor": owner_id})]
+        parent = None
+        for version, message in enumerate(branch, start=2):
+            copy_id = uuid.uuid4().hex
+            payload = {
+                "id": copy_id,
+                "parent_id": parent,
+                "role": message["role"],
+                "content": message["content"],
+                "model": message["model"],
+                "status": message["status"],
+            }
+            new.append(Event(fork_id, version, ev.MESSAGE_ADDED, payload, now, {"actor": owner_id}))
+            parent = copy_id
+        async with self._db.write() as conn:
+            await ev.append(conn, new)
+            for event in new:
+                await project(conn, event)
+        return await self.get(owner_id, fork_id)
 
     async def select_branch(self, owner_id: str, conversation_id: str, leaf_id: str) -> None:
         if not await self._has_message(conversation_id, leaf_id):
@@ -237,27 +295,23 @@ class Conversations:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """The current branch, newest ``limit`` messages ending at ``before`` (default: the
         current leaf), oldest first; plus the id to pass as ``before`` for the next page.
-        Walks parent links one page at a time: never reads the whole conversation."""
+        One recursive query follows the parent links of just this page (primary-key
+        lookups): it never reads the whole conversation."""
         current = await self._owned(owner_id, conversation_id)
-        cursor = before or current["current_leaf_id"]
-        page: list[dict[str, Any]] = []
+        start = before or current["current_leaf_id"]
+        if start is None:
+            return [], None
         async with self._db.read() as conn:
-            while cursor is not None and len(page) < limit:
-                row = (
-                    await conn.execute(
-                        select(messages).where(
-                            messages.c.id == cursor, messages.c.conversation_id == conversation_id
-                        )
-                    )
-                ).first()
-                if row is None:
-                    if before is not None and not page:
-                        raise NotFound("no such message in this conversation", param="before")
-                    break
-                page.append(_message(dict(row._mapping)))
-                cursor = row.parent_id
-        page.reverse()
-        return page, cursor
+            rows = [
+                dict(r._mapping)
+                for r in await conn.execute(
+                    _CHAIN, {"start": start, "conversation": conversation_id, "limit": limit}
+                )
+            ]
+        if not rows:
+            raise NotFound("no such message in this conversation", param="before")
+        page = [_message(row) for row in reversed(rows)]
+        return page, rows[-1]["parent_id"]
 
     async def _owned(self, owner_id: str, conversation_id: str) -> dict[str, Any]:
         c = conversations.c

@@ -119,28 +119,91 @@ class Generations:
         content: str,
         model: str | None,
         parent_id: str | None = None,
+        at_root: bool = False,
     ) -> Generation:
-        """Append the user's message, then start answering it. Fails before anything is
-        written when the conversation is not the owner's or the model is missing."""
+        """Append the user's message (under ``parent_id``, else the current leaf, or as a
+        new first message with ``at_root``), then start answering it. Fails before
+        anything is written when the conversation is not the owner's or has no model."""
         conversation = await self._conversations.get(owner_id, conversation_id)
-        model = model or conversation["model"]
-        if not model:
-            raise InvalidRequest("name a model: this conversation has none", param="model")
+        model = self._model(conversation, model)
         saved = await self._conversations.add_message(
             owner_id,
             conversation_id,
             role="user",
             content=[{"type": "text", "text": content}],
             parent_id=parent_id,
+            at_root=at_root,
         )
-        branch, _ = await self._conversations.branch(owner_id, conversation_id, limit=HISTORY)
+        return await self._answer(owner_id, conversation, saved["id"], model, caller)
+
+    async def edit(
+        self,
+        owner_id: str,
+        conversation_id: str,
+        caller: Caller,
+        *,
+        message_id: str,
+        content: str,
+        model: str | None,
+    ) -> Generation:
+        """A new version of a user's message: a sibling branch beside it, answered anew."""
+        edited = await self._conversations.message(owner_id, conversation_id, message_id)
+        if edited["role"] != "user":
+            raise InvalidRequest("only a user's message can be edited", param="message_id")
+        return await self.start(
+            owner_id,
+            conversation_id,
+            caller,
+            content=content,
+            model=model,
+            parent_id=edited["parent_id"],
+            at_root=edited["parent_id"] is None,
+        )
+
+    async def regenerate(
+        self,
+        owner_id: str,
+        conversation_id: str,
+        caller: Caller,
+        *,
+        message_id: str,
+        model: str | None,
+    ) -> Generation:
+        """Another answer to the question an assistant message answered (optionally from
+        another model): a sibling branch beside it."""
+        answer = await self._conversations.message(owner_id, conversation_id, message_id)
+        if answer["role"] != "assistant" or answer["parent_id"] is None:
+            raise InvalidRequest("only an answer can be regenerated", param="message_id")
+        conversation = await self._conversations.get(owner_id, conversation_id)
+        model = self._model(conversation, model or answer["model"])
+        return await self._answer(owner_id, conversation, answer["parent_id"], model, caller)
+
+    @staticmethod
+    def _model(conversation: dict[str, Any], model: str | None) -> str:
+        model = model or conversation["model"]
+        if not model:
+            raise InvalidRequest("name a model: this conversation has none", param="model")
+        return str(model)
+
+    async def _answer(
+        self,
+        owner_id: str,
+        conversation: dict[str, Any],
+        user_message_id: str,
+        model: str,
+        caller: Caller,
+    ) -> Generation:
+        conversation_id = conversation["id"]
+        branch, _ = await self._conversations.branch(
+            owner_id, conversation_id, limit=HISTORY, before=user_message_id
+        )
         request = ChatRequest(
             model=model,
             messages=_history(conversation["settings"], branch),
             stream=True,
             temperature=conversation["settings"].get("temperature"),
         )
-        generation = Generation(conversation_id, owner_id, saved["id"], uuid.uuid4().hex, model)
+        generation = Generation(conversation_id, owner_id, user_message_id, uuid.uuid4().hex, model)
         generation.push(
             {
                 "type": "start",
