@@ -400,3 +400,39 @@ def test_a_branch_is_read_a_page_at_a_time(start: Callable[..., Client]) -> None
     assert older["next_before"] is None
     missing = ada.get(f"/api/conversations/{cid}?before={FORGED}")
     assert missing.status_code == 404
+
+
+def test_export_is_lossless_and_reimports_with_every_branch(start: Callable[..., Client]) -> None:
+    client = start(allow_registration=True)
+    ada, bob = accounts(client)
+    cid = new_conversation(ada)
+    base = f"/api/conversations/{cid}"
+    first = send(ada, f"{base}/messages", {"content": "question one"})
+    send(ada, f"{base}/messages/{first['message_id']}/regenerate")  # a second branch
+    exported = ada.get(f"{base}/export")
+    assert exported.status_code == 200
+    assert "attachment" in exported.headers["content-disposition"]
+    dump = exported.json()
+    assert len(dump["messages"]) == 3  # both answers: every branch
+
+    imported = ada.call("POST", "/api/conversations/import", json=dump)
+    assert imported.status_code == 201, imported.text
+    copy = imported.json()
+    assert copy["id"] != cid
+    assert copy["message_count"] == 3
+    assert texts(ada, copy["id"]) == texts(ada, cid)  # the same current branch
+    again = ada.get(f"/api/conversations/{copy['id']}/export").json()
+    strip = [(m["role"], m["content"], m["status"]) for m in dump["messages"]]
+    assert [(m["role"], m["content"], m["status"]) for m in again["messages"]] == strip
+
+    page = ada.get(f"{base}/export?format=markdown")
+    assert page.headers["content-type"].startswith("text/markdown")
+    assert "question one" in page.text
+    assert page.text.startswith("# ")
+
+    broken = {**dump, "messages": [{**dump["messages"][1], "parent_id": "nowhere"}]}
+    refused = ada.call("POST", "/api/conversations/import", json=broken)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "messages[0]"
+    assert bob.get(f"{base}/export").status_code == 404
+    assert ada.get(f"{base}/export?format=pdf").status_code == 400

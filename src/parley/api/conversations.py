@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 
 from parley.api.auth import current_user
 from parley.api.deps import client_ip, int_param, services
-from parley.chat.conversations import Conversations
+from parley.chat.conversations import FORK_LIMIT, Conversations
 from parley.chat.generation import Generations
 from parley.errors import InvalidRequest
 from parley.gateway.caller import Caller, Principal
@@ -123,6 +123,59 @@ async def list_conversations(request: Request) -> Response:
         tag=q.get("tag"),
     )
     return _json({"object": "list", "data": rows, "next_cursor": cursor})
+
+
+@router.post("/import")
+async def import_conversation(request: Request) -> Response:
+    """A Parley JSON export (``GET .../export``) as a new conversation of the caller's."""
+    user = (await current_user(request)).user
+    raw = await request.body()
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        raise InvalidRequest("request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("an export is a JSON object")
+    return _json(await _conversations(request).import_(user.id, data), 201)
+
+
+@router.get("/{conversation_id}/export")
+async def export(conversation_id: str, request: Request) -> Response:
+    """``format=json`` (default; lossless, every branch, re-importable) or ``markdown``
+    (the current branch, for reading)."""
+    user = (await current_user(request)).user
+    chat = _conversations(request)
+    kind = request.query_params.get("format", "json")
+    if kind == "json":
+        body = await chat.export(user.id, conversation_id)
+        name = f"conversation-{conversation_id}.json"
+        return Response(
+            msgspec.json.encode(body),
+            media_type=_JSON,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    if kind != "markdown":
+        raise InvalidRequest("format must be json or markdown", param="format")
+    conversation = await chat.get(user.id, conversation_id)
+    branch, _ = await chat.branch(user.id, conversation_id, limit=FORK_LIMIT)
+    return Response(
+        markdown(conversation, branch),
+        media_type="text/markdown; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="conversation-{conversation_id}.md"'
+        },
+    )
+
+
+def markdown(conversation: dict[str, Any], branch: list[dict[str, Any]]) -> str:
+    lines = [f"# {conversation['title']}", ""]
+    for message in branch:
+        text = "".join(p.get("text", "") for p in message["content"] if p.get("type") == "text")
+        who = {"user": "You", "assistant": message.get("model") or "Assistant"}.get(
+            message["role"], message["role"]
+        )
+        lines += [f"**{who}**", "", text, ""]
+    return "\n".join(lines)
 
 
 @router.get("/{conversation_id}")

@@ -29,6 +29,7 @@ from parley.store.db import Database
 from parley.store.tables import conversations, messages
 
 DEFAULT_TITLE = "New conversation"
+EXPORT_FORMAT = "parley.conversation.v1"
 FORK_LIMIT = 10_000
 """Messages a fork copies at most (the newest of the branch)."""
 _PUBLIC = (
@@ -217,6 +218,72 @@ class Conversations:
             for event in new:
                 await project(conn, event)
         return await self.get(owner_id, fork_id)
+
+    async def export(self, owner_id: str, conversation_id: str) -> dict[str, Any]:
+        """Lossless: the conversation and every message of every branch, in order."""
+        conversation = await self.get(owner_id, conversation_id)
+        query = (
+            select(messages)
+            .where(messages.c.conversation_id == conversation_id)
+            .order_by(messages.c.seq)
+        )
+        async with self._db.read() as conn:
+            rows = [_message(dict(r._mapping)) for r in await conn.execute(query)]
+        return {"format": EXPORT_FORMAT, "conversation": conversation, "messages": rows}
+
+    async def import_(self, owner_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A Parley export as a new conversation of ``owner_id``: new ids, the same tree,
+        the same current leaf. Refuses (400) an export whose tree does not hold."""
+        if data.get("format") != EXPORT_FORMAT:
+            raise InvalidRequest(f"format must be {EXPORT_FORMAT!r}", param="format")
+        source = data.get("conversation") or {}
+        rows = data.get("messages")
+        if not isinstance(source, dict) or not isinstance(rows, list):
+            raise InvalidRequest("an export holds a conversation and a list of messages")
+        new_ids: dict[str, str] = {}
+        conversation_id = uuid.uuid4().hex
+        now = _now_ms()
+        meta = {"actor": owner_id, "imported": True}
+        created = {
+            "owner_id": owner_id,
+            "title": str(source.get("title") or DEFAULT_TITLE)[:300],
+            "model": source.get("model"),
+            "settings": source.get("settings") or {},
+        }
+        new = [Event(conversation_id, 1, ev.CREATED, created, now, meta)]
+        for index, row in enumerate(rows):
+            where = f"messages[{index}]"
+            if not isinstance(row, dict) or row.get("role") not in ("user", "assistant", "system"):
+                raise InvalidRequest(
+                    "each message needs a role: user, assistant or system", param=where
+                )
+            parent = row.get("parent_id")
+            if parent is not None and parent not in new_ids:
+                raise InvalidRequest("a message's parent must come before it", param=where)
+            content = row.get("content")
+            if not isinstance(content, list):
+                raise InvalidRequest("content must be a list of parts", param=f"{where}.content")
+            new_ids[str(row.get("id"))] = uuid.uuid4().hex
+            payload = {
+                "id": new_ids[str(row.get("id"))],
+                "parent_id": new_ids[parent] if parent is not None else None,
+                "role": row["role"],
+                "content": content,
+                "model": row.get("model"),
+                "status": row.get("status") or "complete",
+            }
+            new.append(Event(conversation_id, index + 2, ev.MESSAGE_ADDED, payload, now, meta))
+        leaf = source.get("current_leaf_id")
+        if leaf in new_ids:
+            selected = {"leaf_id": new_ids[leaf]}
+            new.append(
+                Event(conversation_id, len(new) + 1, ev.BRANCH_SELECTED, selected, now, meta)
+            )
+        async with self._db.write() as conn:
+            await ev.append(conn, new)
+            for event in new:
+                await project(conn, event)
+        return await self.get(owner_id, conversation_id)
 
     async def select_branch(self, owner_id: str, conversation_id: str, leaf_id: str) -> None:
         if not await self._has_message(conversation_id, leaf_id):
