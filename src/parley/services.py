@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from parley.chat.conversations import Conversations
+from parley.chat.shares import Shares
 from parley.config.settings import Settings
 from parley.errors import ConfigError
 from parley.gateway.caller import Limits
@@ -45,9 +46,11 @@ class Services:
     """With Redis: the semantic cache's questions, for every instance's index."""
     instance: str = ""
     conversations: Conversations = field(init=False)
+    shares: Shares = field(init=False)
 
     def __post_init__(self) -> None:
         self.conversations = Conversations(self.db)
+        self.shares = Shares(self.db, self.conversations)
 
     async def close(self) -> None:
         await self.usage.stop()

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from parley import __version__
+from parley.store import migrate
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, free_port
 
@@ -215,7 +216,7 @@ def test_db_upgrade_then_keys_create_and_revoke(tmp_path: Path) -> None:
     env = {"PARLEY_DATABASE_URL": f"sqlite:///{tmp_path}/p.db"}
     upgraded = parley("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "revision 0002" in upgraded.stdout
+    assert f"revision {migrate.HEAD}" in upgraded.stdout
     rebuilt = parley("chat", "rebuild-projections", env=env)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "from 0 events" in rebuilt.stdout

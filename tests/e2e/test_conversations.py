@@ -436,3 +436,50 @@ def test_export_is_lossless_and_reimports_with_every_branch(start: Callable[...,
     assert refused.json()["error"]["param"] == "messages[0]"
     assert bob.get(f"{base}/export").status_code == 404
     assert ada.get(f"{base}/export?format=pdf").status_code == 400
+
+
+def test_a_share_link_shows_a_snapshot_only_until_revoked(start: Callable[..., Client]) -> None:
+    client = start(allow_registration=True)
+    ada, bob = accounts(client)
+    cid = new_conversation(ada)
+    base = f"/api/conversations/{cid}"
+    first = send(ada, f"{base}/messages", {"content": "shared question"})
+    send(ada, f"{base}/messages/{first['message_id']}/regenerate")  # current: 2nd answer
+    made = ada.call("POST", f"{base}/shares", json={"display_name": "A. L."})
+    assert made.status_code == 201, made.text
+    link = made.json()
+    assert "token" in link
+    current = texts(ada, cid)
+
+    anonymous = client.http.get(link["path"])  # no credentials at all
+    assert anonymous.status_code == 200
+    shared = anonymous.json()
+    assert shared["shared_by"] == "A. L."
+    assert [m["content"][0]["text"] for m in shared["messages"]] == current
+    assert "ada@example.com" not in anonymous.text
+    assert ada.id not in anonymous.text
+    assert cid not in anonymous.text
+    assert first["message_id"] not in anonymous.text  # the other branch stays private
+
+    send(ada, f"{base}/messages", {"content": "said after sharing"})
+    assert "said after sharing" not in client.http.get(link["path"]).text  # a snapshot
+
+    older = ada.call(
+        "POST", f"{base}/shares", json={"message_id": first["message_id"], "expires_in_days": 1}
+    ).json()
+    chosen = client.http.get(older["path"]).json()["messages"]
+    assert chosen[-1]["content"][0]["text"] == texts_of_message(ada, cid, first["message_id"])
+
+    assert bob.call("POST", f"{base}/shares", json={}).status_code == 404
+    assert bob.call("DELETE", f"{base}/shares/{link['id']}").status_code == 404
+    assert [s["id"] for s in ada.get(f"{base}/shares").json()["data"]] == [link["id"], older["id"]]
+    assert ada.call("DELETE", f"{base}/shares/{link['id']}").status_code == 204
+    assert client.http.get(link["path"]).status_code == 404
+    assert client.http.get("/api/shared/not-a-token").status_code == 404
+    ada.call("DELETE", base)
+    assert client.http.get(older["path"]).status_code == 404  # deleted conversation
+
+
+def texts_of_message(account: Account, cid: str, message_id: str) -> str:
+    events = events_of(account.get(f"/api/conversations/{cid}/messages/{message_id}/stream").text)
+    return answer_text(events)

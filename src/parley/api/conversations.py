@@ -68,6 +68,13 @@ class Fork(_Body):
     message_id: str = Field(min_length=1, max_length=64)
 
 
+class ShareCreate(_Body):
+    message_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Share the branch ending here (default: the current branch)."""
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    expires_in_days: float | None = Field(default=None, gt=0, le=3650)
+
+
 class BranchSelect(_Body):
     leaf_id: str = Field(min_length=1, max_length=64)
 
@@ -367,3 +374,44 @@ def _check_model(request: Request, model: str | None) -> None:
     """404 for an unknown model before anything is written."""
     if model is not None:
         request.app.state.gateway.registry.group(model)
+
+
+# --- share links ------------------------------------------------------------------------
+
+
+@router.post("/{conversation_id}/shares")
+async def share(conversation_id: str, request: Request) -> Response:
+    """A read-only link to a snapshot of the branch; ``token`` is shown once."""
+    user = (await current_user(request)).user
+    body: ShareCreate = await _body(request, ShareCreate)
+    created, token = await services(request).shares.create(
+        user.id,
+        conversation_id,
+        message_id=body.message_id,
+        display_name=body.display_name,
+        expires_in_days=body.expires_in_days,
+    )
+    return _json({**created, "token": token, "path": f"/api/shared/{token}"}, 201)
+
+
+@router.get("/{conversation_id}/shares")
+async def list_shares(conversation_id: str, request: Request) -> Response:
+    user = (await current_user(request)).user
+    rows = await services(request).shares.of(user.id, conversation_id)
+    return _json({"object": "list", "data": rows})
+
+
+@router.delete("/{conversation_id}/shares/{share_id}")
+async def revoke_share(conversation_id: str, share_id: str, request: Request) -> Response:
+    user = (await current_user(request)).user
+    await services(request).shares.revoke(user.id, conversation_id, share_id)
+    return Response(status_code=204)
+
+
+shared_router = APIRouter(prefix="/api/shared", tags=["conversations"])
+
+
+@shared_router.get("/{token}")
+async def open_shared(token: str, request: Request) -> Response:
+    """Anyone with the link, no login: the snapshot and the sharer's display name only."""
+    return _json(await services(request).shares.open(token))

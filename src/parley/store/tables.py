@@ -258,3 +258,19 @@ messages = Table(
     Index(None, "conversation_id", "seq"),
     Index(None, "parent_id"),
 )
+
+shares = Table(
+    "shares",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the link's token
+    # No foreign key: rebuilding the read models must not cascade into the shares.
+    Column("conversation_id", Id, nullable=False),
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("display_name", String(200)),
+    Column("snapshot", JSON, nullable=False),  # the shared branch, frozen when shared
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger),
+    Column("revoked_ms", BigInteger),
+    Index(None, "conversation_id"),
+)
