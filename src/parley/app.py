@@ -91,7 +91,12 @@ def create_app(
             embed_batch_max=settings.embeddings_batch_max,
             embed_batch_in_flight=settings.embeddings_batch_in_flight,
         )
-        app.state.generations = Generations(services.conversations, app.state.gateway.chat_stream)
+        app.state.generations = Generations(
+            services.conversations,
+            app.state.gateway.chat_stream,
+            complete=app.state.gateway.chat,
+            title_model=settings.chat_title_model,
+        )
         listeners = [
             task
             for task in (

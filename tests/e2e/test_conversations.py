@@ -483,3 +483,32 @@ def test_a_share_link_shows_a_snapshot_only_until_revoked(start: Callable[..., C
 def texts_of_message(account: Account, cid: str, message_id: str) -> str:
     events = events_of(account.get(f"/api/conversations/{cid}/messages/{message_id}/stream").text)
     return answer_text(events)
+
+
+def test_the_first_exchange_titles_the_conversation_with_the_cheap_model(
+    start: Callable[..., Client], fake: FakeUpstream
+) -> None:
+    client = start(allow_registration=True, chat_title_model="anthropic")
+    ada, _ = accounts(client)
+    cid = new_conversation(ada)
+    send(ada, f"/api/conversations/{cid}/messages", {"content": "how do tides work?"})
+
+    def titled() -> bool:
+        return ada.get(f"/api/conversations/{cid}").json()["title"] != "New conversation"
+
+    eventually(titled)
+    title_call = fake.calls_to("anthropic")[-1].body
+    assert "six words" in title_call["system"]
+    assert "how do tides work?" in json.dumps(title_call["messages"])
+    title = ada.get(f"/api/conversations/{cid}").json()["title"]
+    assert 0 < len(title) <= 80
+    send(ada, f"/api/conversations/{cid}/messages", {"content": "and the moon?"})
+    assert len(fake.calls_to("anthropic")) == 1  # only the first exchange is titled
+
+
+def test_without_a_title_model_the_title_stays(start: Callable[..., Client]) -> None:
+    client = start(allow_registration=True)
+    ada, _ = accounts(client)
+    cid = new_conversation(ada)
+    send(ada, f"/api/conversations/{cid}/messages", {"content": "hello"})
+    assert ada.get(f"/api/conversations/{cid}").json()["title"] == "New conversation"

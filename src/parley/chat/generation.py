@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from parley.chat.conversations import Conversations
+from parley.chat.conversations import DEFAULT_TITLE, Conversations
 from parley.errors import InvalidRequest, ParleyError
 from parley.gateway.caller import Caller
 from parley.gateway.types import (
@@ -104,10 +104,31 @@ def _history(settings: dict[str, Any], branch: list[dict[str, Any]]) -> list[Mes
     return history
 
 
+class Complete(Protocol):
+    """The gateway's ``chat`` (for titles)."""
+
+    async def __call__(self, request: ChatRequest, caller: Caller, request_id: str) -> Any: ...
+
+
+TITLE_PROMPT = (
+    "Write a short title (at most six words) for a conversation that starts with the "
+    "user's message below. Answer with the title only, no quotes."
+)
+
+
 class Generations:
-    def __init__(self, conversations: Conversations, stream_chat: StreamChat) -> None:
+    def __init__(
+        self,
+        conversations: Conversations,
+        stream_chat: StreamChat,
+        *,
+        complete: Complete | None = None,
+        title_model: str | None = None,
+    ) -> None:
         self._conversations = conversations
         self._stream_chat = stream_chat
+        self._complete = complete
+        self._title_model = title_model
         self._running: dict[str, Generation] = {}
 
     async def start(
@@ -212,8 +233,10 @@ class Generations:
             }
         )
         self._running[generation.message_id] = generation
+        first = conversation["message_count"] <= 1 and conversation["title"] == DEFAULT_TITLE
+        question = _text(branch[-1]["content"]) if first and branch else None
         generation.task = asyncio.get_running_loop().create_task(
-            self._run(generation, request, caller),
+            self._run(generation, request, caller, question),
             name=f"parley-generation-{generation.message_id}",
         )
         return generation
@@ -233,7 +256,13 @@ class Generations:
         for generation in list(self._running.values()):
             await self.stop(generation)
 
-    async def _run(self, generation: Generation, request: ChatRequest, caller: Caller) -> None:
+    async def _run(
+        self,
+        generation: Generation,
+        request: ChatRequest,
+        caller: Caller,
+        first_question: str | None = None,
+    ) -> None:
         parts: list[str] = []
         status, error = "complete", None
         try:
@@ -276,3 +305,29 @@ class Generations:
             }
         )
         self._running.pop(generation.message_id, None)
+        if status == "complete" and first_question is not None:
+            await self._title(generation, caller, first_question)
+
+    async def _title(self, generation: Generation, caller: Caller, question: str) -> None:
+        """After the first exchange: a title from the configured cheap model group (off
+        when none is configured). Best effort: a failure leaves the default title."""
+        if self._complete is None or self._title_model is None:
+            return
+        request = ChatRequest(
+            model=self._title_model,
+            messages=[SystemMessage(TITLE_PROMPT), UserMessage(question[:2000])],
+            max_tokens=20,
+            temperature=0.2,
+        )
+        try:
+            outcome = await self._complete(request, caller, f"{generation.message_id}.title")
+            text = outcome.completion.choices[0].message.content or ""
+            title = (
+                text.strip().splitlines()[0].strip(" \"'*#.").strip()[:80] if text.strip() else ""
+            )
+            if title:
+                await self._conversations.rename(
+                    generation.owner_id, generation.conversation_id, title
+                )
+        except (ParleyError, IndexError) as exc:
+            log.warning("could not title a conversation", error=str(exc))

@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     embeddings_batch_in_flight: int = Field(default=4, ge=1)
     """Upstream embeddings calls per deployment before new requests queue to share one."""
 
+    chat_title_model: str | None = None
+    """A cheap model group that titles a conversation after its first exchange (off when
+    unset). Billed to the user, like the conversation."""
+
     # --- response cache (per-group switches live in the model file) -----------------------
     cache_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     """The in-process cache (L1) holds at most this many bytes of answers..."""
