@@ -164,6 +164,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(conversations.router)
     app.include_router(conversations.shared_router)
+    app.include_router(conversations.search_router)
     # Added first, so it sits innermost: inside the request envelope and CORS.
     app.add_middleware(
         FastPath,

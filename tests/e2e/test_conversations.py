@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from parley.chat.conversations import Conversations
 from parley.config import Settings
@@ -137,14 +137,16 @@ def test_concurrent_writers_one_wins_one_gets_409_and_the_log_has_no_gap(
     assert final["version"] == 2
 
 
-async def _log_and_models(url: str) -> tuple[list[Any], list[Any], list[Any]]:
+async def _log_and_models(url: str) -> tuple[list[Any], ...]:
     db = Database(url)
     try:
         async with db.read() as conn:
             log = [tuple(r) for r in await conn.execute(select(events).order_by(events.c.id))]
             convs = [tuple(r) for r in await conn.execute(select(conversations).order_by("id"))]
             msgs = [tuple(r) for r in await conn.execute(select(messages).order_by("id"))]
-        return log, convs, msgs
+            query = "SELECT owner_id, conversation_id, message_id, kind, body FROM message_search"
+            found = sorted(tuple(str(v) for v in r) for r in await conn.execute(text(query)))
+        return log, convs, msgs, found
     finally:
         await db.close()
 
@@ -203,6 +205,7 @@ def test_rebuilt_read_models_equal_the_live_ones(backend: dict[str, Any], tmp_pa
         replayed = await Conversations(db).rebuild_projections()
         await db.close()
         assert replayed == len(live[0])
+        assert len(live[3]) == 4  # a's title and three messages (b was deleted)
         return live, await _log_and_models(url)
 
     live, rebuilt = asyncio.run(scenario())
@@ -512,3 +515,41 @@ def test_without_a_title_model_the_title_stays(start: Callable[..., Client]) -> 
     cid = new_conversation(ada)
     send(ada, f"/api/conversations/{cid}/messages", {"content": "hello"})
     assert ada.get(f"/api/conversations/{cid}").json()["title"] == "New conversation"
+
+
+def test_search_finds_only_the_callers_messages_and_titles_ranked_with_snippets(
+    start: Callable[..., Client],
+) -> None:
+    client = start(allow_registration=True)
+    ada, bob = accounts(client)
+    trip = ada.call("POST", "/api/conversations", json={"title": "Lisbon trip", "model": "openai"})
+    tid = trip.json()["id"]
+    send(ada, f"/api/conversations/{tid}/messages", {"content": "Which tram goes to Belém?"})
+    other = new_conversation(ada)
+    send(ada, f"/api/conversations/{other}/messages", {"content": "A recipe for pastéis de nata"})
+    theirs = new_conversation(bob)
+    send(bob, f"/api/conversations/{theirs}/messages", {"content": "Which tram is fastest?"})
+
+    found = ada.get("/api/search?q=tram").json()["results"]
+    assert {(r["conversation_id"], r["kind"]) for r in found} == {(tid, "message")}
+    assert all("<mark>tram</mark>" in r["snippet"].lower() for r in found)
+    question = ada.get(f"/api/conversations/{tid}").json()["messages"][0]["id"]
+    assert question in {r["message_id"] for r in found}
+    assert [r["score"] for r in found] == sorted((r["score"] for r in found), reverse=True)
+
+    titles = ada.get("/api/search?q=lisbon").json()["results"]
+    assert [(r["conversation_id"], r["kind"]) for r in titles] == [(tid, "title")]
+    ada.call("PATCH", f"/api/conversations/{tid}", json={"title": "Porto trip"})
+    assert ada.get("/api/search?q=lisbon").json()["results"] == []
+    assert ada.get("/api/search?q=porto").json()["results"][0]["kind"] == "title"
+
+    assert {
+        r["conversation_id"] for r in ada.get("/api/search?q=tram belém").json()["results"]
+    } == {tid}
+    assert ada.get("/api/search?q=tram nata").json()["results"] == []  # every word must match
+    assert ada.get('/api/search?q=tram" OR owner_id:*').status_code == 200  # syntax is inert
+    assert bob.get("/api/search?q=nata").json()["results"] == []
+    assert ada.get("/api/search?q=").status_code == 400
+
+    ada.call("DELETE", f"/api/conversations/{tid}")
+    assert ada.get("/api/search?q=tram").json()["results"] == []

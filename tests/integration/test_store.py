@@ -26,6 +26,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             next(url)
 
 
+def _engine_specific(name: str | None) -> bool:
+    """The full-text search table (and SQLite FTS5's shadow tables) are created per engine
+    in SQL by migration 0004 and owned by ``store/search.py``, not declared as tables."""
+    return name is not None and name.startswith("message_search")
+
+
 async def test_migrations_match_the_declared_tables(database_url: str) -> None:
     db = Database(database_url)
     try:
@@ -34,7 +40,12 @@ async def test_migrations_match_the_declared_tables(database_url: str) -> None:
         assert await migrate.current_revision(db) == migrate.head_revision() == migrate.HEAD
         async with db.engine.connect() as conn:
             diff = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(
+                        sync, opts={"include_name": lambda name, *_: not _engine_specific(name)}
+                    ),
+                    metadata,
+                )
             )
         assert diff == []
     finally:

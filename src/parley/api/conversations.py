@@ -408,6 +408,25 @@ async def revoke_share(conversation_id: str, share_id: str, request: Request) ->
     return Response(status_code=204)
 
 
+search_router = APIRouter(prefix="/api/search", tags=["conversations"])
+
+
+@search_router.get("")
+async def search(request: Request) -> Response:
+    """Full-text search over the caller's own messages and titles (every word must match),
+    best first, with a ``<mark>``-highlighted snippet (see ``store/search.py``)."""
+    user = (await current_user(request)).user
+    q = request.query_params
+    query = q.get("q", "").strip()
+    if not query:
+        raise InvalidRequest("q is required", param="q")
+    if len(query) > 1000:
+        raise InvalidRequest("q is longer than 1000 characters", param="q")
+    limit = int_param(q.get("limit"), "limit", 20, 1, 100)
+    results = await _conversations(request).search(user.id, query, limit=limit)
+    return _json({"object": "list", "results": results})
+
+
 shared_router = APIRouter(prefix="/api/shared", tags=["conversations"])
 
 

@@ -25,6 +25,7 @@ from parley.chat import events as ev
 from parley.chat.events import ConcurrentChange, Event
 from parley.chat.projections import project, rebuild
 from parley.errors import InvalidRequest, NotFound
+from parley.store import search
 from parley.store.db import Database
 from parley.store.tables import conversations, messages
 
@@ -408,6 +409,20 @@ class Conversations:
         )
         async with self._db.read() as conn:
             return (await conn.execute(query)).first() is not None
+
+    async def search(self, owner_id: str, query: str, *, limit: int = 20) -> list[dict[str, Any]]:
+        """The owner's messages and titles matching every word of ``query``, best first."""
+        hits = await search.search(self._db, owner_id, query, limit)
+        return [
+            {
+                "conversation_id": h.conversation_id,
+                "message_id": h.message_id,
+                "kind": h.kind,
+                "snippet": h.snippet,
+                "score": h.score,
+            }
+            for h in hits
+        ]
 
     async def rebuild_projections(self) -> int:
         async with self._db.write() as conn:

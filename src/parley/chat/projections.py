@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parley.chat import events as ev
 from parley.chat.events import Event
+from parley.store import search
 from parley.store.tables import conversations, messages
 
 
@@ -32,6 +33,7 @@ async def rebuild(conn: AsyncConnection) -> int:
     """Empty the read models and replay every event; returns the events replayed."""
     await conn.execute(delete(messages))
     await conn.execute(delete(conversations))
+    await search.clear(conn)
     replayed = await ev.stream(conn)
     for event in replayed:
         await project(conn, event)
@@ -58,10 +60,32 @@ async def _created(conn: AsyncConnection, event: Event) -> None:
             deleted_ms=None,
         )
     )
+    await _index_title(conn, event.stream_id, p["owner_id"], p["title"])
+
+
+async def _index_title(conn: AsyncConnection, conversation_id: str, owner: str, title: str) -> None:
+    await search.remove(conn, conversation_id, kind="title")
+    await search.add(
+        conn,
+        owner_id=owner,
+        conversation_id=conversation_id,
+        message_id=None,
+        kind="title",
+        body=title,
+    )
+
+
+async def _owner(conn: AsyncConnection, conversation_id: str) -> str:
+    owner = await conn.scalar(
+        select(conversations.c.owner_id).where(conversations.c.id == conversation_id)
+    )
+    return str(owner)
 
 
 async def _renamed(conn: AsyncConnection, event: Event) -> None:
     await _set(conn, event, title=event.payload["title"])
+    owner = await _owner(conn, event.stream_id)
+    await _index_title(conn, event.stream_id, owner, event.payload["title"])
 
 
 async def _updated(conn: AsyncConnection, event: Event) -> None:
@@ -71,6 +95,7 @@ async def _updated(conn: AsyncConnection, event: Event) -> None:
 
 async def _deleted(conn: AsyncConnection, event: Event) -> None:
     await _set(conn, event, deleted_ms=event.time_ms)
+    await search.remove(conn, event.stream_id)
 
 
 async def _message_added(conn: AsyncConnection, event: Event) -> None:
@@ -97,6 +122,15 @@ async def _message_added(conn: AsyncConnection, event: Event) -> None:
         update(conversations)
         .where(conversations.c.id == event.stream_id)
         .values(current_leaf_id=p["id"], message_count=conversations.c.message_count + 1)
+    )
+    body = "".join(str(part.get("text", "")) for part in p["content"] if part.get("type") == "text")
+    await search.add(
+        conn,
+        owner_id=await _owner(conn, event.stream_id),
+        conversation_id=event.stream_id,
+        message_id=p["id"],
+        kind="message",
+        body=body,
     )
 
 
