@@ -7,7 +7,7 @@ client last saw); a write that lost a race answers 409 and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 from parley.api.auth import current_user
 from parley.api.deps import client_ip, int_param, services
 from parley.chat.conversations import FORK_LIMIT, Conversations
-from parley.chat.generation import Generations
+from parley.chat.generation import Generation, Generations
 from parley.errors import InvalidRequest
 from parley.gateway.caller import Caller, Principal
 from parley.identity.schemas import validated
@@ -268,15 +268,31 @@ async def send(conversation_id: str, request: Request) -> Response:
     the events). Leaving early does not stop the answer: it is saved when it ends."""
     user = (await current_user(request)).user
     body: MessageSend = await _body(request, MessageSend)
-    _check_model(request, body.model)
-    generation = await _generations(request).start(
+    return await _answer(
+        request,
+        body.model,
+        lambda caller: _generations(request).start(
+            user.id,
+            conversation_id,
+            caller,
+            content=body.content,
+            model=body.model,
+            parent_id=body.parent_id,
+        ),
         user.id,
-        conversation_id,
-        await _chat_caller(request, user.id),
-        content=body.content,
-        model=body.model,
-        parent_id=body.parent_id,
     )
+
+
+async def _answer(
+    request: Request,
+    model: str | None,
+    begin: Callable[[Caller], Awaitable[Generation]],
+    user_id: str,
+) -> Response:
+    """What every answering route does: refuse an unknown model before anything is
+    written, start the generation as the user, stream it."""
+    _check_model(request, model)
+    generation = await begin(await _chat_caller(request, user_id))
     return _sse(generation.follow())
 
 
@@ -333,16 +349,19 @@ async def edit(conversation_id: str, message_id: str, request: Request) -> Respo
     """A new version of a user's message, as a sibling branch, answered as ``send`` is."""
     user = (await current_user(request)).user
     body: MessageEdit = await _body(request, MessageEdit)
-    _check_model(request, body.model)
-    generation = await _generations(request).edit(
+    return await _answer(
+        request,
+        body.model,
+        lambda caller: _generations(request).edit(
+            user.id,
+            conversation_id,
+            caller,
+            message_id=message_id,
+            content=body.content,
+            model=body.model,
+        ),
         user.id,
-        conversation_id,
-        await _chat_caller(request, user.id),
-        message_id=message_id,
-        content=body.content,
-        model=body.model,
     )
-    return _sse(generation.follow())
 
 
 @router.post("/{conversation_id}/messages/{message_id}/regenerate")
@@ -350,15 +369,14 @@ async def regenerate(conversation_id: str, message_id: str, request: Request) ->
     """Another answer to the same question (optionally another ``model``), as a sibling."""
     user = (await current_user(request)).user
     body: Regenerate = await _body(request, Regenerate)
-    _check_model(request, body.model)
-    generation = await _generations(request).regenerate(
+    return await _answer(
+        request,
+        body.model,
+        lambda caller: _generations(request).regenerate(
+            user.id, conversation_id, caller, message_id=message_id, model=body.model
+        ),
         user.id,
-        conversation_id,
-        await _chat_caller(request, user.id),
-        message_id=message_id,
-        model=body.model,
     )
-    return _sse(generation.follow())
 
 
 @router.post("/{conversation_id}/fork")
