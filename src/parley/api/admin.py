@@ -15,7 +15,15 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from parley.api.deps import bearer_token, client_ip, int_param, is_admin_key, services
+from parley.api.deps import (
+    bearer_token,
+    client_ip,
+    int_param,
+    is_admin_key,
+    json_body,
+    json_response,
+    services,
+)
 from parley.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from parley.identity.audit import audit
 from parley.identity.keys import KEY_PREFIX
@@ -31,7 +39,6 @@ from parley.identity.users import MANAGING_ROLES
 from parley.store.usage import GroupBy, aggregate
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-_JSON = "application/json"
 _GROUP_BY: tuple[GroupBy, ...] = ("day", "key", "user", "team", "model_group")
 
 
@@ -78,20 +85,6 @@ def _global(who: Actor) -> None:
         raise PermissionDenied("only a global admin may do this")
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(body), status_code=status, media_type=_JSON)
-
-
-async def _body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return msgspec.json.decode(raw) if raw else {}
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(
-            f"request body is not valid JSON: {exc}", code="invalid_json"
-        ) from None
-
-
 def _key_view(row: dict[str, Any]) -> dict[str, Any]:
     view = dict(row)
     for field in ("budget_nusd", "soft_budget_nusd"):
@@ -103,7 +96,7 @@ def _key_view(row: dict[str, Any]) -> dict[str, Any]:
 @router.post("/keys")
 async def create_key(request: Request) -> Response:
     who = await actor(request)
-    body: KeyCreate = validated(KeyCreate, await _body(request))
+    body: KeyCreate = validated(KeyCreate, await json_body(request))
     who.require_team(body.team_id, "only a global admin or the team's admins may create this key")
     svc = services(request)
     if not who.is_admin and body.user_id is not None:
@@ -113,7 +106,7 @@ async def create_key(request: Request) -> Response:
     created = await svc.keys.create(body.spec(), created_by=who.id)
     await audit(svc.db, actor=who.id, action="key.create", target=created.id, ip=client_ip(request))
     view = _key_view(await svc.keys.get(created.id))
-    return _json({**view, "key": created.key}, 201)
+    return json_response({**view, "key": created.key}, 201)
 
 
 @router.get("/keys")
@@ -123,7 +116,7 @@ async def list_keys(request: Request) -> Response:
     who.require_team(team_id, "list keys of a team you administer: pass ?team_id=")
     svc = services(request)
     rows = await svc.keys.list(team_id=team_id, user_id=request.query_params.get("user_id"))
-    return _json({"object": "list", "data": [_key_view(r) for r in rows]})
+    return json_response({"object": "list", "data": [_key_view(r) for r in rows]})
 
 
 async def _owned_key(request: Request, key_id: str) -> tuple[Actor, dict[str, Any]]:
@@ -136,7 +129,7 @@ async def _owned_key(request: Request, key_id: str) -> tuple[Actor, dict[str, An
 @router.get("/keys/{key_id}")
 async def get_key(key_id: str, request: Request) -> Response:
     _, row = await _owned_key(request, key_id)
-    return _json(_key_view(row))
+    return json_response(_key_view(row))
 
 
 @router.delete("/keys/{key_id}")
@@ -146,20 +139,20 @@ async def revoke_key(key_id: str, request: Request) -> Response:
     await svc.keys.revoke(key_id)
     await svc.admission.revoke("key", key_id)
     await audit(svc.db, actor=who.id, action="key.revoke", target=key_id, ip=client_ip(request))
-    return _json({"id": key_id, "revoked": True})
+    return json_response({"id": key_id, "revoked": True})
 
 
 @router.post("/keys/{key_id}/rotate")
 async def rotate_key(key_id: str, request: Request) -> Response:
     who, _ = await _owned_key(request, key_id)
-    body = await _body(request)
+    body = await json_body(request)
     grace = body.get("grace_seconds", 86400) if isinstance(body, dict) else 86400
     if not isinstance(grace, int | float) or isinstance(grace, bool) or grace < 0:
         raise InvalidRequest("grace_seconds must be a number >= 0", param="grace_seconds")
     svc = services(request)
     created = await svc.keys.rotate(key_id, grace_seconds=float(grace))
     await audit(svc.db, actor=who.id, action="key.rotate", target=key_id, ip=client_ip(request))
-    return _json({"id": key_id, "key": created.key, "prefix": created.prefix})
+    return json_response({"id": key_id, "key": created.key, "prefix": created.prefix})
 
 
 @router.post("/keys/{key_id}/reset-budget")
@@ -172,7 +165,7 @@ async def reset_key_budget(key_id: str, request: Request) -> Response:
     await audit(
         svc.db, actor=who.id, action="key.reset_budget", target=key_id, ip=client_ip(request)
     )
-    return _json(_key_view(await svc.keys.get(key_id)))
+    return json_response(_key_view(await svc.keys.get(key_id)))
 
 
 @router.get("/deployments")
@@ -188,7 +181,7 @@ async def deployments(request: Request) -> Response:
         {"group": name, "capacity": gate.capacity, "in_use": gate.in_use, "waiting": gate.waiting}
         for name, gate in gates.items()
     ]
-    return _json({"object": "list", "data": rows, "groups": groups})
+    return json_response({"object": "list", "data": rows, "groups": groups})
 
 
 @router.delete("/cache")
@@ -215,7 +208,7 @@ async def invalidate_cache(request: Request) -> Response:
     if model is not None:
         model = gateway.registry.group(model).name
     if gateway.cache is None:
-        return _json({"dropped": 0})
+        return json_response({"dropped": 0})
     dropped = await gateway.cache.invalidate(namespace, model)
     svc = services(request)
     await audit(
@@ -225,7 +218,7 @@ async def invalidate_cache(request: Request) -> Response:
         target=f"{namespace or '*'}/{model or '*'}",
         ip=client_ip(request),
     )
-    return _json({"dropped": dropped})
+    return json_response({"dropped": dropped})
 
 
 _NAMESPACE = re.compile(r"(shared|team|key|user)\.[A-Za-z0-9_.-]{1,64}|local")
@@ -258,7 +251,7 @@ async def usage(request: Request) -> Response:
     for row in rows[:limit]:
         row["cost_usd"] = row.pop("cost_nusd") / 1e9
         data.append(row)
-    return _json(
+    return json_response(
         {
             "object": "list",
             "group_by": group_by,
@@ -292,27 +285,27 @@ def _time(raw: str | None, name: str) -> int | None:
 async def create_team(request: Request) -> Response:
     who = await actor(request)
     _global(who)
-    body: TeamCreate = validated(TeamCreate, await _body(request))
+    body: TeamCreate = validated(TeamCreate, await json_body(request))
     svc = services(request)
     team = await svc.accounts.users.create_team(body.name, owner_id=body.owner_id)
     await audit(
         svc.db, actor=who.id, action="team.create", target=team["id"], ip=client_ip(request)
     )
-    return _json(_team_view(team), 201)
+    return json_response(_team_view(team), 201)
 
 
 @router.get("/teams/{team_id}")
 async def get_team(team_id: str, request: Request) -> Response:
     who = await actor(request)
     who.require_team(team_id, "only a global admin or the team's admins may see this team")
-    return _json(_team_view(await services(request).accounts.users.team(team_id)))
+    return json_response(_team_view(await services(request).accounts.users.team(team_id)))
 
 
 @router.patch("/teams/{team_id}")
 async def update_team(team_id: str, request: Request) -> Response:
     who = await actor(request)
     who.require_team(team_id, "only a global admin or the team's admins may change this team")
-    body: TeamUpdate = validated(TeamUpdate, await _body(request))
+    body: TeamUpdate = validated(TeamUpdate, await json_body(request))
     values = body.values()
     if set(values) - {"mfa_required"} and not who.is_admin:
         raise PermissionDenied("only a global admin may change a team's limits and budget")
@@ -326,14 +319,14 @@ async def update_team(team_id: str, request: Request) -> Response:
         ip=client_ip(request),
         detail={"fields": sorted(values)},
     )
-    return _json(_team_view(await svc.accounts.users.team(team_id)))
+    return json_response(_team_view(await svc.accounts.users.team(team_id)))
 
 
 @router.put("/teams/{team_id}/members/{user_id}")
 async def set_member(team_id: str, user_id: str, request: Request) -> Response:
     who = await actor(request)
     who.require_team(team_id, "only a global admin or the team's admins may change members")
-    body: MemberSet = validated(MemberSet, await _body(request))
+    body: MemberSet = validated(MemberSet, await json_body(request))
     if body.role == "owner" and not (who.is_admin or who.roles.get(team_id) == "owner"):
         raise PermissionDenied("only an owner may make another owner")
     svc = services(request)
@@ -346,7 +339,7 @@ async def set_member(team_id: str, user_id: str, request: Request) -> Response:
         ip=client_ip(request),
         detail={"role": body.role},
     )
-    return _json(_team_view(await svc.accounts.users.team(team_id)))
+    return json_response(_team_view(await svc.accounts.users.team(team_id)))
 
 
 @router.delete("/teams/{team_id}/members/{user_id}")
@@ -362,7 +355,7 @@ async def remove_member(team_id: str, user_id: str, request: Request) -> Respons
         target=f"{team_id}/{user_id}",
         ip=client_ip(request),
     )
-    return _json(_team_view(await svc.accounts.users.team(team_id)))
+    return json_response(_team_view(await svc.accounts.users.team(team_id)))
 
 
 @router.get("/users")
@@ -372,14 +365,14 @@ async def list_users(request: Request) -> Response:
     limit = int_param(request.query_params.get("limit"), "limit", 100, 1, 1000)
     offset = int_param(request.query_params.get("offset"), "offset", 0, 0, 10**9)
     rows = await services(request).accounts.users.list_users(limit, offset)
-    return _json({"object": "list", "data": rows})
+    return json_response({"object": "list", "data": rows})
 
 
 @router.patch("/users/{user_id}")
 async def update_user(user_id: str, request: Request) -> Response:
     who = await actor(request)
     _global(who)
-    body: UserUpdate = validated(UserUpdate, await _body(request))
+    body: UserUpdate = validated(UserUpdate, await json_body(request))
     svc = services(request)
     await svc.accounts.users.get(user_id)
     values = body.values()
@@ -394,7 +387,7 @@ async def update_user(user_id: str, request: Request) -> Response:
         ip=client_ip(request),
         detail={"fields": sorted(values)},
     )
-    return _json((await svc.accounts.users.get(user_id)).public())
+    return json_response((await svc.accounts.users.get(user_id)).public())
 
 
 def _team_view(team: dict[str, Any]) -> dict[str, Any]:

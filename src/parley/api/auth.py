@@ -13,14 +13,13 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from parley.api.deps import bearer_token, client_ip, services
+from parley.api.deps import bearer_token, client_ip, json_response, services
 from parley.errors import AuthenticationFailed, PermissionDenied
 from parley.identity.accounts import Authenticated
 from parley.identity.audit import audit
 from parley.identity.schemas import validated
 
 router = APIRouter(tags=["auth"])
-_JSON = "application/json"
 
 
 class _Body(BaseModel):
@@ -58,10 +57,7 @@ class PasswordChange(_Body):
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    headers = {"Cache-Control": "no-store"}  # tokens must not be cached anywhere
-    return Response(
-        msgspec.json.encode(body), status_code=status, media_type=_JSON, headers=headers
-    )
+    return json_response(body, status, {"Cache-Control": "no-store"})  # never cache tokens
 
 
 async def _body(request: Request, model: type[_Body]) -> Any:
@@ -214,8 +210,4 @@ async def me(request: Request) -> Response:
 @router.get("/.well-known/jwks.json")
 async def jwks(request: Request) -> Response:
     body = services(request).accounts.tokens.jwks()
-    return Response(
-        msgspec.json.encode(body),
-        media_type=_JSON,
-        headers={"Cache-Control": "public, max-age=300"},
-    )
+    return json_response(body, headers={"Cache-Control": "public, max-age=300"})

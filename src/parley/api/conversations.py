@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response, StreamingResponse
 
 from parley.api.auth import current_user
-from parley.api.deps import client_ip, int_param, services
+from parley.api.deps import client_ip, int_param, json_body, json_response, services
 from parley.chat.conversations import FORK_LIMIT, Conversations
 from parley.chat.generation import Generation, Generations
 from parley.errors import InvalidRequest
@@ -24,7 +24,6 @@ from parley.gateway.caller import Caller, Principal
 from parley.identity.schemas import validated
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
-_JSON = "application/json"
 
 Tag = str
 
@@ -84,19 +83,6 @@ def _conversations(request: Request) -> Conversations:
     return chat
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(body), status_code=status, media_type=_JSON)
-
-
-async def _body(request: Request, model: type[_Body]) -> Any:
-    raw = await request.body()
-    try:
-        data = msgspec.json.decode(raw) if raw else {}
-    except msgspec.DecodeError:
-        raise InvalidRequest("request body is not valid JSON", code="invalid_json") from None
-    return validated(model, data)
-
-
 def _flag(raw: str | None, name: str) -> bool | None:
     if raw is None:
         return None
@@ -108,11 +94,11 @@ def _flag(raw: str | None, name: str) -> bool | None:
 @router.post("")
 async def create(request: Request) -> Response:
     user = (await current_user(request)).user
-    body: ConversationCreate = await _body(request, ConversationCreate)
+    body: ConversationCreate = validated(ConversationCreate, await json_body(request))
     created = await _conversations(request).create(
         user.id, title=body.title, model=body.model, settings=body.settings
     )
-    return _json(created, 201)
+    return json_response(created, 201)
 
 
 @router.get("")
@@ -129,21 +115,17 @@ async def list_conversations(request: Request) -> Response:
         pinned=_flag(q.get("pinned"), "pinned"),
         tag=q.get("tag"),
     )
-    return _json({"object": "list", "data": rows, "next_cursor": cursor})
+    return json_response({"object": "list", "data": rows, "next_cursor": cursor})
 
 
 @router.post("/import")
 async def import_conversation(request: Request) -> Response:
     """A Parley JSON export (``GET .../export``) as a new conversation of the caller's."""
     user = (await current_user(request)).user
-    raw = await request.body()
-    try:
-        data = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        raise InvalidRequest("request body is not valid JSON", code="invalid_json") from None
+    data = await json_body(request)
     if not isinstance(data, dict):
         raise InvalidRequest("an export is a JSON object")
-    return _json(await _conversations(request).import_(user.id, data), 201)
+    return json_response(await _conversations(request).import_(user.id, data), 201)
 
 
 @router.get("/{conversation_id}/export")
@@ -156,10 +138,8 @@ async def export(conversation_id: str, request: Request) -> Response:
     if kind == "json":
         body = await chat.export(user.id, conversation_id)
         name = f"conversation-{conversation_id}.json"
-        return Response(
-            msgspec.json.encode(body),
-            media_type=_JSON,
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        return json_response(
+            body, headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
     if kind != "markdown":
         raise InvalidRequest("format must be json or markdown", param="format")
@@ -199,13 +179,13 @@ async def get(conversation_id: str, request: Request) -> Response:
         limit=int_param(q.get("limit"), "limit", 50, 1, 500),
         before=q.get("before"),
     )
-    return _json({**conversation, "messages": page, "next_before": before})
+    return json_response({**conversation, "messages": page, "next_before": before})
 
 
 @router.patch("/{conversation_id}")
 async def update(conversation_id: str, request: Request) -> Response:
     user = (await current_user(request)).user
-    body: ConversationUpdate = await _body(request, ConversationUpdate)
+    body: ConversationUpdate = validated(ConversationUpdate, await json_body(request))
     fields = body.model_dump(exclude_none=True, exclude={"title", "expected_version"})
     chat = _conversations(request)
     if body.title is None and not fields:
@@ -216,7 +196,7 @@ async def update(conversation_id: str, request: Request) -> Response:
         expected = None if expected is None else expected + 1
     if fields:
         await chat.update(user.id, conversation_id, fields, expected)
-    return _json(await chat.get(user.id, conversation_id))
+    return json_response(await chat.get(user.id, conversation_id))
 
 
 @router.delete("/{conversation_id}")
@@ -230,10 +210,10 @@ async def delete(conversation_id: str, request: Request) -> Response:
 async def select_branch(conversation_id: str, request: Request) -> Response:
     """Make ``leaf_id`` (any message of the conversation) the current leaf."""
     user = (await current_user(request)).user
-    body: BranchSelect = await _body(request, BranchSelect)
+    body: BranchSelect = validated(BranchSelect, await json_body(request))
     chat = _conversations(request)
     await chat.select_branch(user.id, conversation_id, body.leaf_id)
-    return _json(await chat.get(user.id, conversation_id))
+    return json_response(await chat.get(user.id, conversation_id))
 
 
 # --- messages: answers streamed as SSE, generated independently of the connection -------
@@ -267,7 +247,7 @@ async def send(conversation_id: str, request: Request) -> Response:
     """Append the user's message and stream the answer (``chat/generation.py`` documents
     the events). Leaving early does not stop the answer: it is saved when it ends."""
     user = (await current_user(request)).user
-    body: MessageSend = await _body(request, MessageSend)
+    body: MessageSend = validated(MessageSend, await json_body(request))
     return await _answer(
         request,
         body.model,
@@ -341,14 +321,16 @@ async def stop(conversation_id: str, message_id: str, request: Request) -> Respo
     generation = await _running(request, user.id, conversation_id, message_id)
     if generation is not None:
         await _generations(request).stop(generation)
-    return _json(await _conversations(request).message(user.id, conversation_id, message_id))
+    return json_response(
+        await _conversations(request).message(user.id, conversation_id, message_id)
+    )
 
 
 @router.post("/{conversation_id}/messages/{message_id}/edit")
 async def edit(conversation_id: str, message_id: str, request: Request) -> Response:
     """A new version of a user's message, as a sibling branch, answered as ``send`` is."""
     user = (await current_user(request)).user
-    body: MessageEdit = await _body(request, MessageEdit)
+    body: MessageEdit = validated(MessageEdit, await json_body(request))
     return await _answer(
         request,
         body.model,
@@ -368,7 +350,7 @@ async def edit(conversation_id: str, message_id: str, request: Request) -> Respo
 async def regenerate(conversation_id: str, message_id: str, request: Request) -> Response:
     """Another answer to the same question (optionally another ``model``), as a sibling."""
     user = (await current_user(request)).user
-    body: Regenerate = await _body(request, Regenerate)
+    body: Regenerate = validated(Regenerate, await json_body(request))
     return await _answer(
         request,
         body.model,
@@ -383,9 +365,9 @@ async def regenerate(conversation_id: str, message_id: str, request: Request) ->
 async def fork(conversation_id: str, request: Request) -> Response:
     """A new conversation from the branch ending at ``message_id``."""
     user = (await current_user(request)).user
-    body: Fork = await _body(request, Fork)
+    body: Fork = validated(Fork, await json_body(request))
     forked = await _conversations(request).fork(user.id, conversation_id, body.message_id)
-    return _json(forked, 201)
+    return json_response(forked, 201)
 
 
 def _check_model(request: Request, model: str | None) -> None:
@@ -401,7 +383,7 @@ def _check_model(request: Request, model: str | None) -> None:
 async def share(conversation_id: str, request: Request) -> Response:
     """A read-only link to a snapshot of the branch; ``token`` is shown once."""
     user = (await current_user(request)).user
-    body: ShareCreate = await _body(request, ShareCreate)
+    body: ShareCreate = validated(ShareCreate, await json_body(request))
     created, token = await services(request).shares.create(
         user.id,
         conversation_id,
@@ -409,14 +391,14 @@ async def share(conversation_id: str, request: Request) -> Response:
         display_name=body.display_name,
         expires_in_days=body.expires_in_days,
     )
-    return _json({**created, "token": token, "path": f"/api/shared/{token}"}, 201)
+    return json_response({**created, "token": token, "path": f"/api/shared/{token}"}, 201)
 
 
 @router.get("/{conversation_id}/shares")
 async def list_shares(conversation_id: str, request: Request) -> Response:
     user = (await current_user(request)).user
     rows = await services(request).shares.of(user.id, conversation_id)
-    return _json({"object": "list", "data": rows})
+    return json_response({"object": "list", "data": rows})
 
 
 @router.delete("/{conversation_id}/shares/{share_id}")
@@ -442,7 +424,7 @@ async def search(request: Request) -> Response:
         raise InvalidRequest("q is longer than 1000 characters", param="q")
     limit = int_param(q.get("limit"), "limit", 20, 1, 100)
     results = await _conversations(request).search(user.id, query, limit=limit)
-    return _json({"object": "list", "results": results})
+    return json_response({"object": "list", "results": results})
 
 
 shared_router = APIRouter(prefix="/api/shared", tags=["conversations"])
@@ -451,4 +433,4 @@ shared_router = APIRouter(prefix="/api/shared", tags=["conversations"])
 @shared_router.get("/{token}")
 async def open_shared(token: str, request: Request) -> Response:
     """Anyone with the link, no login: the snapshot and the sharer's display name only."""
-    return _json(await services(request).shares.open(token))
+    return json_response(await services(request).shares.open(token))

@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
+import msgspec
 from fastapi import Request
+from starlette.responses import Response
 
 from parley.errors import AuthenticationFailed, InvalidRequest
 from parley.gateway.admission import DEFAULT_PRIORITY, PRIORITIES
@@ -20,6 +24,8 @@ from parley.gateway.pipeline import CallOptions
 from parley.gateway.router import STRATEGIES
 from parley.identity.keys import KEY_PREFIX
 from parley.services import Services
+
+_JSON = "application/json"
 
 
 def services(request: Request) -> Services:
@@ -129,3 +135,23 @@ def int_param(raw: str | None, name: str, default: int, low: int, high: int) -> 
     if not low <= value <= high:
         raise InvalidRequest(f"{name} must be between {low} and {high}", param=name)
     return value
+
+
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """The JSON answer every non-``/v1`` router sends (msgspec, no pydantic round trip)."""
+    return Response(
+        msgspec.json.encode(body), status_code=status, media_type=_JSON, headers=headers
+    )
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON (``{}`` when empty); invalid JSON is a 400 ``invalid_json``."""
+    raw = await request.body()
+    try:
+        return msgspec.json.decode(raw) if raw else {}
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(
+            f"request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
