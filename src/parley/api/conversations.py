@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import msgspec
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response, StreamingResponse
@@ -18,7 +17,8 @@ from starlette.responses import Response, StreamingResponse
 from parley.api.auth import current_user
 from parley.api.deps import client_ip, int_param, json_body, json_response, services
 from parley.chat.conversations import FORK_LIMIT, Conversations
-from parley.chat.generation import Generation, Generations
+from parley.chat.generation import Generation, Generations, sse_frame
+from parley.chat.parts import text_of
 from parley.errors import InvalidRequest
 from parley.gateway.caller import Caller, Principal
 from parley.identity.schemas import validated
@@ -157,7 +157,7 @@ async def export(conversation_id: str, request: Request) -> Response:
 def markdown(conversation: dict[str, Any], branch: list[dict[str, Any]]) -> str:
     lines = [f"# {conversation['title']}", ""]
     for message in branch:
-        text = "".join(p.get("text", "") for p in message["content"] if p.get("type") == "text")
+        text = text_of(message["content"])
         who = {"user": "You", "assistant": message.get("model") or "Assistant"}.get(
             message["role"], message["role"]
         )
@@ -298,7 +298,7 @@ async def reattach(conversation_id: str, message_id: str, request: Request) -> R
 
 
 async def _replayed(message: dict[str, Any]) -> AsyncIterator[bytes]:
-    text = "".join(p.get("text", "") for p in message["content"] if p.get("type") == "text")
+    text = text_of(message["content"])
     events = [
         {"type": "start", "user_message_id": message["parent_id"], "message_id": message["id"]},
         {"type": "delta", "content": text},
@@ -310,7 +310,7 @@ async def _replayed(message: dict[str, Any]) -> AsyncIterator[bytes]:
         },
     ]
     for event in events:
-        yield b"data: " + msgspec.json.encode(event) + b"\n\n"
+        yield sse_frame(event)
 
 
 @router.post("/{conversation_id}/messages/{message_id}/stop")

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import msgspec
 
 from parley.chat.conversations import DEFAULT_TITLE, Conversations
+from parley.chat.parts import text_of, text_part
 from parley.errors import InvalidRequest, ParleyError
 from parley.gateway.caller import Caller
 from parley.gateway.types import (
@@ -68,7 +69,7 @@ class Generation:
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def push(self, event: dict[str, Any]) -> None:
-        self.frames.append(b"data: " + msgspec.json.encode(event) + b"\n\n")
+        self.frames.append(sse_frame(event))
         self._changed.set()
 
     async def follow(self) -> AsyncIterator[bytes]:
@@ -86,8 +87,9 @@ class Generation:
             await self._changed.wait()
 
 
-def _text(content: list[dict[str, Any]]) -> str:
-    return "".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+def sse_frame(event: dict[str, Any]) -> bytes:
+    """One event as the SSE ``data:`` line a follower receives."""
+    return b"data: " + msgspec.json.encode(event) + b"\n\n"
 
 
 def _history(settings: dict[str, Any], branch: list[dict[str, Any]]) -> list[Message]:
@@ -96,7 +98,7 @@ def _history(settings: dict[str, Any], branch: list[dict[str, Any]]) -> list[Mes
     if isinstance(system, str) and system:
         history.append(SystemMessage(system))
     for message in branch:
-        text = _text(message["content"])
+        text = text_of(message["content"])
         if message["role"] == "user":
             history.append(UserMessage(text))
         elif message["role"] == "assistant" and message["status"] == "complete":
@@ -151,7 +153,7 @@ class Generations:
             owner_id,
             conversation_id,
             role="user",
-            content=[{"type": "text", "text": content}],
+            content=text_part(content),
             parent_id=parent_id,
             at_root=at_root,
         )
@@ -234,7 +236,7 @@ class Generations:
         )
         self._running[generation.message_id] = generation
         first = conversation["message_count"] <= 1 and conversation["title"] == DEFAULT_TITLE
-        question = _text(branch[-1]["content"]) if first and branch else None
+        question = text_of(branch[-1]["content"]) if first and branch else None
         generation.task = asyncio.get_running_loop().create_task(
             self._run(generation, request, caller, question),
             name=f"parley-generation-{generation.message_id}",
@@ -284,7 +286,7 @@ class Generations:
                 generation.owner_id,
                 generation.conversation_id,
                 role="assistant",
-                content=[{"type": "text", "text": "".join(parts)}],
+                content=text_part("".join(parts)),
                 parent_id=generation.user_message_id,
                 model=generation.model,
                 status=status,

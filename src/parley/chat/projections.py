@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parley.chat import events as ev
 from parley.chat.events import Event
+from parley.chat.parts import text_of
 from parley.store import search
 from parley.store.tables import conversations, messages
 
@@ -123,14 +124,13 @@ async def _message_added(conn: AsyncConnection, event: Event) -> None:
         .where(conversations.c.id == event.stream_id)
         .values(current_leaf_id=p["id"], message_count=conversations.c.message_count + 1)
     )
-    body = "".join(str(part.get("text", "")) for part in p["content"] if part.get("type") == "text")
     await search.add(
         conn,
         owner_id=await _owner(conn, event.stream_id),
         conversation_id=event.stream_id,
         message_id=p["id"],
         kind="message",
-        body=body,
+        body=text_of(p["content"]),
     )
 
 
