@@ -144,7 +144,7 @@ async def export(conversation_id: str, request: Request) -> Response:
     if kind != "markdown":
         raise InvalidRequest("format must be json or markdown", param="format")
     conversation = await chat.get(user.id, conversation_id)
-    branch, _ = await chat.branch(user.id, conversation_id, limit=FORK_LIMIT)
+    branch, _ = await chat.branch_of(conversation, limit=FORK_LIMIT)
     return Response(
         markdown(conversation, branch),
         media_type="text/markdown; charset=utf-8",
@@ -173,11 +173,8 @@ async def get(conversation_id: str, request: Request) -> Response:
     chat = _conversations(request)
     q = request.query_params
     conversation = await chat.get(user.id, conversation_id)
-    page, before = await chat.branch(
-        user.id,
-        conversation_id,
-        limit=int_param(q.get("limit"), "limit", 50, 1, 500),
-        before=q.get("before"),
+    page, before = await chat.branch_of(
+        conversation, limit=int_param(q.get("limit"), "limit", 50, 1, 500), before=q.get("before")
     )
     return json_response({**conversation, "messages": page, "next_before": before})
 

@@ -155,11 +155,14 @@ class Conversations:
         expected_version: int | None = None,
         message_id: str | None = None,
         at_root: bool = False,
+        conversation: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Append a message under ``parent_id`` (default: the current leaf; ``at_root``: a
         new first message). A parent with children already starts a new branch beside
-        them; the new message becomes the conversation's current leaf either way."""
-        current = await self._owned(owner_id, conversation_id)
+        them; the new message becomes the conversation's current leaf either way.
+        ``conversation``: the row the caller already read as its owner (its version is
+        the one this write is numbered from)."""
+        current = conversation or await self._owned(owner_id, conversation_id)
         if at_root:
             parent_id = None
         elif parent_id is None:
@@ -188,9 +191,7 @@ class Conversations:
         """A new conversation holding copies of the branch that ends at ``message_id``
         (with new ids), and the same model and settings."""
         source = await self._owned(owner_id, conversation_id)
-        branch, _ = await self.branch(
-            owner_id, conversation_id, limit=FORK_LIMIT, before=message_id
-        )
+        branch, _ = await self.branch_of(source, limit=FORK_LIMIT, before=message_id)
         fork_id = uuid.uuid4().hex
         now = _now_ms()
         created = {
@@ -300,7 +301,7 @@ class Conversations:
         conversation_id: str,
         expected_version: int | None,
         changes: list[tuple[str, dict[str, Any]]],
-        current: dict[str, Any] | None = None,
+        current: Mapping[str, Any] | None = None,
     ) -> None:
         current = current or await self._owned(owner_id, conversation_id)
         version = current["version"]
@@ -362,11 +363,18 @@ class Conversations:
         self, owner_id: str, conversation_id: str, *, limit: int = 50, before: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """The current branch, newest ``limit`` messages ending at ``before`` (default: the
-        current leaf), oldest first; plus the id to pass as ``before`` for the next page.
+        current leaf), oldest first; plus the id to pass as ``before`` for the next page."""
+        current = await self._owned(owner_id, conversation_id)
+        return await self.branch_of(current, limit=limit, before=before)
+
+    async def branch_of(
+        self, conversation: Mapping[str, Any], *, limit: int = 50, before: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """``branch`` of a conversation the caller already read as its owner (``get``).
         One recursive query follows the parent links of just this page (primary-key
         lookups): it never reads the whole conversation."""
-        current = await self._owned(owner_id, conversation_id)
-        start = before or current["current_leaf_id"]
+        conversation_id = conversation["id"]
+        start = before or conversation["current_leaf_id"]
         if start is None:
             return [], None
         async with self._db.read() as conn:

@@ -156,6 +156,7 @@ class Generations:
             content=text_part(content),
             parent_id=parent_id,
             at_root=at_root,
+            conversation=conversation,
         )
         return await self._answer(owner_id, conversation, saved["id"], model, caller)
 
@@ -217,8 +218,8 @@ class Generations:
         caller: Caller,
     ) -> Generation:
         conversation_id = conversation["id"]
-        branch, _ = await self._conversations.branch(
-            owner_id, conversation_id, limit=HISTORY, before=user_message_id
+        branch, _ = await self._conversations.branch_of(
+            conversation, limit=HISTORY, before=user_message_id
         )
         request = ChatRequest(
             model=model,

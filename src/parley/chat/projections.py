@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parley.chat import events as ev
@@ -101,17 +101,18 @@ async def _deleted(conn: AsyncConnection, event: Event) -> None:
 
 async def _message_added(conn: AsyncConnection, event: Event) -> None:
     p = event.payload
-    seq = await conn.scalar(
-        select(func.count())
-        .select_from(messages)
-        .where(messages.c.conversation_id == event.stream_id)
-    )
+    # The conversation's message count is the new message's position: one read gives
+    # both it and the owner the search row needs.
+    c = conversations.c
+    owner, seq = (
+        await conn.execute(select(c.owner_id, c.message_count).where(c.id == event.stream_id))
+    ).one()
     await conn.execute(
         messages.insert().values(
             id=p["id"],
             conversation_id=event.stream_id,
             parent_id=p.get("parent_id"),
-            seq=int(seq or 0),
+            seq=seq,
             role=p["role"],
             content=p["content"],
             model=p.get("model"),
@@ -126,7 +127,7 @@ async def _message_added(conn: AsyncConnection, event: Event) -> None:
     )
     await search.add(
         conn,
-        owner_id=await _owner(conn, event.stream_id),
+        owner_id=owner,
         conversation_id=event.stream_id,
         message_id=p["id"],
         kind="message",

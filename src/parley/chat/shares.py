@@ -58,8 +58,8 @@ class Shares:
     ) -> tuple[dict[str, Any], str]:
         """Returns the share and its token (shown once: only its hash is kept)."""
         conversation = await self._conversations.get(owner_id, conversation_id)
-        branch, _ = await self._conversations.branch(
-            owner_id, conversation_id, limit=FORK_LIMIT, before=message_id
+        branch, _ = await self._conversations.branch_of(
+            conversation, limit=FORK_LIMIT, before=message_id
         )
         snapshot = {
             "title": conversation["title"],
