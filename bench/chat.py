@@ -19,30 +19,17 @@ import asyncio
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 
-from bench.common import print_table
+from bench.common import FLOOR_HEADERS, database_url, print_table, rows_against_floor
 from parley.chat.conversations import Conversations
-from parley.config import Settings
 from parley.store import migrate
 from parley.store.db import Database
 from parley.store.tables import messages, users
 
 OWNER = "b" * 32
-
-
-async def timed(call: Callable[[], Awaitable[Any]], n: int) -> list[float]:
-    await call()  # warm
-    latencies = []
-    for _ in range(n):
-        started = time.perf_counter()
-        await call()
-        latencies.append((time.perf_counter() - started) * 1000)
-    return latencies
 
 
 async def run(url: str, n_messages: int, n_conversations: int, repeats: int) -> list[list[Any]]:
@@ -97,13 +84,7 @@ async def run(url: str, n_messages: int, n_conversations: int, repeats: int) -> 
             lambda: chat.branch(OWNER, long["id"], limit=50, before=ids[99]),
         ),
     ]
-    rows = []
-    base = 0.0
-    for label, call in scenarios:
-        values = await timed(call, repeats)
-        p50, p99 = float(np.percentile(values, 50)), float(np.percentile(values, 99))
-        base = base or p50
-        rows.append([label, repeats, p50, p99, p50 / base])
+    rows = await rows_against_floor(scenarios, repeats)
     assert len(first_page) == 50
     await db.close()
     print(f"setup: {n_messages} messages + {n_conversations} conversations in {setup_s:.1f} s")
@@ -118,10 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=300)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.database_url or f"sqlite:///{Path(tmp) / 'chat.db'}"
-        url = Settings(database_url=url).database_url
+        url = database_url(args.database_url, tmp, "chat.db")
         rows = asyncio.run(run(url, args.messages, args.conversations, args.repeats))
-    print_table(["read", "repeats", "p50 ms", "p99 ms", "p50 / floor"], rows)
+    print_table(["read", "repeats", *FLOOR_HEADERS], rows)
 
 
 if __name__ == "__main__":

@@ -103,3 +103,41 @@ def process(args: list[str], port: int, env: dict[str, str] | None = None) -> It
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+async def rows_against_floor(
+    scenarios: Sequence[tuple[str, Callable[[], Awaitable[object]]]],
+    repeats: int,
+    on_result: Callable[[object], None] | None = None,
+) -> list[list[object]]:
+    """Each scenario called once to warm, then ``repeats`` times one after another: rows of
+    label, repeats, p50 ms, p99 ms and p50 over the first scenario's (the floor, measured
+    in the same run). ``on_result`` sees what each timed call returned."""
+    rows: list[list[object]] = []
+    base = 0.0
+    for label, call in scenarios:
+        await call()
+        values = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            result = await call()
+            values.append((time.perf_counter() - started) * 1000)
+            if on_result is not None:
+                on_result(result)
+        ordered = sorted(values)
+        p50 = ordered[len(ordered) // 2]
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+        base = base or p50
+        rows.append([label, repeats, p50, p99, p50 / base])
+    return rows
+
+
+FLOOR_HEADERS = ["p50 ms", "p99 ms", "p50 / floor"]
+
+
+def database_url(given: str | None, tmp: str, name: str) -> str:
+    """``given`` (a PostgreSQL URL, say) or a SQLite file in ``tmp``, with Parley's async
+    driver."""
+    from parley.config import Settings  # noqa: PLC0415 - keep the helpers import-light
+
+    return Settings(database_url=given or f"sqlite:///{tmp}/{name}").database_url

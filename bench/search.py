@@ -17,14 +17,12 @@ import asyncio
 import random
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import text
 
-from bench.common import print_table
-from parley.config import Settings
+from bench.common import FLOOR_HEADERS, database_url, print_table, rows_against_floor
 from parley.store import migrate, search
 from parley.store.db import Database
 
@@ -100,22 +98,14 @@ async def run(url: str, n: int, queries: int) -> list[list[Any]]:
         ("one mid-frequency word", lambda: _query(db, rng, [rng.choice(mid)])),
         ("two words", lambda: _query(db, rng, [rng.choice(common), rng.choice(mid)])),
     ]
-    rows = []
-    base = 0.0
-    hits = 0
-    for label, call in scenarios:
-        await call()
-        values = []
-        for _ in range(queries):
-            started = time.perf_counter()
-            found = await call()
-            values.append((time.perf_counter() - started) * 1000)
-            hits += len(found or [])
-        p50, p99 = float(np.percentile(values, 50)), float(np.percentile(values, 99))
-        base = base or p50
-        rows.append([label, queries, p50, p99, p50 / base])
+    hits = [0]
+
+    def count(found: object) -> None:
+        hits[0] += len(found) if isinstance(found, list) else 0
+
+    rows = await rows_against_floor(scenarios, queries, count)
     await db.close()
-    print(f"loaded {n:,} messages of {USERS} users in {load_s:.0f} s; {hits:,} results returned")
+    print(f"loaded {n:,} messages of {USERS} users in {load_s:.0f} s; {hits[0]:,} results returned")
     return rows
 
 
@@ -131,10 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=500)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.database_url or f"sqlite:///{Path(tmp) / 'search.db'}"
-        url = Settings(database_url=url).database_url
+        url = database_url(args.database_url, tmp, "search.db")
         rows = asyncio.run(run(url, args.messages, args.queries))
-    print_table(["query", "queries", "p50 ms", "p99 ms", "p50 / floor"], rows)
+    print_table(["query", "queries", *FLOOR_HEADERS], rows)
 
 
 if __name__ == "__main__":

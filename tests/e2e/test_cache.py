@@ -7,7 +7,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, models_from, serve_in_thread
 from tests.backends import postgres_database, redis_url
 from tests.e2e.test_access import ADMIN
+from tests.polling import eventually
 
 QUESTION = [{"role": "user", "content": "what is a cache?"}]
 
@@ -326,28 +326,15 @@ def test_invalidation_reaches_every_instance(start: Start, fake: FakeUpstream) -
     a.chat()
     assert b.chat().headers["x-parley-cache"] == "hit"  # now in b's memory tier too
     assert a.admin("DELETE", "/admin/cache", params={"model": "chat"}).status_code == 200
-    _eventually(lambda: b.chat(cache={"no-store": True}).headers["x-parley-cache"] == "miss")
-
-
-def _eventually(check: Callable[[], bool], attempts: int = 50) -> None:
-    """Pub/sub delivery is asynchronous: poll (bounded by count, not by a clock)."""
-    for _ in range(attempts):
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition never held")
+    eventually(lambda: b.chat(cache={"no-store": True}).headers["x-parley-cache"] == "miss")
 
 
 # --- the semantic layer, through the API -------------------------------------------------
 
 
-def wait_ready(parley: Parley, attempts: int = 600) -> None:
+def wait_ready(parley: Parley) -> None:
     """The local embedding model loads in the background; readiness says when it has."""
-    for _ in range(attempts):
-        if parley.http.get("/health/ready").status_code == 200:
-            return
-        time.sleep(0.05)
-    raise AssertionError(parley.http.get("/health/ready").text)
+    eventually(lambda: parley.http.get("/health/ready").status_code == 200, attempts=600)
 
 
 def ask(
@@ -400,12 +387,12 @@ def test_a_second_instance_answers_paraphrases_of_what_the_first_answered(
     ask(a, "How do I reset my password?")
     b = start([group(fake, semantic=True, threshold=0.8)])  # started later: reads the log
     wait_ready(b)
-    _eventually(
+    eventually(
         lambda: ask(b, "how can I reset my password").headers["x-parley-cache"] == "semantic-hit"
     )
     assert upstream_calls(fake) == 1
     ask(b, "What is the capital of France?")
-    _eventually(
+    eventually(
         lambda: (
             ask(a, "What's the capital city of France?").headers["x-parley-cache"] == "semantic-hit"
         )

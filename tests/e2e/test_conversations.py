@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ from parley.store.tables import conversations, events, messages
 from parley.testing.fake_upstream import FakeUpstream
 from tests.e2e.test_access import Client, backend, start
 from tests.e2e.test_auth import Account
+from tests.polling import eventually
 
 __all__ = ["backend", "start"]  # fixtures shared with the access suite
 FORGED = "0" * 32
@@ -223,14 +223,6 @@ def events_of(text: str) -> list[dict[str, Any]]:
 
 def answer_text(events: list[dict[str, Any]]) -> str:
     return "".join(e["content"] for e in events if e["type"] == "delta")
-
-
-def eventually(check: Callable[[], bool], attempts: int = 200) -> None:
-    for _ in range(attempts):
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition never held")
 
 
 def new_conversation(account: Account) -> str:
