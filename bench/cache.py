@@ -196,7 +196,6 @@ def memory_rows(entries: int) -> list[list[object]]:
             model="chat", messages=[UserMessage(f"How do I do thing number {i}?")]
         )
         plan = plan_for(request, "chat", caller, config, None)
-        assert plan is not None
         question = question_of(plan, request)
         assert question is not None
         semantic.insert(question, vectors[i : i + 1], plan.address, 2**62)

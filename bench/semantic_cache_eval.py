@@ -96,7 +96,6 @@ async def run(pairs: list[dict[str, Any]], default: float) -> list[str]:
     for i, text in enumerate(texts_a):
         req = request(text)
         plan = plan_for(req, "chat", CALLER, CONFIG, None)
-        assert plan is not None
         question = question_of(plan, req)
         assert question is not None
         await cache.put(plan, answer(plan.address))
@@ -109,7 +108,6 @@ async def run(pairs: list[dict[str, Any]], default: float) -> list[str]:
     for pair in pairs:
         req = request(pair["text_b"])
         plan = plan_for(req, "chat", CALLER, CONFIG, None)
-        assert plan is not None
         question = question_of(plan, req)
         assert question is not None
         questions.append(question)

@@ -222,8 +222,12 @@ def _follow_semantic_entries(
     """In-process index with Redis: index the questions other instances answered (all of
     them at start-up). A pgvector index needs nothing: every instance reads the table."""
     entries = services.semantic_entries
-    index = semantic.index if semantic is not None else None
-    if entries is None or index is None or not hasattr(index, "apply_shared"):
+    if semantic is None or entries is None:
+        return None  # before the import below: numpy loads only where a group needs it
+    from parley.gateway.semantic_index import MemoryIndex  # noqa: PLC0415
+
+    index = semantic.index
+    if not isinstance(index, MemoryIndex):
         return None
     return _keep_following(
         lambda: entries.follow(index.apply_shared), "parley-semantic", "semantic cache sync"

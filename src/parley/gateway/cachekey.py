@@ -89,10 +89,8 @@ def plan_for(
     caller: Caller,
     config: CacheConfig,
     directive: CacheDirective | None,
-) -> CachePlan | None:
-    """None when the group does not cache at all (no lookup, no header)."""
-    if not config.enabled:
-        return None
+) -> CachePlan:
+    """What the cache may do with this request, for a group whose cache is enabled."""
     temperature = request.temperature
     if temperature is None:
         temperature = OPENAI_DEFAULT_TEMPERATURE

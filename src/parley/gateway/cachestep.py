@@ -83,8 +83,6 @@ class CacheStep:
         if cache is None or not group.cache.enabled:
             return NO_LOOKUP
         plan = plan_for(request, group.name, call.caller, group.cache, directive)
-        if plan is None:
-            return NO_LOOKUP
         lookup = Lookup(plan, embedder=group.cache.embedder)
         try:
             lookup.answer = await cache.get(plan)

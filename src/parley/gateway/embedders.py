@@ -118,7 +118,8 @@ class LocalEmbedder:
         vectors = self._model.encode(
             list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True
         )
-        return normalised(vectors)
+        result: Vectors = np.asarray(vectors, dtype=np.float32)  # already unit length
+        return result
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         loop = asyncio.get_running_loop()

@@ -40,7 +40,6 @@ CANDIDATES = 8
 class Match:
     address: str
     similarity: float
-    context: str
 
 
 class SemanticCache:
@@ -93,7 +92,7 @@ class SemanticCache:
                 continue
             asked = asked or signature(question.text)
             if agree(asked, candidate.signature):
-                return Match(candidate.address, candidate.similarity, question.context)
+                return Match(candidate.address, candidate.similarity)
         return None
 
     async def remember(
