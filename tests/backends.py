@@ -16,6 +16,7 @@ REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get(
     "PARLEY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+NATS_URL = os.environ.get("PARLEY_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 
 def redis_url() -> Iterator[str]:
@@ -47,3 +48,21 @@ def postgres_database() -> Iterator[str]:
     base = admin.rsplit("/", 1)[0]
     yield f"{base}/{name}"
     asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def nats_namespace() -> Iterator[str]:
+    """A namespace (subjects and JetStream streams) of one test's own, whose streams are
+    deleted afterwards."""
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+
+    async def drop() -> None:
+        from parley.bus.base import Subjects  # noqa: PLC0415
+        from parley.bus.nats import NatsBus  # noqa: PLC0415
+
+        bus = NatsBus(NATS_URL, Subjects(namespace))
+        await bus.start()
+        await bus.delete_streams()
+        await bus.close()
+
+    yield namespace
+    asyncio.run(drop())

@@ -4,8 +4,10 @@ threshold on the thing measured."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 def eventually(check: Callable[[], bool], attempts: int = 200, pause: float = 0.05) -> None:
@@ -14,4 +16,16 @@ def eventually(check: Callable[[], bool], attempts: int = 200, pause: float = 0.
         if check():
             return
         time.sleep(pause)
+    raise AssertionError("condition never held")
+
+
+async def eventually_async(
+    check: Callable[[], bool | Awaitable[bool]], attempts: int = 200, pause: float = 0.05
+) -> None:
+    """``eventually`` inside an event loop (``check`` may be a coroutine function)."""
+    for _ in range(attempts):
+        result = check()
+        if await result if inspect.isawaitable(result) else result:
+            return
+        await asyncio.sleep(pause)
     raise AssertionError("condition never held")

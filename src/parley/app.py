@@ -13,11 +13,12 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from parley import __version__
-from parley.api import admin, auth, conversations, health, openai
+from parley.api import admin, auth, conversations, health, openai, presets, ws
 from parley.api.errors import install_error_handlers
 from parley.api.fastpath import FastPath
 from parley.api.middleware import RequestContextMiddleware
 from parley.chat.generation import Generations
+from parley.chat.purge import sweep_forever
 from parley.config import LoadedModels, Settings, load_models
 from parley.errors import ParleyError
 from parley.gateway import tokens
@@ -94,15 +95,23 @@ def create_app(
         app.state.generations = Generations(
             services.conversations,
             app.state.gateway.chat_stream,
+            bus=services.bus,
+            subjects=services.subjects,
             complete=app.state.gateway.chat,
             title_model=settings.chat_title_model,
+            idle_s=settings.generation_idle_seconds,
         )
+        await app.state.generations.start_listening()
         listeners = [
             task
             for task in (
                 await _share_breakers(app.state.gateway, services),
                 _follow_invalidations(cache, services),
                 _follow_semantic_entries(semantic, services),
+                asyncio.get_running_loop().create_task(
+                    sweep_forever(services.db, settings.chat_purge_after_days),
+                    name="parley-purge",
+                ),
             )
             if task is not None
         ]
@@ -112,7 +121,7 @@ def create_app(
             yield
         finally:
             app.state.started = False
-            await app.state.generations.close()
+            await app.state.generations.close(settings.drain_timeout_seconds)
             for task in listeners:
                 task.cancel()
             await asyncio.gather(*listeners, return_exceptions=True)
@@ -165,6 +174,8 @@ def create_app(
     app.include_router(conversations.router)
     app.include_router(conversations.shared_router)
     app.include_router(conversations.search_router)
+    app.include_router(presets.router)
+    app.include_router(ws.router)
     # Added first, so it sits innermost: inside the request envelope and CORS.
     app.add_middleware(
         FastPath,

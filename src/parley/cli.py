@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -238,6 +239,31 @@ def chat_rebuild_projections() -> None:
     """Rebuild the conversation and message tables from the event log (one transaction)."""
     replayed = _run(_rebuild(Settings()))
     console.print(f"rebuilt the read models from {replayed} events", highlight=False)
+
+
+async def _purge(settings: Settings, days: float) -> int:
+    from parley.chat.purge import purge
+    from parley.store.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        return await purge(db, int((time.time() - days * 86400) * 1000))
+    finally:
+        await db.close()
+
+
+@chat_app.command("purge")
+def chat_purge(
+    older_than_days: Annotated[
+        float | None,
+        typer.Option(help="Deleted at least this long ago (default PARLEY_CHAT_PURGE_AFTER_DAYS)."),
+    ] = None,
+) -> None:
+    """Remove deleted conversations for good: read models, search rows, shares and events."""
+    settings = Settings()
+    days = settings.chat_purge_after_days if older_than_days is None else older_than_days
+    purged = _run(_purge(settings, days))
+    console.print(f"purged {purged} deleted conversations", highlight=False)
 
 
 @keys_app.command("create")

@@ -6,7 +6,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from parley.bus import Bus, Subjects
+from parley.bus.memory import MemoryBus
 from parley.chat.conversations import Conversations
+from parley.chat.live import Hub
+from parley.chat.outbox import Relay
+from parley.chat.presets import Presets
 from parley.chat.shares import Shares
 from parley.config.settings import Settings
 from parley.errors import ConfigError
@@ -45,14 +50,32 @@ class Services:
     semantic_entries: SharedEntries | None = None
     """With Redis: the semantic cache's questions, for every instance's index."""
     instance: str = ""
+    bus: Bus = field(default_factory=MemoryBus)
+    subjects: Subjects = field(default_factory=Subjects)
     conversations: Conversations = field(init=False)
     shares: Shares = field(init=False)
+    presets: Presets = field(init=False)
+    relay: Relay = field(init=False)
+    hub: Hub = field(init=False)
 
     def __post_init__(self) -> None:
         self.conversations = Conversations(self.db)
         self.shares = Shares(self.db, self.conversations)
+        self.presets = Presets(self.db)
+        self.relay = Relay(self.db, self.bus, self.subjects)
+        self.conversations.on_commit = self.relay.kick
+        self.hub = Hub(self.bus, self.subjects, queue_size=self.settings.ws_queue_messages)
+
+    async def start(self) -> None:
+        """Connect the bus and start publishing the outbox (rows left by a previous run
+        first)."""
+        await self.bus.start()
+        self.relay.start()
+        self.relay.kick()
 
     async def close(self) -> None:
+        await self.relay.stop()
+        await self.bus.close()
         await self.usage.stop()
         await self.state.close()
         await self.db.close()
@@ -140,7 +163,8 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
             forget_s=settings.login_failure_forget_seconds,
         ),
     )
-    return Services(
+    subjects = Subjects(settings.nats_namespace)
+    services = Services(
         settings,
         db,
         state,
@@ -152,6 +176,27 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
         responses,
         semantic_entries,
         instance,
+        _bus(settings, subjects),
+        subjects,
+    )
+    try:
+        await services.start()
+    except BaseException:
+        await services.close()
+        raise
+    return services
+
+
+def _bus(settings: Settings, subjects: Subjects) -> Bus:
+    if settings.nats_url is None:
+        return MemoryBus()
+    from parley.bus.nats import NatsBus  # noqa: PLC0415 - nats-py only when configured
+
+    return NatsBus(
+        settings.nats_url,
+        subjects,
+        keep_events_s=settings.bus_keep_events_seconds,
+        keep_generations_s=settings.bus_keep_generations_seconds,
     )
 
 

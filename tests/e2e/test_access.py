@@ -21,7 +21,7 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, serve_in_thread
-from tests.backends import postgres_database, redis_url
+from tests.backends import NATS_URL, nats_namespace, postgres_database, redis_url
 from tests.conftest import ParleyFactory
 
 ADMIN = "admin-secret-for-tests-0123456789"
@@ -37,9 +37,15 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         return
     pg = postgres_database()
     rd = redis_url()
-    settings = {"database_url": next(pg), "redis_url": next(rd)}
+    ns = nats_namespace()
+    settings = {
+        "database_url": next(pg),
+        "redis_url": next(rd),
+        "nats_url": NATS_URL,
+        "nats_namespace": next(ns),
+    }
     yield settings
-    for gen in (rd, pg):
+    for gen in (ns, rd, pg):
         with pytest.raises(StopIteration):
             next(gen)
 

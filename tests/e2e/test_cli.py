@@ -220,6 +220,9 @@ def test_db_upgrade_then_keys_create_and_revoke(tmp_path: Path) -> None:
     rebuilt = parley("chat", "rebuild-projections", env=env)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "from 0 events" in rebuilt.stdout
+    purged = parley("chat", "purge", "--older-than-days", "0", env=env)
+    assert purged.returncode == 0, purged.stderr
+    assert "purged 0 deleted conversations" in purged.stdout
     created = parley("keys", "create", "--rpm", "5", "--budget", "1.5", "--models", "a,b", env=env)
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]

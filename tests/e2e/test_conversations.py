@@ -7,17 +7,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 
+from parley.app import create_app
 from parley.chat.conversations import Conversations
+from parley.chat.purge import purge
 from parley.config import Settings
 from parley.store.db import Database
 from parley.store.tables import conversations, events, messages
 from parley.testing.fake_upstream import FakeUpstream
+from parley.testing.servers import LoopThread, fake_models, serve_in_thread
 from tests.e2e.test_access import Client, backend, start
 from tests.e2e.test_auth import Account
 from tests.polling import eventually
@@ -433,6 +437,126 @@ def test_export_is_lossless_and_reimports_with_every_branch(start: Callable[...,
     assert ada.get(f"{base}/export?format=pdf").status_code == 400
 
 
+def chatgpt_node(
+    node_id: str,
+    parent: str | None,
+    children: list[str],
+    role: str | None,
+    parts: list[Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One node of ChatGPT's ``conversations.json`` mapping, as its export writes it."""
+    message = None
+    if role is not None:
+        message = {
+            "id": node_id,
+            "author": {"role": role, "name": None, "metadata": {}},
+            "create_time": 1700000000.0,
+            "content": {
+                "content_type": extra.pop("content_type", "text"),
+                "parts": parts or [""],
+            },
+            "status": "finished_successfully",
+            "metadata": extra.pop("metadata", {}),
+            "recipient": extra.pop("recipient", "all"),
+        }
+    return {"id": node_id, "message": message, "parent": parent, "children": children}
+
+
+CHATGPT_EXPORT = [
+    {
+        "title": "Trip to Lisbon",
+        "create_time": 1700000000.0,
+        "current_node": "a2",
+        "default_model_slug": "gpt-4o",
+        "mapping": {
+            "root": chatgpt_node("root", None, ["sys"], None),
+            "sys": chatgpt_node(
+                "sys",
+                "root",
+                ["u1", "u1b"],
+                "system",
+                metadata={"is_visually_hidden_from_conversation": True},
+            ),
+            "u1": chatgpt_node("u1", "sys", ["a1"], "user", ["Plan three days in Lisbon"]),
+            "a1": chatgpt_node(
+                "a1", "u1", [], "assistant", ["Day one: Alfama"], metadata={"model_slug": "gpt-4o"}
+            ),
+            # the user edited the question: a second branch, the current one
+            "u1b": chatgpt_node(
+                "u1b",
+                "sys",
+                ["call"],
+                "user",
+                [
+                    "Plan two days in Lisbon",
+                    {
+                        "content_type": "image_asset_pointer",
+                        "asset_pointer": "file-service://file-abc",
+                    },
+                ],
+                content_type="multimodal_text",
+            ),
+            "call": chatgpt_node(
+                "call", "u1b", ["tool"], "assistant", ['{"q": "lisbon"}'], recipient="browser"
+            ),
+            "tool": chatgpt_node("tool", "call", ["a2"], "tool", ["search results"]),
+            "a2": chatgpt_node(
+                "a2", "tool", [], "assistant", ["Day one: Belém"], metadata={"model_slug": "gpt-4o"}
+            ),
+        },
+    },
+    {
+        "title": "Second",
+        "current_node": "q",
+        "mapping": {"q": chatgpt_node("q", None, [], "user", ["hello"])},
+    },
+]
+
+
+def test_chatgpt_conversations_json_imports_with_its_branches(
+    start: Callable[..., Client],
+) -> None:
+    client = start(allow_registration=True)
+    ada, _ = accounts(client)
+    imported = ada.call("POST", "/api/conversations/import", json=CHATGPT_EXPORT)
+    assert imported.status_code == 201, imported.text
+    made = imported.json()["data"]
+    assert [c["title"] for c in made] == ["Trip to Lisbon", "Second"]
+    trip = made[0]
+    assert trip["message_count"] == 4  # the hidden system prompt and the tool traffic dropped
+    branch = ada.get(f"/api/conversations/{trip['id']}").json()["messages"]
+    assert [(m["role"], m["content"]) for m in branch] == [
+        (
+            "user",
+            [
+                {"type": "text", "text": "Plan two days in Lisbon"},
+                {"type": "image", "url": "file-service://file-abc"},
+            ],
+        ),
+        ("assistant", [{"type": "text", "text": "Day one: Belém"}]),
+    ]
+    assert branch[1]["model"] == "gpt-4o"
+    assert branch[1]["parent_id"] == branch[0]["id"]  # past the tool call it hung from
+    everything = ada.get(f"/api/conversations/{trip['id']}/export").json()["messages"]
+    firsts = [m for m in everything if m["role"] == "user"]
+    assert len(firsts) == 2
+    assert {m["parent_id"] for m in firsts} == {None}  # siblings: the edit is a branch
+    assert texts(ada, made[1]["id"]) == ["hello"]
+
+    before = len(ada.get("/api/conversations").json()["data"])
+    broken = [CHATGPT_EXPORT[1], {"title": "bad", "mapping": {"x": "not a node"}}]
+    refused = ada.call("POST", "/api/conversations/import", json=broken)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "[1]"
+    assert len(ada.get("/api/conversations").json()["data"]) == before  # all or nothing
+    parley = ada.get(f"/api/conversations/{made[1]['id']}/export").json()
+    parley["messages"][0]["content"] = [{"type": "video", "url": "x"}]
+    refused = ada.call("POST", "/api/conversations/import", json=parley)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "messages[0].content[0].type"
+
+
 def test_a_share_link_shows_a_snapshot_only_until_revoked(start: Callable[..., Client]) -> None:
     client = start(allow_registration=True)
     ada, bob = accounts(client)
@@ -545,3 +669,142 @@ def test_search_finds_only_the_callers_messages_and_titles_ranked_with_snippets(
 
     ada.call("DELETE", f"/api/conversations/{tid}")
     assert ada.get("/api/search?q=tram").json()["results"] == []
+
+
+def event_count(url: str, stream_id: str) -> int:
+    async def count() -> int:
+        db = Database(url)
+        try:
+            async with db.read() as conn:
+                rows = await conn.execute(
+                    select(events.c.id).where(events.c.stream_id == stream_id)
+                )
+                return len(rows.all())
+        finally:
+            await db.close()
+
+    return asyncio.run(count())
+
+
+def test_deleted_conversations_are_purged_now_or_after_the_grace_period(
+    start: Callable[..., Client], backend: dict[str, Any], tmp_path: Any
+) -> None:
+    client = start(allow_registration=True)
+    url = Settings(
+        database_url=backend.get("database_url") or f"sqlite:///{tmp_path}/parley.db"
+    ).database_url
+    ada, _ = accounts(client)
+    now_gone, later_gone = new_conversation(ada), new_conversation(ada)
+    for cid in (now_gone, later_gone):
+        send(ada, f"/api/conversations/{cid}/messages", {"content": "zebra crossing"})
+    token = ada.call("POST", f"/api/conversations/{now_gone}/shares", json={}).json()["token"]
+    assert {r["conversation_id"] for r in ada.get("/api/search?q=zebra").json()["results"]} == {
+        now_gone,
+        later_gone,
+    }
+
+    assert ada.call("DELETE", f"/api/conversations/{now_gone}?purge=true").status_code == 204
+    assert event_count(url, now_gone) == 0  # gone from the log too: no rebuild brings it back
+    assert client.http.get(f"/api/shared/{token}").status_code == 404
+    hits = ada.get("/api/search?q=zebra").json()["results"]
+    assert {r["conversation_id"] for r in hits} == {later_gone}
+
+    deleted_at = time.time()
+    assert ada.call("DELETE", f"/api/conversations/{later_gone}").status_code == 204
+    assert event_count(url, later_gone) == 4  # soft: still in the log
+
+    async def sweep(before: float) -> int:
+        db = Database(url)
+        try:
+            return await purge(db, int(before * 1000))
+        finally:
+            await db.close()
+
+    assert asyncio.run(sweep(deleted_at - 60)) == 0  # within its grace period: kept
+    assert event_count(url, later_gone) == 4
+    assert asyncio.run(sweep(time.time() + 1)) == 1
+    assert event_count(url, later_gone) == 0
+    assert ada.get("/api/search?q=zebra").json()["results"] == []
+    assert ada.call("DELETE", f"/api/conversations/{later_gone}?purge=maybe").status_code == 400
+
+
+def test_shutdown_lets_a_running_answer_finish_and_saves_it(
+    loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Any
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/drain.db",
+        allow_registration=True,
+        drain_timeout_seconds=20,
+    )
+    models = fake_models(fake.url, directive=SLOW)
+    with serve_in_thread(loop_thread, create_app(settings, models=models)) as url:
+        client = Client(url)
+        ada, _ = accounts(client)
+        cid = new_conversation(ada)
+        message_id = leave_early(client, ada, cid, until="delta")
+        client.http.close()
+    # the server has stopped, mid-answer; a new one on the same database reads what it saved
+    with serve_in_thread(loop_thread, create_app(settings, models=models)) as url:
+        ada.client = Client(url)
+        ada.tokens = ada.login()
+        saved = ada.get(f"/api/conversations/{cid}").json()["messages"][-1]
+        ada.client.http.close()
+    assert (saved["id"], saved["status"]) == (message_id, "complete")
+    assert len(saved["content"][0]["text"].split()) == 30
+
+
+def test_presets_are_saved_per_user_and_start_conversations(
+    start: Callable[..., Client], fake: FakeUpstream
+) -> None:
+    client = start(allow_registration=True)
+    ada, bob = accounts(client)
+    made = ada.call(
+        "POST",
+        "/api/presets",
+        json={
+            "name": "Pirate",
+            "model": "openai",
+            "settings": {"system_prompt": "Talk like a pirate.", "temperature": 0.3},
+        },
+    )
+    assert made.status_code == 201, made.text
+    preset = made.json()
+    assert preset["settings"] == {"system_prompt": "Talk like a pirate.", "temperature": 0.3}
+    again = ada.call("POST", "/api/presets", json={"name": "Pirate"})
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "preset_exists"
+    bad = ada.call("POST", "/api/presets", json={"name": "Hot", "settings": {"temperature": 9}})
+    assert bad.status_code == 400
+    assert "temperature" in bad.json()["error"]["param"]
+
+    from_preset = ada.call(
+        "POST",
+        "/api/conversations",
+        json={"preset_id": preset["id"], "settings": {"temperature": 0.9}},
+    ).json()
+    assert from_preset["model"] == "openai"
+    assert from_preset["settings"] == {"system_prompt": "Talk like a pirate.", "temperature": 0.9}
+    send(ada, f"/api/conversations/{from_preset['id']}/messages", {"content": "ahoy"})
+    upstream = fake.calls[-1].body
+    assert upstream["messages"][0] == {"role": "system", "content": "Talk like a pirate."}
+    assert upstream["temperature"] == 0.9
+
+    renamed = ada.call("PATCH", f"/api/presets/{preset['id']}", json={"name": "Buccaneer"})
+    assert renamed.json()["name"] == "Buccaneer"
+    assert [p["name"] for p in ada.get("/api/presets").json()["data"]] == ["Buccaneer"]
+    assert (
+        ada.get(f"/api/conversations/{from_preset['id']}").json()["settings"]["temperature"] == 0.9
+    )
+
+    for method, path in (
+        ("GET", f"/api/presets/{preset['id']}"),
+        ("PATCH", f"/api/presets/{preset['id']}"),
+        ("DELETE", f"/api/presets/{preset['id']}"),
+    ):
+        response = bob.call(method, path, json={"name": "Mine"} if method == "PATCH" else None)
+        assert response.status_code == 404, (method, response.text)
+    assert bob.get("/api/presets").json()["data"] == []
+    stolen = bob.call("POST", "/api/conversations", json={"preset_id": preset["id"]})
+    assert stolen.status_code == 404
+    assert ada.call("DELETE", f"/api/presets/{preset['id']}").status_code == 204
+    assert ada.get(f"/api/presets/{preset['id']}").status_code == 404

@@ -7,6 +7,7 @@ client last saw); a write that lost a race answers 409 and changes nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -16,10 +17,12 @@ from starlette.responses import Response, StreamingResponse
 
 from parley.api.auth import current_user
 from parley.api.deps import client_ip, int_param, json_body, json_response, services
+from parley.chat.chatgpt import is_chatgpt_export, to_parley
 from parley.chat.conversations import FORK_LIMIT, Conversations
 from parley.chat.generation import Generation, Generations, sse_frame
 from parley.chat.parts import text_of
-from parley.errors import InvalidRequest
+from parley.chat.purge import purge
+from parley.errors import InvalidRequest, NotFound
 from parley.gateway.caller import Caller, Principal
 from parley.identity.schemas import validated
 
@@ -32,10 +35,26 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ChatSettings(_Body):
+    """What a conversation (or a preset) sends with every message."""
+
+    system_prompt: str | None = Field(default=None, max_length=100_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+def settings_dict(settings: ChatSettings | None) -> dict[str, Any] | None:
+    return None if settings is None else settings.model_dump(exclude_none=True)
+
+
 class ConversationCreate(_Body):
     title: str | None = Field(default=None, min_length=1, max_length=300)
     model: str | None = Field(default=None, min_length=1, max_length=200)
-    settings: dict[str, Any] | None = None
+    settings: ChatSettings | None = None
+    preset_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Start from a saved preset: its model and settings (``model`` and ``settings``
+    given here win)."""
 
 
 class ConversationUpdate(_Body):
@@ -44,7 +63,7 @@ class ConversationUpdate(_Body):
     pinned: bool | None = None
     tags: list[Tag] | None = Field(default=None, max_length=32)
     model: str | None = Field(default=None, min_length=1, max_length=200)
-    settings: dict[str, Any] | None = None
+    settings: ChatSettings | None = None
     expected_version: int | None = Field(default=None, ge=1)
 
 
@@ -95,8 +114,13 @@ def _flag(raw: str | None, name: str) -> bool | None:
 async def create(request: Request) -> Response:
     user = (await current_user(request)).user
     body: ConversationCreate = validated(ConversationCreate, await json_body(request))
+    model, settings = body.model, settings_dict(body.settings)
+    if body.preset_id is not None:
+        preset = await services(request).presets.get(user.id, body.preset_id)
+        model = model or preset["model"]
+        settings = {**preset["settings"], **(settings or {})}
     created = await _conversations(request).create(
-        user.id, title=body.title, model=body.model, settings=body.settings
+        user.id, title=body.title, model=model, settings=settings
     )
     return json_response(created, 201)
 
@@ -120,12 +144,18 @@ async def list_conversations(request: Request) -> Response:
 
 @router.post("/import")
 async def import_conversation(request: Request) -> Response:
-    """A Parley JSON export (``GET .../export``) as a new conversation of the caller's."""
+    """A Parley JSON export (``GET .../export``) as a new conversation of the caller's;
+    or ChatGPT's ``conversations.json`` (or one conversation of it) as new conversations,
+    answered as a list. All or nothing."""
     user = (await current_user(request)).user
     data = await json_body(request)
+    chat = _conversations(request)
+    if is_chatgpt_export(data):
+        made = await chat.import_many(user.id, to_parley(data))
+        return json_response({"object": "list", "data": made}, 201)
     if not isinstance(data, dict):
-        raise InvalidRequest("an export is a JSON object")
-    return json_response(await _conversations(request).import_(user.id, data), 201)
+        raise InvalidRequest("send a Parley export (a JSON object) or ChatGPT's conversations.json")
+    return json_response(await chat.import_(user.id, data), 201)
 
 
 @router.get("/{conversation_id}/export")
@@ -198,8 +228,13 @@ async def update(conversation_id: str, request: Request) -> Response:
 
 @router.delete("/{conversation_id}")
 async def delete(conversation_id: str, request: Request) -> Response:
+    """Soft by default (purged after ``PARLEY_CHAT_PURGE_AFTER_DAYS``); ``purge=true``
+    removes it and its history now."""
     user = (await current_user(request)).user
+    now = _flag(request.query_params.get("purge"), "purge")
     await _conversations(request).delete(user.id, conversation_id)
+    if now:
+        await purge(services(request).db, int(time.time() * 1000), conversation_id=conversation_id)
     return Response(status_code=204)
 
 
@@ -290,7 +325,13 @@ async def reattach(conversation_id: str, message_id: str, request: Request) -> R
     generation = await _running(request, user.id, conversation_id, message_id)
     if generation is not None:
         return _sse(generation.follow())
-    saved = await _conversations(request).message(user.id, conversation_id, message_id)
+    try:
+        saved = await _conversations(request).message(user.id, conversation_id, message_id)
+    except NotFound:
+        generations = _generations(request)
+        if not await generations.elsewhere(user.id, conversation_id, message_id):
+            raise
+        return _sse(generations.follow_elsewhere(user.id, conversation_id, message_id))
     return _sse(_replayed(saved))
 
 
@@ -315,9 +356,14 @@ async def stop(conversation_id: str, message_id: str, request: Request) -> Respo
     """Stop an answer being generated; what it had is saved, marked ``stopped``. An
     answer that already ended is returned as saved."""
     user = (await current_user(request)).user
+    generations = _generations(request)
     generation = await _running(request, user.id, conversation_id, message_id)
     if generation is not None:
-        await _generations(request).stop(generation)
+        await generations.stop(generation)
+    elif await generations.elsewhere(user.id, conversation_id, message_id):
+        await generations.stop_elsewhere(user.id, message_id)
+        async for _ in generations.follow_elsewhere(user.id, conversation_id, message_id):
+            pass  # until its end: the answer is saved before its last frame is sent
     return json_response(
         await _conversations(request).message(user.id, conversation_id, message_id)
     )

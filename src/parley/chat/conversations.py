@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -23,6 +23,7 @@ from sqlalchemy import and_, or_, select, text
 
 from parley.chat import events as ev
 from parley.chat.events import ConcurrentChange, Event
+from parley.chat.parts import checked
 from parley.chat.projections import project, rebuild
 from parley.errors import InvalidRequest, NotFound
 from parley.store import search
@@ -33,6 +34,11 @@ DEFAULT_TITLE = "New conversation"
 EXPORT_FORMAT = "parley.conversation.v1"
 FORK_LIMIT = 10_000
 """Messages a fork copies at most (the newest of the branch)."""
+STATUSES = ("complete", "stopped", "error")
+IMPORT_LIMIT = 1_000
+"""Conversations one import request may hold."""
+IMPORT_EVENTS_LIMIT = 100_000
+"""Messages one import request may hold (one transaction)."""
 _PUBLIC = (
     "id",
     "title",
@@ -95,6 +101,8 @@ class Cursor(msgspec.Struct, array_like=True):
 class Conversations:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.on_commit: Callable[[], None] | None = None
+        """Called after each committed change (the outbox relay's wake-up)."""
 
     # --- commands --------------------------------------------------------------------
 
@@ -114,9 +122,7 @@ class Conversations:
             "settings": settings or {},
         }
         event = Event(conversation_id, 1, ev.CREATED, payload, _now_ms(), {"actor": owner_id})
-        async with self._db.write() as conn:
-            await ev.append(conn, [event])
-            await project(conn, event)
+        await self._commit(owner_id, [event])
         return await self.get(owner_id, conversation_id)
 
     async def rename(
@@ -215,10 +221,7 @@ class Conversations:
             }
             new.append(Event(fork_id, version, ev.MESSAGE_ADDED, payload, now, {"actor": owner_id}))
             parent = copy_id
-        async with self._db.write() as conn:
-            await ev.append(conn, new)
-            for event in new:
-                await project(conn, event)
+        await self._commit(owner_id, new)
         return await self.get(owner_id, fork_id)
 
     async def export(self, owner_id: str, conversation_id: str) -> dict[str, Any]:
@@ -236,56 +239,26 @@ class Conversations:
     async def import_(self, owner_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """A Parley export as a new conversation of ``owner_id``: new ids, the same tree,
         the same current leaf. Refuses (400) an export whose tree does not hold."""
-        if data.get("format") != EXPORT_FORMAT:
-            raise InvalidRequest(f"format must be {EXPORT_FORMAT!r}", param="format")
-        source = data.get("conversation") or {}
-        rows = data.get("messages")
-        if not isinstance(source, dict) or not isinstance(rows, list):
-            raise InvalidRequest("an export holds a conversation and a list of messages")
-        new_ids: dict[str, str] = {}
-        conversation_id = uuid.uuid4().hex
-        now = _now_ms()
-        meta = {"actor": owner_id, "imported": True}
-        created = {
-            "owner_id": owner_id,
-            "title": str(source.get("title") or DEFAULT_TITLE)[:300],
-            "model": source.get("model"),
-            "settings": source.get("settings") or {},
-        }
-        new = [Event(conversation_id, 1, ev.CREATED, created, now, meta)]
-        for index, row in enumerate(rows):
-            where = f"messages[{index}]"
-            if not isinstance(row, dict) or row.get("role") not in ("user", "assistant", "system"):
-                raise InvalidRequest(
-                    "each message needs a role: user, assistant or system", param=where
-                )
-            parent = row.get("parent_id")
-            if parent is not None and parent not in new_ids:
-                raise InvalidRequest("a message's parent must come before it", param=where)
-            content = row.get("content")
-            if not isinstance(content, list):
-                raise InvalidRequest("content must be a list of parts", param=f"{where}.content")
-            new_ids[str(row.get("id"))] = uuid.uuid4().hex
-            payload = {
-                "id": new_ids[str(row.get("id"))],
-                "parent_id": new_ids[parent] if parent is not None else None,
-                "role": row["role"],
-                "content": content,
-                "model": row.get("model"),
-                "status": row.get("status") or "complete",
-            }
-            new.append(Event(conversation_id, index + 2, ev.MESSAGE_ADDED, payload, now, meta))
-        leaf = source.get("current_leaf_id")
-        if leaf in new_ids:
-            selected = {"leaf_id": new_ids[leaf]}
-            new.append(
-                Event(conversation_id, len(new) + 1, ev.BRANCH_SELECTED, selected, now, meta)
-            )
-        async with self._db.write() as conn:
-            await ev.append(conn, new)
-            for event in new:
-                await project(conn, event)
-        return await self.get(owner_id, conversation_id)
+        return (await self.import_many(owner_id, [data]))[0]
+
+    async def import_many(
+        self, owner_id: str, exports: list[dict[str, Any]], where: str = ""
+    ) -> list[dict[str, Any]]:
+        """Several exports in one transaction: all of them are imported, or (400 naming
+        the first bad one) none."""
+        if len(exports) > IMPORT_LIMIT:
+            raise InvalidRequest(f"at most {IMPORT_LIMIT} conversations per import")
+        new: list[Event] = []
+        made = []
+        for index, data in enumerate(exports):
+            prefix = f"{where}[{index}]." if len(exports) > 1 or where else ""
+            conversation_id, events = _imported(owner_id, data, prefix)
+            made.append(conversation_id)
+            new += events
+        if len(new) > IMPORT_EVENTS_LIMIT:
+            raise InvalidRequest(f"at most {IMPORT_EVENTS_LIMIT} messages per import")
+        await self._commit(owner_id, new)
+        return [await self.get(owner_id, conversation_id) for conversation_id in made]
 
     async def select_branch(self, owner_id: str, conversation_id: str, leaf_id: str) -> None:
         if not await self._has_message(conversation_id, leaf_id):
@@ -314,10 +287,16 @@ class Conversations:
             Event(conversation_id, version + i, kind, payload, now, {"actor": owner_id})
             for i, (kind, payload) in enumerate(changes, start=1)
         ]
+        await self._commit(owner_id, new)
+
+    async def _commit(self, owner_id: str, new: list[Event]) -> None:
+        """Append, project and queue for the bus in one transaction, then wake the relay."""
         async with self._db.write() as conn:
-            await ev.append(conn, new)
+            await ev.append(conn, new, owner_id)
             for event in new:
                 await project(conn, event)
+        if self.on_commit is not None:
+            self.on_commit()
 
     # --- queries ---------------------------------------------------------------------
 
@@ -447,3 +426,57 @@ def _message(row: Mapping[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "created_ms": row["created_ms"],
     }
+
+
+def _imported(owner_id: str, data: dict[str, Any], prefix: str) -> tuple[str, list[Event]]:
+    """The events that import one Parley export (validated; nothing is written here)."""
+    if data.get("format") != EXPORT_FORMAT:
+        raise InvalidRequest(f"format must be {EXPORT_FORMAT!r}", param=f"{prefix}format")
+    source = data.get("conversation") or {}
+    rows = data.get("messages")
+    if not isinstance(source, dict) or not isinstance(rows, list):
+        raise InvalidRequest(
+            "an export holds a conversation and a list of messages",
+            param=prefix.rstrip(".") or None,
+        )
+    new_ids: dict[str, str] = {}
+    conversation_id = uuid.uuid4().hex
+    now = _now_ms()
+    meta = {"actor": owner_id, "imported": True}
+    created = {
+        "owner_id": owner_id,
+        "title": str(source.get("title") or DEFAULT_TITLE)[:300],
+        "model": source.get("model"),
+        "settings": source.get("settings") or {},
+    }
+    new = [Event(conversation_id, 1, ev.CREATED, created, now, meta)]
+    for index, row in enumerate(rows):
+        where = f"{prefix}messages[{index}]"
+        if not isinstance(row, dict) or row.get("role") not in ("user", "assistant", "system"):
+            raise InvalidRequest(
+                "each message needs a role: user, assistant or system", param=where
+            )
+        parent = row.get("parent_id")
+        if parent is not None and parent not in new_ids:
+            raise InvalidRequest("a message's parent must come before it", param=where)
+        content = checked(row.get("content"), f"{where}.content")
+        status = row.get("status") or "complete"
+        if status not in STATUSES:
+            raise InvalidRequest(
+                f"status must be one of {', '.join(STATUSES)}", param=f"{where}.status"
+            )
+        new_ids[str(row.get("id"))] = uuid.uuid4().hex
+        payload = {
+            "id": new_ids[str(row.get("id"))],
+            "parent_id": new_ids[parent] if parent is not None else None,
+            "role": row["role"],
+            "content": content,
+            "model": row.get("model"),
+            "status": status,
+        }
+        new.append(Event(conversation_id, index + 2, ev.MESSAGE_ADDED, payload, now, meta))
+    leaf = source.get("current_leaf_id")
+    if leaf in new_ids:
+        selected = {"leaf_id": new_ids[leaf]}
+        new.append(Event(conversation_id, len(new) + 1, ev.BRANCH_SELECTED, selected, now, meta))
+    return conversation_id, new

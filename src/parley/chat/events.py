@@ -9,15 +9,17 @@ them into the read models, in the same transaction as the append.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parley.errors import Conflict
-from parley.store.tables import events
+from parley.store.tables import events, outbox
 
 CREATED = "conversation.created"
 RENAMED = "conversation.renamed"
@@ -42,8 +44,21 @@ class ConcurrentChange(Conflict):
     code = "conversation_changed"
 
 
-async def append(conn: AsyncConnection, new: list[Event]) -> None:
-    """Append events (versions already numbered by the caller from what it read)."""
+class Published(msgspec.Struct, frozen=True):
+    """An event as the bus carries it (``chat/outbox.py`` publishes, ``chat/live.py``
+    forwards it to the owner's sessions)."""
+
+    conversation_id: str
+    version: int
+    type: str
+    payload: dict[str, Any]
+    time_ms: int
+
+
+async def append(conn: AsyncConnection, new: list[Event], owner_id: str) -> None:
+    """Append events (versions already numbered by the caller from what it read), and
+    their outbox rows in the same transaction: an event is published if and only if it
+    was stored."""
     try:
         await conn.execute(
             events.insert(),
@@ -63,6 +78,22 @@ async def append(conn: AsyncConnection, new: list[Event]) -> None:
         raise ConcurrentChange(
             "the conversation changed while this request was being handled; reload it and try again"
         ) from None
+    now = int(time.time() * 1000)
+    await conn.execute(
+        outbox.insert(),
+        [
+            {
+                "owner_id": owner_id,
+                "stream_id": e.stream_id,
+                "version": e.version,
+                "data": msgspec.json.encode(
+                    Published(e.stream_id, e.version, e.type, e.payload, e.time_ms)
+                ),
+                "created_ms": now,
+            }
+            for e in new
+        ],
+    )
 
 
 async def stream(conn: AsyncConnection, stream_id: str | None = None) -> list[Event]:

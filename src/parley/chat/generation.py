@@ -10,8 +10,11 @@ Each event a follower receives is one SSE ``data:`` line holding a JSON object w
 ``type``: ``start`` (the message ids), ``delta`` (``content``), then ``done`` (``status``
 and the saved message ids) or ``error`` (an OpenAI-shaped ``error``) followed by ``done``.
 
-Generations are held by the instance that runs them (not yet shared between instances:
-a follower on another instance reads the saved message once it has ended).
+The instance that runs a generation also emits each event on the bus (subject
+``<ns>.u.<owner>.gen.<conversation>.<message>``): the user's WebSocket sessions see the
+deltas wherever they are connected, and with NATS a follower on another instance replays
+them from the start (``follow_elsewhere``). A stop asked of another instance is broadcast
+on ``<ns>.ctl.stop``; the instance running the answer stops it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from parley.bus import Bus, Subjects, Subscription
 from parley.chat.conversations import DEFAULT_TITLE, Conversations
 from parley.chat.parts import text_of, text_part
 from parley.errors import InvalidRequest, ParleyError
@@ -63,14 +67,18 @@ class Generation:
     user_message_id: str
     message_id: str
     model: str
+    subject: str
+    bus: Bus
     frames: list[bytes] = field(default_factory=list)
     done: bool = False
     task: asyncio.Task[None] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def push(self, event: dict[str, Any]) -> None:
-        self.frames.append(sse_frame(event))
+    async def push(self, event: dict[str, Any]) -> None:
+        data = msgspec.json.encode(event)
+        self.frames.append(sse_data(data))
         self._changed.set()
+        await self.bus.emit(self.subject, data)
 
     async def follow(self) -> AsyncIterator[bytes]:
         """Every frame from the start, then new ones as they come, until the end."""
@@ -87,9 +95,17 @@ class Generation:
             await self._changed.wait()
 
 
+class _Kind(msgspec.Struct):
+    type: str
+
+
 def sse_frame(event: dict[str, Any]) -> bytes:
     """One event as the SSE ``data:`` line a follower receives."""
-    return b"data: " + msgspec.json.encode(event) + b"\n\n"
+    return sse_data(msgspec.json.encode(event))
+
+
+def sse_data(data: bytes) -> bytes:
+    return b"data: " + data + b"\n\n"
 
 
 def _history(settings: dict[str, Any], branch: list[dict[str, Any]]) -> list[Message]:
@@ -118,20 +134,49 @@ TITLE_PROMPT = (
 )
 
 
+class _StopRequest(msgspec.Struct):
+    owner_id: str
+    message_id: str
+
+
 class Generations:
     def __init__(
         self,
         conversations: Conversations,
         stream_chat: StreamChat,
         *,
+        bus: Bus,
+        subjects: Subjects,
         complete: Complete | None = None,
         title_model: str | None = None,
+        idle_s: float = 120,
     ) -> None:
         self._conversations = conversations
         self._stream_chat = stream_chat
+        self._bus = bus
+        self._subjects = subjects
         self._complete = complete
         self._title_model = title_model
+        self._idle_s = idle_s
         self._running: dict[str, Generation] = {}
+        self._stop_subscription: Subscription | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    async def start_listening(self) -> None:
+        """Hear stop requests that other instances relay for answers running here."""
+        self._stop_subscription = await self._bus.subscribe(self._subjects.stop, self._on_stop)
+
+    def _on_stop(self, _subject: str, data: bytes) -> None:
+        try:
+            asked = msgspec.json.decode(data, type=_StopRequest)
+        except msgspec.DecodeError:
+            return
+        generation = self._running.get(asked.message_id)
+        if generation is None or generation.owner_id != asked.owner_id:
+            return
+        task = asyncio.get_running_loop().create_task(self.stop(generation))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     async def start(
         self,
@@ -226,9 +271,20 @@ class Generations:
             messages=_history(conversation["settings"], branch),
             stream=True,
             temperature=conversation["settings"].get("temperature"),
+            top_p=conversation["settings"].get("top_p"),
+            max_tokens=conversation["settings"].get("max_tokens"),
         )
-        generation = Generation(conversation_id, owner_id, user_message_id, uuid.uuid4().hex, model)
-        generation.push(
+        message_id = uuid.uuid4().hex
+        generation = Generation(
+            conversation_id,
+            owner_id,
+            user_message_id,
+            message_id,
+            model,
+            self._subjects.generation(owner_id, conversation_id, message_id),
+            self._bus,
+        )
+        await generation.push(
             {
                 "type": "start",
                 "user_message_id": generation.user_message_id,
@@ -247,6 +303,47 @@ class Generations:
     def running(self, message_id: str) -> Generation | None:
         return self._running.get(message_id)
 
+    async def elsewhere(self, owner_id: str, conversation_id: str, message_id: str) -> bool:
+        """Whether the bus holds frames of this answer (it runs, or ran, on another
+        instance). Always false on the in-process bus."""
+        try:
+            subject = self._subjects.generation(owner_id, conversation_id, message_id)
+        except ValueError:  # not an id Parley made
+            return False
+        return await self._bus.has(subject)
+
+    async def follow_elsewhere(
+        self, owner_id: str, conversation_id: str, message_id: str
+    ) -> AsyncIterator[bytes]:
+        """An answer running on another instance, from its first frame, as SSE frames.
+        If the bus goes quiet for ``idle_s`` (that instance died), ends with an error."""
+        subject = self._subjects.generation(owner_id, conversation_id, message_id)
+        frames = self._bus.replay(subject, self._idle_s)
+        if frames is None:
+            return
+        try:
+            async for data in frames:
+                yield sse_data(data)
+                if msgspec.json.decode(data, type=_Kind).type == "done":
+                    return
+        except TimeoutError:
+            lost = {
+                "message": "the instance generating this answer stopped responding",
+                "type": "api_error",
+                "code": "generation_lost",
+            }
+            yield sse_frame({"type": "error", "error": lost})
+            yield sse_frame({"type": "done", "status": "error", "message_id": message_id})
+        finally:
+            if hasattr(frames, "aclose"):
+                await frames.aclose()
+
+    async def stop_elsewhere(self, owner_id: str, message_id: str) -> None:
+        """Ask whichever instance runs this answer to stop it."""
+        await self._bus.emit(
+            self._subjects.stop, msgspec.json.encode(_StopRequest(owner_id, message_id))
+        )
+
     async def stop(self, generation: Generation) -> None:
         """Stop generating; what was generated so far is saved, marked ``stopped``."""
         if generation.task is not None and not generation.done:
@@ -254,8 +351,15 @@ class Generations:
             with contextlib.suppress(asyncio.CancelledError):
                 await generation.task
 
-    async def close(self) -> None:
-        """Shutdown: every running answer is stopped and saved as far as it got."""
+    async def close(self, drain_s: float = 0) -> None:
+        """Shutdown: running answers get ``drain_s`` to finish (and be saved, and
+        titled); those still running then are stopped and saved as far as they got."""
+        if self._stop_subscription is not None:
+            await self._stop_subscription.unsubscribe()
+        tasks = [g.task for g in self._running.values() if g.task is not None]
+        if tasks and drain_s > 0:
+            log.info("letting running answers finish", count=len(tasks), drain_s=drain_s)
+            await asyncio.wait(tasks, timeout=drain_s)
         for generation in list(self._running.values()):
             await self.stop(generation)
 
@@ -274,7 +378,9 @@ class Generations:
                     for choice in chunk.choices:
                         if choice.delta.content:
                             parts.append(choice.delta.content)
-                            generation.push({"type": "delta", "content": choice.delta.content})
+                            await generation.push(
+                                {"type": "delta", "content": choice.delta.content}
+                            )
         except asyncio.CancelledError:
             status = "stopped"
         except ParleyError as exc:
@@ -297,9 +403,9 @@ class Generations:
             log.warning("could not save a generated answer", error=exc.message)
             status, error = "error", exc.to_body()["error"]
         if error is not None:
-            generation.push({"type": "error", "error": error})
+            await generation.push({"type": "error", "error": error})
         generation.done = True
-        generation.push(
+        await generation.push(
             {
                 "type": "done",
                 "status": status,

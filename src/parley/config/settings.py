@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Shared state (limits, budgets, revocation, usage buffer); in-process when unset."""
 
+    nats_url: str | None = None
+    """NATS with JetStream: the event bus between instances (conversation events, live
+    answers, WebSocket fan-out); in-process when unset."""
+    nats_namespace: str = Field(default="parley", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    """Subject prefix and stream names, so several deployments can share one NATS."""
+    bus_keep_events_seconds: float = Field(default=7 * 86400, gt=0)
+    """How long JetStream keeps conversation events."""
+    bus_keep_generations_seconds: float = Field(default=3600, gt=0)
+    """How long JetStream keeps an answer's frames, for following it on another instance."""
+
     shared_breakers: bool = True
     """With Redis: a breaker opened on one instance opens on every instance (pub/sub)."""
 
@@ -93,6 +103,17 @@ class Settings(BaseSettings):
     share the next upstream call, up to this many inputs (1: never share)."""
     embeddings_batch_in_flight: int = Field(default=4, ge=1)
     """Upstream embeddings calls per deployment before new requests queue to share one."""
+
+    generation_idle_seconds: float = Field(default=120, gt=0)
+    """A client following an answer generated on another instance gives up (with an
+    error event) when nothing arrives for this long: that instance has died."""
+    ws_queue_messages: int = Field(default=1000, ge=10)
+    """Messages a WebSocket may fall behind by before it is closed (code 1013) so the
+    client reconnects and reloads, instead of the server buffering without bound."""
+
+    chat_purge_after_days: float = Field(default=30, ge=0)
+    """A deleted conversation (and its event log, search rows and shares) is removed for
+    good this long after its deletion (an hourly sweep)."""
 
     chat_title_model: str | None = None
     """A cheap model group that titles a conversation after its first exchange (off when

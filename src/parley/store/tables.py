@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -273,4 +274,32 @@ shares = Table(
     Column("expires_ms", BigInteger),
     Column("revoked_ms", BigInteger),
     Index(None, "conversation_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # Written in the same transaction as the events it carries; the relay publishes rows
+    # to the bus in id order and deletes them once the bus holds them (chat/outbox.py).
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("owner_id", Id, nullable=False),
+    Column("stream_id", Id, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),  # the event as published (JSON)
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+presets = Table(
+    "presets",
+    metadata,
+    # A user's saved conversation settings (model group, system prompt, parameters):
+    # plain rows, not events; a conversation made from one copies them.
+    Column("id", Id, primary_key=True),
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("model", String(200)),
+    Column("settings", JSON, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Index(None, "owner_id", "name", unique=True),
 )

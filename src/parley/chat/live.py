@@ -1,0 +1,108 @@
+"""Real-time fan-out: every open session of a user receives that user's conversation
+events and answer frames, from whichever instance produced them.
+
+One bus subscription per user with at least one session on this instance (not one per
+session, not one for everybody), made on the first session and dropped with the last.
+Events arrive at least once; the hub forwards an event only if its version is newer than
+the last one it forwarded for that conversation, so a republished event is dropped here.
+
+A session that falls ``queue_size`` messages behind is marked overflowed and closed by its
+connection: the client reconnects and reloads, and the server never buffers without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import msgspec
+
+from parley.bus import Bus, Subjects, Subscription
+from parley.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class _Version(msgspec.Struct):
+    version: int
+
+
+@dataclass(eq=False, slots=True)
+class Session:
+    owner_id: str
+    queue: asyncio.Queue[bytes]
+    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, frame: bytes) -> None:
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+
+@dataclass(slots=True)
+class _User:
+    sessions: set[Session] = field(default_factory=set)
+    subscription: Subscription | None = None
+    seen: dict[str, int] = field(default_factory=dict)
+    """Conversation id -> last event version forwarded."""
+
+
+class Hub:
+    def __init__(self, bus: Bus, subjects: Subjects, *, queue_size: int = 1000) -> None:
+        self._bus = bus
+        self._subjects = subjects
+        self._queue_size = queue_size
+        self._users: dict[str, _User] = {}
+        self._lock = asyncio.Lock()
+
+    async def join(self, owner_id: str) -> Session:
+        session = Session(owner_id, asyncio.Queue(self._queue_size))
+        async with self._lock:
+            user = self._users.get(owner_id)
+            if user is None:
+                user = self._users[owner_id] = _User()
+                user.subscription = await self._bus.subscribe(
+                    self._subjects.user(owner_id), self._deliver
+                )
+            user.sessions.add(session)
+        return session
+
+    async def leave(self, session: Session) -> None:
+        async with self._lock:
+            user = self._users.get(session.owner_id)
+            if user is None:
+                return
+            user.sessions.discard(session)
+            if not user.sessions:
+                del self._users[session.owner_id]
+                if user.subscription is not None:
+                    await user.subscription.unsubscribe()
+
+    def sessions(self, owner_id: str) -> int:
+        user = self._users.get(owner_id)
+        return len(user.sessions) if user else 0
+
+    def _deliver(self, subject: str, data: bytes) -> None:
+        owner_id, kind, conversation_id, message_id = self._subjects.parse(subject)
+        user = self._users.get(owner_id)
+        if user is None:
+            return
+        if kind == "ev":
+            version = msgspec.json.decode(data, type=_Version).version
+            if version <= user.seen.get(conversation_id, 0):
+                return  # a republished duplicate
+            user.seen[conversation_id] = version
+            frame = b'{"type":"event","event":' + data + b"}"
+        else:
+            frame = (
+                b'{"type":"generation","conversation_id":"'
+                + conversation_id.encode()
+                + b'","message_id":"'
+                + (message_id or "").encode()
+                + b'","frame":'
+                + data
+                + b"}"
+            )
+        for session in user.sessions:
+            session.offer(frame)
