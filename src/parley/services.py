@@ -63,7 +63,7 @@ class Services:
         self.shares = Shares(self.db, self.conversations)
         self.presets = Presets(self.db)
         self.relay = Relay(self.db, self.bus, self.subjects)
-        self.conversations.on_commit = self.relay.kick
+        self.conversations.committed.append(self.relay.kick)
         self.hub = Hub(self.bus, self.subjects, queue_size=self.settings.ws_queue_messages)
 
     async def start(self) -> None:

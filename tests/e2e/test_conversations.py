@@ -12,8 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from sqlalchemy import select, text
 
+from parley.api import conversations as conversations_api
 from parley.app import create_app
 from parley.chat.conversations import Conversations
 from parley.chat.purge import purge
@@ -88,23 +90,55 @@ def test_cursor_pagination_visits_every_conversation_once(client: Client) -> Non
     assert bad.json()["error"]["param"] == "cursor"
 
 
+ROUTE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
+    ("GET", "/export"): None,
+    ("GET", ""): None,
+    ("PATCH", ""): {"title": "mine now"},
+    ("DELETE", ""): None,
+    ("POST", "/branch"): {"leaf_id": "{message_id}"},
+    ("POST", "/messages"): {"content": "hijack"},
+    ("GET", "/messages/{message_id}/stream"): None,
+    ("POST", "/messages/{message_id}/stop"): None,
+    ("POST", "/messages/{message_id}/edit"): {"content": "hijack"},
+    ("POST", "/messages/{message_id}/regenerate"): {},
+    ("POST", "/fork"): {"message_id": "{message_id}"},
+    ("POST", "/shares"): {},
+    ("GET", "/shares"): None,
+    ("DELETE", "/shares/{share_id}"): None,
+}
+"""Every route under ``/api/conversations/{conversation_id}``, with a body that would be
+valid for the owner: a new route fails the test below until it is listed here."""
+
+
 def test_every_route_answers_404_for_another_users_or_a_forged_conversation(
     client: Client,
 ) -> None:
     ada, bob = accounts(client)
-    mine = ada.call("POST", "/api/conversations", json={"title": "secret"}).json()["id"]
+    mine = ada.call("POST", "/api/conversations", json={"title": "secret", "model": "openai"})
+    cid = mine.json()["id"]
+    done = events_of(
+        ada.call("POST", f"/api/conversations/{cid}/messages", json={"content": "secret"}).text
+    )[-1]
+    share_id = ada.call("POST", f"/api/conversations/{cid}/shares", json={}).json()["id"]
+    ids = {"message_id": done["message_id"], "share_id": share_id}
+    prefix = "/api/conversations/{conversation_id}"
     routes = [
-        ("GET", "/api/conversations/{id}", None),
-        ("PATCH", "/api/conversations/{id}", {"title": "mine now"}),
-        ("POST", "/api/conversations/{id}/branch", {"leaf_id": FORGED}),
-        ("DELETE", "/api/conversations/{id}", None),
+        (method, route.path.removeprefix(prefix))
+        for route in conversations_api.router.routes
+        if isinstance(route, APIRoute) and route.path.startswith(prefix)
+        for method in route.methods
     ]
-    for method, template, body in routes:
-        for who, target in ((bob, mine), (ada, FORGED)):
-            response = who.call(method, template.format(id=target), json=body)
-            assert response.status_code == 404, (method, template, response.text)
+    assert sorted(routes) == sorted(ROUTE_BODIES), "list each conversation route's body"
+    for (method, suffix), body in ROUTE_BODIES.items():
+        filled = json.loads(json.dumps(body).replace("{message_id}", ids["message_id"]))
+        for who, target in ((bob, cid), (ada, FORGED)):
+            path = f"/api/conversations/{target}{suffix}".format(**ids)
+            response = who.call(method, path, json=filled)
+            assert response.status_code == 404, (method, path, response.text)
             assert "secret" not in response.text
-    assert ada.get(f"/api/conversations/{mine}").json()["title"] == "secret"
+    assert ada.get(f"/api/conversations/{cid}").json()["title"] == "secret"
+    assert ada.get(f"/api/conversations/{cid}").json()["message_count"] == 2
+    assert len(ada.get(f"/api/conversations/{cid}/shares").json()["data"]) == 1
     assert bob.get("/api/conversations").json()["data"] == []
     assert client.http.get("/api/conversations").status_code == 401
 
@@ -808,3 +842,26 @@ def test_presets_are_saved_per_user_and_start_conversations(
     assert stolen.status_code == 404
     assert ada.call("DELETE", f"/api/presets/{preset['id']}").status_code == 204
     assert ada.get(f"/api/presets/{preset['id']}").status_code == 404
+
+
+def test_search_also_finds_by_meaning_when_semantic_search_is_on(
+    start: Callable[..., Client],
+) -> None:
+    client = start(allow_registration=True, chat_semantic_search="local")
+    ada, bob = accounts(client)
+    cid = new_conversation(ada)
+    send(ada, f"/api/conversations/{cid}/messages", {"content": "How do I bake sourdough bread?"})
+    query = "/api/search?q=recipe+for+a+homemade+loaf"
+
+    def found() -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = ada.get(query).json()["results"]
+        return results
+
+    eventually(lambda: bool(found()), attempts=600)  # the model loads, then indexes
+    best = found()[0]
+    assert best["conversation_id"] == cid
+    assert best["matched"] == ["meaning"]
+    assert "sourdough" in best["snippet"]
+    assert ada.get(query + "&mode=text").json()["results"] == []
+    assert bob.get(query).json()["results"] == []
+    assert ada.get(query + "&mode=vibes").status_code == 400

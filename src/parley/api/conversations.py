@@ -457,7 +457,9 @@ search_router = APIRouter(prefix="/api/search", tags=["conversations"])
 @search_router.get("")
 async def search(request: Request) -> Response:
     """Full-text search over the caller's own messages and titles (every word must match),
-    best first, with a ``<mark>``-highlighted snippet (see ``store/search.py``)."""
+    best first, with a ``<mark>``-highlighted snippet (see ``store/search.py``); with
+    semantic search configured, fused with the messages nearest in meaning unless
+    ``mode=text``."""
     user = (await current_user(request)).user
     q = request.query_params
     query = q.get("q", "").strip()
@@ -466,7 +468,10 @@ async def search(request: Request) -> Response:
     if len(query) > 1000:
         raise InvalidRequest("q is longer than 1000 characters", param="q")
     limit = int_param(q.get("limit"), "limit", 20, 1, 100)
-    results = await _conversations(request).search(user.id, query, limit=limit)
+    mode = q.get("mode", "hybrid")
+    if mode not in ("hybrid", "text"):
+        raise InvalidRequest("mode must be hybrid or text", param="mode")
+    results = await _conversations(request).search(user.id, query, limit=limit, mode=mode)
     return json_response({"object": "list", "results": results})
 
 

@@ -22,9 +22,11 @@ import msgspec
 from sqlalchemy import and_, or_, select, text
 
 from parley.chat import events as ev
+from parley.chat import semantic_search
 from parley.chat.events import ConcurrentChange, Event
 from parley.chat.parts import checked
 from parley.chat.projections import project, rebuild
+from parley.chat.semantic_search import SemanticSearch
 from parley.errors import InvalidRequest, NotFound
 from parley.store import search
 from parley.store.db import Database
@@ -101,8 +103,11 @@ class Cursor(msgspec.Struct, array_like=True):
 class Conversations:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self.on_commit: Callable[[], None] | None = None
-        """Called after each committed change (the outbox relay's wake-up)."""
+        self.committed: list[Callable[[], None]] = []
+        """Called after each committed change (the outbox relay's and the semantic
+        indexer's wake-ups)."""
+        self.semantic: SemanticSearch | None = None
+        """Semantic search, when configured: new messages are queued for embedding."""
 
     # --- commands --------------------------------------------------------------------
 
@@ -295,8 +300,18 @@ class Conversations:
             await ev.append(conn, new, owner_id)
             for event in new:
                 await project(conn, event)
-        if self.on_commit is not None:
-            self.on_commit()
+                if event.type == ev.DELETED:
+                    await semantic_search.forget(conn, [event.stream_id])
+                elif (
+                    event.type == ev.MESSAGE_ADDED
+                    and self.semantic is not None
+                    and event.payload["role"] in ("user", "assistant")
+                ):
+                    await semantic_search.queue(
+                        conn, owner_id, event.stream_id, event.payload["id"]
+                    )
+        for wake in self.committed:
+            wake()
 
     # --- queries ---------------------------------------------------------------------
 
@@ -397,9 +412,15 @@ class Conversations:
         async with self._db.read() as conn:
             return (await conn.execute(query)).first() is not None
 
-    async def search(self, owner_id: str, query: str, *, limit: int = 20) -> list[dict[str, Any]]:
-        """The owner's messages and titles matching every word of ``query``, best first."""
-        hits = await search.search(self._db, owner_id, query, limit)
+    async def search(
+        self, owner_id: str, query: str, *, limit: int = 20, mode: str = "hybrid"
+    ) -> list[dict[str, Any]]:
+        """The owner's messages and titles matching every word of ``query``, best first;
+        with semantic search configured and ``mode`` ``hybrid``, fused with the messages
+        nearest in meaning (``chat/semantic_search.py``)."""
+        if self.semantic is not None and mode == "hybrid":
+            hits = await search.search(self._db, owner_id, query, semantic_search.CANDIDATES)
+            return await self.semantic.hybrid(owner_id, query, hits, limit)
         return [
             {
                 "conversation_id": h.conversation_id,
@@ -407,8 +428,9 @@ class Conversations:
                 "kind": h.kind,
                 "snippet": h.snippet,
                 "score": h.score,
+                "matched": ["text"],
             }
-            for h in hits
+            for h in await search.search(self._db, owner_id, query, limit)
         ]
 
     async def rebuild_projections(self) -> int:

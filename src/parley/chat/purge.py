@@ -15,6 +15,7 @@ import time
 
 from sqlalchemy import delete, select
 
+from parley.chat.semantic_search import forget
 from parley.observability.logging import get_logger
 from parley.store import search
 from parley.store.db import Database
@@ -41,6 +42,7 @@ async def purge(db: Database, deleted_before_ms: int, *, conversation_id: str | 
                 return total
             for conversation in ids:
                 await search.remove(conn, conversation)
+            await forget(conn, ids)
             await conn.execute(delete(shares).where(shares.c.conversation_id.in_(ids)))
             await conn.execute(delete(messages).where(messages.c.conversation_id.in_(ids)))
             await conn.execute(delete(outbox).where(outbox.c.stream_id.in_(ids)))

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     """A deleted conversation (and its event log, search rows and shares) is removed for
     good this long after its deletion (an hourly sweep)."""
 
+    chat_semantic_search: str | None = None
+    """``local`` (all-MiniLM-L6-v2, ``parley[semantic]``) or an embeddings model group:
+    search also finds messages by meaning, fused with full-text hits (off when unset)."""
+    chat_semantic_min_similarity: float = Field(default=0.35, ge=-1, le=1)
+    """Messages less similar than this to the query are not semantic hits."""
+
     chat_title_model: str | None = None
     """A cheap model group that titles a conversation after its first exchange (off when
     unset). Billed to the user, like the conversation."""

@@ -303,3 +303,23 @@ presets = Table(
     Column("updated_ms", BigInteger, nullable=False),
     Index(None, "owner_id", "name", unique=True),
 )
+
+message_vectors = Table(
+    "message_vectors",
+    metadata,
+    # Semantic search (chat/semantic_search.py): one float32 vector per message.
+    Column("message_id", Id, primary_key=True),
+    Column("owner_id", Id, nullable=False, index=True),
+    Column("conversation_id", Id, nullable=False, index=True),
+    Column("vector", LargeBinary, nullable=False),
+)
+
+vector_pending = Table(
+    "vector_pending",
+    metadata,
+    # Messages stored but not embedded yet: written with the message, emptied by the indexer.
+    Column("message_id", Id, primary_key=True),
+    Column("owner_id", Id, nullable=False),
+    Column("conversation_id", Id, nullable=False, index=True),
+    Column("created_ms", BigInteger, nullable=False, index=True),
+)
