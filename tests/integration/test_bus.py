@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -20,13 +19,12 @@ from parley.bus.nats import NatsBus
 from parley.chat.conversations import Conversations
 from parley.chat.live import Hub
 from parley.chat.outbox import Relay
-from parley.store import migrate
 from parley.store.db import Database
 from parley.store.tables import outbox
-from tests.backends import NATS_URL, nats_namespace, postgres_database
+from tests.backends import NATS_URL, nats_namespace
+from tests.integration.conftest import ADA as OWNER
+from tests.integration.conftest import BOB as OTHER
 from tests.polling import eventually_async as eventually
-
-OWNER, OTHER = "a" * 32, "b" * 32
 
 
 @pytest.fixture(params=["memory", "nats"])
@@ -133,40 +131,6 @@ async def test_jetstream_drops_a_republished_event(namespace: str | None) -> Non
 # --- the outbox relay ------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/bus.db"
-        return
-    for url in postgres_database():
-        yield url.replace("postgresql://", "postgresql+asyncpg://")
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await migrate.upgrade(database)
-    await _users(database)
-    yield database
-    await database.close()
-
-
-async def _users(db: Database) -> None:
-    from parley.store.tables import users  # noqa: PLC0415
-
-    async with db.write() as conn:
-        for uid in (OWNER, OTHER):
-            await conn.execute(
-                users.insert().values(
-                    id=uid,
-                    email=f"{uid[:4]}@example.com",
-                    name="x",
-                    password_hash="x",
-                    created_ms=0,
-                )
-            )
-
-
 class Flaky:
     """A bus that fails on demand: before publishing (down) or after (a relay that died
     between publishing and deleting)."""
@@ -210,12 +174,12 @@ async def test_relay_publishes_every_event_once_in_order_despite_crash_and_outag
 
     flaky.down = True
     with pytest.raises(BusError):
-        await relay.relay_once()
+        await relay.step()
     assert await pending(db) == 2  # nothing lost while the bus is down
 
     flaky.down, flaky.die_after_publish = False, True
     with pytest.raises(BusError):
-        await relay.relay_once()  # published, then died before deleting
+        await relay.step()  # published, then died before deleting
     assert await pending(db) == 2
     await chat.rename(OWNER, cid, "three")
     assert await relay.drain() == 3  # the two again, and the new one
@@ -265,9 +229,9 @@ async def test_one_relay_at_a_time_on_postgresql(db: Database) -> None:
 
     subjects = Subjects()
     await Conversations(db).create(OWNER)
-    first = asyncio.create_task(Relay(db, Slow(), subjects).relay_once())
+    first = asyncio.create_task(Relay(db, Slow(), subjects).step())
     await entered.wait()
-    assert await Relay(db, MemoryBus(), subjects).relay_once() == -1  # locked out
+    assert await Relay(db, MemoryBus(), subjects).step() == -1  # locked out
     gate.set()
     assert await first == 1
     assert await pending(db) == 0

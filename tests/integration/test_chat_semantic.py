@@ -5,21 +5,14 @@ with a deleted conversation."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
 
 from parley.chat.conversations import Conversations
 from parley.chat.parts import text_part
 from parley.chat.semantic_search import RRF_K, SemanticSearch, fuse
 from parley.gateway.embedders import LocalEmbedder
-from parley.store import migrate
 from parley.store.db import Database
-from parley.store.tables import users
-from tests.backends import postgres_database
-
-ADA, BOB = "a" * 32, "b" * 32
+from tests.integration.conftest import ADA, BOB
 
 
 def test_fusion_ranks_what_both_lists_found_first() -> None:
@@ -32,42 +25,11 @@ def test_fusion_ranks_what_both_lists_found_first() -> None:
     assert len(fuse(text, meaning, limit=2)) == 2
 
 
-@pytest.fixture(scope="module")
-def local() -> Iterator[LocalEmbedder]:
-    embedder = LocalEmbedder()
-    embedder.start().result()
-    yield embedder
-    embedder.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/chat.db"
-        return
-    for url in postgres_database():
-        yield url.replace("postgresql://", "postgresql+asyncpg://")
-
-
 @pytest.fixture
-async def chat(database_url: str, local: LocalEmbedder) -> AsyncIterator[Conversations]:
-    db = Database(database_url)
-    await migrate.upgrade(db)
-    async with db.write() as conn:
-        for uid in (ADA, BOB):
-            await conn.execute(
-                users.insert().values(
-                    id=uid,
-                    email=f"{uid[:3]}@example.com",
-                    name="x",
-                    password_hash="!",
-                    created_ms=0,
-                )
-            )
+def chat(db: Database, local: LocalEmbedder) -> Conversations:
     conversations = Conversations(db)
     conversations.semantic = SemanticSearch(db, local)
-    yield conversations
-    await db.close()
+    return conversations
 
 
 async def say(chat: Conversations, owner: str, text: str) -> tuple[str, str]:
@@ -83,8 +45,7 @@ async def test_meaning_finds_what_words_cannot_and_fuses_with_words(chat: Conver
     puppy = await say(chat, ADA, "Tips for training a puppy to sit")
     bobs_loaf = await say(chat, BOB, "My homemade loaf recipe with a sourdough starter")
     adas = {bread[0], capital[0], puppy[0]}
-    while await chat.semantic.index_once():
-        pass
+    await chat.semantic.drain()
 
     query = "recipe for a homemade loaf"
     assert await chat.search(ADA, query, mode="text") == []  # no word of it in Ada's messages

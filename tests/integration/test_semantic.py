@@ -26,14 +26,6 @@ LOW = 0.5
 """Far below the default threshold: what refuses the traps here is the agreement check."""
 
 
-@pytest.fixture(scope="module")
-def local() -> Iterator[LocalEmbedder]:
-    embedder = LocalEmbedder()
-    embedder.start().result()
-    yield embedder
-    embedder.close()
-
-
 def question(text: str, team: str = "t1") -> Question:
     request = ChatRequest(model="chat", messages=[UserMessage(text)])
     plan = plan_for(request, "chat", Caller(team_id=team), CONFIG, None)

@@ -18,22 +18,22 @@ rows another instance left behind when it died are published too.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 from sqlalchemy import delete, select, text
 
 from parley.bus import Bus, Subjects
-from parley.observability.logging import get_logger
+from parley.chat.worker import Worker
 from parley.store.db import Database
 from parley.store.tables import outbox
 
-log = get_logger(__name__)
 _LOCK = text("SELECT pg_try_advisory_xact_lock(7046, 1)")
 """PostgreSQL: one relay at a time (7046 = Parley's advisory lock class, 1 = the relay)."""
 
 
-class Relay:
+class Relay(Worker):
+    name = "parley-outbox"
+
     def __init__(
         self,
         db: Database,
@@ -44,41 +44,19 @@ class Relay:
         poll_s: float = 1.0,
         max_backoff_s: float = 5.0,
     ) -> None:
+        super().__init__(poll_s=poll_s, max_backoff_s=max_backoff_s)
         self._db = db
         self._bus = bus
         self._subjects = subjects
         self._batch = batch
-        self._poll_s = poll_s
-        self._max_backoff_s = max_backoff_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def kick(self) -> None:
-        """A local write committed: publish now rather than at the next poll."""
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="parley-outbox")
 
     async def stop(self) -> None:
-        """Publish what is pending (best effort), then stop."""
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        """Stop, then publish what is pending (best effort)."""
+        await super().stop()
         with contextlib.suppress(Exception):
             await self.drain()
 
-    async def drain(self) -> int:
-        """Publish every pending row now; returns how many were published."""
-        total = 0
-        while (published := await self.relay_once()) > 0:
-            total += published
-        return total
-
-    async def relay_once(self) -> int:
+    async def step(self) -> int:
         """One batch: the number published, 0 when there was none, -1 when another relay
         holds the lock."""
         async with self._db.write() as conn:
@@ -111,20 +89,3 @@ class Relay:
             )
             await conn.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
         return len(rows)
-
-    async def _run(self) -> None:
-        backoff = 0.0
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(backoff or self._poll_s):
-                    await self._wake.wait()
-            self._wake.clear()
-            try:
-                while (published := await self.relay_once()) != 0:
-                    if published < 0:  # another instance's relay is at it
-                        await asyncio.sleep(0.02)
-                        break
-                backoff = 0.0
-            except Exception as exc:  # the bus or database is down: rows wait, nothing is lost
-                backoff = min(self._max_backoff_s, max(0.1, backoff * 2))
-                log.warning("outbox relay failed; retrying", error=str(exc), retry_in_s=backoff)

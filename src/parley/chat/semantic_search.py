@@ -16,8 +16,6 @@ cosine scores, which live on different scales.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,11 +27,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parley.chat.parts import text_of
-from parley.observability.logging import get_logger
+from parley.chat.worker import Worker
 from parley.store.db import Database
 from parley.store.tables import message_vectors, messages, vector_pending
 
-log = get_logger(__name__)
 RRF_K = 60
 """The usual constant of reciprocal rank fusion: damps the weight of the very top ranks."""
 CANDIDATES = 50
@@ -86,7 +83,11 @@ def fuse(*ranked: Sequence[tuple[str, str]], limit: int) -> list[tuple[tuple[str
     return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)[:limit]
 
 
-class SemanticSearch:
+class SemanticSearch(Worker):
+    """The indexer (a ``Worker`` over ``vector_pending``) and the nearest-message query."""
+
+    name = "parley-vectors"
+
     def __init__(
         self,
         db: Database,
@@ -96,28 +97,13 @@ class SemanticSearch:
         batch: int = 64,
         poll_s: float = 2.0,
     ) -> None:
+        super().__init__(poll_s=poll_s)
         self._db = db
         self._embedder = embedder
         self._min_similarity = min_similarity
         self._batch = batch
-        self._poll_s = poll_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def kick(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="parley-vectors")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def index_once(self) -> int:
+    async def step(self) -> int:
         """Embed and store one batch of queued messages; how many were indexed."""
         if not self._embedder.ready:
             return 0
@@ -169,18 +155,6 @@ class SemanticSearch:
                 )
             )
         return len(rows)
-
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll_s):
-                    await self._wake.wait()
-            self._wake.clear()
-            try:
-                while await self.index_once() > 0:
-                    pass
-            except Exception as exc:  # the embedder or database is away: the queue waits
-                log.warning("semantic indexing failed; retrying", error=str(exc))
 
     async def nearest(self, owner_id: str, query: str, limit: int = CANDIDATES) -> list[Near]:
         """The owner's messages closest in meaning to ``query``, best first."""
