@@ -865,3 +865,35 @@ def test_search_also_finds_by_meaning_when_semantic_search_is_on(
     assert ada.get(query + "&mode=text").json()["results"] == []
     assert bob.get(query).json()["results"] == []
     assert ada.get(query + "&mode=vibes").status_code == 400
+
+
+def test_a_message_with_an_image_reaches_the_model_as_content_parts(
+    start: Callable[..., Client], fake: FakeUpstream
+) -> None:
+    client = start(allow_registration=True)
+    ada, _ = accounts(client)
+    cid = new_conversation(ada)
+    pixel = "data:image/png;base64,iVBORw0KGgo="
+    parts = [{"type": "text", "text": "what is this?"}, {"type": "image", "url": pixel}]
+    send(ada, f"/api/conversations/{cid}/messages", {"content": parts})
+    upstream = fake.calls[-1].body["messages"][-1]
+    assert upstream == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "what is this?"},
+            {"type": "image_url", "image_url": {"url": pixel}},
+        ],
+    }
+    saved = ada.get(f"/api/conversations/{cid}").json()["messages"][0]
+    assert saved["content"] == parts
+    count = ada.get(f"/api/conversations/{cid}").json()["message_count"]
+    for bad, param in (
+        ([{"type": "tool_call", "id": "1", "name": "f", "arguments": "{}"}], "content[0].type"),
+        ([{"type": "image", "url": "file:///etc/passwd"}], "content[0].url"),
+        ([{"type": "text", "text": "  "}], "content"),
+        ([{"type": "text"}], "content[0].text"),
+    ):
+        refused = ada.call("POST", f"/api/conversations/{cid}/messages", json={"content": bad})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == param
+    assert ada.get(f"/api/conversations/{cid}").json()["message_count"] == count  # no write

@@ -19,8 +19,8 @@ from parley.api.auth import current_user
 from parley.api.deps import client_ip, int_param, json_body, json_response, services
 from parley.chat.chatgpt import is_chatgpt_export, to_parley
 from parley.chat.conversations import FORK_LIMIT, Conversations
-from parley.chat.generation import Generation, Generations, sse_frame
-from parley.chat.parts import text_of
+from parley.chat.generation import Generation, Generations, sendable, sse_frame
+from parley.chat.parts import checked, text_of, text_part
 from parley.chat.purge import purge
 from parley.errors import InvalidRequest, NotFound
 from parley.gateway.caller import Caller, Principal
@@ -67,14 +67,40 @@ class ConversationUpdate(_Body):
     expected_version: int | None = Field(default=None, ge=1)
 
 
+UserContent = str | list[dict[str, Any]]
+"""Text, or a list of parts: ``{"type": "text", "text"}`` and ``{"type": "image", "url"}``."""
+
+
+def user_parts(content: UserContent) -> list[dict[str, Any]]:
+    """A user's message as parts: text and images only, some text or an image, within the
+    size limit; else a 400 naming the bad part."""
+    if isinstance(content, str):
+        return text_part(content)
+    parts = checked(content, "content")
+    for index, part in enumerate(parts):
+        if part["type"] not in ("text", "image"):
+            raise InvalidRequest(
+                "a user's message holds text and image parts", param=f"content[{index}].type"
+            )
+        if part["type"] == "image" and not sendable(part["url"]):
+            raise InvalidRequest(
+                "an image is an https:// or data:image/ URL", param=f"content[{index}].url"
+            )
+    if not parts or not (text_of(parts).strip() or any(p["type"] == "image" for p in parts)):
+        raise InvalidRequest("the message is empty", param="content")
+    if len(text_of(parts)) > 200_000:
+        raise InvalidRequest("the message is longer than 200,000 characters", param="content")
+    return parts
+
+
 class MessageSend(_Body):
-    content: str = Field(min_length=1, max_length=200_000)
+    content: UserContent = Field(min_length=1, max_length=200_000)
     model: str | None = Field(default=None, min_length=1, max_length=200)
     parent_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class MessageEdit(_Body):
-    content: str = Field(min_length=1, max_length=200_000)
+    content: UserContent = Field(min_length=1, max_length=200_000)
     model: str | None = Field(default=None, min_length=1, max_length=200)
 
 
@@ -280,6 +306,7 @@ async def send(conversation_id: str, request: Request) -> Response:
     the events). Leaving early does not stop the answer: it is saved when it ends."""
     user = (await current_user(request)).user
     body: MessageSend = validated(MessageSend, await json_body(request))
+    parts = user_parts(body.content)
     return await _answer(
         request,
         body.model,
@@ -287,7 +314,7 @@ async def send(conversation_id: str, request: Request) -> Response:
             user.id,
             conversation_id,
             caller,
-            content=body.content,
+            content=parts,
             model=body.model,
             parent_id=body.parent_id,
         ),
@@ -374,6 +401,7 @@ async def edit(conversation_id: str, message_id: str, request: Request) -> Respo
     """A new version of a user's message, as a sibling branch, answered as ``send`` is."""
     user = (await current_user(request)).user
     body: MessageEdit = validated(MessageEdit, await json_body(request))
+    parts = user_parts(body.content)
     return await _answer(
         request,
         body.model,
@@ -382,7 +410,7 @@ async def edit(conversation_id: str, message_id: str, request: Request) -> Respo
             conversation_id,
             caller,
             message_id=message_id,
-            content=body.content,
+            content=parts,
             model=body.model,
         ),
         user.id,

@@ -36,8 +36,12 @@ from parley.gateway.caller import Caller
 from parley.gateway.types import (
     AssistantMessage,
     ChatRequest,
+    ContentPart,
+    ImagePart,
+    ImageURL,
     Message,
     SystemMessage,
+    TextPart,
     UserMessage,
 )
 from parley.observability.logging import get_logger
@@ -116,10 +120,29 @@ def _history(settings: dict[str, Any], branch: list[dict[str, Any]]) -> list[Mes
     for message in branch:
         text = text_of(message["content"])
         if message["role"] == "user":
-            history.append(UserMessage(text))
+            history.append(UserMessage(_user_content(message["content"])))
         elif message["role"] == "assistant" and message["status"] == "complete":
             history.append(AssistantMessage(text))
     return history
+
+
+def _user_content(parts: list[dict[str, Any]]) -> str | list[ContentPart]:
+    """Plain text unless the message holds images a provider can fetch (``https:`` or
+    ``data:`` URLs; an imported ``file-service://`` reference is left out)."""
+    images = [p for p in parts if p.get("type") == "image" and sendable(p["url"])]
+    if not images:
+        return text_of(parts)
+    out: list[ContentPart] = []
+    for part in parts:
+        if part.get("type") == "text":
+            out.append(TextPart(part["text"]))
+        elif part.get("type") == "image" and sendable(part["url"]):
+            out.append(ImagePart(ImageURL(part["url"])))
+    return out
+
+
+def sendable(url: str) -> bool:
+    return url.startswith(("https://", "http://", "data:image/"))
 
 
 class Complete(Protocol):
@@ -184,7 +207,7 @@ class Generations:
         conversation_id: str,
         caller: Caller,
         *,
-        content: str,
+        content: list[dict[str, Any]],
         model: str | None,
         parent_id: str | None = None,
         at_root: bool = False,
@@ -198,7 +221,7 @@ class Generations:
             owner_id,
             conversation_id,
             role="user",
-            content=text_part(content),
+            content=content,
             parent_id=parent_id,
             at_root=at_root,
             conversation=conversation,
@@ -212,7 +235,7 @@ class Generations:
         caller: Caller,
         *,
         message_id: str,
-        content: str,
+        content: list[dict[str, Any]],
         model: str | None,
     ) -> Generation:
         """A new version of a user's message: a sibling branch beside it, answered anew."""
