@@ -705,6 +705,54 @@ def test_search_finds_only_the_callers_messages_and_titles_ranked_with_snippets(
     assert ada.get("/api/search?q=tram").json()["results"] == []
 
 
+def test_search_filters_by_conversation_kind_role_and_time(
+    start: Callable[..., Client],
+) -> None:
+    client = start(allow_registration=True)
+    ada, _ = accounts(client)
+    first = ada.call("POST", "/api/conversations", json={"title": "Tram notes", "model": "openai"})
+    fid = first.json()["id"]
+    send(ada, f"/api/conversations/{fid}/messages", {"content": "the tram to Belém"})
+    between = int(time.time() * 1000) + 1
+    time.sleep(0.01)
+    second = new_conversation(ada)
+    send(ada, f"/api/conversations/{second}/messages", {"content": "the tram to Porto"})
+    roles = {
+        m["id"]: m["role"]
+        for cid in (fid, second)
+        for m in ada.get(f"/api/conversations/{cid}").json()["messages"]
+    }
+
+    def found(query: str) -> set[tuple[str, str | None, str]]:
+        response = ada.get(f"/api/search?q=tram&limit=50{query}")
+        assert response.status_code == 200, response.text
+        return {
+            (r["conversation_id"], r["message_id"], r["kind"]) for r in response.json()["results"]
+        }
+
+    everything = found("")
+    assert {c for c, _, _ in everything} == {fid, second}
+    assert {kind for _, _, kind in everything} == {"title", "message"}  # the answers echo
+    assert {c for c, _, _ in found(f"&conversation_id={fid}")} == {fid}
+    assert found("&kind=title") == {(fid, None, "title")}
+    for role in ("user", "assistant"):
+        hits = found(f"&role={role}")
+        assert hits
+        assert {roles[m] for _, m, _ in hits if m is not None} == {role}
+        assert all(kind == "message" for _, _, kind in hits)
+    assert {c for c, _, _ in found(f"&since={between}")} == {second}
+    assert {(c, k) for c, _, k in found(f"&until={between}")} == {(fid, "message")}
+    for bad, param in (
+        ("&kind=title&role=user", "kind"),
+        ("&role=bot", "role"),
+        ("&since=yesterday", "since"),
+        ("&mode=fuzzy", "mode"),
+    ):
+        refused = ada.get(f"/api/search?q=tram{bad}")
+        assert refused.status_code == 400
+        assert refused.json()["error"]["param"] == param
+
+
 def event_count(url: str, stream_id: str) -> int:
     async def count() -> int:
         db = Database(url)

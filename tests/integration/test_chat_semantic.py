@@ -12,6 +12,7 @@ from parley.chat.parts import text_part
 from parley.chat.semantic_search import RRF_K, SemanticSearch, fuse
 from parley.gateway.embedders import LocalEmbedder
 from parley.store.db import Database
+from parley.store.search import Filters
 from tests.integration.conftest import ADA, BOB
 
 
@@ -61,6 +62,14 @@ async def test_meaning_finds_what_words_cannot_and_fuses_with_words(chat: Conver
     assert (both[0]["conversation_id"], both[0]["message_id"]) == capital
     assert both[0]["matched"] == ["text", "meaning"]
     assert "<mark>" in both[0]["snippet"]
+
+    # filters hold for what meaning finds too
+    assert await chat.search(ADA, query, filters=Filters(role="assistant")) == []
+    assert await chat.search(ADA, query, filters=Filters(kind="title")) == []
+    elsewhere = await chat.search(ADA, query, filters=Filters(conversation_id=puppy[0]))
+    assert {r["conversation_id"] for r in elsewhere} <= {puppy[0]}
+    mine = await chat.search(ADA, query, filters=Filters(conversation_id=bread[0], role="user"))
+    assert [(r["conversation_id"], r["message_id"]) for r in mine] == [bread]
 
     await chat.delete(ADA, bread[0])
     after = await chat.search(ADA, query)

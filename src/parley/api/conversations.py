@@ -25,6 +25,7 @@ from parley.chat.purge import purge
 from parley.errors import InvalidRequest, NotFound
 from parley.gateway.caller import Caller, Principal
 from parley.identity.schemas import validated
+from parley.store.search import Filters
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
 
@@ -482,6 +483,17 @@ async def revoke_share(conversation_id: str, share_id: str, request: Request) ->
 search_router = APIRouter(prefix="/api/search", tags=["conversations"])
 
 
+def _choice(raw: str | None, name: str, allowed: tuple[str, ...]) -> str | None:
+    if raw is not None and raw not in allowed:
+        raise InvalidRequest(f"{name} must be one of {', '.join(allowed)}", param=name)
+    return raw
+
+
+def _ms(raw: str | None, name: str) -> int | None:
+    """A time filter: milliseconds since the epoch."""
+    return None if raw is None else int_param(raw, name, 0, 0, 2**53)
+
+
 @search_router.get("")
 async def search(request: Request) -> Response:
     """Full-text search over the caller's own messages and titles (every word must match),
@@ -496,10 +508,19 @@ async def search(request: Request) -> Response:
     if len(query) > 1000:
         raise InvalidRequest("q is longer than 1000 characters", param="q")
     limit = int_param(q.get("limit"), "limit", 20, 1, 100)
-    mode = q.get("mode", "hybrid")
-    if mode not in ("hybrid", "text"):
-        raise InvalidRequest("mode must be hybrid or text", param="mode")
-    results = await _conversations(request).search(user.id, query, limit=limit, mode=mode)
+    mode = _choice(q.get("mode"), "mode", ("hybrid", "text")) or "hybrid"
+    filters = Filters(
+        conversation_id=q.get("conversation_id"),
+        kind=_choice(q.get("kind"), "kind", ("message", "title")),
+        role=_choice(q.get("role"), "role", ("user", "assistant")),
+        since_ms=_ms(q.get("since"), "since"),
+        until_ms=_ms(q.get("until"), "until"),
+    )
+    if filters.kind == "title" and filters.by_message:
+        raise InvalidRequest("role, since and until filter messages, not titles", param="kind")
+    results = await _conversations(request).search(
+        user.id, query, limit=limit, mode=mode, filters=filters
+    )
     return json_response({"object": "list", "results": results})
 
 

@@ -413,14 +413,22 @@ class Conversations:
             return (await conn.execute(query)).first() is not None
 
     async def search(
-        self, owner_id: str, query: str, *, limit: int = 20, mode: str = "hybrid"
+        self,
+        owner_id: str,
+        query: str,
+        *,
+        limit: int = 20,
+        mode: str = "hybrid",
+        filters: search.Filters = search.NO_FILTERS,
     ) -> list[dict[str, Any]]:
         """The owner's messages and titles matching every word of ``query``, best first;
         with semantic search configured and ``mode`` ``hybrid``, fused with the messages
         nearest in meaning (``chat/semantic_search.py``)."""
         if self.semantic is not None and mode == "hybrid":
-            hits = await search.search(self._db, owner_id, query, semantic_search.CANDIDATES)
-            return await self.semantic.hybrid(owner_id, query, hits, limit)
+            hits = await search.search(
+                self._db, owner_id, query, semantic_search.CANDIDATES, filters
+            )
+            return await self.semantic.hybrid(owner_id, query, hits, limit, filters)
         return [
             {
                 "conversation_id": h.conversation_id,
@@ -430,7 +438,7 @@ class Conversations:
                 "score": h.score,
                 "matched": ["text"],
             }
-            for h in await search.search(self._db, owner_id, query, limit)
+            for h in await search.search(self._db, owner_id, query, limit, filters)
         ]
 
     async def rebuild_projections(self) -> int:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from parley.chat.parts import text_of
 from parley.chat.worker import Worker
 from parley.store.db import Database
+from parley.store.search import NO_FILTERS, Filters
 from parley.store.tables import message_vectors, messages, vector_pending
 
 RRF_K = 60
@@ -156,8 +157,15 @@ class SemanticSearch(Worker):
             )
         return len(rows)
 
-    async def nearest(self, owner_id: str, query: str, limit: int = CANDIDATES) -> list[Near]:
-        """The owner's messages closest in meaning to ``query``, best first."""
+    async def nearest(
+        self,
+        owner_id: str,
+        query: str,
+        limit: int = CANDIDATES,
+        conversation_id: str | None = None,
+    ) -> list[Near]:
+        """The owner's messages (of one conversation, if given) closest in meaning to
+        ``query``, best first."""
         if not self._embedder.ready:
             return []
         import numpy as np  # noqa: PLC0415 - only when semantic search is on (start-up, RSS)
@@ -168,6 +176,8 @@ class SemanticSearch(Worker):
             message_vectors.c.message_id,
             message_vectors.c.vector,
         ).where(message_vectors.c.owner_id == owner_id)
+        if conversation_id is not None:
+            rows_query = rows_query.where(message_vectors.c.conversation_id == conversation_id)
         async with self._db.read() as conn:
             rows = (await conn.execute(rows_query)).all()
         if not rows:
@@ -185,11 +195,25 @@ class SemanticSearch(Worker):
         ]
 
     async def hybrid(
-        self, owner_id: str, query: str, text_hits: Sequence[Any], limit: int
+        self,
+        owner_id: str,
+        query: str,
+        text_hits: Sequence[Any],
+        limit: int,
+        filters: Filters = NO_FILTERS,
     ) -> list[dict[str, Any]]:
-        """Full-text hits (``store.search.Hit``, best first) fused with the nearest messages
-        by meaning. A message found only by meaning gets the start of its text as snippet."""
-        near = await self.nearest(owner_id, query)
+        """Full-text hits (``store.search.Hit``, best first, already filtered) fused with
+        the nearest messages by meaning that pass ``filters``. A message found only by
+        meaning gets the start of its text as snippet."""
+        near: list[Near] = []
+        excerpts: dict[str, str] = {}
+        if filters.kind in (None, "message"):
+            found = await self.nearest(owner_id, query, conversation_id=filters.conversation_id)
+            rows = await self._messages([n.message_id for n in found])
+            near = [
+                n for n in found if n.message_id in rows and _passes(rows[n.message_id], filters)
+            ]
+            excerpts = {mid: _excerpt(text_of(row.content)) for mid, row in rows.items()}
         by_text = {(h.conversation_id, h.message_id): h for h in text_hits}
         fused = fuse(
             [(h.conversation_id, h.message_id) for h in text_hits],
@@ -197,19 +221,9 @@ class SemanticSearch(Worker):
             limit=limit,
         )
         meaning = {(n.conversation_id, n.message_id) for n in near}
-        missing = [mid for key, _ in fused if key not in by_text and (mid := key[1]) is not None]
-        excerpts: dict[str, str] = {}
-        if missing:
-            async with self._db.read() as conn:
-                rows = await conn.execute(
-                    select(messages.c.id, messages.c.content).where(messages.c.id.in_(missing))
-                )
-                excerpts = {r.id: _excerpt(text_of(r.content)) for r in rows}
         results = []
         for key, score in fused:
             hit = by_text.get(key)
-            if hit is None and key[1] not in excerpts:
-                continue  # its conversation went between the two reads
             results.append(
                 {
                     "conversation_id": key[0],
@@ -225,6 +239,24 @@ class SemanticSearch(Worker):
                 }
             )
         return results
+
+    async def _messages(self, ids: list[str]) -> dict[str, Any]:
+        """The rows of these messages that still exist (a conversation may have gone)."""
+        if not ids:
+            return {}
+        query = select(
+            messages.c.id, messages.c.role, messages.c.created_ms, messages.c.content
+        ).where(messages.c.id.in_(ids))
+        async with self._db.read() as conn:
+            return {r.id: r for r in await conn.execute(query)}
+
+
+def _passes(row: Any, filters: Filters) -> bool:
+    return (
+        (filters.role is None or row.role == filters.role)
+        and (filters.since_ms is None or row.created_ms >= filters.since_ms)
+        and (filters.until_ms is None or row.created_ms < filters.until_ms)
+    )
 
 
 def _excerpt(text: str, length: int = 200) -> str:

@@ -78,7 +78,7 @@ async def remove(conn: AsyncConnection, conversation_id: str, kind: str | None =
     """A conversation's rows (deleted), or only those of one kind (a title replaced)."""
     clause = " AND kind = :kind" if kind is not None else ""
     await conn.execute(
-        text(f"DELETE FROM message_search WHERE conversation_id = :c{clause}"),  # noqa: S608
+        text(f"DELETE FROM message_search WHERE conversation_id = :c{clause}"),
         {"c": conversation_id, "kind": kind},
     )
 
@@ -87,31 +87,82 @@ async def clear(conn: AsyncConnection) -> None:
     await conn.execute(text("DELETE FROM message_search"))
 
 
-_SQLITE_QUERY = text(
-    "SELECT conversation_id, message_id, kind, "
-    "snippet(message_search, 0, '<mark>', '</mark>', '…', 16) AS snippet, "
-    "bm25(message_search) AS score "
-    "FROM message_search WHERE message_search MATCH :match "
-    "ORDER BY score LIMIT :limit"
-)
-_POSTGRES_QUERY = text(
-    # rank every match, then build headlines (the costly part) for the page shown only
-    "SELECT conversation_id, message_id, kind, "
-    "ts_headline('simple', body, q, "
-    "'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=1') AS snippet, "
-    "score FROM ("
-    "SELECT conversation_id, message_id, kind, body, q, ts_rank_cd(tsv, q) AS score "
-    # OFFSET 0 keeps the owner's rows (an index range) as the scan: a common word's GIN
-    # posting list spans every user, and building it cost more than checking these rows
-    "FROM (SELECT * FROM message_search WHERE owner_id = :owner OFFSET 0) AS mine, "
-    "plainto_tsquery('simple', :q) AS q "
-    "WHERE tsv @@ q "
-    "ORDER BY score DESC LIMIT :limit) AS best "
-    "ORDER BY score DESC"
-)
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Narrow a search: one conversation, titles or messages, whose messages (a role),
+    a time range of the message (ms; titles have no time, so a range keeps messages
+    only). Values reach SQL as bound parameters; only the clause list varies."""
+
+    conversation_id: str | None = None
+    kind: str | None = None
+    role: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+    @property
+    def by_message(self) -> bool:
+        """Whether the filter reads the message row (role or time)."""
+        return self.role is not None or self.since_ms is not None or self.until_ms is not None
+
+    def clauses(self, table: str) -> tuple[str, dict[str, object]]:
+        """`` AND ...`` for the search table (aliased ``table``) joined to ``messages``."""
+        parts: list[str] = []
+        params: dict[str, object] = {}
+        for column, value, op in (
+            (f"{table}.conversation_id", self.conversation_id, "="),
+            (f"{table}.kind", self.kind, "="),
+            ("messages.role", self.role, "="),
+            ("messages.created_ms", self.since_ms, ">="),
+            ("messages.created_ms", self.until_ms, "<"),
+        ):
+            if value is not None:
+                name = f"f{len(params)}"
+                parts.append(f" AND {column} {op} :{name}")
+                params[name] = value
+        return "".join(parts), params
 
 
-async def search(db: Database, owner_id: str, query: str, limit: int) -> list[Hit]:
+NO_FILTERS = Filters()
+
+
+def _sqlite_query(filters: Filters) -> tuple[str, dict[str, object]]:
+    where, params = filters.clauses("message_search")
+    join = " JOIN messages ON messages.id = message_search.message_id" if filters.by_message else ""
+    sql = (
+        "SELECT message_search.conversation_id, message_search.message_id, message_search.kind, "
+        "snippet(message_search, 0, '<mark>', '</mark>', '…', 16) AS snippet, "
+        f"bm25(message_search) AS score FROM message_search{join} "
+        f"WHERE message_search MATCH :match{where} "
+        "ORDER BY score LIMIT :limit"
+    )
+    return sql, params
+
+
+def _postgres_query(filters: Filters) -> tuple[str, dict[str, object]]:
+    where, params = filters.clauses("s")
+    join = " JOIN messages ON messages.id = s.message_id" if filters.by_message else ""
+    sql = (
+        # rank every match, then build headlines (the costly part) for the page shown only
+        "SELECT conversation_id, message_id, kind, "
+        "ts_headline('simple', body, q, "
+        "'StartSel=<mark>, StopSel=</mark>, MaxWords=24, MinWords=8, MaxFragments=1') "
+        "AS snippet, score FROM ("
+        "SELECT conversation_id, message_id, kind, body, q, ts_rank_cd(tsv, q) AS score "
+        # OFFSET 0 keeps the owner's rows (an index range) as the scan: a common word's
+        # GIN posting list spans every user, and building it cost more than checking these
+        "FROM (SELECT s.* FROM message_search AS s"
+        f"{join} WHERE s.owner_id = :owner{where} OFFSET 0) AS mine, "
+        "plainto_tsquery('simple', :q) AS q "
+        "WHERE tsv @@ q "
+        "ORDER BY score DESC LIMIT :limit) AS best "
+        "ORDER BY score DESC"
+    )
+    return sql, params
+
+
+async def search(
+    db: Database, owner_id: str, query: str, limit: int, filters: Filters = NO_FILTERS
+) -> list[Hit]:
     words = terms(query)
     if not words:
         return []
@@ -119,9 +170,12 @@ async def search(db: Database, owner_id: str, query: str, limit: int) -> list[Hi
         if conn.dialect.name == "sqlite":
             phrases = " AND ".join(f'body:"{w}"' for w in words)
             match = f'owner_id:"{owner_id}" AND {phrases}'
-            rows = await conn.execute(_SQLITE_QUERY, {"match": match, "limit": limit})
+            sql, params = _sqlite_query(filters)
+            rows = await conn.execute(text(sql), {"match": match, "limit": limit, **params})
             # bm25 is lower for better matches: negated, so higher is better on both
             return [Hit(r[0], r[1], r[2], r[3], -float(r[4])) for r in rows]
-        q = " ".join(words)
-        rows = await conn.execute(_POSTGRES_QUERY, {"q": q, "owner": owner_id, "limit": limit})
+        sql, params = _postgres_query(filters)
+        rows = await conn.execute(
+            text(sql), {"q": " ".join(words), "owner": owner_id, "limit": limit, **params}
+        )
         return [Hit(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
