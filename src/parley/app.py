@@ -25,6 +25,7 @@ from parley.gateway import tokens
 from parley.gateway.cache import ResponseCache
 from parley.gateway.pipeline import Gateway
 from parley.gateway.policy import Policies
+from parley.gateway.probes import probe_forever
 from parley.gateway.registry import ModelRegistry
 from parley.gateway.selector import Selector
 from parley.observability.logging import configure_logging, get_logger
@@ -115,6 +116,9 @@ def create_app(
                 asyncio.get_running_loop().create_task(
                     sweep_forever(services.db, settings.chat_purge_after_days),
                     name="parley-purge",
+                ),
+                asyncio.get_running_loop().create_task(
+                    probe_forever(registry, app.state.gateway.health), name="parley-probes"
                 ),
             )
             if task is not None

@@ -20,6 +20,7 @@ from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.scenario import Behaviour
 from parley.testing.servers import LoopThread, free_port, models_from, serve_in_thread
+from tests.polling import eventually
 
 ADMIN = "admin-secret-for-tests-0123456789"
 CHAT = {"messages": [{"role": "user", "content": "hello there"}]}
@@ -149,6 +150,33 @@ def test_breaker_recovers_through_half_open(
     assert probe.headers["x-parley-deployment"] == "primary"
     assert deployments(url)["primary"]["breaker"] == "closed"
     assert chat(url, "chat").headers["x-parley-deployment"] == "primary"
+
+
+def test_health_checks_open_an_idle_failing_deployment_and_close_it_when_it_recovers(
+    serve: Serve, fake: FakeUpstream
+) -> None:
+    check = {"interval": 0.05, "timeout": 2}
+    url = serve(
+        [
+            {
+                "name": "chat",
+                "circuit_breaker": BREAKER,
+                "deployments": [dep(fake, "primary", "primary", health_check=check)],
+            }
+        ]
+    )
+    for _ in range(3):
+        fake.fail_next(Behaviour(status=502))
+    eventually(lambda: deployments(url)["primary"]["breaker"] == "open")  # no user call made
+    assert deployments(url)["primary"]["last_health_check"]["ok"] is False
+    # the cooldown passes, a probe takes the half-open slot, succeeds, and closes it
+    eventually(lambda: deployments(url)["primary"]["breaker"] == "closed")
+    assert deployments(url)["primary"]["last_health_check"]["ok"] is True
+    probes = [call.body for call in fake.calls]
+    assert len(probes) >= 4
+    assert all(p["max_tokens"] == 1 for p in probes)
+    assert all(p["messages"] == [{"role": "user", "content": "ping"}] for p in probes)
+    assert chat(url, "chat").status_code == 200
 
 
 def test_retry_after_is_honoured_before_retrying_the_same_deployment(

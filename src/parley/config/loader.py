@@ -25,6 +25,7 @@ from parley.config.models import (
     DeploymentConfig,
     ExperimentConfig,
     GroupLimits,
+    HealthCheckConfig,
     ModelGroupConfig,
     ModelsFile,
     PriceConfig,
@@ -64,6 +65,7 @@ class Deployment:
     tpm: int | None = None
     max_context_tokens: int | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    health_check: HealthCheckConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +272,7 @@ def _deployment(
         tpm=dep.tpm,
         max_context_tokens=dep.max_context_tokens,
         tags=dict(dep.tags),
+        health_check=dep.health_check,
     )
 
 

@@ -35,6 +35,15 @@ class TimeoutConfig(_Strict):
     total: float = Field(default=600.0, gt=0)
 
 
+class HealthCheckConfig(_Strict):
+    """An active probe: a one-token completion (``ping``, ``max_tokens: 1``) every
+    ``interval`` seconds, so a deployment that fails while no traffic reaches it has its
+    breaker opened before a user's request finds out, and an open one is tried again."""
+
+    interval: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0)
+
+
 class PriceConfig(_Strict):
     """USD per million tokens; overrides Parley's built-in table for this deployment."""
 
@@ -115,6 +124,8 @@ class DeploymentConfig(_Strict):
     max_context_tokens: int | None = Field(default=None, ge=1)
     """Prompts estimated above this skip the deployment (``cost`` strategy and all others)."""
     tags: dict[str, str] = Field(default_factory=dict)
+    health_check: HealthCheckConfig | None = None
+    """Off by default: passive health (real traffic) always applies."""
 
     @field_validator("api_key", "azure_ad_token")
     @classmethod

@@ -28,6 +28,8 @@ class DeploymentHealth:
     failures: int = 0
     recent: deque[tuple[float, int, bool]] = field(default_factory=deque)
     """(time, tokens, ok) of calls in the last minute."""
+    last_check: tuple[int, bool] | None = None
+    """(time in ms, ok) of the last active health check, when they are on."""
 
     @property
     def label(self) -> str:
@@ -77,6 +79,10 @@ class DeploymentHealth:
                 self.ewma_ttft = _ewma(self.ewma_ttft, ttft)
         self.breaker.record(ok)
 
+    def probed(self, ok: bool) -> None:
+        """An active health check's result (``gateway/probes.py``)."""
+        self.last_check = (int(time.time() * 1000), ok)
+
     def abandon(self) -> None:
         """The call was cancelled (client gone): no verdict on the deployment."""
         self.in_flight = max(0, self.in_flight - 1)
@@ -97,6 +103,9 @@ class DeploymentHealth:
             "error_rate_last_minute": errors / recent if recent else 0.0,
             "calls": self.calls,
             "failures": self.failures,
+            "last_health_check": None
+            if self.last_check is None
+            else {"at_ms": self.last_check[0], "ok": self.last_check[1]},
         }
 
 
