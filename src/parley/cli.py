@@ -282,6 +282,9 @@ def keys_create(
         str | None, typer.Option(help="Allowed model groups, comma-separated.")
     ] = None,
     expires_days: Annotated[float | None, typer.Option(min=0, help="Expire after N days.")] = None,
+    priority: Annotated[
+        int | None, typer.Option(min=1, max=5, help="Admission priority, 1 (first) to 5.")
+    ] = None,
 ) -> None:
     """Create a key and print it (the only time it is shown) alone on the last line."""
     from parley.errors import ParleyError
@@ -300,6 +303,7 @@ def keys_create(
                 "budget_period": budget_period,
                 "models": [m.strip() for m in models.split(",") if m.strip()] if models else None,
                 "expires_in_days": expires_days,
+                "priority": priority,
             }
         )
     except ParleyError as exc:

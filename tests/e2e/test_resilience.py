@@ -382,6 +382,67 @@ def test_overload_refuses_fast_while_admitted_requests_are_served(
     assert len(fake.calls) == 2
 
 
+def waiting(url: str) -> int:
+    body = httpx.get(
+        f"{url}/admin/deployments", headers={"authorization": f"Bearer {ADMIN}"}
+    ).json()
+    return int(body["groups"][0]["waiting"])
+
+
+def test_a_keys_priority_orders_the_queue_and_caps_what_its_header_may_ask(
+    serve: Serve, fake: FakeUpstream
+) -> None:
+    url = serve(
+        [
+            {
+                "name": "chat",
+                "max_concurrency": 1,
+                "queue": {"max_size": 5, "timeout": 20},
+                "deployments": [dep(fake, "m", "only")],
+            }
+        ]
+    )
+    admin = {"authorization": f"Bearer {ADMIN}"}
+
+    def key(**fields: Any) -> str:
+        made = httpx.post(f"{url}/admin/keys", json=fields, headers=admin)
+        assert made.status_code == 201, made.text
+        return str(made.json()["key"])
+
+    low, high = key(name="batch", priority=4), key(name="interactive", priority=2)
+    bad = httpx.post(f"{url}/admin/keys", json={"priority": 7}, headers=admin)
+    assert bad.status_code == 400
+    listed = httpx.get(f"{url}/admin/keys", headers=admin).json()["data"]
+    assert {k["name"]: k["priority"] for k in listed} == {"batch": 4, "interactive": 2}
+
+    def ask(api_key: str, text: str, priority: str | None = None) -> int:
+        headers = {"authorization": f"Bearer {api_key}"}
+        if priority is not None:
+            headers["x-parley-priority"] = priority
+        body = {"model": "chat", "messages": [{"role": "user", "content": text}]}
+        return httpx.post(
+            f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30
+        ).status_code
+
+    fake.fail_next(Behaviour(latency=3))  # the first call holds the only slot meanwhile
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        jobs = [pool.submit(ask, low, "holds the slot")]
+        eventually(lambda: len(fake.calls) == 1)
+        jobs.append(pool.submit(ask, low, "batch waits"))
+        eventually(lambda: waiting(url) == 1)
+        # asks for 1 (first) but its key grants 2: still ahead of the batch key's 4 (without
+        # key priorities both would sit at the default 3 and the batch request, first in,
+        # would go first)
+        jobs.append(pool.submit(ask, high, "interactive", priority="1"))
+        eventually(lambda: waiting(url) == 2)
+        jobs.append(pool.submit(ask, high, "interactive, lowered", priority="5"))
+        eventually(lambda: waiting(url) == 3)
+        assert [job.result() for job in jobs] == [200, 200, 200, 200]
+    order = [call.body["messages"][0]["content"] for call in fake.calls]
+    # the one that lowered itself to 5 goes after the batch key's 4
+    assert order == ["holds the slot", "interactive", "batch waits", "interactive, lowered"]
+
+
 def test_auto_model_routes_by_tier_and_records_the_decision(
     serve: Serve, fake: FakeUpstream, tmp_path: Path
 ) -> None:

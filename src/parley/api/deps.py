@@ -86,21 +86,23 @@ async def api_caller(request: Request) -> Caller:
 def call_options(request: Request, caller: Caller) -> CallOptions:
     """Per-request routing knobs from headers.
 
-    ``x-parley-priority`` (1 first .. 5 last): callers may lower their priority; only admin
-    callers may raise it above the default. ``x-parley-timeout`` (seconds, or the OpenAI
+    ``x-parley-priority`` (1 first .. 5 last): the key's own priority (set by an admin) is
+    the default and the highest a caller may ask for; callers may lower it, and only admin
+    callers may raise it. ``x-parley-timeout`` (seconds, or the OpenAI
     SDK's own ``x-stainless-timeout``) bounds the whole request, retries and fallbacks
     included. ``x-parley-strategy`` applies only where the group allows an override.
     ``Cache-Control`` (``no-cache``, ``no-store``, ``max-age``) steers the response cache.
     """
     headers = request.headers
-    priority = DEFAULT_PRIORITY
+    granted = caller.priority or DEFAULT_PRIORITY
+    priority = granted
     raw = headers.get("x-parley-priority")
     if raw is not None:
         if not raw.isdigit() or int(raw) not in PRIORITIES:
             raise InvalidRequest("x-parley-priority must be 1 (first) to 5 (last)")
         priority = int(raw)
-        if priority < DEFAULT_PRIORITY and not caller.is_admin:
-            priority = DEFAULT_PRIORITY
+        if priority < granted and not caller.is_admin:
+            priority = granted
     deadline = None
     timeout = headers.get("x-parley-timeout") or headers.get("x-stainless-timeout")
     if timeout is not None:

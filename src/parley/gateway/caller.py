@@ -75,6 +75,8 @@ class Caller:
     principals: tuple[Principal, ...] = ()
     is_admin: bool = False
     tier: str | None = None
+    priority: int | None = None
+    """The key's admission priority (1 first .. 5); None = the default."""
 
     def may_use(self, model_group: str) -> bool:
         return self.models is None or model_group in self.models

@@ -61,6 +61,8 @@ class KeySpec:
     soft_budget_nusd: int | None = None
     expires_ms: int | None = None
     tier: str | None = None
+    priority: int | None = None
+    """Admission priority of this key's requests, 1 (first) to 5; None = the default."""
     metadata: Mapping[str, Any] | None = None
 
 
@@ -100,6 +102,7 @@ class KeyStore:
                     models=list(spec.models) if spec.models is not None else None,
                     metadata=dict(spec.metadata) if spec.metadata else None,
                     tier=spec.tier,
+                    priority=spec.priority,
                     expires_ms=spec.expires_ms,
                     created_ms=now_ms(),
                     created_by=created_by,
@@ -258,6 +261,7 @@ class KeyStore:
             models=frozenset(r["models"]) if r["models"] is not None else None,
             principals=tuple(principals),
             tier=r["tier"],
+            priority=r["priority"],
         )
         return _Cached(caller, valid_until, time.monotonic())
 

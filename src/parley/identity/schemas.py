@@ -27,6 +27,7 @@ class KeyCreate(BaseModel):
     budget_period: Literal["daily", "weekly", "monthly", "total"] = "monthly"
     expires_in_days: float | None = Field(default=None, gt=0)
     tier: str | None = None
+    priority: int | None = Field(default=None, ge=1, le=5)
     metadata: dict[str, Any] | None = None
 
     def spec(self) -> KeySpec:
@@ -46,6 +47,7 @@ class KeyCreate(BaseModel):
             budget_period=self.budget_period,
             expires_ms=expires,
             tier=self.tier,
+            priority=self.priority,
             metadata=self.metadata,
         )
 

@@ -102,6 +102,7 @@ api_keys = Table(
     Column("models", JSON),  # allowed model groups; null = all
     Column("metadata", JSON),
     Column("tier", String(16)),
+    Column("priority", Integer),  # admission queue priority, 1 (first) to 5; null = default
     Column("expires_ms", BigInteger),
     Column("revoked_ms", BigInteger),
     # Rotation: the previous secret stays valid until previous_expires_ms.
