@@ -84,11 +84,15 @@ def models_called(fake: FakeUpstream) -> list[str]:
     return [str(call.body["model"]) for call in fake.calls]
 
 
-def deployments(url: str) -> dict[str, dict[str, Any]]:
-    body = httpx.get(
+def admin_deployments(url: str) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(
         f"{url}/admin/deployments", headers={"authorization": f"Bearer {ADMIN}"}
     ).json()
-    return {row["deployment"]: row for row in body["data"]}
+    return body
+
+
+def deployments(url: str) -> dict[str, dict[str, Any]]:
+    return {row["deployment"]: row for row in admin_deployments(url)["data"]}
 
 
 BREAKER = {"failure_rate": 0.5, "window": 30, "min_requests": 3, "cooldown": 0.5}
@@ -383,10 +387,7 @@ def test_overload_refuses_fast_while_admitted_requests_are_served(
 
 
 def waiting(url: str) -> int:
-    body = httpx.get(
-        f"{url}/admin/deployments", headers={"authorization": f"Bearer {ADMIN}"}
-    ).json()
-    return int(body["groups"][0]["waiting"])
+    return int(admin_deployments(url)["groups"][0]["waiting"])
 
 
 def test_a_keys_priority_orders_the_queue_and_caps_what_its_header_may_ask(
