@@ -20,7 +20,7 @@ from parley.api.middleware import RequestContextMiddleware
 from parley.chat.generation import Generations
 from parley.chat.purge import sweep_forever
 from parley.config import LoadedModels, Settings, load_models
-from parley.errors import ConfigError, ParleyError
+from parley.errors import ParleyError
 from parley.gateway import tokens
 from parley.gateway.cache import ResponseCache
 from parley.gateway.pipeline import Gateway
@@ -37,7 +37,7 @@ from parley.services import Services, open_services
 
 if TYPE_CHECKING:
     from parley.chat.semantic_search import Embed, SemanticSearch
-    from parley.gateway.embedders import EmbedTexts
+    from parley.gateway.embedders import Embedder, EmbedTexts
     from parley.gateway.semantic import SemanticCache
     from parley.gateway.semantic_index import SemanticIndex
 
@@ -135,7 +135,10 @@ def create_app(
             await asyncio.gather(*listeners, return_exceptions=True)
             await pool.close()
             if chat_search is not None:
-                await chat_search.stop()
+                search, owned = chat_search
+                await search.stop()
+                if owned is not None:
+                    owned.close()
             if semantic is not None:
                 semantic.close()
             await services.close()
@@ -300,36 +303,29 @@ def _chat_semantic_search(
     cache: SemanticCache | None,
     embed_texts: EmbedTexts,
     services: Services,
-) -> SemanticSearch | None:
-    """Semantic search over messages, sharing the semantic cache's embedder when both
-    name the same one (one copy of the local model in memory)."""
+) -> tuple[SemanticSearch, Embedder | None] | None:
+    """Semantic search over messages, and the embedder it made for itself (to close);
+    it shares the semantic cache's embedder when both name the same one (one copy of the
+    local model in memory)."""
     name = settings.chat_semantic_search
     if name is None:
         return None
     from parley.chat.semantic_search import SemanticSearch  # noqa: PLC0415
-    from parley.gateway.embedders import GroupEmbedder, LocalEmbedder  # noqa: PLC0415
+    from parley.gateway.embedders import embedder_for  # noqa: PLC0415
 
-    embedder: Embed
+    owned: Embedder | None = None
     if cache is not None and name in cache.embedders:
-        embedder = cache.embedders[name].embedder
-    elif name == "local":
-        LocalEmbedder.check_installed("PARLEY_CHAT_SEMANTIC_SEARCH")
-        local = LocalEmbedder()
-        local.start()
-        embedder = local
-    elif name in {g.name for g in models.groups}:
-        embedder = GroupEmbedder(name, embed_texts)
+        embedder: Embed = cache.embedders[name].embedder
     else:
-        raise ConfigError(
-            [f"PARLEY_CHAT_SEMANTIC_SEARCH: {name!r} is neither 'local' nor a model group"]
-        )
+        groups = {g.name for g in models.groups}
+        embedder = owned = embedder_for(name, groups, embed_texts, "PARLEY_CHAT_SEMANTIC_SEARCH")
     search = SemanticSearch(
         services.db, embedder, min_similarity=settings.chat_semantic_min_similarity
     )
     services.conversations.semantic = search
     services.conversations.committed.append(search.kick)
     search.start()
-    return search
+    return search, owned
 
 
 def _log_startup(models: LoadedModels, settings: Settings) -> None:

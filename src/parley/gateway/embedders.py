@@ -19,7 +19,7 @@ import concurrent.futures
 import importlib.util
 import os
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -164,3 +164,18 @@ class MicroBatcher:
     async def one(self, text: str) -> Vectors:
         """The text's vector (one row)."""
         return (await self._batcher.submit([text])).items[0]
+
+
+def embedder_for(
+    name: str, groups: Collection[str], embed_texts: EmbedTexts, where: str
+) -> Embedder:
+    """The embedder a setting names: ``local`` (its model starts loading now, in the
+    background) or an embeddings model group; a ``ConfigError`` naming ``where`` else."""
+    if name == "local":
+        LocalEmbedder.check_installed(where)
+        local = LocalEmbedder()
+        local.start()
+        return local
+    if name in groups:
+        return GroupEmbedder(name, embed_texts)
+    raise ConfigError([f"{where}: {name!r} is neither 'local' nor a model group"])

@@ -18,15 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from parley.config.loader import ModelGroup
-from parley.errors import ConfigError, ParleyError
+from parley.errors import ParleyError
 from parley.gateway.agreement import Signature, agree, signature
 from parley.gateway.cachekey import Question
 from parley.gateway.embedders import (
     EmbedTexts,
-    GroupEmbedder,
-    LocalEmbedder,
     MicroBatcher,
     Vectors,
+    embedder_for,
 )
 from parley.gateway.semantic_index import SemanticIndex
 from parley.observability.logging import get_logger
@@ -126,20 +125,10 @@ def build_semantic_cache(
         config = group.cache
         if not (config.enabled and config.semantic) or config.embedder in embedders:
             continue
-        if config.embedder == "local":
-            LocalEmbedder.check_installed(f"models.{group.name}.cache")
-            local = LocalEmbedder()
-            local.start()
-            embedders["local"] = MicroBatcher(local)
-        elif config.embedder in names:
-            embedders[config.embedder] = MicroBatcher(GroupEmbedder(config.embedder, embed_texts))
-        else:
-            raise ConfigError(
-                [
-                    f"models.{group.name}.cache.embedder: {config.embedder!r} is neither "
-                    "'local' nor a model group"
-                ]
-            )
+        where = f"models.{group.name}.cache.embedder"
+        embedders[config.embedder] = MicroBatcher(
+            embedder_for(config.embedder, names, embed_texts, where)
+        )
     if not embedders:
         return None
     return SemanticCache(embedders, index)
