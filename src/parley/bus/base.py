@@ -19,7 +19,7 @@ Subjects are ``<namespace>.u.<owner>.ev.<conversation>`` and
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,7 +53,7 @@ class Bus(Protocol):
         """Live delivery of what is published from now on to subjects matching ``pattern``
         (NATS wildcards: ``*`` one token, ``>`` the rest)."""
 
-    def replay(self, subject: str, idle_s: float) -> AsyncIterator[bytes] | None:
+    def replay(self, subject: str, idle_s: float) -> AsyncGenerator[bytes, None] | None:
         """Everything kept for ``subject`` from the first message, then live ones, until
         the caller stops or nothing arrives for ``idle_s`` (raises ``TimeoutError``);
         ``None`` when this bus keeps no history."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 
 import nats
@@ -151,10 +151,10 @@ class NatsBus:
         with _mapped("subscribe"):
             return _Subscription(await nc.subscribe(pattern, cb=deliver))
 
-    def replay(self, subject: str, idle_s: float) -> AsyncIterator[bytes]:
+    def replay(self, subject: str, idle_s: float) -> AsyncGenerator[bytes, None]:
         return self._replay(subject, idle_s)
 
-    async def _replay(self, subject: str, idle_s: float) -> AsyncIterator[bytes]:
+    async def _replay(self, subject: str, idle_s: float) -> AsyncGenerator[bytes, None]:
         _, js = self._client
         with _mapped("replay"):
             sub = await js.subscribe(

@@ -358,8 +358,7 @@ class Generations:
             yield sse_frame({"type": "error", "error": lost})
             yield sse_frame({"type": "done", "status": "error", "message_id": message_id})
         finally:
-            if hasattr(frames, "aclose"):
-                await frames.aclose()
+            await frames.aclose()
 
     async def stop_elsewhere(self, owner_id: str, message_id: str) -> None:
         """Ask whichever instance runs this answer to stop it."""

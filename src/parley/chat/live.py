@@ -79,10 +79,6 @@ class Hub:
                 if user.subscription is not None:
                     await user.subscription.unsubscribe()
 
-    def sessions(self, owner_id: str) -> int:
-        user = self._users.get(owner_id)
-        return len(user.sessions) if user else 0
-
     def _deliver(self, subject: str, data: bytes) -> None:
         owner_id, kind, conversation_id, message_id = self._subjects.parse(subject)
         user = self._users.get(owner_id)
