@@ -10,9 +10,10 @@ from typing import Any
 
 import msgspec
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.responses import Response
 
+from parley.api.bodies import Body
 from parley.api.deps import bearer_token, client_ip, json_response, services
 from parley.errors import AuthenticationFailed, PermissionDenied
 from parley.identity.accounts import Authenticated
@@ -22,36 +23,32 @@ from parley.identity.schemas import validated
 router = APIRouter(tags=["auth"])
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Register(_Body):
+class Register(Body):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1024)
     name: str = Field(max_length=200)
 
 
-class Login(_Body):
+class Login(Body):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1024)
 
 
-class LoginMfa(_Body):
+class LoginMfa(Body):
     mfa_token: str
     code: str | None = None
     recovery_code: str | None = None
 
 
-class Refresh(_Body):
+class Refresh(Body):
     refresh_token: str = Field(max_length=200)
 
 
-class Code(_Body):
+class Code(Body):
     code: str = Field(max_length=12)
 
 
-class PasswordChange(_Body):
+class PasswordChange(Body):
     current_password: str = Field(max_length=1024)
     new_password: str = Field(max_length=1024)
 
@@ -60,7 +57,7 @@ def _json(body: Any, status: int = 200) -> Response:
     return json_response(body, status, {"Cache-Control": "no-store"})  # never cache tokens
 
 
-async def _body(request: Request, model: type[_Body]) -> Any:
+async def _body(request: Request, model: type[Body]) -> Any:
     raw = await request.body()
     try:
         data = msgspec.json.decode(raw) if raw else {}

@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.responses import Response, StreamingResponse
 
 from parley.api.auth import current_user
+from parley.api.bodies import Body, ChatSettings, settings_dict
 from parley.api.deps import client_ip, int_param, json_body, json_response, services
 from parley.chat.chatgpt import is_chatgpt_export, to_parley
 from parley.chat.conversations import FORK_LIMIT, Conversations
@@ -32,24 +33,7 @@ router = APIRouter(prefix="/api/conversations", tags=["conversations"])
 Tag = str
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ChatSettings(_Body):
-    """What a conversation (or a preset) sends with every message."""
-
-    system_prompt: str | None = Field(default=None, max_length=100_000)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-
-
-def settings_dict(settings: ChatSettings | None) -> dict[str, Any] | None:
-    return None if settings is None else settings.model_dump(exclude_none=True)
-
-
-class ConversationCreate(_Body):
+class ConversationCreate(Body):
     title: str | None = Field(default=None, min_length=1, max_length=300)
     model: str | None = Field(default=None, min_length=1, max_length=200)
     settings: ChatSettings | None = None
@@ -58,7 +42,7 @@ class ConversationCreate(_Body):
     given here win)."""
 
 
-class ConversationUpdate(_Body):
+class ConversationUpdate(Body):
     title: str | None = Field(default=None, min_length=1, max_length=300)
     archived: bool | None = None
     pinned: bool | None = None
@@ -94,33 +78,33 @@ def user_parts(content: UserContent) -> list[dict[str, Any]]:
     return parts
 
 
-class MessageSend(_Body):
+class MessageSend(Body):
     content: UserContent = Field(min_length=1, max_length=200_000)
     model: str | None = Field(default=None, min_length=1, max_length=200)
     parent_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-class MessageEdit(_Body):
+class MessageEdit(Body):
     content: UserContent = Field(min_length=1, max_length=200_000)
     model: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-class Regenerate(_Body):
+class Regenerate(Body):
     model: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-class Fork(_Body):
+class Fork(Body):
     message_id: str = Field(min_length=1, max_length=64)
 
 
-class ShareCreate(_Body):
+class ShareCreate(Body):
     message_id: str | None = Field(default=None, min_length=1, max_length=64)
     """Share the branch ending here (default: the current branch)."""
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     expires_in_days: float | None = Field(default=None, gt=0, le=3650)
 
 
-class BranchSelect(_Body):
+class BranchSelect(Body):
     leaf_id: str = Field(min_length=1, max_length=64)
 
 

@@ -7,7 +7,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from parley.api.auth import current_user
-from parley.api.conversations import ChatSettings, _Body, settings_dict
+from parley.api.bodies import Body, ChatSettings, settings_dict
 from parley.api.deps import json_body, json_response, services
 from parley.errors import InvalidRequest
 from parley.identity.schemas import validated
@@ -15,13 +15,13 @@ from parley.identity.schemas import validated
 router = APIRouter(prefix="/api/presets", tags=["presets"])
 
 
-class PresetCreate(_Body):
+class PresetCreate(Body):
     name: str = Field(min_length=1, max_length=100)
     model: str | None = Field(default=None, min_length=1, max_length=200)
     settings: ChatSettings = Field(default_factory=ChatSettings)
 
 
-class PresetUpdate(_Body):
+class PresetUpdate(Body):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     model: str | None = Field(default=None, min_length=1, max_length=200)
     settings: ChatSettings | None = None

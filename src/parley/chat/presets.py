@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from parley.errors import Conflict, NotFound
 from parley.store.db import Database
@@ -43,7 +43,11 @@ class Presets:
     async def create(
         self, owner_id: str, *, name: str, model: str | None, settings: dict[str, Any]
     ) -> dict[str, Any]:
-        if len(await self.list(owner_id)) >= LIMIT:
+        async with self._db.read() as conn:
+            count = await conn.scalar(
+                select(func.count()).select_from(presets).where(presets.c.owner_id == owner_id)
+            )
+        if (count or 0) >= LIMIT:
             raise Conflict(f"at most {LIMIT} presets per user", code="preset_limit")
         now = int(time.time() * 1000)
         row = {
