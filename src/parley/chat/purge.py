@@ -17,7 +17,6 @@ from sqlalchemy import delete, select
 
 from parley.chat.semantic_search import forget
 from parley.observability.logging import get_logger
-from parley.store import search
 from parley.store.db import Database
 from parley.store.tables import conversations, events, messages, outbox, shares
 
@@ -40,8 +39,8 @@ async def purge(db: Database, deleted_before_ms: int, *, conversation_id: str | 
             ids = list((await conn.execute(query.limit(BATCH))).scalars())
             if not ids:
                 return total
-            for conversation in ids:
-                await search.remove(conn, conversation)
+            # search rows went with the deletion's projection; vectors did too, but an
+            # indexer batch read before the deletion may have written some since
             await forget(conn, ids)
             await conn.execute(delete(shares).where(shares.c.conversation_id.in_(ids)))
             await conn.execute(delete(messages).where(messages.c.conversation_id.in_(ids)))
