@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,11 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, serve_in_thread
+
+# The suite builds and drops many apps in one process: a frozen heap would keep every
+# dropped app's reference cycles forever (see parley/runtime.py). Servers the tests start
+# as subprocesses inherit this too.
+os.environ.setdefault("PARLEY_GC_GEN0_THRESHOLD", "0")
 
 
 @pytest.fixture(scope="session")

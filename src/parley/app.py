@@ -33,6 +33,7 @@ from parley.observability.metrics import Metrics
 from parley.observability.redact import redactor
 from parley.providers.factory import build_provider
 from parley.providers.http import UpstreamPool
+from parley.runtime import settle_heap
 from parley.services import Services, open_services
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def create_app(
             if task is not None
         ]
         _log_startup(models, settings)
+        settle_heap(settings.gc_gen0_threshold)
         app.state.started = True
         try:
             yield

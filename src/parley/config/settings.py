@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     tokenizer_preload: bool = False
     """Load the tokenizer (~40 MB) at start-up instead of on first need."""
 
+    gc_gen0_threshold: int = Field(default=10_000, ge=0)
+    """Allocations between young-generation collections (CPython's default is 700). Any
+    value above 0 also freezes the start-up heap out of future collections (see
+    ``parley/runtime.py``); 0 leaves the collector as the interpreter set it."""
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 

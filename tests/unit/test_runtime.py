@@ -1,0 +1,38 @@
+"""The start-up heap is frozen out of collections, and the young threshold is raised."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from parley.runtime import settle_heap
+
+
+@pytest.fixture
+def restored_gc() -> Iterator[None]:
+    before = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*before)
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_settle_heap_freezes_what_exists_and_raises_the_young_threshold() -> None:
+    survivor = [object() for _ in range(10)]  # a container the collector tracks
+    assert gc.get_freeze_count() == 0
+    settle_heap(12_345)
+    assert gc.get_threshold()[0] == 12_345
+    assert gc.get_freeze_count() > 0
+    # A frozen object is outside every generation a collection walks.
+    assert not any(obj is survivor for obj in gc.get_objects())
+    assert survivor
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_zero_leaves_the_collector_alone() -> None:
+    before = gc.get_threshold()
+    settle_heap(0)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
