@@ -17,7 +17,7 @@ from parley.config.settings import Settings
 from parley.errors import ConfigError
 from parley.gateway.caller import Limits
 from parley.gateway.limits import Admission, LimitSettings
-from parley.gateway.usage import MemoryUsageQueue, UsageQueue, UsageRecorder
+from parley.gateway.usage import USAGE_COLUMNS, MemoryUsageQueue, UsageQueue, UsageRecorder
 from parley.identity.accounts import Accounts, LockoutPolicy
 from parley.identity.keys import KeyStore
 from parley.identity.passwords import Passwords
@@ -132,8 +132,8 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
         metrics,
     )
 
-    async def write(rows: list[dict[str, object]]) -> None:
-        await insert_usage(db, rows)
+    async def write(rows: list[tuple[object, ...]]) -> None:
+        await insert_usage(db, USAGE_COLUMNS, rows)
 
     usage = UsageRecorder(
         queue,

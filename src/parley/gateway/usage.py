@@ -42,6 +42,9 @@ class UsageRecord(msgspec.Struct, omit_defaults=True):
     cache: str | None = None
 
 
+USAGE_COLUMNS: tuple[str, ...] = UsageRecord.__struct_fields__
+"""The order of the values in each row a writer gets."""
+
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(UsageRecord).decode
 
@@ -101,7 +104,8 @@ class MemoryUsageQueue:
         self._pending.clear()
 
 
-Writer = Callable[[list[dict[str, Any]]], Awaitable[None]]
+Writer = Callable[[list[tuple[Any, ...]]], Awaitable[None]]
+"""Writes rows of values in ``USAGE_COLUMNS`` order."""
 
 
 class UsageRecorder:
@@ -152,13 +156,12 @@ class UsageRecorder:
         batch = await self.queue.take(self._batch, wait_s)
         if not batch:
             return 0
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         for _ident, data in batch:
             try:
-                rows.append(msgspec.structs.asdict(_decode(data)))
+                rows.append(msgspec.structs.astuple(_decode(data)))
             except msgspec.DecodeError:
                 log.error("dropping an unreadable usage entry")
-        # asdict keeps defaulted fields: every row has every column, one executemany fits all
         await self._write(rows)
         await self.queue.ack([ident for ident, _ in batch])
         self._metrics.usage_records.labels("written").inc(len(rows))

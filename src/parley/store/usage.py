@@ -6,11 +6,13 @@ entry re-claimed after a crash) never counts twice.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from parley.store.db import Database
 from parley.store.tables import usage
@@ -19,13 +21,31 @@ GroupBy = Literal["day", "key", "user", "team", "model_group"]
 _DAY_MS = 86_400_000
 
 
-async def insert_usage(db: Database, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_usage(
+    db: Database, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert rows of values in ``columns`` order.
+
+    The statement is compiled once and handed to the driver's own ``executemany`` with
+    plain tuples: SQLAlchemy's per-row parameter processing cost 10-20 ms of event-loop
+    time per 1,000 rows, once a second under load, which showed in the gateway's p99.
+    """
     if not rows:
         return
-    dialect = postgresql if db.dialect == "postgresql" else sqlite
-    statement = dialect.insert(usage).on_conflict_do_nothing(index_elements=["request_id"])
+    sql, order = _compiled(db.engine.dialect, columns)
+    picks = [columns.index(name) for name in order]
+    values = [tuple(row[i] for i in picks) for row in rows]
     async with db.write() as conn:
-        await conn.execute(statement, list(rows))
+        await conn.exec_driver_sql(sql, values)
+
+
+@functools.lru_cache(maxsize=32)  # one dialect per engine; tests make many engines
+def _compiled(dialect: Dialect, columns: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    builder = postgresql if dialect.name == "postgresql" else sqlite
+    statement = builder.insert(usage).on_conflict_do_nothing(index_elements=["request_id"])
+    # for_executemany: no implicit RETURNING of the new row's id.
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns), for_executemany=True)
+    return compiled.string, tuple(compiled.positiontup or ())
 
 
 async def spend_since(db: Database, column: str, ident: str, since_ms: int) -> int:
