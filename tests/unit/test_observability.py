@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 
-from parley.observability.redact import Redactor
+from parley.observability.redact import _PATTERNS, MASK, Redactor, _mask_match
 from parley.providers.sse import iter_sse
 
 
@@ -21,6 +22,23 @@ def test_redactor_masks_registered_values_and_key_shapes() -> None:
     assert "Bearer ***" in scrubbed
     assert scrubbed.endswith(" abc")
     assert redactor.scrub_value({"a": ["my-custom-secret-42"]}) == {"a": ["***"]}
+
+
+def test_redactor_shortcut_never_skips_a_key_the_pattern_would_mask() -> None:
+    """``scrub`` runs the key-shape pattern only when a marker word is present; over
+    random mixes of markers in any case, it masks exactly what the pattern alone does."""
+    redactor = Redactor()
+    redactor.register(["registered-secret"])
+    fragments = [
+        "Bearer ", "BEARER\t", "bEaReR  ", "sk-", "SK-", "sk-proj-", "Sk-ant-", "pk-", "PK-",
+        "AIza", "aiza", "\u212a", "\u017fk-", "ABCDEFGH12345678", "xyz", " ", "-", "_",
+        "registered-secret", "0123456789abcdefghij",
+    ]  # fmt: skip
+    rng = random.Random(7)
+    for _ in range(5_000):
+        text = "".join(rng.choice(fragments) for _ in range(rng.randint(1, 8)))
+        reference = _PATTERNS.sub(_mask_match, text.replace("registered-secret", MASK))
+        assert redactor.scrub(text) == reference, text
 
 
 async def _lines(*chunks: bytes) -> AsyncIterator[bytes]:
