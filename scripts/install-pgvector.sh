@@ -27,8 +27,10 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
 fi
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-server-dev-15 make gcc >/dev/null
+# Wait for another apt or dpkg run (an unattended upgrade, a parallel install) to finish.
+APT_WAIT="-o DPkg::Lock::Timeout=600"
+apt-get $APT_WAIT update -qq
+DEBIAN_FRONTEND=noninteractive apt-get $APT_WAIT install -y -qq postgresql-server-dev-15 make gcc >/dev/null
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
