@@ -4,15 +4,18 @@ with an error event (never a fake ``[DONE]``) when the upstream breaks after the
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from parley.app import create_app
+from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.scenario import Behaviour
-from parley.testing.servers import FAMILIES, free_port
+from parley.testing.servers import FAMILIES, LoopThread, fake_models, free_port, serve_in_thread
 from tests.conftest import ParleyFactory
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -115,6 +118,29 @@ def test_upstream_status_mapped_faithfully(parley: ParleyFactory, family: str, s
     response = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "model": family})
     error = assert_openai_error(response, status)
     assert f"fake upstream error {status}" in error["message"]
+
+
+def test_upstream_cookies_are_never_sent_back(
+    loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    """The upstream connection pool is shared by every caller: a cookie one response set
+    must not ride along on anyone's next request. (Reached by name: a cookie jar ignores
+    cookies from a bare IP address, which would hide the leak.)"""
+    fake.set_cookies = {"__cf_bm": "session-of-the-first-caller"}
+    models = fake_models(fake.url.replace("127.0.0.1", "localhost"))
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/p.db"), models=models)
+    with serve_in_thread(loop_thread, app) as url:
+        _call_three_times(url)
+    calls = fake.calls_to("openai")
+    assert len(calls) == 3
+    assert all("Cookie" not in call.headers for call in calls)
+
+
+def _call_three_times(url: str) -> None:
+    for _ in range(3):
+        response = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "model": "openai"})
+        assert response.status_code == 200
+        assert "set-cookie" not in response.headers
 
 
 @pytest.mark.parametrize("family", FAMILIES)

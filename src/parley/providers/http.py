@@ -81,6 +81,9 @@ class UpstreamPool:
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None),
                 auto_decompress=True,
+                # One session serves every caller: a cookie one answer set (a CDN's
+                # __cf_bm, say) must not ride along on the next caller's request.
+                cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("User-Agent",),
                 headers={"User-Agent": "parley"},
             )

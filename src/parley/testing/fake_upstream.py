@@ -53,6 +53,8 @@ class FakeUpstream:
     defaults: Behaviour = field(default_factory=Behaviour)
     calls: list[Call] = field(default_factory=list)
     disconnects: int = 0
+    set_cookies: dict[str, str] = field(default_factory=dict)
+    """Sent with every response, as a provider's CDN does (``__cf_bm`` and the like)."""
     _faults: deque[Behaviour] = field(default_factory=deque)
     _runner: web.AppRunner | None = None
     _disconnected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -121,6 +123,8 @@ class FakeUpstream:
         self.calls.append(Call(_family(request.path), request.path_qs, dict(request.headers), body))
         request[_BODY] = body
         response: web.StreamResponse = await handler(request)
+        for name, value in self.set_cookies.items():
+            response.set_cookie(name, value)
         return response
 
     async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
