@@ -15,7 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from parley import __version__
 from parley.api import admin, auth, conversations, health, openai, presets, ws
 from parley.api.errors import install_error_handlers
-from parley.api.fastpath import FastPath
+from parley.api.fastpath import FastPath, ParleyApp
 from parley.api.middleware import RequestContextMiddleware
 from parley.chat.generation import Generations
 from parley.chat.purge import sweep_forever
@@ -146,7 +146,7 @@ def create_app(
             await services.close()
             log.info("stopped")
 
-    app = FastAPI(
+    app = ParleyApp(
         title="Parley",
         version=__version__,
         lifespan=lifespan,
@@ -191,14 +191,12 @@ def create_app(
     app.include_router(conversations.search_router)
     app.include_router(presets.router)
     app.include_router(ws.router)
-    # Added first, so it sits innermost: inside the request envelope and CORS.
-    app.add_middleware(
-        FastPath,
-        routes={
-            "/v1/chat/completions": openai.chat_completions,
-            "/v1/embeddings": openai.embeddings,
-        },
+    app.fast_path = FastPath(
+        {"/v1/chat/completions": openai.chat_completions, "/v1/embeddings": openai.embeddings},
         owner=app,
+        max_body_bytes=settings.max_request_bytes,
+        metrics=metrics,
+        cors=bool(settings.cors_origins),
     )
     if settings.cors_origins:
         app.add_middleware(

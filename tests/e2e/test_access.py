@@ -341,6 +341,17 @@ def test_security_headers_and_cors_allow_list(parley: ParleyFactory) -> None:
         assert allowed.headers["access-control-allow-origin"] == "https://chat.example.com"
         denied = http.get("/v1/models", headers={"origin": "https://evil.example.com"})
         assert "access-control-allow-origin" not in denied.headers
+        # The hot routes skip FastAPI's stack, but neither the envelope nor, for a
+        # browser's cross-origin call, the CORS layer.
+        body = {"model": "openai", "messages": [{"role": "user", "content": "hi"}]}
+        for origin in ({}, {"origin": "https://chat.example.com"}):
+            answer = http.post("/v1/chat/completions", json=body, headers=origin)
+            assert answer.status_code == 200
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert answer.headers["x-request-id"]
+            assert float(answer.headers["x-parley-overhead-ms"]) >= 0
+            allow = answer.headers.get("access-control-allow-origin")
+            assert allow == (origin["origin"] if origin else None)
 
 
 def test_shared_tier_always_requires_keys(parley: ParleyFactory) -> None:
