@@ -1,9 +1,12 @@
-"""Which pooled async HTTP client should carry upstream calls: aiohttp or httpx?
+"""Which pooled async HTTP client should carry upstream calls?
 
-Both send the same OpenAI chat request to the same fake upstream (in a subprocess, on
-loopback), with a shared connection pool, at the same concurrency. Baseline: httpx.
+aiohttp (the baseline, Parley's client until this measurement), pyreqwest and httpx send
+the same OpenAI chat request to nginx answering canned JSON (as in ``bench.compare``), with
+a pooled client, at the same concurrency. This process is pinned to core 0 and nginx to
+core 1, so ``CPU us/req`` is the client's own cost per request: what it takes from a
+gateway's single core (pyreqwest's Rust threads are counted, being in this process).
 
-    python bench/http_clients.py [--requests 3000] [--concurrency 1 64]
+    python -m bench.http_clients [--requests 4000] [--concurrency 1 10 64]
 """
 
 from __future__ import annotations
@@ -11,33 +14,59 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import httpx
+from pyreqwest.client import ClientBuilder
 
-from bench.common import Result, print_table, process, run_load
-from parley.testing.servers import free_port
+from bench.common import Result, print_table, run_load
+from bench.compare import GATEWAY_CORE, nginx_upstream, require_tools
 
 BODY = json.dumps(
-    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "benchmark me"}]}
+    {"model": "bench", "messages": [{"role": "user", "content": "benchmark me"}]}
 ).encode()
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer bench-key"}
+Call = Callable[[], Awaitable[None]]
 
 
-async def bench_aiohttp(url: str, concurrency: int, total: int) -> Result:
+async def _measured(call: Call, concurrency: int, total: int, label: str) -> tuple[Result, float]:
+    await run_load(call, concurrency, 200, "warm-up")
+    cpu = time.process_time()
+    result = await run_load(call, concurrency, total, label)
+    return result, (time.process_time() - cpu) / total * 1e6
+
+
+async def bench_aiohttp(url: str, concurrency: int, total: int) -> tuple[Result, float]:
     connector = aiohttp.TCPConnector(limit=100)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+    ) as session:
 
         async def call() -> None:
             async with session.post(url, data=BODY, headers=HEADERS) as resp:
                 await resp.read()
                 resp.raise_for_status()
 
-        await run_load(call, concurrency, 50, "warmup")
-        return await run_load(call, concurrency, total, "aiohttp")
+        return await _measured(call, concurrency, total, "aiohttp")
 
 
-async def bench_httpx(url: str, concurrency: int, total: int) -> Result:
+async def bench_pyreqwest(url: str, concurrency: int, total: int) -> tuple[Result, float]:
+    async with ClientBuilder().max_connections(100).no_proxy().build() as client:
+
+        async def call() -> None:
+            resp = await client.post(url).headers(HEADERS).body_bytes(BODY).build().send()
+            await resp.bytes()
+            resp.error_for_status()
+
+        return await _measured(call, concurrency, total, "pyreqwest")
+
+
+async def bench_httpx(url: str, concurrency: int, total: int) -> tuple[Result, float]:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     async with httpx.AsyncClient(limits=limits) as client:
 
@@ -45,37 +74,42 @@ async def bench_httpx(url: str, concurrency: int, total: int) -> Result:
             resp = await client.post(url, content=BODY, headers=HEADERS)
             resp.raise_for_status()
 
-        await run_load(call, concurrency, 50, "warmup")
-        return await run_load(call, concurrency, total, "httpx")
+        return await _measured(call, concurrency, total, "httpx")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 64])
     args = parser.parse_args()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    require_tools()
+    os.sched_setaffinity(0, {int(GATEWAY_CORE)})
     rows = []
-    with process(["-m", "parley.testing.fake_upstream", "--port", str(port)], port):
+    with (
+        tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp,
+        nginx_upstream(Path(tmp)) as upstream,
+    ):
+        url = f"{upstream}/json/v1/chat/completions"
         for concurrency in args.concurrency:
-            baseline = asyncio.run(bench_httpx(url, concurrency, args.requests))
-            candidate = asyncio.run(bench_aiohttp(url, concurrency, args.requests))
-            for result in (baseline, candidate):
+            baseline = None
+            for bench in (bench_aiohttp, bench_pyreqwest, bench_httpx):
+                result, cpu_us = asyncio.run(bench(url, concurrency, args.requests))
+                baseline = baseline or (result, cpu_us)
                 rows.append(
                     [
                         result.label,
                         concurrency,
-                        result.requests,
                         result.errors,
                         result.rps,
                         result.pct(50),
                         result.pct(99),
-                        result.rps / baseline.rps,
+                        cpu_us,
+                        cpu_us / baseline[1],
                     ]
                 )
     print_table(
-        ["client", "conc", "requests", "errors", "rps", "p50 ms", "p99 ms", "rps vs httpx"], rows
+        ["client", "conc", "errors", "rps", "p50 ms", "p99 ms", "CPU us/req", "CPU vs aiohttp"],
+        rows,
     )
 
 

@@ -1,9 +1,12 @@
-"""Pooled upstream HTTP: one aiohttp session per upstream origin, built in the app lifespan.
+"""Pooled upstream HTTP: one client per upstream origin and timeout profile, built in the
+app lifespan.
 
-aiohttp was chosen over httpx by measurement (``bench/http_clients.py``; figures in
-docs/benchmarks.md): at concurrency 64 against the same loopback server it served several
-times the requests per second with lower p99. Every aiohttp exception is translated here
-into Parley's ``Upstream*`` errors, so nothing from aiohttp leaks above ``providers/``.
+The client is pyreqwest (Rust's reqwest and hyper behind an asyncio API), chosen by
+measurement (``bench/http_clients.py``; figures in docs/benchmarks.md): on one core against
+the same loopback server it spent 77 us of CPU per request where aiohttp spent 204 us, and
+the upstream call was the largest single share of Parley's own time per request. Every
+client exception is translated here into Parley's ``Upstream*`` errors, so nothing from the
+client leaks above ``providers/``.
 """
 
 from __future__ import annotations
@@ -13,9 +16,18 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-import aiohttp
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import (
+    ConnectError,
+    DecodeError,
+    NetworkError,
+    PyreqwestError,
+    ReadError,
+)
+from pyreqwest.response import Response
 
 from parley.config.models import TimeoutConfig
 from parley.errors import (
@@ -28,25 +40,31 @@ from parley.observability.timing import add_upstream_time
 
 
 @contextlib.contextmanager
-def map_transport_errors(deployment: str) -> Iterator[None]:
-    """Translate aiohttp/asyncio failures into Parley errors naming the deployment only."""
+def map_transport_errors(deployment: str, *, reading: bool = False) -> Iterator[None]:
+    """Translate client and asyncio failures into Parley errors naming the deployment
+    only. ``reading``: the response has begun, so a broken connection is a broken answer."""
     try:
         yield
     except UpstreamError:
         raise
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    except TimeoutError as exc:  # pyreqwest's timeouts are TimeoutErrors too
         raise UpstreamTimeout(
             f"upstream {deployment} did not answer in time", deployment=deployment
         ) from exc
-    except aiohttp.ClientPayloadError as exc:
+    except (ReadError, DecodeError) as exc:
+        if not reading:
+            raise UpstreamUnavailable(
+                f"cannot reach upstream {deployment}: {type(exc).__name__}",
+                deployment=deployment,
+            ) from exc
         raise UpstreamProtocolError(
             f"upstream {deployment} broke off its response", deployment=deployment
         ) from exc
-    except (aiohttp.ClientConnectionError, OSError) as exc:
+    except (ConnectError, NetworkError, OSError) as exc:
         raise UpstreamUnavailable(
             f"cannot reach upstream {deployment}: {type(exc).__name__}", deployment=deployment
         ) from exc
-    except aiohttp.ClientError as exc:
+    except PyreqwestError as exc:
         raise UpstreamUnavailable(
             f"upstream {deployment} request failed: {type(exc).__name__}", deployment=deployment
         ) from exc
@@ -59,40 +77,43 @@ class RawResponse:
     body: bytes
 
 
+_PoolKey = tuple[str, int, float, float]
+
+
 class UpstreamPool:
-    """Owns the sessions; ``client_for`` hands each deployment its origin's session."""
+    """Owns the clients; ``client_for`` hands each deployment the client for its origin,
+    connection limit and connect / first-byte timeouts (a client's own settings)."""
 
     def __init__(self) -> None:
-        self._sessions: dict[tuple[str, int], aiohttp.ClientSession] = {}
+        self._clients: dict[_PoolKey, Client] = {}
 
     def client_for(
         self, api_base: str, timeout: TimeoutConfig, max_connections: int, deployment: str
     ) -> UpstreamClient:
-        key = (_origin(api_base), max_connections)
-        session = self._sessions.get(key)
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=max_connections,
-                limit_per_host=max_connections,
-                keepalive_timeout=30,
-                ttl_dns_cache=300,
-            )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None),
-                auto_decompress=True,
-                # One session serves every caller: a cookie one answer set (a CDN's
+        key = (_origin(api_base), max_connections, timeout.connect, timeout.first_byte)
+        client = self._clients.get(key)
+        if client is None:
+            client = (
+                ClientBuilder()
+                .max_connections(max_connections)
+                .connect_timeout(timedelta(seconds=timeout.connect))
+                # Between reads, as the time to the response's headers is: first byte.
+                .read_timeout(timedelta(seconds=timeout.first_byte))
+                .pool_idle_timeout(timedelta(seconds=30))
+                .gzip(True)
+                .no_proxy()  # like the upstream URL says, not the environment
+                .user_agent("parley")
+                # One client serves every caller: a cookie one answer set (a CDN's
                 # __cf_bm, say) must not ride along on the next caller's request.
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent",),
-                headers={"User-Agent": "parley"},
+                .default_cookie_store(False)
+                .build()
             )
-            self._sessions[key] = session
-        return UpstreamClient(session, timeout, deployment)
+            self._clients[key] = client
+        return UpstreamClient(client, timeout, deployment)
 
     async def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
-        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
 def _origin(url: str) -> str:
@@ -103,26 +124,30 @@ def _origin(url: str) -> str:
 class UpstreamClient:
     """What a provider adapter uses: POST with Parley's timeouts and error mapping."""
 
-    def __init__(
-        self, session: aiohttp.ClientSession, timeout: TimeoutConfig, deployment: str
-    ) -> None:
-        self._session = session
+    def __init__(self, client: Client, timeout: TimeoutConfig, deployment: str) -> None:
+        self._client = client
         self._timeout = timeout
-        self._request_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeout.connect, sock_read=timeout.first_byte
-        )
         self.deployment = deployment
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> RawResponse:
         started = time.perf_counter()
         try:
-            with map_transport_errors(self.deployment):
-                async with asyncio.timeout(self._timeout.total):
-                    async with self._session.post(
-                        url, data=body, headers=headers, timeout=self._request_timeout
-                    ) as resp:
-                        data = await resp.read()
-                        return RawResponse(resp.status, resp.headers, data)
+            async with asyncio.timeout(self._timeout.total):
+                with map_transport_errors(self.deployment):
+                    resp = (
+                        await self._client.post(url)
+                        .headers(headers)
+                        .body_bytes(body)
+                        .build()
+                        .send()
+                    )
+                with map_transport_errors(self.deployment, reading=True):
+                    data = bytes(await resp.bytes())
+                return RawResponse(resp.status, resp.headers, data)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(
+                f"upstream {self.deployment} did not answer in time", deployment=self.deployment
+            ) from exc
         finally:
             add_upstream_time(time.perf_counter() - started)
 
@@ -133,23 +158,30 @@ class UpstreamClient:
         """Send the request and yield once headers arrived; closing it aborts the upstream."""
         started = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + self._timeout.total
+        request = (
+            self._client.post(url)
+            .headers(headers)
+            .body_bytes(body)
+            # No read-ahead: entering returns at the headers, and a body that breaks off
+            # later fails the read that meets it (with read-ahead, entering raised it).
+            .streamed_read_buffer_limit(0)
+            .build_streamed()
+        )
         try:
             with map_transport_errors(self.deployment):
                 async with asyncio.timeout(self._timeout.first_byte):
-                    resp = await self._session.post(
-                        url, data=body, headers=headers, timeout=self._request_timeout
-                    )
+                    resp = await request.__aenter__()
         finally:
             add_upstream_time(time.perf_counter() - started)
         try:
             yield StreamingResponse(resp, self.deployment, deadline)
         finally:
-            # Leaving early (client gone, error) must tear the connection down, not drain it.
-            resp.close()
+            # Leaving early (client gone, error) drops the connection instead of draining it.
+            await request.__aexit__(None, None, None)
 
 
 class StreamingResponse:
-    def __init__(self, resp: aiohttp.ClientResponse, deployment: str, deadline: float) -> None:
+    def __init__(self, resp: Response, deployment: str, deadline: float) -> None:
         self._resp = resp
         self.deployment = deployment
         self._deadline = deadline
@@ -157,17 +189,26 @@ class StreamingResponse:
         self.headers: Mapping[str, str] = resp.headers
 
     async def read_all(self) -> bytes:
-        with map_transport_errors(self.deployment):
+        with map_transport_errors(self.deployment, reading=True):
             async with asyncio.timeout_at(self._deadline):
-                return await self._resp.read()
+                return bytes(await self._resp.bytes())
 
     async def lines(self) -> AsyncIterator[bytes]:
-        """Raw lines (``\\n``-terminated) until the body ends, within the total deadline."""
-        content = self._resp.content
-        with map_transport_errors(self.deployment):
+        """Raw lines (``\\n``-terminated; the last may lack it) until the body ends, within
+        the total deadline."""
+        reader = self._resp.body_reader
+        pending = b""
+        with map_transport_errors(self.deployment, reading=True):
             async with asyncio.timeout_at(self._deadline):
                 while True:
-                    line = await content.readline()
-                    if not line:
+                    chunk = await reader.read_chunk()
+                    if chunk is None:
+                        if pending:
+                            yield pending
                         return
-                    yield line
+                    pending += bytes(chunk)
+                    if b"\n" not in pending:
+                        continue
+                    *complete, pending = pending.split(b"\n")
+                    for line in complete:
+                        yield line + b"\n"
