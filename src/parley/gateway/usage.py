@@ -1,9 +1,10 @@
 """Usage records: one per request, queued without blocking it, written to SQL in batches.
 
-The queue is in-process in the embedded tier (flushed by size or every second, drained on
-graceful shutdown) or a Redis stream when Redis is configured: an entry is in Redis before
-the response completes, so an instance killed outright loses nothing. Another instance's
-writer claims entries a dead writer had read but not written.
+The queue is in-process in the embedded tier (flushed by size or every
+``usage_flush_seconds``, drained on graceful shutdown) or a Redis stream when Redis is
+configured: an entry is in Redis before the response completes, so an instance killed
+outright loses nothing. Another instance's writer claims entries a dead writer had read
+but not written.
 """
 
 from __future__ import annotations
@@ -45,12 +46,18 @@ class UsageRecord(msgspec.Struct, omit_defaults=True):
 USAGE_COLUMNS: tuple[str, ...] = UsageRecord.__struct_fields__
 """The order of the values in each row a writer gets."""
 
+_DROP_LOG_EVERY = 10_000
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(UsageRecord).decode
 
 
 class UsageQueue(Protocol):
-    async def put(self, data: bytes) -> None: ...
+    async def put(self, data: bytes) -> int:
+        """Queue one entry; returns how many older unwritten entries were dropped to make
+        room (only a bounded queue ever drops)."""
+
+    async def backlog(self) -> int:
+        """Entries queued and not yet acknowledged as written."""
 
     async def take(self, max_items: int, wait_s: float) -> list[tuple[str, bytes]]:
         """Up to ``max_items`` entries, waiting at most ``wait_s`` for the first."""
@@ -71,15 +78,19 @@ class MemoryUsageQueue:
         self._event = asyncio.Event()
         self._seq = 0
         self._max = max_items
-        self.dropped = 0
 
-    async def put(self, data: bytes) -> None:
+    async def put(self, data: bytes) -> int:
         self._seq += 1
+        dropped = 0
         if len(self._items) >= self._max:
             self._items.popleft()
-            self.dropped += 1
+            dropped = 1
         self._items.append((str(self._seq), data))
         self._event.set()
+        return dropped
+
+    async def backlog(self) -> int:
+        return len(self._items) + len(self._pending)
 
     async def take(self, max_items: int, wait_s: float) -> list[tuple[str, bytes]]:
         if not self._items and wait_s > 0:
@@ -125,23 +136,38 @@ class UsageRecorder:
         self._flush = flush_seconds
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._drops = 0
 
     async def record(self, record: UsageRecord) -> None:
         """Queue one record. Never raises: losing a usage record must not fail a request
         that has already been served (a failure is logged and counted)."""
         try:
-            await self.queue.put(_encode(record))
+            dropped = await self.queue.put(_encode(record))
             self._metrics.usage_records.labels("queued").inc()
+            if dropped:
+                self._dropped(dropped)
         except ParleyError as exc:
             self._metrics.usage_records.labels("dropped").inc()
             log.error("usage record not queued", error=exc.message, request=record.request_id)
+
+    def _dropped(self, count: int) -> None:
+        """Records lost because the writer fell behind: counted always, logged once per
+        ``_DROP_LOG_EVERY`` so a long outage does not flood the log."""
+        self._metrics.usage_records.labels("dropped").inc(count)
+        before = self._drops
+        self._drops += count
+        if before // _DROP_LOG_EVERY != self._drops // _DROP_LOG_EVERY or before == 0:
+            log.error(
+                "usage queue full: dropping the oldest unwritten records",
+                dropped_total=self._drops,
+            )
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="parley-usage-writer")
 
     async def _run(self) -> None:
         """Write what is queued, then wait a flush interval, unless the batch was full:
-        one insert per second at low traffic, back-to-back batches under load."""
+        one insert per interval at low traffic, back-to-back batches under load."""
         while not self._stopping:
             try:
                 written = await self.flush_once()
@@ -149,6 +175,8 @@ class UsageRecorder:
                 log.warning("usage write failed; will retry", error=exc.message)
                 self.queue.requeue()
                 written = 0
+            with contextlib.suppress(ParleyError):
+                self._metrics.usage_backlog.set(await self.queue.backlog())
             if written < self._batch:
                 await asyncio.sleep(self._flush)
 

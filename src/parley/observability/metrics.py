@@ -99,6 +99,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.usage_backlog = Gauge(
+            "parley_usage_backlog",
+            "Usage records queued and not yet written (with Redis: the shared stream's)",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
 
         self.queue_depth = Gauge(
             "parley_queue_depth",

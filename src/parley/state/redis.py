@@ -307,9 +307,15 @@ class RedisUsageStream:
                 raise
         self._group_ready = True
 
-    async def put(self, data: bytes) -> None:
+    async def put(self, data: bytes) -> int:
         async with _mapped():
             await self._client.xadd(USAGE_STREAM, {"r": data})
+        return 0  # unbounded: Redis's own memory limit is the bound
+
+    async def backlog(self) -> int:
+        """The stream's length: written entries are deleted on ``ack``."""
+        async with _mapped():
+            return int(await self._client.xlen(USAGE_STREAM))
 
     async def take(self, max_items: int, wait_s: float) -> list[tuple[str, bytes]]:
         async with _mapped():
