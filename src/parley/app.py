@@ -353,5 +353,5 @@ def _log_startup(models: LoadedModels, settings: Settings) -> None:
 def create_app_from_env() -> FastAPI:
     """Entry point for ``uvicorn --factory`` worker processes: everything from PARLEY_*."""
     settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, cache=True)
     return create_app(settings)

@@ -58,7 +58,7 @@ def serve(
     if insecure:
         overrides["insecure"] = True
     settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the values
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, cache=True)
     if not settings.auth_required and not settings.loopback_only() and not settings.insecure:
         err.print(
             f"[bold red]refusing to serve /v1 without API keys on {settings.host}[/]\n"

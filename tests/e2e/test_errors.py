@@ -4,6 +4,7 @@ with an error event (never a fake ``[DONE]``) when the upstream breaks after the
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,13 +154,21 @@ def test_upstream_429_keeps_retry_after(parley: ParleyFactory, family: str) -> N
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_upstream_timeout_is_504(parley: ParleyFactory, stream: bool) -> None:
-    url = parley(directive="+latency-3", extra={"timeout": {"first_byte": 0.3}})
+@pytest.mark.parametrize(
+    "timeout", [{"first_byte": 0.3}, {"first_byte": 30, "total": 0.3}], ids=["first_byte", "total"]
+)
+def test_upstream_timeout_is_504(
+    parley: ParleyFactory, stream: bool, timeout: dict[str, float]
+) -> None:
+    """The upstream answers after 3 s; whichever timeout is shorter cuts it off."""
+    url = parley(directive="+latency-3", extra={"timeout": timeout})
+    started = time.monotonic()
     response = httpx.post(
         f"{url}/v1/chat/completions", json={**CHAT, "model": "openai", "stream": stream}
     )
     error = assert_openai_error(response, 504)
     assert error["type"] == "timeout_error"
+    assert time.monotonic() - started < 2.5  # not the upstream's 3 s
 
 
 @pytest.mark.parametrize("stream", [False, True])

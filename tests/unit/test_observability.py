@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 import random
 from collections.abc import AsyncIterator
 
-from parley.observability.redact import _PATTERNS, MASK, Redactor, _mask_match
+import structlog
+
+from parley.observability.logging import configure_logging
+from parley.observability.redact import _PATTERNS, MASK, Redactor, _mask_match, redactor
 from parley.providers.sse import iter_sse
 
 
@@ -67,3 +72,24 @@ async def test_sse_decoding() -> None:
         ("message", "[DONE]"),
         ("message", "tail-without-blank-line"),
     ]
+
+
+def test_json_log_lines_are_scrubbed_after_rendering() -> None:
+    """A secret is masked in keys and nested values too, and in its JSON-escaped spelling
+    (a quote or backslash in it is escaped in the line, so the raw value would not match)."""
+    secret = 'pa"ss\\word-0123456789'
+    redactor.register([secret])
+    buffer = io.StringIO()
+    configure_logging("info", "json")
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(buffer))
+    try:
+        structlog.get_logger("t").info(
+            "event", nested={"deep": [secret]}, **{secret: 1}, bearer="Bearer abcdefgh12345678"
+        )
+    finally:
+        configure_logging()
+    line = buffer.getvalue()
+    assert json.loads(line)["nested"] == {"deep": [MASK]}
+    assert json.loads(line)["bearer"] == f"Bearer {MASK}"
+    assert "word-0123456789" not in line
+    assert "abcdefgh12345678" not in line

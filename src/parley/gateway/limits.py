@@ -122,7 +122,13 @@ class Admission:
                 ticket.checks.append(Absent(state_keys.revoked(kind, ident)))
                 ticket.meta.append(_Meta("revoked"))
         now_ms = int(time.time() * 1000)
-        lease = os.urandom(12).hex()
+        # A parallel-slot lease id only where a slot is taken: the random bytes are a
+        # system call per request otherwise.
+        lease = (
+            os.urandom(12).hex()
+            if any(p.limits.max_parallel is not None for p in principals)
+            else ""
+        )
         for principal in principals:
             self._add_checks(ticket, principal, lease, now_ms)
         if not ticket.checks:

