@@ -341,6 +341,36 @@ def parley_command(port: int, config: Path) -> list[str]:
     return [sys.executable, "-m", "parley", "serve", "--port", str(port), "--config", str(config)]
 
 
+def parley_setup(tmp: Path, upstream: str, port: int) -> tuple[list[str], dict[str, str], str]:
+    """Parley's bench configuration: groups ``bench`` (JSON), ``bench-sse`` and
+    ``bench-slow`` (500 ms) on the nginx upstream, SQLite, JSON logs, and a ``pk-`` key.
+    Returns the command, its environment and the key."""
+    config = tmp / "parley.yaml"
+    config.write_text(
+        "models:\n"
+        f"  - {{name: bench, deployments: [{{provider: openai_compatible, model: bench, "
+        f"api_base: '{upstream}/json/v1', max_connections: 1000}}]}}\n"
+        f"  - {{name: bench-sse, deployments: [{{provider: openai_compatible, model: bench, "
+        f"api_base: '{upstream}/sse/v1', max_connections: 1000}}]}}\n"
+        f"  - {{name: bench-slow, deployments: [{{provider: openai_compatible, model: bench, "
+        f"api_base: '{upstream}/slow/v1', max_connections: 2000}}]}}\n"
+    )
+    env = {
+        "PARLEY_DATABASE_URL": f"sqlite:///{tmp}/parley.db",
+        "PARLEY_ADMIN_KEY": "bench-admin-0123456789abcdef",
+        "PARLEY_LOG_FORMAT": "json",  # the production format; lines go to /dev/null
+    }
+    created = subprocess.run(
+        [sys.executable, "-m", "parley", "keys", "create", "--name", "bench"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    return parley_command(port, config), env, key
+
+
 def _row(label: str, c: int, path: str, run: Run, base: Run | None, *, note: str) -> list[object]:
     added = (run.p50_ms - base.p50_ms, run.p99_ms - base.p99_ms) if base else (0.0, 0.0)
     return [label, c, path, _errs(run), run.rps, run.p50_ms, run.p99_ms, *added, note]
@@ -442,30 +472,7 @@ def _measure(
     env: dict[str, str] = {}
     key = "sk-bench-master-key-0123456789"
     if gateway == "parley":
-        config.write_text(
-            "models:\n"
-            f"  - {{name: bench, deployments: [{{provider: openai_compatible, model: bench, "
-            f"api_base: '{upstream}/json/v1', max_connections: 1000}}]}}\n"
-            f"  - {{name: bench-sse, deployments: [{{provider: openai_compatible, model: bench, "
-            f"api_base: '{upstream}/sse/v1', max_connections: 1000}}]}}\n"
-            f"  - {{name: bench-slow, deployments: [{{provider: openai_compatible, model: bench, "
-            f"api_base: '{slow_base}', max_connections: 2000}}]}}\n"
-        )
-        db = f"sqlite:///{tmp}/parley.db"
-        env = {
-            "PARLEY_DATABASE_URL": db,
-            "PARLEY_ADMIN_KEY": "bench-admin-0123456789abcdef",
-            "PARLEY_LOG_FORMAT": "json",  # the production format; lines go to /dev/null
-        }
-        created = subprocess.run(
-            [sys.executable, "-m", "parley", "keys", "create", "--name", "bench"],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        key = created.stdout.strip().splitlines()[-1]
-        command = parley_command(port, config)
+        command, env, key = parley_setup(tmp, upstream, port)
     else:
         config.write_text(
             "model_list:\n"
