@@ -25,7 +25,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import print_table
+from bench.common import percentile_ms, print_table
 from bench.compare import (
     GATEWAY_CORE,
     LOAD_CORE,
@@ -76,11 +76,6 @@ def _load(url: str, key: str, connections: int, seconds: float) -> list[list[flo
     return records
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", type=int, default=256)
@@ -113,7 +108,12 @@ def main() -> None:
         row: list[object] = [second]
         for path in ("direct", "parley"):
             window = [lat for at, lat in runs[path] if second <= at < second + 1]
-            row += [len(window), _pct(window, 0.5), _pct(window, 0.99), max(window) * 1000]
+            row += [
+                len(window),
+                percentile_ms(window, 50),
+                percentile_ms(window, 99),
+                max(window, default=0.0) * 1000,
+            ]
         rows.append(row)
     print(f"{args.connections} connections, 500 ms upstream; milliseconds by second of start")
     print_table(["second", "direct n", "p50", "p99", "max", "parley n", "p50", "p99", "max"], rows)
@@ -121,7 +121,7 @@ def main() -> None:
     for path in ("direct", "parley"):
         every = [lat for _, lat in runs[path]]
         warm = [lat for at, lat in runs[path] if at >= WARM_S]
-        summary.append([path, len(every), _pct(every, 0.99), _pct(warm, 0.99)])
+        summary.append([path, len(every), percentile_ms(every, 99), percentile_ms(warm, 99)])
     direct_all, direct_warm = summary[0][2], summary[0][3]
     summary[1] += [float(summary[1][2]) - float(direct_all)]
     summary[1] += [float(summary[1][3]) - float(direct_warm)]

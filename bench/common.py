@@ -28,11 +28,16 @@ class Result:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def pct(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return float("nan")
-        index = min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))
-        return ordered[index] * 1000
+        return percentile_ms(self.latencies, q)
+
+
+def percentile_ms(latencies: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of latencies in seconds, in milliseconds."""
+    ordered = sorted(latencies)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))
+    return ordered[index] * 1000
 
 
 async def run_load(

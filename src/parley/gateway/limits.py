@@ -122,15 +122,8 @@ class Admission:
                 ticket.checks.append(Absent(state_keys.revoked(kind, ident)))
                 ticket.meta.append(_Meta("revoked"))
         now_ms = int(time.time() * 1000)
-        # A parallel-slot lease id only where a slot is taken: the random bytes are a
-        # system call per request otherwise.
-        lease = (
-            os.urandom(12).hex()
-            if any(p.limits.max_parallel is not None for p in principals)
-            else ""
-        )
         for principal in principals:
-            self._add_checks(ticket, principal, lease, now_ms)
+            self._add_checks(ticket, principal, now_ms)
         if not ticket.checks:
             return ticket
         try:
@@ -139,7 +132,7 @@ class Admission:
             return self._state_down(ticket, exc)
         return ticket
 
-    def _add_checks(self, ticket: Ticket, principal: Principal, lease: str, now_ms: int) -> None:
+    def _add_checks(self, ticket: Ticket, principal: Principal, now_ms: int) -> None:
         limits, scope, ident = principal.limits, principal.scope, principal.id
         if limits.rpm is not None:
             ticket.checks.append(Window(state_keys.rate(scope, ident, "rpm"), limits.rpm, 1))
@@ -150,6 +143,9 @@ class Admission:
             ticket.meta.append(_Meta("tpm", principal))
         if limits.max_parallel is not None:
             key = state_keys.parallel(scope, ident)
+            # The lease id is drawn only where a slot is taken (a system call otherwise
+            # made on every request); settlement releases each slot by its own lease.
+            lease = os.urandom(12).hex()
             ticket.checks.append(Slot(key, limits.max_parallel, lease, _SLOT_TTL_S))
             ticket.meta.append(_Meta("parallel", principal))
         if has_budget(limits) and scope in ("key", "user", "team"):

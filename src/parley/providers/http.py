@@ -5,9 +5,8 @@ The client is pyreqwest (Rust's reqwest and hyper behind an asyncio API), chosen
 measurement (``bench/http_clients.py``; figures in docs/benchmarks.md): pinned to one core
 against the same loopback server, it spent 30-40% less CPU per request than aiohttp at
 concurrency 10 and 64, and the upstream call was the largest single share of Parley's own
-time per request. Every
-client exception is translated here into Parley's ``Upstream*`` errors, so nothing from the
-client leaks above ``providers/``.
+time per request. Every client exception is translated here into Parley's ``Upstream*``
+errors, so nothing from the client leaks above ``providers/``.
 """
 
 from __future__ import annotations
