@@ -91,6 +91,13 @@ def test_admin_may_allow_api_base_override(parley: ParleyFactory, fake: FakeUpst
     )
     assert response.status_code == 200
     assert "api_base" not in fake.calls[0].body
+    for bad in ("ftp://127.0.0.1/", "http://127.0.0.1:99999/v1", "http:///v1"):
+        response = httpx.post(
+            f"{url}/v1/chat/completions", json={**CHAT, "model": "anthropic", "api_base": bad}
+        )
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["param"] == "api_base"
+    assert len(fake.calls) == 1
 
 
 def test_secrets_never_in_error_bodies_or_logs(parley: ParleyFactory, fake: FakeUpstream) -> None:

@@ -263,7 +263,11 @@ class Gateway:
                 f"{param} cannot be set per request for model {request.model!r}", param=param
             )
         parts = urlsplit(override)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is not a number from 1 to 65535
+            valid = False
+        if not valid:
             raise InvalidRequest(f"{param} must be an http(s) URL", param=param)
         request = msgspec.structs.replace(request, api_base=None, base_url=None)
         return self.registry.with_api_base(provider, override), request
