@@ -1,18 +1,23 @@
 """Which pooled async HTTP client should carry upstream calls?
 
-aiohttp (the baseline, Parley's client until this measurement), pyreqwest and httpx send
-the same OpenAI chat request to nginx answering canned JSON (as in ``bench.compare``), with
-a pooled client, at the same concurrency. This process is pinned to core 0 and nginx to
-core 1, so ``CPU us/req`` is the client's own cost per request: what it takes from a
-gateway's single core (pyreqwest's Rust threads are counted, being in this process).
+aiohttp (the baseline), Parley's own HTTP/1.1 transport (``providers/http1.py``), httpx and,
+when it is installed, pyreqwest send the same OpenAI chat request to nginx answering canned
+JSON (as in ``bench.compare``), with a pooled client, at the same concurrency. This process
+is pinned to core 0 and nginx to core 1, so ``CPU us/req`` is the client's own cost per
+request: what it takes from a gateway's single core (pyreqwest's Rust threads are counted,
+being in this process). Requests run on uvloop, as in ``parley serve``.
 
     python -m bench.http_clients [--requests 4000] [--concurrency 1 10 64]
+
+pyreqwest was Parley's client before its own transport and is no longer a dependency:
+``pip install pyreqwest`` to add its rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import tempfile
@@ -22,10 +27,11 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-from pyreqwest.client import ClientBuilder
+import uvloop
 
 from bench.common import Result, print_table, run_load
 from bench.compare import GATEWAY_CORE, nginx_upstream, require_tools
+from parley.providers.http1 import ConnectionPool, split_url
 
 BODY = json.dumps(
     {"model": "bench", "messages": [{"role": "user", "content": "benchmark me"}]}
@@ -55,7 +61,26 @@ async def bench_aiohttp(url: str, concurrency: int, total: int) -> tuple[Result,
         return await _measured(call, concurrency, total, "aiohttp")
 
 
+async def bench_parley(url: str, concurrency: int, total: int) -> tuple[Result, float]:
+    origin, target = split_url(url)
+    pool = ConnectionPool(origin, max_connections=100, connect_timeout=5)
+    loop = asyncio.get_running_loop()
+
+    async def call() -> None:
+        exchange = await pool.send(target, HEADERS, BODY, deadline=loop.time() + 60, idle=30)
+        await exchange.read_all()
+        if exchange.status != 200:
+            raise RuntimeError(f"status {exchange.status}")
+
+    try:
+        return await _measured(call, concurrency, total, "parley http1")
+    finally:
+        await pool.close()
+
+
 async def bench_pyreqwest(url: str, concurrency: int, total: int) -> tuple[Result, float]:
+    from pyreqwest.client import ClientBuilder  # noqa: PLC0415 - optional, see the docstring
+
     async with ClientBuilder().max_connections(100).no_proxy().build() as client:
 
         async def call() -> None:
@@ -84,6 +109,9 @@ def main() -> None:
     args = parser.parse_args()
     require_tools()
     os.sched_setaffinity(0, {int(GATEWAY_CORE)})
+    benches = [bench_aiohttp, bench_parley, bench_httpx]
+    if importlib.util.find_spec("pyreqwest") is not None:
+        benches.insert(2, bench_pyreqwest)
     rows = []
     with (
         tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp,
@@ -92,8 +120,8 @@ def main() -> None:
         url = f"{upstream}/json/v1/chat/completions"
         for concurrency in args.concurrency:
             baseline = None
-            for bench in (bench_aiohttp, bench_pyreqwest, bench_httpx):
-                result, cpu_us = asyncio.run(bench(url, concurrency, args.requests))
+            for bench in benches:
+                result, cpu_us = uvloop.run(bench(url, concurrency, args.requests))
                 baseline = baseline or (result, cpu_us)
                 rows.append(
                     [
