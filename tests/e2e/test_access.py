@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-import structlog.contextvars
 import structlog.testing
 
 from parley.app import create_app
 from parley.config import Settings
+from parley.observability.logging import add_request_id
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, serve_in_thread
 from tests.backends import NATS_URL, nats_namespace, postgres_database, redis_url
@@ -413,8 +413,7 @@ def test_each_request_logs_one_line_with_who_what_where_and_outcome(
 ) -> None:
     client = start()
     key = client.new_key()
-    merge = [structlog.contextvars.merge_contextvars]
-    with structlog.testing.capture_logs(processors=merge) as logs:
+    with structlog.testing.capture_logs(processors=[add_request_id]) as logs:
         ok = client.chat(key["key"])
         failed = client.chat(key["key"], model="openai", temperature=9)
     assert failed.status_code == 400

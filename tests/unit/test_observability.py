@@ -1,15 +1,26 @@
-"""Redaction of secrets, and upstream SSE decoding."""
+"""Redaction of secrets, log lines, and upstream SSE decoding."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
 import random
+import re
+import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import structlog
 
-from parley.observability.logging import configure_logging
+from parley.observability.logging import (
+    _LineWriter,
+    _UtcTimestamp,
+    add_request_id,
+    bind_request_id,
+    configure_logging,
+)
 from parley.observability.redact import _PATTERNS, MASK, Redactor, _mask_match, redactor
 from parley.providers.sse import iter_sse
 
@@ -93,3 +104,59 @@ def test_json_log_lines_are_scrubbed_after_rendering() -> None:
     assert json.loads(line)["bearer"] == f"Bearer {MASK}"
     assert "word-0123456789" not in line
     assert "abcdefgh12345678" not in line
+
+
+def test_timestamp_is_structlogs_iso_utc_format_and_follows_the_clock() -> None:
+    now = [1_796_130_000.25]
+    stamp = _UtcTimestamp(clock=lambda: now[0])
+    reference = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    first = stamp(None, "info", {})["timestamp"]
+    assert first == "2026-12-01T13:00:00.250000Z"
+    shape = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+    assert shape.match(reference(None, "info", {})["timestamp"])
+    now[0] += 0.5
+    assert stamp(None, "info", {})["timestamp"] == "2026-12-01T13:00:00.750000Z"
+    now[0] += 3600.25  # a new second (and hour): the cached prefix is not reused
+    assert stamp(None, "info", {})["timestamp"] == "2026-12-01T14:00:01.000000Z"
+
+
+def test_the_bound_request_id_is_on_lines_of_that_task_only() -> None:
+    async def request(request_id: str) -> dict[str, object]:
+        bind_request_id(request_id)
+        await asyncio.sleep(0)
+        return dict(add_request_id(None, "info", {"event": "x"}))
+
+    async def both() -> list[dict[str, object]]:
+        return list(await asyncio.gather(request("req-a"), request("req-b")))
+
+    lines = asyncio.run(both())
+    assert [line["request_id"] for line in lines] == ["req-a", "req-b"]
+    assert add_request_id(None, "info", {"event": "x"}) == {"event": "x"}  # none bound here
+    explicit = asyncio.run(_explicit_id_wins())
+    assert explicit["request_id"] == "given"
+
+
+async def _explicit_id_wins() -> dict[str, object]:
+    bind_request_id("bound")
+    return dict(add_request_id(None, "info", {"event": "x", "request_id": "given"}))
+
+
+def test_line_writer_writes_whole_lines_from_many_threads(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    writer = _LineWriter(fd)
+    long = "x" * 70_000  # past a pipe's atomic size: the lock keeps it whole
+
+    def emit(tag: str) -> None:
+        for i in range(200):
+            writer.msg(f"{tag}-{i}-{long if i % 50 == 0 else 'short'}-\u00e9")
+
+    threads = [threading.Thread(target=emit, args=(tag,)) for tag in "abcd"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    os.close(fd)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 800
+    assert all(re.fullmatch(r"[abcd]-\d+-(x{70000}|short)-\u00e9", line) for line in lines)

@@ -13,10 +13,10 @@ import os
 import re
 import time
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley.errors import RequestTooLarge
+from parley.observability.logging import bind_request_id
 from parley.observability.metrics import Metrics
 from parley.observability.timing import start_request_timer
 
@@ -72,8 +72,7 @@ class RequestContextMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id.decode()
         state["request_id_from_client"] = from_client
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id.decode())
+        bind_request_id(state["request_id"])
         route = route_label(scope["path"])
         method = scope["method"]
         security = SECURITY_HEADERS
