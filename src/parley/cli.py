@@ -71,7 +71,7 @@ def serve(
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop" if _has("uvloop") else "asyncio",
-        "http": "httptools" if _has("httptools") else "h11",
+        "http": _http_protocol(),
         "timeout_graceful_shutdown": settings.drain_timeout_seconds,
         "log_level": "warning",
         "access_log": False,
@@ -98,6 +98,16 @@ def serve(
         f"Parley {__version__} listening on http://{settings.host}:{settings.port}", highlight=False
     )
     uvicorn.run(application, **common)
+
+
+def _http_protocol() -> Any:
+    """uvicorn's httptools protocol with one write per response (api/server.py), or h11
+    where httptools is not installed."""
+    if not _has("httptools"):
+        return "h11"
+    from parley.api.server import ParleyHttpProtocol
+
+    return ParleyHttpProtocol
 
 
 def _multiprocess_metrics() -> None:

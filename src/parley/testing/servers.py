@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from parley.api.server import ParleyHttpProtocol
 from parley.config.loader import LoadedModels, parse_models, resolve_groups
 
 T = TypeVar("T")
@@ -105,6 +106,7 @@ class AppServer:
         self.port = self._sock.getsockname()[1]
         config = uvicorn.Config(
             app,
+            http=ParleyHttpProtocol,  # what `parley serve` runs
             lifespan="on",
             log_level="warning",
             access_log=False,
