@@ -9,6 +9,7 @@ flag outlives the cache so no instance can serve a revoked key from memory.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -85,6 +86,8 @@ class KeyStore:
         self._db = db
         self._cache: dict[str, _Cached] = {}
         self._cache_seconds = cache_seconds
+        self._loading: dict[str, asyncio.Task[_Cached | None]] = {}
+        self._generation = 0  # bumped by forget(): a read begun before it is not cached
 
     async def create(self, spec: KeySpec, *, created_by: str) -> CreatedKey:
         key = generate_key()
@@ -202,6 +205,8 @@ class KeyStore:
     def forget(self, key_id: str) -> None:
         for digest in [h for h, c in self._cache.items() if c.caller.key_id == key_id]:
             del self._cache[digest]
+        self._generation += 1
+        self._loading.clear()  # requests from now on read the key afresh
 
     async def authenticate(self, key: str, *, ip: str | None = None) -> Caller:
         """The caller a key stands for. Every refusal says the same thing, so a probe
@@ -210,15 +215,40 @@ class KeyStore:
         now = now_ms()
         cached = self._cache.get(digest)
         if cached is None or time.monotonic() - cached.loaded > self._cache_seconds:
-            cached = await self._load(digest, now)
+            cached = await self._load_once(digest, now)
             if cached is None:
                 raise AuthenticationFailed("invalid API key")
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[digest] = cached
         if cached.valid_until_ms is not None and now >= cached.valid_until_ms:
             raise AuthenticationFailed("invalid API key")
         return cached.caller if ip is None else replace(cached.caller, ip=ip)
+
+    async def _load_once(self, digest: str, now: int) -> _Cached | None:
+        """One database read however many requests miss the cache for the same key at
+        once: when a busy key's entry expires, every request in flight at that moment
+        missed together, and each read of its own (hundreds at high concurrency) stalled
+        them all behind the database. A waiter that gives up does not cancel the read
+        the others wait on."""
+        loading = self._loading.get(digest)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_and_cache(digest, now))
+            self._loading[digest] = loading
+            loading.add_done_callback(lambda task: self._loaded(digest, task))
+        return await asyncio.shield(loading)
+
+    def _loaded(self, digest: str, task: asyncio.Task[_Cached | None]) -> None:
+        if self._loading.get(digest) is task:
+            del self._loading[digest]
+        if not task.cancelled():
+            task.exception()  # every waiter has it, or none is left to: not "never retrieved"
+
+    async def _load_and_cache(self, digest: str, now: int) -> _Cached | None:
+        generation = self._generation
+        cached = await self._load(digest, now)
+        if cached is not None and generation == self._generation:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[digest] = cached
+        return cached
 
     async def _load(self, digest: str, now: int) -> _Cached | None:
         user_cols = [users.c[f].label(f"user_{f}") for f in _LIMIT_FIELDS]
