@@ -44,6 +44,7 @@ import httptools
 _PAUSE_AT = 256 * 1024  # unread body bytes at which the socket stops being read
 _RESUME_AT = 64 * 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
+_FRAMING = frozenset({"content-length", "transfer-encoding"})  # the body's framing is ours
 
 
 class ProtocolError(Exception):
@@ -398,9 +399,12 @@ class ConnectionPool:
         self._open = 0  # connections counted against the limit, idle ones included
         self._waiters: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
         self._closed = False
-        self._fixed = (
-            f"Host: {origin.authority}\r\nUser-Agent: {user_agent}\r\nAccept-Encoding: gzip\r\n"
-        )
+        self._defaults = {
+            "host": f"Host: {origin.authority}\r\n",
+            "user-agent": f"User-Agent: {user_agent}\r\n",
+            "accept-encoding": "Accept-Encoding: gzip\r\n",
+        }
+        self._fixed = "".join(self._defaults.values())
 
     async def send(
         self, target: str, headers: Mapping[str, str], body: bytes, *, deadline: float, idle: float
@@ -446,7 +450,14 @@ class ConnectionPool:
     # --- internals -----------------------------------------------------------------------
 
     def _request(self, target: str, headers: Mapping[str, str], body: bytes) -> bytes:
-        lines = [f"POST {target} HTTP/1.1\r\n", self._fixed, f"Content-Length: {len(body)}\r\n"]
+        fixed = self._fixed
+        names = {name.lower() for name in headers}
+        if names & _FRAMING:
+            bad = next(name for name in headers if name.lower() in _FRAMING)
+            raise InvalidHeader(f"request header {bad!r} is Parley's to set")
+        if not names.isdisjoint(self._defaults):  # the caller's Host, User-Agent... win
+            fixed = "".join(v for k, v in self._defaults.items() if k not in names)
+        lines = [f"POST {target} HTTP/1.1\r\n", fixed, f"Content-Length: {len(body)}\r\n"]
         for name, value in headers.items():
             if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
                 raise InvalidHeader(f"request header {name!r} cannot be sent as given")

@@ -389,6 +389,22 @@ async def test_a_header_with_a_line_break_is_refused_without_its_value() -> None
     assert server.requests == []
 
 
+async def test_callers_headers_replace_the_defaults_but_not_the_framing() -> None:
+    async with serving(fixed(response(b"{}"))) as server:
+        pool = pool_for(server)
+        await post(pool, headers={"user-agent": "my-app/1.0", "HOST": "api.example.com"})
+        with pytest.raises(InvalidHeader, match="Content-Length"):
+            await post(pool, headers={"Content-Length": "99"})
+        await pool.close()
+    sent = server.requests[0].lower()
+    assert sent.count(b"user-agent:") == 1
+    assert b"user-agent: my-app/1.0\r\n" in sent
+    assert sent.count(b"host:") == 1
+    assert b"host: api.example.com\r\n" in sent
+    assert b"accept-encoding: gzip\r\n" in sent
+    assert len(server.requests) == 1
+
+
 async def test_a_refused_connection_is_an_os_error_and_frees_its_slot() -> None:
     async with serving(fixed(b"")) as server:
         port = server.port
