@@ -47,6 +47,7 @@ def serve(
     """Start the gateway."""
     import uvicorn
 
+    from parley.api.server import ParleyHttpProtocol
     from parley.app import create_app
     from parley.observability.logging import configure_logging
 
@@ -71,7 +72,7 @@ def serve(
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop" if _has("uvloop") else "asyncio",
-        "http": _http_protocol(),
+        "http": ParleyHttpProtocol,  # uvicorn's httptools protocol, one write per response
         "timeout_graceful_shutdown": settings.drain_timeout_seconds,
         "log_level": "warning",
         "access_log": False,
@@ -98,16 +99,6 @@ def serve(
         f"Parley {__version__} listening on http://{settings.host}:{settings.port}", highlight=False
     )
     uvicorn.run(application, **common)
-
-
-def _http_protocol() -> Any:
-    """uvicorn's httptools protocol with one write per response (api/server.py), or h11
-    where httptools is not installed."""
-    if not _has("httptools"):
-        return "h11"
-    from parley.api.server import ParleyHttpProtocol
-
-    return ParleyHttpProtocol
 
 
 def _multiprocess_metrics() -> None:
