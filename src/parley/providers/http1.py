@@ -95,6 +95,13 @@ class Origin:
         return host if self.port == default else f"{host}:{self.port}"
 
 
+@lru_cache(maxsize=1)
+def _system_trust() -> ssl.SSLContext:
+    """One verifying context for every pool: building one loads the system's CA store
+    (~16 ms here), which would otherwise be paid per HTTPS origin at start-up."""
+    return ssl.create_default_context()
+
+
 @lru_cache(maxsize=1024)
 def split_url(url: str) -> tuple[Origin, str]:
     """``(origin, request target)``; cached, since each deployment sends to a few fixed URLs."""
@@ -394,7 +401,7 @@ class ConnectionPool:
         self._idle_timeout = idle_timeout
         self._ssl: ssl.SSLContext | None = None
         if origin.scheme == "https":
-            self._ssl = ssl_context or ssl.create_default_context()
+            self._ssl = ssl_context or _system_trust()
         self._idle: collections.deque[_Connection] = collections.deque()
         self._open = 0  # connections counted against the limit, idle ones included
         self._waiters: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
