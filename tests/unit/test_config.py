@@ -66,11 +66,16 @@ models:
         api_key: os.environ/OPENAI_API_KEY
         api_base: ftp://nope
         colour: blue
+      - provider: openai
+        model: gpt-4o
+        api_key: os.environ/OPENAI_API_KEY
+        api_base: https://api.example.com:99999/v1
 """,
     )
     errors = errors_of(path)
     assert any(e.startswith("models.gpt-4o.deployments[1].api_base: ") for e in errors)
     assert any(e.startswith("models.gpt-4o.deployments[1].colour: ") for e in errors)
+    assert any(e.startswith("models.gpt-4o.deployments[2].api_base: ") for e in errors)
 
 
 def test_inline_secret_refused(tmp_path: Path) -> None:

@@ -140,7 +140,11 @@ class DeploymentConfig(_Strict):
         if value is None:
             return None
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            port = parts.port
+        except ValueError:  # not a number from 0 to 65535
+            port = 0
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
             raise ValueError(f"must be an http(s) URL, got {value!r}")
         if parts.username or parts.password:
             raise ValueError("must not carry credentials; use api_key")
