@@ -13,7 +13,6 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -46,6 +45,7 @@ from parley.gateway.types import (
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
 from parley.providers.base import ChunkStream, Provider, stream_ended_early
+from parley.providers.http1 import split_url
 from parley.state import BreakerSync
 
 log = get_logger(__name__)
@@ -262,13 +262,10 @@ class Gateway:
             raise InvalidRequest(
                 f"{param} cannot be set per request for model {request.model!r}", param=param
             )
-        parts = urlsplit(override)
         try:
-            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-        except ValueError:  # a port that is not a number from 1 to 65535
-            valid = False
-        if not valid:
-            raise InvalidRequest(f"{param} must be an http(s) URL", param=param)
+            split_url(override)  # the transport's own reading of it
+        except ValueError:
+            raise InvalidRequest(f"{param} must be an http(s) URL", param=param) from None
         request = msgspec.structs.replace(request, api_base=None, base_url=None)
         return self.registry.with_api_base(provider, override), request
 

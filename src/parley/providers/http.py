@@ -27,6 +27,7 @@ from parley.providers.http1 import (
     ConnectionPool,
     Exchange,
     InvalidHeader,
+    Origin,
     ProtocolError,
     split_url,
 )
@@ -75,7 +76,7 @@ class RawResponse:
     body: bytes
 
 
-_PoolKey = tuple[str, int, float]
+_PoolKey = tuple[Origin, int, float]
 
 
 class UpstreamPool:
@@ -89,7 +90,7 @@ class UpstreamPool:
         self, api_base: str, timeout: TimeoutConfig, max_connections: int, deployment: str
     ) -> UpstreamClient:
         origin, _ = split_url(api_base)
-        key = (f"{origin.scheme}://{origin.authority}", max_connections, timeout.connect)
+        key = (origin, max_connections, timeout.connect)
         pool = self._pools.get(key)
         if pool is None:
             pool = ConnectionPool(

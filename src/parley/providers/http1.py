@@ -104,11 +104,13 @@ def _system_trust() -> ssl.SSLContext:
 
 @lru_cache(maxsize=1024)
 def split_url(url: str) -> tuple[Origin, str]:
-    """``(origin, request target)``; cached, since each deployment sends to a few fixed URLs."""
+    """``(origin, request target)``; cached, since each deployment sends to a few fixed URLs.
+    ValueError for anything else, a port outside 1-65535 included."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    port = parts.port  # ValueError when not a number from 0 to 65535
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
         raise ValueError(f"not an http(s) URL: {url!r}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = port or (443 if parts.scheme == "https" else 80)
     target = parts.path or "/"
     if parts.query:
         target = f"{target}?{parts.query}"
