@@ -13,7 +13,17 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from parley import __version__
-from parley.api import admin, auth, conversations, health, openai, presets, ws
+from parley.api import (
+    admin,
+    auth,
+    chat_models,
+    conversations,
+    health,
+    openai,
+    presets,
+    web,
+    ws,
+)
 from parley.api.errors import install_error_handlers
 from parley.api.fastpath import FastPath, ParleyApp
 from parley.api.middleware import RequestContextMiddleware
@@ -191,6 +201,8 @@ def create_app(
     app.include_router(conversations.search_router)
     app.include_router(presets.router)
     app.include_router(ws.router)
+    app.include_router(chat_models.router)
+    app.include_router(web.build_router(web.WebAssets.load()))
     app.fast_path = FastPath(
         {"/v1/chat/completions": openai.chat_completions, "/v1/embeddings": openai.embeddings},
         owner=app,

@@ -13,8 +13,10 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
+from parley.api import refresh_cookie
 from parley.api.bodies import Body
 from parley.api.deps import bearer_token, client_ip, json_response, services
+from parley.api.errors import render_parley_error
 from parley.errors import AuthenticationFailed, PermissionDenied
 from parley.identity.accounts import Authenticated
 from parley.identity.audit import audit
@@ -41,7 +43,8 @@ class LoginMfa(Body):
 
 
 class Refresh(Body):
-    refresh_token: str = Field(max_length=200)
+    refresh_token: str | None = Field(default=None, max_length=200)
+    """Absent in cookie mode (``api/refresh_cookie.py``): the cookie carries it."""
 
 
 class Code(Body):
@@ -55,6 +58,17 @@ class PasswordChange(Body):
 
 def _json(body: Any, status: int = 200) -> Response:
     return json_response(body, status, {"Cache-Control": "no-store"})  # never cache tokens
+
+
+def _tokens(request: Request, result: dict[str, Any]) -> Response:
+    """A token answer; in the browser's cookie mode the refresh token rides in the cookie."""
+    if not refresh_cookie.cookie_mode(request):
+        return _json(result)
+    token = refresh_cookie.take_token(result)
+    response = _json(result)
+    if token is not None:
+        refresh_cookie.set_cookie(request, response, token)
+    return response
 
 
 async def _body(request: Request, model: type[Body]) -> Any:
@@ -99,7 +113,7 @@ async def login(request: Request) -> Response:
         await audit(svc.db, actor="anonymous", action="auth.login_failed", ip=ip)
         raise
     await audit(svc.db, actor="anonymous", action="auth.login", ip=ip)
-    return _json(result)
+    return _tokens(request, result)
 
 
 @router.post("/auth/login/mfa")
@@ -113,20 +127,35 @@ async def login_mfa(request: Request) -> Response:
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
-    return _json(result)
+    return _tokens(request, result)
 
 
 @router.post("/auth/refresh")
 async def refresh(request: Request) -> Response:
     body: Refresh = await _body(request, Refresh)
-    return _json(await services(request).accounts.refresh(body.refresh_token))
+    cookie = refresh_cookie.cookie_mode(request)
+    token = body.refresh_token or (refresh_cookie.cookie_token(request) if cookie else None)
+    if token is None:
+        raise AuthenticationFailed("missing refresh token", code="unauthenticated")
+    try:
+        result = await services(request).accounts.refresh(token)
+    except AuthenticationFailed as exc:
+        if not cookie:
+            raise
+        # A spent or revoked cookie is of no further use: drop it with the refusal.
+        response = render_parley_error(exc)
+        refresh_cookie.clear(response, request)
+        return response
+    return _tokens(request, result)
 
 
 @router.post("/auth/logout")
 async def logout(request: Request) -> Response:
     auth = await current_user(request)
     await services(request).accounts.logout(auth)
-    return _json({"revoked_sessions": 1})
+    response = _json({"revoked_sessions": 1})
+    refresh_cookie.clear(response, request)
+    return response
 
 
 @router.post("/auth/logout-all")
@@ -135,7 +164,9 @@ async def logout_all(request: Request) -> Response:
     svc = services(request)
     count = await svc.accounts.logout_all(auth.user.id)
     await audit(svc.db, actor=auth.user.id, action="auth.logout_all", ip=client_ip(request))
-    return _json({"revoked_sessions": count})
+    response = _json({"revoked_sessions": count})
+    refresh_cookie.clear(response, request)
+    return response
 
 
 @router.get("/auth/sessions")

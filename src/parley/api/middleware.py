@@ -45,7 +45,7 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
     # The API serves JSON and SSE only: nothing may load, and nothing may frame it. The web
-    # UI (a later issue) sets its own policy on its routes.
+    # app's pages (api/web.py) set their own policy, which then replaces this one.
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
 _DOCS_CSP = (
@@ -92,7 +92,12 @@ class RequestContextMiddleware:
                 elapsed = time.perf_counter() - started
                 overhead = max(0.0, elapsed - timer.seconds)
                 headers = list(message.get("headers", []))
-                headers.extend(security)
+                # A page that states its own policy (the web app's) keeps it: two policies
+                # would both apply, and the API's allows nothing to load.
+                if any(name == b"content-security-policy" for name, _ in headers):
+                    headers.extend(h for h in security if h[0] != b"content-security-policy")
+                else:
+                    headers.extend(security)
                 headers.append((b"x-request-id", request_id))
                 headers.append((b"x-parley-overhead-ms", f"{overhead * 1000:.3f}".encode()))
                 message["headers"] = headers

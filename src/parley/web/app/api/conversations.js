@@ -1,0 +1,37 @@
+// /api/conversations and /api/models: the chat's data, one function per call.
+import { call, json } from "./http.js";
+import { events } from "./sse.js";
+
+const base = "/api/conversations";
+const id = (value) => encodeURIComponent(value);
+
+export const list = (cursor = null, limit = 50) =>
+  json("GET", `${base}?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+export const get = (conversationId) => json("GET", `${base}/${id(conversationId)}`);
+export const create = (fields) => json("POST", base, { body: fields });
+export const update = (conversationId, fields) =>
+  json("PATCH", `${base}/${id(conversationId)}`, { body: fields });
+export const remove = (conversationId) => json("DELETE", `${base}/${id(conversationId)}`);
+export const stop = (conversationId, messageId) =>
+  json("POST", `${base}/${id(conversationId)}/messages/${id(messageId)}/stop`);
+export const models = () => json("GET", "/api/models");
+
+/** Send a user message; yields the answer's events (start, delta, error, done). */
+export async function* send(conversationId, content, { model, parentId, signal } = {}) {
+  const body = { content };
+  if (model) body.model = model;
+  if (parentId) body.parent_id = parentId;
+  const response = await call("POST", `${base}/${id(conversationId)}/messages`, { body, signal });
+  yield* events(response);
+}
+
+/** Follow an answer from its start (after a reload, or from another tab). */
+export async function* follow(conversationId, messageId, { signal } = {}) {
+  const response = await call(
+    "GET", `${base}/${id(conversationId)}/messages/${id(messageId)}/stream`, { signal },
+  );
+  yield* events(response);
+}
+
+/** A shared conversation's snapshot (no sign-in). */
+export const shared = (token) => json("GET", `/api/shared/${id(token)}`, { noRefresh: true });

@@ -1,0 +1,30 @@
+// The open conversation (or a new one) and the composer under it.
+import { html, useEffect, useRef } from "../../vendor/preact.js";
+import { answer, loadError, loading, open, openConversation } from "../chat.js";
+import { Composer } from "./Composer.js";
+import { ErrorText } from "./ErrorText.js";
+import { Message } from "./Message.js";
+
+export function ChatView({ id }) {
+  useEffect(() => { openConversation(id); }, [id]);
+  const end = useRef(null);
+  const current = open.value;
+  const live = answer.value;
+  const messages = current && current.conversation.id === id ? current.messages : [];
+  useEffect(() => { end.current?.scrollIntoView({ block: "end" }); }, [messages.length, live?.content]);
+  const done = live && live.status !== "streaming";
+  return html`<main class="chat" aria-busy=${loading.value ? "true" : undefined}>
+    <h1 class="visually-hidden">${current?.conversation.title || "New chat"}</h1>
+    <div class="messages">
+      ${messages.length === 0 && !live && html`<p class="welcome">Ask anything.</p>`}
+      ${messages.map((m, i) => html`<${Message} key=${m.id ?? `pending-${i}`} ...${m} />`)}
+      ${live && (live.status === "streaming" || live.error) && html`<${Message}
+        role="assistant" content=${live.content} status=${live.status} error=${live.error}
+        streaming=${live.status === "streaming"} />`}
+      <div ref=${end}></div>
+    </div>
+    <p class="visually-hidden" aria-live="polite">${done ? "Answer complete." : ""}</p>
+    <${ErrorText} error=${loadError.value} />
+    <${Composer} />
+  </main>`;
+}

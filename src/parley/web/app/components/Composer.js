@@ -1,0 +1,40 @@
+// The message box: Enter sends, Shift+Enter is a new line, and Enter while an input method
+// is composing (Japanese, Chinese, ...) does nothing but finish the composition.
+import { html, useRef, useState } from "../../vendor/preact.js";
+import { answer, send, stop } from "../chat.js";
+import { models } from "../state.js";
+import { ModelPicker } from "./ModelPicker.js";
+
+export function Composer() {
+  const [text, setText] = useState("");
+  const box = useRef(null);
+  const streaming = answer.value?.status === "streaming";
+  const canSend = text.trim() !== "" && !streaming && models.value.length > 0;
+
+  function submit(event) {
+    event?.preventDefault();
+    if (!canSend) return;
+    const message = text;
+    setText("");
+    send(message);
+    box.current?.focus();
+  }
+
+  function keydown(event) {
+    if (event.key !== "Enter" || event.shiftKey) return;
+    if (event.isComposing || event.keyCode === 229) return;
+    event.preventDefault();
+    submit();
+  }
+
+  return html`<form class="composer" onSubmit=${submit}>
+    <textarea ref=${box} aria-label="Message" rows="2" placeholder="Message Parley"
+      value=${text} onInput=${(e) => setText(e.currentTarget.value)} onKeyDown=${keydown}></textarea>
+    <div class="composer-bar">
+      <${ModelPicker} />
+      ${streaming
+        ? html`<button type="button" class="stop" onClick=${stop}>Stop</button>`
+        : html`<button type="submit" class="primary" disabled=${!canSend}>Send</button>`}
+    </div>
+  </form>`;
+}

@@ -1,0 +1,48 @@
+// Sign in, with the second factor when the account has one.
+import { html, useState } from "../../vendor/preact.js";
+import { login, loginMfa } from "../api/auth.js";
+import { navigate } from "../router.js";
+import { ErrorText } from "./ErrorText.js";
+import { Field } from "./Field.js";
+
+export function LoginPage() {
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const [mfaToken, setMfaToken] = useState(null);
+
+  async function submit(event) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    setBusy(true);
+    setError(null);
+    try {
+      if (mfaToken) {
+        await loginMfa(mfaToken, String(form.get("code")).trim());
+      } else {
+        const result = await login(String(form.get("email")), String(form.get("password")));
+        if (result.mfa) { setMfaToken(result.mfa); return; }
+      }
+      navigate("/", { replace: true });
+    } catch (caught) {
+      setError(caught);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return html`<main class="auth-page">
+    <form class="card" onSubmit=${submit} aria-busy=${busy}>
+      <h1>Sign in to Parley</h1>
+      ${mfaToken
+        ? html`<${Field} label="Authentication code" name="code" autocomplete="one-time-code"
+            inputmode="numeric" required autofocus
+            hint="The 6-digit code from your authenticator app, or a recovery code." />`
+        : html`
+          <${Field} label="Email" name="email" type="email" autocomplete="username" required autofocus />
+          <${Field} label="Password" name="password" type="password" autocomplete="current-password" required />`}
+      <${ErrorText} error=${error} />
+      <button type="submit" class="primary" disabled=${busy}>${mfaToken ? "Verify" : "Sign in"}</button>
+      <p class="alt">No account yet? <a href="/register">Create one</a></p>
+    </form>
+  </main>`;
+}

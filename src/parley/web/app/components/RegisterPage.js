@@ -1,0 +1,40 @@
+// Create an account (when registration is open), then sign in.
+import { html, useState } from "../../vendor/preact.js";
+import { register } from "../api/auth.js";
+import { navigate } from "../router.js";
+import { ErrorText } from "./ErrorText.js";
+import { Field } from "./Field.js";
+
+export function RegisterPage() {
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+
+  async function submit(event) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    setBusy(true);
+    setError(null);
+    try {
+      await register(String(form.get("name")), String(form.get("email")), String(form.get("password")));
+      navigate("/", { replace: true });
+    } catch (caught) {
+      setError(caught);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return html`<main class="auth-page">
+    <form class="card" onSubmit=${submit} aria-busy=${busy}>
+      <h1>Create your Parley account</h1>
+      <${Field} label="Name" name="name" autocomplete="name" required autofocus />
+      <${Field} label="Email" name="email" type="email" autocomplete="email" required />
+      <${Field} label="Password" name="password" type="password" autocomplete="new-password"
+        minlength="12" required
+        hint="At least 12 characters; not a common password, your name or your email." />
+      <${ErrorText} error=${error} />
+      <button type="submit" class="primary" disabled=${busy}>Create account</button>
+      <p class="alt">Already have an account? <a href="/login">Sign in</a></p>
+    </form>
+  </main>`;
+}

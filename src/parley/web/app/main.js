@@ -1,0 +1,56 @@
+// The app's entry: restore the session, then show the view the path names.
+import { html, render, useEffect } from "../vendor/preact.js";
+import { logout, restore } from "./api/auth.js";
+import { loadModels, loadSidebar } from "./chat.js";
+import { ChatView } from "./components/ChatView.js";
+import { LoginPage } from "./components/LoginPage.js";
+import { RegisterPage } from "./components/RegisterPage.js";
+import { SettingsPage } from "./components/SettingsPage.js";
+import { SharedPage } from "./components/SharedPage.js";
+import { Sidebar } from "./components/Sidebar.js";
+import { navigate, route } from "./router.js";
+import { path, sidebarOpen, user } from "./state.js";
+
+const PUBLIC = new Set(["login", "register", "shared"]);
+
+function Header() {
+  return html`<header class="top">
+    <button type="button" class="menu" aria-expanded=${sidebarOpen.value ? "true" : "false"}
+      aria-controls="sidebar" onClick=${() => { sidebarOpen.value = !sidebarOpen.value; }}>Menu</button>
+    <a class="brand" href="/">Parley</a>
+    <span class="who">${user.value?.name}</span>
+    <a class="settings-link" href="/settings">Settings</a>
+    <button type="button" onClick=${() => logout()}>Log out</button>
+  </header>`;
+}
+
+function SignedIn({ where }) {
+  useEffect(() => {
+    loadSidebar();
+    loadModels();
+  }, []);
+  useEffect(() => { sidebarOpen.value = false; }, [path.value]);
+  return html`<div class="layout" data-sidebar=${sidebarOpen.value ? "open" : "closed"}>
+    <${Header} />
+    <${Sidebar} />
+    ${where.view === "settings" ? html`<${SettingsPage} />` : html`<${ChatView} id=${where.id ?? null} />`}
+  </div>`;
+}
+
+function App() {
+  const where = route(path.value);
+  const who = user.value;
+  useEffect(() => {
+    if (who === null && !PUBLIC.has(where.view)) navigate("/login", { replace: true });
+    if (who && (where.view === "login" || where.view === "register")) navigate("/", { replace: true });
+  }, [who, where.view]);
+  if (who === undefined) return html`<p class="boot" role="status">Loading…</p>`;
+  if (where.view === "login") return html`<${LoginPage} />`;
+  if (where.view === "register") return html`<${RegisterPage} />`;
+  if (where.view === "shared") return html`<${SharedPage} token=${where.token} />`;
+  if (!who) return null;
+  return html`<${SignedIn} where=${where} />`;
+}
+
+render(html`<${App} />`, document.getElementById("app"));
+restore();

@@ -1,0 +1,57 @@
+// Model output as Markdown: marked renders, DOMPurify sanitises, always in that order, so raw
+// HTML in an answer (<img onerror>, javascript: links) is inert.
+//
+// Streaming renders the tail: an answer is split into top-level blocks; a finished block's
+// HTML is made once and kept, and only the open last block is parsed again as text arrives.
+import { Marked, DOMPurify } from "../vendor/markdown.js";
+
+const marked = new Marked({ gfm: true, breaks: false });
+
+DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.tagName === "A" && node.hasAttribute("href")) {
+    node.setAttribute("target", "_blank");
+    node.setAttribute("rel", "noopener noreferrer nofollow");
+  }
+});
+
+// Inline style would break the pages' CSP anyway; forms and media have no place in an answer.
+const PURIFY = {
+  FORBID_ATTR: ["style"],
+  FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "iframe", "video", "audio"],
+};
+
+export function toHtml(markdown) {
+  return DOMPurify.sanitize(marked.parse(markdown, { async: false }), PURIFY);
+}
+
+/**
+ * A renderer for one streaming message. `render(text)` lexes only the text after the blocks
+ * it has already finished; every new block but the last is finished (its HTML made once and
+ * kept), and the last, still open, is parsed again on the next call. Returns the blocks.
+ */
+export function blockRenderer() {
+  let done = []; // [{raw, html}] finished blocks, in order
+  let doneLength = 0; // how much of the text they cover
+  let covered = "";
+  return function render(text) {
+    if (text.slice(0, doneLength) !== covered) { done = []; doneLength = 0; covered = ""; }
+    const tail = text.slice(doneLength);
+    const tokens = marked.lexer(tail);
+    let offset = 0;
+    let open = null;
+    for (let i = 0; i < tokens.length; i += 1) {
+      const raw = tokens[i].raw;
+      const exact = tail.startsWith(raw, offset);
+      if (i === tokens.length - 1 || !exact) {
+        open = { raw: tail.slice(offset), open: true };
+        break;
+      }
+      done.push({ raw, html: toHtml(raw) });
+      offset += raw.length;
+    }
+    doneLength += offset;
+    covered = text.slice(0, doneLength);
+    if (open) open.html = toHtml(open.raw);
+    return open ? [...done, open] : [...done];
+  };
+}

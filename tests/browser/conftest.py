@@ -1,0 +1,199 @@
+"""Browser tests: Debian's Chromium, driven by Python playwright, against a real
+``parley serve`` subprocess in front of the ``parley.testing`` fake upstream.
+
+One browser and one server per session; a fresh browser context (cookies, storage) per
+test, and each test registers its own user. Every request a page makes is checked: one
+that leaves 127.0.0.1 is aborted and fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from parley.testing.fake_upstream import FakeUpstream
+from parley.testing.servers import LoopThread, free_port
+
+CHROMIUM = os.environ.get("PARLEY_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "correct horse battery staple 9"
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+@dataclass
+class Server:
+    url: str
+    fake: FakeUpstream
+    log: Path
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"parley serve exited: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"parley serve did not become ready: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def browser_fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
+    async def make() -> FakeUpstream:
+        upstream = FakeUpstream()
+        await upstream.start()
+        return upstream
+
+    upstream = loop_thread.run(make())
+    yield upstream
+    loop_thread.run(upstream.stop())
+
+
+@pytest.fixture(scope="session")
+def server(
+    browser_fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """``parley serve`` on a free loopback port with two model groups at the fake."""
+    home = tmp_path_factory.mktemp("browser-server")
+    config = home / "parley.yaml"
+    config.write_text(
+        "models:\n"
+        "  - name: chat-fast\n"
+        "    deployments:\n"
+        "      - provider: openai\n"
+        "        model: gpt-4o-mini\n"
+        f"        api_base: {browser_fake.url}/v1\n"
+        "        api_key: os.environ/PARLEY_TEST_FAKE_KEY\n"
+        "  - name: chat-careful\n"
+        "    deployments:\n"
+        "      - provider: anthropic\n"
+        "        model: claude-sonnet-4-5\n"
+        f"        api_base: {browser_fake.url}\n"
+        "        api_key: os.environ/PARLEY_TEST_FAKE_KEY\n"
+    )
+    port = free_port()
+    log = home / "serve.log"
+    env = {
+        **os.environ,
+        "PARLEY_TEST_FAKE_KEY": "fake-secret-key-123456",
+        "PARLEY_DATABASE_URL": f"sqlite:///{home}/parley.db",
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "parley", "serve", "--port", str(port), "--config", str(config)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc, log)
+        yield Server(url, browser_fake, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Chromium missing at {CHROMIUM}: scripts/install-chromium.sh installs it")
+        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/install-chromium.sh)")
+    with playwright_api.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class Guard:
+    """Aborts, and remembers, every request that leaves 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.escaped: list[str] = []
+
+    def __call__(self, route: Any) -> None:
+        host = urlsplit(route.request.url).hostname
+        if route.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            route.continue_()
+        else:
+            self.escaped.append(route.request.url)
+            route.abort()
+
+
+@pytest.fixture
+def new_page(browser: Any, server: Server) -> Iterator[Callable[..., Any]]:
+    """``new_page(width=1280, dark=False)``: a page in a fresh context; a page error or a
+    request off 127.0.0.1 fails the test."""
+    contexts: list[Any] = []
+    guards: list[Guard] = []
+    errors: list[str] = []
+
+    def make(
+        *, width: int = 1280, height: int = 800, dark: bool = False, context: Any = None
+    ) -> Any:
+        if context is None:
+            context = browser.new_context(
+                viewport={"width": width, "height": height},
+                color_scheme="dark" if dark else "light",
+                base_url=server.url,
+            )
+            guard = Guard()
+            context.route("**/*", guard)
+            contexts.append(context)
+            guards.append(guard)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.set_default_timeout(15_000)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    escaped = [url for guard in guards for url in guard.escaped]
+    assert not escaped, f"requests left 127.0.0.1: {escaped}"
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def unique_email() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def register(page: Any, *, name: str = "Ada Lovelace", email: str | None = None) -> str:
+    """Register through the page and wait for the chat; returns the email used."""
+    email = email or unique_email()
+    page.goto("/register")
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    page.get_by_role("textbox", name="Message").wait_for()
+    return email
