@@ -418,6 +418,43 @@ def test_regenerate_edit_select_and_fork_make_and_move_between_branches(
     assert ada.call("POST", f"{base}/messages/{a1}/edit", json={"content": "x"}).status_code == 400
 
 
+def test_versions_are_listed_and_a_version_shows_its_newest_branch(
+    start: Callable[..., Client],
+) -> None:
+    """Each message on a page names its versions (siblings, oldest first); choosing a version
+    by ``message_id`` shows the branch last worked on under it, not the version alone."""
+    client = start(allow_registration=True)
+    ada, _ = accounts(client)
+    cid = new_conversation(ada)
+    base = f"/api/conversations/{cid}"
+    first = send(ada, f"{base}/messages", {"content": "question one"})
+    q1, a1 = first["user_message_id"], first["message_id"]
+    second = send(ada, f"{base}/messages", {"content": "question two"})
+    a2 = second["message_id"]
+    edited = send(ada, f"{base}/messages/{q1}/edit", {"content": "question one, better"})
+    q1b = edited["user_message_id"]
+
+    page = ada.get(base).json()["messages"]
+    assert [m["id"] for m in page] == [q1b, edited["message_id"]]
+    assert page[0]["version_ids"] == [q1, q1b]  # both versions of the first question
+    assert page[1]["version_ids"] == [edited["message_id"]]
+
+    chosen = ada.call("POST", f"{base}/branch", json={"message_id": q1})
+    assert chosen.status_code == 200, chosen.text
+    assert chosen.json()["current_leaf_id"] == a2  # the whole older branch, to its end
+    assert [m["id"] for m in ada.get(base).json()["messages"]][-2:] == [
+        second["user_message_id"],
+        a2,
+    ]
+    assert a1 in [m["id"] for m in ada.get(base).json()["messages"]]
+
+    both = ada.call("POST", f"{base}/branch", json={"message_id": q1, "leaf_id": a1})
+    assert both.status_code == 400
+    unknown = ada.call("POST", f"{base}/branch", json={"message_id": "msg_nope"})
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["param"] == "message_id"
+
+
 def test_a_branch_is_read_a_page_at_a_time(start: Callable[..., Client]) -> None:
     client = start(allow_registration=True)
     ada, _ = accounts(client)

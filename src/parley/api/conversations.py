@@ -105,7 +105,10 @@ class ShareCreate(Body):
 
 
 class BranchSelect(Body):
-    leaf_id: str = Field(min_length=1, max_length=64)
+    leaf_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Make this message the current leaf."""
+    message_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Show this version: the current leaf becomes the newest message under it."""
 
 
 def _conversations(request: Request) -> Conversations:
@@ -215,7 +218,10 @@ async def get(conversation_id: str, request: Request) -> Response:
     q = request.query_params
     conversation = await chat.get(user.id, conversation_id)
     page, before = await chat.branch_of(
-        conversation, limit=int_param(q.get("limit"), "limit", 50, 1, 500), before=q.get("before")
+        conversation,
+        limit=int_param(q.get("limit"), "limit", 50, 1, 500),
+        before=q.get("before"),
+        versions=True,
     )
     return json_response({**conversation, "messages": page, "next_before": before})
 
@@ -251,11 +257,18 @@ async def delete(conversation_id: str, request: Request) -> Response:
 
 @router.post("/{conversation_id}/branch")
 async def select_branch(conversation_id: str, request: Request) -> Response:
-    """Make ``leaf_id`` (any message of the conversation) the current leaf."""
+    """Make ``leaf_id`` (any message of the conversation) the current leaf, or show
+    ``message_id``'s version (the newest branch under it)."""
     user = (await current_user(request)).user
     body: BranchSelect = validated(BranchSelect, await json_body(request))
+    if (body.leaf_id is None) == (body.message_id is None):
+        raise InvalidRequest("give exactly one of leaf_id and message_id", param="leaf_id")
     chat = _conversations(request)
-    await chat.select_branch(user.id, conversation_id, body.leaf_id)
+    if body.leaf_id is not None:
+        await chat.select_branch(user.id, conversation_id, body.leaf_id)
+    else:
+        assert body.message_id is not None
+        await chat.select_version(user.id, conversation_id, body.message_id)
     return json_response(await chat.get(user.id, conversation_id))
 
 

@@ -22,7 +22,7 @@ import msgspec
 from sqlalchemy import and_, or_, select, text
 
 from parley.chat import events as ev
-from parley.chat import semantic_search
+from parley.chat import semantic_search, tree
 from parley.chat.events import ConcurrentChange, Event
 from parley.chat.parts import checked
 from parley.chat.projections import project, rebuild
@@ -269,6 +269,18 @@ class Conversations:
         if not await self._has_message(conversation_id, leaf_id):
             await self._owned(owner_id, conversation_id)
             raise NotFound("no such message in this conversation", param="leaf_id")
+        await self._select(owner_id, conversation_id, leaf_id)
+
+    async def select_version(self, owner_id: str, conversation_id: str, message_id: str) -> None:
+        """Show ``message_id``'s version of the conversation: the newest branch under it."""
+        async with self._db.read() as conn:
+            leaf = await tree.newest_leaf(conn, conversation_id, message_id)
+        if leaf is None:
+            await self._owned(owner_id, conversation_id)
+            raise NotFound("no such message in this conversation", param="message_id")
+        await self._select(owner_id, conversation_id, leaf)
+
+    async def _select(self, owner_id: str, conversation_id: str, leaf_id: str) -> None:
         await self._change(
             owner_id, conversation_id, None, [(ev.BRANCH_SELECTED, {"leaf_id": leaf_id})]
         )
@@ -362,11 +374,17 @@ class Conversations:
         return await self.branch_of(current, limit=limit, before=before)
 
     async def branch_of(
-        self, conversation: Mapping[str, Any], *, limit: int = 50, before: str | None = None
+        self,
+        conversation: Mapping[str, Any],
+        *,
+        limit: int = 50,
+        before: str | None = None,
+        versions: bool = False,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """``branch`` of a conversation the caller already read as its owner (``get``).
         One recursive query follows the parent links of just this page (primary-key
-        lookups): it never reads the whole conversation."""
+        lookups): it never reads the whole conversation. ``versions`` adds each message's
+        ``version_ids`` (``chat/tree.py``), for a reader that shows them."""
         conversation_id = conversation["id"]
         start = before or conversation["current_leaf_id"]
         if start is None:
@@ -378,9 +396,11 @@ class Conversations:
                     _CHAIN, {"start": start, "conversation": conversation_id, "limit": limit}
                 )
             ]
-        if not rows:
-            raise NotFound("no such message in this conversation", param="before")
-        page = [_message(row) for row in reversed(rows)]
+            if not rows:
+                raise NotFound("no such message in this conversation", param="before")
+            page = [_message(row) for row in reversed(rows)]
+            if versions:
+                await tree.add_versions(conn, conversation_id, page)
         return page, rows[-1]["parent_id"]
 
     async def _owned(self, owner_id: str, conversation_id: str) -> dict[str, Any]:

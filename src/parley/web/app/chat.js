@@ -78,24 +78,69 @@ export async function send(text) {
     upsertSidebar(conversation);
     navigate(`/c/${encodeURIComponent(conversation.id)}`, { replace: true });
   }
-  const conversationId = current.conversation.id;
+  const content = [{ type: "text", text }];
   const parentId = current.messages.at(-1)?.id ?? null;
-  const pending = { id: null, role: "user", content: [{ type: "text", text }], pending: true };
-  open.value = { ...current, messages: [...current.messages, pending] };
+  await stream(current, current.messages.length, content, (signal) =>
+    api.send(current.conversation.id, content, { model, parentId, signal }));
+}
+
+/** Another answer to the same question, from the model now picked. */
+export async function regenerate(message) {
+  const current = open.value;
+  const keep = current.messages.findIndex((m) => m.id === message.id);
+  await stream(current, keep, null, (signal) =>
+    api.regenerate(current.conversation.id, message.id, { model: chosenModel.value, signal }));
+}
+
+/** A new version of one of the user's questions, answered anew. */
+export async function edit(message, text) {
+  const current = open.value;
+  const keep = current.messages.findIndex((m) => m.id === message.id);
+  const content = [{ type: "text", text }];
+  await stream(current, keep, content, (signal) =>
+    api.edit(current.conversation.id, message.id, content, { model: chosenModel.value, signal }));
+}
+
+/**
+ * Show the first `keep` messages, then (for a question) the user's new message, then the
+ * answer as it streams; read the conversation back once it ends.
+ */
+async function stream(current, keep, userContent, start) {
+  const shown = current.messages.slice(0, Math.max(keep, 0));
+  if (userContent) shown.push({ id: null, role: "user", content: userContent, pending: true });
+  open.value = { ...current, messages: shown };
   answer.value = { id: null, content: "", status: "streaming", error: null };
   streamAbort = new AbortController();
   try {
-    for await (const event of api.send(conversationId, [{ type: "text", text }], {
-      model, parentId, signal: streamAbort.signal,
-    })) {
-      apply(event);
-    }
+    for await (const event of start(streamAbort.signal)) apply(event);
   } catch (error) {
     if (error.name !== "AbortError") answer.value = { ...answer.value, status: "error", error };
   } finally {
     streamAbort = null;
-    await settle(conversationId);
+    await settle(current.conversation.id);
   }
+}
+
+/** Switch a message to another of its versions (the branch last worked on under it). */
+export async function showVersion(messageId) {
+  const current = open.value;
+  await api.selectVersion(current.conversation.id, messageId);
+  await reload(current.conversation.id);
+}
+
+/** A new conversation holding this branch up to the message; opens it. */
+export async function fork(messageId) {
+  const copy = await api.fork(open.value.conversation.id, messageId);
+  upsertSidebar(copy);
+  navigate(`/c/${encodeURIComponent(copy.id)}`);
+}
+
+async function reload(conversationId) {
+  const found = await api.get(conversationId);
+  if (open.value?.conversation.id === conversationId) {
+    open.value = { conversation: found, messages: found.messages };
+  }
+  return found;
 }
 
 function apply(event) {
@@ -119,8 +164,8 @@ async function settle(conversationId) {
       if (open.value?.conversation.id === conversationId) {
         open.value = { conversation: found, messages: found.messages };
       }
-      const failed = answer.value?.status === "error" ? answer.value : null;
-      answer.value = failed;
+      // A failed answer is not saved: keep it on screen, with its error, until the next one.
+      answer.value = answer.value?.error ? { ...answer.value, status: "error" } : null;
       upsertSidebar(found);
     });
   } catch (error) {

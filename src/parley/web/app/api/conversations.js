@@ -17,13 +17,32 @@ export const stop = (conversationId, messageId) =>
 export const models = () => json("GET", "/api/models");
 
 /** Send a user message; yields the answer's events (start, delta, error, done). */
-export async function* send(conversationId, content, { model, parentId, signal } = {}) {
+export function send(conversationId, content, { model, parentId, signal } = {}) {
   const body = { content };
   if (model) body.model = model;
   if (parentId) body.parent_id = parentId;
-  const response = await call("POST", `${base}/${id(conversationId)}/messages`, { body, signal });
+  return answered(`${base}/${id(conversationId)}/messages`, body, signal);
+}
+
+async function* answered(path, body, signal) {
+  const response = await call("POST", path, { body, signal });
   yield* events(response);
 }
+
+export function regenerate(conversationId, messageId, { model, signal } = {}) {
+  const path = `${base}/${id(conversationId)}/messages/${id(messageId)}/regenerate`;
+  return answered(path, model ? { model } : {}, signal);
+}
+
+export function edit(conversationId, messageId, content, { model, signal } = {}) {
+  const path = `${base}/${id(conversationId)}/messages/${id(messageId)}/edit`;
+  return answered(path, model ? { content, model } : { content }, signal);
+}
+
+export const selectVersion = (conversationId, messageId) =>
+  json("POST", `${base}/${id(conversationId)}/branch`, { body: { message_id: messageId } });
+export const fork = (conversationId, messageId) =>
+  json("POST", `${base}/${id(conversationId)}/fork`, { body: { message_id: messageId } });
 
 /** Follow an answer from its start (after a reload, or from another tab). */
 export async function* follow(conversationId, messageId, { signal } = {}) {

@@ -17,9 +17,9 @@ export function ChatView({ id }) {
     <h1 class="visually-hidden">${current?.conversation.title || "New chat"}</h1>
     <div class="messages">
       ${messages.length === 0 && !live && html`<p class="welcome">Ask anything.</p>`}
-      ${messages.map((m, i) => html`<${Message} key=${m.id ?? `pending-${i}`} ...${m} />`)}
+      ${messages.map((m, i) => html`<${Message} key=${m.id ?? `pending-${i}`} message=${m} />`)}
       ${live && (live.status === "streaming" || live.error) && html`<${Message}
-        role="assistant" content=${live.content} status=${live.status} error=${live.error}
+        message=${{ role: "assistant", content: live.content, status: live.status, error: live.error }}
         streaming=${live.status === "streaming"} />`}
       <div ref=${end}></div>
     </div>

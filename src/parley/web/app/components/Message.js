@@ -1,5 +1,7 @@
-// One message: the user's as text, the model's as rendered Markdown.
-import { html } from "../../vendor/preact.js";
+// One message: the user's as text, the model's as rendered Markdown; its versions
+// ("‹ 2 / 3 ›") and what can be done with it.
+import { html, useState } from "../../vendor/preact.js";
+import { answer, edit, fork, regenerate, showVersion } from "../chat.js";
 import { describe } from "./ErrorText.js";
 import { Markdown } from "./Markdown.js";
 
@@ -8,14 +10,71 @@ export function textOf(content) {
   return (content || []).filter((p) => p.type === "text").map((p) => p.text).join("");
 }
 
-export function Message({ role, content, status, error, streaming = false }) {
+function Versions({ message, busy }) {
+  const ids = message.version_ids || [];
+  if (ids.length < 2) return null;
+  const at = ids.indexOf(message.id);
+  return html`<span class="versions">
+    <button type="button" class="icon" aria-label="Previous version" disabled=${busy || at <= 0}
+      onClick=${() => showVersion(ids[at - 1])}>‹</button>
+    <span><span class="visually-hidden">Version </span>${at + 1} / ${ids.length}</span>
+    <button type="button" class="icon" aria-label="Next version" disabled=${busy || at >= ids.length - 1}
+      onClick=${() => showVersion(ids[at + 1])}>›</button>
+  </span>`;
+}
+
+function CopyButton({ text }) {
+  const [copied, setCopied] = useState(false);
+  async function copy() {
+    await navigator.clipboard.writeText(text);
+    setCopied(true);
+    setTimeout(() => setCopied(false), 1500);
+  }
+  return html`<button type="button" aria-label="Copy" onClick=${copy}>${copied ? "Copied" : "Copy"}</button>`;
+}
+
+function EditForm({ message, onDone }) {
+  const [text, setText] = useState(textOf(message.content));
+  function submit(event) {
+    event.preventDefault();
+    if (!text.trim()) return;
+    onDone();
+    edit(message, text);
+  }
+  return html`<form class="edit" onSubmit=${submit}>
+    <textarea aria-label="Edit message" value=${text} rows="3"
+      onInput=${(e) => setText(e.currentTarget.value)}
+      onKeyDown=${(e) => { if (e.key === "Escape") onDone(); }}></textarea>
+    <div class="edit-bar">
+      <button type="button" onClick=${onDone}>Cancel</button>
+      <button type="submit" class="primary">Save and send</button>
+    </div>
+  </form>`;
+}
+
+export function Message({ message, streaming = false, readOnly = false }) {
+  const { role, content, status, error } = message;
+  const [editing, setEditing] = useState(false);
   const text = textOf(content);
+  const busy = answer.value?.status === "streaming";
+  const saved = !readOnly && message.id && !message.pending && !streaming;
   const label = role === "user" ? "You" : "Assistant";
   return html`<article class=${`message ${role}`} aria-label=${label} aria-busy=${streaming ? "true" : undefined}>
     <div class="bubble">
-      ${role === "user" ? html`<p class="plain">${text}</p>` : html`<${Markdown} text=${text} streaming=${streaming} />`}
+      ${editing
+        ? html`<${EditForm} message=${message} onDone=${() => setEditing(false)} />`
+        : role === "user"
+          ? html`<p class="plain">${text}</p>`
+          : html`<${Markdown} text=${text} streaming=${streaming} />`}
       ${status === "stopped" && html`<p class="status">Stopped.</p>`}
       ${error && html`<p class="error" role="alert">${describe(error)}</p>`}
+      ${saved && !editing && html`<div class="actions">
+        <${Versions} message=${message} busy=${busy} />
+        ${role === "user" && html`<button type="button" disabled=${busy} onClick=${() => setEditing(true)}>Edit</button>`}
+        ${role === "assistant" && html`<${CopyButton} text=${text} />`}
+        ${role === "assistant" && html`<button type="button" disabled=${busy} onClick=${() => regenerate(message)}>Regenerate</button>`}
+        <button type="button" disabled=${busy} onClick=${() => fork(message.id)}>Fork</button>
+      </div>`}
     </div>
   </article>`;
 }

@@ -22,7 +22,7 @@ export function SharedPage({ token }) {
     <h1>${snapshot.title}</h1>
     <p class="hint">Shared by ${snapshot.shared_by || "a Parley user"}</p>
     <div class="messages">
-      ${snapshot.messages.map((m, i) => html`<${Message} key=${i} role=${m.role} content=${m.content} />`)}
+      ${snapshot.messages.map((m, i) => html`<${Message} key=${i} message=${m} readOnly=${true} />`)}
     </div>
   </main>`;
 }
