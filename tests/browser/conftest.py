@@ -78,7 +78,7 @@ def server(
     browser_fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """``parley serve`` on a free loopback port with model groups at the fake: ``chat-fast``
-    (echoes at once), ``chat-slow`` (80 words, a quarter second apart), ``chat-careful``
+    (echoes at once), ``chat-slow`` (80 words, 0.15 s apart), ``chat-careful``
     (the Anthropic format)."""
     home = tmp_path_factory.mktemp("browser-server")
     config = home / "parley.yaml"
@@ -93,7 +93,7 @@ def server(
         "  - name: chat-slow\n"
         "    deployments:\n"
         "      - provider: openai\n"
-        "        model: gpt-4o-mini+chunk-delay-0.25+tokens-80\n"
+        "        model: gpt-4o-mini+chunk-delay-0.15+tokens-80\n"
         f"        api_base: {browser_fake.url}/v1\n"
         "        api_key: os.environ/PARLEY_TEST_FAKE_KEY\n"
         "  - name: chat-careful\n"

@@ -16,22 +16,66 @@ export const chosenModel = signal(null);
 
 let streamAbort = null;
 
+/** Which list the sidebar shows: the active conversations or the archived ones. */
+export const showArchived = signal(false);
+/** A deletion the user can still undo: {conversation, timer}. */
+export const pendingDelete = signal(null);
+export const UNDO_MS = 6000;
+
 export async function loadSidebar() {
-  const page = await api.list();
+  const page = await api.list(null, { archived: showArchived.value });
   batch(() => {
-    conversations.value = page.data;
+    conversations.value = page.data.filter((c) => c.id !== pendingDelete.value?.conversation.id);
     nextCursor.value = page.next_cursor;
   });
 }
 
 export async function loadMore() {
   if (!nextCursor.value) return;
-  const page = await api.list(nextCursor.value);
+  const page = await api.list(nextCursor.value, { archived: showArchived.value });
   batch(() => {
     conversations.value = [...conversations.value, ...page.data];
     nextCursor.value = page.next_cursor;
   });
 }
+
+/** Change a conversation's title, pin or archive flag; the sidebar shows the answer. */
+export async function change(conversationId, fields) {
+  const updated = await api.update(conversationId, fields);
+  const moved = "archived" in fields && updated.archived !== showArchived.value;
+  conversations.value = moved
+    ? conversations.value.filter((c) => c.id !== conversationId)
+    : conversations.value.map((c) => (c.id === conversationId ? updated : c));
+  if (open.value?.conversation.id === conversationId) {
+    open.value = { ...open.value, conversation: { ...open.value.conversation, ...updated } };
+  }
+}
+
+/** Hide a conversation now and delete it once the undo window has passed. */
+export function removeLater(conversation) {
+  commitDelete();
+  conversations.value = conversations.value.filter((c) => c.id !== conversation.id);
+  if (open.value?.conversation.id === conversation.id) navigate("/");
+  const timer = setTimeout(commitDelete, UNDO_MS);
+  pendingDelete.value = { conversation, timer };
+}
+
+export function undoDelete() {
+  const pending = pendingDelete.value;
+  if (!pending) return;
+  clearTimeout(pending.timer);
+  pendingDelete.value = null;
+  loadSidebar();
+}
+
+function commitDelete() {
+  const pending = pendingDelete.value;
+  if (!pending) return;
+  clearTimeout(pending.timer);
+  pendingDelete.value = null;
+  api.remove(pending.conversation.id).catch((error) => { loadError.value = error; loadSidebar(); });
+}
+addEventListener("pagehide", commitDelete); // leaving the page ends the undo window
 
 export async function loadModels() {
   const { data } = await api.models();
@@ -48,8 +92,9 @@ export async function openConversation(id) {
   }
   if (open.value?.conversation.id === id) return;
   loading.value = true;
+  let found;
   try {
-    const found = await api.get(id);
+    found = await api.get(id);
     batch(() => {
       open.value = { conversation: found, messages: found.messages };
       if (found.model) chosenModel.value = found.model;
@@ -57,9 +102,68 @@ export async function openConversation(id) {
     });
   } catch (error) {
     batch(() => { open.value = null; loadError.value = error; });
+    return;
   } finally {
     loading.value = false;
   }
+  const waiting = remembered(id);
+  if (waiting && !found.messages.some((m) => m.id === waiting)) await follow(id, waiting);
+  else if (waiting) forget(id);
+}
+
+/**
+ * Show an answer this tab did not start (after a reload, or begun in another tab) from
+ * its first piece: the server replays it from the start, so nothing is doubled or missed.
+ */
+let joining = null;
+const ended = new Set(); // answers this tab has shown to their end: later frames are late
+export async function follow(conversationId, messageId, { fresh = true } = {}) {
+  if (streamAbort || joining === messageId || ended.has(messageId)) return;
+  if (open.value?.conversation.id !== conversationId) return;
+  joining = messageId; // many frames may ask at once: one follow
+  try {
+    if (!fresh) await reload(conversationId); // another tab's question is saved: show it first
+    const current = open.value;
+    if (streamAbort || current?.conversation.id !== conversationId) return;
+    await stream(current, current.messages.length, null, (signal) =>
+      api.follow(conversationId, messageId, { signal }));
+  } finally {
+    joining = null;
+  }
+}
+
+// --- what other tabs and devices did (api/live.js) ---------------------------------------
+
+let sidebarTimer = null;
+function refreshSidebarSoon() {
+  clearTimeout(sidebarTimer);
+  sidebarTimer = setTimeout(() => { loadSidebar().catch(() => {}); }, 150);
+}
+
+export function onRemoteEvent(event) {
+  const id = event.conversation_id;
+  if (event.type === "conversation.deleted") {
+    conversations.value = conversations.value.filter((c) => c.id !== id);
+    if (open.value?.conversation.id === id) navigate("/", { replace: true });
+    return;
+  }
+  refreshSidebarSoon();
+  const shown = open.value?.conversation;
+  if (!shown || shown.id !== id || streamAbort) return;
+  if (event.version > shown.version) reload(id).catch(() => {});
+}
+
+export function onRemoteGeneration(message) {
+  if (message.frame?.type === "start" || message.frame?.type === "delta") {
+    follow(message.conversation_id, message.message_id, { fresh: false });
+  }
+}
+
+/** After a gap in the live feed: read back what is shown. */
+export async function resync() {
+  refreshSidebarSoon();
+  const shown = open.value?.conversation;
+  if (shown && !streamAbort) await reload(shown.id).catch(() => {});
 }
 
 function upsertSidebar(conversation) {
@@ -112,11 +216,12 @@ async function stream(current, keep, userContent, start) {
   answer.value = { id: null, content: "", status: "streaming", error: null };
   streamAbort = new AbortController();
   try {
-    for await (const event of start(streamAbort.signal)) apply(event);
+    for await (const event of start(streamAbort.signal)) apply(event, current.conversation.id);
   } catch (error) {
     if (error.name !== "AbortError") answer.value = { ...answer.value, status: "error", error };
   } finally {
     streamAbort = null;
+    if (answer.value?.id) ended.add(answer.value.id);
     await settle(current.conversation.id);
   }
 }
@@ -143,10 +248,24 @@ async function reload(conversationId) {
   return found;
 }
 
-function apply(event) {
+// The answer this browser is waiting for, per conversation, so a tab closed mid-answer can
+// reattach to it when the conversation is opened again (the server keeps generating).
+const inflightKey = (conversationId) => `parley.answering.${conversationId}`;
+function remember(conversationId, messageId) {
+  try { localStorage.setItem(inflightKey(conversationId), messageId); } catch { /* private mode */ }
+}
+function forget(conversationId) {
+  try { localStorage.removeItem(inflightKey(conversationId)); } catch { /* private mode */ }
+}
+function remembered(conversationId) {
+  try { return localStorage.getItem(inflightKey(conversationId)); } catch { return null; }
+}
+
+function apply(event, conversationId) {
   const now = answer.value;
   if (event.type === "start") {
     answer.value = { ...now, id: event.message_id };
+    remember(conversationId, event.message_id);
   } else if (event.type === "delta") {
     answer.value = { ...now, content: now.content + event.content };
   } else if (event.type === "error") {
@@ -158,6 +277,7 @@ function apply(event) {
 
 /** After an answer: read the conversation back, so the view shows what was saved. */
 async function settle(conversationId) {
+  forget(conversationId);
   try {
     const found = await api.get(conversationId);
     batch(() => {

@@ -1,7 +1,8 @@
 // The app's entry: restore the session, then show the view the path names.
 import { html, render, useEffect } from "../vendor/preact.js";
 import { logout, restore } from "./api/auth.js";
-import { loadModels, loadSidebar } from "./chat.js";
+import { startLive } from "./api/live.js";
+import { loadModels, loadSidebar, onRemoteEvent, onRemoteGeneration, resync } from "./chat.js";
 import { ChatView } from "./components/ChatView.js";
 import { LoginPage } from "./components/LoginPage.js";
 import { RegisterPage } from "./components/RegisterPage.js";
@@ -9,7 +10,7 @@ import { SettingsPage } from "./components/SettingsPage.js";
 import { SharedPage } from "./components/SharedPage.js";
 import { Sidebar } from "./components/Sidebar.js";
 import { navigate, route } from "./router.js";
-import { path, sidebarOpen, user } from "./state.js";
+import { notice, path, sidebarOpen, user } from "./state.js";
 
 const PUBLIC = new Set(["login", "register", "shared"]);
 
@@ -28,10 +29,12 @@ function SignedIn({ where }) {
   useEffect(() => {
     loadSidebar();
     loadModels();
+    return startLive({ event: onRemoteEvent, generation: onRemoteGeneration, resync });
   }, []);
   useEffect(() => { sidebarOpen.value = false; }, [path.value]);
   return html`<div class="layout" data-sidebar=${sidebarOpen.value ? "open" : "closed"}>
     <${Header} />
+    ${notice.value && html`<p class="notice" role="status">${notice.value.text}</p>`}
     <${Sidebar} />
     ${where.view === "settings" ? html`<${SettingsPage} />` : html`<${ChatView} id=${where.id ?? null} />`}
   </div>`;

@@ -5,8 +5,11 @@ import { events } from "./sse.js";
 const base = "/api/conversations";
 const id = (value) => encodeURIComponent(value);
 
-export const list = (cursor = null, limit = 50) =>
-  json("GET", `${base}?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+export function list(cursor = null, { archived = false, limit = 50 } = {}) {
+  const query = new URLSearchParams({ limit: String(limit), archived: String(archived) });
+  if (cursor) query.set("cursor", cursor);
+  return json("GET", `${base}?${query}`);
+}
 export const get = (conversationId) => json("GET", `${base}/${id(conversationId)}`);
 export const create = (fields) => json("POST", base, { body: fields });
 export const update = (conversationId, fields) =>
