@@ -180,7 +180,7 @@ def new_page(browser: Any, server: Server) -> Iterator[Callable[..., Any]]:
             guards.append(guard)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.set_default_timeout(15_000)
+        page.set_default_timeout(20_000)
         return page
 
     yield make

@@ -85,12 +85,21 @@ export async function loadModels() {
   }
 }
 
-export async function openConversation(id) {
+let opening = null; // {id, promise}: a view and a search hit may ask for the same one
+
+export function openConversation(id) {
   if (id === null) {
     batch(() => { open.value = null; loadError.value = null; });
-    return;
+    return Promise.resolve();
   }
-  if (open.value?.conversation.id === id) return;
+  if (open.value?.conversation.id === id) return Promise.resolve();
+  if (opening?.id === id) return opening.promise;
+  const promise = load(id).finally(() => { if (opening?.promise === promise) opening = null; });
+  opening = { id, promise };
+  return promise;
+}
+
+async function load(id) {
   loading.value = true;
   let found;
   try {
@@ -107,8 +116,39 @@ export async function openConversation(id) {
     loading.value = false;
   }
   const waiting = remembered(id);
-  if (waiting && !found.messages.some((m) => m.id === waiting)) await follow(id, waiting);
+  if (waiting && !found.messages.some((m) => m.id === waiting)) follow(id, waiting);
   else if (waiting) forget(id);
+}
+
+/** The page before the oldest one shown (a long conversation opens at its end). */
+export async function loadEarlier() {
+  const current = open.value;
+  const before = current?.conversation.next_before;
+  if (!before) return;
+  const page = await api.get(current.conversation.id, { before });
+  if (open.value?.conversation.id !== current.conversation.id) return;
+  open.value = {
+    conversation: { ...open.value.conversation, next_before: page.next_before },
+    messages: [...page.messages, ...open.value.messages],
+  };
+}
+
+/** The message to bring into view once it is shown (a search hit). */
+export const focusMessage = signal(null);
+
+/** Open a conversation on the branch holding `messageId`, paging back until it is shown. */
+export async function openAt(conversationId, messageId) {
+  if (messageId) await api.selectVersion(conversationId, messageId);
+  open.value = null;
+  navigate(`/c/${encodeURIComponent(conversationId)}`);
+  await openConversation(conversationId);
+  if (!messageId) return;
+  for (let pages = 0; pages < 100; pages += 1) {
+    if (!open.value || open.value.messages.some((m) => m.id === messageId)) break;
+    if (!open.value.conversation.next_before) break;
+    await loadEarlier();
+  }
+  focusMessage.value = messageId;
 }
 
 /**

@@ -1,11 +1,12 @@
 // The app's entry: restore the session, then show the view the path names.
-import { html, render, useEffect } from "../vendor/preact.js";
+import { html, render, useEffect, useState } from "../vendor/preact.js";
 import { logout, restore } from "./api/auth.js";
 import { startLive } from "./api/live.js";
 import { loadModels, loadSidebar, onRemoteEvent, onRemoteGeneration, resync } from "./chat.js";
 import { ChatView } from "./components/ChatView.js";
 import { LoginPage } from "./components/LoginPage.js";
 import { RegisterPage } from "./components/RegisterPage.js";
+import { SearchDialog } from "./components/SearchDialog.js";
 import { SettingsPage } from "./components/SettingsPage.js";
 import { SharedPage } from "./components/SharedPage.js";
 import { Sidebar } from "./components/Sidebar.js";
@@ -14,11 +15,12 @@ import { notice, path, sidebarOpen, user } from "./state.js";
 
 const PUBLIC = new Set(["login", "register", "shared"]);
 
-function Header() {
+function Header({ onSearch }) {
   return html`<header class="top">
     <button type="button" class="menu" aria-expanded=${sidebarOpen.value ? "true" : "false"}
       aria-controls="sidebar" onClick=${() => { sidebarOpen.value = !sidebarOpen.value; }}>Menu</button>
     <a class="brand" href="/">Parley</a>
+    <button type="button" onClick=${onSearch} aria-keyshortcuts="Control+K Meta+K">Search</button>
     <span class="who">${user.value?.name}</span>
     <a class="settings-link" href="/settings">Settings</a>
     <button type="button" onClick=${() => logout()}>Log out</button>
@@ -26,6 +28,17 @@ function Header() {
 }
 
 function SignedIn({ where }) {
+  const [searching, setSearching] = useState(false);
+  useEffect(() => {
+    const shortcut = (event) => {
+      if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "k") {
+        event.preventDefault();
+        setSearching(true);
+      }
+    };
+    addEventListener("keydown", shortcut);
+    return () => removeEventListener("keydown", shortcut);
+  }, []);
   useEffect(() => {
     loadSidebar();
     loadModels();
@@ -33,7 +46,8 @@ function SignedIn({ where }) {
   }, []);
   useEffect(() => { sidebarOpen.value = false; }, [path.value]);
   return html`<div class="layout" data-sidebar=${sidebarOpen.value ? "open" : "closed"}>
-    <${Header} />
+    <${Header} onSearch=${() => setSearching(true)} />
+    <${SearchDialog} open=${searching} onClose=${() => setSearching(false)} />
     ${notice.value && html`<p class="notice" role="status">${notice.value.text}</p>`}
     <${Sidebar} />
     ${where.view === "settings" ? html`<${SettingsPage} />` : html`<${ChatView} id=${where.id ?? null} />`}

@@ -10,7 +10,17 @@ export function list(cursor = null, { archived = false, limit = 50 } = {}) {
   if (cursor) query.set("cursor", cursor);
   return json("GET", `${base}?${query}`);
 }
-export const get = (conversationId) => json("GET", `${base}/${id(conversationId)}`);
+export function get(conversationId, { before = null } = {}) {
+  const query = before ? `?before=${encodeURIComponent(before)}` : "";
+  return json("GET", `${base}/${id(conversationId)}${query}`);
+}
+
+/** Hybrid search over the user's conversations; `filters` as the API names them. */
+export function search(q, filters = {}) {
+  const query = new URLSearchParams({ q, limit: "30" });
+  for (const [name, value] of Object.entries(filters)) if (value) query.set(name, value);
+  return json("GET", `/api/search?${query}`);
+}
 export const create = (fields) => json("POST", base, { body: fields });
 export const update = (conversationId, fields) =>
   json("PATCH", `${base}/${id(conversationId)}`, { body: fields });

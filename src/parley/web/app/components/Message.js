@@ -59,7 +59,8 @@ export function Message({ message, streaming = false, readOnly = false }) {
   const busy = answer.value?.status === "streaming";
   const saved = !readOnly && message.id && !message.pending && !streaming;
   const label = role === "user" ? "You" : "Assistant";
-  return html`<article class=${`message ${role}`} aria-label=${label} aria-busy=${streaming ? "true" : undefined}>
+  return html`<article class=${`message ${role}`} aria-label=${label} aria-busy=${streaming ? "true" : undefined}
+    id=${message.id ? `m-${message.id}` : undefined} tabindex=${message.id ? "-1" : undefined}>
     <div class="bubble">
       ${editing
         ? html`<${EditForm} message=${message} onDone=${() => setEditing(false)} />`
