@@ -52,9 +52,10 @@ export function SearchDialog({ open: isOpen, onClose }) {
     await openAt(hit.conversation_id, hit.message_id);
   }
 
+  // The field is type=text with the searchbox role: in a type=search field the first Escape
+  // clears the text instead of closing the dialog.
   return html`<dialog ref=${dialog} class="search" aria-label="Search conversations" onClose=${onClose}>
     <form method="dialog" class="search-form" onSubmit=${(e) => e.preventDefault()}>
-      ${/* type=text: in a type=search field Escape clears the text instead of closing */ ""}
       <input type="text" role="searchbox" aria-label="Search conversations" placeholder="Search conversations"
         value=${query} autofocus onInput=${(e) => setQuery(e.currentTarget.value)} />
       <div class="filters">
