@@ -115,3 +115,28 @@ def test_phone_width_and_dark_mode(new_page: NewPage) -> None:
     assert box["x"] + box["width"] <= 375
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background != "rgb(255, 255, 255)"  # the dark palette applies
+
+
+def test_math_tables_and_code_render_and_code_copies_exactly(new_page: NewPage) -> None:
+    """The fake echoes the question, so the answer holds what the question held: a GFM
+    table, inline and display math (MathML, drawn by KaTeX once it has loaded) and a code
+    fence whose copy button copies the code exactly."""
+    page = new_page()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    register(page)
+    code = 'def f(x):\n    return "<tag>" * x'
+    text = (
+        "Sum: $a^2 + b^2$\n\n$$\\int_0^1 x\\,dx$$\n\n"
+        f"| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\n{code}\n```"
+    )
+    box = page.get_by_role("textbox", name="Message")
+    box.fill(text)
+    box.press("Enter")
+    answer = page.get_by_role("article", name="Assistant")
+    answer.locator("table td", has_text="2").wait_for()
+    answer.locator("math").first.wait_for()
+    assert answer.locator("math[display='block']").count() == 1
+    assert answer.locator("math").count() == 2
+    answer.locator("pre code.hljs").wait_for()  # highlighted once highlight.js loaded
+    answer.get_by_role("button", name="Copy code").click()
+    assert page.evaluate("navigator.clipboard.readText()") == code

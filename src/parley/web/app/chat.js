@@ -280,6 +280,20 @@ export async function fork(messageId) {
   navigate(`/c/${encodeURIComponent(copy.id)}`);
 }
 
+/** Replace the conversation's settings, unless another change landed first (409). */
+export async function saveSettings(settings) {
+  const current = open.value.conversation;
+  const updated = await api.update(current.id, { settings, expected_version: current.version });
+  if (open.value?.conversation.id === current.id) {
+    open.value = { ...open.value, conversation: { ...open.value.conversation, ...updated } };
+  }
+}
+
+export async function reloadOpen() {
+  const shown = open.value?.conversation;
+  if (shown) await reload(shown.id);
+}
+
 async function reload(conversationId) {
   const found = await api.get(conversationId);
   if (open.value?.conversation.id === conversationId) {

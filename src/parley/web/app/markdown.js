@@ -5,7 +5,41 @@
 // HTML is made once and kept, and only the open last block is parsed again as text arrives.
 import { Marked, DOMPurify } from "../vendor/markdown.js";
 
-const marked = new Marked({ gfm: true, breaks: false });
+const escapeHtml = (text) =>
+  text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
+// Math: $$...$$ and \[...\] as display, $...$ and \(...\) inline. The TeX is kept as text in
+// a placeholder (data-tex); components/Markdown.js has KaTeX draw it once KaTeX has loaded.
+const placeholder = (tex, display) =>
+  `<${display ? "div" : "span"} class="math" data-tex="${escapeHtml(tex)}"${display ? ' data-display=""' : ""}>${escapeHtml(tex)}</${display ? "div" : "span"}>`;
+const math = {
+  extensions: [
+    {
+      name: "mathBlock",
+      level: "block",
+      start: (src) => src.match(/\$\$|\\\[/)?.index,
+      tokenizer(src) {
+        const m = /^(?:\$\$([\s\S]+?)\$\$|\\\[([\s\S]+?)\\\])[ \t]*(?:\n|$)/.exec(src);
+        if (m) return { type: "mathBlock", raw: m[0], text: (m[1] ?? m[2]).trim() };
+        return undefined;
+      },
+      renderer: (token) => placeholder(token.text, true),
+    },
+    {
+      name: "mathInline",
+      level: "inline",
+      start: (src) => src.match(/\$|\\\(/)?.index,
+      tokenizer(src) {
+        const m = /^(?:\$(?![\s$])([^$\n]+?)(?<!\s)\$(?![\d$])|\\\(([\s\S]+?)\\\))/.exec(src);
+        if (m) return { type: "mathInline", raw: m[0], text: (m[1] ?? m[2]).trim() };
+        return undefined;
+      },
+      renderer: (token) => placeholder(token.text, false),
+    },
+  ],
+};
+
+const marked = new Marked({ gfm: true, breaks: false }, math);
 
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
   if (node.tagName === "A" && node.hasAttribute("href")) {

@@ -1,9 +1,41 @@
 // The open conversation (or a new one) and the composer under it.
-import { html, useEffect, useRef } from "../../vendor/preact.js";
+import { html, useEffect, useRef, useState } from "../../vendor/preact.js";
+import { exported } from "../api/shares.js";
 import { answer, focusMessage, loadEarlier, loadError, loading, open, openConversation } from "../chat.js";
 import { Composer } from "./Composer.js";
+import { ConversationSettings } from "./ConversationSettings.js";
+import { ShareDialog } from "./ShareDialog.js";
 import { ErrorText } from "./ErrorText.js";
 import { Message } from "./Message.js";
+
+async function download(conversation, format) {
+  const blob = await exported(conversation.id, format);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  const base = (conversation.title || "conversation").replace(/[^\w .-]+/g, "_").slice(0, 80);
+  link.download = `${base}.${format === "markdown" ? "md" : "json"}`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+function Toolbar({ conversation }) {
+  const [dialog, setDialog] = useState(null);
+  const [error, setError] = useState(null);
+  const close = () => setDialog(null);
+  const save = (format) => download(conversation, format).catch(setError);
+  return html`<div class="toolbar">
+    <h1 class="conversation-title">${conversation.title || "New conversation"}</h1>
+    <button type="button" onClick=${() => setDialog("settings")}>Conversation settings</button>
+    <button type="button" onClick=${() => setDialog("share")}>Share</button>
+    <button type="button" onClick=${() => save("json")}>Export JSON</button>
+    <button type="button" onClick=${() => save("markdown")}>Export Markdown</button>
+    <${ErrorText} error=${error} />
+    <${ConversationSettings} isOpen=${dialog === "settings"} onClose=${close} />
+    <${ShareDialog} isOpen=${dialog === "share"} onClose=${close} />
+  </div>`;
+}
 
 export function ChatView({ id }) {
   useEffect(() => { openConversation(id); }, [id]);
@@ -26,7 +58,9 @@ export function ChatView({ id }) {
   }, [target, messages.length]);
   const done = live && live.status !== "streaming";
   return html`<main class="chat" aria-busy=${loading.value ? "true" : undefined}>
-    <h1 class="visually-hidden">${current?.conversation.title || "New chat"}</h1>
+    ${current && current.conversation.id === id
+      ? html`<${Toolbar} conversation=${current.conversation} />`
+      : html`<h1 class="visually-hidden">New chat</h1>`}
     <div class="messages">
       ${current?.conversation.next_before && html`<button type="button" class="earlier" onClick=${loadEarlier}>Load earlier messages</button>`}
       ${messages.length === 0 && !live && html`<p class="welcome">Ask anything.</p>`}

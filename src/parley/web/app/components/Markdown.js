@@ -20,7 +20,30 @@ function highlight() {
   return highlighter;
 }
 
+let katex = null;
+function loadKatex() {
+  katex ??= import("../../vendor/katex.js").then((module) => module.default);
+  return katex;
+}
+
+/** Draw the math placeholders (markdown.js) as MathML: no stylesheet, no web font. */
+function drawMath(root, streaming) {
+  const pending = [...root.querySelectorAll(".math:not([data-drawn])")]
+    .filter((el) => !(streaming && el.closest("[data-open]")));
+  if (pending.length === 0) return;
+  loadKatex().then((tex) => {
+    for (const el of pending) {
+      if (el.dataset.drawn) continue;
+      el.dataset.drawn = "1";
+      tex.render(el.dataset.tex, el, {
+        output: "mathml", displayMode: "display" in el.dataset, throwOnError: false, trust: false,
+      });
+    }
+  });
+}
+
 function decorate(root, streaming) {
+  drawMath(root, streaming);
   for (const pre of root.querySelectorAll("pre")) {
     if (pre.dataset.decorated) continue;
     const code = pre.querySelector("code");

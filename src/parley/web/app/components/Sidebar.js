@@ -5,6 +5,7 @@ import {
   change, loadMore, loadSidebar, pendingDelete, removeLater, showArchived, undoDelete,
 } from "../chat.js";
 import { navigate } from "../router.js";
+import { ImportButton } from "./ImportButton.js";
 import { conversations, nextCursor, path } from "../state.js";
 
 function RenameForm({ conversation, onDone }) {
@@ -63,6 +64,7 @@ export function Sidebar() {
     ${nextCursor.value && html`<button type="button" class="more" onClick=${loadMore}>Show more</button>`}
     <button type="button" class="archived-toggle" aria-pressed=${showArchived.value ? "true" : "false"}
       onClick=${toggleArchived}>${showArchived.value ? "Back to conversations" : "Archived conversations"}</button>
+    <${ImportButton} />
     ${pendingDelete.value && html`<div class="undo" role="status">
       <span>Deleted “${pendingDelete.value.conversation.title || "New conversation"}”.</span>
       <button type="button" onClick=${undoDelete}>Undo</button>

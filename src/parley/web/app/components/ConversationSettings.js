@@ -1,0 +1,120 @@
+// A conversation's settings (system prompt, temperature, top_p, max_tokens) and presets.
+// A change that lost a race with another tab or device is refused by the server (409):
+// the form offers to reload rather than overwrite.
+import { html, useEffect, useState } from "../../vendor/preact.js";
+import * as presets from "../api/presets.js";
+import { open, reloadOpen, saveSettings } from "../chat.js";
+import { ErrorText } from "./ErrorText.js";
+import { Modal } from "./Modal.js";
+
+function fromForm(form) {
+  const data = new FormData(form);
+  const settings = {};
+  const prompt = String(data.get("system_prompt") || "").trim();
+  if (prompt) settings.system_prompt = prompt;
+  for (const name of ["temperature", "top_p", "max_tokens"]) {
+    const raw = String(data.get(name) || "").trim();
+    if (raw !== "") settings[name] = name === "max_tokens" ? parseInt(raw, 10) : Number(raw);
+  }
+  return settings;
+}
+
+export function ConversationSettings({ isOpen, onClose }) {
+  const conversation = open.value?.conversation;
+  const [values, setValues] = useState({});
+  const [list, setList] = useState([]);
+  const [error, setError] = useState(null);
+  const [saved, setSaved] = useState(null);
+
+  useEffect(() => {
+    if (!isOpen || !conversation) return;
+    setValues({ ...(conversation.settings || {}) });
+    setError(null);
+    setSaved(null);
+    presets.list().then((found) => setList(found.data), setError);
+  }, [isOpen]);
+
+  function field(name) {
+    return { name, value: values[name] ?? "", onInput: (e) => setValues({ ...values, [name]: e.currentTarget.value }) };
+  }
+
+  async function save(event) {
+    event.preventDefault();
+    setError(null);
+    try {
+      await saveSettings(fromForm(event.currentTarget));
+      onClose();
+    } catch (caught) {
+      setError(caught);
+    }
+  }
+
+  async function saveAsPreset(event) {
+    const form = event.currentTarget.form;
+    const name = String(new FormData(form).get("preset_name") || "").trim();
+    if (!name) { setError({ message: "Give the preset a name." }); return; }
+    try {
+      const made = await presets.create({ name, model: conversation.model, settings: fromForm(form) });
+      setList([...list, made]);
+      setSaved(`Saved preset “${made.name}”.`);
+    } catch (caught) {
+      setError(caught);
+    }
+  }
+
+  function apply(presetId) {
+    const preset = list.find((p) => p.id === presetId);
+    if (preset) setValues({ ...(preset.settings || {}) });
+  }
+
+  async function removePreset(presetId) {
+    try {
+      await presets.remove(presetId);
+      setList(list.filter((p) => p.id !== presetId));
+    } catch (caught) {
+      setError(caught);
+    }
+  }
+
+  const conflict = error?.code === "conversation_changed";
+  return html`<${Modal} label="Conversation settings" open=${isOpen} onClose=${onClose}>
+    <form class="settings-form" onSubmit=${save}>
+      <h2>Conversation settings</h2>
+      <label for="cs-prompt">System prompt</label>
+      <textarea id="cs-prompt" rows="4" ...${field("system_prompt")}></textarea>
+      <div class="grid3">
+        <div class="field"><label for="cs-temp">Temperature</label>
+          <input id="cs-temp" type="number" min="0" max="2" step="0.1" ...${field("temperature")} /></div>
+        <div class="field"><label for="cs-top">Top p</label>
+          <input id="cs-top" type="number" min="0" max="1" step="0.05" ...${field("top_p")} /></div>
+        <div class="field"><label for="cs-max">Max tokens</label>
+          <input id="cs-max" type="number" min="1" step="1" ...${field("max_tokens")} /></div>
+      </div>
+      <fieldset class="presets">
+        <legend>Presets</legend>
+        ${list.length === 0 && html`<p class="hint">No presets yet.</p>`}
+        <ul>
+          ${list.map((p) => html`<li key=${p.id}>
+            <span>${p.name}</span>
+            <button type="button" onClick=${() => apply(p.id)} aria-label=${`Apply preset ${p.name}`}>Apply</button>
+            <button type="button" onClick=${() => removePreset(p.id)} aria-label=${`Delete preset ${p.name}`}>Delete</button>
+          </li>`)}
+        </ul>
+        <div class="inline">
+          <label for="cs-preset">New preset name</label>
+          <input id="cs-preset" name="preset_name" maxlength="100" />
+          <button type="button" onClick=${saveAsPreset}>Save as preset</button>
+        </div>
+        ${saved && html`<p class="hint" role="status">${saved}</p>`}
+      </fieldset>
+      ${conflict
+        ? html`<p class="error" role="alert">This conversation was changed in another tab or device.
+            <button type="button" onClick=${() => { onClose(); reloadOpen(); }}>Reload</button></p>`
+        : html`<${ErrorText} error=${error} />`}
+      <div class="dialog-bar">
+        <button type="button" onClick=${onClose}>Cancel</button>
+        <button type="submit" class="primary">Save</button>
+      </div>
+    </form>
+  <//>`;
+}
