@@ -322,15 +322,21 @@ async def update_team(team_id: str, request: Request) -> Response:
     return json_response(_team_view(await svc.accounts.users.team(team_id)))
 
 
+def _owner_rights(who: Actor, team_id: str) -> bool:
+    """Whether ``who`` may make, demote or remove an owner: the team's owners and global
+    admins (a team admin who could would take the team from the people it belongs to)."""
+    return who.is_admin or who.roles.get(team_id) == "owner"
+
+
 @router.put("/teams/{team_id}/members/{user_id}")
 async def set_member(team_id: str, user_id: str, request: Request) -> Response:
     who = await actor(request)
     who.require_team(team_id, "only a global admin or the team's admins may change members")
     body: MemberSet = validated(MemberSet, await json_body(request))
-    if body.role == "owner" and not (who.is_admin or who.roles.get(team_id) == "owner"):
-        raise PermissionDenied("only an owner may make another owner")
     svc = services(request)
-    await svc.accounts.users.set_member(team_id, user_id, body.role)
+    await svc.accounts.users.set_member(
+        team_id, user_id, body.role, owner_rights=_owner_rights(who, team_id)
+    )
     await audit(
         svc.db,
         actor=who.id,
@@ -347,7 +353,9 @@ async def remove_member(team_id: str, user_id: str, request: Request) -> Respons
     who = await actor(request)
     who.require_team(team_id, "only a global admin or the team's admins may change members")
     svc = services(request)
-    await svc.accounts.users.remove_member(team_id, user_id)
+    await svc.accounts.users.remove_member(
+        team_id, user_id, owner_rights=_owner_rights(who, team_id)
+    )
     await audit(
         svc.db,
         actor=who.id,
