@@ -65,16 +65,19 @@ class Services:
         self.relay = Relay(self.db, self.bus, self.subjects)
         self.conversations.committed.append(self.relay.kick)
         self.hub = Hub(self.bus, self.subjects, queue_size=self.settings.ws_queue_messages)
+        self.accounts.revoked.append(self.hub.revoke)
 
     async def start(self) -> None:
         """Connect the bus and start publishing the outbox (rows left by a previous run
         first)."""
         await self.bus.start()
+        await self.hub.start()
         self.relay.start()
         self.relay.kick()
 
     async def close(self) -> None:
         await self.relay.stop()
+        await self.hub.close()
         await self.bus.close()
         await self.usage.stop()
         await self.state.close()

@@ -15,10 +15,12 @@ Server messages (JSON text frames):
   events of ``POST .../messages``);
 - ``{"type": "pong"}`` in answer to ``{"type": "ping"}``.
 
-Sending ``{"type": "auth", "token"}`` again with a fresh token extends the session. Close
-codes: 4401 authentication failed or the token expired (refresh, reconnect); 1013 the
-client fell too far behind (reconnect and reload); 1003 a message the server does not
-understand.
+Sending ``{"type": "auth", "token"}`` again with a fresh token extends the session (and
+ties the socket to that token's login session). Close codes: 4401 authentication failed,
+the token expired (refresh, reconnect) or its login session was revoked (logout, logout
+everywhere, a password change, the user disabled: on every instance at once, through the
+hub); 1013 the client fell too far behind (reconnect and reload); 1003 a message the
+server does not understand.
 """
 
 from __future__ import annotations
@@ -86,8 +88,11 @@ async def realtime(ws: WebSocket) -> None:
         return
     if auth is None:
         return
-    session = await svc.hub.join(auth.user.id)
+    session = await svc.hub.join(auth.user.id, auth.claims.sid)
     try:
+        if await svc.accounts.is_revoked(auth.claims.sid):  # revoked before we joined the hub
+            await ws.close(UNAUTHENTICATED, "session revoked")
+            return
         await ws.send_text(
             _encode({"type": "ready", "user_id": auth.user.id, "expires_at": auth.claims.exp})
         )
@@ -123,6 +128,9 @@ async def _serve(ws: WebSocket, svc: Services, session: Session, auth: Authentic
                 if fresh.user.id != auth.user.id:
                     return UNAUTHENTICATED
                 expires[0] = float(fresh.claims.exp)
+                session.sid = fresh.claims.sid
+                if await svc.accounts.is_revoked(fresh.claims.sid):  # as at the start
+                    return UNAUTHENTICATED
                 await ws.send_text(
                     _encode(
                         {"type": "ready", "user_id": fresh.user.id, "expires_at": fresh.claims.exp}
@@ -140,7 +148,12 @@ async def _serve(ws: WebSocket, svc: Services, session: Session, auth: Authentic
         await session.overflowed.wait()
         return TRY_AGAIN_LATER
 
-    tasks = [asyncio.ensure_future(job()) for job in (send, receive, expiry, overflow)]
+    async def revoked() -> int:
+        await session.revoked.wait()
+        return UNAUTHENTICATED
+
+    jobs = (send, receive, expiry, overflow, revoked)
+    tasks = [asyncio.ensure_future(job()) for job in jobs]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
