@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from parley import __version__
-from parley.api import admin, auth, conversations, health, openai, presets, ws
+from parley.api import admin, auth, conversations, health, invitations, openai, presets, ws
 from parley.api.errors import install_error_handlers
 from parley.api.fastpath import FastPath, ParleyApp
 from parley.api.middleware import RequestContextMiddleware
@@ -186,6 +186,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(auth.router)
+    app.include_router(invitations.router)
     app.include_router(conversations.router)
     app.include_router(conversations.shared_router)
     app.include_router(conversations.search_router)

@@ -19,6 +19,7 @@ from parley.errors import (
     TooManyAttempts,
 )
 from parley.identity import mfa
+from parley.identity.invitations import Invitations
 from parley.identity.keys import now_ms
 from parley.identity.passwords import Passwords, check_policy
 from parley.identity.sessions import Sessions
@@ -67,6 +68,7 @@ class Accounts:
         self._db = db
         self._state = state
         self.users = Users(db)
+        self.invitations = Invitations(db)
         self.tokens = tokens
         self.passwords = passwords
         self.sessions = sessions

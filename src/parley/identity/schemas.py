@@ -105,6 +105,13 @@ class MemberSet(BaseModel):
     role: Literal["owner", "admin", "member", "viewer"]
 
 
+class InvitationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=3, max_length=320)
+    role: Literal["owner", "admin", "member", "viewer"] = "member"
+
+
 def _nusd(usd: float | None) -> int | None:
     return None if usd is None else round(usd * 1e9)
 

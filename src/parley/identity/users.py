@@ -17,6 +17,10 @@ Role = Literal["owner", "admin", "member", "viewer"]
 ROLES: tuple[Role, ...] = ("owner", "admin", "member", "viewer")
 MANAGING_ROLES = frozenset({"owner", "admin"})
 _OWNERS_ONLY = "only an owner or a global admin may make, change or remove an owner"
+_MEMBERS_ONLY = (
+    "a team admin may change only the roles of the team's members; "
+    "invite anyone else with POST /admin/teams/{team_id}/invitations"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +166,15 @@ class Users:
             if row is None:
                 raise NotFound(f"no team with id {team_id!r}")
             members = await conn.execute(
-                select(memberships.c.user_id, memberships.c.role).where(
-                    memberships.c.team_id == team_id
-                )
+                select(
+                    memberships.c.user_id, memberships.c.role, memberships.c.invitation_id
+                ).where(memberships.c.team_id == team_id)
             )
             found = dict(row._mapping)
-            found["members"] = [dict(m._mapping) for m in members]
+            found["members"] = [
+                {"user_id": m.user_id, "role": m.role, "by_invitation": m.invitation_id is not None}
+                for m in members
+            ]
         return found
 
     async def update_team(self, team_id: str, **values: Any) -> None:
@@ -176,25 +183,36 @@ class Users:
         if result.rowcount == 0:
             raise NotFound(f"no team with id {team_id!r}")
 
-    async def member_role(self, team_id: str, user_id: str) -> str | None:
-        """The user's role in the team, or None when they are not a member."""
-        query = select(memberships.c.role).where(
+    async def joined_by_invitation(self, team_id: str, user_id: str) -> bool:
+        """Whether the user is a member of the team who accepted an invitation to it."""
+        query = select(memberships.c.invitation_id).where(
             memberships.c.team_id == team_id, memberships.c.user_id == user_id
         )
         async with self._db.read() as conn:
-            role = await conn.scalar(query)
-        return None if role is None else str(role)
+            return await conn.scalar(query) is not None
 
     async def set_member(
-        self, team_id: str, user_id: str, role: Role, *, owner_rights: bool = True
+        self,
+        team_id: str,
+        user_id: str,
+        role: Role,
+        *,
+        owner_rights: bool = True,
+        members_only: bool = False,
     ) -> None:
         """Add the user to the team or change their role. Making, demoting or removing an
         owner needs ``owner_rights`` (403); demoting the team's only owner is refused
-        (409 ``last_owner``). Both are decided under the team's lock."""
+        (409 ``last_owner``). With ``members_only`` (a team admin) only a member's role
+        may change: anyone else, whether or not the id exists, is the same 403, so a
+        team admin neither adds people without their consent nor learns which ids exist.
+        All of it is decided under the team's lock."""
         await self.team(team_id)
-        await self.get(user_id)
+        if not members_only:
+            await self.get(user_id)
         async with self._db.write() as conn:
             current = await _locked_role(conn, team_id, user_id)
+            if current is None and members_only:
+                raise PermissionDenied(_MEMBERS_ONLY)
             if "owner" in (role, current) and not owner_rights:
                 raise PermissionDenied(_OWNERS_ONLY)
             if current is None:
