@@ -35,7 +35,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from parley.chat.live import Session
-from parley.errors import AuthenticationFailed
+from parley.errors import AuthenticationFailed, ServiceUnavailable
 from parley.identity.accounts import Authenticated
 from parley.services import Services
 
@@ -71,11 +71,24 @@ async def _authenticate(ws: WebSocket, svc: Services, token: str | None) -> Auth
         await ws.send_text(_encode(exc.to_body()))
         await ws.close(UNAUTHENTICATED, "authentication failed")
         return None
+    except ServiceUnavailable as exc:  # sessions cannot be checked: say so, do not crash
+        await ws.send_text(_encode(exc.to_body()))
+        await ws.close(TRY_AGAIN_LATER, "try again later")
+        return None
 
 
 def _header_token(ws: WebSocket) -> str | None:
     scheme, _, token = (ws.headers.get("authorization") or "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def _revoked_meanwhile(svc: Services, sid: str) -> bool:
+    """Whether the session was revoked between authenticating and joining the hub (its
+    notice went by before this socket could hear it). Unknown counts as revoked."""
+    try:
+        return await svc.accounts.is_revoked(sid)
+    except ServiceUnavailable:
+        return True
 
 
 @router.websocket("/api/ws")
@@ -90,7 +103,7 @@ async def realtime(ws: WebSocket) -> None:
         return
     session = await svc.hub.join(auth.user.id, auth.claims.sid)
     try:
-        if await svc.accounts.is_revoked(auth.claims.sid):  # revoked before we joined the hub
+        if await _revoked_meanwhile(svc, auth.claims.sid):  # revoked before we joined the hub
             await ws.close(UNAUTHENTICATED, "session revoked")
             return
         await ws.send_text(
@@ -129,7 +142,7 @@ async def _serve(ws: WebSocket, svc: Services, session: Session, auth: Authentic
                     return UNAUTHENTICATED
                 expires[0] = float(fresh.claims.exp)
                 session.sid = fresh.claims.sid
-                if await svc.accounts.is_revoked(fresh.claims.sid):  # as at the start
+                if await _revoked_meanwhile(svc, fresh.claims.sid):  # as at the start
                     return UNAUTHENTICATED
                 await ws.send_text(
                     _encode(
