@@ -17,6 +17,7 @@ from parley.api import admin, auth, conversations, health, openai, presets, ws
 from parley.api.errors import install_error_handlers
 from parley.api.fastpath import FastPath, ParleyApp
 from parley.api.middleware import RequestContextMiddleware
+from parley.api.proxies import TrustedProxies
 from parley.chat.generation import Generations
 from parley.chat.purge import sweep_forever
 from parley.config import LoadedModels, Settings, load_models
@@ -191,12 +192,14 @@ def create_app(
     app.include_router(conversations.search_router)
     app.include_router(presets.router)
     app.include_router(ws.router)
+    proxies = TrustedProxies(settings.trusted_proxies)
     app.fast_path = FastPath(
         {"/v1/chat/completions": openai.chat_completions, "/v1/embeddings": openai.embeddings},
         owner=app,
         max_body_bytes=settings.max_request_bytes,
         metrics=metrics,
         cors=bool(settings.cors_origins),
+        proxies=proxies,
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -208,7 +211,10 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=settings.max_request_bytes, metrics=metrics
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_request_bytes,
+        metrics=metrics,
+        proxies=proxies,
     )
     return app
 

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from parley.api.errors import render_parley_error, render_unexpected
 from parley.api.middleware import RequestContextMiddleware
+from parley.api.proxies import TrustedProxies
 from parley.errors import ParleyError
 from parley.observability.metrics import Metrics
 
@@ -33,12 +34,13 @@ class FastPath:
         max_body_bytes: int,
         metrics: Metrics,
         cors: bool,
+        proxies: TrustedProxies | None = None,
     ) -> None:
         self._routes = routes
         self._owner = owner  # handlers read request.app.state
         self._cors = cors
         self._envelope = RequestContextMiddleware(
-            self._dispatch, max_body_bytes=max_body_bytes, metrics=metrics
+            self._dispatch, max_body_bytes=max_body_bytes, metrics=metrics, proxies=proxies
         )
 
     def handles(self, scope: Scope) -> bool:

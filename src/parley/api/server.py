@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from uvicorn.config import Config
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
@@ -71,7 +73,20 @@ class CoalescingTransport:
 
 
 class ParleyHttpProtocol(HttpToolsProtocol):
-    """What ``parley serve`` runs: uvicorn's own protocol over a coalescing transport."""
+    """What ``parley serve`` runs: uvicorn's own protocol over a coalescing transport.
+
+    uvicorn wraps the app in its ``ProxyHeadersMiddleware`` unless told otherwise, which
+    takes ``X-Forwarded-For`` from any peer in ``--forwarded-allow-ips`` (loopback by
+    default) as the client: one header would choose the address the login lockout, rate
+    limits and audit log key on. Parley resolves forwarded addresses itself
+    (``PARLEY_TRUSTED_PROXIES``, ``api/proxies.py``), so the wrapper is taken off here,
+    whoever configured the server."""
+
+    def __init__(self, config: Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        if isinstance(self.app, ProxyHeadersMiddleware):
+            # on the config too: the WebSocket protocol an upgrade hands over to reads it
+            config.loaded_app = self.app = self.app.app
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
