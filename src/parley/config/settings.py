@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     stream_keepalive_seconds: float = Field(default=15.0, gt=0)
     drain_timeout_seconds: float = Field(default=30.0, ge=0)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection's first request (from its opening), or a later one (from its first
+    byte), must have sent all its headers within this long; else 408 and closed."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """The longest silence while a request body is read (a body shorter than its
+    Content-Length waits this long at most); else 408 and closed. Responses are not timed."""
+    max_connections: int = Field(default=4096, ge=1)
+    """Open connections per process; more are answered 503 ``too_many_connections``."""
 
     tokenizer_preload: bool = False
     """Load the tokenizer (~40 MB) at start-up instead of on first need."""
