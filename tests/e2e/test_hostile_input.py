@@ -128,3 +128,11 @@ def test_bad_priority_header_is_a_400(url: str, value: str) -> None:
     headers = {"authorization": f"Bearer {ADMIN}", "x-parley-priority": value.encode("latin-1")}
     response = httpx.post(f"{url}/v1/chat/completions", json=CHAT, headers=headers)
     assert assert_error(response, 400)["message"].startswith("x-parley-priority")
+
+
+def test_cache_control_max_age_takes_ascii_digits_only(url: str) -> None:
+    """'²' passed ``isdigit`` and reached ``float``: a 400 worded by Python, not by us."""
+    headers = {"authorization": f"Bearer {ADMIN}", "cache-control": b"max-age=\xb2"}
+    response = httpx.post(f"{url}/v1/chat/completions", json=CHAT, headers=headers)
+    message = assert_error(response, 400)["message"]
+    assert message == "Cache-Control max-age must be a whole number of seconds"

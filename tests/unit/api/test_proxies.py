@@ -37,6 +37,22 @@ def test_resolving_the_client_address() -> None:
     assert client("127.0.0.1", "1.1.1.1", ()) == "127.0.0.1"  # nothing trusted
 
 
+def test_forwarded_proto_counts_only_from_a_trusted_peer() -> None:
+    """The proxy terminated TLS: its ``X-Forwarded-Proto`` sets the scheme (HSTS is sent
+    over HTTPS only); anyone else's is ignored, as is a value that is not a scheme."""
+
+    def scheme(peer: str, proto: bytes) -> str:
+        headers = [(b"x-forwarded-proto", proto)]
+        scope: dict[str, Any] = {"client": (peer, 1), "headers": headers, "scheme": "http"}
+        TrustedProxies(["10.0.0.0/8"]).apply(scope)
+        return str(scope["scheme"])
+
+    assert scheme("10.0.0.1", b"https") == "https"
+    assert scheme("10.0.0.1", b"http, HTTPS") == "https"
+    assert scheme("10.0.0.1", b"gopher") == "http"
+    assert scheme("192.0.2.1", b"https") == "http"
+
+
 def test_trusted_proxies_setting_is_comma_separated_and_checked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
