@@ -17,6 +17,8 @@ from parley.api import admin, auth, conversations, health, invitations, openai, 
 from parley.api.errors import install_error_handlers
 from parley.api.fastpath import FastPath, ParleyApp
 from parley.api.middleware import RequestContextMiddleware
+from parley.api.proxies import TrustedProxies
+from parley.api.server import ServerLimits
 from parley.chat.generation import Generations
 from parley.chat.purge import sweep_forever
 from parley.config import LoadedModels, Settings, load_models
@@ -192,12 +194,19 @@ def create_app(
     app.include_router(conversations.search_router)
     app.include_router(presets.router)
     app.include_router(ws.router)
+    proxies = TrustedProxies(settings.trusted_proxies)
+    app.state.server_limits = ServerLimits(  # read by the HTTP protocol (api/server.py)
+        header_seconds=settings.header_timeout_seconds,
+        body_seconds=settings.body_timeout_seconds,
+        max_connections=settings.max_connections,
+    )
     app.fast_path = FastPath(
         {"/v1/chat/completions": openai.chat_completions, "/v1/embeddings": openai.embeddings},
         owner=app,
         max_body_bytes=settings.max_request_bytes,
         metrics=metrics,
         cors=bool(settings.cors_origins),
+        proxies=proxies,
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -209,7 +218,10 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=settings.max_request_bytes, metrics=metrics
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_request_bytes,
+        metrics=metrics,
+        proxies=proxies,
     )
     return app
 

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from parley.api.bodies import Body
 from parley.api.deps import bearer_token, client_ip, json_response, services
+from parley.api.jsonbody import decode_json
 from parley.errors import AuthenticationFailed, PermissionDenied
 from parley.identity.accounts import Authenticated
 from parley.identity.audit import audit
@@ -60,7 +61,7 @@ def _json(body: Any, status: int = 200) -> Response:
 async def _body(request: Request, model: type[Body]) -> Any:
     raw = await request.body()
     try:
-        data = msgspec.json.decode(raw) if raw else {}
+        data = decode_json(raw) if raw else {}
     except msgspec.DecodeError:
         data = None
     return validated(model, data)

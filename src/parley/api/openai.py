@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from parley.api.deps import api_caller, call_options, request_id
 from parley.api.errors import render_parley_error
+from parley.api.jsonbody import too_deep
 from parley.api.sse import SSEResponse
 from parley.errors import InvalidRequest, ModelNotFound
 from parley.gateway.caller import Caller
@@ -71,6 +72,8 @@ async def _decode(request: Request, decoder: Callable[[bytes], T]) -> T:
         return decoder(body)
     except msgspec.MsgspecError as exc:
         raise _decode_error(exc) from None
+    except RecursionError:  # nested past the decoder's stack
+        raise too_deep(None) from None
 
 
 def _warning_headers(deployment: str, dropped: list[str], limits: dict[str, str]) -> dict[str, str]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 FailureMode = Literal["open", "closed"]
 
@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     stream_keepalive_seconds: float = Field(default=15.0, gt=0)
     drain_timeout_seconds: float = Field(default=30.0, ge=0)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection's first request (from its opening), or a later one (from its first
+    byte), must have sent all its headers within this long; else 408 and closed."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """The longest silence while a request body is read (a body shorter than its
+    Content-Length waits this long at most); else 408 and closed. Responses are not timed."""
+    max_connections: int = Field(default=4096, ge=1)
+    """Open connections per process; more are answered 503 ``too_many_connections``."""
 
     tokenizer_preload: bool = False
     """Load the tokenizer (~40 MB) at start-up instead of on first need."""
@@ -72,6 +80,10 @@ class Settings(BaseSettings):
     """Browser origins allowed to call the API (JSON list); none by default."""
     allow_registration: bool | None = None
     """``POST /auth/register``; on by default only in the embedded tier (SQLite)."""
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Reverse proxies (addresses or CIDR networks, comma-separated) whose
+    ``X-Forwarded-For`` names the client. None by default: the client is the socket's peer
+    and the header is ignored (see ``api/proxies.py``)."""
 
     # --- sessions and login ---------------------------------------------------------------
     access_token_seconds: int = Field(default=300, ge=30)
@@ -150,6 +162,25 @@ class Settings(BaseSettings):
     cache_flight_wait_seconds: float = Field(default=30.0, ge=0)
     """Identical requests arriving while one is being answered wait this long for its
     answer, then call upstream themselves."""
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        """``PARLEY_TRUSTED_PROXIES=10.0.0.0/8, 192.168.1.7``: a comma-separated list."""
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        networks = []
+        for entry in value:
+            try:
+                networks.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return networks
 
     @field_validator("database_url")
     @classmethod

@@ -164,7 +164,7 @@ def parse_cache_control(value: str) -> CacheDirective | None:
             no_store = True
         elif name == "max-age":
             arg = arg.strip().strip('"')
-            if not arg.isdigit():
+            if not (arg.isascii() and arg.isdigit()):  # '²'.isdigit() is true
                 raise ValueError("Cache-Control max-age must be a whole number of seconds")
             max_age = float(arg)
     if not (no_cache or no_store or max_age is not None):
