@@ -16,6 +16,7 @@ from parley import __version__
 from parley.api import admin, auth, conversations, health, openai, presets, ws
 from parley.api.errors import install_error_handlers
 from parley.api.fastpath import FastPath, ParleyApp
+from parley.api.metrics import MetricsListener
 from parley.api.middleware import RequestContextMiddleware
 from parley.chat.generation import Generations
 from parley.chat.purge import sweep_forever
@@ -56,6 +57,8 @@ def create_app(
     redactor.register(models.secrets())
     if settings.admin_key is not None:
         redactor.register([settings.admin_key.get_secret_value()])
+    if settings.metrics_token is not None:
+        redactor.register([settings.metrics_token.get_secret_value()])
     metrics = Metrics()
     pool = UpstreamPool()
 
@@ -124,6 +127,11 @@ def create_app(
             )
             if task is not None
         ]
+        metrics_listener = None
+        if settings.metrics_address is not None:
+            metrics_listener = MetricsListener(settings, metrics)
+            await metrics_listener.start()
+            app.state.metrics_port = metrics_listener.port
         _log_startup(models, settings)
         settle_heap(settings.gc_gen0_threshold)
         app.state.started = True
@@ -131,6 +139,8 @@ def create_app(
             yield
         finally:
             app.state.started = False
+            if metrics_listener is not None:
+                await metrics_listener.close()
             await app.state.generations.close(settings.drain_timeout_seconds)
             for task in listeners:
                 task.cancel()
@@ -335,6 +345,16 @@ def _log_startup(models: LoadedModels, settings: Settings) -> None:
         log.warning(
             "API keys not required on /v1: embedded tier, loopback only "
             "(set PARLEY_ADMIN_KEY or PARLEY_REQUIRE_AUTH=true to require them)",
+            host=settings.host,
+        )
+    if (
+        settings.metrics_address is None
+        and settings.metrics_token is None
+        and not settings.loopback_only()
+    ):
+        log.warning(
+            "/metrics refused on this non-loopback bind: set PARLEY_METRICS_TOKEN or "
+            "PARLEY_METRICS_ADDRESS to scrape it",
             host=settings.host,
         )
     for note in models.notes:

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     allow_registration: bool | None = None
     """``POST /auth/register``; on by default only in the embedded tier (SQLite)."""
 
+    metrics_token: SecretStr | None = None
+    """When set, every ``/metrics`` scrape must send ``Authorization: Bearer <token>``."""
+    metrics_address: str | None = None
+    """``host:port`` (``[::1]:9464`` for IPv6): serve ``/metrics`` there only, not on the
+    main port. Unset: ``/metrics`` is on the main port (open on a loopback bind only, unless
+    ``metrics_token`` is set; see ``api/metrics.py``)."""
+
     # --- sessions and login ---------------------------------------------------------------
     access_token_seconds: int = Field(default=300, ge=30)
     refresh_token_days: float = Field(default=30.0, gt=0)
@@ -165,6 +172,18 @@ class Settings(BaseSettings):
                 return async_ + value.removeprefix(plain)
         return value
 
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            _split_host_port(value)
+        return value
+
+    def metrics_bind(self) -> tuple[str, int]:
+        """``metrics_address`` as (host, port); only called when it is set."""
+        assert self.metrics_address is not None
+        return _split_host_port(self.metrics_address)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -195,3 +214,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _split_host_port(value: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port``; ValueError (a settings error naming the variable)
+    for anything else. Port 0 lets the system choose (tests)."""
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]") if host.startswith("[") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"must be host:port (like 127.0.0.1:9464), got {value!r}")
+    return host, int(port)
