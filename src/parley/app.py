@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from parley import __version__
 from parley.api import admin, auth, conversations, health, openai, presets, ws
+from parley.api.docs import install_docs
 from parley.api.errors import install_error_handlers
 from parley.api.fastpath import FastPath, ParleyApp
 from parley.api.metrics import MetricsListener
@@ -160,8 +161,8 @@ def create_app(
         title="Parley",
         version=__version__,
         lifespan=lifespan,
-        openapi_url="/openapi.json",
-        docs_url="/docs",
+        openapi_url="/openapi.json" if settings.api_docs else None,
+        docs_url=None,  # api/docs.py serves it without a CDN
         redoc_url=None,
     )
     app.state.settings = settings
@@ -192,6 +193,8 @@ def create_app(
         "semantic_cache": embedder,
     }
     install_error_handlers(app)
+    if settings.api_docs:
+        install_docs(app, "/openapi.json")
     app.include_router(openai.router)
     app.include_router(health.router)
     app.include_router(admin.router)

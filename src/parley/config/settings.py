@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     allow_registration: bool | None = None
     """``POST /auth/register``; on by default only in the embedded tier (SQLite)."""
 
+    api_docs: bool = True
+    """``/openapi.json`` and ``/docs`` (Swagger UI from the installed wheel, no CDN)."""
+
     metrics_token: SecretStr | None = None
     """When set, every ``/metrics`` scrape must send ``Authorization: Bearer <token>``."""
     metrics_address: str | None = None
