@@ -19,6 +19,7 @@ from parley.api.errors import install_error_handlers
 from parley.api.fastpath import FastPath, ParleyApp
 from parley.api.metrics import MetricsListener
 from parley.api.middleware import RequestContextMiddleware
+from parley.api.openapi import install_openapi
 from parley.chat.generation import Generations
 from parley.chat.purge import sweep_forever
 from parley.config import LoadedModels, Settings, load_models
@@ -204,6 +205,7 @@ def create_app(
     app.include_router(conversations.search_router)
     app.include_router(presets.router)
     app.include_router(ws.router)
+    install_openapi(app)
     app.fast_path = FastPath(
         {"/v1/chat/completions": openai.chat_completions, "/v1/embeddings": openai.embeddings},
         owner=app,
