@@ -14,9 +14,12 @@ from starlette.middleware.cors import CORSMiddleware
 
 from parley import __version__
 from parley.api import admin, auth, conversations, health, invitations, openai, presets, ws
+from parley.api.docs import install_docs
 from parley.api.errors import install_error_handlers
 from parley.api.fastpath import FastPath, ParleyApp
+from parley.api.metrics import MetricsListener
 from parley.api.middleware import RequestContextMiddleware
+from parley.api.openapi import install_openapi
 from parley.api.proxies import TrustedProxies
 from parley.api.server import ServerLimits
 from parley.chat.generation import Generations
@@ -58,6 +61,8 @@ def create_app(
     redactor.register(models.secrets())
     if settings.admin_key is not None:
         redactor.register([settings.admin_key.get_secret_value()])
+    if settings.metrics_token is not None:
+        redactor.register([settings.metrics_token.get_secret_value()])
     metrics = Metrics()
     pool = UpstreamPool()
 
@@ -126,6 +131,11 @@ def create_app(
             )
             if task is not None
         ]
+        metrics_listener = None
+        if settings.metrics_address is not None:
+            metrics_listener = MetricsListener(settings, metrics)
+            await metrics_listener.start()
+            app.state.metrics_port = metrics_listener.port
         _log_startup(models, settings)
         settle_heap(settings.gc_gen0_threshold)
         app.state.started = True
@@ -133,6 +143,8 @@ def create_app(
             yield
         finally:
             app.state.started = False
+            if metrics_listener is not None:
+                await metrics_listener.close()
             await app.state.generations.close(settings.drain_timeout_seconds)
             for task in listeners:
                 task.cancel()
@@ -152,8 +164,8 @@ def create_app(
         title="Parley",
         version=__version__,
         lifespan=lifespan,
-        openapi_url="/openapi.json",
-        docs_url="/docs",
+        openapi_url="/openapi.json" if settings.api_docs else None,
+        docs_url=None,  # api/docs.py serves it without a CDN
         redoc_url=None,
     )
     app.state.settings = settings
@@ -184,6 +196,8 @@ def create_app(
         "semantic_cache": embedder,
     }
     install_error_handlers(app)
+    if settings.api_docs:
+        install_docs(app, "/openapi.json")
     app.include_router(openai.router)
     app.include_router(health.router)
     app.include_router(admin.router)
@@ -200,6 +214,7 @@ def create_app(
         body_seconds=settings.body_timeout_seconds,
         max_connections=settings.max_connections,
     )
+    install_openapi(app)
     app.fast_path = FastPath(
         {"/v1/chat/completions": openai.chat_completions, "/v1/embeddings": openai.embeddings},
         owner=app,
@@ -348,6 +363,16 @@ def _log_startup(models: LoadedModels, settings: Settings) -> None:
         log.warning(
             "API keys not required on /v1: embedded tier, loopback only "
             "(set PARLEY_ADMIN_KEY or PARLEY_REQUIRE_AUTH=true to require them)",
+            host=settings.host,
+        )
+    if (
+        settings.metrics_address is None
+        and settings.metrics_token is None
+        and not settings.loopback_only()
+    ):
+        log.warning(
+            "/metrics refused on this non-loopback bind: set PARLEY_METRICS_TOKEN or "
+            "PARLEY_METRICS_ADDRESS to scrape it",
             host=settings.host,
         )
     for note in models.notes:

@@ -18,10 +18,12 @@ from fastapi import Request
 from starlette.responses import Response
 
 from parley.api.jsonbody import decode_json
+from parley.config.secrets import Secret
 from parley.errors import AuthenticationFailed, InvalidRequest
 from parley.gateway.admission import DEFAULT_PRIORITY, PRIORITIES
 from parley.gateway.cachekey import parse_cache_control
 from parley.gateway.caller import Caller
+from parley.gateway.client_base import UPSTREAM_KEY_HEADER
 from parley.gateway.pipeline import CallOptions
 from parley.gateway.router import STRATEGIES
 from parley.identity.keys import KEY_PREFIX
@@ -99,6 +101,8 @@ def call_options(request: Request, caller: Caller) -> CallOptions:
     retries and fallbacks included. ``x-parley-strategy`` applies only where the group
     allows an override.
     ``Cache-Control`` (``no-cache``, ``no-store``, ``max-age``) steers the response cache.
+    ``x-parley-upstream-key`` is the client's own key for the upstream a body's
+    ``api_base`` names (never the deployment's; ``gateway/client_base.py``).
     """
     headers = request.headers
     granted = caller.priority or DEFAULT_PRIORITY
@@ -124,7 +128,15 @@ def call_options(request: Request, caller: Caller) -> CallOptions:
             cache = parse_cache_control(cache_control)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
-    return CallOptions(priority=priority, deadline=deadline, strategy=strategy, cache=cache)
+    raw_key = headers.get(UPSTREAM_KEY_HEADER)
+    upstream_key = Secret(raw_key.strip()) if raw_key and raw_key.strip() else None
+    return CallOptions(
+        priority=priority,
+        deadline=deadline,
+        strategy=strategy,
+        cache=cache,
+        upstream_key=upstream_key,
+    )
 
 
 def _timeout_seconds(headers: Mapping[str, str]) -> float | None:

@@ -85,6 +85,16 @@ class Settings(BaseSettings):
     ``X-Forwarded-For`` names the client. None by default: the client is the socket's peer
     and the header is ignored (see ``api/proxies.py``)."""
 
+    api_docs: bool = True
+    """``/openapi.json`` and ``/docs`` (Swagger UI from the installed wheel, no CDN)."""
+
+    metrics_token: SecretStr | None = None
+    """When set, every ``/metrics`` scrape must send ``Authorization: Bearer <token>``."""
+    metrics_address: str | None = None
+    """``host:port`` (``[::1]:9464`` for IPv6): serve ``/metrics`` there only, not on the
+    main port. Unset: ``/metrics`` is on the main port (open on a loopback bind only, unless
+    ``metrics_token`` is set; see ``api/metrics.py``)."""
+
     # --- sessions and login ---------------------------------------------------------------
     access_token_seconds: int = Field(default=300, ge=30)
     refresh_token_days: float = Field(default=30.0, gt=0)
@@ -196,6 +206,18 @@ class Settings(BaseSettings):
                 return async_ + value.removeprefix(plain)
         return value
 
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            _split_host_port(value)
+        return value
+
+    def metrics_bind(self) -> tuple[str, int]:
+        """``metrics_address`` as (host, port); only called when it is set."""
+        assert self.metrics_address is not None
+        return _split_host_port(self.metrics_address)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -226,3 +248,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _split_host_port(value: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port``; ValueError (a settings error naming the variable)
+    for anything else. Port 0 lets the system choose (tests)."""
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]") if host.startswith("[") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"must be host:port (like 127.0.0.1:9464), got {value!r}")
+    return host, int(port)

@@ -82,6 +82,10 @@ class CacheStep:
         cache = self._cache
         if cache is None or not group.cache.enabled:
             return NO_LOOKUP
+        if request.api_base is not None or request.base_url is not None:
+            # A client-chosen upstream answers for that client only: the cache key does not
+            # name the URL, so storing its answer would serve it to everyone in the group.
+            return NO_LOOKUP
         plan = plan_for(request, group.name, call.caller, group.cache, directive)
         lookup = Lookup(plan, embedder=group.cache.embedder)
         try:

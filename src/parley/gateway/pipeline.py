@@ -18,6 +18,7 @@ import msgspec
 
 from parley.config.loader import Deployment, ModelGroup
 from parley.config.models import Strategy
+from parley.config.secrets import Secret
 from parley.errors import InvalidRequest, ParleyError
 from parley.gateway import params, tokens
 from parley.gateway.admission import DEFAULT_PRIORITY
@@ -25,6 +26,7 @@ from parley.gateway.breaker import BreakerState
 from parley.gateway.cache import ResponseCache
 from parley.gateway.cachestep import CACHE_DEPLOYMENT, CacheStep, Lookup, split_directive
 from parley.gateway.caller import ANONYMOUS, Caller
+from parley.gateway.client_base import client_deployment
 from parley.gateway.embeddings import EmbeddingCalls
 from parley.gateway.health import HealthBook
 from parley.gateway.policy import Call, Policies
@@ -45,7 +47,6 @@ from parley.gateway.types import (
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
 from parley.providers.base import ChunkStream, Provider, stream_ended_early
-from parley.providers.http1 import split_url
 from parley.state import BreakerSync
 
 log = get_logger(__name__)
@@ -62,6 +63,8 @@ class CallOptions:
     strategy: Strategy | None = None
     cache: CacheDirective | None = None
     """From the ``Cache-Control`` header; merged with the body's ``cache`` object."""
+    upstream_key: Secret | None = None
+    """The client's own key for the upstream its ``api_base`` names (``client_base.py``)."""
 
 
 DEFAULT_OPTIONS = CallOptions()
@@ -197,7 +200,7 @@ class Gateway:
         group: ModelGroup,
         request: ChatRequest,
         options: CallOptions,
-        attempt: Callable[[ModelGroup, ChatRequest, Deployment], Awaitable[T]],
+        attempt: Callable[[ModelGroup, ChatRequest, Deployment, CallOptions], Awaitable[T]],
     ) -> Outcome[T]:
         """Route and call with resilience, up to the first byte."""
         route = RouteRequest(
@@ -206,7 +209,7 @@ class Gateway:
             strategy=options.strategy if group.allow_strategy_override else None,
         )
         outcome = await self._run(
-            call, group, route, lambda dep: attempt(group, request, dep), options
+            call, group, route, lambda dep: attempt(group, request, dep, options), options
         )
         outcome.lease.first_byte()
         call.first_token()
@@ -240,10 +243,10 @@ class Gateway:
         await self.policies.finish(call, status=200, deployment=lease.deployment, usage=usage)
 
     def _prepare(
-        self, group: ModelGroup, deployment: Deployment, request: ChatRequest
+        self, group: ModelGroup, deployment: Deployment, request: ChatRequest, options: CallOptions
     ) -> _Prepared:
         provider = self.registry.provider(deployment)
-        provider, request = self._guard_api_base(provider, request)
+        provider, request = self._guard_api_base(provider, request, options)
         drop = self._drop_params if group.drop_params is None else group.drop_params
         request, dropped = params.apply_drop_params(
             request, provider.unsupported_params, drop=drop, deployment=deployment.label
@@ -251,23 +254,20 @@ class Gateway:
         return _Prepared(provider, request, dropped)
 
     def _guard_api_base(
-        self, provider: Provider, request: ChatRequest
+        self, provider: Provider, request: ChatRequest, options: CallOptions
     ) -> tuple[Provider, ChatRequest]:
-        """SSRF guard: credentials only ever go to configured URLs, unless an admin opted in."""
+        """SSRF guard: credentials only ever go to configured URLs; a client-chosen URL
+        (where an admin opted in) gets the client's own key and nothing of the deployment's.
+        Runs for every attempt, so retries and fallbacks are guarded alike."""
         override = request.api_base or request.base_url
         if override is None:
             return provider, request
         param = "api_base" if request.api_base else "base_url"
-        if not provider.deployment.allow_client_api_base:
-            raise InvalidRequest(
-                f"{param} cannot be set per request for model {request.model!r}", param=param
-            )
-        try:
-            split_url(override)  # the transport's own reading of it
-        except ValueError:
-            raise InvalidRequest(f"{param} must be an http(s) URL", param=param) from None
+        deployment = client_deployment(
+            provider.deployment, override, param, options.upstream_key, request.model
+        )
         request = msgspec.structs.replace(request, api_base=None, base_url=None)
-        return self.registry.with_api_base(provider, override), request
+        return self.registry.one_off(deployment), request
 
     async def chat(
         self,
@@ -295,19 +295,19 @@ class Gateway:
         return ChatOutcome(completion, label, prepared.dropped, call.headers)
 
     async def _complete(
-        self, group: ModelGroup, request: ChatRequest, deployment: Deployment
+        self, group: ModelGroup, request: ChatRequest, deployment: Deployment, options: CallOptions
     ) -> tuple[ChatCompletion, _Prepared]:
-        prepared = self._prepare(group, deployment, request)
+        prepared = self._prepare(group, deployment, request, options)
         with self._metrics.upstream_call(deployment):
             completion = await prepared.provider.complete(prepared.request)
         return completion, prepared
 
     async def _open(
-        self, group: ModelGroup, request: ChatRequest, deployment: Deployment
+        self, group: ModelGroup, request: ChatRequest, deployment: Deployment, options: CallOptions
     ) -> tuple[_OpenStream, _Prepared]:
         """Open the stream and read its first chunk, so a failure up to there can still
         fail over."""
-        prepared = self._prepare(group, deployment, request)
+        prepared = self._prepare(group, deployment, request, options)
         with self._metrics.upstream_call(deployment):
             stream_cm = prepared.provider.open_stream(prepared.request)
             upstream = await stream_cm.__aenter__()
