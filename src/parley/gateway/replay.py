@@ -119,7 +119,7 @@ def replay(completion: ChatCompletion, *, include_usage: bool) -> list[ChatCompl
         message = choice.message
         tool_calls = [
             ToolCallDelta(
-                i, call.id, call.type, FunctionDelta(call.function.name, call.function.arguments)
+                i, call.id, "function", FunctionDelta(call.function.name, call.function.arguments)
             )
             for i, call in enumerate(message.tool_calls or ())
         ]

@@ -4,6 +4,12 @@ These are msgspec Structs because they sit on the hot path: a request body is de
 validated in one pass (several times faster than a pydantic round trip), and responses are
 encoded without building intermediate dicts. Provider adapters translate to and from these
 types; nothing outside ``providers/`` sees a provider's own wire shape.
+
+A field the wire requires is never a plain default on an ``omit_defaults`` struct: that
+option leaves out every field equal to its default, which once sent ``tools`` without
+``"type": "function"`` (the real API answers 400 "Missing required parameter"). Constant
+discriminators (``type``, ``role``) are struct tags instead: msgspec always encodes a tag,
+still accepts its absence when decoding a lone struct, and refuses a wrong value.
 """
 
 from __future__ import annotations
@@ -38,10 +44,11 @@ class FunctionCall(Struct):
     arguments: str
 
 
-class ToolCall(Struct):
+class ToolCall(Struct, tag="function", tag_field="type"):
+    """``{"id", "type": "function", "function"}``; ``type`` is the tag, always sent."""
+
     id: str
     function: FunctionCall
-    type: Literal["function"] = "function"
 
 
 # --- request: messages (tagged by role) ---------------------------------------------------
@@ -87,18 +94,18 @@ class FunctionDef(Struct, omit_defaults=True):
     strict: bool | None = None
 
 
-class Tool(Struct, omit_defaults=True):
+class Tool(Struct, tag="function", tag_field="type", omit_defaults=True):
+    """``{"type": "function", "function"}``: the tag keeps ``type`` on the wire."""
+
     function: FunctionDef
-    type: Literal["function"] = "function"
 
 
 class ToolChoiceFunction(Struct):
     name: str
 
 
-class NamedToolChoice(Struct):
+class NamedToolChoice(Struct, tag="function", tag_field="type"):
     function: ToolChoiceFunction
-    type: Literal["function"] = "function"
 
 
 ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice

@@ -8,6 +8,9 @@ streams whose client went away (``disconnects``).
 
 Keys: any non-empty key is accepted except ones starting with ``bad``, which get a 401 whose
 message echoes the key, as real providers partly do, so tests can prove Parley scrubs it.
+
+The OpenAI and Azure chat routes refuse what the real API refuses (``openai_rules``):
+missing required fields, wrong types, unknown top-level parameters.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +33,7 @@ from parley.testing.formats import (
     OpenAIFormat,
     WireFormat,
 )
+from parley.testing.openai_rules import Rejected, check_chat
 from parley.testing.scenario import Behaviour
 
 _BODY: web.RequestKey[Any] = web.RequestKey("parsed_body", object)  # JSON, or raw bytes
@@ -130,12 +134,14 @@ class FakeUpstream:
     async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._check_bearer(request, _OPENAI, optional=True)) is not None:
             return denied
-        return await self._chat(request, _OPENAI, None)
+        return await self._chat(request, _OPENAI, None, check=check_chat)
 
     async def _azure_chat(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._check_azure(request)) is not None:
             return denied
-        return await self._chat(request, _OPENAI, request.match_info["deployment"])
+        return await self._chat(
+            request, _OPENAI, request.match_info["deployment"], check=_check_azure_chat
+        )
 
     async def _anthropic_messages(self, request: web.Request) -> web.StreamResponse:
         if not request.headers.get("anthropic-version"):
@@ -167,10 +173,16 @@ class FakeUpstream:
         fmt: WireFormat,
         path_model: str | None,
         force_stream: bool | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> web.StreamResponse:
         body = request[_BODY]
         if not isinstance(body, dict):
             return _json(fmt.error(400, "request body is not a JSON object"), 400)
+        if check is not None:
+            try:
+                check(body)
+            except Rejected as exc:
+                return _json(exc.body, 400)
         try:
             parsed = fmt.read(body, path_model)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -326,6 +338,10 @@ class FakeUpstream:
         if key.startswith("bad"):
             return _json(fmt.error(401, f"Incorrect API key provided: {key}"), 401)
         return None
+
+
+def _check_azure_chat(body: dict[str, Any]) -> None:
+    check_chat(body, azure=True)
 
 
 def _family(path: str) -> str:
