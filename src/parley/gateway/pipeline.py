@@ -453,7 +453,7 @@ class Gateway:
         try:
             texts = request.texts()
         except ValueError as exc:
-            raise InvalidRequest(str(exc), param="input") from None
+            raise InvalidRequest(f"Invalid value for 'input': {exc}", param="input") from None
         group = self.registry.group(request.model)
         call = await self.policies.begin(
             caller,
