@@ -416,6 +416,8 @@ class Gateway:
                     delta = choice.delta
                     if delta.content:
                         text.append(delta.content)
+                    if delta.reasoning_content:
+                        text.append(delta.reasoning_content)
                     for tool_call in delta.tool_calls or []:
                         if tool_call.function and tool_call.function.arguments:
                             text.append(tool_call.function.arguments)
@@ -532,6 +534,8 @@ def _completion_text(completion: ChatCompletion) -> str:
     parts: list[str] = []
     for choice in completion.choices:
         parts.append(choice.message.content or "")
+        if isinstance(choice.message.reasoning_content, str):
+            parts.append(choice.message.reasoning_content)
         for call in choice.message.tool_calls or []:
             parts.append(call.function.arguments)
     return "".join(parts)

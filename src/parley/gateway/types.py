@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 # --- request: content parts -------------------------------------------------------------
 
@@ -209,6 +209,10 @@ class Usage(Struct):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    # The upstream's breakdowns (cached prompt tokens, reasoning tokens, ...), passed on as
+    # sent; UNSET (never encoded) when the upstream sent none or Parley counted the tokens.
+    prompt_tokens_details: dict[str, Any] | UnsetType | None = UNSET
+    completion_tokens_details: dict[str, Any] | UnsetType | None = UNSET
 
 
 class ResponseMessage(Struct):
@@ -216,6 +220,9 @@ class ResponseMessage(Struct):
     role: str = "assistant"
     tool_calls: list[ToolCall] | None = None
     refusal: str | None = None
+    reasoning_content: str | UnsetType | None = UNSET
+    """The model's reasoning, as vLLM, llama.cpp and DeepSeek send it; UNSET (never
+    encoded) otherwise, so answers without it keep OpenAI's exact shape."""
 
 
 class Choice(Struct):
@@ -252,6 +259,8 @@ class Delta(Struct, omit_defaults=True):
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
     refusal: str | None = None
+    reasoning_content: str | None = None
+    """Reasoning deltas from vLLM, llama.cpp and DeepSeek, passed on."""
 
 
 class ChunkChoice(Struct):

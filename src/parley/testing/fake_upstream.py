@@ -194,6 +194,7 @@ class FakeUpstream:
             if self._faults
             else scenario.parse_model(parsed.model, self.defaults)
         )
+        parsed.sparse = behaviour.sparse
         await asyncio.sleep(behaviour.latency)
         if behaviour.status is not None:
             headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else None
