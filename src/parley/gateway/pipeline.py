@@ -246,7 +246,12 @@ class Gateway:
         provider, request = self._guard_api_base(provider, request)
         drop = self._drop_params if group.drop_params is None else group.drop_params
         request, dropped = params.apply_drop_params(
-            request, provider.unsupported_params, drop=drop, deployment=deployment.label
+            request,
+            provider.unsupported_params,
+            drop=drop,
+            deployment=deployment.label,
+            refused=deployment.refused_params,
+            forwards_extra=provider.forwards_extra,
         )
         return _Prepared(provider, request, dropped)
 

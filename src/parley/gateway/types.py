@@ -159,8 +159,14 @@ Penalty = Annotated[float, Meta(ge=-2, le=2)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 
 
-class ChatRequest(Struct, omit_defaults=True):
-    """A ``POST /v1/chat/completions`` body. Unknown fields are ignored, as OpenAI does."""
+class ChatRequest(Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """A ``POST /v1/chat/completions`` body.
+
+    Top-level fields Parley does not know are not ignored (OpenAI answers 400 for them,
+    and OpenAI-compatible servers take sampling extras such as ``min_p``): the decode is
+    strict, and only a body that has such fields is read again to collect them into
+    ``extra`` (``decode_chat_request``), so the common body costs one typed decode.
+    """
 
     model: Annotated[str, Meta(min_length=1)]
     messages: Annotated[list[Message], Meta(min_length=1)]
@@ -183,12 +189,32 @@ class ChatRequest(Struct, omit_defaults=True):
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
     logit_bias: dict[str, float] | None = None
+    # Documented OpenAI parameters, forwarded to OpenAI-format upstreams as sent (OpenAI
+    # validates their values); other providers refuse them unless translated.
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
+    reasoning_effort: str | None = None
+    service_tier: str | None = None
+    modalities: list[str] | None = None
+    audio: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    verbosity: str | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    web_search_options: dict[str, Any] | None = None
+    top_k: int | None = None
+    """Not OpenAI's (which refuses it): Anthropic's and Gemini's, and many compatible
+    servers' (vLLM takes -1 for "off", hence no bound here)."""
     # Per-request upstream override: refused unless an admin allowed it for the deployment
     # (SSRF guard); never forwarded upstream.
     api_base: str | None = None
     base_url: str | None = None
     cache: CacheDirective | None = None
     """Parley's own extension; the gateway removes it before any provider sees it."""
+    extra: dict[str, Any] | None = None
+    """Top-level fields Parley has no type for, as sent; set only by
+    ``decode_chat_request`` (an ``extra`` key in a body is itself one of them). Forwarded
+    where the deployment's provider takes them (``gateway/params.py``)."""
 
     @property
     def output_limit(self) -> int | None:
@@ -320,8 +346,54 @@ class ModelCard(Struct):
     object: str = "model"
 
 
+OPENAI_ONLY_PARAMS = frozenset(
+    {
+        "store",
+        "metadata",
+        "reasoning_effort",
+        "service_tier",
+        "modalities",
+        "audio",
+        "prediction",
+        "verbosity",
+        "prompt_cache_key",
+        "safety_identifier",
+        "web_search_options",
+    }
+)
+"""Documented OpenAI parameters that only OpenAI-format upstreams take as they are."""
+
+
+_chat_decoder = msgspec.json.Decoder(ChatRequest)
+_UNKNOWN_TOP_LEVEL = "Object contains unknown field `"
+CHAT_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(ChatRequest)) - {"extra"}
+"""The top-level fields ``ChatRequest`` types."""
+
+
 def decode_chat_request(body: bytes) -> ChatRequest:
-    return msgspec.json.decode(body, type=ChatRequest)
+    """Decode and validate; unknown top-level fields are kept in ``extra``.
+
+    One strict typed decode for the usual body. A body with a field Parley has no type
+    for fails it at that field; only then is it read generically, the unknown fields taken
+    out, and the rest validated as usual."""
+    try:
+        request = _chat_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if not text.startswith(_UNKNOWN_TOP_LEVEL) or " - at `" in text:
+            raise
+        return _with_extra(body)
+    if request.extra is not None:  # a client's own "extra" key: an unknown field too
+        return _with_extra(body)
+    return request
+
+
+def _with_extra(body: bytes) -> ChatRequest:
+    data = msgspec.json.decode(body)
+    assert isinstance(data, dict)  # the typed decode got as far as an object's field
+    extra = {name: data.pop(name) for name in list(data) if name not in CHAT_FIELDS}
+    request = msgspec.convert(data, ChatRequest)
+    return msgspec.structs.replace(request, extra=extra)
 
 
 def decode_embedding_request(body: bytes) -> EmbeddingRequest:

@@ -41,7 +41,9 @@ _completion_decoder = msgspec.json.Decoder(ChatCompletion)
 
 
 class OpenAIProvider:
-    unsupported_params: frozenset[str] = frozenset()
+    # OpenAI answers 400 for any parameter it does not document, top_k included.
+    unsupported_params: frozenset[str] = frozenset({"top_k"})
+    forwards_extra: bool = False
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment
@@ -60,7 +62,13 @@ class OpenAIProvider:
         return headers
 
     def _chat_body(self, request: ChatRequest) -> bytes:
-        return json_body(msgspec.structs.replace(request, model=self.deployment.model))
+        extra = request.extra
+        body = json_body(msgspec.structs.replace(request, model=self.deployment.model, extra=None))
+        if not extra:
+            return body
+        # Fields Parley has no type for, spliced in at the top level as they came (the
+        # params step let them through only for adapters that forward them).
+        return body[:-1] + b"," + json_body(extra)[1:]
 
     # --- Provider ----------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ Keys: any non-empty key is accepted except ones starting with ``bad``, which get
 message echoes the key, as real providers partly do, so tests can prove Parley scrubs it.
 
 The OpenAI and Azure chat routes refuse what the real API refuses (``openai_rules``):
-missing required fields, wrong types, unknown top-level parameters.
+missing required fields, wrong types, unknown top-level parameters. ``/compat/v1`` is an
+OpenAI-compatible server that takes any extra parameter, as vLLM or llama.cpp do.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class FakeUpstream:
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._record])
         app.router.add_post("/v1/chat/completions", self._openai_chat)
+        app.router.add_post("/compat/v1/chat/completions", self._compatible_chat)
         app.router.add_post("/v1/embeddings", self._openai_embeddings)
         app.router.add_get("/v1/models", self._openai_models)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure_chat)
@@ -135,6 +137,11 @@ class FakeUpstream:
         if (denied := self._check_bearer(request, _OPENAI, optional=True)) is not None:
             return denied
         return await self._chat(request, _OPENAI, None, check=check_chat)
+
+    async def _compatible_chat(self, request: web.Request) -> web.StreamResponse:
+        """An OpenAI-compatible server (vLLM-like): OpenAI's format, but parameters of its
+        own (``top_k``, ``min_p``, ...) are taken, not refused."""
+        return await self._chat(request, _OPENAI, None)
 
     async def _azure_chat(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._check_azure(request)) is not None:
@@ -352,6 +359,8 @@ def _family(path: str) -> str:
         return "gemini"
     if path == "/v1/messages":
         return "anthropic"
+    if path.startswith("/compat/"):
+        return "openai_compatible"
     return "openai"
 
 
