@@ -19,7 +19,9 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, models_from, serve_in_thread
+from tests.backends import redis_url
 from tests.conftest import ParleyFactory
+from tests.e2e.test_access import ADMIN
 
 USER = [{"role": "user", "content": "hello"}]
 DOCUMENTED: dict[str, Any] = {
@@ -50,7 +52,12 @@ def serve(
     """Parley with one group ``chat`` on the fake's OpenAI-compatible route."""
     servers = contextlib.ExitStack()
 
-    def start(drop_params: bool = False, cache: bool = False, **deployment: Any) -> str:
+    def start(
+        drop_params: bool = False,
+        cache: bool = False,
+        settings: dict[str, Any] | None = None,
+        **deployment: Any,
+    ) -> str:
         dep = {
             "provider": "openai_compatible",
             "model": "llama",
@@ -65,8 +72,8 @@ def serve(
                 "cache": {"enabled": cache},
             }
         ]
-        settings = Settings(database_url=f"sqlite:///{tmp_path}/parley.db")
-        app = create_app(settings, models=models_from(groups))
+        merged = {"database_url": f"sqlite:///{tmp_path}/parley.db", **(settings or {})}
+        app = create_app(Settings(**merged), models=models_from(groups))
         return servers.enter_context(serve_in_thread(loop_thread, app))
 
     with servers:
@@ -203,6 +210,32 @@ def test_cache_tells_extras_apart(serve: Callable[..., str], fake: FakeUpstream)
     assert chat(url, "chat", min_p=0.1).headers["x-parley-deployment"] != "cache"
     assert chat(url, "chat", top_k=5).headers["x-parley-deployment"] == "cache"
     assert len(fake.calls) == 3
+
+
+def test_instances_sharing_the_cache_tell_extras_apart(
+    serve: Callable[..., str], fake: FakeUpstream
+) -> None:
+    """Two instances on one Redis: the key each computes includes the forwarded fields."""
+    shared = redis_url()
+    settings = {"redis_url": next(shared), "admin_key": ADMIN}
+    auth = {"authorization": f"Bearer {ADMIN}"}
+
+    def verdict(url: str, top_k: int) -> str:
+        body = {"model": "chat", "messages": USER, "top_k": top_k}
+        response = httpx.post(f"{url}/v1/chat/completions", json=body, headers=auth)
+        assert response.status_code == 200, response.text
+        return response.headers["x-parley-cache"]
+
+    try:
+        a = serve(cache=True, settings=settings)
+        b = serve(cache=True, settings=settings)
+        assert verdict(a, 5) == "miss"
+        assert verdict(b, 6) == "miss"
+        assert verdict(b, 5) == "hit"
+        assert verdict(a, 6) == "hit"
+        assert len(fake.calls) == 2
+    finally:
+        next(shared, None)
 
 
 def test_bad_values_are_still_named_with_extras_present(
