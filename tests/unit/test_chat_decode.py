@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from parley.config.loader import parse_models, resolve_groups
+from parley.errors import ConfigError
 from parley.gateway.types import decode_chat_request
 from parley.providers.http import UpstreamPool
 from parley.providers.openai_compatible import OpenAICompatibleProvider
@@ -72,3 +73,11 @@ async def test_extras_are_spliced_into_the_upstream_body() -> None:
         assert json.loads(body) == {**BASE, "model": "llama", "min_p": 0.1, "top_k": 4}
     finally:
         await pool.close()
+
+
+def test_refused_params_cannot_refuse_what_every_request_has() -> None:
+    dep = {"provider": "openai_compatible", "model": "m", "api_base": "http://127.0.0.1:9/v1"}
+    with pytest.raises(ConfigError, match=r"refused_params: cannot refuse 'messages'"):
+        parse_models(
+            {"models": [{"name": "g", "deployments": [{**dep, "refused_params": ["messages"]}]}]}
+        )

@@ -137,6 +137,14 @@ class DeploymentConfig(_Strict):
             reference_name(value)
         return value
 
+    @field_validator("refused_params")
+    @classmethod
+    def _not_the_request_itself(cls, value: list[str]) -> list[str]:
+        essential = {"model", "messages", "stream"} & set(value)
+        if essential:
+            raise ValueError(f"cannot refuse {sorted(essential)[0]!r}: every request has it")
+        return value
+
     @field_validator("api_base")
     @classmethod
     def _must_be_http_url(cls, value: str | None) -> str | None:
