@@ -45,12 +45,12 @@ def post(request: pytest.FixtureRequest, parley: ParleyFactory) -> Any:
         (
             {"model": "openai", "messages": [{"role": "user"}]},
             "Missing required parameter: 'messages[0].content'.",
-            "messages[0].content",
+            "messages[0]",
         ),
         (
             {"model": "openai"},
             "Missing required parameter: 'messages'.",
-            "messages",
+            None,
         ),
         (
             {"model": "openai", "messages": [{"role": "robot", "content": "x"}]},
@@ -60,7 +60,7 @@ def post(request: pytest.FixtureRequest, parley: ParleyFactory) -> Any:
     ],
 )
 def test_chat_errors_name_the_field(
-    post: Any, fake: FakeUpstream, body: dict[str, Any], message: str, param: str
+    post: Any, fake: FakeUpstream, body: dict[str, Any], message: str, param: str | None
 ) -> None:
     response = post("/v1/chat/completions", body)
     assert response.status_code == 400

@@ -30,12 +30,13 @@ def invalid_request(exc: msgspec.MsgspecError) -> InvalidRequest:
         return InvalidRequest(f"request body is not valid JSON: {text}", code="invalid_json")
     detail, _, at = text.partition(" - at `")
     where = at.rstrip("`").removeprefix("$").removeprefix(".")
+    # For these two, ``param`` stays the object holding the field, as it always was.
     if (missing := _MISSING.match(detail)) is not None:
-        param = _join(where, missing["field"])
-        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param)
+        name = _join(where, missing["field"])
+        return InvalidRequest(f"Missing required parameter: '{name}'.", param=where or None)
     if (unknown := _UNKNOWN.match(detail)) is not None:
-        param = _join(where, unknown["field"])
-        return InvalidRequest(f"Unrecognized request argument supplied: {param}", param=param)
+        name = _join(where, unknown["field"])
+        return InvalidRequest(f"Unrecognized request argument supplied: {name}", param=where)
     if not where:
         return InvalidRequest(f"Invalid request body: {detail}")
     kind = "type" if ", got `" in detail else "value"
