@@ -113,6 +113,9 @@ class DeploymentConfig(_Strict):
     extra_headers: dict[str, str] = Field(default_factory=dict)
     allow_client_api_base: bool = False
     """SSRF guard: a request may name its own ``api_base`` only where an admin set this."""
+    refused_params: list[str] = Field(default_factory=list)
+    """Request parameters this deployment must not be sent (e.g. an ``openai_compatible``
+    server that chokes on ``min_p``): refused with 400, or dropped under ``drop_params``."""
     price: PriceConfig | None = None
     weight: float = Field(default=1.0, ge=0)
     order: int = 1
@@ -132,6 +135,14 @@ class DeploymentConfig(_Strict):
     def _must_be_reference(cls, value: str | None) -> str | None:
         if value is not None:
             reference_name(value)
+        return value
+
+    @field_validator("refused_params")
+    @classmethod
+    def _not_the_request_itself(cls, value: list[str]) -> list[str]:
+        essential = {"model", "messages", "stream"} & set(value)
+        if essential:
+            raise ValueError(f"cannot refuse {sorted(essential)[0]!r}: every request has it")
         return value
 
     @field_validator("api_base")

@@ -1,8 +1,9 @@
 """What a request's cache entry is called and what the cache may do with it.
 
 The key is a hash of the normalised request: everything that changes the answer (the
-serving group, messages, tools, response format, sampling parameters), nothing that does
-not (``user``, ``stream``, transport details, Parley's own cache controls). It lives inside
+serving group, messages, tools, response format, sampling parameters, forwarded fields
+Parley has no type for such as ``min_p``), nothing that does not (``user`` and the other
+bookkeeping parameters, ``stream``, transport details, Parley's own cache controls). It lives inside
 a namespace that defaults to the caller's team, so no answer ever crosses tenants unless an
 admin configured a shared namespace for the group.
 """
@@ -76,6 +77,11 @@ def digest_of(request: ChatRequest, group: str) -> str:
         stream=False,
         stream_options=None,
         user=None,
+        safety_identifier=None,
+        metadata=None,
+        store=None,
+        prompt_cache_key=None,
+        service_tier=None,
         api_base=None,
         base_url=None,
         cache=None,

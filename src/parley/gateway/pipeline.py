@@ -249,7 +249,12 @@ class Gateway:
         provider, request = self._guard_api_base(provider, request, options)
         drop = self._drop_params if group.drop_params is None else group.drop_params
         request, dropped = params.apply_drop_params(
-            request, provider.unsupported_params, drop=drop, deployment=deployment.label
+            request,
+            provider.unsupported_params,
+            drop=drop,
+            deployment=deployment.label,
+            refused=deployment.refused_params,
+            forwards_extra=provider.forwards_extra,
         )
         return _Prepared(provider, request, dropped)
 
@@ -416,6 +421,8 @@ class Gateway:
                     delta = choice.delta
                     if delta.content:
                         text.append(delta.content)
+                    if delta.reasoning_content:
+                        text.append(delta.reasoning_content)
                     for tool_call in delta.tool_calls or []:
                         if tool_call.function and tool_call.function.arguments:
                             text.append(tool_call.function.arguments)
@@ -453,7 +460,7 @@ class Gateway:
         try:
             texts = request.texts()
         except ValueError as exc:
-            raise InvalidRequest(str(exc), param="input") from None
+            raise InvalidRequest(f"Invalid value for 'input': {exc}", param="input") from None
         group = self.registry.group(request.model)
         call = await self.policies.begin(
             caller,
@@ -532,6 +539,8 @@ def _completion_text(completion: ChatCompletion) -> str:
     parts: list[str] = []
     for choice in completion.choices:
         parts.append(choice.message.content or "")
+        if isinstance(choice.message.reasoning_content, str):
+            parts.append(choice.message.reasoning_content)
         for call in choice.message.tool_calls or []:
             parts.append(call.function.arguments)
     return "".join(parts)

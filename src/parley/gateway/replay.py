@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from msgspec import UNSET
+
 from parley.gateway.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -32,6 +34,7 @@ class _ToolCallParts:
 class _ChoiceParts:
     content: list[str] = field(default_factory=list)
     refusal: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
     tool_calls: dict[int, _ToolCallParts] = field(default_factory=dict)
     finish_reason: str | None = None
 
@@ -55,6 +58,8 @@ class Assembler:
                 parts.content.append(delta.content)
             if delta.refusal:
                 parts.refusal.append(delta.refusal)
+            if delta.reasoning_content:
+                parts.reasoning.append(delta.reasoning_content)
             for call in delta.tool_calls or ():
                 tool = parts.tool_calls.get(call.index)
                 if tool is None:
@@ -98,6 +103,7 @@ def _message(parts: _ChoiceParts) -> ResponseMessage:
         content="".join(parts.content) if parts.content or not calls else None,
         tool_calls=calls or None,
         refusal="".join(parts.refusal) if parts.refusal else None,
+        reasoning_content="".join(parts.reasoning) if parts.reasoning else UNSET,
     )
 
 
@@ -119,15 +125,17 @@ def replay(completion: ChatCompletion, *, include_usage: bool) -> list[ChatCompl
         message = choice.message
         tool_calls = [
             ToolCallDelta(
-                i, call.id, call.type, FunctionDelta(call.function.name, call.function.arguments)
+                i, call.id, "function", FunctionDelta(call.function.name, call.function.arguments)
             )
             for i, call in enumerate(message.tool_calls or ())
         ]
+        reasoning = message.reasoning_content
         delta = Delta(
             role="assistant",
             content=message.content,
             tool_calls=tool_calls or None,
             refusal=message.refusal,
+            reasoning_content=reasoning if isinstance(reasoning, str) else None,
         )
         chunks.append(chunk([ChunkChoice(choice.index, delta)]))
         chunks.append(chunk([ChunkChoice(choice.index, Delta(), choice.finish_reason)]))

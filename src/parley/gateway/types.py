@@ -4,6 +4,12 @@ These are msgspec Structs because they sit on the hot path: a request body is de
 validated in one pass (several times faster than a pydantic round trip), and responses are
 encoded without building intermediate dicts. Provider adapters translate to and from these
 types; nothing outside ``providers/`` sees a provider's own wire shape.
+
+A field the wire requires is never a plain default on an ``omit_defaults`` struct: that
+option leaves out every field equal to its default, which once sent ``tools`` without
+``"type": "function"`` (the real API answers 400 "Missing required parameter"). Constant
+discriminators (``type``, ``role``) are struct tags instead: msgspec always encodes a tag,
+still accepts its absence when decoding a lone struct, and refuses a wrong value.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 # --- request: content parts -------------------------------------------------------------
 
@@ -38,10 +44,11 @@ class FunctionCall(Struct):
     arguments: str
 
 
-class ToolCall(Struct):
+class ToolCall(Struct, tag="function", tag_field="type"):
+    """``{"id", "type": "function", "function"}``; ``type`` is the tag, always sent."""
+
     id: str
     function: FunctionCall
-    type: Literal["function"] = "function"
 
 
 # --- request: messages (tagged by role) ---------------------------------------------------
@@ -87,18 +94,18 @@ class FunctionDef(Struct, omit_defaults=True):
     strict: bool | None = None
 
 
-class Tool(Struct, omit_defaults=True):
+class Tool(Struct, tag="function", tag_field="type", omit_defaults=True):
+    """``{"type": "function", "function"}``: the tag keeps ``type`` on the wire."""
+
     function: FunctionDef
-    type: Literal["function"] = "function"
 
 
 class ToolChoiceFunction(Struct):
     name: str
 
 
-class NamedToolChoice(Struct):
+class NamedToolChoice(Struct, tag="function", tag_field="type"):
     function: ToolChoiceFunction
-    type: Literal["function"] = "function"
 
 
 ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
@@ -152,8 +159,14 @@ Penalty = Annotated[float, Meta(ge=-2, le=2)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 
 
-class ChatRequest(Struct, omit_defaults=True):
-    """A ``POST /v1/chat/completions`` body. Unknown fields are ignored, as OpenAI does."""
+class ChatRequest(Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """A ``POST /v1/chat/completions`` body.
+
+    Top-level fields Parley does not know are not ignored (OpenAI answers 400 for them,
+    and OpenAI-compatible servers take sampling extras such as ``min_p``): the decode is
+    strict, and only a body that has such fields is read again to collect them into
+    ``extra`` (``decode_chat_request``), so the common body costs one typed decode.
+    """
 
     model: Annotated[str, Meta(min_length=1)]
     messages: Annotated[list[Message], Meta(min_length=1)]
@@ -176,12 +189,32 @@ class ChatRequest(Struct, omit_defaults=True):
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
     logit_bias: dict[str, float] | None = None
+    # Documented OpenAI parameters, forwarded to OpenAI-format upstreams as sent (OpenAI
+    # validates their values); other providers refuse them unless translated.
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
+    reasoning_effort: str | None = None
+    service_tier: str | None = None
+    modalities: list[str] | None = None
+    audio: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    verbosity: str | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    web_search_options: dict[str, Any] | None = None
+    top_k: int | None = None
+    """Not OpenAI's (which refuses it): Anthropic's and Gemini's, and many compatible
+    servers' (vLLM takes -1 for "off", hence no bound here)."""
     # Per-request upstream override: refused unless an admin allowed it for the deployment
     # (SSRF guard); never forwarded upstream.
     api_base: str | None = None
     base_url: str | None = None
     cache: CacheDirective | None = None
     """Parley's own extension; the gateway removes it before any provider sees it."""
+    extra: dict[str, Any] | None = None
+    """Top-level fields Parley has no type for, as sent; set only by
+    ``decode_chat_request`` (an ``extra`` key in a body is itself one of them). Forwarded
+    where the deployment's provider takes them (``gateway/params.py``)."""
 
     @property
     def output_limit(self) -> int | None:
@@ -202,6 +235,10 @@ class Usage(Struct):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    # The upstream's breakdowns (cached prompt tokens, reasoning tokens, ...), passed on as
+    # sent; UNSET (never encoded) when the upstream sent none or Parley counted the tokens.
+    prompt_tokens_details: dict[str, Any] | UnsetType | None = UNSET
+    completion_tokens_details: dict[str, Any] | UnsetType | None = UNSET
 
 
 class ResponseMessage(Struct):
@@ -209,6 +246,9 @@ class ResponseMessage(Struct):
     role: str = "assistant"
     tool_calls: list[ToolCall] | None = None
     refusal: str | None = None
+    reasoning_content: str | UnsetType | None = UNSET
+    """The model's reasoning, as vLLM, llama.cpp and DeepSeek send it; UNSET (never
+    encoded) otherwise, so answers without it keep OpenAI's exact shape."""
 
 
 class Choice(Struct):
@@ -245,6 +285,8 @@ class Delta(Struct, omit_defaults=True):
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
     refusal: str | None = None
+    reasoning_content: str | None = None
+    """Reasoning deltas from vLLM, llama.cpp and DeepSeek, passed on."""
 
 
 class ChunkChoice(Struct):
@@ -304,8 +346,54 @@ class ModelCard(Struct):
     object: str = "model"
 
 
+OPENAI_ONLY_PARAMS = frozenset(
+    {
+        "store",
+        "metadata",
+        "reasoning_effort",
+        "service_tier",
+        "modalities",
+        "audio",
+        "prediction",
+        "verbosity",
+        "prompt_cache_key",
+        "safety_identifier",
+        "web_search_options",
+    }
+)
+"""Documented OpenAI parameters that only OpenAI-format upstreams take as they are."""
+
+
+_chat_decoder = msgspec.json.Decoder(ChatRequest)
+_UNKNOWN_TOP_LEVEL = "Object contains unknown field `"
+CHAT_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(ChatRequest)) - {"extra"}
+"""The top-level fields ``ChatRequest`` types."""
+
+
 def decode_chat_request(body: bytes) -> ChatRequest:
-    return msgspec.json.decode(body, type=ChatRequest)
+    """Decode and validate; unknown top-level fields are kept in ``extra``.
+
+    One strict typed decode for the usual body. A body with a field Parley has no type
+    for fails it at that field; only then is it read generically, the unknown fields taken
+    out, and the rest validated as usual."""
+    try:
+        request = _chat_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if not text.startswith(_UNKNOWN_TOP_LEVEL) or " - at `" in text:
+            raise
+        return _with_extra(body)
+    if request.extra is not None:  # a client's own "extra" key: an unknown field too
+        return _with_extra(body)
+    return request
+
+
+def _with_extra(body: bytes) -> ChatRequest:
+    data = msgspec.json.decode(body)
+    assert isinstance(data, dict)  # the typed decode got as far as an object's field
+    extra = {name: data.pop(name) for name in list(data) if name not in CHAT_FIELDS}
+    request = msgspec.convert(data, ChatRequest)
+    return msgspec.structs.replace(request, extra=extra)
 
 
 def decode_embedding_request(body: bytes) -> EmbeddingRequest:

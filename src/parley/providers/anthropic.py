@@ -16,6 +16,7 @@ from typing import Any
 from parley.config.loader import Deployment
 from parley.errors import InvalidRequest, UpstreamProtocolError, UpstreamStatusError
 from parley.gateway.types import (
+    OPENAI_ONLY_PARAMS,
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
@@ -66,17 +67,22 @@ _FINISH = {
 
 
 class AnthropicProvider:
-    unsupported_params: frozenset[str] = frozenset(
-        {
-            "n",
-            "seed",
-            "logprobs",
-            "top_logprobs",
-            "presence_penalty",
-            "frequency_penalty",
-            "logit_bias",
-        }
-    )
+    # safety_identifier is translated (metadata.user_id, as user is); top_k is Anthropic's.
+    unsupported_params: frozenset[str] = (
+        frozenset(
+            {
+                "n",
+                "seed",
+                "logprobs",
+                "top_logprobs",
+                "presence_penalty",
+                "frequency_penalty",
+                "logit_bias",
+            }
+        )
+        | OPENAI_ONLY_PARAMS
+    ) - {"safety_identifier"}
+    forwards_extra: bool = False
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment
@@ -144,10 +150,12 @@ def to_anthropic(request: ChatRequest, model: str, *, stream: bool) -> dict[str,
         body["temperature"] = request.temperature
     if request.top_p is not None:
         body["top_p"] = request.top_p
+    if request.top_k is not None:
+        body["top_k"] = request.top_k
     if request.stop_list:
         body["stop_sequences"] = request.stop_list
-    if request.user:
-        body["metadata"] = {"user_id": request.user}
+    if request.user or request.safety_identifier:
+        body["metadata"] = {"user_id": request.user or request.safety_identifier}
     tools, tool_choice = _tools(request)
     if tools:
         body["tools"] = tools

@@ -36,6 +36,9 @@ class Provider(Protocol):
 
     deployment: Deployment
     unsupported_params: frozenset[str]
+    """Typed parameters the adapter cannot honour (``gateway/params.py``)."""
+    forwards_extra: bool
+    """Whether top-level fields Parley has no type for are sent upstream as they came."""
 
     async def complete(self, request: ChatRequest) -> ChatCompletion: ...
 

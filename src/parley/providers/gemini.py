@@ -18,6 +18,7 @@ from urllib.parse import quote
 from parley.config.loader import Deployment
 from parley.errors import InvalidRequest, UpstreamProtocolError
 from parley.gateway.types import (
+    OPENAI_ONLY_PARAMS,
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
@@ -70,9 +71,11 @@ _UNSUPPORTED_SCHEMA_KEYS = frozenset({"additionalProperties", "$schema", "strict
 
 
 class GeminiProvider:
-    unsupported_params: frozenset[str] = frozenset(
-        {"logprobs", "top_logprobs", "logit_bias", "parallel_tool_calls"}
+    unsupported_params: frozenset[str] = (
+        frozenset({"logprobs", "top_logprobs", "logit_bias", "parallel_tool_calls"})
+        | OPENAI_ONLY_PARAMS
     )
+    forwards_extra: bool = False
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment
@@ -241,6 +244,7 @@ def _generation_config(request: ChatRequest) -> dict[str, Any]:
     pairs = (
         ("temperature", request.temperature),
         ("topP", request.top_p),
+        ("topK", request.top_k),
         ("maxOutputTokens", request.output_limit),
         ("candidateCount", request.n),
         ("seed", request.seed),
