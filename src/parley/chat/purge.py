@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 from sqlalchemy import delete, select
 
@@ -25,16 +26,24 @@ BATCH = 200
 SWEEP_S = 3600.0
 
 
-async def purge(db: Database, deleted_before_ms: int, *, conversation_id: str | None = None) -> int:
-    """Remove conversations soft-deleted before ``deleted_before_ms`` (or just the one
-    named, if it is deleted); returns how many went. Batches of ``BATCH``, one transaction
-    each, so a large purge never holds one long lock."""
+async def purge(
+    db: Database,
+    deleted_before_ms: int,
+    *,
+    conversation_id: str | None = None,
+    conversation_ids: Sequence[str] | None = None,
+) -> int:
+    """Remove conversations soft-deleted before ``deleted_before_ms`` (or just the one or
+    ones named, if deleted; an import's hidden conversations count as deleted); returns
+    how many went. Batches of ``BATCH``, one transaction each, so a large purge never
+    holds one long lock."""
     total = 0
     c = conversations.c
+    named = list(conversation_ids or []) + ([conversation_id] if conversation_id else [])
     while True:
         query = select(c.id).where(c.deleted_ms.is_not(None), c.deleted_ms <= deleted_before_ms)
-        if conversation_id is not None:
-            query = query.where(c.id == conversation_id)
+        if conversation_id is not None or conversation_ids is not None:
+            query = query.where(c.id.in_(named))
         async with db.write() as conn:
             ids = list((await conn.execute(query.limit(BATCH))).scalars())
             if not ids:
