@@ -180,3 +180,26 @@ def test_a_maximal_import_leaves_other_users_writes_logins_and_health_answering(
     listed = ada.get("/api/conversations?limit=200").json()["data"]
     assert len(listed) == 200
     assert post_import(a, ada, SMALL).status_code == 201  # the slot is free again
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_one_message_or_conversation_over_the_limits_is_a_400_and_writes_nothing(
+    start: Callable[..., Client], store: Callable[[], Store]
+) -> None:
+    """100,000 messages is the limit, counted in messages (the maximal test imports
+    exactly that many); one more, or a 1,001st conversation, is refused before anything
+    is written, as is a body that is not JSON."""
+    a = start(allow_registration=True)
+    ada = Account(a, "ada@example.com")
+    over = post_import(a, ada, chatgpt_export(1_000, MESSAGES_LIMIT + 1))
+    assert over.status_code == 400, over.text
+    assert over.json()["error"]["message"] == "at most 100,000 messages per import"
+    wide = post_import(a, ada, chatgpt_export(1_001, 60_000))
+    assert wide.status_code == 400, wide.text
+    assert wide.json()["error"]["message"] == "at most 1,000 conversations per import"
+    broken = post_import(a, ada, b'[{"mapping": ')
+    assert broken.status_code == 400
+    assert broken.json()["error"]["code"] == "invalid_json"
+    db = store()
+    assert db.count(select(func.count()).select_from(conversations)) == 0
+    assert ada.get("/api/conversations").json()["data"] == []

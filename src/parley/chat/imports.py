@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parley.chat import events as ev
 from parley.chat import semantic_search
@@ -38,8 +40,7 @@ from parley.chat.chatgpt import is_chatgpt_export, to_parley
 from parley.chat.conversations import DEFAULT_TITLE, EXPORT_FORMAT, STATUSES, Conversations
 from parley.chat.events import Event
 from parley.chat.parts import checked
-from parley.chat.projections import IMPORT_GRACE_MS, project_many
-from parley.chat.purge import purge
+from parley.chat.projections import project_many
 from parley.errors import InvalidRequest, Overloaded, RateLimited
 from parley.observability.logging import get_logger
 from parley.state import StateBackend
@@ -47,6 +48,7 @@ from parley.state import keys as state_keys
 from parley.state.base import Settle, Slot
 from parley.store import search
 from parley.store.db import Database
+from parley.store.tables import conversations, events, messages, outbox
 
 log = get_logger(__name__)
 
@@ -65,6 +67,8 @@ waiting writer in before the next batch."""
 SLOT_TTL_S = 900.0
 """A user's import slot frees itself this long after an instance died holding it."""
 RETRY_AFTER_S = 5.0
+ABANDON_BATCH = 50
+"""Conversations removed per transaction when an import is rolled back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,14 +263,24 @@ class Importer:
 
     async def _abandon(self, ids: list[str]) -> None:
         """Remove what a failed import wrote (hidden conversations only: the last
-        transaction, which shows them, either committed or wrote nothing)."""
+        transaction, which shows them, either committed or wrote nothing), by id, so a
+        conversation whose row is already gone loses its events and search rows too."""
         try:
-            async with self._db.write() as conn:
-                await search.remove_many(conn, ids)
-            cutoff = int(time.time() * 1000) + 2 * IMPORT_GRACE_MS  # past its hidden date
-            await purge(self._db, cutoff, conversation_ids=ids)
+            for start in range(0, len(ids), ABANDON_BATCH):
+                async with self._db.write() as conn:
+                    await forget(conn, ids[start : start + ABANDON_BATCH])
         except Exception as exc:  # the database is away: the purge sweep removes them
             log.warning("an import could not be rolled back", error=type(exc).__name__)
+
+
+async def forget(conn: AsyncConnection, ids: list[str]) -> None:
+    """Everything stored of these conversations."""
+    await search.remove_many(conn, ids)
+    await semantic_search.forget(conn, ids)
+    await conn.execute(delete(messages).where(messages.c.conversation_id.in_(ids)))
+    await conn.execute(delete(outbox).where(outbox.c.stream_id.in_(ids)))
+    await conn.execute(delete(events).where(events.c.stream_id.in_(ids)))
+    await conn.execute(delete(conversations).where(conversations.c.id.in_(ids)))
 
 
 def _embeddable(batch: list[Event]) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from parley.chat import events as ev
 from parley.chat.events import Event
 from parley.chat.parts import text_of
+from parley.errors import Conflict
 from parley.store import search
 from parley.store.tables import conversations, messages
 
@@ -193,6 +194,8 @@ async def project_many(conn: AsyncConnection, batch: Sequence[Event]) -> None:
     if earlier:
         query = select(c.id, c.owner_id, *(c[name] for name in _FINAL)).where(c.id.in_(earlier))
         state = {r.id: dict(r._mapping) for r in await conn.execute(query)}
+        if len(state) < len(earlier):
+            raise Conflict("a conversation being imported was removed while it was written")
     added: list[dict[str, Any]] = []
     texts: list[search.Row] = []
     for event in batch:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 
 from sqlalchemy import delete, select
 
 from parley.chat.semantic_search import forget
 from parley.observability.logging import get_logger
+from parley.store import search
 from parley.store.db import Database
 from parley.store.tables import conversations, events, messages, outbox, shares
 
@@ -26,30 +26,24 @@ BATCH = 200
 SWEEP_S = 3600.0
 
 
-async def purge(
-    db: Database,
-    deleted_before_ms: int,
-    *,
-    conversation_id: str | None = None,
-    conversation_ids: Sequence[str] | None = None,
-) -> int:
-    """Remove conversations soft-deleted before ``deleted_before_ms`` (or just the one or
-    ones named, if deleted; an import's hidden conversations count as deleted); returns
-    how many went. Batches of ``BATCH``, one transaction each, so a large purge never
-    holds one long lock."""
+async def purge(db: Database, deleted_before_ms: int, *, conversation_id: str | None = None) -> int:
+    """Remove conversations soft-deleted before ``deleted_before_ms`` (or just the one
+    named, if it is deleted); returns how many went. Batches of ``BATCH``, one transaction
+    each, so a large purge never holds one long lock."""
     total = 0
     c = conversations.c
-    named = list(conversation_ids or []) + ([conversation_id] if conversation_id else [])
     while True:
         query = select(c.id).where(c.deleted_ms.is_not(None), c.deleted_ms <= deleted_before_ms)
-        if conversation_id is not None or conversation_ids is not None:
-            query = query.where(c.id.in_(named))
+        if conversation_id is not None:
+            query = query.where(c.id == conversation_id)
         async with db.write() as conn:
             ids = list((await conn.execute(query.limit(BATCH))).scalars())
             if not ids:
                 return total
-            # search rows went with the deletion's projection; vectors did too, but an
-            # indexer batch read before the deletion may have written some since
+            # search rows went with the deletion's projection (not those of an import whose
+            # instance died while it was hidden); vectors did too, but an indexer batch read
+            # before the deletion may have written some since
+            await search.remove_many(conn, ids)
             await forget(conn, ids)
             await conn.execute(delete(shares).where(shares.c.conversation_id.in_(ids)))
             await conn.execute(delete(messages).where(messages.c.conversation_id.in_(ids)))
