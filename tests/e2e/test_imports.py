@@ -133,8 +133,9 @@ def test_a_maximal_import_leaves_other_users_writes_logins_and_health_answering(
     """While a 1,000-conversation, 100,000-message import is being written (seen in the
     database), another user logs in, sends a message and gets its answer, and the
     health check answers; the import's owner gets 429 for a second import, on any
-    instance sharing the state, and another user 503 from an instance at its cap. Only
-    then does the import finish, with everything."""
+    instance sharing the state, and another user 503 from an instance at its cap; the
+    owner's search does not show the messages already written. Only then does the import
+    finish, with everything."""
     a = start(allow_registration=True, chat_imports_per_instance=1)
     b = start(allow_registration=True, chat_imports_per_instance=1)  # same database
     ada, bob = Account(a, "ada@example.com"), Account(a, "bob@example.com")
@@ -151,6 +152,7 @@ def test_a_maximal_import_leaves_other_users_writes_logins_and_health_answering(
         live = a.http.get("/health/live")
         again = post_import(elsewhere, ada, SMALL)
         busy = post_import(a, eve, SMALL)
+        found = ada.get("/api/search?q=m5&mode=text")
         still_hidden = db.hidden(ada.id)
         finished_early = running.done()
 
@@ -164,6 +166,7 @@ def test_a_maximal_import_leaves_other_users_writes_logins_and_health_answering(
     assert "retry-after" in again.headers
     assert busy.status_code == 503, busy.text
     assert busy.json()["error"]["code"] == "imports_busy"
+    assert found.json()["results"] == []  # the batches' search rows, not shown yet
     assert (finished_early, still_hidden > 0) == (False, True)  # all of it ran mid-import
 
     assert imported.status_code == 201, imported.text[:500]
@@ -177,6 +180,8 @@ def test_a_maximal_import_leaves_other_users_writes_logins_and_health_answering(
     assert [m["content"][0]["text"] for m in longest["messages"]] == [
         f"m{n}" for n in range(LONGEST - 3, LONGEST)
     ]
+    hits = ada.get(f"/api/search?q=m5&mode=text&conversation_id={made[0]['id']}").json()
+    assert [h["message_id"] is not None for h in hits["results"]] == [True]
     listed = ada.get("/api/conversations?limit=200").json()["data"]
     assert len(listed) == 200
     assert post_import(a, ada, SMALL).status_code == 201  # the slot is free again

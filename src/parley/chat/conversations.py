@@ -405,23 +405,40 @@ class Conversations:
     ) -> list[dict[str, Any]]:
         """The owner's messages and titles matching every word of ``query``, best first;
         with semantic search configured and ``mode`` ``hybrid``, fused with the messages
-        nearest in meaning (``chat/semantic_search.py``)."""
+        nearest in meaning (``chat/semantic_search.py``). Hits in a conversation an import
+        is still writing (hidden) are left out."""
         if self.semantic is not None and mode == "hybrid":
             hits = await search.search(
                 self._db, owner_id, query, semantic_search.CANDIDATES, filters
             )
-            return await self.semantic.hybrid(owner_id, query, hits, limit, filters)
-        return [
-            {
-                "conversation_id": h.conversation_id,
-                "message_id": h.message_id,
-                "kind": h.kind,
-                "snippet": h.snippet,
-                "score": h.score,
-                "matched": ["text"],
-            }
-            for h in await search.search(self._db, owner_id, query, limit, filters)
-        ]
+            found = await self.semantic.hybrid(owner_id, query, hits, limit, filters)
+            return await self._shown(owner_id, found)
+        return await self._shown(
+            owner_id,
+            [
+                {
+                    "conversation_id": h.conversation_id,
+                    "message_id": h.message_id,
+                    "kind": h.kind,
+                    "snippet": h.snippet,
+                    "score": h.score,
+                    "matched": ["text"],
+                }
+                for h in await search.search(self._db, owner_id, query, limit, filters)
+            ],
+        )
+
+    async def _shown(self, owner_id: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``results`` without those of hidden conversations (an import's, being written:
+        their search rows are written with their batches). One primary-key lookup."""
+        ids = list({r["conversation_id"] for r in results})
+        if not ids:
+            return results
+        c = conversations.c
+        query = select(c.id).where(c.id.in_(ids), c.owner_id == owner_id, c.deleted_ms.is_(None))
+        async with self._db.read() as conn:
+            shown = set((await conn.execute(query)).scalars())
+        return [r for r in results if r["conversation_id"] in shown]
 
     async def rebuild_projections(self) -> int:
         async with self._db.write() as conn:
