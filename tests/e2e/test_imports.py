@@ -208,3 +208,41 @@ def test_one_message_or_conversation_over_the_limits_is_a_400_and_writes_nothing
     db = store()
     assert db.count(select(func.count()).select_from(conversations)) == 0
     assert ada.get("/api/conversations").json()["data"] == []
+
+
+def parley_export(**fields: Any) -> bytes:
+    """A one-message Parley export, with ``title``, ``model`` (the message's), ``text``
+    or ``settings`` as given."""
+    message = {
+        "id": "m",
+        "role": "assistant",
+        "content": [{"type": "text", "text": fields.get("text", "hi")}],
+        "model": fields.get("model"),
+    }
+    conversation = {"title": fields.get("title", "t"), "settings": fields.get("settings", {})}
+    return json.dumps(
+        {"format": "parley.conversation.v1", "conversation": conversation, "messages": [message]}
+    ).encode()
+
+
+def test_what_postgresql_cannot_store_is_a_400_naming_it_on_every_backend(
+    start: Callable[..., Client], store: Callable[[], Store]
+) -> None:
+    """A NUL character in a text or title, a model name longer than its column, settings
+    that are not an object: each was a 500 ``database error`` on PostgreSQL (in a batch,
+    after others were written); now a 400 naming the field, and nothing is written."""
+    a = start(allow_registration=True)
+    ada = Account(a, "ada@example.com")
+    cases = {
+        "messages[0].content": parley_export(text="a\x00b"),
+        "conversation.title": parley_export(title="t\x00"),
+        "messages[0].model": parley_export(model="m" * 201),
+        "conversation.settings": parley_export(settings=["x"]),
+    }
+    for param, body in cases.items():
+        refused = post_import(a, ada, body)
+        assert refused.status_code == 400, (param, refused.text)
+        assert refused.json()["error"]["param"] == param
+    assert store().count(select(func.count()).select_from(conversations)) == 0
+    fine = post_import(a, ada, parley_export(model="m" * 200, text="a\tb"))
+    assert fine.status_code == 201, fine.text

@@ -67,6 +67,8 @@ waiting writer in before the next batch."""
 SLOT_TTL_S = 900.0
 """A user's import slot frees itself this long after an instance died holding it."""
 RETRY_AFTER_S = 5.0
+MODEL_CHARS = 200
+"""The ``model`` columns' length."""
 ABANDON_BATCH = 50
 """Conversations removed per transaction when an import is rolled back."""
 
@@ -130,14 +132,19 @@ def _conversation(owner_id: str, data: dict[str, Any], prefix: str, now: int) ->
             "an export holds a conversation and a list of messages",
             param=prefix.rstrip(".") or None,
         )
+    title = str(source.get("title") or DEFAULT_TITLE)[:300]
+    _no_nul([title], f"{prefix}conversation.title")
+    settings = source.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise InvalidRequest("settings must be an object", param=f"{prefix}conversation.settings")
     new_ids: dict[str, str] = {}
     conversation_id = uuid.uuid4().hex
     meta = {"actor": owner_id, "imported": True}
     created = {
         "owner_id": owner_id,
-        "title": str(source.get("title") or DEFAULT_TITLE)[:300],
-        "model": source.get("model"),
-        "settings": source.get("settings") or {},
+        "title": title,
+        "model": _model(source.get("model"), f"{prefix}conversation.model"),
+        "settings": settings,
         "importing": True,
     }
     new = [Event(conversation_id, 1, ev.CREATED, created, now, meta)]
@@ -151,6 +158,7 @@ def _conversation(owner_id: str, data: dict[str, Any], prefix: str, now: int) ->
         if parent is not None and parent not in new_ids:
             raise InvalidRequest("a message's parent must come before it", param=where)
         content = checked(row.get("content"), f"{where}.content")
+        _no_nul([v for part in content for v in part.values()], f"{where}.content")
         status = row.get("status") or "complete"
         if status not in STATUSES:
             raise InvalidRequest(
@@ -162,7 +170,7 @@ def _conversation(owner_id: str, data: dict[str, Any], prefix: str, now: int) ->
             "parent_id": new_ids[parent] if parent is not None else None,
             "role": row["role"],
             "content": content,
-            "model": row.get("model"),
+            "model": _model(row.get("model"), f"{where}.model"),
             "status": status,
         }
         new.append(Event(conversation_id, index + 2, ev.MESSAGE_ADDED, payload, now, meta))
@@ -171,6 +179,24 @@ def _conversation(owner_id: str, data: dict[str, Any], prefix: str, now: int) ->
         selected = {"leaf_id": new_ids[leaf]}
         new.append(Event(conversation_id, len(new) + 1, ev.BRANCH_SELECTED, selected, now, meta))
     return Prepared(conversation_id, new)
+
+
+def _model(value: object, where: str) -> str | None:
+    """A model name as the tables hold one (PostgreSQL refused a longer one mid-import
+    with a 500)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MODEL_CHARS:
+        raise InvalidRequest(f"a model is a name of 1-{MODEL_CHARS} characters", param=where)
+    _no_nul([value], where)
+    return value
+
+
+def _no_nul(texts: list[str], where: str) -> None:
+    """PostgreSQL's text cannot hold NUL: refused here, before anything is written, on
+    every backend alike."""
+    if any("\x00" in t for t in texts):
+        raise InvalidRequest("text may not contain NUL (U+0000) characters", param=where)
 
 
 def batches(plan: Plan, size: int) -> list[list[Event]]:
