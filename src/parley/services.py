@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from parley.bus import Bus, Subjects
 from parley.bus.memory import MemoryBus
 from parley.chat.conversations import Conversations
+from parley.chat.imports import Importer
 from parley.chat.live import Hub
 from parley.chat.outbox import Relay
 from parley.chat.presets import Presets
@@ -53,6 +54,7 @@ class Services:
     bus: Bus = field(default_factory=MemoryBus)
     subjects: Subjects = field(default_factory=Subjects)
     conversations: Conversations = field(init=False)
+    imports: Importer = field(init=False)
     shares: Shares = field(init=False)
     presets: Presets = field(init=False)
     relay: Relay = field(init=False)
@@ -60,6 +62,13 @@ class Services:
 
     def __post_init__(self) -> None:
         self.conversations = Conversations(self.db)
+        self.imports = Importer(
+            self.db,
+            self.conversations,
+            self.state,
+            per_user=self.settings.chat_imports_per_user,
+            per_instance=self.settings.chat_imports_per_instance,
+        )
         self.shares = Shares(self.db, self.conversations)
         self.presets = Presets(self.db)
         self.relay = Relay(self.db, self.bus, self.subjects)

@@ -147,6 +147,13 @@ class Settings(BaseSettings):
     """A deleted conversation (and its event log, search rows and shares) is removed for
     good this long after its deletion (an hourly sweep)."""
 
+    chat_imports_per_user: int = Field(default=1, ge=1)
+    """Imports (``POST /api/conversations/import``) one user may run at once, across every
+    instance (shared state); one more is a 429 ``import_in_progress``."""
+    chat_imports_per_instance: int = Field(default=2, ge=1)
+    """Imports one instance runs at once, whoever sends them; one more is a 503
+    ``imports_busy``. Each takes a core while its body is parsed and converted."""
+
     chat_semantic_search: str | None = None
     """``local`` (all-MiniLM-L6-v2, ``parley[semantic]``) or an embeddings model group:
     search also finds messages by meaning, fused with full-text hits (off when unset)."""

@@ -15,6 +15,11 @@ def parallel(scope: str, ident: str) -> str:
     return f"{PREFIX}par:{scope}:{ident}"
 
 
+def importing(user_id: str) -> str:
+    """The concurrency slots of a user's conversation imports."""
+    return f"{PREFIX}import:{user_id}"
+
+
 def spend(scope: str, ident: str, period: str) -> str:
     """Budget counter for one period, e.g. ``parley:spend:team:<id>:m2026-11``."""
     return f"{PREFIX}spend:{scope}:{ident}:{period}"
