@@ -26,13 +26,13 @@ from parley.chat.generation import Generations
 from parley.chat.purge import sweep_forever
 from parley.config import LoadedModels, Settings, load_models
 from parley.errors import ParleyError
-from parley.gateway import tokens
-from parley.gateway.cache import ResponseCache
+from parley.gateway.accounting import tokens
+from parley.gateway.accounting.policy import Policies
+from parley.gateway.cache.store import ResponseCache
 from parley.gateway.pipeline import Gateway
-from parley.gateway.policy import Policies
-from parley.gateway.probes import probe_forever
 from parley.gateway.registry import ModelRegistry
-from parley.gateway.selector import Selector
+from parley.gateway.routing.probes import probe_forever
+from parley.gateway.routing.selector import Selector
 from parley.observability.logging import configure_logging, get_logger
 from parley.observability.metrics import Metrics
 from parley.observability.redact import redactor
@@ -43,9 +43,9 @@ from parley.services import Services, open_services
 
 if TYPE_CHECKING:
     from parley.chat.semantic_search import Embed, SemanticSearch
-    from parley.gateway.embedders import Embedder, EmbedTexts
-    from parley.gateway.semantic import SemanticCache
-    from parley.gateway.semantic_index import SemanticIndex
+    from parley.gateway.cache.embedders import Embedder, EmbedTexts
+    from parley.gateway.cache.index import SemanticIndex
+    from parley.gateway.cache.semantic import SemanticCache
 
 log = get_logger(__name__)
 
@@ -276,7 +276,7 @@ def _follow_semantic_entries(
     entries = services.semantic_entries
     if semantic is None or entries is None:
         return None  # before the import below: numpy loads only where a group needs it
-    from parley.gateway.semantic_index import MemoryIndex  # noqa: PLC0415
+    from parley.gateway.cache.index import MemoryIndex  # noqa: PLC0415
 
     index = semantic.index
     if not isinstance(index, MemoryIndex):
@@ -307,8 +307,8 @@ async def _semantic_cache(
     process otherwise (start-up time and idle memory)."""
     if not any(g.cache.enabled and g.cache.semantic for g in models.groups):
         return None
-    from parley.gateway.semantic import build_semantic_cache  # noqa: PLC0415
-    from parley.gateway.semantic_index import MemoryIndex, PgVectorIndex  # noqa: PLC0415
+    from parley.gateway.cache.index import MemoryIndex, PgVectorIndex  # noqa: PLC0415
+    from parley.gateway.cache.semantic import build_semantic_cache  # noqa: PLC0415
     from parley.store.semantic import SemanticRows  # noqa: PLC0415
 
     index: SemanticIndex
@@ -339,7 +339,7 @@ def _chat_semantic_search(
     if name is None:
         return None
     from parley.chat.semantic_search import SemanticSearch  # noqa: PLC0415
-    from parley.gateway.embedders import embedder_for  # noqa: PLC0415
+    from parley.gateway.cache.embedders import embedder_for  # noqa: PLC0415
 
     owned: Embedder | None = None
     if cache is not None and name in cache.embedders:

@@ -16,9 +16,14 @@ from parley.chat.presets import Presets
 from parley.chat.shares import Shares
 from parley.config.settings import Settings
 from parley.errors import ConfigError
-from parley.gateway.caller import Limits
-from parley.gateway.limits import Admission, LimitSettings
-from parley.gateway.usage import USAGE_COLUMNS, MemoryUsageQueue, UsageQueue, UsageRecorder
+from parley.gateway.accounting.caller import Limits
+from parley.gateway.accounting.limits import Admission, LimitSettings
+from parley.gateway.accounting.usage import (
+    USAGE_COLUMNS,
+    MemoryUsageQueue,
+    UsageQueue,
+    UsageRecorder,
+)
 from parley.identity.accounts import Accounts, LockoutPolicy
 from parley.identity.keys import KeyStore
 from parley.identity.passwords import Passwords

@@ -10,9 +10,9 @@ import pytest
 
 from parley.config.loader import parse_models, resolve_groups
 from parley.errors import ConfigError
-from parley.gateway.types import decode_chat_request
 from parley.providers.http import UpstreamPool
 from parley.providers.openai_compatible import OpenAICompatibleProvider
+from parley.schema.chat import decode_chat_request
 
 BASE = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -10,7 +10,7 @@ import httpx
 import msgspec
 import pytest
 
-from parley.gateway.types import (
+from parley.schema.chat import (
     AssistantMessage,
     ChatRequest,
     FunctionCall,

@@ -23,7 +23,7 @@ from parley.chat.generation import Generation, Generations, sendable, sse_frame
 from parley.chat.parts import checked, text_of, text_part
 from parley.chat.purge import purge
 from parley.errors import InvalidRequest, NotFound
-from parley.gateway.caller import Caller, Principal
+from parley.gateway.accounting.caller import Caller, Principal
 from parley.identity.schemas import validated
 from parley.store.search import Filters
 

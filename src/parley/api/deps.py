@@ -20,12 +20,12 @@ from starlette.responses import Response
 from parley.api.jsonbody import decode_json
 from parley.config.secrets import Secret
 from parley.errors import AuthenticationFailed, InvalidRequest
-from parley.gateway.admission import DEFAULT_PRIORITY, PRIORITIES
-from parley.gateway.cachekey import parse_cache_control
-from parley.gateway.caller import Caller
+from parley.gateway.accounting.caller import Caller
+from parley.gateway.cache.keys import parse_cache_control
 from parley.gateway.client_base import UPSTREAM_KEY_HEADER
 from parley.gateway.pipeline import CallOptions
-from parley.gateway.router import STRATEGIES
+from parley.gateway.routing.admission import DEFAULT_PRIORITY, PRIORITIES
+from parley.gateway.routing.router import STRATEGIES
 from parley.identity.keys import KEY_PREFIX
 from parley.services import Services
 

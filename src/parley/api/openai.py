@@ -25,17 +25,17 @@ from parley.api.errors import render_parley_error
 from parley.api.jsonbody import too_deep
 from parley.api.sse import SSEResponse
 from parley.errors import InvalidRequest, ModelNotFound
-from parley.gateway.caller import Caller
+from parley.gateway.accounting.caller import Caller
 from parley.gateway.pipeline import Gateway
 from parley.gateway.registry import ModelRegistry
-from parley.gateway.types import (
+from parley.providers.base import ChunkStream
+from parley.schema.chat import (
     ChatRequest,
     EmbeddingRequest,
     ModelCard,
     decode_chat_request,
     decode_embedding_request,
 )
-from parley.providers.base import ChunkStream
 
 T = TypeVar("T")
 router = APIRouter(prefix="/v1", tags=["openai"])

@@ -24,7 +24,6 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from parley.api import auth, conversations, presets
-from parley.gateway.types import ChatRequest, EmbeddingRequest
 from parley.identity.schemas import (
     InvitationCreate,
     KeyCreate,
@@ -33,6 +32,7 @@ from parley.identity.schemas import (
     TeamUpdate,
     UserUpdate,
 )
+from parley.schema.chat import ChatRequest, EmbeddingRequest
 
 _REF = "#/components/schemas/{name}"
 _ERROR = "ErrorResponse"

@@ -58,7 +58,8 @@ class Deployment:
     allow_client_api_base: bool
     refused_params: frozenset[str] = frozenset()
     price: PriceConfig | None = None
-    """From the config file; ``None`` means Parley's built-in table (``gateway/cost.py``)."""
+    """From the config file; ``None`` means Parley's built-in price table
+    (``gateway/accounting/cost.py``)."""
     weight: float = 1.0
     order: int = 1
     max_concurrency: int | None = None

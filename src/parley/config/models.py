@@ -183,7 +183,7 @@ class DeploymentConfig(_Strict):
 
 
 class CacheConfig(_Strict):
-    """Response caching for a model group (``gateway/cache.py``). Off unless enabled."""
+    """Response caching for a model group (``gateway/cache/store.py``). Off unless enabled."""
 
     enabled: bool = False
     ttl: float = Field(default=3600.0, gt=0)
@@ -194,7 +194,7 @@ class CacheConfig(_Strict):
     """A namespace shared by every caller of this group. Unset (the default), each team
     (else each API key) has its own, so no answer crosses tenants."""
     semantic: bool = False
-    """Also answer near-identical final user turns (``gateway/semantic.py``)."""
+    """Also answer near-identical final user turns (``gateway/cache/semantic.py``)."""
     threshold: float = Field(default=0.98, gt=0, le=1)
     """Cosine similarity a semantic hit needs. The default is the lowest at which the local
     embedder kept precision at 0.95 on Quora question pairs (docs/benchmarks.md); lower

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from parley.errors import UnsupportedParameter
-from parley.gateway.types import ChatRequest
+from parley.schema.chat import ChatRequest
 
 # Values that ask for nothing beyond the default, so any provider honours them.
 _HARMLESS: dict[str, Any] = {

@@ -20,22 +20,26 @@ from parley.config.loader import Deployment, ModelGroup
 from parley.config.models import Strategy
 from parley.config.secrets import Secret
 from parley.errors import InvalidRequest, ParleyError
-from parley.gateway import params, tokens
-from parley.gateway.admission import DEFAULT_PRIORITY
-from parley.gateway.breaker import BreakerState
-from parley.gateway.cache import ResponseCache
-from parley.gateway.cachestep import CACHE_DEPLOYMENT, CacheStep, Lookup, split_directive
-from parley.gateway.caller import ANONYMOUS, Caller
+from parley.gateway import params
+from parley.gateway.accounting import tokens
+from parley.gateway.accounting.caller import ANONYMOUS, Caller
+from parley.gateway.accounting.policy import Call, Policies
+from parley.gateway.cache.replay import Assembler, replay
+from parley.gateway.cache.step import CACHE_DEPLOYMENT, CacheStep, Lookup, split_directive
+from parley.gateway.cache.store import ResponseCache
 from parley.gateway.client_base import client_deployment
 from parley.gateway.embeddings import EmbeddingCalls
-from parley.gateway.health import HealthBook
-from parley.gateway.policy import Call, Policies
 from parley.gateway.registry import ModelRegistry
-from parley.gateway.replay import Assembler, replay
-from parley.gateway.resilience import Lease, Outcome, Resilience
-from parley.gateway.router import Router, RouteRequest
-from parley.gateway.selector import Selection, Selector
-from parley.gateway.types import (
+from parley.gateway.routing.admission import DEFAULT_PRIORITY
+from parley.gateway.routing.breaker import BreakerState
+from parley.gateway.routing.health import HealthBook
+from parley.gateway.routing.resilience import Lease, Outcome, Resilience
+from parley.gateway.routing.router import Router, RouteRequest
+from parley.gateway.routing.selector import Selection, Selector
+from parley.observability.logging import get_logger
+from parley.observability.metrics import Metrics
+from parley.providers.base import ChunkStream, Provider, stream_ended_early
+from parley.schema.chat import (
     CacheDirective,
     ChatCompletion,
     ChatCompletionChunk,
@@ -44,9 +48,6 @@ from parley.gateway.types import (
     EmbeddingResult,
     Usage,
 )
-from parley.observability.logging import get_logger
-from parley.observability.metrics import Metrics
-from parley.providers.base import ChunkStream, Provider, stream_ended_early
 from parley.state import BreakerSync
 
 log = get_logger(__name__)
@@ -237,7 +238,9 @@ class Gateway:
     async def _succeeded(self, call: Call, lease: Lease, usage: Usage) -> None:
         """Settle a finished call: health, metrics, limits and the usage record."""
         await lease.close(ok=True, tokens=usage.total_tokens)
-        self._metrics.record_tokens(call.group, lease.deployment.label, usage)
+        self._metrics.record_tokens(
+            call.group, lease.deployment.label, usage.prompt_tokens, usage.completion_tokens
+        )
         if lease.ttft is not None:
             self._metrics.child(self._metrics.ttft_seconds, call.group).observe(lease.ttft)
         await self.policies.finish(call, status=200, deployment=lease.deployment, usage=usage)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from parley.errors import PermissionDenied
-from parley.gateway.admission import DEFAULT_PRIORITY
+from parley.gateway.routing.admission import DEFAULT_PRIORITY
 from parley.identity.keys import KeySpec
 from parley.identity.users import Users
 

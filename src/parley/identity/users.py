@@ -8,7 +8,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, func, select, update
 
 from parley.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
-from parley.gateway.caller import Limits
+from parley.gateway.accounting.caller import Limits
 from parley.identity.keys import new_id, now_ms
 from parley.store.db import Database
 from parley.store.tables import memberships, teams, users

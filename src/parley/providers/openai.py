@@ -16,14 +16,6 @@ import msgspec
 
 from parley.config.loader import Deployment
 from parley.errors import UpstreamProtocolError, UpstreamStatusError
-from parley.gateway.types import (
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatRequest,
-    EmbeddingRequest,
-    EmbeddingResult,
-    StreamOptions,
-)
 from parley.providers.base import (
     ChunkStream,
     check_response,
@@ -31,10 +23,19 @@ from parley.providers.base import (
     json_body,
     raise_for_status,
     stream_ended_early,
+    unexpected,
 )
 from parley.providers.http import StreamingResponse, UpstreamClient
 from parley.providers.openai_fill import Fallback, decode_filled
 from parley.providers.sse import iter_sse
+from parley.schema.chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    EmbeddingRequest,
+    EmbeddingResult,
+    StreamOptions,
+)
 
 _chunk_decoder = msgspec.json.Decoder(ChatCompletionChunk)
 _completion_decoder = msgspec.json.Decoder(ChatCompletion)
@@ -122,18 +123,13 @@ class OpenAIProvider:
             payload["user"] = request.user
         resp = await self._client.post(self._url("embeddings"), self._headers(), json_body(payload))
         data = check_response(resp, self._client.deployment)
-        try:
+        with unexpected(self._client.deployment, "unexpected embeddings"):
             rows = sorted(data["data"], key=lambda row: row["index"])
             vectors = [list(map(float, row["embedding"])) for row in rows]
             usage = data.get("usage") or {}
             return EmbeddingResult(
                 vectors, str(data.get("model", self.deployment.model)), usage.get("prompt_tokens")
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UpstreamProtocolError(
-                f"upstream {self._client.deployment} sent unexpected embeddings",
-                deployment=self._client.deployment,
-            ) from exc
 
 
 def _stream_error(data: str, deployment: str) -> Exception:

@@ -53,7 +53,7 @@ SEMANTIC_STREAM = f"{PREFIX}cache:semantic"
 
 
 def cache_entry(address: str) -> str:
-    """A cached answer; ``address`` is ``namespace:group:digest`` (``gateway/cachekey.py``)."""
+    """A cached answer; ``address`` is ``namespace:group:digest`` (``gateway/cache/keys.py``)."""
     return f"{PREFIX}cache:e:{address}"
 
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 from parley.config.models import TIER_ORDER, ExperimentConfig, Tier, TieredConfig
 from parley.errors import ConfigError
-from parley.gateway import tokens
-from parley.gateway.caller import Caller
-from parley.gateway.types import ChatRequest, text_of
+from parley.gateway.accounting import tokens
+from parley.gateway.accounting.caller import Caller
 from parley.observability.metrics import Metrics
+from parley.schema.chat import ChatRequest, text_of
 
 Classifier = Callable[[ChatRequest, int], Tier]
 

@@ -21,14 +21,14 @@ from urllib.parse import quote, unquote
 import msgspec
 
 from parley.errors import ParleyError
-from parley.gateway.cachekey import CachePlan, within
-from parley.gateway.types import ChatCompletion
+from parley.gateway.cache.keys import CachePlan, within
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
+from parley.schema.chat import ChatCompletion
 from parley.state import ResponseStore
 
 if TYPE_CHECKING:  # numpy loads only where a group uses the semantic cache
-    from parley.gateway.semantic import SemanticCache
+    from parley.gateway.cache.semantic import SemanticCache
 
 log = get_logger(__name__)
 

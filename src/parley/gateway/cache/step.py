@@ -16,21 +16,21 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from parley.config.loader import ModelGroup
-from parley.gateway.cache import CachedAnswer, Flight, ResponseCache
-from parley.gateway.cachekey import (
+from parley.gateway.accounting.policy import Call, Policies
+from parley.gateway.cache.keys import (
     CachePlan,
     Question,
     merge_directives,
     plan_for,
     question_of,
 )
-from parley.gateway.policy import Call, Policies
-from parley.gateway.types import CacheDirective, ChatCompletion, ChatRequest
+from parley.gateway.cache.store import CachedAnswer, Flight, ResponseCache
 from parley.observability.metrics import Metrics
+from parley.schema.chat import CacheDirective, ChatCompletion, ChatRequest
 
 if TYPE_CHECKING:  # numpy and the vector index load only where a group uses them
-    from parley.gateway.embedders import Vectors
-    from parley.gateway.semantic import SemanticCache
+    from parley.gateway.cache.embedders import Vectors
+    from parley.gateway.cache.semantic import SemanticCache
 
 CACHE_DEPLOYMENT = "cache"
 """What ``x-parley-deployment`` says of an answer served from the cache."""

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from parley.gateway.embedders import Vectors
+from parley.gateway.cache.embedders import Vectors
 
 
 class VectorIndex(Protocol):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from parley.config.loader import Deployment, ModelGroup
 from parley.config.models import CircuitBreakerConfig
-from parley.gateway.breaker import BreakerState, CircuitBreaker
+from parley.gateway.routing.breaker import BreakerState, CircuitBreaker
 
 _ALPHA = 0.2  # EWMA weight of the newest sample
 _MINUTE = 60.0
@@ -80,7 +80,7 @@ class DeploymentHealth:
         self.breaker.record(ok)
 
     def probed(self, ok: bool) -> None:
-        """An active health check's result (``gateway/probes.py``)."""
+        """An active health check's result (``gateway/routing/probes.py``)."""
         self.last_check = (int(time.time() * 1000), ok)
 
     def abandon(self) -> None:

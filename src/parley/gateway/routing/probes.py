@@ -12,11 +12,11 @@ import asyncio
 
 from parley.config.loader import Deployment
 from parley.errors import ParleyError
-from parley.gateway.health import DeploymentHealth, HealthBook
 from parley.gateway.registry import ModelRegistry
-from parley.gateway.types import ChatRequest, UserMessage
+from parley.gateway.routing.health import DeploymentHealth, HealthBook
 from parley.observability.logging import get_logger
 from parley.providers.base import Provider
+from parley.schema.chat import ChatRequest, UserMessage
 
 log = get_logger(__name__)
 PROBE = ChatRequest(model="", messages=[UserMessage("ping")], max_tokens=1)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from msgspec import UNSET
 
-from parley.gateway.types import (
+from parley.schema.chat import (
     ChatCompletion,
     ChatCompletionChunk,
     Choice,

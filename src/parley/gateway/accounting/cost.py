@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from parley.config.loader import Deployment, ModelGroup
-from parley.gateway.types import Usage
+from parley.schema.chat import Usage
 
 # model: (input, output, cached input) USD per million tokens
 _BUILTIN: dict[str, tuple[float, float, float]] = {

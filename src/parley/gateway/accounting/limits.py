@@ -21,8 +21,8 @@ from parley.errors import (
     ServiceUnavailable,
     StateError,
 )
-from parley.gateway.budgets import current_period, has_budget
-from parley.gateway.caller import Caller, Limits, Principal
+from parley.gateway.accounting.budgets import current_period, has_budget
+from parley.gateway.accounting.caller import Caller, Limits, Principal
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
 from parley.state import Absent, Check, Settle, Slot, Spend, StateBackend, Window

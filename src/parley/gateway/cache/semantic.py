@@ -19,15 +19,15 @@ from dataclasses import dataclass
 
 from parley.config.loader import ModelGroup
 from parley.errors import ParleyError
-from parley.gateway.agreement import Signature, agree, signature
-from parley.gateway.cachekey import Question
-from parley.gateway.embedders import (
+from parley.gateway.cache.agreement import Signature, agree, signature
+from parley.gateway.cache.embedders import (
     EmbedTexts,
     MicroBatcher,
     Vectors,
     embedder_for,
 )
-from parley.gateway.semantic_index import SemanticIndex
+from parley.gateway.cache.index import SemanticIndex
+from parley.gateway.cache.keys import Question
 from parley.observability.logging import get_logger
 
 log = get_logger(__name__)

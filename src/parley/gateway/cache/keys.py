@@ -17,8 +17,8 @@ from urllib.parse import quote
 import msgspec
 
 from parley.config.models import CacheConfig
-from parley.gateway.caller import Caller
-from parley.gateway.types import CacheDirective, ChatRequest, UserMessage, text_of
+from parley.gateway.accounting.caller import Caller
+from parley.schema.chat import CacheDirective, ChatRequest, UserMessage, text_of
 from parley.state.keys import SUB_NAMESPACE
 
 OPENAI_DEFAULT_TEMPERATURE = 1.0

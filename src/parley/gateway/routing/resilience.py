@@ -39,9 +39,9 @@ from parley.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from parley.gateway.admission import DEFAULT_PRIORITY, Gate
-from parley.gateway.health import DeploymentHealth, HealthBook
-from parley.gateway.router import Router, RouteRequest
+from parley.gateway.routing.admission import DEFAULT_PRIORITY, Gate
+from parley.gateway.routing.health import DeploymentHealth, HealthBook
+from parley.gateway.routing.router import Router, RouteRequest
 from parley.observability.metrics import Metrics
 
 T = TypeVar("T")

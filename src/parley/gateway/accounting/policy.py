@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 from parley.config.loader import Deployment, ModelGroup
 from parley.errors import PermissionDenied
-from parley.gateway import cost
-from parley.gateway.caller import Caller, Limits
-from parley.gateway.limits import Admission, Ticket
-from parley.gateway.types import Usage
-from parley.gateway.usage import UsageRecord, UsageRecorder
+from parley.gateway.accounting import cost
+from parley.gateway.accounting.caller import Caller, Limits
+from parley.gateway.accounting.limits import Admission, Ticket
+from parley.gateway.accounting.usage import UsageRecord, UsageRecorder
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
+from parley.schema.chat import Usage
 
 log = get_logger(__name__)
 

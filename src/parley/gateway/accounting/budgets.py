@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from parley.gateway.caller import BudgetPeriod, Limits
+from parley.gateway.accounting.caller import BudgetPeriod, Limits
 
 _DAY = dt.timedelta(days=1)
 TOTAL_TTL_S = 400 * 86400  # a "total" counter is re-read from the database at most yearly

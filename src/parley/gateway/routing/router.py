@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from parley.config.loader import Deployment, ModelGroup
 from parley.config.models import Strategy
-from parley.gateway.cost import Price
-from parley.gateway.health import DeploymentHealth, HealthBook
+from parley.gateway.accounting.cost import Price
+from parley.gateway.routing.health import DeploymentHealth, HealthBook
 
 EXPLORE_SHARE = 0.05
 STRATEGIES: tuple[Strategy, ...] = (

@@ -19,10 +19,10 @@ import msgspec
 import numpy as np
 
 from parley.errors import ParleyError
-from parley.gateway.agreement import Signature, signature
-from parley.gateway.cachekey import Question, within
-from parley.gateway.embedders import Vectors
-from parley.gateway.vectors import ExactIndex
+from parley.gateway.cache.agreement import Signature, signature
+from parley.gateway.cache.embedders import Vectors
+from parley.gateway.cache.keys import Question, within
+from parley.gateway.cache.vectors import ExactIndex
 from parley.observability.logging import get_logger
 from parley.state import SharedEntries
 from parley.store.semantic import SemanticRows
