@@ -33,12 +33,13 @@ import numpy as np
 
 from bench.common import print_table, process
 from parley.config.models import CacheConfig
-from parley.gateway.cache import CachedAnswer, MemoryLRU, encode_answer
-from parley.gateway.cachekey import plan_for, question_of
-from parley.gateway.caller import Caller
-from parley.gateway.embedders import normalised
-from parley.gateway.semantic_index import MemoryIndex
-from parley.gateway.types import (
+from parley.gateway.accounting.caller import Caller
+from parley.gateway.cache.embedders import normalised
+from parley.gateway.cache.index import MemoryIndex
+from parley.gateway.cache.keys import plan_for, question_of
+from parley.gateway.cache.store import CachedAnswer, MemoryLRU, encode_answer
+from parley.gateway.cache.vectors import ExactIndex
+from parley.schema.chat import (
     ChatCompletion,
     ChatRequest,
     Choice,
@@ -46,7 +47,6 @@ from parley.gateway.types import (
     Usage,
     UserMessage,
 )
-from parley.gateway.vectors import ExactIndex
 from parley.testing.servers import free_port
 
 UPSTREAM_LATENCY = 0.2

@@ -31,7 +31,7 @@ from sqlalchemy import text
 
 from bench.common import FLOOR_HEADERS, database_url, print_table, rows_against_floor
 from parley.chat.semantic_search import CANDIDATES, SemanticSearch
-from parley.gateway.embedders import LocalEmbedder
+from parley.gateway.cache.embedders import LocalEmbedder
 from parley.store import migrate, search
 from parley.store.db import Database
 from parley.store.tables import message_vectors

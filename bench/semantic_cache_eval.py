@@ -38,14 +38,14 @@ from typing import Any
 import numpy as np
 
 from parley.config.models import CacheConfig
-from parley.gateway.cache import ResponseCache
-from parley.gateway.cachekey import Question, plan_for, question_of
-from parley.gateway.caller import Caller
-from parley.gateway.embedders import LocalEmbedder, MicroBatcher
-from parley.gateway.semantic import SemanticCache
-from parley.gateway.semantic_index import MemoryIndex
-from parley.gateway.types import ChatCompletion, ChatRequest, Choice, ResponseMessage, UserMessage
+from parley.gateway.accounting.caller import Caller
+from parley.gateway.cache.embedders import LocalEmbedder, MicroBatcher
+from parley.gateway.cache.index import MemoryIndex
+from parley.gateway.cache.keys import Question, plan_for, question_of
+from parley.gateway.cache.semantic import SemanticCache
+from parley.gateway.cache.store import ResponseCache
 from parley.observability.metrics import Metrics
+from parley.schema.chat import ChatCompletion, ChatRequest, Choice, ResponseMessage, UserMessage
 
 LATENCY_SAMPLE = 500
 THRESHOLDS = [0.80, 0.85, 0.88, 0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99]

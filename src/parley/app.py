@@ -19,25 +19,31 @@ from parley.api import (
     chat_models,
     conversations,
     health,
+    invitations,
     openai,
     presets,
     web,
     ws,
 )
+from parley.api.docs import install_docs
 from parley.api.errors import install_error_handlers
 from parley.api.fastpath import FastPath, ParleyApp
+from parley.api.metrics import MetricsListener
 from parley.api.middleware import RequestContextMiddleware
+from parley.api.openapi import install_openapi
+from parley.api.proxies import TrustedProxies
+from parley.api.server import ServerLimits
 from parley.chat.generation import Generations
 from parley.chat.purge import sweep_forever
 from parley.config import LoadedModels, Settings, load_models
 from parley.errors import ParleyError
-from parley.gateway import tokens
-from parley.gateway.cache import ResponseCache
+from parley.gateway.accounting import tokens
+from parley.gateway.accounting.policy import Policies
+from parley.gateway.cache.store import ResponseCache
 from parley.gateway.pipeline import Gateway
-from parley.gateway.policy import Policies
-from parley.gateway.probes import probe_forever
 from parley.gateway.registry import ModelRegistry
-from parley.gateway.selector import Selector
+from parley.gateway.routing.probes import probe_forever
+from parley.gateway.routing.selector import Selector
 from parley.observability.logging import configure_logging, get_logger
 from parley.observability.metrics import Metrics
 from parley.observability.redact import redactor
@@ -48,9 +54,9 @@ from parley.services import Services, open_services
 
 if TYPE_CHECKING:
     from parley.chat.semantic_search import Embed, SemanticSearch
-    from parley.gateway.embedders import Embedder, EmbedTexts
-    from parley.gateway.semantic import SemanticCache
-    from parley.gateway.semantic_index import SemanticIndex
+    from parley.gateway.cache.embedders import Embedder, EmbedTexts
+    from parley.gateway.cache.index import SemanticIndex
+    from parley.gateway.cache.semantic import SemanticCache
 
 log = get_logger(__name__)
 
@@ -66,6 +72,8 @@ def create_app(
     redactor.register(models.secrets())
     if settings.admin_key is not None:
         redactor.register([settings.admin_key.get_secret_value()])
+    if settings.metrics_token is not None:
+        redactor.register([settings.metrics_token.get_secret_value()])
     metrics = Metrics()
     pool = UpstreamPool()
 
@@ -134,6 +142,11 @@ def create_app(
             )
             if task is not None
         ]
+        metrics_listener = None
+        if settings.metrics_address is not None:
+            metrics_listener = MetricsListener(settings, metrics)
+            await metrics_listener.start()
+            app.state.metrics_port = metrics_listener.port
         _log_startup(models, settings)
         settle_heap(settings.gc_gen0_threshold)
         app.state.started = True
@@ -141,6 +154,8 @@ def create_app(
             yield
         finally:
             app.state.started = False
+            if metrics_listener is not None:
+                await metrics_listener.close()
             await app.state.generations.close(settings.drain_timeout_seconds)
             for task in listeners:
                 task.cancel()
@@ -160,8 +175,8 @@ def create_app(
         title="Parley",
         version=__version__,
         lifespan=lifespan,
-        openapi_url="/openapi.json",
-        docs_url="/docs",
+        openapi_url="/openapi.json" if settings.api_docs else None,
+        docs_url=None,  # api/docs.py serves it without a CDN
         redoc_url=None,
     )
     app.state.settings = settings
@@ -192,23 +207,34 @@ def create_app(
         "semantic_cache": embedder,
     }
     install_error_handlers(app)
+    if settings.api_docs:
+        install_docs(app, "/openapi.json")
     app.include_router(openai.router)
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(auth.router)
+    app.include_router(invitations.router)
     app.include_router(conversations.router)
     app.include_router(conversations.shared_router)
     app.include_router(conversations.search_router)
     app.include_router(presets.router)
     app.include_router(ws.router)
+    proxies = TrustedProxies(settings.trusted_proxies)
+    app.state.server_limits = ServerLimits(  # read by the HTTP protocol (api/server.py)
+        header_seconds=settings.header_timeout_seconds,
+        body_seconds=settings.body_timeout_seconds,
+        max_connections=settings.max_connections,
+    )
     app.include_router(chat_models.router)
     app.include_router(web.build_router(web.WebAssets.load()))
+    install_openapi(app)
     app.fast_path = FastPath(
         {"/v1/chat/completions": openai.chat_completions, "/v1/embeddings": openai.embeddings},
         owner=app,
         max_body_bytes=settings.max_request_bytes,
         metrics=metrics,
         cors=bool(settings.cors_origins),
+        proxies=proxies,
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -220,7 +246,10 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=settings.max_request_bytes, metrics=metrics
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_request_bytes,
+        metrics=metrics,
+        proxies=proxies,
     )
     return app
 
@@ -260,7 +289,7 @@ def _follow_semantic_entries(
     entries = services.semantic_entries
     if semantic is None or entries is None:
         return None  # before the import below: numpy loads only where a group needs it
-    from parley.gateway.semantic_index import MemoryIndex  # noqa: PLC0415
+    from parley.gateway.cache.index import MemoryIndex  # noqa: PLC0415
 
     index = semantic.index
     if not isinstance(index, MemoryIndex):
@@ -291,8 +320,8 @@ async def _semantic_cache(
     process otherwise (start-up time and idle memory)."""
     if not any(g.cache.enabled and g.cache.semantic for g in models.groups):
         return None
-    from parley.gateway.semantic import build_semantic_cache  # noqa: PLC0415
-    from parley.gateway.semantic_index import MemoryIndex, PgVectorIndex  # noqa: PLC0415
+    from parley.gateway.cache.index import MemoryIndex, PgVectorIndex  # noqa: PLC0415
+    from parley.gateway.cache.semantic import build_semantic_cache  # noqa: PLC0415
     from parley.store.semantic import SemanticRows  # noqa: PLC0415
 
     index: SemanticIndex
@@ -323,7 +352,7 @@ def _chat_semantic_search(
     if name is None:
         return None
     from parley.chat.semantic_search import SemanticSearch  # noqa: PLC0415
-    from parley.gateway.embedders import embedder_for  # noqa: PLC0415
+    from parley.gateway.cache.embedders import embedder_for  # noqa: PLC0415
 
     owned: Embedder | None = None
     if cache is not None and name in cache.embedders:
@@ -347,6 +376,16 @@ def _log_startup(models: LoadedModels, settings: Settings) -> None:
         log.warning(
             "API keys not required on /v1: embedded tier, loopback only "
             "(set PARLEY_ADMIN_KEY or PARLEY_REQUIRE_AUTH=true to require them)",
+            host=settings.host,
+        )
+    if (
+        settings.metrics_address is None
+        and settings.metrics_token is None
+        and not settings.loopback_only()
+    ):
+        log.warning(
+            "/metrics refused on this non-loopback bind: set PARLEY_METRICS_TOKEN or "
+            "PARLEY_METRICS_ADDRESS to scrape it",
             host=settings.host,
         )
     for note in models.notes:

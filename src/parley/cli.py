@@ -77,6 +77,9 @@ def serve(
         "log_level": "warning",
         "access_log": False,
         "server_header": False,
+        # The client address is Parley's to resolve (PARLEY_TRUSTED_PROXIES, api/proxies.py):
+        # uvicorn's own rewriting believes X-Forwarded-For from any loopback peer.
+        "proxy_headers": False,
     }
     if settings.workers > 1:
         # Workers are separate processes that build their own app from PARLEY_* variables.

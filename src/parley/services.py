@@ -9,15 +9,21 @@ from dataclasses import dataclass, field
 from parley.bus import Bus, Subjects
 from parley.bus.memory import MemoryBus
 from parley.chat.conversations import Conversations
+from parley.chat.imports import Importer
 from parley.chat.live import Hub
 from parley.chat.outbox import Relay
 from parley.chat.presets import Presets
 from parley.chat.shares import Shares
 from parley.config.settings import Settings
 from parley.errors import ConfigError
-from parley.gateway.caller import Limits
-from parley.gateway.limits import Admission, LimitSettings
-from parley.gateway.usage import USAGE_COLUMNS, MemoryUsageQueue, UsageQueue, UsageRecorder
+from parley.gateway.accounting.caller import Limits
+from parley.gateway.accounting.limits import Admission, LimitSettings
+from parley.gateway.accounting.usage import (
+    USAGE_COLUMNS,
+    MemoryUsageQueue,
+    UsageQueue,
+    UsageRecorder,
+)
 from parley.identity.accounts import Accounts, LockoutPolicy
 from parley.identity.keys import KeyStore
 from parley.identity.passwords import Passwords
@@ -53,6 +59,7 @@ class Services:
     bus: Bus = field(default_factory=MemoryBus)
     subjects: Subjects = field(default_factory=Subjects)
     conversations: Conversations = field(init=False)
+    imports: Importer = field(init=False)
     shares: Shares = field(init=False)
     presets: Presets = field(init=False)
     relay: Relay = field(init=False)
@@ -60,21 +67,31 @@ class Services:
 
     def __post_init__(self) -> None:
         self.conversations = Conversations(self.db)
+        self.imports = Importer(
+            self.db,
+            self.conversations,
+            self.state,
+            per_user=self.settings.chat_imports_per_user,
+            per_instance=self.settings.chat_imports_per_instance,
+        )
         self.shares = Shares(self.db, self.conversations)
         self.presets = Presets(self.db)
         self.relay = Relay(self.db, self.bus, self.subjects)
         self.conversations.committed.append(self.relay.kick)
         self.hub = Hub(self.bus, self.subjects, queue_size=self.settings.ws_queue_messages)
+        self.accounts.revoked.append(self.hub.revoke)
 
     async def start(self) -> None:
         """Connect the bus and start publishing the outbox (rows left by a previous run
         first)."""
         await self.bus.start()
+        await self.hub.start()
         self.relay.start()
         self.relay.kick()
 
     async def close(self) -> None:
         await self.relay.stop()
+        await self.hub.close()
         await self.bus.close()
         await self.usage.stop()
         await self.state.close()

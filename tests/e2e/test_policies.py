@@ -86,14 +86,19 @@ def test_client_cannot_redirect_credentials(
 
 def test_admin_may_allow_api_base_override(parley: ParleyFactory, fake: FakeUpstream) -> None:
     url = parley(extra={"allow_client_api_base": True, "api_base": "http://127.0.0.1:1"})
+    own_key = {"x-parley-upstream-key": "client-own-key-123"}  # test_client_api_base.py
     response = httpx.post(
-        f"{url}/v1/chat/completions", json={**CHAT, "model": "anthropic", "api_base": fake.url}
+        f"{url}/v1/chat/completions",
+        json={**CHAT, "model": "anthropic", "api_base": fake.url},
+        headers=own_key,
     )
     assert response.status_code == 200
     assert "api_base" not in fake.calls[0].body
     for bad in ("ftp://127.0.0.1/", "http://127.0.0.1:99999/v1", "http:///v1"):
         response = httpx.post(
-            f"{url}/v1/chat/completions", json={**CHAT, "model": "anthropic", "api_base": bad}
+            f"{url}/v1/chat/completions",
+            json={**CHAT, "model": "anthropic", "api_base": bad},
+            headers=own_key,
         )
         assert response.status_code == 400, bad
         assert response.json()["error"]["param"] == "api_base"

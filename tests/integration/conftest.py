@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from parley.gateway.embedders import LocalEmbedder
+from parley.gateway.cache.embedders import LocalEmbedder
 from parley.store import migrate
 from parley.store.db import Database
 from parley.store.tables import users

@@ -10,7 +10,7 @@ import pytest
 from parley.chat.conversations import Conversations
 from parley.chat.parts import text_part
 from parley.chat.semantic_search import RRF_K, SemanticSearch, fuse
-from parley.gateway.embedders import LocalEmbedder
+from parley.gateway.cache.embedders import LocalEmbedder
 from parley.store.db import Database
 from parley.store.search import Filters
 from tests.integration.conftest import ADA, BOB

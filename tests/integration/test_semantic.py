@@ -11,12 +11,12 @@ import pytest
 
 from parley.config import Settings
 from parley.config.models import CacheConfig
-from parley.gateway.cachekey import Question, plan_for, question_of
-from parley.gateway.caller import Caller
-from parley.gateway.embedders import LocalEmbedder, MicroBatcher, Vectors
-from parley.gateway.semantic import SemanticCache
-from parley.gateway.semantic_index import MemoryIndex, PgVectorIndex, SemanticIndex
-from parley.gateway.types import ChatRequest, UserMessage
+from parley.gateway.accounting.caller import Caller
+from parley.gateway.cache.embedders import LocalEmbedder, MicroBatcher, Vectors
+from parley.gateway.cache.index import MemoryIndex, PgVectorIndex, SemanticIndex
+from parley.gateway.cache.keys import Question, plan_for, question_of
+from parley.gateway.cache.semantic import SemanticCache
+from parley.schema.chat import ChatRequest, UserMessage
 from parley.store.db import Database
 from parley.store.semantic import SemanticRows
 from tests.backends import postgres_database

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from sqlalchemy import select
 
-from parley.gateway.usage import USAGE_COLUMNS, UsageRecord
+from parley.gateway.accounting.usage import USAGE_COLUMNS, UsageRecord
 from parley.store.db import Database
 from parley.store.tables import usage
 from parley.store.usage import insert_usage, spend_since

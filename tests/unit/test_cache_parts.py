@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from parley.config.models import CacheConfig
-from parley.gateway.cache import MemoryLRU
-from parley.gateway.cachekey import parse_cache_control, plan_for, question_of
-from parley.gateway.caller import ANONYMOUS, Caller
-from parley.gateway.embedders import MicroBatcher, Vectors, normalised
-from parley.gateway.replay import Assembler, replay
-from parley.gateway.types import ChatCompletionChunk, ChatRequest, decode_chat_request
-from parley.gateway.vectors import ExactIndex
+from parley.gateway.accounting.caller import ANONYMOUS, Caller
+from parley.gateway.cache.embedders import MicroBatcher, Vectors, normalised
+from parley.gateway.cache.keys import parse_cache_control, plan_for, question_of
+from parley.gateway.cache.replay import Assembler, replay
+from parley.gateway.cache.store import MemoryLRU
+from parley.gateway.cache.vectors import ExactIndex
+from parley.schema.chat import ChatCompletionChunk, ChatRequest, decode_chat_request
 
 ON = CacheConfig(enabled=True)
 

@@ -13,12 +13,12 @@ import pytest
 
 from parley.config.models import CircuitBreakerConfig, QueueConfig
 from parley.errors import AllDeploymentsFailed, Overloaded, UpstreamStatusError
-from parley.gateway.admission import Gate
-from parley.gateway.breaker import BreakerState, CircuitBreaker
-from parley.gateway.cost import FREE, price_of
-from parley.gateway.health import HealthBook
-from parley.gateway.resilience import Resilience
-from parley.gateway.router import Router, RouteRequest
+from parley.gateway.accounting.cost import FREE, price_of
+from parley.gateway.routing.admission import Gate
+from parley.gateway.routing.breaker import BreakerState, CircuitBreaker
+from parley.gateway.routing.health import HealthBook
+from parley.gateway.routing.resilience import Resilience
+from parley.gateway.routing.router import Router, RouteRequest
 from parley.observability.metrics import Metrics
 from parley.testing.servers import models_from
 

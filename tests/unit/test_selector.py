@@ -11,11 +11,11 @@ import pytest
 
 from parley.config.models import ExperimentConfig, TieredConfig
 from parley.errors import ConfigError
-from parley.gateway import tokens
-from parley.gateway.caller import Caller
-from parley.gateway.selector import Selector, heuristic
-from parley.gateway.types import ChatRequest, decode_chat_request
+from parley.gateway.accounting import tokens
+from parley.gateway.accounting.caller import Caller
+from parley.gateway.routing.selector import Selector, heuristic
 from parley.observability.metrics import Metrics
+from parley.schema.chat import ChatRequest, decode_chat_request
 
 TIERS = {"fast": "g-fast", "balanced": "g-mid", "premium": "g-big"}
 

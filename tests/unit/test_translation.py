@@ -9,11 +9,11 @@ import pytest
 
 from parley.config.loader import parse_models, resolve_groups
 from parley.errors import InvalidRequest
-from parley.gateway.types import decode_chat_request
 from parley.providers.anthropic import to_anthropic
 from parley.providers.azure import AzureOpenAIProvider
 from parley.providers.gemini import to_gemini
 from parley.providers.http import UpstreamPool
+from parley.schema.chat import decode_chat_request
 
 IMAGE = "data:image/png;base64,iVBORw0KGgo="
 

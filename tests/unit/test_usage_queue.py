@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog.testing
 
-from parley.gateway.usage import MemoryUsageQueue, UsageRecord, UsageRecorder
+from parley.gateway.accounting.usage import MemoryUsageQueue, UsageRecord, UsageRecorder
 from parley.observability.metrics import Metrics
 
 

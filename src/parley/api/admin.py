@@ -28,6 +28,7 @@ from parley.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from parley.identity.audit import audit
 from parley.identity.keys import KEY_PREFIX
 from parley.identity.schemas import (
+    InvitationCreate,
     KeyCreate,
     MemberSet,
     TeamCreate,
@@ -35,6 +36,7 @@ from parley.identity.schemas import (
     UserUpdate,
     validated,
 )
+from parley.identity.team_keys import check_team_admin_key
 from parley.identity.users import MANAGING_ROLES
 from parley.store.usage import GroupBy, aggregate
 
@@ -99,11 +101,10 @@ async def create_key(request: Request) -> Response:
     body: KeyCreate = validated(KeyCreate, await json_body(request))
     who.require_team(body.team_id, "only a global admin or the team's admins may create this key")
     svc = services(request)
-    if not who.is_admin and body.user_id is not None:
-        members = (await svc.accounts.users.team(body.team_id or ""))["members"]
-        if body.user_id not in {m["user_id"] for m in members}:
-            raise PermissionDenied("a team admin may only create keys for the team's members")
-    created = await svc.keys.create(body.spec(), created_by=who.id)
+    spec = body.spec()
+    if not who.is_admin:
+        await check_team_admin_key(svc.accounts.users, who.id, body.team_id or "", spec)
+    created = await svc.keys.create(spec, created_by=who.id)
     await audit(svc.db, actor=who.id, action="key.create", target=created.id, ip=client_ip(request))
     view = _key_view(await svc.keys.get(created.id))
     return json_response({**view, "key": created.key}, 201)
@@ -322,15 +323,25 @@ async def update_team(team_id: str, request: Request) -> Response:
     return json_response(_team_view(await svc.accounts.users.team(team_id)))
 
 
+def _owner_rights(who: Actor, team_id: str) -> bool:
+    """Whether ``who`` may make, demote or remove an owner: the team's owners and global
+    admins (a team admin who could would take the team from the people it belongs to)."""
+    return who.is_admin or who.roles.get(team_id) == "owner"
+
+
 @router.put("/teams/{team_id}/members/{user_id}")
 async def set_member(team_id: str, user_id: str, request: Request) -> Response:
     who = await actor(request)
     who.require_team(team_id, "only a global admin or the team's admins may change members")
     body: MemberSet = validated(MemberSet, await json_body(request))
-    if body.role == "owner" and not (who.is_admin or who.roles.get(team_id) == "owner"):
-        raise PermissionDenied("only an owner may make another owner")
     svc = services(request)
-    await svc.accounts.users.set_member(team_id, user_id, body.role)
+    await svc.accounts.users.set_member(
+        team_id,
+        user_id,
+        body.role,
+        owner_rights=_owner_rights(who, team_id),
+        members_only=not who.is_admin,
+    )
     await audit(
         svc.db,
         actor=who.id,
@@ -342,12 +353,37 @@ async def set_member(team_id: str, user_id: str, request: Request) -> Response:
     return json_response(_team_view(await svc.accounts.users.team(team_id)))
 
 
+@router.post("/teams/{team_id}/invitations")
+async def invite(team_id: str, request: Request) -> Response:
+    """Invite an email address to the team; its user joins by accepting (``/api/
+    invitations``). The answer is the same whether or not an account has that email."""
+    who = await actor(request)
+    who.require_team(team_id, "only a global admin or the team's admins may invite")
+    body: InvitationCreate = validated(InvitationCreate, await json_body(request))
+    if body.role == "owner" and not _owner_rights(who, team_id):
+        raise PermissionDenied("only an owner or a global admin may invite an owner")
+    svc = services(request)
+    await svc.accounts.users.team(team_id)
+    created = await svc.accounts.invitations.create(team_id, body.email, body.role, by=who.id)
+    await audit(
+        svc.db,
+        actor=who.id,
+        action="team.invite",
+        target=f"{team_id}/{created['id']}",
+        ip=client_ip(request),
+        detail={"role": body.role},
+    )
+    return json_response(created, 201)
+
+
 @router.delete("/teams/{team_id}/members/{user_id}")
 async def remove_member(team_id: str, user_id: str, request: Request) -> Response:
     who = await actor(request)
     who.require_team(team_id, "only a global admin or the team's admins may change members")
     svc = services(request)
-    await svc.accounts.users.remove_member(team_id, user_id)
+    await svc.accounts.users.remove_member(
+        team_id, user_id, owner_rights=_owner_rights(who, team_id)
+    )
     await audit(
         svc.db,
         actor=who.id,

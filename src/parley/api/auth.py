@@ -18,6 +18,7 @@ from parley.api import refresh_cookie
 from parley.api.bodies import Body
 from parley.api.deps import bearer_token, client_ip, json_response, services
 from parley.api.errors import render_parley_error
+from parley.api.jsonbody import decode_json
 from parley.errors import AuthenticationFailed, PermissionDenied
 from parley.identity.accounts import Authenticated
 from parley.identity.audit import audit
@@ -75,7 +76,7 @@ def _tokens(request: Request, result: dict[str, Any]) -> Response:
 async def _body(request: Request, model: type[Body]) -> Any:
     raw = await request.body()
     try:
-        data = msgspec.json.decode(raw) if raw else {}
+        data = decode_json(raw) if raw else {}
     except msgspec.DecodeError:
         data = None
     return validated(model, data)

@@ -18,13 +18,12 @@ from starlette.responses import Response, StreamingResponse
 from parley.api.auth import current_user
 from parley.api.bodies import Body, ChatSettings, settings_dict
 from parley.api.deps import client_ip, int_param, json_body, json_response, services
-from parley.chat.chatgpt import is_chatgpt_export, to_parley
 from parley.chat.conversations import FORK_LIMIT, Conversations
 from parley.chat.generation import Generation, Generations, sendable, sse_frame
 from parley.chat.parts import checked, text_of, text_part
 from parley.chat.purge import purge
 from parley.errors import InvalidRequest, NotFound
-from parley.gateway.caller import Caller, Principal
+from parley.gateway.accounting.caller import Caller, Principal
 from parley.identity.schemas import validated
 from parley.store.search import Filters
 
@@ -160,16 +159,17 @@ async def list_conversations(request: Request) -> Response:
 async def import_conversation(request: Request) -> Response:
     """A Parley JSON export (``GET .../export``) as a new conversation of the caller's;
     or ChatGPT's ``conversations.json`` (or one conversation of it) as new conversations,
-    answered as a list. All or nothing."""
+    answered as a list. All or nothing; parsed off the event loop and written in batches
+    (``chat/imports.py``); one at a time per user."""
     user = (await current_user(request)).user
-    data = await json_body(request)
-    chat = _conversations(request)
-    if is_chatgpt_export(data):
-        made = await chat.import_many(user.id, to_parley(data))
+    importer = services(request).imports
+    async with importer.slot(user.id):
+        plan = await importer.run(user.id, await request.body())
+    ids = [c.conversation_id for c in plan.conversations]
+    made = await _conversations(request).get_many(user.id, ids)
+    if plan.listed:
         return json_response({"object": "list", "data": made}, 201)
-    if not isinstance(data, dict):
-        raise InvalidRequest("send a Parley export (a JSON object) or ChatGPT's conversations.json")
-    return json_response(await chat.import_(user.id, data), 201)
+    return json_response(made[0], 201)
 
 
 @router.get("/{conversation_id}/export")

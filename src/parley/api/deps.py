@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -16,16 +17,23 @@ import msgspec
 from fastapi import Request
 from starlette.responses import Response
 
+from parley.api.jsonbody import decode_json
+from parley.config.secrets import Secret
 from parley.errors import AuthenticationFailed, InvalidRequest
-from parley.gateway.admission import DEFAULT_PRIORITY, PRIORITIES
-from parley.gateway.cachekey import parse_cache_control
-from parley.gateway.caller import Caller
+from parley.gateway.accounting.caller import Caller
+from parley.gateway.cache.keys import parse_cache_control
+from parley.gateway.client_base import UPSTREAM_KEY_HEADER
 from parley.gateway.pipeline import CallOptions
-from parley.gateway.router import STRATEGIES
+from parley.gateway.routing.admission import DEFAULT_PRIORITY, PRIORITIES
+from parley.gateway.routing.router import STRATEGIES
 from parley.identity.keys import KEY_PREFIX
 from parley.services import Services
 
 _JSON = "application/json"
+_PRIORITY_VALUES = frozenset(str(p) for p in PRIORITIES)
+_SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+MAX_TIMEOUT_SECONDS = 86_400
+"""The longest deadline a request may ask for (a day)."""
 
 
 def services(request: Request) -> Services:
@@ -89,29 +97,26 @@ def call_options(request: Request, caller: Caller) -> CallOptions:
     ``x-parley-priority`` (1 first .. 5 last): the key's own priority (set by an admin) is
     the default and the highest a caller may ask for; callers may lower it, and only admin
     callers may raise it. ``x-parley-timeout`` (seconds, or the OpenAI
-    SDK's own ``x-stainless-timeout``) bounds the whole request, retries and fallbacks
-    included. ``x-parley-strategy`` applies only where the group allows an override.
+    SDK's own ``x-stainless-timeout``; see ``_timeout_seconds``) bounds the whole request,
+    retries and fallbacks included. ``x-parley-strategy`` applies only where the group
+    allows an override.
     ``Cache-Control`` (``no-cache``, ``no-store``, ``max-age``) steers the response cache.
+    ``x-parley-upstream-key`` is the client's own key for the upstream a body's
+    ``api_base`` names (never the deployment's; ``gateway/client_base.py``).
     """
     headers = request.headers
     granted = caller.priority or DEFAULT_PRIORITY
     priority = granted
     raw = headers.get("x-parley-priority")
     if raw is not None:
-        if not raw.isdigit() or int(raw) not in PRIORITIES:
+        if raw not in _PRIORITY_VALUES:
             raise InvalidRequest("x-parley-priority must be 1 (first) to 5 (last)")
         priority = int(raw)
         if priority < granted and not caller.is_admin:
             priority = granted
     deadline = None
-    timeout = headers.get("x-parley-timeout") or headers.get("x-stainless-timeout")
-    if timeout is not None:
-        try:
-            seconds = float(timeout)
-        except ValueError:
-            raise InvalidRequest("x-parley-timeout must be a number of seconds") from None
-        if seconds <= 0:
-            raise InvalidRequest("x-parley-timeout must be positive")
+    seconds = _timeout_seconds(headers)
+    if seconds is not None:
         deadline = asyncio.get_running_loop().time() + seconds
     strategy = headers.get("x-parley-strategy")
     if strategy is not None and strategy not in STRATEGIES:
@@ -123,7 +128,44 @@ def call_options(request: Request, caller: Caller) -> CallOptions:
             cache = parse_cache_control(cache_control)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
-    return CallOptions(priority=priority, deadline=deadline, strategy=strategy, cache=cache)
+    raw_key = headers.get(UPSTREAM_KEY_HEADER)
+    upstream_key = Secret(raw_key.strip()) if raw_key and raw_key.strip() else None
+    return CallOptions(
+        priority=priority,
+        deadline=deadline,
+        strategy=strategy,
+        cache=cache,
+        upstream_key=upstream_key,
+    )
+
+
+def _timeout_seconds(headers: Mapping[str, str]) -> float | None:
+    """The request's deadline in seconds, from ``x-parley-timeout`` or else the OpenAI SDK's
+    ``x-stainless-timeout``; ``None`` for no deadline.
+
+    Strict on purpose: Python's ``float`` takes ``nan`` (a deadline every comparison
+    misses: a 500 later), ``inf`` and ``1e308`` (no deadline, silently) and ``1_0``. A
+    plain decimal number of seconds, above 0 and at most a day, is the only answer. The
+    SDK sends its own client timeout, not a request to Parley: a client willing to wait
+    longer than a day there simply sets no deadline.
+    """
+    name = "x-parley-timeout"
+    raw = headers.get(name)
+    if not raw:
+        name = "x-stainless-timeout"
+        raw = headers.get(name)
+        if not raw:
+            return None
+    if not _SECONDS.fullmatch(raw):
+        raise InvalidRequest(f"{name} must be a number of seconds, such as 30 or 2.5")
+    seconds = float(raw)
+    if seconds <= 0:
+        raise InvalidRequest(f"{name} must be positive")
+    if seconds > MAX_TIMEOUT_SECONDS:
+        if name == "x-stainless-timeout":
+            return None
+        raise InvalidRequest(f"{name} must be at most {MAX_TIMEOUT_SECONDS} seconds (a day)")
+    return seconds
 
 
 def int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
@@ -149,10 +191,11 @@ def json_response(
 
 
 async def json_body(request: Request) -> Any:
-    """The request's JSON (``{}`` when empty); invalid JSON is a 400 ``invalid_json``."""
+    """The request's JSON (``{}`` when empty); invalid JSON, or JSON nested deeper than
+    ``MAX_JSON_DEPTH``, is a 400 ``invalid_json``."""
     raw = await request.body()
     try:
-        return msgspec.json.decode(raw) if raw else {}
+        return decode_json(raw) if raw else {}
     except msgspec.DecodeError as exc:
         raise InvalidRequest(
             f"request body is not valid JSON: {exc}", code="invalid_json"

@@ -6,6 +6,7 @@ import msgspec
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from parley.errors import ParleyError
@@ -88,7 +89,19 @@ def render_unexpected() -> Response:
     )
 
 
+def render_client_gone() -> Response:
+    """The client hung up (or was cut off for sending too slowly: ``api/server.py``) before
+    its request body arrived: nothing to answer and no bug, so no traceback."""
+    log.info("client gone before its request was read")
+    return Response(status_code=400)
+
+
+async def _client_gone(_: Request, exc: Exception) -> Response:
+    return render_client_gone()
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(ParleyError, _parley_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

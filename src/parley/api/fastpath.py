@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from parley.api.errors import render_parley_error, render_unexpected
+from parley.api.errors import render_client_gone, render_parley_error, render_unexpected
 from parley.api.middleware import RequestContextMiddleware
+from parley.api.proxies import TrustedProxies
 from parley.errors import ParleyError
 from parley.observability.metrics import Metrics
 
@@ -33,12 +34,13 @@ class FastPath:
         max_body_bytes: int,
         metrics: Metrics,
         cors: bool,
+        proxies: TrustedProxies | None = None,
     ) -> None:
         self._routes = routes
         self._owner = owner  # handlers read request.app.state
         self._cors = cors
         self._envelope = RequestContextMiddleware(
-            self._dispatch, max_body_bytes=max_body_bytes, metrics=metrics
+            self._dispatch, max_body_bytes=max_body_bytes, metrics=metrics, proxies=proxies
         )
 
     def handles(self, scope: Scope) -> bool:
@@ -59,6 +61,8 @@ class FastPath:
             response = await self._routes[scope["path"]](request)
         except ParleyError as exc:
             response = render_parley_error(exc)
+        except ClientDisconnect:
+            response = render_client_gone()
         except Exception:  # a bug: logged with its traceback, answered as a 500
             response = render_unexpected()
         await response(scope, receive, send)

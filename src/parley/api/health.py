@@ -8,6 +8,8 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import JSONResponse, Response
 
+from parley.api.metrics import authorize
+
 router = APIRouter(tags=["health"])
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
@@ -34,4 +36,6 @@ async def ready(request: Request) -> Response:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
+    """Prometheus exposition; who may read it is ``api/metrics.py``'s decision."""
+    authorize(request.app.state.settings, request.headers.get("authorization"), own_listener=False)
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

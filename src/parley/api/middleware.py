@@ -1,8 +1,9 @@
 """The request envelope, as one pure ASGI middleware (SSE streams pass straight through).
 
-Per request it: adds the security headers every response carries (HSTS only over TLS),
-assigns ``x-request-id`` (echoing a well-formed incoming one), binds it for
-logs, refuses bodies over the size limit with 413 before anything parses them, and stamps
+Per request it: resolves the client address behind trusted proxies (``api/proxies.py``),
+adds the security headers every response carries (HSTS only over TLS), assigns
+``x-request-id`` (echoing a well-formed incoming one), binds it for logs, refuses bodies
+over the size limit with 413 before anything parses them, and stamps
 ``x-parley-overhead-ms``: time from arrival to response headers minus time spent waiting
 on upstreams, so Parley's own cost can be measured from outside.
 """
@@ -15,6 +16,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from parley.api.proxies import TrustedProxies
 from parley.errors import RequestTooLarge
 from parley.observability.logging import bind_request_id
 from parley.observability.metrics import Metrics
@@ -49,18 +51,27 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
 _DOCS_CSP = (
-    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
-    b"https://fastapi.tiangolo.com; frame-ancestors 'none'"
+    # /docs (api/docs.py): Swagger UI's files from this origin, no inline script; it sets
+    # inline styles and data: images, and fetches the schema (and "try it out") here.
+    b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
 )
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        metrics: Metrics,
+        proxies: TrustedProxies | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.proxies = proxies or None  # None when nothing is trusted: one check per request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,6 +79,8 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         timer = start_request_timer()
+        if self.proxies is not None:
+            self.proxies.apply(scope)
         request_id, from_client = _request_id(scope)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id.decode()

@@ -19,21 +19,23 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from parley.api.decode_errors import invalid_request
 from parley.api.deps import api_caller, call_options, request_id
 from parley.api.errors import render_parley_error
+from parley.api.jsonbody import too_deep
 from parley.api.sse import SSEResponse
 from parley.errors import InvalidRequest, ModelNotFound
-from parley.gateway.caller import Caller
+from parley.gateway.accounting.caller import Caller
 from parley.gateway.pipeline import Gateway
 from parley.gateway.registry import ModelRegistry
-from parley.gateway.types import (
+from parley.providers.base import ChunkStream
+from parley.schema.chat import (
     ChatRequest,
     EmbeddingRequest,
     ModelCard,
     decode_chat_request,
     decode_embedding_request,
 )
-from parley.providers.base import ChunkStream
 
 T = TypeVar("T")
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -52,16 +54,6 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-def _decode_error(exc: msgspec.MsgspecError) -> InvalidRequest:
-    """msgspec says 'Expected `str`, got `int` - at `$.messages[0].role`'; lift the path out."""
-    text = str(exc)
-    message, _, where = text.partition(" - at `")
-    param = where.rstrip("`").removeprefix("$").removeprefix(".") or None
-    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
-        return InvalidRequest(f"request body is not valid JSON: {text}", code="invalid_json")
-    return InvalidRequest(message, param=param)
-
-
 async def _decode(request: Request, decoder: Callable[[bytes], T]) -> T:
     """Read and validate the body; every failure becomes a 400 naming the bad field."""
     body = await request.body()
@@ -70,7 +62,9 @@ async def _decode(request: Request, decoder: Callable[[bytes], T]) -> T:
     try:
         return decoder(body)
     except msgspec.MsgspecError as exc:
-        raise _decode_error(exc) from None
+        raise invalid_request(exc) from None
+    except RecursionError:  # nested past the decoder's stack
+        raise too_deep(None) from None
 
 
 def _warning_headers(deployment: str, dropped: list[str], limits: dict[str, str]) -> dict[str, str]:

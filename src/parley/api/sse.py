@@ -28,10 +28,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from parley.errors import ParleyError, UpstreamProtocolError
-from parley.gateway.types import ChatCompletionChunk
 from parley.observability.logging import get_logger
 from parley.observability.redact import redactor
 from parley.providers.base import ChunkStream
+from parley.schema.chat import ChatCompletionChunk
 
 log = get_logger(__name__)
 

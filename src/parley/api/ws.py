@@ -15,10 +15,12 @@ Server messages (JSON text frames):
   events of ``POST .../messages``);
 - ``{"type": "pong"}`` in answer to ``{"type": "ping"}``.
 
-Sending ``{"type": "auth", "token"}`` again with a fresh token extends the session. Close
-codes: 4401 authentication failed or the token expired (refresh, reconnect); 1013 the
-client fell too far behind (reconnect and reload); 1003 a message the server does not
-understand.
+Sending ``{"type": "auth", "token"}`` again with a fresh token extends the session (and
+ties the socket to that token's login session). Close codes: 4401 authentication failed,
+the token expired (refresh, reconnect) or its login session was revoked (logout, logout
+everywhere, a password change, the user disabled: on every instance at once, through the
+hub); 1013 the client fell too far behind (reconnect and reload); 1003 a message the
+server does not understand.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from parley.chat.live import Session
-from parley.errors import AuthenticationFailed
+from parley.errors import AuthenticationFailed, ServiceUnavailable
 from parley.identity.accounts import Authenticated
 from parley.services import Services
 
@@ -69,11 +71,24 @@ async def _authenticate(ws: WebSocket, svc: Services, token: str | None) -> Auth
         await ws.send_text(_encode(exc.to_body()))
         await ws.close(UNAUTHENTICATED, "authentication failed")
         return None
+    except ServiceUnavailable as exc:  # sessions cannot be checked: say so, do not crash
+        await ws.send_text(_encode(exc.to_body()))
+        await ws.close(TRY_AGAIN_LATER, "try again later")
+        return None
 
 
 def _header_token(ws: WebSocket) -> str | None:
     scheme, _, token = (ws.headers.get("authorization") or "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def _revoked_meanwhile(svc: Services, sid: str) -> bool:
+    """Whether the session was revoked between authenticating and joining the hub (its
+    notice went by before this socket could hear it). Unknown counts as revoked."""
+    try:
+        return await svc.accounts.is_revoked(sid)
+    except ServiceUnavailable:
+        return True
 
 
 @router.websocket("/api/ws")
@@ -86,8 +101,11 @@ async def realtime(ws: WebSocket) -> None:
         return
     if auth is None:
         return
-    session = await svc.hub.join(auth.user.id)
+    session = await svc.hub.join(auth.user.id, auth.claims.sid)
     try:
+        if await _revoked_meanwhile(svc, auth.claims.sid):  # revoked before we joined the hub
+            await ws.close(UNAUTHENTICATED, "session revoked")
+            return
         await ws.send_text(
             _encode({"type": "ready", "user_id": auth.user.id, "expires_at": auth.claims.exp})
         )
@@ -123,6 +141,9 @@ async def _serve(ws: WebSocket, svc: Services, session: Session, auth: Authentic
                 if fresh.user.id != auth.user.id:
                     return UNAUTHENTICATED
                 expires[0] = float(fresh.claims.exp)
+                session.sid = fresh.claims.sid
+                if await _revoked_meanwhile(svc, fresh.claims.sid):  # as at the start
+                    return UNAUTHENTICATED
                 await ws.send_text(
                     _encode(
                         {"type": "ready", "user_id": fresh.user.id, "expires_at": fresh.claims.exp}
@@ -140,7 +161,12 @@ async def _serve(ws: WebSocket, svc: Services, session: Session, auth: Authentic
         await session.overflowed.wait()
         return TRY_AGAIN_LATER
 
-    tasks = [asyncio.ensure_future(job()) for job in (send, receive, expiry, overflow)]
+    async def revoked() -> int:
+        await session.revoked.wait()
+        return UNAUTHENTICATED
+
+    jobs = (send, receive, expiry, overflow, revoked)
+    tasks = [asyncio.ensure_future(job()) for job in jobs]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

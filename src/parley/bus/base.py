@@ -94,6 +94,11 @@ class Subjects:
         return f"{self.namespace}.ctl.stop"
 
     @property
+    def revoked(self) -> str:
+        """Login sessions just revoked, heard by every instance (their sockets close)."""
+        return f"{self.namespace}.ctl.revoked"
+
+    @property
     def events_pattern(self) -> str:
         return f"{self.namespace}.u.*.ev.*"
 

@@ -24,7 +24,6 @@ from sqlalchemy import and_, or_, select, text
 from parley.chat import events as ev
 from parley.chat import semantic_search, tree
 from parley.chat.events import ConcurrentChange, Event
-from parley.chat.parts import checked
 from parley.chat.projections import project, rebuild
 from parley.chat.semantic_search import SemanticSearch
 from parley.errors import InvalidRequest, NotFound
@@ -37,10 +36,6 @@ EXPORT_FORMAT = "parley.conversation.v1"
 FORK_LIMIT = 10_000
 """Messages a fork copies at most (the newest of the branch)."""
 STATUSES = ("complete", "stopped", "error")
-IMPORT_LIMIT = 1_000
-"""Conversations one import request may hold."""
-IMPORT_EVENTS_LIMIT = 100_000
-"""Messages one import request may hold (one transaction)."""
 _PUBLIC = (
     "id",
     "title",
@@ -241,30 +236,6 @@ class Conversations:
             rows = [_message(dict(r._mapping)) for r in await conn.execute(query)]
         return {"format": EXPORT_FORMAT, "conversation": conversation, "messages": rows}
 
-    async def import_(self, owner_id: str, data: dict[str, Any]) -> dict[str, Any]:
-        """A Parley export as a new conversation of ``owner_id``: new ids, the same tree,
-        the same current leaf. Refuses (400) an export whose tree does not hold."""
-        return (await self.import_many(owner_id, [data]))[0]
-
-    async def import_many(
-        self, owner_id: str, exports: list[dict[str, Any]], where: str = ""
-    ) -> list[dict[str, Any]]:
-        """Several exports in one transaction: all of them are imported, or (400 naming
-        the first bad one) none."""
-        if len(exports) > IMPORT_LIMIT:
-            raise InvalidRequest(f"at most {IMPORT_LIMIT} conversations per import")
-        new: list[Event] = []
-        made = []
-        for index, data in enumerate(exports):
-            prefix = f"{where}[{index}]." if len(exports) > 1 or where else ""
-            conversation_id, events = _imported(owner_id, data, prefix)
-            made.append(conversation_id)
-            new += events
-        if len(new) > IMPORT_EVENTS_LIMIT:
-            raise InvalidRequest(f"at most {IMPORT_EVENTS_LIMIT} messages per import")
-        await self._commit(owner_id, new)
-        return [await self.get(owner_id, conversation_id) for conversation_id in made]
-
     async def select_branch(self, owner_id: str, conversation_id: str, leaf_id: str) -> None:
         if not await self._has_message(conversation_id, leaf_id):
             await self._owned(owner_id, conversation_id)
@@ -329,6 +300,17 @@ class Conversations:
 
     async def get(self, owner_id: str, conversation_id: str) -> dict[str, Any]:
         return view(await self._owned(owner_id, conversation_id))
+
+    async def get_many(self, owner_id: str, ids: list[str]) -> list[dict[str, Any]]:
+        """The owner's conversations among ``ids``, in that order (one query: an import's
+        answer lists up to 1,000)."""
+        c = conversations.c
+        query = select(conversations).where(
+            c.id.in_(ids), c.owner_id == owner_id, c.deleted_ms.is_(None)
+        )
+        async with self._db.read() as conn:
+            found = {r.id: view(dict(r._mapping)) for r in await conn.execute(query)}
+        return [found[i] for i in ids if i in found]
 
     async def page(
         self,
@@ -443,23 +425,40 @@ class Conversations:
     ) -> list[dict[str, Any]]:
         """The owner's messages and titles matching every word of ``query``, best first;
         with semantic search configured and ``mode`` ``hybrid``, fused with the messages
-        nearest in meaning (``chat/semantic_search.py``)."""
+        nearest in meaning (``chat/semantic_search.py``). Hits in a conversation an import
+        is still writing (hidden) are left out."""
         if self.semantic is not None and mode == "hybrid":
             hits = await search.search(
                 self._db, owner_id, query, semantic_search.CANDIDATES, filters
             )
-            return await self.semantic.hybrid(owner_id, query, hits, limit, filters)
-        return [
-            {
-                "conversation_id": h.conversation_id,
-                "message_id": h.message_id,
-                "kind": h.kind,
-                "snippet": h.snippet,
-                "score": h.score,
-                "matched": ["text"],
-            }
-            for h in await search.search(self._db, owner_id, query, limit, filters)
-        ]
+            found = await self.semantic.hybrid(owner_id, query, hits, limit, filters)
+            return await self._shown(owner_id, found)
+        return await self._shown(
+            owner_id,
+            [
+                {
+                    "conversation_id": h.conversation_id,
+                    "message_id": h.message_id,
+                    "kind": h.kind,
+                    "snippet": h.snippet,
+                    "score": h.score,
+                    "matched": ["text"],
+                }
+                for h in await search.search(self._db, owner_id, query, limit, filters)
+            ],
+        )
+
+    async def _shown(self, owner_id: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``results`` without those of hidden conversations (an import's, being written:
+        their search rows are written with their batches). One primary-key lookup."""
+        ids = list({r["conversation_id"] for r in results})
+        if not ids:
+            return results
+        c = conversations.c
+        query = select(c.id).where(c.id.in_(ids), c.owner_id == owner_id, c.deleted_ms.is_(None))
+        async with self._db.read() as conn:
+            shown = set((await conn.execute(query)).scalars())
+        return [r for r in results if r["conversation_id"] in shown]
 
     async def rebuild_projections(self) -> int:
         async with self._db.write() as conn:
@@ -476,57 +475,3 @@ def _message(row: Mapping[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "created_ms": row["created_ms"],
     }
-
-
-def _imported(owner_id: str, data: dict[str, Any], prefix: str) -> tuple[str, list[Event]]:
-    """The events that import one Parley export (validated; nothing is written here)."""
-    if data.get("format") != EXPORT_FORMAT:
-        raise InvalidRequest(f"format must be {EXPORT_FORMAT!r}", param=f"{prefix}format")
-    source = data.get("conversation") or {}
-    rows = data.get("messages")
-    if not isinstance(source, dict) or not isinstance(rows, list):
-        raise InvalidRequest(
-            "an export holds a conversation and a list of messages",
-            param=prefix.rstrip(".") or None,
-        )
-    new_ids: dict[str, str] = {}
-    conversation_id = uuid.uuid4().hex
-    now = _now_ms()
-    meta = {"actor": owner_id, "imported": True}
-    created = {
-        "owner_id": owner_id,
-        "title": str(source.get("title") or DEFAULT_TITLE)[:300],
-        "model": source.get("model"),
-        "settings": source.get("settings") or {},
-    }
-    new = [Event(conversation_id, 1, ev.CREATED, created, now, meta)]
-    for index, row in enumerate(rows):
-        where = f"{prefix}messages[{index}]"
-        if not isinstance(row, dict) or row.get("role") not in ("user", "assistant", "system"):
-            raise InvalidRequest(
-                "each message needs a role: user, assistant or system", param=where
-            )
-        parent = row.get("parent_id")
-        if parent is not None and parent not in new_ids:
-            raise InvalidRequest("a message's parent must come before it", param=where)
-        content = checked(row.get("content"), f"{where}.content")
-        status = row.get("status") or "complete"
-        if status not in STATUSES:
-            raise InvalidRequest(
-                f"status must be one of {', '.join(STATUSES)}", param=f"{where}.status"
-            )
-        new_ids[str(row.get("id"))] = uuid.uuid4().hex
-        payload = {
-            "id": new_ids[str(row.get("id"))],
-            "parent_id": new_ids[parent] if parent is not None else None,
-            "role": row["role"],
-            "content": content,
-            "model": row.get("model"),
-            "status": status,
-        }
-        new.append(Event(conversation_id, index + 2, ev.MESSAGE_ADDED, payload, now, meta))
-    leaf = source.get("current_leaf_id")
-    if leaf in new_ids:
-        selected = {"leaf_id": new_ids[leaf]}
-        new.append(Event(conversation_id, len(new) + 1, ev.BRANCH_SELECTED, selected, now, meta))
-    return conversation_id, new

@@ -28,6 +28,9 @@ UPDATED = "conversation.updated"
 DELETED = "conversation.deleted"
 MESSAGE_ADDED = "message.added"
 BRANCH_SELECTED = "branch.selected"
+IMPORTED = "conversation.imported"
+"""An import finished: the conversation, hidden while its batches were written (its
+``conversation.created`` says ``importing``), is shown (``chat/imports.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +58,13 @@ class Published(msgspec.Struct, frozen=True):
     time_ms: int
 
 
-async def append(conn: AsyncConnection, new: list[Event], owner_id: str) -> None:
+async def append(
+    conn: AsyncConnection, new: list[Event], owner_id: str, *, publish: bool = True
+) -> None:
     """Append events (versions already numbered by the caller from what it read), and
     their outbox rows in the same transaction: an event is published if and only if it
-    was stored."""
+    was stored. ``publish=False``: an import's batches, of a conversation nobody can see
+    yet (only its ``conversation.imported`` is published)."""
     try:
         await conn.execute(
             events.insert(),
@@ -78,6 +84,8 @@ async def append(conn: AsyncConnection, new: list[Event], owner_id: str) -> None
         raise ConcurrentChange(
             "the conversation changed while this request was being handled; reload it and try again"
         ) from None
+    if not publish:
+        return
     now = int(time.time() * 1000)
     await conn.execute(
         outbox.insert(),

@@ -32,8 +32,10 @@ from parley.bus import Bus, Subjects, Subscription
 from parley.chat.conversations import DEFAULT_TITLE, Conversations
 from parley.chat.parts import text_of, text_part
 from parley.errors import InvalidRequest, ParleyError
-from parley.gateway.caller import Caller
-from parley.gateway.types import (
+from parley.gateway.accounting.caller import Caller
+from parley.observability.logging import get_logger
+from parley.providers.base import ChunkStream
+from parley.schema.chat import (
     AssistantMessage,
     ChatRequest,
     ContentPart,
@@ -44,8 +46,6 @@ from parley.gateway.types import (
     TextPart,
     UserMessage,
 )
-from parley.observability.logging import get_logger
-from parley.providers.base import ChunkStream
 
 log = get_logger(__name__)
 HISTORY = 100

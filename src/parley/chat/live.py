@@ -8,6 +8,12 @@ the last one it forwarded for that conversation, so a republished event is dropp
 
 A session that falls ``queue_size`` messages behind is marked overflowed and closed by its
 connection: the client reconnects and reloads, and the server never buffers without bound.
+
+Each session also remembers the login session (``sid``) its access token belongs to. When
+a login session is revoked (logout, logout everywhere, a password change, the user
+disabled) ``revoke`` announces it on the bus; every instance, this one included, marks the
+matching sessions ``revoked`` and their connections close at once, instead of serving
+until the access token expires. One subscription per instance, no polling.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from parley.bus import Bus, Subjects, Subscription
+from parley.bus.base import BusError
 from parley.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -27,11 +34,19 @@ class _Version(msgspec.Struct):
     version: int
 
 
+class _Revoked(msgspec.Struct, frozen=True):
+    user_id: str
+    session_ids: list[str]
+
+
 @dataclass(eq=False, slots=True)
 class Session:
     owner_id: str
     queue: asyncio.Queue[bytes]
+    sid: str = ""
+    """The login session whose token authenticated this connection (changes on re-auth)."""
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+    revoked: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, frame: bytes) -> None:
         try:
@@ -55,9 +70,44 @@ class Hub:
         self._queue_size = queue_size
         self._users: dict[str, _User] = {}
         self._lock = asyncio.Lock()
+        self._revocations: Subscription | None = None
 
-    async def join(self, owner_id: str) -> Session:
-        session = Session(owner_id, asyncio.Queue(self._queue_size))
+    async def start(self) -> None:
+        """Hear revoked login sessions, from every instance (after the bus is started)."""
+        self._revocations = await self._bus.subscribe(self._subjects.revoked, self._on_revoked)
+
+    async def close(self) -> None:
+        if self._revocations is not None:
+            await self._revocations.unsubscribe()
+            self._revocations = None
+
+    async def revoke(self, user_id: str, session_ids: list[str]) -> None:
+        """Tell every instance these login sessions are revoked. Best effort, like any
+        emit: a lost notice leaves a socket open until its access token expires, as
+        before."""
+        if not session_ids:
+            return
+        notice = msgspec.json.encode(_Revoked(user_id, list(session_ids)))
+        try:
+            await self._bus.emit(self._subjects.revoked, notice)
+        except BusError as exc:  # the revocation itself already holds (database, state)
+            log.warning("could not announce revoked sessions", error=str(exc))
+
+    def _on_revoked(self, _subject: str, data: bytes) -> None:
+        try:
+            notice = msgspec.json.decode(data, type=_Revoked)
+        except msgspec.DecodeError:
+            return
+        user = self._users.get(notice.user_id)
+        if user is None:
+            return
+        gone = set(notice.session_ids)
+        for session in user.sessions:
+            if session.sid in gone:
+                session.revoked.set()
+
+    async def join(self, owner_id: str, sid: str = "") -> Session:
+        session = Session(owner_id, asyncio.Queue(self._queue_size), sid)
         async with self._lock:
             user = self._users.get(owner_id)
             if user is None:

@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 
 from parley.chat.semantic_search import forget
 from parley.observability.logging import get_logger
+from parley.store import search
 from parley.store.db import Database
 from parley.store.tables import conversations, events, messages, outbox, shares
 
@@ -39,8 +40,10 @@ async def purge(db: Database, deleted_before_ms: int, *, conversation_id: str | 
             ids = list((await conn.execute(query.limit(BATCH))).scalars())
             if not ids:
                 return total
-            # search rows went with the deletion's projection; vectors did too, but an
-            # indexer batch read before the deletion may have written some since
+            # search rows went with the deletion's projection (not those of an import whose
+            # instance died while it was hidden); vectors did too, but an indexer batch read
+            # before the deletion may have written some since
+            await search.remove_many(conn, ids)
             await forget(conn, ids)
             await conn.execute(delete(shares).where(shares.c.conversation_id.in_(ids)))
             await conn.execute(delete(messages).where(messages.c.conversation_id.in_(ids)))

@@ -68,6 +68,24 @@ async def queue(
     )
 
 
+async def queue_many(conn: AsyncConnection, owner_id: str, stored: list[tuple[str, str]]) -> None:
+    """``queue`` for several (conversation id, message id) at once (an import's batch)."""
+    if stored:
+        now = int(time.time() * 1000)
+        await conn.execute(
+            vector_pending.insert(),
+            [
+                {
+                    "message_id": message_id,
+                    "owner_id": owner_id,
+                    "conversation_id": conversation_id,
+                    "created_ms": now,
+                }
+                for conversation_id, message_id in stored
+            ],
+        )
+
+
 async def forget(conn: AsyncConnection, conversation_ids: list[str]) -> None:
     """A deleted conversation's vectors and queue entries."""
     for table in (message_vectors, vector_pending):

@@ -56,8 +56,10 @@ class Deployment:
     max_connections: int
     extra_headers: Mapping[str, str]
     allow_client_api_base: bool
+    refused_params: frozenset[str] = frozenset()
     price: PriceConfig | None = None
-    """From the config file; ``None`` means Parley's built-in table (``gateway/cost.py``)."""
+    """From the config file; ``None`` means Parley's built-in price table
+    (``gateway/accounting/cost.py``)."""
     weight: float = 1.0
     order: int = 1
     max_concurrency: int | None = None
@@ -264,6 +266,7 @@ def _deployment(
         max_connections=dep.max_connections,
         extra_headers=dict(dep.extra_headers),
         allow_client_api_base=dep.allow_client_api_base,
+        refused_params=frozenset(dep.refused_params),
         price=dep.price,
         weight=dep.weight,
         order=dep.order,

@@ -113,6 +113,9 @@ class DeploymentConfig(_Strict):
     extra_headers: dict[str, str] = Field(default_factory=dict)
     allow_client_api_base: bool = False
     """SSRF guard: a request may name its own ``api_base`` only where an admin set this."""
+    refused_params: list[str] = Field(default_factory=list)
+    """Request parameters this deployment must not be sent (e.g. an ``openai_compatible``
+    server that chokes on ``min_p``): refused with 400, or dropped under ``drop_params``."""
     price: PriceConfig | None = None
     weight: float = Field(default=1.0, ge=0)
     order: int = 1
@@ -132,6 +135,14 @@ class DeploymentConfig(_Strict):
     def _must_be_reference(cls, value: str | None) -> str | None:
         if value is not None:
             reference_name(value)
+        return value
+
+    @field_validator("refused_params")
+    @classmethod
+    def _not_the_request_itself(cls, value: list[str]) -> list[str]:
+        essential = {"model", "messages", "stream"} & set(value)
+        if essential:
+            raise ValueError(f"cannot refuse {sorted(essential)[0]!r}: every request has it")
         return value
 
     @field_validator("api_base")
@@ -172,7 +183,7 @@ class DeploymentConfig(_Strict):
 
 
 class CacheConfig(_Strict):
-    """Response caching for a model group (``gateway/cache.py``). Off unless enabled."""
+    """Response caching for a model group (``gateway/cache/store.py``). Off unless enabled."""
 
     enabled: bool = False
     ttl: float = Field(default=3600.0, gt=0)
@@ -183,7 +194,7 @@ class CacheConfig(_Strict):
     """A namespace shared by every caller of this group. Unset (the default), each team
     (else each API key) has its own, so no answer crosses tenants."""
     semantic: bool = False
-    """Also answer near-identical final user turns (``gateway/semantic.py``)."""
+    """Also answer near-identical final user turns (``gateway/cache/semantic.py``)."""
     threshold: float = Field(default=0.98, gt=0, le=1)
     """Cosine similarity a semantic hit needs. The default is the lowest at which the local
     embedder kept precision at 0.95 on Quora question pairs (docs/benchmarks.md); lower

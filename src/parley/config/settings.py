@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 FailureMode = Literal["open", "closed"]
 
@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     stream_keepalive_seconds: float = Field(default=15.0, gt=0)
     drain_timeout_seconds: float = Field(default=30.0, ge=0)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection's first request (from its opening), or a later one (from its first
+    byte), must have sent all its headers within this long; else 408 and closed."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """The longest silence while a request body is read (a body shorter than its
+    Content-Length waits this long at most); else 408 and closed. Responses are not timed."""
+    max_connections: int = Field(default=4096, ge=1)
+    """Open connections per process; more are answered 503 ``too_many_connections``."""
 
     tokenizer_preload: bool = False
     """Load the tokenizer (~40 MB) at start-up instead of on first need."""
@@ -72,6 +80,20 @@ class Settings(BaseSettings):
     """Browser origins allowed to call the API (JSON list); none by default."""
     allow_registration: bool | None = None
     """``POST /auth/register``; on by default only in the embedded tier (SQLite)."""
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Reverse proxies (addresses or CIDR networks, comma-separated) whose
+    ``X-Forwarded-For`` names the client. None by default: the client is the socket's peer
+    and the header is ignored (see ``api/proxies.py``)."""
+
+    api_docs: bool = True
+    """``/openapi.json`` and ``/docs`` (Swagger UI from the installed wheel, no CDN)."""
+
+    metrics_token: SecretStr | None = None
+    """When set, every ``/metrics`` scrape must send ``Authorization: Bearer <token>``."""
+    metrics_address: str | None = None
+    """``host:port`` (``[::1]:9464`` for IPv6): serve ``/metrics`` there only, not on the
+    main port. Unset: ``/metrics`` is on the main port (open on a loopback bind only, unless
+    ``metrics_token`` is set; see ``api/metrics.py``)."""
 
     # --- sessions and login ---------------------------------------------------------------
     access_token_seconds: int = Field(default=300, ge=30)
@@ -125,6 +147,13 @@ class Settings(BaseSettings):
     """A deleted conversation (and its event log, search rows and shares) is removed for
     good this long after its deletion (an hourly sweep)."""
 
+    chat_imports_per_user: int = Field(default=1, ge=1)
+    """Imports (``POST /api/conversations/import``) one user may run at once, across every
+    instance (shared state); one more is a 429 ``import_in_progress``."""
+    chat_imports_per_instance: int = Field(default=2, ge=1)
+    """Imports one instance runs at once, whoever sends them; one more is a 503
+    ``imports_busy``. Each takes a core while its body is parsed and converted."""
+
     chat_semantic_search: str | None = None
     """``local`` (all-MiniLM-L6-v2, ``parley[semantic]``) or an embeddings model group:
     search also finds messages by meaning, fused with full-text hits (off when unset)."""
@@ -151,6 +180,25 @@ class Settings(BaseSettings):
     """Identical requests arriving while one is being answered wait this long for its
     answer, then call upstream themselves."""
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        """``PARLEY_TRUSTED_PROXIES=10.0.0.0/8, 192.168.1.7``: a comma-separated list."""
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        networks = []
+        for entry in value:
+            try:
+                networks.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return networks
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -164,6 +212,18 @@ class Settings(BaseSettings):
             if value.startswith(plain):
                 return async_ + value.removeprefix(plain)
         return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            _split_host_port(value)
+        return value
+
+    def metrics_bind(self) -> tuple[str, int]:
+        """``metrics_address`` as (host, port); only called when it is set."""
+        assert self.metrics_address is not None
+        return _split_host_port(self.metrics_address)
 
     @property
     def is_sqlite(self) -> bool:
@@ -195,3 +255,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _split_host_port(value: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port``; ValueError (a settings error naming the variable)
+    for anything else. Port 0 lets the system choose (tests)."""
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]") if host.startswith("[") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"must be host:port (like 127.0.0.1:9464), got {value!r}")
+    return host, int(port)

@@ -16,9 +16,9 @@ import msgspec
 from parley.config.loader import Deployment
 from parley.errors import UpstreamProtocolError
 from parley.gateway.batching import Batcher
-from parley.gateway.types import EmbeddingRequest, EmbeddingResult
 from parley.observability.metrics import Metrics
 from parley.providers.base import Provider
+from parley.schema.chat import EmbeddingRequest, EmbeddingResult
 
 _Item = tuple[list[float], int | None]
 """A vector and the whole call's upstream token count."""

@@ -3,6 +3,11 @@
 With ``drop_params`` they are removed and reported in a response header; without it the
 request is refused with a 400 naming the first such parameter, so nobody believes a
 ``seed`` or ``n`` was honoured when it was not.
+
+Three sources: the typed parameters an adapter cannot translate (``unsupported``), the
+top-level fields Parley has no type for (``ChatRequest.extra``: forwarded only where the
+adapter passes them through, i.e. ``openai_compatible``; OpenAI itself answers 400 for
+them), and what a deployment's configuration lists as ``refused_params``.
 """
 
 from __future__ import annotations
@@ -12,26 +17,47 @@ from typing import Any
 import msgspec
 
 from parley.errors import UnsupportedParameter
-from parley.gateway.types import ChatRequest
+from parley.schema.chat import ChatRequest
 
 # Values that ask for nothing beyond the default, so any provider honours them.
-_HARMLESS: dict[str, Any] = {"n": 1, "parallel_tool_calls": True, "logprobs": False}
+_HARMLESS: dict[str, Any] = {
+    "n": 1,
+    "parallel_tool_calls": True,
+    "logprobs": False,
+    "store": False,
+    "modalities": ["text"],
+}
 
 
-def unsupported_in(request: ChatRequest, unsupported: frozenset[str]) -> list[str]:
+def unsupported_in(
+    request: ChatRequest,
+    unsupported: frozenset[str],
+    *,
+    refused: frozenset[str] = frozenset(),
+    forwards_extra: bool = False,
+) -> list[str]:
+    """The parameters this request sets that the target cannot honour, typed ones first."""
     found = []
-    for name in sorted(unsupported):
+    for name in sorted(unsupported | refused):
         value = getattr(request, name, None)
         if value is None or (name in _HARMLESS and value == _HARMLESS[name]):
             continue
         found.append(name)
+    if request.extra:
+        found += sorted(n for n in request.extra if not forwards_extra or n in refused)
     return found
 
 
 def apply_drop_params(
-    request: ChatRequest, unsupported: frozenset[str], *, drop: bool, deployment: str
+    request: ChatRequest,
+    unsupported: frozenset[str],
+    *,
+    drop: bool,
+    deployment: str,
+    refused: frozenset[str] = frozenset(),
+    forwards_extra: bool = False,
 ) -> tuple[ChatRequest, list[str]]:
-    names = unsupported_in(request, unsupported)
+    names = unsupported_in(request, unsupported, refused=refused, forwards_extra=forwards_extra)
     if not names:
         return request, []
     if not drop:
@@ -40,5 +66,9 @@ def apply_drop_params(
             "drop_params to have Parley drop it",
             param=names[0],
         )
-    cleared = dict.fromkeys(names)
+    extra = request.extra or {}
+    cleared: dict[str, Any] = {name: None for name in names if name not in extra}
+    if extra:
+        kept = {name: value for name, value in extra.items() if name not in names}
+        cleared["extra"] = kept or None
     return msgspec.structs.replace(request, **cleared), names

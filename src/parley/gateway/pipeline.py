@@ -18,22 +18,28 @@ import msgspec
 
 from parley.config.loader import Deployment, ModelGroup
 from parley.config.models import Strategy
+from parley.config.secrets import Secret
 from parley.errors import InvalidRequest, ParleyError
-from parley.gateway import params, tokens
-from parley.gateway.admission import DEFAULT_PRIORITY
-from parley.gateway.breaker import BreakerState
-from parley.gateway.cache import ResponseCache
-from parley.gateway.cachestep import CACHE_DEPLOYMENT, CacheStep, Lookup, split_directive
-from parley.gateway.caller import ANONYMOUS, Caller
+from parley.gateway import params
+from parley.gateway.accounting import tokens
+from parley.gateway.accounting.caller import ANONYMOUS, Caller
+from parley.gateway.accounting.policy import Call, Policies
+from parley.gateway.cache.replay import Assembler, replay
+from parley.gateway.cache.step import CACHE_DEPLOYMENT, CacheStep, Lookup, split_directive
+from parley.gateway.cache.store import ResponseCache
+from parley.gateway.client_base import client_deployment
 from parley.gateway.embeddings import EmbeddingCalls
-from parley.gateway.health import HealthBook
-from parley.gateway.policy import Call, Policies
 from parley.gateway.registry import ModelRegistry
-from parley.gateway.replay import Assembler, replay
-from parley.gateway.resilience import Lease, Outcome, Resilience
-from parley.gateway.router import Router, RouteRequest
-from parley.gateway.selector import Selection, Selector
-from parley.gateway.types import (
+from parley.gateway.routing.admission import DEFAULT_PRIORITY
+from parley.gateway.routing.breaker import BreakerState
+from parley.gateway.routing.health import HealthBook
+from parley.gateway.routing.resilience import Lease, Outcome, Resilience
+from parley.gateway.routing.router import Router, RouteRequest
+from parley.gateway.routing.selector import Selection, Selector
+from parley.observability.logging import get_logger
+from parley.observability.metrics import Metrics
+from parley.providers.base import ChunkStream, Provider, stream_ended_early
+from parley.schema.chat import (
     CacheDirective,
     ChatCompletion,
     ChatCompletionChunk,
@@ -42,10 +48,6 @@ from parley.gateway.types import (
     EmbeddingResult,
     Usage,
 )
-from parley.observability.logging import get_logger
-from parley.observability.metrics import Metrics
-from parley.providers.base import ChunkStream, Provider, stream_ended_early
-from parley.providers.http1 import split_url
 from parley.state import BreakerSync
 
 log = get_logger(__name__)
@@ -62,6 +64,8 @@ class CallOptions:
     strategy: Strategy | None = None
     cache: CacheDirective | None = None
     """From the ``Cache-Control`` header; merged with the body's ``cache`` object."""
+    upstream_key: Secret | None = None
+    """The client's own key for the upstream its ``api_base`` names (``client_base.py``)."""
 
 
 DEFAULT_OPTIONS = CallOptions()
@@ -197,7 +201,7 @@ class Gateway:
         group: ModelGroup,
         request: ChatRequest,
         options: CallOptions,
-        attempt: Callable[[ModelGroup, ChatRequest, Deployment], Awaitable[T]],
+        attempt: Callable[[ModelGroup, ChatRequest, Deployment, CallOptions], Awaitable[T]],
     ) -> Outcome[T]:
         """Route and call with resilience, up to the first byte."""
         route = RouteRequest(
@@ -206,7 +210,7 @@ class Gateway:
             strategy=options.strategy if group.allow_strategy_override else None,
         )
         outcome = await self._run(
-            call, group, route, lambda dep: attempt(group, request, dep), options
+            call, group, route, lambda dep: attempt(group, request, dep, options), options
         )
         outcome.lease.first_byte()
         call.first_token()
@@ -234,40 +238,44 @@ class Gateway:
     async def _succeeded(self, call: Call, lease: Lease, usage: Usage) -> None:
         """Settle a finished call: health, metrics, limits and the usage record."""
         await lease.close(ok=True, tokens=usage.total_tokens)
-        self._metrics.record_tokens(call.group, lease.deployment.label, usage)
+        self._metrics.record_tokens(
+            call.group, lease.deployment.label, usage.prompt_tokens, usage.completion_tokens
+        )
         if lease.ttft is not None:
             self._metrics.child(self._metrics.ttft_seconds, call.group).observe(lease.ttft)
         await self.policies.finish(call, status=200, deployment=lease.deployment, usage=usage)
 
     def _prepare(
-        self, group: ModelGroup, deployment: Deployment, request: ChatRequest
+        self, group: ModelGroup, deployment: Deployment, request: ChatRequest, options: CallOptions
     ) -> _Prepared:
         provider = self.registry.provider(deployment)
-        provider, request = self._guard_api_base(provider, request)
+        provider, request = self._guard_api_base(provider, request, options)
         drop = self._drop_params if group.drop_params is None else group.drop_params
         request, dropped = params.apply_drop_params(
-            request, provider.unsupported_params, drop=drop, deployment=deployment.label
+            request,
+            provider.unsupported_params,
+            drop=drop,
+            deployment=deployment.label,
+            refused=deployment.refused_params,
+            forwards_extra=provider.forwards_extra,
         )
         return _Prepared(provider, request, dropped)
 
     def _guard_api_base(
-        self, provider: Provider, request: ChatRequest
+        self, provider: Provider, request: ChatRequest, options: CallOptions
     ) -> tuple[Provider, ChatRequest]:
-        """SSRF guard: credentials only ever go to configured URLs, unless an admin opted in."""
+        """SSRF guard: credentials only ever go to configured URLs; a client-chosen URL
+        (where an admin opted in) gets the client's own key and nothing of the deployment's.
+        Runs for every attempt, so retries and fallbacks are guarded alike."""
         override = request.api_base or request.base_url
         if override is None:
             return provider, request
         param = "api_base" if request.api_base else "base_url"
-        if not provider.deployment.allow_client_api_base:
-            raise InvalidRequest(
-                f"{param} cannot be set per request for model {request.model!r}", param=param
-            )
-        try:
-            split_url(override)  # the transport's own reading of it
-        except ValueError:
-            raise InvalidRequest(f"{param} must be an http(s) URL", param=param) from None
+        deployment = client_deployment(
+            provider.deployment, override, param, options.upstream_key, request.model
+        )
         request = msgspec.structs.replace(request, api_base=None, base_url=None)
-        return self.registry.with_api_base(provider, override), request
+        return self.registry.one_off(deployment), request
 
     async def chat(
         self,
@@ -295,19 +303,19 @@ class Gateway:
         return ChatOutcome(completion, label, prepared.dropped, call.headers)
 
     async def _complete(
-        self, group: ModelGroup, request: ChatRequest, deployment: Deployment
+        self, group: ModelGroup, request: ChatRequest, deployment: Deployment, options: CallOptions
     ) -> tuple[ChatCompletion, _Prepared]:
-        prepared = self._prepare(group, deployment, request)
+        prepared = self._prepare(group, deployment, request, options)
         with self._metrics.upstream_call(deployment):
             completion = await prepared.provider.complete(prepared.request)
         return completion, prepared
 
     async def _open(
-        self, group: ModelGroup, request: ChatRequest, deployment: Deployment
+        self, group: ModelGroup, request: ChatRequest, deployment: Deployment, options: CallOptions
     ) -> tuple[_OpenStream, _Prepared]:
         """Open the stream and read its first chunk, so a failure up to there can still
         fail over."""
-        prepared = self._prepare(group, deployment, request)
+        prepared = self._prepare(group, deployment, request, options)
         with self._metrics.upstream_call(deployment):
             stream_cm = prepared.provider.open_stream(prepared.request)
             upstream = await stream_cm.__aenter__()
@@ -416,6 +424,8 @@ class Gateway:
                     delta = choice.delta
                     if delta.content:
                         text.append(delta.content)
+                    if delta.reasoning_content:
+                        text.append(delta.reasoning_content)
                     for tool_call in delta.tool_calls or []:
                         if tool_call.function and tool_call.function.arguments:
                             text.append(tool_call.function.arguments)
@@ -453,7 +463,7 @@ class Gateway:
         try:
             texts = request.texts()
         except ValueError as exc:
-            raise InvalidRequest(str(exc), param="input") from None
+            raise InvalidRequest(f"Invalid value for 'input': {exc}", param="input") from None
         group = self.registry.group(request.model)
         call = await self.policies.begin(
             caller,
@@ -532,6 +542,8 @@ def _completion_text(completion: ChatCompletion) -> str:
     parts: list[str] = []
     for choice in completion.choices:
         parts.append(choice.message.content or "")
+        if isinstance(choice.message.reasoning_content, str):
+            parts.append(choice.message.reasoning_content)
         for call in choice.message.tool_calls or []:
             parts.append(call.function.arguments)
     return "".join(parts)

@@ -4,7 +4,6 @@ Which deployment serves a request is the router's business (``router.py``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from parley.config.loader import Deployment, ModelGroup
 from parley.errors import ModelNotFound
@@ -41,6 +40,7 @@ class ModelRegistry:
     def provider(self, deployment: Deployment) -> Provider:
         return self._providers[deployment.label]
 
-    def with_api_base(self, provider: Provider, api_base: str) -> Provider:
-        """A one-off adapter at a client-chosen base URL (only where an admin allowed it)."""
-        return self._factory(replace(provider.deployment, api_base=api_base.rstrip("/")))
+    def one_off(self, deployment: Deployment) -> Provider:
+        """A one-off adapter for a deployment built per request (a client-chosen base URL,
+        ``client_base.py``), on the shared pool."""
+        return self._factory(deployment)

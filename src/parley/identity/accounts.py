@@ -5,6 +5,7 @@ time, whether or not the account exists."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from parley.errors import (
     TooManyAttempts,
 )
 from parley.identity import mfa
+from parley.identity.invitations import Invitations
 from parley.identity.keys import now_ms
 from parley.identity.passwords import Passwords, check_policy
 from parley.identity.sessions import Sessions
@@ -42,6 +44,10 @@ class LockoutPolicy:
     forget_s: float = 12 * 3600.0
 
 
+RevocationHook = Callable[[str, list[str]], Awaitable[None]]
+"""Called with (user id, session ids) once sessions are revoked everywhere."""
+
+
 @dataclass(frozen=True, slots=True)
 class Authenticated:
     claims: AccessClaims
@@ -62,11 +68,14 @@ class Accounts:
         self._db = db
         self._state = state
         self.users = Users(db)
+        self.invitations = Invitations(db)
         self.tokens = tokens
         self.passwords = passwords
         self.sessions = sessions
         self._lockout = lockout
         self._user_cache: dict[str, tuple[User, float]] = {}
+        self.revoked: list[RevocationHook] = []
+        """Told of every revoked session (the live hub closes their sockets)."""
 
     # --- registration and login -------------------------------------------------------
 
@@ -184,7 +193,7 @@ class Accounts:
     async def refresh(self, token: str) -> dict[str, Any]:
         session, following = await self.sessions.rotate(token)
         if following is None:
-            await self._flag_sessions([session.id])
+            await self._flag_sessions(session.user_id, [session.id])
             raise AuthenticationFailed(
                 "refresh token reused: the session has been revoked", code="token_reused"
             )
@@ -205,11 +214,7 @@ class Accounts:
 
     async def authenticate(self, token: str) -> Authenticated:
         claims = await self.tokens.verify(token)
-        try:
-            revoked = await self._state.has_flag(state_keys.revoked("session", claims.sid))
-        except StateError as exc:
-            raise ServiceUnavailable("sessions cannot be checked right now; retry") from exc
-        if revoked:
+        if await self.is_revoked(claims.sid):
             raise AuthenticationFailed("session revoked", code="invalid_token")
         user = await self._cached_user(claims.sub)
         if user.disabled:
@@ -227,22 +232,32 @@ class Accounts:
         self._user_cache[user_id] = (user, now)
         return user
 
-    async def _flag_sessions(self, session_ids: list[str]) -> None:
+    async def _flag_sessions(self, user_id: str, session_ids: list[str]) -> None:
+        """Every way a session ends comes here: requests with its tokens are refused on
+        every instance (the shared flag), and its open sockets are closed (the hooks)."""
         ttl = self.tokens.access_seconds + 60  # outlives every access token of the session
         for session_id in session_ids:
             await self._state.set_flag(state_keys.revoked("session", session_id), ttl)
+        for hook in self.revoked:
+            await hook(user_id, session_ids)
+
+    async def is_revoked(self, session_id: str) -> bool:
+        try:
+            return await self._state.has_flag(state_keys.revoked("session", session_id))
+        except StateError as exc:
+            raise ServiceUnavailable("sessions cannot be checked right now; retry") from exc
 
     async def logout(self, auth: Authenticated) -> None:
         await self.sessions.revoke(auth.claims.sid)
-        await self._flag_sessions([auth.claims.sid])
+        await self._flag_sessions(auth.user.id, [auth.claims.sid])
 
     async def revoke_session(self, auth: Authenticated, session_id: str) -> None:
         await self.sessions.revoke(session_id, user_id=auth.user.id)
-        await self._flag_sessions([session_id])
+        await self._flag_sessions(auth.user.id, [session_id])
 
     async def logout_all(self, user_id: str) -> int:
         ids = await self.sessions.revoke_all(user_id)
-        await self._flag_sessions(ids)
+        await self._flag_sessions(user_id, ids)
         return len(ids)
 
     # --- password and MFA -------------------------------------------------------------
@@ -257,7 +272,7 @@ class Accounts:
         self._user_cache.pop(auth.user.id, None)
         # other sessions may belong to whoever knew the old password
         others = await self.sessions.revoke_all(auth.user.id, keep=auth.claims.sid)
-        await self._flag_sessions(others)
+        await self._flag_sessions(auth.user.id, others)
 
     async def mfa_enroll(self, auth: Authenticated) -> dict[str, str]:
         if auth.user.mfa_enabled:

@@ -3,7 +3,7 @@
 Only a sha256 of the key is stored (the key is random, so a slow hash would add nothing but
 latency) plus a short visible prefix to tell keys apart in listings. Each request looks the
 hash up in a small in-process cache backed by one indexed query; revocation reaches every
-instance at once through a flag in the shared state (see ``gateway/limits.py``), and the
+instance at once through a flag in the shared state (see ``gateway/accounting/limits.py``), and the
 flag outlives the cache so no instance can serve a revoked key from memory.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Select, and_, or_, select, update
 
 from parley.errors import AuthenticationFailed, InvalidRequest, NotFound
-from parley.gateway.caller import BudgetPeriod, Caller, Limits, Principal
+from parley.gateway.accounting.caller import BudgetPeriod, Caller, Limits, Principal
 from parley.store.db import Database
 from parley.store.tables import api_keys, teams, users
 

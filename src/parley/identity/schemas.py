@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from parley.errors import InvalidRequest
 from parley.identity.keys import KeySpec
 
+MAX_COUNT = 2**31 - 1
+"""The largest rpm, tpm or max_parallel: the columns are 32-bit integers."""
+MAX_USD = 1e9
+"""The largest budget: a billion dollars, 1e18 nano-dollars, inside the 64-bit column."""
+
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -19,11 +24,11 @@ class KeyCreate(BaseModel):
     team_id: str | None = None
     user_id: str | None = None
     models: list[str] | None = None
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
-    max_parallel: int | None = Field(default=None, ge=1)
-    budget_usd: float | None = Field(default=None, ge=0)
-    soft_budget_usd: float | None = Field(default=None, ge=0)
+    rpm: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    tpm: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    max_parallel: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    budget_usd: float | None = Field(default=None, ge=0, le=MAX_USD)
+    soft_budget_usd: float | None = Field(default=None, ge=0, le=MAX_USD)
     budget_period: Literal["daily", "weekly", "monthly", "total"] = "monthly"
     expires_in_days: float | None = Field(default=None, gt=0)
     tier: str | None = None
@@ -55,11 +60,11 @@ class KeyCreate(BaseModel):
 class _LimitFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
-    max_parallel: int | None = Field(default=None, ge=1)
-    budget_usd: float | None = Field(default=None, ge=0)
-    soft_budget_usd: float | None = Field(default=None, ge=0)
+    rpm: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    tpm: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    max_parallel: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    budget_usd: float | None = Field(default=None, ge=0, le=MAX_USD)
+    soft_budget_usd: float | None = Field(default=None, ge=0, le=MAX_USD)
     budget_period: Literal["daily", "weekly", "monthly", "total"] | None = None
     reset_budget: bool | None = None
     """True starts the current budget period's spend again from zero, now."""
@@ -103,6 +108,13 @@ class MemberSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["owner", "admin", "member", "viewer"]
+
+
+class InvitationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=3, max_length=320)
+    role: Literal["owner", "admin", "member", "viewer"] = "member"
 
 
 def _nusd(usd: float | None) -> int | None:

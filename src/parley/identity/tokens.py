@@ -4,12 +4,20 @@ so every instance signs and verifies with the same set.
 Rotation: the newest key signs; a key stops signing after ``rotate_days`` and keeps
 verifying for a day more (far longer than any access token lives), and
 ``/.well-known/jwks.json`` publishes every key still verifying. Instances reload the set
-every minute, and at once when a token names a ``kid`` they have not seen.
+every minute, and sooner when a token names a ``kid`` they have not seen, but at most once
+per ``UNKNOWN_KID_RELOAD_S``: the header is the sender's to choose, so a stream of made-up
+``kid`` values must not become a stream of database reads.
+
+A token is untrusted input until its signature checks out: its header must be a JSON
+object naming a string ``kid`` and ``alg`` ES256 with no ``crit`` extensions (Parley
+defines none), and whatever else is wrong with it is the same 401.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import binascii
 import json
 import time
 import uuid
@@ -29,6 +37,8 @@ ISSUER = "parley"
 ALG = "ES256"
 _OVERLAP_MS = 86_400_000
 _RELOAD_S = 60.0
+UNKNOWN_KID_RELOAD_S = 5.0
+"""The least time between two reloads of the key set caused by tokens naming unknown keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,7 @@ class TokenSigner:
         self._public: list[dict[str, Any]] = []
         self._loaded = 0.0
         self._current_retire_ms = 0
+        self._reloading = asyncio.Lock()
 
     async def load(self) -> None:
         """Read the key set; make a new signing key when none is current."""
@@ -97,6 +108,15 @@ class TokenSigner:
     async def _fresh(self) -> None:
         stale = time.monotonic() - self._loaded > _RELOAD_S
         if self._current is None or stale or time.time() * 1000 >= self._current_retire_ms:
+            await self._reload(older_than=0.0)
+
+    async def _reload(self, *, older_than: float) -> None:
+        """Load the key set unless it was loaded less than ``older_than`` seconds ago;
+        requests that need a reload at the same time share one."""
+        started = time.monotonic()
+        async with self._reloading:
+            if self._current is not None and self._loaded > started - older_than:
+                return  # loaded meanwhile (by a request that queued first) or recently
             await self.load()
 
     def jwks(self) -> dict[str, Any]:
@@ -136,10 +156,15 @@ class TokenSigner:
         try:
             kid = _kid(token)
             if kid not in {k.kid for k in self._keys.keys}:
-                await self.load()  # a key made by another instance since our last load
+                # a key made by another instance since our last load, or a made-up kid
+                await self._reload(older_than=UNKNOWN_KID_RELOAD_S)
+                if kid not in {k.kid for k in self._keys.keys}:
+                    raise ValueError("token names an unknown signing key")
             decoded = jwt.decode(token, self._keys, algorithms=[ALG])
-        except (JoseError, ValueError) as exc:
+        except (JoseError, ValueError, TypeError) as exc:
             raise AuthenticationFailed("invalid or expired token", code="invalid_token") from exc
+        if not isinstance(decoded.claims, dict):
+            raise AuthenticationFailed("invalid or expired token", code="invalid_token")
         c = decoded.claims
         now = int(time.time())
         if (
@@ -163,9 +188,16 @@ class TokenSigner:
 
 
 def _kid(token: str) -> str:
+    """The ``kid`` of a token whose header has the one shape Parley issues; ``ValueError``
+    for any other (a list, null, a string, bad base64, a ``crit`` list, another ``alg``)."""
     head = token.split(".", 1)[0]
-    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError("token header is not base64url JSON") from exc
+    if not isinstance(header, dict):
+        raise ValueError("token header is not a JSON object")
     kid = header.get("kid")
-    if not isinstance(kid, str):
-        raise ValueError("token has no kid")
+    if not isinstance(kid, str) or header.get("alg") != ALG or "crit" in header:
+        raise ValueError("token header is not one Parley issues")
     return kid

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
-from parley.errors import Conflict, InvalidRequest, NotFound
-from parley.gateway.caller import Limits
+from parley.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from parley.gateway.accounting.caller import Limits
 from parley.identity.keys import new_id, now_ms
 from parley.store.db import Database
 from parley.store.tables import memberships, teams, users
@@ -16,6 +16,11 @@ from parley.store.tables import memberships, teams, users
 Role = Literal["owner", "admin", "member", "viewer"]
 ROLES: tuple[Role, ...] = ("owner", "admin", "member", "viewer")
 MANAGING_ROLES = frozenset({"owner", "admin"})
+_OWNERS_ONLY = "only an owner or a global admin may make, change or remove an owner"
+_MEMBERS_ONLY = (
+    "a team admin may change only the roles of the team's members; "
+    "invite anyone else with POST /admin/teams/{team_id}/invitations"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +166,15 @@ class Users:
             if row is None:
                 raise NotFound(f"no team with id {team_id!r}")
             members = await conn.execute(
-                select(memberships.c.user_id, memberships.c.role).where(
-                    memberships.c.team_id == team_id
-                )
+                select(
+                    memberships.c.user_id, memberships.c.role, memberships.c.invitation_id
+                ).where(memberships.c.team_id == team_id)
             )
             found = dict(row._mapping)
-            found["members"] = [dict(m._mapping) for m in members]
+            found["members"] = [
+                {"user_id": m.user_id, "role": m.role, "by_invitation": m.invitation_id is not None}
+                for m in members
+            ]
         return found
 
     async def update_team(self, team_id: str, **values: Any) -> None:
@@ -175,23 +183,90 @@ class Users:
         if result.rowcount == 0:
             raise NotFound(f"no team with id {team_id!r}")
 
-    async def set_member(self, team_id: str, user_id: str, role: Role) -> None:
+    async def joined_by_invitation(self, team_id: str, user_id: str) -> bool:
+        """Whether the user is a member of the team who accepted an invitation to it."""
+        query = select(memberships.c.invitation_id).where(
+            memberships.c.team_id == team_id, memberships.c.user_id == user_id
+        )
+        async with self._db.read() as conn:
+            return await conn.scalar(query) is not None
+
+    async def set_member(
+        self,
+        team_id: str,
+        user_id: str,
+        role: Role,
+        *,
+        owner_rights: bool = True,
+        members_only: bool = False,
+    ) -> None:
+        """Add the user to the team or change their role. Making, demoting or removing an
+        owner needs ``owner_rights`` (403); demoting the team's only owner is refused
+        (409 ``last_owner``). With ``members_only`` (a team admin) only a member's role
+        may change: anyone else, whether or not the id exists, is the same 403, so a
+        team admin neither adds people without their consent nor learns which ids exist.
+        All of it is decided under the team's lock."""
         await self.team(team_id)
-        await self.get(user_id)
+        if not members_only:
+            await self.get(user_id)
         async with self._db.write() as conn:
-            await conn.execute(
-                delete(memberships).where(
-                    memberships.c.team_id == team_id, memberships.c.user_id == user_id
+            current = await _locked_role(conn, team_id, user_id)
+            if current is None and members_only:
+                raise PermissionDenied(_MEMBERS_ONLY)
+            if "owner" in (role, current) and not owner_rights:
+                raise PermissionDenied(_OWNERS_ONLY)
+            if current is None:
+                await conn.execute(
+                    memberships.insert().values(user_id=user_id, team_id=team_id, role=role)
                 )
-            )
+                return
+            if current == "owner" and role != "owner":
+                await _keep_an_owner(conn, team_id, user_id)
             await conn.execute(
-                memberships.insert().values(user_id=user_id, team_id=team_id, role=role)
+                update(memberships)
+                .where(memberships.c.team_id == team_id, memberships.c.user_id == user_id)
+                .values(role=role)
             )
 
-    async def remove_member(self, team_id: str, user_id: str) -> None:
+    async def remove_member(self, team_id: str, user_id: str, *, owner_rights: bool = True) -> None:
+        """Take the user out of the team (a no-op when they are not in it); an owner only
+        with ``owner_rights``, and never the team's only owner."""
         async with self._db.write() as conn:
+            if await _locked_role(conn, team_id, user_id) == "owner":
+                if not owner_rights:
+                    raise PermissionDenied(_OWNERS_ONLY)
+                await _keep_an_owner(conn, team_id, user_id)
             await conn.execute(
                 delete(memberships).where(
                     memberships.c.team_id == team_id, memberships.c.user_id == user_id
                 )
             )
+
+
+async def _locked_role(conn: Any, team_id: str, user_id: str) -> str | None:
+    """The member's role, read after locking the team's row (PostgreSQL), so two owners
+    stepping down at once cannot both see the other still there. SQLite has one writer."""
+    await conn.execute(select(teams.c.id).where(teams.c.id == team_id).with_for_update())
+    role = await conn.scalar(
+        select(memberships.c.role).where(
+            memberships.c.team_id == team_id, memberships.c.user_id == user_id
+        )
+    )
+    return None if role is None else str(role)
+
+
+async def _keep_an_owner(conn: Any, team_id: str, leaving: str) -> None:
+    others = await conn.scalar(
+        select(func.count())
+        .select_from(memberships)
+        .where(
+            memberships.c.team_id == team_id,
+            memberships.c.role == "owner",
+            memberships.c.user_id != leaving,
+        )
+    )
+    if not others:
+        raise Conflict(
+            "a team keeps at least one owner: make another member owner first",
+            code="last_owner",
+        )

@@ -25,7 +25,6 @@ from prometheus_client import (
 
 from parley.config.loader import Deployment
 from parley.errors import ParleyError
-from parley.gateway.types import Usage
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
@@ -219,9 +218,9 @@ class Metrics:
                 time.perf_counter() - started
             )
 
-    def record_tokens(self, group: str, deployment: str, usage: Usage) -> None:
-        self.child(self.tokens, group, deployment, "prompt").inc(usage.prompt_tokens)
-        self.child(self.tokens, group, deployment, "completion").inc(usage.completion_tokens)
+    def record_tokens(self, group: str, deployment: str, prompt: int, completion: int) -> None:
+        self.child(self.tokens, group, deployment, "prompt").inc(prompt)
+        self.child(self.tokens, group, deployment, "completion").inc(completion)
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

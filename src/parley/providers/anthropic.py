@@ -15,29 +15,6 @@ from typing import Any
 
 from parley.config.loader import Deployment
 from parley.errors import InvalidRequest, UpstreamProtocolError, UpstreamStatusError
-from parley.gateway.types import (
-    AssistantMessage,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatRequest,
-    Choice,
-    ChunkChoice,
-    Delta,
-    EmbeddingRequest,
-    EmbeddingResult,
-    FunctionCall,
-    FunctionDelta,
-    ImagePart,
-    NamedToolChoice,
-    ResponseMessage,
-    TextPart,
-    ToolCall,
-    ToolCallDelta,
-    ToolMessage,
-    Usage,
-    UserMessage,
-    text_of,
-)
 from parley.providers import convert
 from parley.providers.base import (
     ChunkStream,
@@ -47,9 +24,29 @@ from parley.providers.base import (
     json_body,
     now,
     stream_ended_early,
+    unexpected,
 )
 from parley.providers.http import StreamingResponse, UpstreamClient
 from parley.providers.sse import iter_sse
+from parley.schema.chat import (
+    OPENAI_ONLY_PARAMS,
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    Choice,
+    Delta,
+    EmbeddingRequest,
+    EmbeddingResult,
+    ImagePart,
+    NamedToolChoice,
+    TextPart,
+    ToolCall,
+    ToolMessage,
+    Usage,
+    UserMessage,
+    text_of,
+)
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -66,17 +63,22 @@ _FINISH = {
 
 
 class AnthropicProvider:
-    unsupported_params: frozenset[str] = frozenset(
-        {
-            "n",
-            "seed",
-            "logprobs",
-            "top_logprobs",
-            "presence_penalty",
-            "frequency_penalty",
-            "logit_bias",
-        }
-    )
+    # safety_identifier is translated (metadata.user_id, as user is); top_k is Anthropic's.
+    unsupported_params: frozenset[str] = (
+        frozenset(
+            {
+                "n",
+                "seed",
+                "logprobs",
+                "top_logprobs",
+                "presence_penalty",
+                "frequency_penalty",
+                "logit_bias",
+            }
+        )
+        | OPENAI_ONLY_PARAMS
+    ) - {"safety_identifier"}
+    forwards_extra: bool = False
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment
@@ -99,13 +101,8 @@ class AnthropicProvider:
             await self._client.post(self._url, self._headers(), json_body(body)),
             self._client.deployment,
         )
-        try:
+        with unexpected(self._client.deployment, "an unexpected message"):
             return anthropic_to_parley_completion(data, json_mode=_json_mode(request))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UpstreamProtocolError(
-                f"upstream {self._client.deployment} sent an unexpected message",
-                deployment=self._client.deployment,
-            ) from exc
 
     @contextlib.asynccontextmanager
     async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChunkStream]:
@@ -144,10 +141,12 @@ def to_anthropic(request: ChatRequest, model: str, *, stream: bool) -> dict[str,
         body["temperature"] = request.temperature
     if request.top_p is not None:
         body["top_p"] = request.top_p
+    if request.top_k is not None:
+        body["top_k"] = request.top_k
     if request.stop_list:
         body["stop_sequences"] = request.stop_list
-    if request.user:
-        body["metadata"] = {"user_id": request.user}
+    if request.user or request.safety_identifier:
+        body["metadata"] = {"user_id": request.user or request.safety_identifier}
     tools, tool_choice = _tools(request)
     if tools:
         body["tools"] = tools
@@ -271,17 +270,11 @@ def anthropic_to_parley_completion(data: dict[str, Any], *, json_mode: bool) -> 
             if json_mode and block["name"] == JSON_TOOL:
                 texts.append(convert.dumps(block["input"]))
             else:
-                calls.append(
-                    ToolCall(
-                        block["id"], FunctionCall(block["name"], convert.dumps(block["input"]))
-                    )
-                )
+                calls.append(convert.tool_call(block["id"], block["name"], block["input"]))
     finish = _FINISH.get(str(data.get("stop_reason")), convert.FINISH_STOP)
     if json_mode and not calls and finish == convert.FINISH_TOOLS:
         finish = convert.FINISH_STOP
-    message = ResponseMessage(
-        content="".join(texts) if texts or not calls else None, tool_calls=calls or None
-    )
+    message = convert.answer(texts, calls)
     return ChatCompletion(
         id=str(data["id"]),
         created=now(),
@@ -307,9 +300,7 @@ class _StreamTranslator:
         self._finish: str | None = None
 
     def _chunk(self, delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
-        return ChatCompletionChunk(
-            self._id, self._created, self._model, [ChunkChoice(0, delta, finish)]
-        )
+        return convert.chunk(self._id, self._created, self._model, delta, finish)
 
     async def chunks(self) -> ChunkStream:
         deployment = self._upstream.deployment
@@ -324,7 +315,7 @@ class _StreamTranslator:
                 if kind == "message_stop":
                     usage = _usage({**self._input_usage, "output_tokens": self._output_tokens})
                     yield self._chunk(Delta(), self._finish or convert.FINISH_STOP)
-                    yield ChatCompletionChunk(self._id, self._created, self._model, [], usage=usage)
+                    yield convert.chunk(self._id, self._created, self._model, None, usage=usage)
                     return
                 if kind == "error":
                     error = data.get("error") or {}
@@ -359,18 +350,10 @@ class _StreamTranslator:
                 return None
             tool_index = len(self._tool_index)
             self._tool_index[index] = tool_index
-            return self._chunk(
-                Delta(
-                    tool_calls=[
-                        ToolCallDelta(
-                            tool_index,
-                            id=str(block["id"]),
-                            type="function",
-                            function=FunctionDelta(name=str(block["name"]), arguments=""),
-                        )
-                    ]
-                )
+            start = convert.tool_call_delta(
+                tool_index, "", call_id=str(block["id"]), name=str(block["name"])
             )
+            return self._chunk(Delta(tool_calls=[start]))
         if kind == "content_block_delta":
             delta, index = data["delta"], int(data["index"])
             if delta["type"] == "text_delta":
@@ -379,15 +362,8 @@ class _StreamTranslator:
                 partial = str(delta["partial_json"])
                 if index in self._json_blocks:
                     return self._chunk(Delta(content=partial))
-                return self._chunk(
-                    Delta(
-                        tool_calls=[
-                            ToolCallDelta(
-                                self._tool_index[index], function=FunctionDelta(arguments=partial)
-                            )
-                        ]
-                    )
-                )
+                more = convert.tool_call_delta(self._tool_index[index], partial)
+                return self._chunk(Delta(tool_calls=[more]))
             return None  # thinking / signature deltas have no OpenAI counterpart
         if kind == "message_delta":
             reason = (data.get("delta") or {}).get("stop_reason")

@@ -5,22 +5,22 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Protocol
 
 import msgspec
 
 from parley.config.loader import Deployment
 from parley.errors import UpstreamProtocolError, UpstreamStatusError
-from parley.gateway.types import (
+from parley.observability.redact import redactor
+from parley.providers.http import RawResponse, StreamingResponse
+from parley.schema.chat import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
     EmbeddingRequest,
     EmbeddingResult,
 )
-from parley.observability.redact import redactor
-from parley.providers.http import RawResponse, StreamingResponse
 
 ChunkStream = AsyncIterator[ChatCompletionChunk]
 
@@ -36,6 +36,9 @@ class Provider(Protocol):
 
     deployment: Deployment
     unsupported_params: frozenset[str]
+    """Typed parameters the adapter cannot honour (``gateway/params.py``)."""
+    forwards_extra: bool
+    """Whether top-level fields Parley has no type for are sent upstream as they came."""
 
     async def complete(self, request: ChatRequest) -> ChatCompletion: ...
 
@@ -126,3 +129,16 @@ async def check_stream(upstream: StreamingResponse) -> None:
         raise_for_status(
             upstream.status, upstream.headers, await upstream.read_all(), upstream.deployment
         )
+
+
+@contextlib.contextmanager
+def unexpected(deployment: str, what: str) -> Iterator[None]:
+    """Around reading a provider's answer: a field missing or of the wrong type (``KeyError``,
+    ``TypeError``, ``ValueError``) is the upstream's fault, said as one protocol error
+    naming ``what`` it sent ("an unexpected message", "a malformed chunk")."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UpstreamProtocolError(
+            f"upstream {deployment} sent {what}", deployment=deployment
+        ) from exc

@@ -9,15 +9,24 @@ from typing import Any
 import msgspec
 
 from parley.errors import InvalidRequest
-from parley.gateway.types import (
+from parley.schema.chat import (
     AssistantMessage,
+    ChatCompletionChunk,
     ChatRequest,
+    ChunkChoice,
+    Delta,
     DeveloperMessage,
+    FunctionCall,
+    FunctionDelta,
     JSONObjectFormat,
     JSONSchemaFormat,
     Message,
+    ResponseMessage,
     SystemMessage,
+    ToolCall,
+    ToolCallDelta,
     ToolMessage,
+    Usage,
     text_of,
 )
 
@@ -99,3 +108,46 @@ def append_turn(turns: list[dict[str, Any]], role: str, key: str, items: list[An
         turns[-1][key].extend(items)
     else:
         turns.append({"role": role, key: items})
+
+
+# --- building Parley's answers from a provider's --------------------------------------
+
+
+def tool_call(call_id: str, name: str, arguments: Any) -> ToolCall:
+    """A whole tool call; ``arguments`` is the provider's parsed object, sent on as JSON text."""
+    return ToolCall(call_id, FunctionCall(name, dumps(arguments)))
+
+
+def answer(texts: list[str], calls: list[ToolCall]) -> ResponseMessage:
+    """A completion's message: its text (None when the model only called tools) and calls."""
+    return ResponseMessage(
+        content="".join(texts) if texts or not calls else None, tool_calls=calls or None
+    )
+
+
+def tool_call_delta(
+    index: int, arguments: str, *, call_id: str | None = None, name: str | None = None
+) -> ToolCallDelta:
+    """A streamed piece of a tool call: its start (with ``call_id`` and ``name``) or more of
+    its arguments."""
+    return ToolCallDelta(
+        index,
+        id=call_id,
+        type="function" if call_id is not None else None,
+        function=FunctionDelta(name=name, arguments=arguments),
+    )
+
+
+def chunk(
+    completion_id: str,
+    created: int,
+    model: str,
+    delta: Delta | None,
+    finish: str | None = None,
+    *,
+    index: int = 0,
+    usage: Usage | None = None,
+) -> ChatCompletionChunk:
+    """One stream chunk; ``delta=None`` is the usage-only chunk that ends a stream."""
+    choices = [] if delta is None else [ChunkChoice(index, delta, finish)]
+    return ChatCompletionChunk(completion_id, created, model, choices, usage=usage)

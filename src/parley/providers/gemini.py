@@ -17,29 +17,6 @@ from urllib.parse import quote
 
 from parley.config.loader import Deployment
 from parley.errors import InvalidRequest, UpstreamProtocolError
-from parley.gateway.types import (
-    AssistantMessage,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatRequest,
-    Choice,
-    ChunkChoice,
-    Delta,
-    EmbeddingRequest,
-    EmbeddingResult,
-    FunctionCall,
-    FunctionDelta,
-    ImagePart,
-    NamedToolChoice,
-    ResponseMessage,
-    TextPart,
-    ToolCall,
-    ToolCallDelta,
-    ToolMessage,
-    Usage,
-    UserMessage,
-    text_of,
-)
 from parley.providers import convert
 from parley.providers.base import (
     ChunkStream,
@@ -51,9 +28,29 @@ from parley.providers.base import (
     now,
     raise_for_status,
     stream_ended_early,
+    unexpected,
 )
 from parley.providers.http import StreamingResponse, UpstreamClient
 from parley.providers.sse import iter_sse
+from parley.schema.chat import (
+    OPENAI_ONLY_PARAMS,
+    AssistantMessage,
+    ChatCompletion,
+    ChatRequest,
+    Choice,
+    Delta,
+    EmbeddingRequest,
+    EmbeddingResult,
+    ImagePart,
+    NamedToolChoice,
+    ResponseMessage,
+    TextPart,
+    ToolCall,
+    ToolMessage,
+    Usage,
+    UserMessage,
+    text_of,
+)
 
 _FINISH = {
     "STOP": convert.FINISH_STOP,
@@ -70,9 +67,11 @@ _UNSUPPORTED_SCHEMA_KEYS = frozenset({"additionalProperties", "$schema", "strict
 
 
 class GeminiProvider:
-    unsupported_params: frozenset[str] = frozenset(
-        {"logprobs", "top_logprobs", "logit_bias", "parallel_tool_calls"}
+    unsupported_params: frozenset[str] = (
+        frozenset({"logprobs", "top_logprobs", "logit_bias", "parallel_tool_calls"})
+        | OPENAI_ONLY_PARAMS
     )
+    forwards_extra: bool = False
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment
@@ -92,13 +91,8 @@ class GeminiProvider:
             f"{self._model_path}:generateContent", self._headers(), json_body(to_gemini(request))
         )
         data = check_response(resp, self._client.deployment)
-        try:
+        with unexpected(self._client.deployment, "an unexpected response"):
             return gemini_to_parley_completion(data, self.deployment.model)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UpstreamProtocolError(
-                f"upstream {self._client.deployment} sent an unexpected response",
-                deployment=self._client.deployment,
-            ) from exc
 
     @contextlib.asynccontextmanager
     async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChunkStream]:
@@ -129,13 +123,8 @@ class GeminiProvider:
             json_body({"requests": requests}),
         )
         data = check_response(resp, self._client.deployment)
-        try:
+        with unexpected(self._client.deployment, "unexpected embeddings"):
             vectors = [list(map(float, e["values"])) for e in data["embeddings"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UpstreamProtocolError(
-                f"upstream {self._client.deployment} sent unexpected embeddings",
-                deployment=self._client.deployment,
-            ) from exc
         return EmbeddingResult(vectors, self.deployment.model, None)
 
 
@@ -241,6 +230,7 @@ def _generation_config(request: ChatRequest) -> dict[str, Any]:
     pairs = (
         ("temperature", request.temperature),
         ("topP", request.top_p),
+        ("topK", request.top_k),
         ("maxOutputTokens", request.output_limit),
         ("candidateCount", request.n),
         ("seed", request.seed),
@@ -318,8 +308,9 @@ def _read_parts(candidate: dict[str, Any]) -> tuple[list[str], list[ToolCall]]:
             texts.append(str(part["text"]))
         elif "functionCall" in part:
             call = part["functionCall"]
-            arguments = convert.dumps(call.get("args") or {})
-            calls.append(ToolCall(_call_id(call), FunctionCall(str(call["name"]), arguments)))
+            calls.append(
+                convert.tool_call(_call_id(call), str(call["name"]), call.get("args") or {})
+            )
     return texts, calls
 
 
@@ -327,9 +318,7 @@ def gemini_to_parley_completion(data: dict[str, Any], model: str) -> ChatComplet
     choices: list[Choice] = []
     for position, candidate in enumerate(data.get("candidates") or []):
         texts, calls = _read_parts(candidate)
-        message = ResponseMessage(
-            content="".join(texts) if texts or not calls else None, tool_calls=calls or None
-        )
+        message = convert.answer(texts, calls)
         index = int(candidate.get("index", position))
         choices.append(Choice(index, message, _finish(candidate.get("finishReason"), bool(calls))))
     if not choices:  # the prompt itself was blocked (promptFeedback.blockReason)
@@ -364,11 +353,12 @@ async def _stream(upstream: StreamingResponse, model: str) -> ChunkStream:
             candidates = data.get("candidates") or []
             if not candidates and (data.get("promptFeedback") or {}).get("blockReason"):
                 finished.add(0)
-                yield ChatCompletionChunk(
+                yield convert.chunk(
                     completion_id,
                     created,
                     model,
-                    [ChunkChoice(0, Delta(role="assistant", content=""), convert.FINISH_FILTER)],
+                    Delta(role="assistant", content=""),
+                    convert.FINISH_FILTER,
                 )
             for position, candidate in enumerate(candidates):
                 index = int(candidate.get("index", position))
@@ -379,13 +369,8 @@ async def _stream(upstream: StreamingResponse, model: str) -> ChunkStream:
                 tool_counts[index] = first + len(whole_calls)
                 # Gemini streams each function call whole, so one delta carries all of it.
                 calls = [
-                    ToolCallDelta(
-                        first + n,
-                        id=call.id,
-                        type="function",
-                        function=FunctionDelta(
-                            name=call.function.name, arguments=call.function.arguments
-                        ),
+                    convert.tool_call_delta(
+                        first + n, call.function.arguments, call_id=call.id, name=call.function.name
                     )
                     for n, call in enumerate(whole_calls)
                 ]
@@ -395,9 +380,7 @@ async def _stream(upstream: StreamingResponse, model: str) -> ChunkStream:
                 if candidate.get("finishReason"):
                     finish = _finish(candidate["finishReason"], tool_counts.get(index, 0) > 0)
                     finished.add(index)
-                yield ChatCompletionChunk(
-                    completion_id, created, model, [ChunkChoice(index, delta, finish)]
-                )
+                yield convert.chunk(completion_id, created, model, delta, finish, index=index)
         except (KeyError, TypeError, ValueError) as exc:
             raise UpstreamProtocolError(
                 f"upstream {deployment} sent a malformed chunk", deployment=deployment
@@ -405,4 +388,4 @@ async def _stream(upstream: StreamingResponse, model: str) -> ChunkStream:
     if not finished or not started <= finished:
         raise stream_ended_early(deployment)
     if usage is not None:
-        yield ChatCompletionChunk(completion_id, created, model, [], usage=usage)
+        yield convert.chunk(completion_id, created, model, None, usage=usage)

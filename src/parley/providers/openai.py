@@ -1,7 +1,8 @@
 """OpenAI Chat Completions and Embeddings: Parley's own types are this wire format.
 
 The adapter's work is small: point at the deployment's model, always ask upstream for
-usage in streams (so accounting never has to guess), and validate what comes back.
+usage in streams (so accounting never has to guess), and validate what comes back
+(filling the ids, times and indexes some compatible servers leave out: ``openai_fill``).
 Azure and OpenAI-compatible servers reuse it with other URLs and headers.
 """
 
@@ -15,14 +16,6 @@ import msgspec
 
 from parley.config.loader import Deployment
 from parley.errors import UpstreamProtocolError, UpstreamStatusError
-from parley.gateway.types import (
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatRequest,
-    EmbeddingRequest,
-    EmbeddingResult,
-    StreamOptions,
-)
 from parley.providers.base import (
     ChunkStream,
     check_response,
@@ -30,16 +23,28 @@ from parley.providers.base import (
     json_body,
     raise_for_status,
     stream_ended_early,
+    unexpected,
 )
 from parley.providers.http import StreamingResponse, UpstreamClient
+from parley.providers.openai_fill import Fallback, decode_filled
 from parley.providers.sse import iter_sse
+from parley.schema.chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    EmbeddingRequest,
+    EmbeddingResult,
+    StreamOptions,
+)
 
 _chunk_decoder = msgspec.json.Decoder(ChatCompletionChunk)
 _completion_decoder = msgspec.json.Decoder(ChatCompletion)
 
 
 class OpenAIProvider:
-    unsupported_params: frozenset[str] = frozenset()
+    # OpenAI answers 400 for any parameter it does not document, top_k included.
+    unsupported_params: frozenset[str] = frozenset({"top_k"})
+    forwards_extra: bool = False
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment
@@ -58,7 +63,13 @@ class OpenAIProvider:
         return headers
 
     def _chat_body(self, request: ChatRequest) -> bytes:
-        return json_body(msgspec.structs.replace(request, model=self.deployment.model))
+        extra = request.extra
+        body = json_body(msgspec.structs.replace(request, model=self.deployment.model, extra=None))
+        if not extra:
+            return body
+        # Fields Parley has no type for, spliced in at the top level as they came (the
+        # params step let them through only for adapters that forward them).
+        return body[:-1] + b"," + json_body(extra)[1:]
 
     # --- Provider ----------------------------------------------------------------------
 
@@ -69,7 +80,9 @@ class OpenAIProvider:
         )
         raise_for_status(resp.status, resp.headers, resp.body, self._client.deployment)
         try:
-            return _completion_decoder.decode(resp.body)
+            return decode_filled(
+                resp.body, _completion_decoder, ChatCompletion, Fallback(self.deployment.model)
+            )
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise UpstreamProtocolError(
                 f"upstream {self._client.deployment} sent an unexpected completion: {exc}",
@@ -88,11 +101,12 @@ class OpenAIProvider:
             yield self._chunks(upstream)
 
     async def _chunks(self, upstream: StreamingResponse) -> ChunkStream:
+        fallback = Fallback(self.deployment.model)
         async for event in iter_sse(upstream.lines()):
             if event.data == "[DONE]":
                 return
             try:
-                yield _chunk_decoder.decode(event.data)
+                yield decode_filled(event.data, _chunk_decoder, ChatCompletionChunk, fallback)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 raise _stream_error(event.data, upstream.deployment) from exc
         raise stream_ended_early(upstream.deployment)
@@ -109,18 +123,13 @@ class OpenAIProvider:
             payload["user"] = request.user
         resp = await self._client.post(self._url("embeddings"), self._headers(), json_body(payload))
         data = check_response(resp, self._client.deployment)
-        try:
+        with unexpected(self._client.deployment, "unexpected embeddings"):
             rows = sorted(data["data"], key=lambda row: row["index"])
             vectors = [list(map(float, row["embedding"])) for row in rows]
             usage = data.get("usage") or {}
             return EmbeddingResult(
                 vectors, str(data.get("model", self.deployment.model)), usage.get("prompt_tokens")
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UpstreamProtocolError(
-                f"upstream {self._client.deployment} sent unexpected embeddings",
-                deployment=self._client.deployment,
-            ) from exc
 
 
 def _stream_error(data: str, deployment: str) -> Exception:

@@ -9,4 +9,12 @@ from parley.providers.openai import OpenAIProvider
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
-    """Distinct type so logs, metrics and capability checks can tell the two apart."""
+    """Distinct type so logs, metrics and capability checks can tell the two apart.
+
+    Unlike OpenAI, these servers take sampling parameters of their own (``top_k``,
+    ``min_p``, ``repeat_penalty``, ...), sent as ``extra_body`` by the SDKs: unknown
+    top-level fields pass through, unless the deployment lists them in ``refused_params``.
+    """
+
+    unsupported_params: frozenset[str] = frozenset()
+    forwards_extra: bool = True

@@ -15,6 +15,11 @@ def parallel(scope: str, ident: str) -> str:
     return f"{PREFIX}par:{scope}:{ident}"
 
 
+def importing(user_id: str) -> str:
+    """The concurrency slots of a user's conversation imports."""
+    return f"{PREFIX}import:{user_id}"
+
+
 def spend(scope: str, ident: str, period: str) -> str:
     """Budget counter for one period, e.g. ``parley:spend:team:<id>:m2026-11``."""
     return f"{PREFIX}spend:{scope}:{ident}:{period}"
@@ -48,7 +53,7 @@ SEMANTIC_STREAM = f"{PREFIX}cache:semantic"
 
 
 def cache_entry(address: str) -> str:
-    """A cached answer; ``address`` is ``namespace:group:digest`` (``gateway/cachekey.py``)."""
+    """A cached answer; ``address`` is ``namespace:group:digest`` (``gateway/cache/keys.py``)."""
     return f"{PREFIX}cache:e:{address}"
 
 

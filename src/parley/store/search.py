@@ -16,7 +16,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parley.store.db import Database
@@ -47,31 +47,48 @@ async def add(
     kind: str,
     body: str,
 ) -> None:
-    if not body.strip():
+    await add_many(conn, [Row(owner_id, conversation_id, message_id, kind, body)])
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One searchable text: a message's or a conversation's title."""
+
+    owner_id: str
+    conversation_id: str
+    message_id: str | None
+    kind: str
+    body: str
+
+
+async def add_many(conn: AsyncConnection, rows: list[Row]) -> None:
+    """Index several texts in one statement (an import's batch); blank ones are skipped."""
+    values = [
+        {
+            "body": r.body,
+            "owner": r.owner_id,
+            "conversation": r.conversation_id,
+            "message": r.message_id,
+            "kind": r.kind,
+        }
+        for r in rows
+        if r.body.strip()
+    ]
+    if not values:
         return
     if conn.dialect.name == "sqlite":
         statement = text(
             "INSERT INTO message_search (body, owner_id, conversation_id, message_id, kind) "
             "VALUES (:body, :owner, :conversation, :message, :kind)"
         )
-        values: dict[str, str] = {}
     else:
         statement = text(
             "INSERT INTO message_search (id, owner_id, conversation_id, message_id, kind, body) "
             "VALUES (:id, :owner, :conversation, :message, :kind, :body)"
         )
-        values = {"id": uuid.uuid4().hex}
-    await conn.execute(
-        statement,
-        {
-            **values,
-            "body": body,
-            "owner": owner_id,
-            "conversation": conversation_id,
-            "message": message_id,
-            "kind": kind,
-        },
-    )
+        for value in values:
+            value["id"] = uuid.uuid4().hex
+    await conn.execute(statement, values)
 
 
 async def remove(conn: AsyncConnection, conversation_id: str, kind: str | None = None) -> None:
@@ -81,6 +98,17 @@ async def remove(conn: AsyncConnection, conversation_id: str, kind: str | None =
         text(f"DELETE FROM message_search WHERE conversation_id = :c{clause}"),
         {"c": conversation_id, "kind": kind},
     )
+
+
+async def remove_many(conn: AsyncConnection, conversation_ids: list[str]) -> None:
+    """Every row of these conversations (an import rolled back)."""
+    if conversation_ids:
+        await conn.execute(
+            text("DELETE FROM message_search WHERE conversation_id IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            ),
+            {"ids": conversation_ids},
+        )
 
 
 async def clear(conn: AsyncConnection) -> None:

@@ -85,7 +85,26 @@ memberships = Table(
     Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("team_id", Id, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
     Column("role", String(16), nullable=False),  # owner | admin | member | viewer
+    # The accepted invitation the member joined by; null = put there by a global admin.
+    # A team admin may mint keys billed to a member only when this is set (their consent).
+    Column("invitation_id", Id),
     Index(None, "team_id"),  # members of a team
+)
+
+team_invitations = Table(
+    "team_invitations",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("team_id", Id, ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False),  # the invitee's, lower-cased
+    Column("role", String(16), nullable=False),
+    Column("invited_by", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("accepted_ms", BigInteger),
+    Column("accepted_by", Id),
+    Index(None, "email"),  # a user's pending invitations
+    Index(None, "team_id"),
 )
 
 api_keys = Table(

@@ -8,6 +8,10 @@ streams whose client went away (``disconnects``).
 
 Keys: any non-empty key is accepted except ones starting with ``bad``, which get a 401 whose
 message echoes the key, as real providers partly do, so tests can prove Parley scrubs it.
+
+The OpenAI and Azure chat routes refuse what the real API refuses (``openai_rules``):
+missing required fields, wrong types, unknown top-level parameters. ``/compat/v1`` is an
+OpenAI-compatible server that takes any extra parameter, as vLLM or llama.cpp do.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +34,7 @@ from parley.testing.formats import (
     OpenAIFormat,
     WireFormat,
 )
+from parley.testing.openai_rules import Rejected, check_chat
 from parley.testing.scenario import Behaviour
 
 _BODY: web.RequestKey[Any] = web.RequestKey("parsed_body", object)  # JSON, or raw bytes
@@ -64,6 +69,7 @@ class FakeUpstream:
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._record])
         app.router.add_post("/v1/chat/completions", self._openai_chat)
+        app.router.add_post("/compat/v1/chat/completions", self._compatible_chat)
         app.router.add_post("/v1/embeddings", self._openai_embeddings)
         app.router.add_get("/v1/models", self._openai_models)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure_chat)
@@ -130,12 +136,19 @@ class FakeUpstream:
     async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._check_bearer(request, _OPENAI, optional=True)) is not None:
             return denied
+        return await self._chat(request, _OPENAI, None, check=check_chat)
+
+    async def _compatible_chat(self, request: web.Request) -> web.StreamResponse:
+        """An OpenAI-compatible server (vLLM-like): OpenAI's format, but parameters of its
+        own (``top_k``, ``min_p``, ...) are taken, not refused."""
         return await self._chat(request, _OPENAI, None)
 
     async def _azure_chat(self, request: web.Request) -> web.StreamResponse:
         if (denied := self._check_azure(request)) is not None:
             return denied
-        return await self._chat(request, _OPENAI, request.match_info["deployment"])
+        return await self._chat(
+            request, _OPENAI, request.match_info["deployment"], check=_check_azure_chat
+        )
 
     async def _anthropic_messages(self, request: web.Request) -> web.StreamResponse:
         if not request.headers.get("anthropic-version"):
@@ -167,10 +180,16 @@ class FakeUpstream:
         fmt: WireFormat,
         path_model: str | None,
         force_stream: bool | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> web.StreamResponse:
         body = request[_BODY]
         if not isinstance(body, dict):
             return _json(fmt.error(400, "request body is not a JSON object"), 400)
+        if check is not None:
+            try:
+                check(body)
+            except Rejected as exc:
+                return _json(exc.body, 400)
         try:
             parsed = fmt.read(body, path_model)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -182,6 +201,7 @@ class FakeUpstream:
             if self._faults
             else scenario.parse_model(parsed.model, self.defaults)
         )
+        parsed.sparse = behaviour.sparse
         await asyncio.sleep(behaviour.latency)
         if behaviour.status is not None:
             headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else None
@@ -328,6 +348,10 @@ class FakeUpstream:
         return None
 
 
+def _check_azure_chat(body: dict[str, Any]) -> None:
+    check_chat(body, azure=True)
+
+
 def _family(path: str) -> str:
     if path.startswith("/openai/"):
         return "azure"
@@ -335,6 +359,8 @@ def _family(path: str) -> str:
         return "gemini"
     if path == "/v1/messages":
         return "anthropic"
+    if path.startswith("/compat/"):
+        return "openai_compatible"
     return "openai"
 
 

@@ -22,6 +22,8 @@ class Parsed:
     stream: bool
     include_usage: bool
     n: int = 1
+    sparse: bool = False
+    """Leave out id, created, model and choices' index (OpenAI format)."""
 
 
 def _frame(data: Any, event: str | None = None) -> bytes:
@@ -93,17 +95,39 @@ class OpenAIFormat:
             int(body.get("n") or 1),
         )
 
-    def _usage(self, parsed: Parsed, answer: Answer) -> dict[str, int]:
-        completion = max(1, len(answer.words))
+    def _usage(self, parsed: Parsed, answer: Answer) -> dict[str, Any]:
+        reasoning = count_words(answer.reasoning or "")
+        completion = max(1, len(answer.words)) + reasoning
         prompt = parsed.conversation.prompt_words
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
+            # As OpenAI sends them.
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": reasoning,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
         }
+
+    @staticmethod
+    def _thin(parsed: Parsed, payload: dict[str, Any]) -> dict[str, Any]:
+        """What a sparse compatible server sends: no id, created, model or index."""
+        if not parsed.sparse:
+            return payload
+        for name in ("id", "created", "model"):
+            payload.pop(name, None)
+        for choice in payload.get("choices") or ():
+            choice.pop("index", None)
+        return payload
 
     def complete(self, parsed: Parsed, answer: Answer) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
+        if answer.reasoning is not None:
+            message["reasoning_content"] = answer.reasoning
         finish = "stop"
         if answer.tool_name:
             message["tool_calls"] = [
@@ -117,18 +141,19 @@ class OpenAIFormat:
                 }
             ]
             finish = "tool_calls"
-        return {
+        reply = {
             "id": "chatcmpl-" + uuid.uuid4().hex[:24],
             "object": "chat.completion",
             "created": int(time.time()),
             "model": parsed.model,
             "choices": [
-                {"index": i, "message": message, "logprobs": None, "finish_reason": finish}
+                {"index": i, "message": dict(message), "logprobs": None, "finish_reason": finish}
                 for i in range(parsed.n)
             ],
             "usage": self._usage(parsed, answer),
             "system_fingerprint": "fp_fake",
         }
+        return self._thin(parsed, reply)
 
     def frames(self, parsed: Parsed, answer: Answer) -> list[bytes]:
         base = {
@@ -148,9 +173,13 @@ class OpenAIFormat:
             }
             if parsed.include_usage:
                 payload["usage"] = None
-            return _frame(payload)
+            return _frame(self._thin(parsed, payload))
 
         frames = [chunk({"role": "assistant", "content": "", "refusal": None})]
+        if answer.reasoning is not None:
+            frames += [
+                chunk({"reasoning_content": word}) for word in Answer(answer.reasoning).words
+            ]
         if answer.tool_name:
             frames.append(
                 chunk(
@@ -175,7 +204,8 @@ class OpenAIFormat:
             frames += [chunk({"content": word}) for word in answer.words]
             frames.append(chunk({}, "stop"))
         if parsed.include_usage:
-            frames.append(_frame({**base, "choices": [], "usage": self._usage(parsed, answer)}))
+            usage = {**base, "choices": [], "usage": self._usage(parsed, answer)}
+            frames.append(_frame(self._thin(parsed, usage)))
         frames.append(b"data: [DONE]\n\n")
         return frames
 

@@ -15,6 +15,10 @@ joined with ``+``, e.g. ``gpt-4o-mini+ttft-2+stream-cut-3``:
     stream-malformed[-N]  send an unparsable chunk after N chunks (default 2)
     stream-error[-N] send the provider's in-band error event after N chunks (default 2)
     no-usage         (OpenAI format) leave usage out, as some compatible servers do
+    sparse           (OpenAI format) leave out id, created, model and choices' index, as
+                     some compatible servers do
+    reasoning        (OpenAI format) send reasoning_content before the answer (in the
+                     message, or as deltas), as vLLM, llama.cpp and DeepSeek do
     context-overflow 400 saying the prompt exceeds the model's context window
     content-filter   400 saying the content was refused by the content policy
 """
@@ -43,6 +47,8 @@ class Behaviour:
     omit_usage: bool = False
     error_after: int | None = None
     error_message: str | None = None
+    sparse: bool = False
+    reasoning: bool = False
 
 
 CONTEXT_OVERFLOW = (
@@ -69,6 +75,12 @@ def parse_model(model: str, base: Behaviour) -> Behaviour:
             continue
         if part == "no-usage":
             behaviour = replace(behaviour, omit_usage=True)
+            continue
+        if part == "sparse":
+            behaviour = replace(behaviour, sparse=True)
+            continue
+        if part == "reasoning":
+            behaviour = replace(behaviour, reasoning=True)
             continue
         if part == "context-overflow":
             behaviour = replace(behaviour, status=400, error_message=CONTEXT_OVERFLOW)
@@ -121,6 +133,7 @@ class Answer:
     text: str | None
     tool_name: str | None = None
     tool_args: dict[str, Any] | None = None
+    reasoning: str | None = None
 
     @property
     def words(self) -> list[str]:
@@ -131,7 +144,15 @@ class Answer:
 
 
 def answer(conv: Conversation, behaviour: Behaviour) -> Answer:
-    """Deterministic: a tool call when tools are offered, JSON in JSON mode, else an echo."""
+    """Deterministic: a tool call when tools are offered, JSON in JSON mode, else an echo;
+    with ``reasoning``, a line of reasoning before it."""
+    result = _answer(conv, behaviour)
+    if behaviour.reasoning:
+        result.reasoning = f"Thinking about: {conv.last_user_text}"
+    return result
+
+
+def _answer(conv: Conversation, behaviour: Behaviour) -> Answer:
     if conv.forced_tool is not None:
         schema = next((t["schema"] for t in conv.tools if t["name"] == conv.forced_tool), None)
         return Answer(None, conv.forced_tool, example_for(schema, conv.last_user_text))
