@@ -16,8 +16,10 @@ Each gateway runs with its request path on: Parley authenticates a ``pk-`` key, 
 keeps breakers, admission, metrics and its per-request log line (to /dev/null).
 
 Prints one table: requests/s, p50, p99, added latency against the direct upstream at the
-same concurrency, and the ratio to LiteLLM; then RSS at idle and after load, and start-up
-time to the first served request.
+same concurrency, the gateway's CPU time per request (its own and its workers', from /proc:
+the figure to compare across runs when the machine is shared, since requests/s moves with
+what else runs on the core), and the ratio to LiteLLM; then RSS at idle and after load, and
+start-up time to the first served request.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +174,10 @@ class Run:
     p99_ms: float
     errors: int
     detail: str = ""
+    requests: int = 0
+    cpu_us: float | None = None
+    """The gateway's CPU time (user + system, its workers included) per request: unlike
+    requests/s, it barely moves when another tenant of the machine takes the core."""
 
 
 def wrk(url: str, script: Path, connections: int, seconds: float) -> Run:
@@ -202,6 +208,7 @@ def wrk(url: str, script: Path, connections: int, seconds: float) -> Run:
         p50_ms=data["p50"] / 1000,
         p99_ms=data["p99"] / 1000,
         errors=data["errors"] + data["non2xx"],
+        requests=data["requests"],
         detail=", ".join(
             f"{kind} {data[kind]}"
             for kind in ("connect", "read", "write", "timeout", "non2xx")
@@ -214,14 +221,38 @@ def _errs(run: Run) -> str:
     return f"{run.errors} ({run.detail})" if run.errors else "0"
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (LiteLLM forks its workers)."""
-    total = 0
+def _pids(pid: int) -> list[int]:
+    """A process and its children (LiteLLM forks its workers)."""
     pids = [pid]
     with contextlib.suppress(OSError):
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         pids += [int(c) for c in children]
-    for p in pids:
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (from /proc)."""
+    ticks = 0
+    for p in _pids(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, run: Callable[[], Run]) -> Run:
+    """``run`` with the gateway's CPU time per request filled in."""
+    before = cpu_seconds(pid)
+    result = run()
+    spent = cpu_seconds(pid) - before
+    result.cpu_us = spent / result.requests * 1e6 if result.requests else None
+    return result
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (LiteLLM forks its workers)."""
+    total = 0
+    for p in _pids(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -373,7 +404,8 @@ def parley_setup(tmp: Path, upstream: str, port: int) -> tuple[list[str], dict[s
 
 def _row(label: str, c: int, path: str, run: Run, base: Run | None, *, note: str) -> list[object]:
     added = (run.p50_ms - base.p50_ms, run.p99_ms - base.p99_ms) if base else (0.0, 0.0)
-    return [label, c, path, _errs(run), run.rps, run.p50_ms, run.p99_ms, *added, note]
+    cpu = "" if run.cpu_us is None else run.cpu_us
+    return [label, c, path, _errs(run), run.rps, run.p50_ms, run.p99_ms, *added, cpu, note]
 
 
 def main() -> None:
@@ -453,6 +485,7 @@ def main() -> None:
             "p99 ms",
             "added p50",
             "added p99",
+            "CPU us/req",
             "vs LiteLLM",
         ],
         rows,
@@ -505,10 +538,14 @@ def _measure(
             script = _lua(tmp, "bench-sse" if stream else "bench", key, stream)
             wrk(url, script, 10, 2)  # warm-up
             for c in args.concurrency:
-                runs[(mode, c)] = wrk(url, script, c, args.duration)
+                runs[(mode, c)] = measured(
+                    proc.pid, lambda c=c, s=script: wrk(url, s, c, args.duration)
+                )
         slow_script = _lua(tmp, "bench-slow", key, False)
         for c in args.slow_connections:
-            runs[("slow", c)] = wrk(url, slow_script, c, args.slow_duration)
+            runs[("slow", c)] = measured(
+                proc.pid, lambda c=c: wrk(url, slow_script, c, args.slow_duration)
+            )
         loaded = rss_mb(proc.pid)
     return runs, {"startup": boot, "rss_idle": idle, "rss_loaded": loaded}
 
