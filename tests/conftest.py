@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,30 @@ def parley(loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path) -> Itera
 
     with servers:
         yield start
+
+
+CHROMIUM = os.environ.get("PARLEY_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under playwright, one for the whole run (playwright's sync API
+    allows one driver per thread). Missing Chromium skips, but fails under ``CI=true``
+    (scripts/install-chromium.sh installs it)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Chromium missing at {CHROMIUM}: scripts/install-chromium.sh installs it")
+        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/install-chromium.sh)")
+    with sync_api.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

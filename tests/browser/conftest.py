@@ -1,15 +1,15 @@
 """Browser tests: Debian's Chromium, driven by Python playwright, against a real
 ``parley serve`` subprocess in front of the ``parley.testing`` fake upstream.
 
-One browser and one server per session; a fresh browser context (cookies, storage) per
-test, and each test registers its own user. Every request a page makes is checked: one
-that leaves 127.0.0.1 is aborted and fails the test.
+One browser (the ``browser`` fixture, in tests/conftest.py) and one server per session; a
+fresh browser context (cookies, storage) per test, and each test registers its own user.
+Every request a page makes is checked: one that leaves 127.0.0.1 is aborted and fails the
+test.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -26,18 +26,7 @@ import pytest
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, free_port
 
-CHROMIUM = os.environ.get("PARLEY_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "correct horse battery staple 9"
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 @dataclass
@@ -130,18 +119,6 @@ def server(
             proc.wait()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if not shutil.which(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Chromium missing at {CHROMIUM}: scripts/install-chromium.sh installs it")
-        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/install-chromium.sh)")
-    with playwright_api.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 class Guard:
     """Aborts, and remembers, every request that leaves 127.0.0.1."""
 
@@ -204,4 +181,5 @@ def register(page: Any, *, name: str = "Ada Lovelace", email: str | None = None)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     page.get_by_role("textbox", name="Message").wait_for()
+    page.get_by_role("combobox", name="Model").wait_for()  # Send waits for the model list
     return email

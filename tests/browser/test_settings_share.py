@@ -33,7 +33,7 @@ def test_settings_and_presets_and_a_concurrent_change(new_page: NewPage) -> None
     dialog.get_by_label("New preset name").fill("Pirate")
     dialog.get_by_role("button", name="Save as preset").click()
     dialog.get_by_text("Saved preset “Pirate”.").wait_for()
-    dialog.get_by_role("button", name="Save").click()
+    dialog.get_by_role("button", name="Save", exact=True).click()
     dialog.wait_for(state="hidden")
 
     page.reload()
@@ -54,7 +54,7 @@ def test_settings_and_presets_and_a_concurrent_change(new_page: NewPage) -> None
     other.get_by_role("textbox", name="Conversation title").press("Enter")
     nav.get_by_role("link", name="Renamed elsewhere").wait_for()
     dialog.get_by_label("Top p").fill("0.5")
-    dialog.get_by_role("button", name="Save").click()
+    dialog.get_by_role("button", name="Save", exact=True).click()
     dialog.get_by_text("This conversation was changed in another tab or device.").wait_for()
     dialog.get_by_role("button", name="Reload").click()
     page.get_by_role("heading", name="Renamed elsewhere").wait_for()
@@ -133,7 +133,7 @@ def test_account_password_two_factor_and_sessions(new_page: NewPage, server: Ser
 
     # Signing in again now asks for the second factor; a recovery code works once.
     recovery, spare = (codes.nth(i).inner_text().strip() for i in (0, 1))
-    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log out", exact=True).click()
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()

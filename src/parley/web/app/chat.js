@@ -280,10 +280,13 @@ export async function fork(messageId) {
   navigate(`/c/${encodeURIComponent(copy.id)}`);
 }
 
-/** Replace the conversation's settings, unless another change landed first (409). */
-export async function saveSettings(settings) {
+/**
+ * Replace the conversation's settings, unless another change landed since `version` (the
+ * one the form was filled from): then the server refuses (409) and nothing is overwritten.
+ */
+export async function saveSettings(settings, version) {
   const current = open.value.conversation;
-  const updated = await api.update(current.id, { settings, expected_version: current.version });
+  const updated = await api.update(current.id, { settings, expected_version: version });
   if (open.value?.conversation.id === current.id) {
     open.value = { ...open.value, conversation: { ...open.value.conversation, ...updated } };
   }

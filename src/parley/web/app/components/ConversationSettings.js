@@ -25,10 +25,12 @@ export function ConversationSettings({ isOpen, onClose }) {
   const [list, setList] = useState([]);
   const [error, setError] = useState(null);
   const [saved, setSaved] = useState(null);
+  const [version, setVersion] = useState(null); // what the form was filled from
 
   useEffect(() => {
     if (!isOpen || !conversation) return;
     setValues({ ...(conversation.settings || {}) });
+    setVersion(conversation.version);
     setError(null);
     setSaved(null);
     presets.list().then((found) => setList(found.data), setError);
@@ -42,7 +44,7 @@ export function ConversationSettings({ isOpen, onClose }) {
     event.preventDefault();
     setError(null);
     try {
-      await saveSettings(fromForm(event.currentTarget));
+      await saveSettings(fromForm(event.currentTarget), version);
       onClose();
     } catch (caught) {
       setError(caught);

@@ -51,7 +51,7 @@ function decorate(root, streaming) {
     const isOpen = streaming && pre.closest("[data-open]");
     if (isOpen) continue; // a code fence still being written: decorate once it is finished
     pre.dataset.decorated = "1";
-    const source = code.textContent;
+    const source = code.textContent.replace(/\n$/, ""); // the fence's text, as written
     const button = document.createElement("button");
     button.type = "button";
     button.className = "copy-code";

@@ -23,7 +23,8 @@ export function ShareDialog({ isOpen, onClose }) {
   async function create() {
     try {
       const share = await shares.create(conversationId);
-      setMade(new URL(share.path, location.origin).href);
+      // The API's `path` is its JSON route; people get the page that renders it.
+      setMade(new URL(`/s/${encodeURIComponent(share.token)}`, location.origin).href);
       setCopied(false);
       setList([share, ...list]);
     } catch (caught) {
