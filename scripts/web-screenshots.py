@@ -36,7 +36,8 @@ ARGS = [
 ]
 QUESTION = (
     "Compare the two options in a table, then show the formula and a Python helper:\n\n"
-    "| option | cost | speed |\n|---|---|---|\n| cache | $0 | 1 ms |\n| model | $0.002 | 800 ms |\n\n"
+    "| option | cost | speed |\n|---|---|---|\n"
+    "| cache | $0 | 1 ms |\n| model | $0.002 | 800 ms |\n\n"
     "$$\\text{saving} = \\sum_i c_i \\cdot h_i$$\n\n"
     "```python\ndef saving(costs, hits):\n    return sum(c * h for c, h in zip(costs, hits))\n```"
 )
