@@ -4,6 +4,7 @@ shared (PostgreSQL + Redis) backends."""
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import re
 from collections.abc import Callable
@@ -51,6 +52,25 @@ class Account:
 @pytest.fixture
 def client(start: Callable[..., Client]) -> Client:
     return start(allow_registration=True)
+
+
+def test_the_first_account_of_an_embedded_install_is_its_admin(
+    start: Callable[..., Client], backend: dict[str, Any]
+) -> None:
+    """On the embedded tier with no admin key, whoever registers first administers the
+    install (the register page says so); nobody after them, and never on the shared tiers,
+    whose admins come from the admin key. Two registering at once make exactly one admin."""
+    client = start(allow_registration=True, admin_key=None)
+    embedded = not backend
+    before = client.http.get("/auth/setup").json()
+    assert before == {"registration_open": True, "first_account_is_admin": embedded}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        accounts = list(pool.map(lambda n: Account(client, f"first{n}@example.com"), (1, 2)))
+    admins = [a.get("/api/me").json()["is_admin"] for a in accounts]
+    assert sorted(admins) == ([False, True] if embedded else [False, False])
+    later = Account(client, "later@example.com")
+    assert later.get("/api/me").json()["is_admin"] is False
+    assert client.http.get("/auth/setup").json()["first_account_is_admin"] is False
 
 
 def test_register_login_me_and_jwks(client: Client) -> None:

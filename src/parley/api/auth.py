@@ -19,6 +19,7 @@ from parley.api.bodies import Body
 from parley.api.deps import bearer_token, client_ip, json_response, services
 from parley.api.errors import render_parley_error
 from parley.api.jsonbody import decode_json
+from parley.config import Settings
 from parley.errors import AuthenticationFailed, PermissionDenied
 from parley.identity.accounts import Authenticated
 from parley.identity.audit import audit
@@ -89,13 +90,36 @@ async def current_user(request: Request) -> Authenticated:
     return await services(request).accounts.authenticate(token)
 
 
+def _embedded(settings: Settings) -> bool:
+    """One process on SQLite with no shared state and no admin key: the install where the
+    first account to register becomes the admin. Elsewhere the operator bootstraps admins
+    with ``PARLEY_ADMIN_KEY``, and nobody becomes one by registering first."""
+    return settings.is_sqlite and settings.redis_url is None and settings.admin_key is None
+
+
+@router.get("/auth/setup")
+async def setup(request: Request) -> Response:
+    """What the register page tells a visitor: whether they may register, and whether the
+    account they make will administer this install (nobody has registered yet)."""
+    svc = services(request)
+    first = _embedded(svc.settings) and not await svc.accounts.users.any_exist()
+    return _json(
+        {"registration_open": svc.settings.registration_open, "first_account_is_admin": first}
+    )
+
+
 @router.post("/auth/register")
 async def register(request: Request) -> Response:
     svc = services(request)
     if not svc.settings.registration_open:
         raise PermissionDenied("registration is closed; ask an admin", code="registration_closed")
     body: Register = await _body(request, Register)
-    user = await svc.accounts.register(email=body.email, password=body.password, name=body.name)
+    user = await svc.accounts.register(
+        email=body.email,
+        password=body.password,
+        name=body.name,
+        admin_if_first=_embedded(svc.settings),
+    )
     await audit(
         svc.db, actor=user.id, action="user.register", target=user.id, ip=client_ip(request)
     )

@@ -4,6 +4,7 @@ time, whether or not the account exists."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -74,23 +75,40 @@ class Accounts:
         self.sessions = sessions
         self._lockout = lockout
         self._user_cache: dict[str, tuple[User, float]] = {}
+        self._first = asyncio.Lock()  # one first account, even when two register at once
         self.revoked: list[RevocationHook] = []
         """Told of every revoked session (the live hub closes their sockets)."""
 
     # --- registration and login -------------------------------------------------------
 
     async def register(
-        self, *, email: str, password: str, name: str, is_admin: bool = False
+        self,
+        *,
+        email: str,
+        password: str,
+        name: str,
+        is_admin: bool = False,
+        admin_if_first: bool = False,
     ) -> User:
+        """``admin_if_first``: the embedded tier's first run, where whoever registers first
+        owns the install. Decided under an in-process lock: the embedded tier is one
+        process (the shared tiers never pass it; their first admin is made with the admin
+        key)."""
         email = normalise_email(email)
         name = name.strip()
         if not name or len(name) > 200:
             raise InvalidRequest("name must be 1 to 200 characters", param="name")
         check_policy(password, email=email, name=name)
         hashed = await self.passwords.hash(password)
-        return await self.users.create(
-            email=email, name=name, password_hash=hashed, is_admin=is_admin
-        )
+        if not admin_if_first:
+            return await self.users.create(
+                email=email, name=name, password_hash=hashed, is_admin=is_admin
+            )
+        async with self._first:
+            first = not await self.users.any_exist()
+            return await self.users.create(
+                email=email, name=name, password_hash=hashed, is_admin=is_admin or first
+            )
 
     async def login(
         self, email: str, password: str, *, ip: str | None, user_agent: str | None

@@ -92,6 +92,10 @@ class Users:
             raise Conflict("an account with this email already exists", param="email") from None
         return await self.get(user_id)
 
+    async def any_exist(self) -> bool:
+        async with self._db.read() as conn:
+            return (await conn.execute(select(users.c.id).limit(1))).first() is not None
+
     async def get(self, user_id: str) -> User:
         async with self._db.read() as conn:
             row = (await conn.execute(select(users).where(users.c.id == user_id))).first()

@@ -77,6 +77,9 @@ export async function loginMfa(mfaToken, code) {
   announce({ type: "token", token: result.access_token });
 }
 
+/** Whether registration is open, and whether the next account will be the first (the admin). */
+export const setup = () => json("GET", "/auth/setup", { noRefresh: true });
+
 export async function register(name, email, password) {
   await json("POST", "/auth/register", { body: { name, email, password }, noRefresh: true });
   return login(email, password);
