@@ -90,11 +90,14 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium under playwright, one for the whole run (playwright's sync API
-    allows one driver per thread). Missing Chromium skips, but fails under ``CI=true``
-    (scripts/install-chromium.sh installs it)."""
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium under playwright. Missing Chromium skips, but fails under
+    ``CI=true`` (scripts/install-chromium.sh installs it).
+
+    Hold it no longer than the tests that need it: playwright's sync API keeps an event loop
+    running on this thread while it is open, so ``asyncio.run`` (the shared backends'
+    fixtures use it) fails until it closes."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if not shutil.which(CHROMIUM):
         if os.environ.get("CI") == "true":
@@ -102,5 +105,7 @@ def browser() -> Iterator[Any]:
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/install-chromium.sh)")
     with sync_api.sync_playwright() as driver:
         launched = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -1,7 +1,8 @@
 """Browser tests: Debian's Chromium, driven by Python playwright, against a real
 ``parley serve`` subprocess in front of the ``parley.testing`` fake upstream.
 
-One browser (the ``browser`` fixture, in tests/conftest.py) and one server per session; a
+One browser and one server for the package (``chromium`` in tests/conftest.py says why not
+for the whole session); a
 fresh browser context (cookies, storage) per test, and each test registers its own user.
 Every request a page makes is checked: one that leaves 127.0.0.1 is aborted and fails the
 test.
@@ -25,6 +26,7 @@ import pytest
 
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, free_port
+from tests.conftest import _running_fake, chromium
 
 PASSWORD = "correct horse battery staple 9"
 
@@ -50,19 +52,20 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"parley serve did not become ready: {log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Any]:
+    """One Chromium for the browser tests, closed when they are done (see ``chromium``)."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="package")
 def browser_fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
-    async def make() -> FakeUpstream:
-        upstream = FakeUpstream()
-        await upstream.start()
-        return upstream
-
-    upstream = loop_thread.run(make())
-    yield upstream
-    loop_thread.run(upstream.stop())
+    """One fake upstream for the session's server."""
+    yield from _running_fake(loop_thread)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(
     browser_fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:

@@ -4,31 +4,19 @@ import { login, loginMfa } from "../api/auth.js";
 import { navigate } from "../router.js";
 import { ErrorText } from "./ErrorText.js";
 import { Field } from "./Field.js";
+import { useSubmit } from "./useSubmit.js";
 
 export function LoginPage() {
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
   const [mfaToken, setMfaToken] = useState(null);
-
-  async function submit(event) {
-    event.preventDefault();
-    const form = new FormData(event.currentTarget);
-    setBusy(true);
-    setError(null);
-    try {
-      if (mfaToken) {
-        await loginMfa(mfaToken, String(form.get("code")).trim());
-      } else {
-        const result = await login(String(form.get("email")), String(form.get("password")));
-        if (result.mfa) { setMfaToken(result.mfa); return; }
-      }
-      navigate("/", { replace: true });
-    } catch (caught) {
-      setError(caught);
-    } finally {
-      setBusy(false);
+  const { busy, error, submit } = useSubmit(async (form) => {
+    if (mfaToken) {
+      await loginMfa(mfaToken, String(form.get("code")).trim());
+    } else {
+      const result = await login(String(form.get("email")), String(form.get("password")));
+      if (result.mfa) { setMfaToken(result.mfa); return; }
     }
-  }
+    navigate("/", { replace: true });
+  });
 
   return html`<main class="auth-page">
     <form class="card" onSubmit=${submit} aria-busy=${busy}>

@@ -4,28 +4,16 @@ import { register, setup } from "../api/auth.js";
 import { navigate } from "../router.js";
 import { ErrorText } from "./ErrorText.js";
 import { Field } from "./Field.js";
+import { useSubmit } from "./useSubmit.js";
 
 export function RegisterPage() {
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
   const [install, setInstall] = useState(null);
   useEffect(() => { setup().then(setInstall, () => setInstall(null)); }, []);
   const closed = install && !install.registration_open;
-
-  async function submit(event) {
-    event.preventDefault();
-    const form = new FormData(event.currentTarget);
-    setBusy(true);
-    setError(null);
-    try {
-      await register(String(form.get("name")), String(form.get("email")), String(form.get("password")));
-      navigate("/", { replace: true });
-    } catch (caught) {
-      setError(caught);
-    } finally {
-      setBusy(false);
-    }
-  }
+  const { busy, error, submit } = useSubmit(async (form) => {
+    await register(String(form.get("name")), String(form.get("email")), String(form.get("password")));
+    navigate("/", { replace: true });
+  });
 
   return html`<main class="auth-page">
     <form class="card" onSubmit=${submit} aria-busy=${busy}>
