@@ -65,3 +65,22 @@ def test_another_tab_sees_a_new_chat_and_its_live_answer(new_page: NewPage) -> N
     second.get_by_role("article", name="Assistant").get_by_text(re.compile(r"w79\b")).wait_for(
         timeout=40_000
     )
+
+
+def test_an_answer_stays_in_its_own_conversation(new_page: NewPage) -> None:
+    """Leaving a conversation mid-answer for a new chat: the answer is not shown there, and
+    Send says why it waits; back in the conversation, the answer is still coming."""
+    page = new_page()
+    register(page)
+    page.get_by_role("combobox", name="Model").select_option("chat-slow")
+    page.get_by_role("textbox", name="Message").fill("take your time")
+    page.get_by_role("textbox", name="Message").press("Enter")
+    page.locator("article[aria-busy='true']").get_by_text(re.compile(r"w2\b")).wait_for()
+    page.get_by_role("button", name="New chat").click()
+    page.get_by_text("Ask anything.").wait_for()
+    assert page.locator("article").count() == 0
+    page.get_by_text("An answer is still being written in another").wait_for()
+    page.get_by_role("textbox", name="Message").fill("meanwhile")
+    assert page.get_by_role("button", name="Send").is_disabled()
+    page.get_by_role("navigation", name="Conversations").get_by_role("link").first.click()
+    page.locator("article[aria-busy='true']").get_by_text(re.compile(r"w\d+\b")).first.wait_for()

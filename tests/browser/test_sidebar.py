@@ -16,6 +16,7 @@ def _chat(page: Any, text: str) -> None:
     page.get_by_role("textbox", name="Message").fill(text)
     page.get_by_role("textbox", name="Message").press("Enter")
     page.get_by_role("article", name="Assistant").get_by_text(f"You said: {text}").wait_for()
+    page.locator("article[aria-busy='true']").wait_for(state="detached")  # the answer ended
 
 
 def test_rename_pin_archive_and_delete_with_undo(new_page: NewPage) -> None:

@@ -2,8 +2,8 @@
 // actions on it. Components call these; these call api/.
 import { batch, signal } from "../vendor/preact.js";
 import * as api from "./api/conversations.js";
-import { navigate } from "./router.js";
-import { conversations, models, nextCursor } from "./state.js";
+import { navigate, route } from "./router.js";
+import { conversations, models, nextCursor, path } from "./state.js";
 
 /** {conversation, messages} of the open conversation, or null for a new chat. */
 export const open = signal(null);
@@ -214,7 +214,11 @@ function upsertSidebar(conversation) {
 /** Send the text as the next message of the open conversation (made first for a new chat). */
 export async function send(text) {
   const model = chosenModel.value;
-  let current = open.value;
+  // The address says which conversation the box belongs to ("/" is a new chat): a late
+  // read-back of the previous one must never make a new chat's first message its reply.
+  const routed = route(path.value).id;
+  let current = routed !== null && open.value?.conversation.id === routed ? open.value : null;
+  if (routed !== null && !current) return; // still loading that conversation: nothing to send to
   if (!current) {
     const conversation = await api.create({ model });
     current = { conversation, messages: [] };
@@ -253,18 +257,28 @@ async function stream(current, keep, userContent, start) {
   const shown = current.messages.slice(0, Math.max(keep, 0));
   if (userContent) shown.push({ id: null, role: "user", content: userContent, pending: true });
   open.value = { ...current, messages: shown };
-  answer.value = { id: null, content: "", status: "streaming", error: null };
+  // One answer at a time per tab; it belongs to its conversation, shown only there.
+  // `run` tells this answer's updates from a later one's: the read-back after an answer
+  // ends may land after the next answer began, and must not touch it.
+  const run = (answerRuns += 1);
+  answer.value = {
+    run, id: null, conversationId: current.conversation.id, content: "", status: "streaming",
+    error: null,
+  };
   streamAbort = new AbortController();
   try {
-    for await (const event of start(streamAbort.signal)) apply(event, current.conversation.id);
+    for await (const event of start(streamAbort.signal)) apply(event, current.conversation.id, run);
   } catch (error) {
-    if (error.name !== "AbortError") answer.value = { ...answer.value, status: "error", error };
+    if (error.name !== "AbortError" && answer.value?.run === run) {
+      answer.value = { ...answer.value, status: "error", error };
+    }
   } finally {
     streamAbort = null;
-    if (answer.value?.id) ended.add(answer.value.id);
-    await settle(current.conversation.id);
+    if (answer.value?.run === run && answer.value.id) ended.add(answer.value.id);
+    await settle(current.conversation.id, run);
   }
 }
+let answerRuns = 0;
 
 /** Switch a message to another of its versions (the branch last worked on under it). */
 export async function showVersion(messageId) {
@@ -318,8 +332,9 @@ function remembered(conversationId) {
   try { return localStorage.getItem(inflightKey(conversationId)); } catch { return null; }
 }
 
-function apply(event, conversationId) {
+function apply(event, conversationId, run) {
   const now = answer.value;
+  if (now?.run !== run) return;
   if (event.type === "start") {
     answer.value = { ...now, id: event.message_id };
     remember(conversationId, event.message_id);
@@ -333,16 +348,19 @@ function apply(event, conversationId) {
 }
 
 /** After an answer: read the conversation back, so the view shows what was saved. */
-async function settle(conversationId) {
+async function settle(conversationId, run) {
   forget(conversationId);
   try {
     const found = await api.get(conversationId);
     batch(() => {
-      if (open.value?.conversation.id === conversationId) {
+      // A newer answer already running owns the view: leave it alone.
+      if (!streamAbort && open.value?.conversation.id === conversationId) {
         open.value = { conversation: found, messages: found.messages };
       }
       // A failed answer is not saved: keep it on screen, with its error, until the next one.
-      answer.value = answer.value?.error ? { ...answer.value, status: "error" } : null;
+      if (answer.value?.run === run) {
+        answer.value = answer.value.error ? { ...answer.value, status: "error" } : null;
+      }
       upsertSidebar(found);
     });
   } catch (error) {

@@ -41,7 +41,7 @@ export function ChatView({ id }) {
   useEffect(() => { openConversation(id); }, [id]);
   const end = useRef(null);
   const current = open.value;
-  const live = answer.value;
+  const live = answer.value?.conversationId === id ? answer.value : null;
   const messages = current && current.conversation.id === id ? current.messages : [];
   const target = focusMessage.value;
   useEffect(() => {

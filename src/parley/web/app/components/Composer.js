@@ -1,15 +1,18 @@
 // The message box: Enter sends, Shift+Enter is a new line, and Enter while an input method
 // is composing (Japanese, Chinese, ...) does nothing but finish the composition.
 import { html, useRef, useState } from "../../vendor/preact.js";
-import { answer, send, stop } from "../chat.js";
+import { answer, open, send, stop } from "../chat.js";
 import { models } from "../state.js";
 import { ModelPicker } from "./ModelPicker.js";
 
 export function Composer() {
   const [text, setText] = useState("");
   const box = useRef(null);
-  const streaming = answer.value?.status === "streaming";
-  const canSend = text.trim() !== "" && !streaming && models.value.length > 0;
+  const busy = answer.value?.status === "streaming";
+  const here = open.value?.conversation.id ?? null;
+  const streaming = busy && answer.value.conversationId === here;
+  const elsewhere = busy && !streaming;
+  const canSend = text.trim() !== "" && !busy && models.value.length > 0;
 
   function submit(event) {
     event?.preventDefault();
@@ -30,6 +33,8 @@ export function Composer() {
   return html`<form class="composer" onSubmit=${submit}>
     <textarea ref=${box} aria-label="Message" rows="2" placeholder="Message Parley"
       value=${text} onInput=${(e) => setText(e.currentTarget.value)} onKeyDown=${keydown}></textarea>
+    ${elsewhere && html`<p class="hint" role="status">An answer is still being written in another
+      conversation: Send waits for it (or stop it there).</p>`}
     <div class="composer-bar">
       <${ModelPicker} />
       ${streaming
