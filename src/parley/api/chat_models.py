@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from parley.api.auth import current_user
 from parley.api.deps import json_response
+from parley.api.openai import model_names
 
 router = APIRouter(prefix="/api/models", tags=["chat"])
 
@@ -16,6 +17,4 @@ router = APIRouter(prefix="/api/models", tags=["chat"])
 @router.get("")
 async def chat_models(request: Request) -> Response:
     await current_user(request)
-    gateway = request.app.state.gateway
-    names = [group.name for group in gateway.registry.groups] + gateway.selector.names
-    return json_response({"data": [{"id": name} for name in names]})
+    return json_response({"data": [{"id": name} for name in model_names(request)]})

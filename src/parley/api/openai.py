@@ -152,11 +152,17 @@ def _card(name: str) -> ModelCard:
     return ModelCard(id=name, created=int(time.time()))
 
 
+def model_names(request: Request) -> list[str]:
+    """Every name a client may ask for: the model groups, then the tiered selectors."""
+    registry: ModelRegistry = request.app.state.gateway.registry
+    selector_names: list[str] = request.app.state.gateway.selector.names
+    return [g.name for g in registry.groups] + selector_names
+
+
 @router.get("/models")
 async def list_models(request: Request) -> Response:
     caller = await api_caller(request)
-    registry: ModelRegistry = request.app.state.gateway.registry
-    names = [g.name for g in registry.groups] + request.app.state.gateway.selector.names
+    names = model_names(request)
     cards = [_card(name) for name in names if caller.may_use(name)]
     body: dict[str, Any] = {"object": "list", "data": cards}
     if not body["data"]:
