@@ -71,3 +71,38 @@ def test_rename_pin_archive_and_delete_with_undo(new_page: NewPage) -> None:
     page.reload()
     page.get_by_role("navigation", name="Conversations").get_by_role("link").first.wait_for()
     assert page.get_by_role("navigation", name="Conversations").get_by_role("link").count() == 1
+
+
+def test_tags_show_as_chips_and_filter_the_list(new_page: NewPage) -> None:
+    page = new_page()
+    register(page)
+    _chat(page, "budget for q3")
+    _chat(page, "holiday ideas")
+    nav = page.get_by_role("navigation", name="Conversations")
+
+    nav.get_by_role("link", name="New conversation").nth(1).click()  # the older one
+    nav.get_by_role("button", name="Tags New conversation").click()
+    tags = page.get_by_role("textbox", name="Tags for New conversation")
+    tags.fill(" work, q3 ,work,")
+    tags.press("Enter")
+    chips = nav.get_by_role("list", name="Tags of New conversation")
+    chips.get_by_role("button").nth(1).wait_for()
+    assert chips.get_by_role("button").all_inner_texts() == ["work", "q3"]  # trimmed, once each
+
+    page.reload()
+    nav = page.get_by_role("navigation", name="Conversations")
+    nav.get_by_role("button", name="Show conversations tagged q3").click()
+    nav.get_by_role("heading", name="Tagged “q3”").wait_for()
+    nav.get_by_role("link").first.wait_for()
+    assert nav.get_by_role("link").count() == 1
+    nav.get_by_role("link").first.click()
+    page.get_by_text("You said: budget for q3").wait_for()
+
+    # Taking the tag off while filtered by it moves the conversation out of the list.
+    nav.get_by_role("button", name="Tags New conversation").click()
+    page.get_by_role("textbox", name="Tags for New conversation").fill("work")
+    page.get_by_role("textbox", name="Tags for New conversation").press("Enter")
+    nav.get_by_text("No conversations with this tag.").wait_for()
+    nav.get_by_role("button", name="Show all conversations").click()
+    nav.get_by_role("link").nth(1).wait_for()
+    assert nav.get_by_role("link").count() == 2

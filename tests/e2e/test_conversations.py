@@ -65,6 +65,14 @@ def test_create_list_rename_archive_and_delete(client: Client) -> None:
     ada.call("PATCH", f"/api/conversations/{conversation['id']}", json={"tags": ["travel"]})
     tagged = ada.get("/api/conversations?tag=travel").json()["data"]
     assert [c["tags"] for c in tagged] == [["travel"]]
+    too_long = ada.call(
+        "PATCH", f"/api/conversations/{conversation['id']}", json={"tags": ["ok", "x" * 41]}
+    )
+    assert too_long.status_code == 400
+    assert too_long.json()["error"]["param"] == "tags.1"
+    blank = ada.call("PATCH", f"/api/conversations/{conversation['id']}", json={"tags": ["  "]})
+    assert blank.status_code == 400
+    assert ada.get("/api/conversations?tag=travel").json()["data"][0]["tags"] == ["travel"]
 
     assert ada.call("DELETE", f"/api/conversations/{conversation['id']}").status_code == 204
     assert ada.get(f"/api/conversations/{conversation['id']}").status_code == 404

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import Field
+from pydantic import Field, StringConstraints
 from starlette.responses import Response, StreamingResponse
 
 from parley.api.auth import current_user
@@ -29,7 +29,8 @@ from parley.store.search import Filters
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
 
-Tag = str
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+"""A conversation tag: what the sidebar shows as a chip and filters by."""
 
 
 class ConversationCreate(Body):

@@ -22,8 +22,24 @@ export const showArchived = signal(false);
 export const pendingDelete = signal(null);
 export const UNDO_MS = 6000;
 
+/** The one tag the sidebar shows, or null for all. */
+export const tagFilter = signal(null);
+
+/** A page of the sidebar's list. With a tag, the server filters each page after reading
+ * it, so pages can come back short or empty: read on until there is a screenful. */
+async function sidebarPage(cursor) {
+  const filters = { archived: showArchived.value, tag: tagFilter.value };
+  let page = await api.list(cursor, filters);
+  const data = [...page.data];
+  for (let reads = 1; filters.tag && data.length < 20 && page.next_cursor && reads < 20; reads++) {
+    page = await api.list(page.next_cursor, filters);
+    data.push(...page.data);
+  }
+  return { data, next_cursor: page.next_cursor };
+}
+
 export async function loadSidebar() {
-  const page = await api.list(null, { archived: showArchived.value });
+  const page = await sidebarPage(null);
   batch(() => {
     conversations.value = page.data.filter((c) => c.id !== pendingDelete.value?.conversation.id);
     nextCursor.value = page.next_cursor;
@@ -32,17 +48,18 @@ export async function loadSidebar() {
 
 export async function loadMore() {
   if (!nextCursor.value) return;
-  const page = await api.list(nextCursor.value, { archived: showArchived.value });
+  const page = await sidebarPage(nextCursor.value);
   batch(() => {
     conversations.value = [...conversations.value, ...page.data];
     nextCursor.value = page.next_cursor;
   });
 }
 
-/** Change a conversation's title, pin or archive flag; the sidebar shows the answer. */
+/** Change a conversation's title, tags, pin or archive flag; the sidebar shows the answer. */
 export async function change(conversationId, fields) {
   const updated = await api.update(conversationId, fields);
-  const moved = "archived" in fields && updated.archived !== showArchived.value;
+  const moved = ("archived" in fields && updated.archived !== showArchived.value)
+    || ("tags" in fields && tagFilter.value && !updated.tags.includes(tagFilter.value));
   conversations.value = moved
     ? conversations.value.filter((c) => c.id !== conversationId)
     : conversations.value.map((c) => (c.id === conversationId ? updated : c));

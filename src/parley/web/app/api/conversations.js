@@ -5,9 +5,10 @@ import { events } from "./sse.js";
 const base = "/api/conversations";
 const id = (value) => encodeURIComponent(value);
 
-export function list(cursor = null, { archived = false, limit = 50 } = {}) {
+export function list(cursor = null, { archived = false, tag = null, limit = 50 } = {}) {
   const query = new URLSearchParams({ limit: String(limit), archived: String(archived) });
   if (cursor) query.set("cursor", cursor);
+  if (tag) query.set("tag", tag);
   return json("GET", `${base}?${query}`);
 }
 export function get(conversationId, { before = null } = {}) {
