@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,54 +66,45 @@ def browser_fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
     yield from _running_fake(loop_thread)
 
 
-@pytest.fixture(scope="package")
-def server(
-    browser_fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """``parley serve`` on a free loopback port with model groups at the fake: ``chat-fast``
-    (echoes at once), ``chat-slow`` (80 words, 0.15 s apart), ``chat-careful``
-    (the Anthropic format)."""
-    home = tmp_path_factory.mktemp("browser-server")
-    config = home / "parley.yaml"
-    config.write_text(
-        "models:\n"
-        "  - name: chat-fast\n"
+def _model(name: str, provider: str, model: str, api_base: str, extra: str = "") -> str:
+    return (
+        f"  - name: {name}\n"
         "    deployments:\n"
-        "      - provider: openai\n"
-        "        model: gpt-4o-mini\n"
-        f"        api_base: {browser_fake.url}/v1\n"
+        f"      - provider: {provider}\n"
+        f"        model: {model}\n"
+        f"        api_base: {api_base}\n"
         "        api_key: os.environ/PARLEY_TEST_FAKE_KEY\n"
-        "  - name: chat-slow\n"
-        "    deployments:\n"
-        "      - provider: openai\n"
-        "        model: gpt-4o-mini+chunk-delay-0.15+tokens-80\n"
-        f"        api_base: {browser_fake.url}/v1\n"
-        "        api_key: os.environ/PARLEY_TEST_FAKE_KEY\n"
-        "  - name: chat-careful\n"
-        "    deployments:\n"
-        "      - provider: anthropic\n"
-        "        model: claude-sonnet-4-5\n"
-        f"        api_base: {browser_fake.url}\n"
-        "        api_key: os.environ/PARLEY_TEST_FAKE_KEY\n"
+        f"{extra}"
     )
+
+
+@contextmanager
+def serving(
+    home: Path, fake: FakeUpstream, models: str, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """``parley serve`` on a free loopback port with ``models`` (YAML list items) as its
+    model groups, stopped on exit."""
+    config = home / "parley.yaml"
+    config.write_text("models:\n" + models)
     port = free_port()
     log = home / "serve.log"
-    env = {
+    full_env = {
         **os.environ,
         "PARLEY_TEST_FAKE_KEY": "fake-secret-key-123456",
         "PARLEY_DATABASE_URL": f"sqlite:///{home}/parley.db",
+        **(env or {}),
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "parley", "serve", "--port", str(port), "--config", str(config)],
-            env=env,
+            env=full_env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc, log)
-        yield Server(url, browser_fake, log)
+        yield Server(url, fake, log)
     finally:
         proc.terminate()
         try:
@@ -120,6 +112,23 @@ def server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="package")
+def server(
+    browser_fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """``parley serve`` on a free loopback port with model groups at the fake: ``chat-fast``
+    (echoes at once), ``chat-slow`` (80 words, 0.15 s apart), ``chat-careful``
+    (the Anthropic format)."""
+    url = browser_fake.url
+    models = (
+        _model("chat-fast", "openai", "gpt-4o-mini", f"{url}/v1")
+        + _model("chat-slow", "openai", "gpt-4o-mini+chunk-delay-0.15+tokens-80", f"{url}/v1")
+        + _model("chat-careful", "anthropic", "claude-sonnet-4-5", url)
+    )
+    with serving(tmp_path_factory.mktemp("browser-server"), browser_fake, models) as running:
+        yield running
 
 
 class Guard:
@@ -139,20 +148,26 @@ class Guard:
 
 @pytest.fixture
 def new_page(browser: Any, server: Server) -> Iterator[Callable[..., Any]]:
-    """``new_page(width=1280, dark=False)``: a page in a fresh context; a page error or a
-    request off 127.0.0.1 fails the test."""
+    """``new_page(width=1280, dark=False, headers=None)``: a page in a fresh context; a page
+    error or a request off 127.0.0.1 fails the test."""
     contexts: list[Any] = []
     guards: list[Guard] = []
     errors: list[str] = []
 
     def make(
-        *, width: int = 1280, height: int = 800, dark: bool = False, context: Any = None
+        *,
+        width: int = 1280,
+        height: int = 800,
+        dark: bool = False,
+        context: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         if context is None:
             context = browser.new_context(
                 viewport={"width": width, "height": height},
                 color_scheme="dark" if dark else "light",
                 base_url=server.url,
+                extra_http_headers=headers,
             )
             guard = Guard()
             context.route("**/*", guard)

@@ -103,6 +103,16 @@ class _Kind(msgspec.Struct):
     type: str
 
 
+def event_error(exc: ParleyError) -> dict[str, Any]:
+    """An error for an answer's event stream: the API's error object, plus ``retry_after``
+    (whole seconds) when waiting helps, since a stream's events carry no headers."""
+    error = dict(exc.to_body()["error"])
+    wait = getattr(exc, "retry_after", None)
+    if wait:
+        error["retry_after"] = wait
+    return error
+
+
 def sse_frame(event: dict[str, Any]) -> bytes:
     """One event as the SSE ``data:`` line a follower receives."""
     return sse_data(msgspec.json.encode(event))
@@ -406,7 +416,7 @@ class Generations:
         except asyncio.CancelledError:
             status = "stopped"
         except ParleyError as exc:
-            status, error = "error", exc.to_body()["error"]
+            status, error = "error", event_error(exc)
         except Exception:  # a bug: saved as an error, logged with its traceback
             log.exception("generation failed", message_id=generation.message_id)
             status, error = "error", {"message": "internal error", "type": "api_error"}

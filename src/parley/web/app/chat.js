@@ -22,6 +22,10 @@ export const showArchived = signal(false);
 export const pendingDelete = signal(null);
 export const UNDO_MS = 6000;
 
+/** Why saved answers failed, by message id, as this tab saw it happen (the server keeps
+ * only that they did). */
+export const failures = signal(new Map());
+
 /** The one tag the sidebar shows, or null for all. */
 export const tagFilter = signal(null);
 
@@ -358,7 +362,7 @@ function apply(event, conversationId, run) {
   } else if (event.type === "delta") {
     answer.value = { ...now, content: now.content + event.content };
   } else if (event.type === "error") {
-    answer.value = { ...now, error: event.error };
+    answer.value = { ...now, error: { ...event.error, retryAfter: event.error.retry_after ?? null } };
   } else if (event.type === "done") {
     answer.value = { ...now, status: event.status };
   }
@@ -374,10 +378,12 @@ async function settle(conversationId, run) {
       if (!streamAbort && open.value?.conversation.id === conversationId) {
         open.value = { conversation: found, messages: found.messages };
       }
-      // A failed answer is not saved: keep it on screen, with its error, until the next one.
-      if (answer.value?.run === run) {
-        answer.value = answer.value.error ? { ...answer.value, status: "error" } : null;
-      }
+      // A failed answer is saved as far as it got, but not its error: `failures` keeps that
+      // for the saved message. One that was not saved stays on screen as it was.
+      const failed = answer.value?.run === run ? answer.value : null;
+      const saved = failed?.error && found.messages.some((m) => m.id === failed.id);
+      if (saved) failures.value = new Map(failures.value).set(failed.id, failed.error);
+      if (failed) answer.value = failed.error && !saved ? { ...failed, status: "error" } : null;
       upsertSidebar(found);
     });
   } catch (error) {

@@ -1,6 +1,6 @@
 // The message box: Enter sends, Shift+Enter is a new line, and Enter while an input method
 // is composing (Japanese, Chinese, ...) does nothing but finish the composition.
-import { html, useRef, useState } from "../../vendor/preact.js";
+import { html, useEffect, useRef, useState } from "../../vendor/preact.js";
 import { answer, open, send, stop } from "../chat.js";
 import { models } from "../state.js";
 import { ModelPicker } from "./ModelPicker.js";
@@ -13,6 +13,15 @@ export function Composer() {
   const streaming = busy && answer.value.conversationId === here;
   const elsewhere = busy && !streaming;
   const canSend = text.trim() !== "" && !busy && models.value.length > 0;
+
+  // A new chat, or a page where nothing has focus yet, starts in the message box; not on
+  // touch screens, where focus would pop the keyboard over the page.
+  useEffect(() => {
+    const idle = !document.activeElement || document.activeElement === document.body;
+    if ((idle || here === null) && matchMedia("(pointer: fine)").matches) {
+      box.current?.focus({ preventScroll: true });
+    }
+  }, [here]);
 
   function submit(event) {
     event?.preventDefault();

@@ -1,8 +1,8 @@
 // One message: the user's as text, the model's as rendered Markdown; its versions
 // ("‹ 2 / 3 ›") and what can be done with it.
 import { html, useState } from "../../vendor/preact.js";
-import { answer, edit, fork, regenerate, showVersion } from "../chat.js";
-import { describe } from "./ErrorText.js";
+import { answer, edit, failures, fork, regenerate, showVersion } from "../chat.js";
+import { ErrorText } from "./ErrorText.js";
 import { Markdown } from "./Markdown.js";
 
 export function textOf(content) {
@@ -53,7 +53,8 @@ function EditForm({ message, onDone }) {
 }
 
 export function Message({ message, streaming = false, readOnly = false }) {
-  const { role, content, status, error } = message;
+  const { role, content, status } = message;
+  const error = message.error ?? (message.id ? failures.value.get(message.id) : null);
   const [editing, setEditing] = useState(false);
   const text = textOf(content);
   const busy = answer.value?.status === "streaming";
@@ -68,12 +69,13 @@ export function Message({ message, streaming = false, readOnly = false }) {
           ? html`<p class="plain">${text}</p>`
           : html`<${Markdown} text=${text} streaming=${streaming} />`}
       ${status === "stopped" && html`<p class="status">Stopped.</p>`}
-      ${error && html`<p class="error" role="alert">${describe(error)}</p>`}
+      ${error ? html`<${ErrorText} error=${error} />`
+        : status === "error" && html`<p class="error">This answer did not finish.</p>`}
       ${saved && !editing && html`<div class="actions">
         <${Versions} message=${message} busy=${busy} />
         ${role === "user" && html`<button type="button" disabled=${busy} onClick=${() => setEditing(true)}>Edit</button>`}
-        ${role === "assistant" && html`<${CopyButton} text=${text} />`}
-        ${role === "assistant" && html`<button type="button" disabled=${busy} onClick=${() => regenerate(message)}>Regenerate</button>`}
+        ${role === "assistant" && text && html`<${CopyButton} text=${text} />`}
+        ${role === "assistant" && html`<button type="button" disabled=${busy} onClick=${() => regenerate(message)}>${status === "error" ? "Retry" : "Regenerate"}</button>`}
         <button type="button" disabled=${busy} onClick=${() => fork(message.id)}>Fork</button>
       </div>`}
     </div>

@@ -1,7 +1,7 @@
 // The conversation list: pinned first, then newest activity, a page at a time; rename in
 // place, pin, archive, tag (and show one tag's conversations), and delete with a moment to
 // undo.
-import { html, useEffect, useRef, useState } from "../../vendor/preact.js";
+import { html, useLayoutEffect, useRef, useState } from "../../vendor/preact.js";
 import {
   change, loadMore, loadSidebar, pendingDelete, removeLater, showArchived, tagFilter, undoDelete,
 } from "../chat.js";
@@ -12,7 +12,9 @@ import { conversations, nextCursor, path } from "../state.js";
 function RenameForm({ conversation, onDone }) {
   const [title, setTitle] = useState(conversation.title || "");
   const input = useRef(null);
-  useEffect(() => { input.current?.select(); }, []);
+  // Before the next key press, not after the next frame: a fast typist's first letters
+  // would go nowhere and the rest would replace the selected title.
+  useLayoutEffect(() => { input.current?.select(); }, []);
   async function submit(event) {
     event.preventDefault();
     const next = title.trim();
@@ -39,7 +41,7 @@ export function parseTags(text) {
 function TagsForm({ conversation, title, onDone }) {
   const [text, setText] = useState((conversation.tags || []).join(", "));
   const input = useRef(null);
-  useEffect(() => { input.current?.focus(); }, []);
+  useLayoutEffect(() => { input.current?.focus(); }, []);
   async function submit(event) {
     event.preventDefault();
     const tags = parseTags(text);
