@@ -15,9 +15,9 @@ returned as the message text (as for Anthropic). Bedrock has no ``none`` tool ch
 ``tool_choice: none`` the tools are not declared, unless the conversation already holds tool
 turns, which Bedrock accepts only with a ``toolConfig`` (then the tools stay declared and the
 choice is the model's). A conversation with tool turns but no ``tools`` declares the tools it
-used, with an open schema, for the same reason. The stream's translator is
-``bedrock_stream.py``; error bodies (``{"message"}`` with the type in
-``x-amzn-ErrorType``) are read by ``raise_for_bedrock_status``.
+used, with an open schema, for the same reason. The wire format (bodies, usage, stop
+reasons, AWS error answers: ``{"message"}`` with the name in ``x-amzn-ErrorType``) is
+``bedrock_convert.py``; the stream's translator is ``bedrock_stream.py``.
 """
 
 from __future__ import annotations

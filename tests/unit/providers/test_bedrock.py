@@ -544,3 +544,44 @@ def test_botocore_is_not_imported_without_a_bedrock_deployment() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+async def test_stream_reasoning_and_json_mode_tool_become_text() -> None:
+    start = {"toolUse": {"toolUseId": "j", "name": "json_response"}}
+    frames = [
+        event("messageStart", {"role": "assistant"}),
+        event(
+            "contentBlockDelta",
+            {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "hmm"}}},
+        ),
+        event(
+            "contentBlockDelta",
+            {"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "s"}}},
+        ),
+        event("contentBlockStop", {"contentBlockIndex": 0}),
+        event("contentBlockStart", {"contentBlockIndex": 1, "start": start}),
+        event(
+            "contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": '{"a"'}}}
+        ),
+        event(
+            "contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": ":1}"}}}
+        ),
+        event("contentBlockStop", {"contentBlockIndex": 1}),
+        event("messageStop", {"stopReason": "tool_use"}),
+        event(
+            "metadata",
+            {"usage": {"inputTokens": 1, "outputTokens": 1}, "metrics": {"latencyMs": 1}},
+        ),
+    ]
+    chunks = await translate(frames, json_mode=True)
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert "".join(d.reasoning_content or "" for d in deltas) == "hmm"
+    assert "".join(d.content or "" for d in deltas) == '{"a":1}'
+    assert not any(d.tool_calls for d in deltas)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+
+
+async def test_stream_complete_but_without_metadata_still_finishes() -> None:
+    chunks = await translate([*TOOL_STREAM[:-1]])
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    assert all(c.usage is None for c in chunks)
