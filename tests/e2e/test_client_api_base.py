@@ -32,7 +32,9 @@ def _client_base(family: str, upstream: FakeUpstream) -> str:
     return f"{upstream.url}/v1" if family in ("openai", "openai_compatible") else upstream.url
 
 
-@pytest.mark.parametrize("family", ["openai", "azure", "anthropic", "gemini", "openai_compatible"])
+@pytest.mark.parametrize(
+    "family", ["openai", "azure", "anthropic", "gemini", "openai_compatible", "bedrock"]
+)
 @pytest.mark.parametrize("stream", [False, True])
 def test_client_base_gets_the_clients_key_and_nothing_of_the_deployments(
     parley: ParleyFactory,

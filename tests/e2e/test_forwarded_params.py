@@ -177,7 +177,7 @@ def test_top_k_is_translated(parley: ParleyFactory, fake: FakeUpstream, family: 
         assert sent["generationConfig"]["topK"] == 12
 
 
-@pytest.mark.parametrize("family", ["anthropic", "gemini"])
+@pytest.mark.parametrize("family", ["anthropic", "gemini", "bedrock"])
 @pytest.mark.parametrize("param", ["min_p", "verbosity", "reasoning_effort", "metadata"])
 def test_untranslatable_parameters_are_refused_or_dropped(
     parley: ParleyFactory, fake: FakeUpstream, family: str, param: str

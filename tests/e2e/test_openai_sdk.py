@@ -26,7 +26,7 @@ TOOLS = [
         },
     }
 ]
-EMBEDDING_FAMILIES = [f for f in FAMILIES if f != "anthropic"]
+EMBEDDING_FAMILIES = [f for f in FAMILIES if f not in ("anthropic", "bedrock")]
 
 
 @pytest.fixture

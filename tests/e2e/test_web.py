@@ -177,4 +177,5 @@ def test_chat_models_lists_the_groups_for_a_signed_in_user(http: httpx.Client) -
         "anthropic",
         "gemini",
         "openai_compatible",
+        "bedrock",
     ]

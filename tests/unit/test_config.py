@@ -125,6 +125,124 @@ models:
     assert any("models.a.deployments[0].provider" in e for e in errors)
 
 
+AWS_ENV = {
+    **ENV,
+    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE000000001",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-value-0000000000",
+    "AWS_SESSION_TOKEN": "aws-session-token-000000000",
+}
+
+
+def test_bedrock_deployment_resolves_aws_credentials(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+models:
+  - name: claude
+    deployments:
+      - provider: bedrock
+        model: anthropic.claude-3-5-sonnet-20240620-v1:0
+        aws_region: eu-central-1
+        aws_access_key_id: os.environ/AWS_ACCESS_KEY_ID
+        aws_secret_access_key: os.environ/AWS_SECRET_ACCESS_KEY
+        aws_session_token: os.environ/AWS_SESSION_TOKEN
+  - name: keyed
+    deployments:
+      - {provider: bedrock, model: m, aws_region: us-west-2, api_key: os.environ/OPENAI_API_KEY}
+""",
+    )
+    loaded = load_models(path, AWS_ENV)
+    dep = loaded.groups[0].deployments[0]
+    assert dep.api_base == "https://bedrock-runtime.eu-central-1.amazonaws.com"
+    assert dep.aws is not None
+    assert dep.aws.region == "eu-central-1"
+    assert dep.aws.secret_access_key == Secret("aws-secret-value-0000000000")
+    assert dep.aws.session_token == Secret("aws-session-token-000000000")
+    assert "aws-secret" not in repr(dep)
+    for value in (
+        "AKIAEXAMPLE000000001",
+        "aws-secret-value-0000000000",
+        "aws-session-token-000000000",
+    ):
+        assert value in loaded.secrets()  # registered with the redactor
+    keyed = loaded.groups[1].deployments[0]
+    assert keyed.aws is None
+    assert keyed.api_base == "https://bedrock-runtime.us-west-2.amazonaws.com"
+
+
+def test_bedrock_requirements(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+models:
+  - name: a
+    deployments: [{provider: bedrock, model: m, aws_access_key_id: os.environ/AWS_ACCESS_KEY_ID,
+                   aws_secret_access_key: os.environ/AWS_SECRET_ACCESS_KEY}]
+  - name: b
+    deployments: [{provider: bedrock, model: m, aws_region: us-east-1,
+                   aws_access_key_id: os.environ/AWS_ACCESS_KEY_ID}]
+  - name: c
+    deployments: [{provider: bedrock, model: m, aws_region: us-east-1}]
+  - name: d
+    deployments: [{provider: openai, model: m, api_key: os.environ/OPENAI_API_KEY,
+                   aws_region: us-east-1}]
+  - name: e
+    deployments: [{provider: bedrock, model: m, aws_region: Virginia,
+                   api_key: os.environ/OPENAI_API_KEY}]
+  - name: f
+    deployments: [{provider: bedrock, model: m, aws_region: us-east-1,
+                   aws_access_key_id: AKIAINLINE, aws_secret_access_key: inline}]
+""",
+    )
+    errors = errors_of(path, AWS_ENV)
+    assert any(e.startswith("models.a.deployments[0]") and "needs aws_region" in e for e in errors)
+    assert any(e.startswith("models.b") and "go together" in e for e in errors)
+    assert any(e.startswith("models.c") and "or api_key" in e for e in errors)
+    assert any(
+        e.startswith("models.d") and "applies to provider 'bedrock' only" in e for e in errors
+    )
+    assert any(e.startswith("models.e.deployments[0].aws_region") for e in errors)
+    assert any(e.startswith("models.f.deployments[0].aws_access_key_id") for e in errors)
+    assert any(e.startswith("models.f.deployments[0].aws_secret_access_key") for e in errors)
+
+
+def test_missing_aws_variable_names_the_field(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+models:
+  - name: m
+    deployments: [{provider: bedrock, model: m, aws_region: us-east-1,
+                   aws_access_key_id: os.environ/AWS_ACCESS_KEY_ID,
+                   aws_secret_access_key: os.environ/NOPE_SECRET}]
+""",
+    )
+    assert errors_of(path, AWS_ENV) == [
+        "models.m.deployments[0].aws_secret_access_key: environment variable NOPE_SECRET is not set"
+    ]
+
+
+def test_litellm_bedrock_entry(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+model_list:
+  - model_name: claude
+    litellm_params:
+      model: bedrock/converse/anthropic.claude-3-5-sonnet-20240620-v1:0
+      aws_region_name: us-west-2
+      aws_access_key_id: os.environ/AWS_ACCESS_KEY_ID
+      aws_secret_access_key: os.environ/AWS_SECRET_ACCESS_KEY
+""",
+    )
+    loaded = load_models(path, AWS_ENV)
+    dep = loaded.groups[0].deployments[0]
+    assert (dep.provider, dep.model) == ("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0")
+    assert dep.aws is not None
+    assert dep.aws.region == "us-west-2"
+    assert not loaded.notes
+
+
 def test_litellm_config_accepted_unchanged(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -22,6 +22,7 @@ _PROVIDER_PREFIXES: dict[str, str] = {
     "ollama_chat": "openai_compatible",
     "llamafile": "openai_compatible",
     "lm_studio": "openai_compatible",
+    "bedrock": "bedrock",
 }
 _CARRIED = {
     "model",
@@ -31,7 +32,15 @@ _CARRIED = {
     "azure_ad_token",
     "timeout",
     "extra_headers",
+    *("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region_name"),
 }
+_AWS_KEYS = {
+    "aws_access_key_id": "aws_access_key_id",
+    "aws_secret_access_key": "aws_secret_access_key",
+    "aws_session_token": "aws_session_token",
+    "aws_region_name": "aws_region",
+}
+"""LiteLLM's Bedrock keys -> Parley's."""
 _OLLAMA_DEFAULT = "http://localhost:11434"
 
 
@@ -79,6 +88,12 @@ def _deployment(params: dict[str, Any], where: str, notes: list[str]) -> dict[st
     for key in ("api_key", "api_base", "api_version", "azure_ad_token", "extra_headers"):
         if params.get(key) is not None:
             result[key] = params[key]
+    if provider == "bedrock":
+        # 'bedrock/converse/<id>' picks LiteLLM's Converse route, the only one Parley has.
+        result["model"] = upstream_model.removeprefix("converse/")
+        for key, ours in _AWS_KEYS.items():
+            if params.get(key) is not None:
+                result[ours] = params[key]
     if prefix in ("ollama", "ollama_chat"):
         base = str(params.get("api_base") or _OLLAMA_DEFAULT).rstrip("/")
         result["api_base"] = base if base.endswith("/v1") else base + "/v1"

@@ -41,6 +41,21 @@ from parley.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
+class AwsCredentials:
+    """What SigV4 signs with: a region and a key pair, with a session token when the keys
+    are temporary (STS). Its repr shows no secret (each is a ``Secret``)."""
+
+    region: str
+    access_key_id: Secret
+    secret_access_key: Secret
+    session_token: Secret | None = None
+
+    def secrets(self) -> list[Secret]:
+        values = [self.access_key_id, self.secret_access_key]
+        return values if self.session_token is None else [*values, self.session_token]
+
+
+@dataclass(frozen=True, slots=True)
 class Deployment:
     """One upstream endpoint, secrets resolved. Its repr never shows a secret."""
 
@@ -68,6 +83,8 @@ class Deployment:
     max_context_tokens: int | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     health_check: HealthCheckConfig | None = None
+    aws: AwsCredentials | None = None
+    """Bedrock's SigV4 credentials (``None``: Bedrock with an API key, or another family)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +136,8 @@ class LoadedModels:
                 for secret in (dep.api_key, dep.azure_ad_token):
                     if secret is not None:
                         values.append(secret.reveal())
+                if dep.aws is not None:
+                    values += [secret.reveal() for secret in dep.aws.secrets()]
         return values
 
 
@@ -203,7 +222,8 @@ def resolve_groups(parsed: ModelsFile, env: Mapping[str, str]) -> list[ModelGrou
             where = f"models.{group.name}.deployments[{index}]"
             api_key = _resolve_optional(dep.api_key, where, "api_key", env, problems)
             token = _resolve_optional(dep.azure_ad_token, where, "azure_ad_token", env, problems)
-            deployments.append(_deployment(group, dep, api_key, token))
+            aws = _aws_credentials(dep, where, env, problems)
+            deployments.append(_deployment(group, dep, api_key, token, aws))
         groups.append(_group(group, deployments))
     if problems:
         raise ConfigError(problems)
@@ -220,6 +240,21 @@ def _resolve_optional(
     except KeyError:
         problems.append(f"{where}.{key}: environment variable {reference_name(ref)} is not set")
         return None
+
+
+def _aws_credentials(
+    dep: DeploymentConfig, where: str, env: Mapping[str, str], problems: list[str]
+) -> AwsCredentials | None:
+    if dep.aws_region is None or dep.aws_access_key_id is None:
+        return None
+    key_id = _resolve_optional(dep.aws_access_key_id, where, "aws_access_key_id", env, problems)
+    secret = _resolve_optional(
+        dep.aws_secret_access_key, where, "aws_secret_access_key", env, problems
+    )
+    token = _resolve_optional(dep.aws_session_token, where, "aws_session_token", env, problems)
+    if key_id is None or secret is None:
+        return None  # the problem is recorded; start-up fails with it
+    return AwsCredentials(dep.aws_region, key_id, secret, token)
 
 
 def _group(group: ModelGroupConfig, deployments: list[Deployment]) -> ModelGroup:
@@ -248,6 +283,7 @@ def _deployment(
     dep: DeploymentConfig,
     api_key: Secret | None,
     token: Secret | None,
+    aws: AwsCredentials | None = None,
 ) -> Deployment:
     group = group_config.name
     timeout = dep.timeout
@@ -276,6 +312,7 @@ def _deployment(
         max_context_tokens=dep.max_context_tokens,
         tags=dict(dep.tags),
         health_check=dep.health_check,
+        aws=aws,
     )
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from parley.config.secrets import reference_name
 
-ProviderName = Literal["openai", "azure", "anthropic", "gemini", "openai_compatible"]
+ProviderName = Literal["openai", "azure", "anthropic", "gemini", "openai_compatible", "bedrock"]
 
 DEFAULT_API_BASES: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
@@ -21,6 +21,12 @@ DEFAULT_API_BASES: dict[str, str] = {
     "gemini": "https://generativelanguage.googleapis.com",
 }
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
+AWS_REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
+"""``us-east-1``, ``eu-central-2``, ``us-gov-west-1``: what goes into a SigV4 scope."""
+
+
+def bedrock_runtime_url(region: str) -> str:
+    return f"https://bedrock-runtime.{region}.amazonaws.com"
 
 
 class _Strict(BaseModel):
@@ -107,6 +113,12 @@ class DeploymentConfig(_Strict):
     api_key: str | None = None
     api_version: str | None = None
     azure_ad_token: str | None = None
+    aws_region: str | None = Field(default=None, pattern=AWS_REGION_PATTERN)
+    """Bedrock: the region requests are signed for (and, without ``api_base``, sent to)."""
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+    """Bedrock: temporary credentials (STS) come with a session token."""
     name: str | None = None
     timeout: TimeoutConfig = TimeoutConfig()
     max_connections: int = Field(default=100, ge=1)
@@ -130,7 +142,13 @@ class DeploymentConfig(_Strict):
     health_check: HealthCheckConfig | None = None
     """Off by default: passive health (real traffic) always applies."""
 
-    @field_validator("api_key", "azure_ad_token")
+    @field_validator(
+        "api_key",
+        "azure_ad_token",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+    )
     @classmethod
     def _must_be_reference(cls, value: str | None) -> str | None:
         if value is not None:
@@ -171,9 +189,37 @@ class DeploymentConfig(_Strict):
             raise ValueError(f"provider {self.provider!r} needs api_key")
         if self.azure_ad_token is not None and self.provider != "azure":
             raise ValueError("azure_ad_token applies to provider 'azure' only")
+        self._bedrock_requirements()
         return self
 
+    def _bedrock_requirements(self) -> None:
+        aws = {
+            "aws_region": self.aws_region,
+            "aws_access_key_id": self.aws_access_key_id,
+            "aws_secret_access_key": self.aws_secret_access_key,
+            "aws_session_token": self.aws_session_token,
+        }
+        if self.provider != "bedrock":
+            given = [name for name, value in aws.items() if value is not None]
+            if given:
+                raise ValueError(f"{given[0]} applies to provider 'bedrock' only")
+            return
+        if self.aws_region is None:
+            raise ValueError("provider 'bedrock' needs aws_region")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("aws_access_key_id and aws_secret_access_key go together")
+        if self.aws_session_token is not None and self.aws_access_key_id is None:
+            raise ValueError("aws_session_token needs aws_access_key_id and aws_secret_access_key")
+        if self.aws_access_key_id is None and self.api_key is None:
+            raise ValueError(
+                "provider 'bedrock' needs aws_access_key_id and aws_secret_access_key "
+                "(SigV4), or api_key (a Bedrock API key)"
+            )
+
     def effective_api_base(self) -> str:
+        if self.api_base is None and self.provider == "bedrock":
+            assert self.aws_region is not None  # guaranteed by _bedrock_requirements
+            return bedrock_runtime_url(self.aws_region)
         base = self.api_base or DEFAULT_API_BASES.get(self.provider)
         assert base is not None  # guaranteed by _provider_requirements
         return base

@@ -4,9 +4,10 @@ A deployment's credentials are the operator's: they may only ever go to the URL 
 operator configured. Where an admin sets ``allow_client_api_base``, a request may name its
 own upstream, but then it is the client's upstream, called with the client's key (the
 ``x-parley-upstream-key`` header) and nothing of the deployment's: no ``api_key``, no
-``azure_ad_token`` and none of its ``extra_headers`` (Parley cannot tell which of those
-carry credentials, so none go). Every attempt (retries and fallbacks included) builds its
-deployment here, so no path sends a configured secret to the client's URL.
+``azure_ad_token``, no AWS credentials and none of its ``extra_headers`` (Parley cannot
+tell which of those carry credentials, so none go). Every attempt (retries and fallbacks
+included) builds its deployment here, so no path sends a configured secret to the client's
+URL.
 """
 
 from __future__ import annotations
@@ -56,5 +57,6 @@ def client_deployment(
         api_base=override.rstrip("/"),
         api_key=upstream_key,
         azure_ad_token=None,
+        aws=None,  # Bedrock: the client's key goes as a Bedrock API key (bearer)
         extra_headers={},
     )

@@ -160,6 +160,12 @@ class StreamingResponse:
         with map_transport_errors(self.deployment, reading=True):
             return await self._exchange.read_all()
 
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive, for binary-framed streams (AWS event-stream)."""
+        with map_transport_errors(self.deployment, reading=True):
+            while (chunk := await self._exchange.read_chunk()) is not None:
+                yield chunk
+
     async def lines(self) -> AsyncIterator[bytes]:
         """Raw lines (``\\n``-terminated; the last may lack it) until the body ends."""
         pending = b""

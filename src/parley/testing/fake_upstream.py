@@ -1,4 +1,5 @@
-"""A fake upstream speaking OpenAI, Azure OpenAI, Anthropic and Gemini at their real paths.
+"""A fake upstream speaking OpenAI, Azure OpenAI, Anthropic, Gemini and Amazon Bedrock at
+their real paths.
 
 In-process (``async with FakeUpstream() as fake: fake.url``) on a free loopback port, or as
 ``python -m parley.testing.fake_upstream --port N`` for benchmarks. Scripts latency, time to
@@ -8,6 +9,11 @@ streams whose client went away (``disconnects``).
 
 Keys: any non-empty key is accepted except ones starting with ``bad``, which get a 401 whose
 message echoes the key, as real providers partly do, so tests can prove Parley scrubs it.
+
+Bedrock (``/model/{modelId}/converse`` and ``/converse-stream``) checks every request's SigV4
+signature against the known test credentials (``aws.FAKE_AWS_CREDENTIALS``) and refuses
+unsigned or wrongly signed ones as AWS does; a Bedrock API key (bearer) is taken like any
+other key. Its streams are AWS event-stream frames.
 
 The OpenAI and Azure chat routes refuse what the real API refuses (``openai_rules``):
 missing required fields, wrong types, unknown top-level parameters. ``/compat/v1`` is an
@@ -28,6 +34,8 @@ from typing import Any
 from aiohttp import web
 
 from parley.testing import scenario
+from parley.testing.aws import Incoming, verify_sigv4
+from parley.testing.bedrock import BedrockFormat
 from parley.testing.formats import (
     AnthropicFormat,
     GeminiFormat,
@@ -38,9 +46,12 @@ from parley.testing.openai_rules import Rejected, check_chat
 from parley.testing.scenario import Behaviour
 
 _BODY: web.RequestKey[Any] = web.RequestKey("parsed_body", object)  # JSON, or raw bytes
+_RAW: web.RequestKey[bytes] = web.RequestKey("raw_body", bytes)  # what a signature covers
+_MALFORMED_SSE = b'data: {"choices": [{"delta": {"content": \n\n'
 _OPENAI = OpenAIFormat()
 _ANTHROPIC = AnthropicFormat()
 _GEMINI = GeminiFormat()
+_BEDROCK = BedrockFormat()
 
 
 @dataclass(slots=True)
@@ -76,6 +87,8 @@ class FakeUpstream:
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._azure_embeddings)
         app.router.add_post("/v1/messages", self._anthropic_messages)
         app.router.add_post("/v1beta/models/{model_action}", self._gemini)
+        app.router.add_post("/model/{model}/converse", self._bedrock_converse)
+        app.router.add_post("/model/{model}/converse-stream", self._bedrock_converse_stream)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
@@ -128,6 +141,7 @@ class FakeUpstream:
             body = raw
         self.calls.append(Call(_family(request.path), request.path_qs, dict(request.headers), body))
         request[_BODY] = body
+        request[_RAW] = raw
         response: web.StreamResponse = await handler(request)
         for name, value in self.set_cookies.items():
             response.set_cookie(name, value)
@@ -174,6 +188,16 @@ class FakeUpstream:
             return await self._gemini_embeddings(request, model)
         return _json(_GEMINI.error(404, f"unknown method {action}"), 404)
 
+    async def _bedrock_converse(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self._check_aws(request)) is not None:
+            return denied
+        return await self._chat(request, _BEDROCK, request.match_info["model"], force_stream=False)
+
+    async def _bedrock_converse_stream(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self._check_aws(request)) is not None:
+            return denied
+        return await self._chat(request, _BEDROCK, request.match_info["model"], force_stream=True)
+
     async def _chat(
         self,
         request: web.Request,
@@ -184,7 +208,7 @@ class FakeUpstream:
     ) -> web.StreamResponse:
         body = request[_BODY]
         if not isinstance(body, dict):
-            return _json(fmt.error(400, "request body is not a JSON object"), 400)
+            return _error(fmt, 400, "request body is not a JSON object")
         if check is not None:
             try:
                 check(body)
@@ -193,7 +217,7 @@ class FakeUpstream:
         try:
             parsed = fmt.read(body, path_model)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            return _json(fmt.error(400, f"invalid request: {exc}"), 400)
+            return _error(fmt, 400, f"invalid request: {exc}")
         if force_stream is not None:
             parsed.stream = force_stream
         behaviour = (
@@ -202,17 +226,12 @@ class FakeUpstream:
             else scenario.parse_model(parsed.model, self.defaults)
         )
         parsed.sparse = behaviour.sparse
+        parsed.parallel_tools = behaviour.parallel_tools
         await asyncio.sleep(behaviour.latency)
         if behaviour.status is not None:
             headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else None
-            return _json(
-                fmt.error(
-                    behaviour.status,
-                    behaviour.error_message or f"fake upstream error {behaviour.status}",
-                ),
-                behaviour.status,
-                headers,
-            )
+            message = behaviour.error_message or f"fake upstream error {behaviour.status}"
+            return _error(fmt, behaviour.status, message, headers)
         answer = scenario.answer(parsed.conversation, behaviour)
         if behaviour.omit_usage:
             parsed.include_usage = False  # as a server that ignores stream_options does
@@ -224,13 +243,17 @@ class FakeUpstream:
         frames = fmt.frames(parsed, answer)
         if behaviour.error_after is not None:
             frames = [*frames[: behaviour.error_after], fmt.error_frame("upstream overloaded")]
-        return await self._stream(request, frames, behaviour)
+        return await self._stream(request, frames, behaviour, fmt)
 
     async def _stream(
-        self, request: web.Request, frames: list[bytes], behaviour: Behaviour
+        self, request: web.Request, frames: list[bytes], behaviour: Behaviour, fmt: WireFormat
     ) -> web.StreamResponse:
+        if isinstance(fmt, BedrockFormat):
+            content_type, malformed = fmt.stream_content_type, fmt.malformed_frame()
+        else:
+            content_type, malformed = "text/event-stream", _MALFORMED_SSE
         response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            headers={"Content-Type": content_type, "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
         try:
@@ -241,7 +264,7 @@ class FakeUpstream:
                     request.transport.abort()  # a reset, not a clean end of the chunked body
                     return response
                 if behaviour.malformed_after is not None and index == behaviour.malformed_after:
-                    await response.write(b'data: {"choices": [{"delta": {"content": \n\n')
+                    await response.write(malformed)
                     continue
                 if index and behaviour.chunk_delay:
                     await self._sleep(request, behaviour.chunk_delay)
@@ -338,6 +361,24 @@ class FakeUpstream:
         ).removeprefix("Bearer ")
         return self._check_key(request, _OPENAI, key)
 
+    def _check_aws(self, request: web.Request) -> web.Response | None:
+        """A Bedrock API key (bearer) like any key; else a SigV4 signature, verified."""
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            key = header.removeprefix("Bearer ").strip()
+            if key.startswith("bad"):
+                return _error(
+                    _BEDROCK, 403, f"Invalid API key: {key}", error="AccessDeniedException"
+                )
+            return None
+        incoming = Incoming(
+            request.method, request.host, request.raw_path, request.headers, request[_RAW]
+        )
+        refusal = verify_sigv4(incoming)
+        if refusal is None:
+            return None
+        return _error(_BEDROCK, refusal.status, refusal.message, error=refusal.error)
+
     def _check_key(
         self, request: web.Request, fmt: WireFormat, key: str | None
     ) -> web.Response | None:
@@ -361,11 +402,27 @@ def _family(path: str) -> str:
         return "anthropic"
     if path.startswith("/compat/"):
         return "openai_compatible"
+    if path.startswith("/model/"):
+        return "bedrock"
     return "openai"
 
 
 def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(payload, status=status, headers=headers)
+
+
+def _error(
+    fmt: WireFormat,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    error: str | None = None,
+) -> web.Response:
+    """An error in ``fmt``'s envelope; Bedrock's carries its name in ``x-amzn-ErrorType``."""
+    if isinstance(fmt, BedrockFormat):
+        headers = {**(headers or {}), **fmt.error_headers(status, error)}
+    return _json(fmt.error(status, message), status, headers)
 
 
 @contextlib.asynccontextmanager

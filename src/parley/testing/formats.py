@@ -24,6 +24,8 @@ class Parsed:
     n: int = 1
     sparse: bool = False
     """Leave out id, created, model and choices' index (OpenAI format)."""
+    parallel_tools: bool = False
+    """Call every offered tool, not only the first (Bedrock format)."""
 
 
 def _frame(data: Any, event: str | None = None) -> bytes:

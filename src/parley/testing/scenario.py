@@ -19,6 +19,7 @@ joined with ``+``, e.g. ``gpt-4o-mini+ttft-2+stream-cut-3``:
                      some compatible servers do
     reasoning        (OpenAI format) send reasoning_content before the answer (in the
                      message, or as deltas), as vLLM, llama.cpp and DeepSeek do
+    parallel-tools   (Bedrock format) call every offered tool in one turn, not only the first
     context-overflow 400 saying the prompt exceeds the model's context window
     content-filter   400 saying the content was refused by the content policy
 """
@@ -49,6 +50,7 @@ class Behaviour:
     error_message: str | None = None
     sparse: bool = False
     reasoning: bool = False
+    parallel_tools: bool = False
 
 
 CONTEXT_OVERFLOW = (
@@ -81,6 +83,9 @@ def parse_model(model: str, base: Behaviour) -> Behaviour:
             continue
         if part == "reasoning":
             behaviour = replace(behaviour, reasoning=True)
+            continue
+        if part == "parallel-tools":
+            behaviour = replace(behaviour, parallel_tools=True)
             continue
         if part == "context-overflow":
             behaviour = replace(behaviour, status=400, error_message=CONTEXT_OVERFLOW)

@@ -17,18 +17,58 @@ import uvicorn
 
 from parley.api.server import ParleyHttpProtocol
 from parley.config.loader import LoadedModels, parse_models, resolve_groups
+from parley.testing.aws import (
+    FAKE_AWS_ACCESS_KEY_ID,
+    FAKE_AWS_REGION,
+    FAKE_AWS_SECRET_ACCESS_KEY,
+    FAKE_AWS_SESSION_KEY_ID,
+    FAKE_AWS_SESSION_SECRET,
+    FAKE_AWS_SESSION_TOKEN,
+)
 
 T = TypeVar("T")
 
-FAMILIES = ("openai", "azure", "anthropic", "gemini", "openai_compatible")
+FAMILIES = ("openai", "azure", "anthropic", "gemini", "openai_compatible", "bedrock")
 FAKE_KEY_ENV = "PARLEY_TEST_FAKE_KEY"
+AWS_KEY_ID_ENV = "PARLEY_TEST_AWS_ACCESS_KEY_ID"
+AWS_SECRET_ENV = "PARLEY_TEST_AWS_SECRET_ACCESS_KEY"
+AWS_SESSION_KEY_ID_ENV = "PARLEY_TEST_AWS_SESSION_KEY_ID"
+AWS_SESSION_SECRET_ENV = "PARLEY_TEST_AWS_SESSION_SECRET"
+AWS_SESSION_TOKEN_ENV = "PARLEY_TEST_AWS_SESSION_TOKEN"
+BEDROCK_CREDENTIALS = {
+    "aws_region": FAKE_AWS_REGION,
+    "aws_access_key_id": f"os.environ/{AWS_KEY_ID_ENV}",
+    "aws_secret_access_key": f"os.environ/{AWS_SECRET_ENV}",
+}
+"""A Bedrock deployment's credentials in the fake's test account (static keys)."""
+BEDROCK_SESSION_CREDENTIALS = {
+    "aws_region": FAKE_AWS_REGION,
+    "aws_access_key_id": f"os.environ/{AWS_SESSION_KEY_ID_ENV}",
+    "aws_secret_access_key": f"os.environ/{AWS_SESSION_SECRET_ENV}",
+    "aws_session_token": f"os.environ/{AWS_SESSION_TOKEN_ENV}",
+}
+"""The same with temporary (STS-style) credentials: a session token too."""
 _UPSTREAM_MODEL = {
     "openai": "gpt-4o-mini",
     "azure": "gpt-4o-mini-deployment",
     "anthropic": "claude-sonnet-4-5",
     "gemini": "gemini-2.5-flash",
     "openai_compatible": "llama-3.1-8b",
+    "bedrock": "anthropic.claude-3-5-sonnet-20240620-v1:0",  # ':' must be escaped in the path
 }
+
+
+def _environ(key: str) -> dict[str, str]:
+    """What the references resolve to. A ``bad...`` key is Bedrock's wrong secret, so the
+    fake refuses its signature as the others refuse the key."""
+    return {
+        FAKE_KEY_ENV: key,
+        AWS_KEY_ID_ENV: FAKE_AWS_ACCESS_KEY_ID,
+        AWS_SECRET_ENV: key if key.startswith("bad") else FAKE_AWS_SECRET_ACCESS_KEY,
+        AWS_SESSION_KEY_ID_ENV: FAKE_AWS_SESSION_KEY_ID,
+        AWS_SESSION_SECRET_ENV: FAKE_AWS_SESSION_SECRET,
+        AWS_SESSION_TOKEN_ENV: FAKE_AWS_SESSION_TOKEN,
+    }
 
 
 def fake_models(
@@ -50,12 +90,14 @@ def fake_models(
             dep["api_base"] = f"{fake_url}/v1"
         else:
             dep["api_base"] = fake_url
-        if family != "openai_compatible":
+        if family == "bedrock":
+            dep.update(BEDROCK_CREDENTIALS)
+        elif family != "openai_compatible":
             dep["api_key"] = f"os.environ/{FAKE_KEY_ENV}"
         dep.update(extra or {})
         groups.append({"name": family, "deployments": [dep]})
     parsed = parse_models({"models": groups})
-    return LoadedModels(resolve_groups(parsed, {FAKE_KEY_ENV: key}), "test")
+    return LoadedModels(resolve_groups(parsed, _environ(key)), "test")
 
 
 def models_from(
@@ -63,10 +105,10 @@ def models_from(
 ) -> LoadedModels:
     """Model groups written as a test needs them (the YAML file's shape, as dicts; ``extra``
     for ``tiered`` and ``experiments``); a deployment's ``api_key`` may reference
-    ``os.environ/PARLEY_TEST_FAKE_KEY``."""
+    ``os.environ/PARLEY_TEST_FAKE_KEY``, a Bedrock one ``BEDROCK_CREDENTIALS``."""
     parsed = parse_models({"models": groups, **extra})
     return LoadedModels(
-        resolve_groups(parsed, {FAKE_KEY_ENV: key}),
+        resolve_groups(parsed, _environ(key)),
         "test",
         tiered=parsed.tiered,
         experiments=parsed.experiments,
