@@ -1,0 +1,199 @@
+"""``/v1/responses`` driven by the official ``openai`` SDK's ``client.responses``, against
+a running Parley in front of the fakes: OpenAI (passed through to the fake's own
+``/v1/responses``), Anthropic and Gemini (translated through Chat Completions types).
+The same client code runs against each family."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from parley.testing.fake_upstream import FakeUpstream
+from tests.conftest import ParleyFactory
+
+FAMILIES = ["openai", "anthropic", "gemini"]
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        "required": ["city"],
+    },
+}
+
+
+@pytest.fixture
+def client(parley: ParleyFactory) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=parley() + "/v1", api_key="unused", max_retries=0) as sdk:
+        yield sdk
+
+
+def _upstream_path(fake: FakeUpstream, family: str) -> str:
+    return fake.calls_to(family)[-1].path
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_plain_text_answer_and_usage(
+    client: openai.OpenAI, fake: FakeUpstream, family: str
+) -> None:
+    """A string input gets a Response object with one message of output_text, usage in
+    Responses' names, and OpenAI upstreams are sent /v1/responses itself."""
+    response = client.responses.create(
+        model=family, input="hello there", instructions="Be brief.", store=False
+    )
+    assert response.id.startswith("resp_")
+    assert response.object == "response"
+    assert response.status == "completed"
+    assert response.output_text == "You said: hello there"
+    assert response.output[0].type == "message"
+    assert response.usage is not None
+    assert response.usage.input_tokens > 0
+    assert response.usage.output_tokens > 0
+    assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens
+    path = _upstream_path(fake, family)
+    if family == "openai":
+        assert path == "/v1/responses"
+        sent = fake.calls_to("openai")[-1].body
+        assert sent["instructions"] == "Be brief."
+        assert sent["store"] is False  # Parley keeps responses itself
+    else:
+        assert "responses" not in path
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_function_tool_round_trip(client: openai.OpenAI, fake: FakeUpstream, family: str) -> None:
+    """A function tool is called (call_id, name, JSON arguments), and its output fed back
+    as a function_call_output item is answered."""
+    first = client.responses.create(
+        model=family, input="Weather in Paris?", tools=[WEATHER], store=False
+    )
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert len(calls) == 1
+    call = calls[0]
+    assert call.name == "get_weather"
+    assert call.call_id
+    assert json.loads(call.arguments)["city"] == "Weather in Paris?"
+    second = client.responses.create(
+        model=family,
+        input=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "type": "function_call",
+                "call_id": call.call_id,
+                "name": call.name,
+                "arguments": call.arguments,
+            },
+            {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21C"},
+        ],
+        tools=[WEATHER],
+        store=False,
+    )
+    assert second.output_text == "The tool returned: sunny, 21C"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_structured_output(client: openai.OpenAI, family: str) -> None:
+    """text.format json_schema reaches the upstream (as response_format when translated)
+    and the answer is JSON matching the schema."""
+    response = client.responses.create(
+        model=family,
+        input="Ada",
+        text={
+            "format": {
+                "type": "json_schema",
+                "name": "person",
+                "schema": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+                    "required": ["name", "age"],
+                },
+            }
+        },
+        store=False,
+    )
+    assert json.loads(response.output_text) == {"name": "Ada", "age": 42}
+
+
+def test_translated_request_reaches_anthropic_as_its_own_format(
+    client: openai.OpenAI, fake: FakeUpstream
+) -> None:
+    """instructions become Anthropic's system, max_output_tokens its max_tokens, function
+    tools its tools: the translation goes through Parley's canonical types."""
+    client.responses.create(
+        model="anthropic",
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}],
+        instructions="You are terse.",
+        max_output_tokens=77,
+        temperature=0.5,
+        tools=[WEATHER],
+        tool_choice={"type": "function", "name": "get_weather"},
+        store=False,
+    )
+    sent = fake.calls_to("anthropic")[-1].body
+    assert "You are terse." in json.dumps(sent["system"])
+    assert sent["max_tokens"] == 77
+    assert sent["temperature"] == 0.5
+    assert sent["tools"][0]["name"] == "get_weather"
+    assert sent["tool_choice"] == {"type": "tool", "name": "get_weather"}
+
+
+@pytest.mark.parametrize("tool_type", ["web_search", "file_search", "code_interpreter"])
+def test_builtin_tools_refused_on_translated_families(
+    client: openai.OpenAI, fake: FakeUpstream, tool_type: str
+) -> None:
+    """A built-in tool on a non-OpenAI deployment is a 400 in OpenAI's shape naming the
+    tool type, and nothing reaches the upstream."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="anthropic", input="search", tools=[{"type": tool_type}])
+    error: Any = caught.value.body
+    assert tool_type in error["message"]
+    assert error["param"] == "tools[0].type"
+    assert error["type"] == "invalid_request_error"
+    assert fake.calls_to("anthropic") == []
+
+
+def test_builtin_tools_pass_through_to_openai(client: openai.OpenAI, fake: FakeUpstream) -> None:
+    response = client.responses.create(
+        model="openai", input="search", tools=[{"type": "web_search"}], store=False
+    )
+    assert response.status == "completed"
+    assert fake.calls_to("openai")[-1].body["tools"] == [{"type": "web_search"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"input": "hi"}, None),  # no model
+        ({"model": "anthropic", "input": "hi", "temperature": 9}, "temperature"),
+        ({"model": "anthropic", "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
+        (
+            {"model": "anthropic", "input": [{"type": "function_call_output", "output": "x"}]},
+            "input[0]",
+        ),
+        ({"model": "anthropic", "input": "hi", "tools": [{"name": "x"}]}, "tools[0]"),
+        (
+            {"model": "anthropic", "input": "hi", "text": {"format": {"type": "yaml"}}},
+            "text.format.type",
+        ),
+        ({"model": "anthropic", "input": "hi", "max_output_tokens": 0}, "max_output_tokens"),
+    ],
+)
+def test_bad_input_is_an_openai_shaped_400_naming_the_field(
+    parley: ParleyFactory, body: dict[str, Any], param: str | None
+) -> None:
+    resp = httpx.post(parley() + "/v1/responses", json=body)
+    assert resp.status_code == 400
+    error = resp.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+    if param is not None:
+        assert param in error["message"]
+    else:
+        assert "model" in error["message"]
