@@ -197,3 +197,123 @@ def test_bad_input_is_an_openai_shaped_400_naming_the_field(
         assert param in error["message"]
     else:
         assert "model" in error["message"]
+
+
+# --- streaming -----------------------------------------------------------------------------
+
+
+def _events(stream: Any) -> list[Any]:
+    events = list(stream)
+    numbers = [event.sequence_number for event in events]
+    assert numbers == list(range(len(events))), "sequence numbers run from 0 without gaps"
+    return events
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_streamed_text_follows_the_responses_event_sequence(
+    client: openai.OpenAI, fake: FakeUpstream, family: str
+) -> None:
+    events = _events(client.responses.create(model=family, input="stream this please", stream=True))
+    if family == "openai":  # OpenAI's own events, passed on (renumbered, Parley's id)
+        assert _upstream_path(fake, family) == "/v1/responses"
+        assert fake.calls_to(family)[-1].body["stream"] is True
+    types = [event.type for event in events]
+    assert types[:2] == ["response.created", "response.in_progress"]
+    assert types[-1] == "response.completed"
+    start = types.index("response.output_item.added")
+    assert types[start : start + 2] == [
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert types[-4:-1] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+    ]
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert len(deltas) > 1
+    done = next(e for e in events if e.type == "response.output_text.done")
+    assert "".join(deltas) == done.text == "You said: stream this please"
+    final = events[-1].response
+    assert final.id.startswith("resp_")
+    assert final.id == events[0].response.id
+    assert final.status == "completed"
+    assert final.output_text == done.text
+    assert final.usage is not None
+    assert final.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_streamed_function_call_arguments_reassemble_byte_equal(
+    client: openai.OpenAI, family: str
+) -> None:
+    """Arguments arrive in several deltas; joined they equal the .done event's, the final
+    item's, and exactly the bytes the upstream streamed."""
+    events = _events(
+        client.responses.create(model=family, input="Paris", tools=[WEATHER], stream=True)
+    )
+    deltas = [e for e in events if e.type == "response.function_call_arguments.delta"]
+    done = next(e for e in events if e.type == "response.function_call_arguments.done")
+    added = next(e for e in events if e.type == "response.output_item.added")
+    assert added.item.type == "function_call"
+    assert {d.item_id for d in deltas} == {done.item_id, added.item.id}
+    joined = "".join(d.delta for d in deltas)
+    assert joined == done.arguments
+    args = {"city": "Paris", "days": 42}
+    upstream = {
+        "openai": json.dumps(args),  # the Responses fake's own serialization
+        "anthropic": json.dumps(args, separators=(",", ":")),
+        "gemini": None,  # Gemini sends whole objects; Parley serializes them once
+    }[family]
+    if upstream is not None:
+        assert len(deltas) > 1
+        assert joined == upstream
+    assert json.loads(joined) == args
+    final = events[-1].response
+    call = next(item for item in final.output if item.type == "function_call")
+    assert call.arguments == joined
+    assert call.call_id == added.item.call_id
+    assert call.name == "get_weather"
+
+
+def test_stream_that_breaks_ends_with_error_and_failed(
+    parley: ParleyFactory,
+) -> None:
+    """An upstream failure after the first event ends the stream with an error event and
+    response.failed, numbered in sequence, and no response.completed."""
+    url = parley(directive="+stream-cut-3")
+    with openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0) as sdk:
+        events = _events(
+            sdk.responses.create(model="anthropic", input="a b c d e f g", stream=True)
+        )
+    types = [e.type for e in events]
+    assert "response.completed" not in types
+    assert types[-2:] == ["error", "response.failed"]
+    assert events[-1].response.status == "failed"
+
+
+def test_stream_failing_before_the_first_event_is_an_http_error(parley: ParleyFactory) -> None:
+    url = parley(directive="+error-400")
+    with (
+        openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0) as sdk,
+        pytest.raises(openai.BadRequestError),
+    ):
+        list(sdk.responses.create(model="openai", input="x", stream=True))
+
+
+def test_passed_through_stream_error_reaches_the_client(parley: ParleyFactory) -> None:
+    """An OpenAI upstream's own in-band error event is passed on, in sequence."""
+    url = parley(directive="+stream-error-3")
+    with openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0) as sdk:
+        events = _events(sdk.responses.create(model="openai", input="a b c", stream=True))
+    assert events[-1].type == "error"
+    assert "response.completed" not in [e.type for e in events]
+
+
+def test_sdk_stream_helper_accumulates_the_final_response(client: openai.OpenAI) -> None:
+    """``client.responses.stream`` (the SDK's accumulating helper) builds the same final
+    response from Parley's events as the server's response.completed carries."""
+    with client.responses.stream(model="anthropic", input="helper test") as stream:
+        texts = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(texts) == final.output_text == "You said: helper test"

@@ -282,7 +282,12 @@ class ResponsesCalls:
         try:
             async for event in events:
                 kind = event.get("type")
-                if kind in ("response.output_text.delta", "response.function_call_arguments.delta"):
+                if kind == "error":
+                    state.status = 502  # the upstream's own failure, in band
+                elif kind in (
+                    "response.output_text.delta",
+                    "response.function_call_arguments.delta",
+                ):
                     delta = event.get("delta")
                     if isinstance(delta, str):
                         state.text.append(delta)
