@@ -95,11 +95,16 @@ def _as_input(item: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _with_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Input items as stored and listed: each with an id (``input_items`` lists them)."""
+    """Input items as stored and listed, in the shape OpenAI lists them: each with an id
+    and a type, a message's string content as one text part."""
     out = []
     for item in items:
         kind = str(item.get("type", "message"))
-        out.append({"id": new_id(_ID_PREFIXES.get(kind, "item")), **item, "type": kind})
+        item = {"id": new_id(_ID_PREFIXES.get(kind, "item")), **item, "type": kind}  # noqa: PLW2901
+        if kind == "message" and isinstance(item.get("content"), str):
+            part = "output_text" if item.get("role") == "assistant" else "input_text"
+            item["content"] = [{"type": part, "text": item["content"]}]
+        out.append(item)
     return out
 
 
