@@ -5,15 +5,20 @@ The same client code runs against each family."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from parley.app import create_app
+from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
+from parley.testing.servers import LoopThread, models_from, serve_in_thread
 from tests.conftest import ParleyFactory
 
 FAMILIES = ["openai", "anthropic", "gemini"]
@@ -317,3 +322,171 @@ def test_sdk_stream_helper_accumulates_the_final_response(client: openai.OpenAI)
         texts = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
     assert "".join(texts) == final.output_text == "You said: helper test"
+
+
+# --- the pipeline: cache, fallbacks across families, limits --------------------------------
+
+
+@pytest.fixture
+def serve(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Callable[..., str]]:
+    stack = contextlib.ExitStack()
+
+    def start(groups: list[dict[str, Any]], **settings: Any) -> str:
+        settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
+        app = create_app(Settings(**settings), models=models_from(groups))
+        return stack.enter_context(serve_in_thread(loop_thread, app))
+
+    with stack:
+        yield start
+
+
+def _post(url: str, body: dict[str, Any], key: str | None = None) -> httpx.Response:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(f"{url}/v1/responses", json=body, headers=headers, timeout=30)
+
+
+def test_translated_answers_come_from_the_cache_and_builtin_tools_never_do(
+    serve: Callable[..., str], fake: FakeUpstream
+) -> None:
+    group = {
+        "name": "chat",
+        "cache": {"enabled": True},
+        "deployments": [
+            {
+                "provider": "anthropic",
+                "model": "claude",
+                "api_base": fake.url,
+                "api_key": "os.environ/PARLEY_TEST_FAKE_KEY",
+            }
+        ],
+    }
+    url = serve([group])
+    body = {"model": "chat", "input": "cache me", "store": False}
+    first, second = _post(url, body), _post(url, body)
+    assert first.headers["x-parley-cache"] == "miss"
+    assert second.headers["x-parley-cache"] == "hit"
+    assert second.headers["x-parley-deployment"] == "cache"
+    assert second.json()["output"][0]["content"][0]["text"] == "You said: cache me"
+    assert second.json()["id"] != first.json()["id"]
+    assert len(fake.calls_to("anthropic")) == 1
+    with_search = {**body, "tools": [{"type": "web_search"}]}
+    assert _post(url, with_search).status_code == 400  # refused, not served from the cache
+
+
+def test_failover_from_openai_to_anthropic_speaks_each_its_own_way(
+    serve: Callable[..., str], fake: FakeUpstream
+) -> None:
+    """A group falling back from an OpenAI deployment (passed through) to an Anthropic
+    one (translated): the same request, each attempt in its provider's format."""
+    groups = [
+        {
+            "name": "chat",
+            "retries": 0,
+            "fallbacks": ["backup"],
+            "deployments": [
+                {
+                    "provider": "openai",
+                    "model": "gpt+error-500",
+                    "api_base": f"{fake.url}/v1",
+                    "api_key": "os.environ/PARLEY_TEST_FAKE_KEY",
+                }
+            ],
+        },
+        {
+            "name": "backup",
+            "deployments": [
+                {
+                    "provider": "anthropic",
+                    "model": "claude",
+                    "api_base": fake.url,
+                    "api_key": "os.environ/PARLEY_TEST_FAKE_KEY",
+                }
+            ],
+        },
+    ]
+    url = serve(groups)
+    answer = _post(url, {"model": "chat", "input": "fail over", "store": False})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["output"][0]["content"][0]["text"] == "You said: fail over"
+    assert [c.path for c in fake.calls] == ["/v1/responses", "/v1/messages"]
+
+
+def test_keys_and_rate_limits_apply(serve: Callable[..., str], fake: FakeUpstream) -> None:
+    group = {
+        "name": "chat",
+        "deployments": [
+            {
+                "provider": "anthropic",
+                "model": "claude",
+                "api_base": fake.url,
+                "api_key": "os.environ/PARLEY_TEST_FAKE_KEY",
+            }
+        ],
+    }
+    admin = "admin-secret-for-tests-0123456789"
+    url = serve([group], admin_key=admin)
+    body = {"model": "chat", "input": "limited", "store": False}
+    assert _post(url, body).status_code == 401
+    created = httpx.post(
+        f"{url}/admin/keys", json={"rpm": 1}, headers={"authorization": f"Bearer {admin}"}
+    )
+    key = created.json()["key"]
+    assert _post(url, body, key).status_code == 200
+    limited = _post(url, body, key)
+    assert limited.status_code == 429
+    assert limited.json()["error"]["type"] == "rate_limit_error"
+    assert limited.json()["error"]["code"].startswith("rpm")
+
+
+def test_other_parameters_reach_translated_providers_as_chat_parameters(
+    client: openai.OpenAI, fake: FakeUpstream
+) -> None:
+    """reasoning.effort becomes reasoning_effort, max_output_tokens
+    max_completion_tokens, text.format json_object response_format, an input_image its
+    image part (an OpenAI-compatible server shows the Chat Completions body as sent)."""
+    client.responses.create(
+        model="openai_compatible",
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "what is this?"},
+                    {"type": "input_image", "image_url": "https://example.com/a.png"},
+                ],
+            }
+        ],
+        reasoning={"effort": "low"},
+        max_output_tokens=50,
+        text={"format": {"type": "json_object"}},
+        parallel_tool_calls=False,
+        tools=[WEATHER],
+        store=False,
+    )
+    call = fake.calls[-1]
+    assert call.path == "/v1/chat/completions"  # compatible servers get Chat Completions
+    sent = call.body
+    assert sent["reasoning_effort"] == "low"
+    assert sent["max_completion_tokens"] == 50
+    assert sent["response_format"] == {"type": "json_object"}
+    assert sent["parallel_tool_calls"] is False
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+    assert sent["messages"][0]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": "https://example.com/a.png"},
+    }
+
+
+def test_parameters_only_openai_knows_are_refused_elsewhere(
+    client: openai.OpenAI, fake: FakeUpstream
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(
+            model="anthropic", input="x", store=False, extra_body={"context_management": []}
+        )
+    error: Any = caught.value.body
+    assert error["param"] == "context_management"
+    ok = client.responses.create(
+        model="openai", input="x", store=False, extra_body={"context_management": []}
+    )
+    assert ok.status == "completed"
+    assert fake.calls_to("openai")[-1].body["context_management"] == []

@@ -49,6 +49,8 @@ class ResponsesRequest(Struct, omit_defaults=True):
 
 
 _decoder = msgspec.json.Decoder(ResponsesRequest)
+RESPONSES_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(ResponsesRequest))
+"""The top-level fields Parley reads; others reach OpenAI deployments only."""
 
 
 def decode_responses_request(body: bytes) -> tuple[ResponsesRequest, dict[str, Any]]:

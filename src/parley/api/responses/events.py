@@ -35,7 +35,7 @@ from parley.api.responses.render import (
     text_part,
     usage_of,
 )
-from parley.api.sse import _END, _GONE, DONE, KEEPALIVE, SSEResponse, _Opened
+from parley.api.sse import _END, _GONE, KEEPALIVE, SSEResponse, _Opened, _watch_disconnect
 from parley.errors import ParleyError
 from parley.observability.redact import redactor
 from parley.providers.base import ChunkStream
@@ -358,8 +358,6 @@ class ResponsesSSE(SSEResponse):
     async def __call__(self, scope: Any, receive: Any, send: Send) -> None:
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
         producer = asyncio.create_task(self._produce(queue))
-        from parley.api.sse import _watch_disconnect  # noqa: PLC0415 - shared helper
-
         watcher = asyncio.create_task(_watch_disconnect(receive, producer, queue))
         try:
             if not await self._start(queue, scope, receive, send, watcher):
@@ -399,4 +397,4 @@ class ResponsesSSE(SSEResponse):
             await send({"type": "http.response.body", "body": item, "more_body": True})
 
 
-__all__ = ["DONE", "ChunkEvents", "ResponsesSSE", "Sequencer", "passthrough_frames"]
+__all__ = ["ChunkEvents", "ResponsesSSE", "Sequencer", "passthrough_frames"]

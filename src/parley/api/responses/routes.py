@@ -31,7 +31,11 @@ from parley.api.responses.translate import input_items, to_chat
 from parley.errors import InvalidRequest, NotFound
 from parley.gateway.accounting.caller import Caller
 from parley.gateway.responses import ResponsesCalls, ResponsesJob
-from parley.schema.responses import ResponsesRequest, decode_responses_request
+from parley.schema.responses import (
+    RESPONSES_FIELDS,
+    ResponsesRequest,
+    decode_responses_request,
+)
 from parley.store.responses import ResponseArchive
 
 router = APIRouter(prefix="/v1", tags=["responses"])
@@ -155,7 +159,11 @@ async def _prepare(request: Request, caller: Caller) -> _Prepared:
     upstream["store"] = False
     if history:
         upstream["input"] = _for_upstream(items)
-    job = ResponsesJob(translation.chat, upstream, translation.problems)
+    problems = translation.problems + [
+        InvalidRequest(f"parameter {name!r} is supported only by OpenAI deployments", param=name)
+        for name in sorted(set(raw) - RESPONSES_FIELDS)
+    ]
+    job = ResponsesJob(translation.chat, upstream, problems)
     return _Prepared(parsed, job, items, store, new_id("resp"), owner)
 
 
