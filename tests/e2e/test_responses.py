@@ -20,6 +20,7 @@ from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, models_from, serve_in_thread
 from tests.conftest import ParleyFactory
+from tests.polling import eventually
 
 FAMILIES = ["openai", "anthropic", "gemini"]
 WEATHER = {
@@ -490,3 +491,59 @@ def test_parameters_only_openai_knows_are_refused_elsewhere(
     )
     assert ok.status == "completed"
     assert fake.calls_to("openai")[-1].body["context_management"] == []
+
+
+def test_usage_records_take_each_upstreams_own_counts(parley: ParleyFactory) -> None:
+    """Passed-through and translated answers, JSON and streamed, are each recorded once
+    with the upstream's own token counts (one prompt word each, ten answer words)."""
+    admin = "admin-secret-for-tests-0123456789"
+    url = parley(directive="+tokens-10", admin_key=admin, usage_flush_seconds=0.05)
+    headers = {"authorization": f"Bearer {admin}"}
+    key = httpx.post(f"{url}/admin/keys", json={}, headers=headers).json()
+    with openai.OpenAI(base_url=url + "/v1", api_key=key["key"], max_retries=0) as sdk:
+        for family in ("openai", "anthropic"):
+            sdk.responses.create(model=family, input="hi", store=False)
+            list(sdk.responses.create(model=family, input="hi", store=False, stream=True))
+    rows: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        nonlocal rows
+        rows = httpx.get(f"{url}/admin/usage", params={"group_by": "key"}, headers=headers).json()[
+            "data"
+        ]
+        return bool(rows) and rows[0]["requests"] == 4
+
+    eventually(recorded)
+    assert rows[0]["bucket"] == key["id"]
+    assert rows[0]["completion_tokens"] == 40
+    assert rows[0]["prompt_tokens"] == 4
+    assert rows[0]["errors"] == 0
+
+
+@pytest.mark.parametrize("family", ["openai", "anthropic"])
+def test_client_leaving_a_stream_closes_the_upstream(
+    parley: ParleyFactory, fake: FakeUpstream, family: str
+) -> None:
+    url = parley(directive="+tokens-200+chunk-delay-0.05")
+    with (
+        openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0) as sdk,
+        sdk.responses.create(model=family, input="long", stream=True, store=False) as stream,
+    ):
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                break
+    eventually(lambda: fake.disconnects == 1)
+
+
+def test_newer_item_types_pass_through_to_openai_and_are_refused_elsewhere(
+    client: openai.OpenAI, fake: FakeUpstream
+) -> None:
+    item = {"type": "custom_tool_call_output", "call_id": "c1", "output": "x"}
+    items: Any = [{"role": "user", "content": "hi"}, item]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="anthropic", input=items, store=False)
+    error: Any = caught.value.body
+    assert error["param"] == "input[1].type"
+    assert "custom_tool_call_output" in error["message"]
+    client.responses.create(model="openai", input=items, store=False)
+    assert fake.calls_to("openai")[-1].body["input"][1] == item

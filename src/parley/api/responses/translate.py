@@ -5,9 +5,10 @@ Each input item becomes a Chat Completions message: ``message`` items by role (t
 ``function_call`` items join the assistant turn before them as ``tool_calls``, and
 ``function_call_output`` items become ``tool`` messages. ``instructions`` lead as a system
 message. What only OpenAI itself can do (built-in tools, files by id, item references,
-background runs) is not an error yet: it is collected in ``Translation.problems``, because
-an OpenAI deployment receives the request as it came and honours it; the gateway refuses
-it with the first problem only when the deployment it picked would have to translate.
+background runs, item and part types newer than this translation) is not an error yet:
+it is collected in ``Translation.problems``, because an OpenAI deployment receives the
+request as it came and honours it; the gateway refuses it with the first problem only
+when the deployment it picked would have to translate.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def to_chat(request: ResponsesRequest, items: list[dict[str, Any]]) -> Translati
         messages.append(SystemMessage(content=request.instructions))
     for index, item in enumerate(items):
         _item(item, f"input[{index}]", messages, problems)
-    if not messages:
+    if not messages and not problems:
         raise InvalidRequest("Missing required parameter: 'input'.", param="input")
     tools, builtin = _tools(request.tools, problems)
     for name, value in (
@@ -183,11 +184,13 @@ def _item(item: Any, where: str, messages: list[Message], problems: list[Invalid
                 param=where,
             )
         )
-    else:
-        raise InvalidRequest(
-            f"Invalid value for '{where}.type': {kind!r} is not an input item type Parley "
-            "supports (message, function_call, function_call_output).",
-            param=f"{where}.type",
+    else:  # a newer item type: OpenAI may know it, a translation cannot
+        problems.append(
+            InvalidRequest(
+                f"Invalid value for '{where}.type': {kind!r} is supported only by OpenAI "
+                "deployments (translated: message, function_call, function_call_output).",
+                param=f"{where}.type",
+            )
         )
 
 
@@ -264,10 +267,12 @@ def _message(item: dict[str, Any], where: str, problems: list[InvalidRequest]) -
                 )
             )
         else:
-            raise InvalidRequest(
-                f"Invalid value for '{at}.type': {kind!r}; expected input_text, input_image or "
-                "input_file.",
-                param=f"{at}.type",
+            problems.append(
+                InvalidRequest(
+                    f"Invalid value for '{at}.type': {kind!r} is supported only by OpenAI "
+                    "deployments (translated: input_text, input_image).",
+                    param=f"{at}.type",
+                )
             )
     return UserMessage(content=parts)
 
