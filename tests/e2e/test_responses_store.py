@@ -222,3 +222,14 @@ def test_expired_responses_are_unreadable_and_purged(engine: str, tmp_path: Any)
         if databases is not None:
             with pytest.raises(StopIteration):
                 next(databases)
+
+
+def test_store_default_can_be_turned_off(parley: ParleyFactory) -> None:
+    """PARLEY_RESPONSES_STORE_DEFAULT=false: nothing is kept unless the request asks."""
+    with _sdk(parley(responses_store_default=False)) as sdk:
+        unasked = sdk.responses.create(model="anthropic", input="not kept")
+        assert unasked.store is False
+        with pytest.raises(openai.NotFoundError):
+            sdk.responses.retrieve(unasked.id)
+        asked = sdk.responses.create(model="anthropic", input="kept", store=True)
+        assert sdk.responses.retrieve(asked.id).store is True
