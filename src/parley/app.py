@@ -32,6 +32,7 @@ from parley.api.metrics import MetricsListener
 from parley.api.middleware import RequestContextMiddleware
 from parley.api.openapi import install_openapi
 from parley.api.proxies import TrustedProxies
+from parley.api.responses import routes as responses_routes
 from parley.api.server import ServerLimits
 from parley.chat.generation import Generations
 from parley.chat.purge import sweep_forever
@@ -42,6 +43,7 @@ from parley.gateway.accounting.policy import Policies
 from parley.gateway.cache.store import ResponseCache
 from parley.gateway.pipeline import Gateway
 from parley.gateway.registry import ModelRegistry
+from parley.gateway.responses import ResponsesCalls
 from parley.gateway.routing.probes import probe_forever
 from parley.gateway.routing.selector import Selector
 from parley.observability.logging import configure_logging, get_logger
@@ -113,6 +115,7 @@ def create_app(
             embed_batch_max=settings.embeddings_batch_max,
             embed_batch_in_flight=settings.embeddings_batch_in_flight,
         )
+        app.state.responses = ResponsesCalls(app.state.gateway)
         app.state.generations = Generations(
             services.conversations,
             app.state.gateway.chat_stream,
@@ -135,6 +138,9 @@ def create_app(
                 asyncio.get_running_loop().create_task(
                     sweep_forever(services.db, settings.chat_purge_after_days),
                     name="parley-purge",
+                ),
+                asyncio.get_running_loop().create_task(
+                    services.stored_responses.sweep_forever(), name="parley-responses-purge"
                 ),
                 asyncio.get_running_loop().create_task(
                     probe_forever(registry, app.state.gateway.health), name="parley-probes"
@@ -210,6 +216,7 @@ def create_app(
     if settings.api_docs:
         install_docs(app, "/openapi.json")
     app.include_router(openai.router)
+    app.include_router(responses_routes.router)
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(auth.router)
@@ -229,7 +236,11 @@ def create_app(
     app.include_router(web.build_router(web.WebAssets.load()))
     install_openapi(app)
     app.fast_path = FastPath(
-        {"/v1/chat/completions": openai.chat_completions, "/v1/embeddings": openai.embeddings},
+        {
+            "/v1/chat/completions": openai.chat_completions,
+            "/v1/embeddings": openai.embeddings,
+            "/v1/responses": responses_routes.create_response,
+        },
         owner=app,
         max_body_bytes=settings.max_request_bytes,
         metrics=metrics,

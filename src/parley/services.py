@@ -36,6 +36,7 @@ from parley.state.keys import SEMANTIC_STREAM
 from parley.state.memory import MemoryState
 from parley.store import migrate
 from parley.store.db import Database
+from parley.store.responses import ResponseArchive
 from parley.store.usage import insert_usage, spend_since
 
 log = get_logger(__name__)
@@ -64,8 +65,13 @@ class Services:
     presets: Presets = field(init=False)
     relay: Relay = field(init=False)
     hub: Hub = field(init=False)
+    stored_responses: ResponseArchive = field(init=False)
+    """``/v1/responses`` answers kept with ``store`` (SQL, so every instance sees them)."""
 
     def __post_init__(self) -> None:
+        self.stored_responses = ResponseArchive(
+            self.db, keep_seconds=self.settings.responses_keep_days * 86400
+        )
         self.conversations = Conversations(self.db)
         self.imports = Importer(
             self.db,

@@ -33,6 +33,7 @@ from parley.identity.schemas import (
     UserUpdate,
 )
 from parley.schema.chat import ChatRequest, EmbeddingRequest
+from parley.schema.responses import ResponsesRequest
 
 _REF = "#/components/schemas/{name}"
 _ERROR = "ErrorResponse"
@@ -97,6 +98,16 @@ ROUTES: dict[tuple[str, str], Inputs] = {
         ChatRequest, success=("application/json", "text/event-stream")
     ),
     ("post", "/v1/embeddings"): Inputs(EmbeddingRequest),
+    ("post", "/v1/responses"): Inputs(
+        ResponsesRequest, success=("application/json", "text/event-stream")
+    ),
+    ("get", "/v1/responses/{response_id}/input_items"): Inputs(
+        query=(
+            _q("limit", _int(1, 100), "page size (default 20)"),
+            _q("order", _string(enum=["asc", "desc"]), "default desc (newest first)"),
+            _q("after", _string("an item id: list the items after it")),
+        )
+    ),
     # /admin (pydantic, identity/schemas.py)
     ("post", "/admin/keys"): Inputs(KeyCreate),
     ("get", "/admin/keys"): Inputs(query=(_q("team_id", _string()), _q("user_id", _string()))),

@@ -147,6 +147,15 @@ class Settings(BaseSettings):
     """A deleted conversation (and its event log, search rows and shares) is removed for
     good this long after its deletion (an hourly sweep)."""
 
+    responses_store_default: bool = True
+    """What ``/v1/responses`` does when a request leaves ``store`` out: keep the response
+    (OpenAI's own default, which ``previous_response_id`` in clients such as the Agents
+    SDK relies on). ``store: false`` is always honoured."""
+
+    responses_keep_days: float = Field(default=30, gt=0)
+    """A stored ``/v1/responses`` answer is readable (and continuable) this long, then
+    purged by an hourly sweep in each instance."""
+
     chat_imports_per_user: int = Field(default=1, ge=1)
     """Imports (``POST /api/conversations/import``) one user may run at once, across every
     instance (shared state); one more is a 429 ``import_in_progress``."""

@@ -12,6 +12,8 @@ from parley.providers.openai import OpenAIProvider
 
 
 class AzureOpenAIProvider(OpenAIProvider):
+    speaks_responses: bool = False  # Chat Completions only, through Parley's translation
+
     def _url(self, operation: str) -> str:
         deployment = quote(self.deployment.model, safe="")
         return (

@@ -37,6 +37,7 @@ from parley.schema.chat import (
     StreamOptions,
 )
 
+_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
 _chunk_decoder = msgspec.json.Decoder(ChatCompletionChunk)
 _completion_decoder = msgspec.json.Decoder(ChatCompletion)
 
@@ -109,6 +110,46 @@ class OpenAIProvider:
                 yield decode_filled(event.data, _chunk_decoder, ChatCompletionChunk, fallback)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 raise _stream_error(event.data, upstream.deployment) from exc
+        raise stream_ended_early(upstream.deployment)
+
+    # --- Responses API pass-through (``POST /v1/responses`` to OpenAI itself) -----------
+
+    speaks_responses: bool = True
+    """OpenAI serves ``/v1/responses``; Azure and compatible servers are sent Chat
+    Completions instead (their subclasses say False)."""
+
+    async def respond(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A Responses request sent as it came (model set to the deployment's); the
+        Response object as OpenAI answered it."""
+        payload = {**body, "model": self.deployment.model, "stream": False}
+        resp = await self._client.post(self._url("responses"), self._headers(), json_body(payload))
+        data = check_response(resp, self._client.deployment)
+        with unexpected(self._client.deployment, "an unexpected response object"):
+            if not isinstance(data, dict) or data.get("object") != "response":
+                raise ValueError("not a response object")
+            return data
+
+    @contextlib.asynccontextmanager
+    async def open_responses(self, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[Any]]:
+        """The Responses event stream, each event decoded (a JSON object with ``type``)."""
+        payload = {**body, "model": self.deployment.model, "stream": True}
+        async with self._client.open_stream(
+            self._url("responses"), self._headers(), json_body(payload)
+        ) as upstream:
+            await check_stream(upstream)
+            yield self._events(upstream)
+
+    async def _events(self, upstream: StreamingResponse) -> AsyncIterator[Any]:
+        async for event in iter_sse(upstream.lines()):
+            try:
+                data = msgspec.json.decode(event.data)
+            except msgspec.DecodeError as exc:
+                raise _stream_error(event.data, upstream.deployment) from exc
+            if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+                raise _stream_error(event.data, upstream.deployment)
+            yield data
+            if data["type"] in _FINAL_EVENTS:
+                return
         raise stream_ended_early(upstream.deployment)
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:

@@ -18,3 +18,4 @@ class OpenAICompatibleProvider(OpenAIProvider):
 
     unsupported_params: frozenset[str] = frozenset()
     forwards_extra: bool = True
+    speaks_responses: bool = False

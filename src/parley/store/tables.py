@@ -343,3 +343,17 @@ vector_pending = Table(
     Column("conversation_id", Id, nullable=False, index=True),
     Column("created_ms", BigInteger, nullable=False, index=True),
 )
+
+stored_responses = Table(
+    "stored_responses",
+    metadata,
+    # /v1/responses with store: the answer and the input it was made from, for
+    # GET /v1/responses/{id} and previous_response_id (store/responses.py). Owner-scoped:
+    # ``owner`` is who asked (a key, a user, or the embedded tier's anonymous caller).
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(80), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False, index=True),
+    Column("response", LargeBinary, nullable=False),  # the Response object (JSON)
+    Column("input_items", LargeBinary, nullable=False),  # every input item it saw (JSON)
+)

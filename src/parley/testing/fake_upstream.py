@@ -43,6 +43,7 @@ from parley.testing.formats import (
     WireFormat,
 )
 from parley.testing.openai_rules import Rejected, check_chat
+from parley.testing.responses_format import ResponsesFormat, check_responses
 from parley.testing.scenario import Behaviour
 
 _BODY: web.RequestKey[Any] = web.RequestKey("parsed_body", object)  # JSON, or raw bytes
@@ -80,6 +81,7 @@ class FakeUpstream:
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._record])
         app.router.add_post("/v1/chat/completions", self._openai_chat)
+        app.router.add_post("/v1/responses", self._openai_responses)
         app.router.add_post("/compat/v1/chat/completions", self._compatible_chat)
         app.router.add_post("/v1/embeddings", self._openai_embeddings)
         app.router.add_get("/v1/models", self._openai_models)
@@ -151,6 +153,13 @@ class FakeUpstream:
         if (denied := self._check_bearer(request, _OPENAI, optional=True)) is not None:
             return denied
         return await self._chat(request, _OPENAI, None, check=check_chat)
+
+    async def _openai_responses(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's Responses API (``responses_format``); a format per request, since it
+        echoes the request's settings in its answer."""
+        if (denied := self._check_bearer(request, _OPENAI, optional=True)) is not None:
+            return denied
+        return await self._chat(request, ResponsesFormat(), None, check=check_responses)
 
     async def _compatible_chat(self, request: web.Request) -> web.StreamResponse:
         """An OpenAI-compatible server (vLLM-like): OpenAI's format, but parameters of its

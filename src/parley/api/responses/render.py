@@ -1,0 +1,148 @@
+"""Chat Completions answers told as Responses objects: the envelope (echoing the request's
+settings, as OpenAI's does), output items, status and usage.
+
+``finish_reason`` maps to ``status``: ``length`` is ``incomplete`` with
+``incomplete_details.reason = "max_output_tokens"``, ``content_filter`` is ``incomplete``
+with reason ``content_filter``; anything else is ``completed``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from parley.schema.chat import ChatCompletion, Usage
+from parley.schema.responses import ResponsesRequest
+
+_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def envelope(
+    request: ResponsesRequest, response_id: str, *, store: bool, created_at: int | None = None
+) -> dict[str, Any]:
+    """A response object before its output: status ``in_progress``, no usage."""
+    text: dict[str, Any] = {"format": {"type": "text"}}
+    if request.text:
+        text = {"format": {"type": "text"}, **request.text}
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at if created_at is not None else int(time.time()),
+        "status": "in_progress",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": request.instructions,
+        "max_output_tokens": request.max_output_tokens,
+        "model": request.model,
+        "output": [],
+        "parallel_tool_calls": (
+            True if request.parallel_tool_calls is None else request.parallel_tool_calls
+        ),
+        "previous_response_id": request.previous_response_id,
+        "reasoning": {
+            "effort": (request.reasoning or {}).get("effort"),
+            "summary": (request.reasoning or {}).get("summary"),
+        },
+        "store": store,
+        "temperature": 1.0 if request.temperature is None else request.temperature,
+        "text": text,
+        "tool_choice": request.tool_choice or "auto",
+        "tools": request.tools or [],
+        "top_p": 1.0 if request.top_p is None else request.top_p,
+        "truncation": request.truncation or "disabled",
+        "usage": None,
+        "user": request.user,
+        "metadata": request.metadata or {},
+    }
+
+
+def usage_of(usage: Usage | None) -> dict[str, Any] | None:
+    if usage is None:
+        return None
+    prompt = usage.prompt_tokens_details if isinstance(usage.prompt_tokens_details, dict) else {}
+    completion = (
+        usage.completion_tokens_details if isinstance(usage.completion_tokens_details, dict) else {}
+    )
+    return {
+        "input_tokens": usage.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": int(prompt.get("cached_tokens") or 0)},
+        "output_tokens": usage.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": int(completion.get("reasoning_tokens") or 0)},
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def finish(response: dict[str, Any], finish_reason: str | None) -> None:
+    """Set status and incomplete_details from the Chat Completions finish reason."""
+    reason = _INCOMPLETE.get(finish_reason or "")
+    response["status"] = "incomplete" if reason else "completed"
+    response["incomplete_details"] = {"reason": reason} if reason else None
+
+
+def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
+    return {
+        "type": "reasoning",
+        "id": item_id,
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": text}],
+        "status": "completed",
+    }
+
+
+def message_item(item_id: str, status: str, content: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": item_id,
+        "status": status,
+        "role": "assistant",
+        "content": content,
+    }
+
+
+def text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": item_id,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": status,
+    }
+
+
+def from_completion(
+    request: ResponsesRequest, completion: ChatCompletion, response_id: str, *, store: bool
+) -> dict[str, Any]:
+    response = envelope(request, response_id, store=store)
+    choice = completion.choices[0] if completion.choices else None
+    finish(response, choice.finish_reason if choice else None)
+    item_status = "incomplete" if response["status"] == "incomplete" else "completed"
+    output: list[dict[str, Any]] = response["output"]
+    if choice is not None:
+        message = choice.message
+        if isinstance(message.reasoning_content, str) and message.reasoning_content:
+            output.append(reasoning_item(new_id("rs"), message.reasoning_content))
+        content: list[dict[str, Any]] = []
+        if message.content:
+            content.append(text_part(message.content))
+        if message.refusal:
+            content.append({"type": "refusal", "refusal": message.refusal})
+        if content or not message.tool_calls:
+            output.append(message_item(new_id("msg"), item_status, content or [text_part("")]))
+        for call in message.tool_calls or []:
+            output.append(
+                call_item(
+                    new_id("fc"), call.id, call.function.name, call.function.arguments, "completed"
+                )
+            )
+    response["usage"] = usage_of(completion.usage)
+    return response
