@@ -106,7 +106,9 @@ class _Kind(msgspec.Struct):
 def event_error(exc: ParleyError) -> dict[str, Any]:
     """An error for an answer's event stream: the API's error object, plus ``retry_after``
     (whole seconds) when waiting helps, since a stream's events carry no headers."""
-    error = dict(exc.to_body()["error"])
+    body = exc.to_body()["error"]
+    assert isinstance(body, dict)
+    error: dict[str, Any] = dict(body)
     wait = getattr(exc, "retry_after", None)
     if wait:
         error["retry_after"] = wait
@@ -433,7 +435,7 @@ class Generations:
             )
         except ParleyError as exc:
             log.warning("could not save a generated answer", error=exc.message)
-            status, error = "error", exc.to_body()["error"]
+            status, error = "error", event_error(exc)
         if error is not None:
             await generation.push({"type": "error", "error": error})
         generation.done = True
