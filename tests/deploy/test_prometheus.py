@@ -103,3 +103,26 @@ def test_the_name_check_has_teeth() -> None:
         promql.unknown('sum by (le) (rate(parley_queue_wait_seconds_bucket{le="1"}[1m]))', known)
         == []
     )
+
+
+def test_the_kubernetes_scrape_job_labels_series_by_pod(promtool: str, tmp_path: Path) -> None:
+    """prometheus-kubernetes.yml: Debian's promtool has no Kubernetes discovery, so a copy
+    with static targets in its place is checked; the relabelling is the shipped one."""
+    config = yaml.safe_load((PROMETHEUS / "prometheus-kubernetes.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "parley"  # what the alert rules select on
+    assert job.pop("kubernetes_sd_configs") == [{"role": "pod"}]
+    job["static_configs"] = [{"targets": ["127.0.0.1:9464"]}]
+    targets = {r.get("target_label") for r in job["relabel_configs"]}
+    assert {"namespace", "pod"} <= targets  # what prometheus-adapter maps to resources
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    (tmp_path / "alerts.yml").write_text((PROMETHEUS / "alerts.yml").read_text())
+    result = subprocess.run(
+        [promtool, "check", "config", "prometheus.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
