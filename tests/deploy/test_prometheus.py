@@ -126,3 +126,9 @@ def test_the_kubernetes_scrape_job_labels_series_by_pod(promtool: str, tmp_path:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_deployment_docs_list_every_alert() -> None:
+    docs = (PROMETHEUS.parents[1] / "docs" / "deployment.md").read_text()
+    missing = [rule["alert"] for rule in _rules() if f"`{rule['alert']}`" not in docs]
+    assert missing == []
