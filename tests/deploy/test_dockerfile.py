@@ -9,14 +9,20 @@ borrows the suite's installed dependencies through a ``.pth`` file.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
+import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
+
+from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -168,3 +174,66 @@ def test_the_wheel_carries_every_web_file(installed: Path) -> None:
     assert expected
     assert expected <= shipped
     assert Path("app/main.js") in shipped
+
+
+def _image_environment(tmp_path: Path) -> dict[str, str]:
+    """The final stage's ENV, as the container would have it, with this test's own port
+    and a database file under ``tmp_path`` in place of the image's volume."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PARLEY_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "AZURE_", "PYTHON"))
+    }
+    for word, args in _final_stage():
+        if word == "ENV":
+            for pair in shlex.split(args):
+                key, _, value = pair.partition("=")
+                if key != "PATH":  # "/opt/parley/bin:${PATH}": the venv's bin comes first
+                    env[key] = value
+    assert env["PARLEY_DATABASE_URL"].endswith("////var/lib/parley/parley.db")
+    env["PARLEY_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/parley.db"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        env["PARLEY_PORT"] = str(sock.getsockname()[1])
+    return env
+
+
+def _healthcheck(venv: Path, env: dict[str, str]) -> int:
+    """The HEALTHCHECK's own command, run with the image's environment."""
+    options = dict(_final_stage())["HEALTHCHECK"]
+    command = json.loads(options[options.index("CMD ") + 4 :])
+    assert command[0] == "python"
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), *command[1:]],
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=10,
+    )
+    return result.returncode
+
+
+def test_the_entry_point_with_the_images_environment(installed: Path, tmp_path: Path) -> None:
+    """``parley serve`` as the container starts it: on 0.0.0.0 it refuses to run without
+    keys, and with an admin key it serves until the HEALTHCHECK command passes, then stops
+    cleanly on SIGTERM (what docker stop sends)."""
+    env = _image_environment(tmp_path)
+    entry = json.loads(dict(_final_stage())["ENTRYPOINT"])
+    command = [str(installed / "bin" / entry[0]), *entry[1:]]
+    refused = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60
+    )
+    assert refused.returncode == 2
+    assert "refusing to serve /v1 without API keys on 0.0.0.0" in refused.stderr
+    assert _healthcheck(installed, env) != 0  # nothing listening: the check fails
+    env["PARLEY_ADMIN_KEY"] = "admin-key-for-the-image-test-0123456789"
+    server = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        eventually(lambda: _healthcheck(installed, env) == 0, attempts=150, pause=0.1)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=30)
+    assert code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after its drain
+    assert (tmp_path / "parley.db").exists()
