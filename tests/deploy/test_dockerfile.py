@@ -1,10 +1,11 @@
 """deploy/Dockerfile: hadolint finds nothing, the image has the shape the docs promise, and
 the build stage's commands install a Parley that runs and carries its web app.
 
-Docker cannot run on these machines, so the install is tested by running the build stage's
-own commands (build the wheel, make a virtual environment, install the wheel into it) in a
-temporary directory, offline: the wheel goes in with ``--no-deps`` and the environment
-borrows the suite's installed dependencies through a ``.pth`` file.
+Docker cannot run on these machines, so the build stage's RUN is run itself, word for word,
+in a temporary directory and offline: pip's environment variables keep it off the index
+and its dependencies out, and the fresh environment borrows the suite's installed
+dependencies through a ``.pth`` file. The entry point and the HEALTHCHECK command are then
+run with the final stage's ENV.
 """
 
 from __future__ import annotations
@@ -80,47 +81,40 @@ def test_runs_as_a_numeric_non_root_user_with_parley_serve_and_a_liveness_check(
 
 
 def test_the_semantic_extra_is_a_build_argument() -> None:
-    build = _instructions()[: [w for w, _ in _instructions()].index("FROM", 2)]
-    assert ("ARG", 'EXTRAS=""') in build
-    install = next(args for word, args in build if word == "RUN")
-    assert "${EXTRAS:+[$EXTRAS]}" in install
+    assert ("ARG", 'EXTRAS=""') in _build_stage()
+
+
+def _build_stage() -> list[tuple[str, str]]:
+    instructions = _instructions()
+    froms = [i for i, (word, _) in enumerate(instructions) if word == "FROM"]
+    return instructions[froms[0] : froms[1]]
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The build stage's commands, run offline: the wheel, a fresh venv, the wheel in it."""
+    """The build stage's RUN, word for word, with its two paths moved under a temporary
+    directory and pip told (through its environment) to stay offline: no index, no
+    dependencies, and the build backend from this environment instead of an isolated one."""
     work = tmp_path_factory.mktemp("image")
     wheels, venv = work / "wheels", work / "venv"
-    build = next(args for word, args in _instructions() if word == "RUN")
-    assert "python -m pip wheel --no-deps --wheel-dir /tmp/wheels ." in build
-    assert "python -m venv /opt/parley" in build
+    (build,) = [args for word, args in _build_stage() if word == "RUN"]
+    assert "/opt/parley" in build
+    assert "/tmp/wheels" in build
+    script = build.replace("/opt/parley", str(venv)).replace("/tmp/wheels", str(wheels))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    pip = [sys.executable, "-m", "pip"]
-    # --no-build-isolation: hatchling comes from the dev extra instead of the network
-    subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels), "."],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
+    env |= {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",  # `python`: ours
+        "EXTRAS": "",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INDEX": "1",
+        "PIP_NO_DEPS": "1",
+        "PIP_NO_BUILD_ISOLATION": "0",  # pip reads this one inverted: 0 turns isolation off
+    }
+    result = subprocess.run(
+        ["sh", "-ec", script], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=env)
-    (wheel,) = wheels.glob("parley-*.whl")
-    subprocess.run(
-        [
-            *pip,
-            "--python",
-            str(venv / "bin" / "python"),
-            "install",
-            "--no-deps",
-            "--no-index",
-            str(wheel),
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (venv / "bin" / "pip").exists()  # the stage removes pip from the environment
     purelib = subprocess.run(
         [
             str(venv / "bin" / "python"),
@@ -136,6 +130,20 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # (a .pth file's own directory entries are not scanned for further .pth files).
     (Path(purelib) / "suite-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return venv
+
+
+@pytest.mark.parametrize(("extras", "suffix"), [("", ""), ("semantic", "[semantic]")])
+def test_the_extras_argument_becomes_the_wheels_extras(extras: str, suffix: str) -> None:
+    expression = re.search(r'"\$\(ls [^)]*\)(\$\{EXTRAS[^}]*\})"', _build_stage()[-1][1])
+    assert expression is not None
+    result = subprocess.run(
+        ["sh", "-c", f'echo "parley.whl{expression.group(1)}"'],
+        env={"EXTRAS": extras},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == f"parley.whl{suffix}"
 
 
 def _run(venv: Path, *args: str) -> str:
