@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from parley.config import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
@@ -81,6 +83,14 @@ def test_nginx_and_prometheus_reach_every_instance(compose: dict[str, Any]) -> N
     address = _parley_services(compose)["parley-1"]["environment"]["PARLEY_METRICS_ADDRESS"]
     port = address.rpartition(":")[2]
     assert job["static_configs"][0]["targets"] == [f"{name}:{port}" for name in instances]
+
+
+def test_every_parley_setting_is_one_parley_reads(compose: dict[str, Any]) -> None:
+    """A misspelt PARLEY_* variable is silently ignored by Parley; here it fails."""
+    env = _parley_services(compose)["parley-1"]["environment"]
+    names = [key.removeprefix("PARLEY_").lower() for key in env if key.startswith("PARLEY_")]
+    assert len(names) >= 8
+    assert set(names) <= set(Settings.model_fields)
 
 
 def test_parley_trusts_exactly_nginx(compose: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from parley.config import Settings
 from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +79,12 @@ def test_runs_as_a_numeric_non_root_user_with_parley_serve_and_a_liveness_check(
     assert final["ENTRYPOINT"] == '["parley", "serve"]'
     assert "/health/live" in final["HEALTHCHECK"]
     assert "PARLEY_HOST=0.0.0.0" in final["ENV"]  # a container's port is reached from outside
+    settings = [
+        pair.partition("=")[0].removeprefix("PARLEY_").lower()
+        for pair in shlex.split(final["ENV"])
+        if pair.startswith("PARLEY_")
+    ]
+    assert set(settings) <= set(Settings.model_fields)  # no misspelt, silently ignored name
 
 
 def test_the_semantic_extra_is_a_build_argument() -> None:
