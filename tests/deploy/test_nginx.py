@@ -1,17 +1,9 @@
-"""deploy/nginx/nginx.conf: `nginx -t` accepts it, and run for real in front of two
-Parley instances it streams an answer through, token by token, and hides /metrics.
-
-Docker's service names (parley-1, ...) do not resolve here, so the copy under test points
-its upstream servers at the instances this test starts and listens on a free port; every
-other line is the shipped file's. Skipped where nginx is not installed (it is no
-dependency of the suite; the compose file runs it from its own image).
-"""
+"""deploy/nginx/nginx.conf: `nginx -t` accepts it, and run for real in front of three
+Parley instances it streams an answer through, event by event, and hides /metrics.
+Skipped where nginx is not installed (see proxy.py)."""
 
 from __future__ import annotations
 
-import re
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -22,42 +14,15 @@ import pytest
 
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.scenario import Behaviour
-from tests.polling import eventually
+from tests.deploy import proxy
 
-ROOT = Path(__file__).resolve().parents[2]
-CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _local_copy(tmp_path: Path, upstreams: list[str], port: int) -> Path:
-    text = CONF.read_text()
-    servers = re.findall(r"server (parley-\d+:4000)", text)
-    assert servers == ["parley-1:4000", "parley-2:4000", "parley-3:4000"]
-    for name, address in zip(servers, upstreams, strict=True):
-        text = text.replace(f"server {name} ", f"server {address} ")
-    text = text.replace("listen 80;", f"listen 127.0.0.1:{port};")
-    assert text.count("127.0.0.1:") == len(upstreams) + 1
-    copy = tmp_path / "nginx.conf"
-    copy.write_text(text)
-    return copy
-
-
-def _nginx(conf: Path) -> list[str]:
-    return [NGINX, "-p", str(conf.parent), "-c", str(conf), "-e", str(conf.parent / "error.log")]
+pytestmark = proxy.needs_nginx
 
 
 def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
-    conf = _local_copy(tmp_path, ["127.0.0.1:4001", "127.0.0.1:4002", "127.0.0.1:4003"], 8080)
+    conf = proxy.local_copy(tmp_path, ["127.0.0.1:4001", "127.0.0.1:4002", "127.0.0.1:4003"], 8080)
     result = subprocess.run(
-        [*_nginx(conf), "-t"], capture_output=True, text=True, check=False, timeout=30
+        [*proxy.command(conf), "-t"], capture_output=True, text=True, check=False, timeout=30
     )
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
@@ -67,25 +32,8 @@ def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
 def proxied(parley: Callable[..., str], tmp_path: Path) -> Iterator[str]:
     """nginx (the shipped configuration) in front of three Parley instances."""
     instances = [parley(trusted_proxies=["127.0.0.1"]).removeprefix("http://") for _ in range(3)]
-    port = _free_port()
-    conf = _local_copy(tmp_path, instances, port)
-    process = subprocess.Popen(  # foreground, so the test owns the process it stops
-        [*_nginx(conf), "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def answering() -> bool:
-        try:
-            return httpx.get(f"{url}/health/ready", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        eventually(answering, attempts=300)
+    with proxy.running(tmp_path, instances) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_a_stream_passes_through_unbuffered_and_metrics_stay_private(
