@@ -76,6 +76,10 @@ def test_three_identical_instances_on_the_shared_backends(compose: dict[str, Any
 
 def test_nginx_and_prometheus_reach_every_instance(compose: dict[str, Any]) -> None:
     instances = sorted(_parley_services(compose))
+    waits = compose["services"]["nginx"]["depends_on"]
+    assert {name: w["condition"] for name, w in waits.items()} == dict.fromkeys(
+        instances, "service_healthy"
+    )
     nginx_conf = (DEPLOY / "nginx" / "nginx.conf").read_text()
     assert re.findall(r"server (parley-\d+):4000", nginx_conf) == instances
     scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())

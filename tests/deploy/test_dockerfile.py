@@ -252,3 +252,22 @@ def test_the_entry_point_with_the_images_environment(installed: Path, tmp_path: 
         code = server.wait(timeout=30)
     assert code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after its drain
     assert (tmp_path / "parley.db").exists()
+
+
+def test_the_build_context_lets_through_what_the_build_copies() -> None:
+    """deploy/Dockerfile.dockerignore excludes everything (.venv, .git, databases) but what
+    the build stage copies; a new COPY source must be let through there too."""
+    ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in ignore if line.strip() and not line.startswith("#")]
+    assert patterns[0] == "*"
+    allowed = {p.removeprefix("!").rstrip("/") for p in patterns if p.startswith("!")}
+    copied = [
+        source.rstrip("/")
+        for word, args in _build_stage()
+        if word == "COPY"
+        for source in args.split()[:-1]
+    ]
+    assert copied
+    assert set(copied) <= allowed
+    for source in copied:
+        assert (ROOT / source).exists()
