@@ -228,6 +228,7 @@ def _healthcheck(venv: Path, env: dict[str, str]) -> int:
     return result.returncode
 
 
+@pytest.mark.slow
 def test_the_entry_point_with_the_images_environment(installed: Path, tmp_path: Path) -> None:
     """``parley serve`` as the container starts it: on 0.0.0.0 it refuses to run without
     keys, and with an admin key it serves until the HEALTHCHECK command passes, then stops
