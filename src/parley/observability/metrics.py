@@ -4,6 +4,10 @@ With several worker processes (``parley serve --workers N``) the CLI points
 ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers start: each worker's
 values then live in files there, and ``/metrics``, whichever worker answers, aggregates
 all of them (counters and histograms summed, gauges summed over live workers).
+
+A single process also reports its own memory, CPU and open files (``process_*``, Linux
+``/proc``), which the memory alert and the dashboards read. With several workers those are
+left out: the answering worker's figures would pass for the whole server's.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
     multiprocess,
 )
@@ -34,6 +39,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        ProcessCollector(registry=self.registry)
         self.http_requests = Counter(
             "parley_http_requests",
             "HTTP requests answered",
