@@ -1,6 +1,6 @@
 // Search every conversation (Ctrl/Cmd+K): words and meaning, with filters. Snippets are
 // built as text around <mark>, never parsed as HTML.
-import { html, useEffect, useRef, useState } from "../../vendor/preact.js";
+import { html, useEffect, useLayoutEffect, useRef, useState } from "../../vendor/preact.js";
 import { search } from "../api/conversations.js";
 import { openAt } from "../chat.js";
 import { conversations } from "../state.js";
@@ -28,7 +28,9 @@ export function SearchDialog({ open: isOpen, onClose }) {
   const [results, setResults] = useState(null);
   const [error, setError] = useState(null);
 
-  useEffect(() => {
+  // Opened before the next key press, not after the next frame, so what is typed right
+  // after the shortcut lands in the dialog's field instead of being lost.
+  useLayoutEffect(() => {
     const element = dialog.current;
     if (isOpen && !element.open) element.showModal();
     if (!isOpen && element.open) element.close();
