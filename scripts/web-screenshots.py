@@ -142,7 +142,11 @@ def main() -> None:
                 page.screenshot(path=out / "search.png")
                 page.keyboard.press("Escape")
                 page.get_by_role("button", name="Conversation settings").click()
-                page.get_by_role("dialog", name="Conversation settings").wait_for()
+                settings = page.get_by_role("dialog", name="Conversation settings")
+                settings.get_by_label("System prompt").fill("Answer in three sentences or fewer.")
+                settings.get_by_label("New preset name").fill("Concise")
+                settings.get_by_role("button", name="Save as preset").click()
+                settings.get_by_text("Saved preset “Concise”.").wait_for()
                 page.screenshot(path=out / "settings.png")
                 page.keyboard.press("Escape")
 

@@ -45,6 +45,19 @@ def test_settings_and_presets_and_a_concurrent_change(new_page: NewPage) -> None
     dialog.get_by_role("button", name="Apply preset Pirate").click()
     assert dialog.get_by_label("System prompt").input_value() == "Answer like a pirate."
 
+    # Edit the preset in place: new values from the form, then a new name.
+    dialog.get_by_label("System prompt").fill("Answer like a parrot.")
+    dialog.get_by_role("button", name="Update preset Pirate from this form").click()
+    dialog.get_by_text("Updated preset “Pirate”.").wait_for()
+    dialog.get_by_role("button", name="Rename preset Pirate").click()
+    dialog.get_by_role("textbox", name="Name of preset Pirate").fill("Parrot")
+    dialog.get_by_role("textbox", name="Name of preset Pirate").press("Enter")
+    dialog.get_by_text("Renamed preset to “Parrot”.").wait_for()
+    dialog.get_by_label("System prompt").fill("")
+    dialog.get_by_role("button", name="Apply preset Parrot").click()
+    assert dialog.get_by_label("System prompt").input_value() == "Answer like a parrot."
+    assert dialog.is_visible()  # Enter in the name field did not submit or close the dialog
+
     # Another tab renames the conversation meanwhile: saving here is refused, not merged.
     other = new_page(context=page.context)
     other.goto(page.url)

@@ -1,7 +1,7 @@
 // A conversation's settings (system prompt, temperature, top_p, max_tokens) and presets.
 // A change that lost a race with another tab or device is refused by the server (409):
 // the form offers to reload rather than overwrite.
-import { html, useEffect, useState } from "../../vendor/preact.js";
+import { html, useEffect, useLayoutEffect, useRef, useState } from "../../vendor/preact.js";
 import * as presets from "../api/presets.js";
 import { open, reloadOpen, saveSettings } from "../chat.js";
 import { ErrorText } from "./ErrorText.js";
@@ -19,6 +19,24 @@ function fromForm(form) {
   return settings;
 }
 
+/** A preset's name, edited in place: Enter or leaving the field saves, Escape cancels. */
+function PresetName({ preset, onDone }) {
+  const input = useRef(null);
+  const finished = useRef(false); // Enter, then the blur of the field going away: once
+  useLayoutEffect(() => { input.current?.select(); }, []);
+  function finish(name) {
+    if (finished.current) return;
+    finished.current = true;
+    onDone(name);
+  }
+  function keydown(event) {
+    if (event.key === "Enter") { event.preventDefault(); finish(event.currentTarget.value.trim()); }
+    if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); finish(null); }
+  }
+  return html`<input ref=${input} aria-label=${`Name of preset ${preset.name}`} maxlength="100"
+    value=${preset.name} onKeyDown=${keydown} onBlur=${(e) => finish(e.currentTarget.value.trim())} />`;
+}
+
 export function ConversationSettings({ isOpen, onClose }) {
   const conversation = open.value?.conversation;
   const [values, setValues] = useState({});
@@ -26,6 +44,7 @@ export function ConversationSettings({ isOpen, onClose }) {
   const [error, setError] = useState(null);
   const [saved, setSaved] = useState(null);
   const [version, setVersion] = useState(null); // what the form was filled from
+  const [renaming, setRenaming] = useState(null); // the id of the preset being renamed
 
   useEffect(() => {
     if (!isOpen || !conversation) return;
@@ -58,6 +77,7 @@ export function ConversationSettings({ isOpen, onClose }) {
     try {
       const made = await presets.create({ name, model: conversation.model, settings: fromForm(form) });
       setList([...list, made]);
+      form.elements.preset_name.value = "";
       setSaved(`Saved preset “${made.name}”.`);
     } catch (caught) {
       setError(caught);
@@ -67,6 +87,31 @@ export function ConversationSettings({ isOpen, onClose }) {
   function apply(presetId) {
     const preset = list.find((p) => p.id === presetId);
     if (preset) setValues({ ...(preset.settings || {}) });
+  }
+
+  /** Overwrite a preset with what the form holds now (and this conversation's model). */
+  async function updatePreset(event, preset) {
+    try {
+      const fields = { settings: fromForm(event.currentTarget.form) };
+      if (conversation.model) fields.model = conversation.model;
+      const updated = await presets.update(preset.id, fields);
+      setList(list.map((p) => (p.id === preset.id ? updated : p)));
+      setSaved(`Updated preset “${updated.name}”.`);
+    } catch (caught) {
+      setError(caught);
+    }
+  }
+
+  async function renamePreset(preset, name) {
+    setRenaming(null);
+    if (!name || name === preset.name) return;
+    try {
+      const updated = await presets.update(preset.id, { name });
+      setList(list.map((p) => (p.id === preset.id ? updated : p)));
+      setSaved(`Renamed preset to “${updated.name}”.`);
+    } catch (caught) {
+      setError(caught);
+    }
   }
 
   async function removePreset(presetId) {
@@ -97,8 +142,13 @@ export function ConversationSettings({ isOpen, onClose }) {
         ${list.length === 0 && html`<p class="hint">No presets yet.</p>`}
         <ul>
           ${list.map((p) => html`<li key=${p.id}>
-            <span>${p.name}</span>
+            ${renaming === p.id
+              ? html`<${PresetName} preset=${p} onDone=${(name) => renamePreset(p, name)} />`
+              : html`<span>${p.name}</span>`}
             <button type="button" onClick=${() => apply(p.id)} aria-label=${`Apply preset ${p.name}`}>Apply</button>
+            <button type="button" onClick=${(e) => updatePreset(e, p)}
+              aria-label=${`Update preset ${p.name} from this form`}>Update</button>
+            <button type="button" onClick=${() => setRenaming(p.id)} aria-label=${`Rename preset ${p.name}`}>Rename</button>
             <button type="button" onClick=${() => removePreset(p.id)} aria-label=${`Delete preset ${p.name}`}>Delete</button>
           </li>`)}
         </ul>
