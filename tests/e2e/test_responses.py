@@ -1,6 +1,7 @@
 """``/v1/responses`` driven by the official ``openai`` SDK's ``client.responses``, against
 a running Parley in front of the fakes: OpenAI (passed through to the fake's own
-``/v1/responses``), Anthropic and Gemini (translated through Chat Completions types).
+``/v1/responses``), Anthropic, Gemini and Bedrock (translated through Chat Completions
+types).
 The same client code runs against each family."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from parley.testing.servers import LoopThread, models_from, serve_in_thread
 from tests.conftest import ParleyFactory
 from tests.polling import eventually
 
-FAMILIES = ["openai", "anthropic", "gemini"]
+FAMILIES = ["openai", "anthropic", "gemini", "bedrock"]
 WEATHER = {
     "type": "function",
     "name": "get_weather",
@@ -270,6 +271,7 @@ def test_streamed_function_call_arguments_reassemble_byte_equal(
         "openai": json.dumps(args),  # the Responses fake's own serialization
         "anthropic": json.dumps(args, separators=(",", ":")),
         "gemini": None,  # Gemini sends whole objects; Parley serializes them once
+        "bedrock": json.dumps(args, separators=(",", ":")),  # a few bytes per delta
     }[family]
     if upstream is not None:
         assert len(deltas) > 1
