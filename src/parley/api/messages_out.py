@@ -338,8 +338,13 @@ def error_status_and_type(exc: ParleyError) -> tuple[int, str]:
 
 
 def error_body(exc: ParleyError) -> dict[str, Any]:
+    """Anthropic's envelope has no ``param``: the field a 400 is about leads the message,
+    as Anthropic's own messages do (``messages.0.content: ...``)."""
     _, error_type = error_status_and_type(exc)
-    return {"type": "error", "error": {"type": error_type, "message": redactor.scrub(exc.message)}}
+    message = exc.message
+    if exc.param and exc.param not in message:
+        message = f"{exc.param}: {message}"
+    return {"type": "error", "error": {"type": error_type, "message": redactor.scrub(message)}}
 
 
 def render_error(exc: ParleyError) -> Response:

@@ -1,0 +1,196 @@
+"""What ``/v1/messages`` sends to an Anthropic upstream keeps everything Anthropic takes:
+beta flags, documents, images, ``is_error``, breakpoints, thinking with signatures; and a
+thinking answer served from Parley's response cache keeps its signatures too (a replay
+without them would break the client's next tool-loop turn)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+
+from parley.app import create_app
+from parley.config import Settings
+from parley.testing.fake_upstream import FakeUpstream
+from parley.testing.formats import signature_of
+from parley.testing.servers import FAKE_KEY_ENV, LoopThread, models_from, serve_in_thread
+from tests.conftest import ParleyFactory
+
+PDF = base64.b64encode(b"%PDF-1.4 tiny").decode()
+PNG = base64.b64encode(b"\x89PNG tiny").decode()
+WEATHER: Any = {
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+@pytest.fixture
+def cached_anthropic(
+    loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path
+) -> Iterator[Callable[[], str]]:
+    """Parley with one Anthropic group whose answers are cached."""
+    stack = contextlib.ExitStack()
+
+    def run() -> str:
+        group = {
+            "name": "claude",
+            "deployments": [
+                {
+                    "provider": "anthropic",
+                    "model": "claude-sonnet-4-5",
+                    "api_base": fake.url,
+                    "api_key": f"os.environ/{FAKE_KEY_ENV}",
+                }
+            ],
+            "cache": {"enabled": True},
+        }
+        settings = Settings(database_url=f"sqlite:///{tmp_path}/parley.db")
+        app = create_app(settings, models=models_from([group]))
+        return stack.enter_context(serve_in_thread(loop_thread, app))
+
+    with stack:
+        yield run
+
+
+def test_blocks_and_beta_flags_reach_anthropic(parley: ParleyFactory, fake: FakeUpstream) -> None:
+    breakpoint_ = {"type": "ephemeral", "ttl": "1h"}
+    messages: Any = [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "document",
+                    "source": {"type": "base64", "media_type": "application/pdf", "data": PDF},
+                    "title": "Report",
+                    "cache_control": breakpoint_,
+                },
+                {
+                    "type": "document",
+                    "source": {"type": "text", "media_type": "text/plain", "data": "plain words"},
+                },
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+                },
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+                {"type": "text", "text": "what is the weather?"},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me look."},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": "get_weather",
+                    "input": {"city": "Oslo"},
+                },
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_1",
+                    "content": [{"type": "text", "text": "service down"}],
+                    "is_error": True,
+                    "cache_control": breakpoint_,
+                },
+                {"type": "text", "text": "try again"},
+            ],
+        },
+    ]
+    with anthropic.Anthropic(base_url=parley(), api_key="unused", max_retries=0) as client:
+        client.messages.create(
+            model="anthropic",
+            max_tokens=32,
+            tools=[WEATHER],
+            messages=messages,
+            extra_headers={"anthropic-beta": "prompt-caching-2024-07-31, files-api-2025-04-14"},
+            extra_body={"top_k": 3},
+        )
+    call = fake.calls[-1]
+    assert call.headers["anthropic-beta"] == "prompt-caching-2024-07-31,files-api-2025-04-14"
+    assert call.body["messages"] == messages  # every block as the client sent it
+    assert call.body["top_k"] == 3
+    assert call.body["tools"] == [WEATHER]
+
+
+def test_beta_flags_go_to_anthropic_only(parley: ParleyFactory, fake: FakeUpstream) -> None:
+    with anthropic.Anthropic(base_url=parley(), api_key="unused", max_retries=0) as client:
+        client.messages.create(
+            model="openai",
+            max_tokens=8,
+            messages=[{"role": "user", "content": "x"}],
+            extra_headers={"anthropic-beta": "some-beta"},
+        )
+    assert "anthropic-beta" not in fake.calls[-1].headers
+    assert "anthropic_beta" not in fake.calls[-1].body
+
+
+def test_unsupported_blocks_are_refused_by_name(parley: ParleyFactory, fake: FakeUpstream) -> None:
+    url = parley()
+    image_result = {
+        "role": "user",
+        "content": [
+            {
+                "type": "tool_result",
+                "tool_use_id": "t",
+                "content": [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}],
+            }
+        ],
+    }
+    server_tool = {"type": "web_search_20250305", "name": "web_search"}
+    for body, param in (
+        ({"messages": [image_result]}, "messages[0].content[0].content[0]"),
+        ({"messages": [{"role": "user", "content": "x"}], "tools": [server_tool]}, "tools[0]"),
+        ({"messages": [{"role": "user", "content": "x"}], "mcp_servers": []}, "mcp_servers"),
+    ):
+        answer = httpx.post(
+            url + "/v1/messages", json={"model": "anthropic", "max_tokens": 8, **body}
+        )
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert error["type"] == "invalid_request_error"
+        assert param in error["message"]
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_cached_thinking_answer_keeps_its_signature(
+    cached_anthropic: Callable[[], str], fake: FakeUpstream, stream: bool
+) -> None:
+    url = cached_anthropic()
+    kwargs: Any = {
+        "model": "claude",
+        "max_tokens": 4096,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "tools": [WEATHER],
+        "messages": [{"role": "user", "content": "Bergen"}],
+    }
+    with anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0) as client:
+        answers = []
+        for _ in range(2):  # the second is answered from the cache
+            if stream:
+                with client.messages.stream(**kwargs) as events:
+                    answers.append(events.get_final_message())
+            else:
+                answers.append(client.messages.create(**kwargs))
+    assert len(fake.calls) == 1
+    for answer in answers:
+        thinking = answer.content[0]
+        assert thinking.type == "thinking"
+        assert thinking.signature == signature_of("Thinking about: Bergen")
+        assert answer.content[1].type == "tool_use"
+    first, second = (json.dumps(a.model_dump()["content"][0]) for a in answers)
+    assert first == second
