@@ -225,3 +225,21 @@ def test_upstream_rate_limit_keeps_type_and_retry_after(
 
 def _dump(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def test_count_tokens(client: anthropic.Anthropic, fake: FakeUpstream) -> None:
+    short = client.messages.count_tokens(
+        model="anthropic", messages=[{"role": "user", "content": "hello"}]
+    )
+    longer = client.messages.count_tokens(
+        model="openai",
+        system="You are terse.",
+        tools=[WEATHER],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "hello there, how are you today?"}],
+    )
+    assert 0 < short.input_tokens < longer.input_tokens
+    assert fake.calls == []  # counted by Parley, no upstream call
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.count_tokens(
+            model="no-such-model", messages=[{"role": "user", "content": "x"}]
+        )

@@ -328,3 +328,49 @@ def test_failure_before_the_stream_is_an_http_error(parley: ParleyFactory) -> No
         stream.get_final_message()
     assert failed.value.status_code == 529
     assert failed.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gemini_thinking_budget_thoughts_and_usage(
+    parley: ParleyFactory, fake: FakeUpstream, stream: bool
+) -> None:
+    """thinking.budget_tokens becomes thinkingConfig; Gemini's thoughts come back as a
+    thinking block, its cached and thought token counts in Anthropic's usage."""
+    with _sdk(parley(directive="+cached-1")) as client:
+        kwargs: Any = {
+            "model": "gemini",
+            "max_tokens": 4096,
+            "thinking": THINKING,
+            "messages": [{"role": "user", "content": "two words"}],
+        }
+        if stream:
+            with client.messages.stream(**kwargs) as events:
+                reply = events.get_final_message()
+        else:
+            reply = client.messages.create(**kwargs)
+    config = fake.calls[-1].body["generationConfig"]
+    assert config["thinkingConfig"] == {"thinkingBudget": 2048, "includeThoughts": True}
+    assert [block.type for block in reply.content] == ["thinking", "text"]
+    assert reply.content[0].thinking == "Thinking about: two words"  # type: ignore[union-attr]
+    assert reply.content[1].text == "You said: two words"  # type: ignore[union-attr]
+    assert reply.usage.cache_read_input_tokens == 1
+    assert reply.usage.input_tokens == 2 - 1
+    assert reply.usage.output_tokens == 4 + 4  # the answer's words and the thought's
+
+
+def test_gemini_usage_details_in_chat_completions(parley: ParleyFactory) -> None:
+    """Gemini's cachedContentTokenCount and thoughtsTokenCount, in OpenAI's shape."""
+    with openai.OpenAI(
+        base_url=parley(directive="+cached-1+reasoning") + "/v1", api_key="x"
+    ) as chat:
+        reply = chat.chat.completions.create(
+            model="gemini", messages=[{"role": "user", "content": "two words"}]
+        )
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens_details is not None
+    assert reply.usage.prompt_tokens_details.cached_tokens == 1
+    assert reply.usage.completion_tokens_details is not None
+    assert reply.usage.completion_tokens_details.reasoning_tokens == 4
+    assert reply.choices[0].message.model_extra == {
+        "reasoning_content": "Thinking about: two words"
+    }

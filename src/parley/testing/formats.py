@@ -504,22 +504,34 @@ class GeminiFormat:
             json_schema=config.get("responseJsonSchema") or config.get("responseSchema"),
             json_mode=json_mode,
             tools_disabled=calling.get("mode") == "NONE",
+            thinking=bool((config.get("thinkingConfig") or {}).get("includeThoughts")),
         )
         return Parsed(conv, path_model or "", False, True, int(config.get("candidateCount") or 1))
 
     def _usage(self, parsed: Parsed, answer: Answer) -> dict[str, int]:
         completion = max(1, len(answer.words))
+        thoughts = count_words(answer.reasoning or "")
         prompt = parsed.conversation.prompt_words
-        return {
+        usage = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": completion,
-            "totalTokenCount": prompt + completion,
+            "totalTokenCount": prompt + completion + thoughts,
         }
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
+        if answer.cached:
+            usage["cachedContentTokenCount"] = answer.cached
+        return usage
 
     def _parts(self, answer: Answer) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = []
+        if answer.reasoning is not None:
+            parts.append({"text": answer.reasoning, "thought": True})
         if answer.tool_name:
-            return [{"functionCall": {"name": answer.tool_name, "args": answer.tool_args}}]
-        return [{"text": answer.text}]
+            parts += [{"functionCall": {"name": n, "args": a}} for n, a in answer.calls]
+        else:
+            parts.append({"text": answer.text})
+        return parts
 
     def complete(self, parsed: Parsed, answer: Answer) -> dict[str, Any]:
         return {
@@ -551,10 +563,14 @@ class GeminiFormat:
                 payload["usageMetadata"] = self._usage(parsed, answer)
             return _frame(payload)
 
+        frames = []
+        if answer.reasoning is not None:
+            frames.append(frame([{"text": answer.reasoning, "thought": True}], False))
         if answer.tool_name:
-            return [frame(self._parts(answer), True)]
+            calls = [{"functionCall": {"name": n, "args": a}} for n, a in answer.calls]
+            return [*frames, frame(calls, True)]
         words = answer.words or [""]
-        return [frame([{"text": w}], i == len(words) - 1) for i, w in enumerate(words)]
+        return frames + [frame([{"text": w}], i == len(words) - 1) for i, w in enumerate(words)]
 
     def error(self, status: int, message: str) -> dict[str, Any]:
         return {
