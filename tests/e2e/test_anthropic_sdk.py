@@ -7,6 +7,7 @@ back, and errors in Anthropic's envelope."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -243,3 +244,39 @@ def test_count_tokens(client: anthropic.Anthropic, fake: FakeUpstream) -> None:
         client.messages.count_tokens(
             model="no-such-model", messages=[{"role": "user", "content": "x"}]
         )
+
+
+def test_cache_reads_reach_usage_records_and_cost(parley: ParleyFactory) -> None:
+    """Two requests with one prompt-cache breakpoint: the second reads the prefix from
+    Anthropic's cache; the usage record counts it and bills it at the cached price."""
+    admin = "admin-key-for-the-messages-usage-test"
+    url = parley(admin_key=admin)
+    system: Any = [{"type": "text", "text": "a b c d e f", "cache_control": {"type": "ephemeral"}}]
+    with anthropic.Anthropic(base_url=url, api_key=admin, max_retries=0) as client:
+        replies = [
+            client.messages.create(
+                model="anthropic",
+                max_tokens=16,
+                system=system,
+                messages=[{"role": "user", "content": "g h"}],
+            )
+            for _ in range(2)
+        ]
+    assert replies[1].usage.cache_read_input_tokens == 6
+    headers = {"authorization": f"Bearer {admin}"}
+    rows: list[dict[str, Any]] = []
+    for _ in range(100):
+        rows = httpx.get(
+            url + "/admin/usage", params={"group_by": "model_group"}, headers=headers
+        ).json()["data"]
+        if rows and rows[0]["requests"] == 2:
+            break
+        time.sleep(0.1)
+    assert rows[0]["bucket"] == "anthropic"
+    assert rows[0]["requests"] == 2
+    assert rows[0]["prompt_tokens"] == 2 * 8
+    assert rows[0]["cached_tokens"] == 6
+    completion = rows[0]["completion_tokens"]
+    # claude-sonnet-4-5: $3 in, $15 out, $0.30 cached input per million tokens.
+    expected = (8 * 3.0 + (2 * 3.0 + 6 * 0.30) + completion * 15.0) / 1e6
+    assert rows[0]["cost_usd"] == pytest.approx(expected)
