@@ -16,9 +16,10 @@ import httpx
 import pytest
 
 from parley.testing.fake_upstream import FakeUpstream
+from parley.testing.servers import FAMILIES as ALL_FAMILIES
 from tests.conftest import ParleyFactory
 
-FAMILIES = ["anthropic", "openai", "gemini"]
+FAMILIES = list(ALL_FAMILIES)  # anthropic, openai, azure, gemini, openai_compatible
 WEATHER = {
     "name": "get_weather",
     "description": "Current weather for a city",

@@ -19,9 +19,10 @@ import pytest
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.formats import signature_of
 from parley.testing.scenario import example_for
+from parley.testing.servers import FAMILIES as ALL_FAMILIES
 from tests.conftest import ParleyFactory
 
-FAMILIES = ["anthropic", "openai", "gemini"]
+FAMILIES = list(ALL_FAMILIES)  # anthropic, openai, azure, gemini, openai_compatible
 WEATHER = {
     "name": "get_weather",
     "description": "Current weather for a city",
@@ -101,7 +102,7 @@ def test_sdk_stream_accumulates_the_message(client: anthropic.Anthropic, family:
     assert final.usage.output_tokens > 0
 
 
-@pytest.mark.parametrize("family", ["anthropic", "openai"])
+@pytest.mark.parametrize("family", ["anthropic", "openai", "azure", "openai_compatible"])
 def test_streamed_parallel_tool_calls_are_byte_equal(
     parley: ParleyFactory, fake: FakeUpstream, family: str
 ) -> None:

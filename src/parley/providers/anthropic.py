@@ -175,8 +175,11 @@ def to_anthropic(request: ChatRequest, model: str, *, stream: bool) -> dict[str,
     thinking = _thinking(request, body["max_tokens"], explicit=request.output_limit is not None)
     if thinking is not None:
         body["thinking"] = thinking
-        if thinking["type"] == "enabled" and body["max_tokens"] <= thinking["budget_tokens"]:
-            body["max_tokens"] = thinking["budget_tokens"] + DEFAULT_MAX_TOKENS
+        # Only Parley's own default cap is raised above the budget: a client's max_tokens
+        # goes as sent (Anthropic's answer to a budget above it is the client's to see).
+        budget = thinking.get("budget_tokens") or 0
+        if request.output_limit is None and body["max_tokens"] <= budget:
+            body["max_tokens"] = budget + DEFAULT_MAX_TOKENS
     return body
 
 
