@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,27 +35,22 @@ WEATHER: Any = {
 
 
 @pytest.fixture
-def cached_anthropic(
+def claude(
     loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path
-) -> Iterator[Callable[[], str]]:
-    """Parley with one Anthropic group whose answers are cached."""
+) -> Iterator[Callable[..., str]]:
+    """``claude(model=..., **group)``: Parley with one Anthropic group named ``claude``."""
     stack = contextlib.ExitStack()
 
-    def run() -> str:
-        group = {
-            "name": "claude",
-            "deployments": [
-                {
-                    "provider": "anthropic",
-                    "model": "claude-sonnet-4-5",
-                    "api_base": fake.url,
-                    "api_key": f"os.environ/{FAKE_KEY_ENV}",
-                }
-            ],
-            "cache": {"enabled": True},
+    def run(model: str = "claude-sonnet-4-5", **group: Any) -> str:
+        deployment = {
+            "provider": "anthropic",
+            "model": model,
+            "api_base": fake.url,
+            "api_key": f"os.environ/{FAKE_KEY_ENV}",
         }
         settings = Settings(database_url=f"sqlite:///{tmp_path}/parley.db")
-        app = create_app(settings, models=models_from([group]))
+        groups = [{"name": "claude", "deployments": [deployment], **group}]
+        app = create_app(settings, models=models_from(groups))
         return stack.enter_context(serve_in_thread(loop_thread, app))
 
     with stack:
@@ -168,9 +165,9 @@ def test_unsupported_blocks_are_refused_by_name(parley: ParleyFactory, fake: Fak
 
 @pytest.mark.parametrize("stream", [True, False])
 def test_cached_thinking_answer_keeps_its_signature(
-    cached_anthropic: Callable[[], str], fake: FakeUpstream, stream: bool
+    claude: Callable[..., str], fake: FakeUpstream, stream: bool
 ) -> None:
-    url = cached_anthropic()
+    url = claude(cache={"enabled": True})
     kwargs: Any = {
         "model": "claude",
         "max_tokens": 4096,
@@ -194,3 +191,27 @@ def test_cached_thinking_answer_keeps_its_signature(
         assert answer.content[1].type == "tool_use"
     first, second = (json.dumps(a.model_dump()["content"][0]) for a in answers)
     assert first == second
+
+
+def test_load_shedding_is_overloaded_error_529(
+    claude: Callable[..., str], fake: FakeUpstream
+) -> None:
+    """A group at capacity with no queue room: Anthropic clients get 529 overloaded_error
+    (which they back off from and retry, as against Anthropic), with Retry-After."""
+    url = claude("claude-sonnet-4-5+latency-1", max_concurrency=1, queue={"max_size": 0})
+    body = {"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(httpx.post, url + "/v1/messages", json=body, timeout=10)
+        for _ in range(100):  # until the first request holds the only slot
+            if fake.calls:
+                break
+            time.sleep(0.02)
+        shed = httpx.post(url + "/v1/messages", json=body, timeout=10)
+        assert first.result().status_code == 200
+    assert shed.status_code == 529
+    assert shed.json() == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": shed.json()["error"]["message"]},
+    }
+    assert "capacity" in shed.json()["error"]["message"]
+    assert shed.headers["retry-after"]
