@@ -151,7 +151,10 @@ def test_unsupported_blocks_are_refused_by_name(parley: ParleyFactory, fake: Fak
     for body, param in (
         ({"messages": [image_result]}, "messages[0].content[0].content[0]"),
         ({"messages": [{"role": "user", "content": "x"}], "tools": [server_tool]}, "tools[0]"),
-        ({"messages": [{"role": "user", "content": "x"}], "mcp_servers": []}, "mcp_servers"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "video", "url": "x"}]}]},
+            "messages[0].content[0]",
+        ),
     ):
         answer = httpx.post(
             url + "/v1/messages", json={"model": "anthropic", "max_tokens": 8, **body}
@@ -215,3 +218,27 @@ def test_load_shedding_is_overloaded_error_529(
     }
     assert "capacity" in shed.json()["error"]["message"]
     assert shed.headers["retry-after"]
+
+
+def test_fields_parley_has_no_type_for_go_to_anthropic_only(
+    parley: ParleyFactory, fake: FakeUpstream
+) -> None:
+    """Anthropic's newer fields reach an Anthropic upstream as sent; an OpenAI upstream
+    cannot honour them: refused, or dropped with drop_params, as for Chat Completions."""
+    extra = {"output_config": {"effort": "low"}, "context_management": {"edits": []}}
+    body = {"max_tokens": 8, "messages": [{"role": "user", "content": "x"}], **extra}
+    url = parley()
+    sent = httpx.post(url + "/v1/messages", json={"model": "anthropic", **body})
+    assert sent.status_code == 200, sent.text
+    assert fake.calls[-1].body["output_config"] == {"effort": "low"}
+    assert fake.calls[-1].body["context_management"] == {"edits": []}
+    refused = httpx.post(url + "/v1/messages", json={"model": "openai", **body})
+    assert refused.status_code == 400
+    assert "context_management" in refused.json()["error"]["message"]
+    assert len(fake.calls) == 1
+    dropped = httpx.post(
+        parley(drop_params=True) + "/v1/messages", json={"model": "openai", **body}
+    )
+    assert dropped.status_code == 200
+    assert dropped.headers["x-parley-dropped-params"] == "context_management,output_config"
+    assert "output_config" not in fake.calls[-1].body

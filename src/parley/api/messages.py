@@ -46,8 +46,8 @@ async def messages(request: Request) -> Response:
 async def _messages(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     caller = await api_caller(request)
-    body = await decode_body(request, decode_messages_request)
-    chat = to_chat_request(body, beta_flags(request.headers.get("anthropic-beta")))
+    body, extra = await decode_body(request, decode_messages_request)
+    chat = to_chat_request(body, beta_flags(request.headers.get("anthropic-beta")), extra)
     if chat.stream:
         return _stream(chat, gateway, request, caller)
     outcome = await gateway.chat(chat, caller, request_id(request), call_options(request, caller))

@@ -12,6 +12,7 @@ its ``tool_calls``. What no canonical field can carry is refused with a 400 nami
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import msgspec
 
@@ -65,9 +66,11 @@ from parley.schema.messages import (
 _STREAM_USAGE = StreamOptions(include_usage=True)
 
 
-def to_chat_request(request: MessagesRequest, beta: list[str] | None) -> ChatRequest:
+def to_chat_request(
+    request: MessagesRequest, beta: list[str] | None, extra: dict[str, Any] | None = None
+) -> ChatRequest:
     """The canonical request for ``request``; ``beta`` is the ``anthropic-beta`` header's
-    flags."""
+    flags, ``extra`` the body's fields Parley has no type for."""
     choice, parallel = _tool_choice(request.tool_choice)
     return ChatRequest(
         model=request.model,
@@ -86,6 +89,7 @@ def to_chat_request(request: MessagesRequest, beta: list[str] | None) -> ChatReq
         thinking=request.thinking,
         anthropic_beta=beta,
         protocol="messages",
+        extra=extra or None,
     )
 
 

@@ -257,7 +257,8 @@ class Gateway:
             drop=drop,
             deployment=deployment.label,
             refused=deployment.refused_params,
-            forwards_extra=provider.forwards_extra,
+            forwards_extra=provider.forwards_extra
+            or (request.protocol is not None and request.protocol == provider.native_protocol),
         )
         return _Prepared(provider, request, dropped)
 

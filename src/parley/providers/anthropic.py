@@ -88,6 +88,7 @@ class AnthropicProvider:
         | OPENAI_ONLY_PARAMS
     ) - {"safety_identifier", "reasoning_effort"}
     forwards_extra: bool = False
+    native_protocol: str | None = "messages"
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment
@@ -172,6 +173,11 @@ def to_anthropic(request: ChatRequest, model: str, *, stream: bool) -> dict[str,
         body["tools"] = tools
     if tool_choice:
         body["tool_choice"] = tool_choice
+    if request.extra:
+        # Fields of Anthropic's own API Parley has no type for (``output_config``,
+        # ``context_management``, ...): the params step let them through only for requests
+        # that came in through /v1/messages.
+        body.update(request.extra)
     thinking = _thinking(request, body["max_tokens"], explicit=request.output_limit is not None)
     if thinking is not None:
         body["thinking"] = thinking

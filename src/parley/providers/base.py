@@ -39,6 +39,9 @@ class Provider(Protocol):
     """Typed parameters the adapter cannot honour (``gateway/params.py``)."""
     forwards_extra: bool
     """Whether top-level fields Parley has no type for are sent upstream as they came."""
+    native_protocol: str | None
+    """The inbound protocol (``ChatRequest.protocol``) that is this upstream's own API:
+    its requests' extra fields are the upstream's own and are forwarded too."""
 
     async def complete(self, request: ChatRequest) -> ChatCompletion: ...
 

@@ -74,6 +74,7 @@ class GeminiProvider:
         | OPENAI_ONLY_PARAMS
     )
     forwards_extra: bool = False
+    native_protocol: str | None = None
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment

@@ -49,6 +49,7 @@ class OpenAIProvider:
     # OpenAI answers 400 for any parameter it does not document, top_k included.
     unsupported_params: frozenset[str] = frozenset({"top_k"})
     forwards_extra: bool = False
+    native_protocol: str | None = None
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment

@@ -129,7 +129,7 @@ class Metadata(Struct, omit_defaults=True):
 
 
 class MessagesRequest(Struct, omit_defaults=True, forbid_unknown_fields=True):
-    """A ``POST /v1/messages`` body (Anthropic's documented fields)."""
+    """A ``POST /v1/messages`` body: the fields Parley translates (others: ``extra``)."""
 
     model: Annotated[str, Meta(min_length=1)]
     max_tokens: Annotated[int, Meta(ge=1)]
@@ -164,8 +164,25 @@ _messages_decoder = msgspec.json.Decoder(MessagesRequest)
 _count_decoder = msgspec.json.Decoder(CountTokensRequest)
 
 
-def decode_messages_request(body: bytes) -> MessagesRequest:
-    return _messages_decoder.decode(body)
+MESSAGES_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(MessagesRequest))
+_UNKNOWN_TOP_LEVEL = "Object contains unknown field `"
+
+
+def decode_messages_request(body: bytes) -> tuple[MessagesRequest, dict[str, Any] | None]:
+    """The typed request, and the top-level fields Parley has no type for (Anthropic adds
+    fields faster than any gateway: ``output_config``, ``context_management``, ...). Those
+    go on to Anthropic upstreams as sent; elsewhere ``drop_params`` decides, as for Chat
+    Completions' unknown fields. One typed decode for the usual body, as there."""
+    try:
+        return _messages_decoder.decode(body), None
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if not text.startswith(_UNKNOWN_TOP_LEVEL) or " - at `" in text:
+            raise
+    data = msgspec.json.decode(body)
+    assert isinstance(data, dict)  # the typed decode got as far as an object's field
+    extra = {name: data.pop(name) for name in list(data) if name not in MESSAGES_FIELDS}
+    return msgspec.convert(data, MessagesRequest), extra
 
 
 def decode_count_tokens_request(body: bytes) -> CountTokensRequest:
