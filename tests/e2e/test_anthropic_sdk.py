@@ -281,3 +281,22 @@ def test_cache_reads_reach_usage_records_and_cost(parley: ParleyFactory) -> None
     # claude-sonnet-4-5: $3 in, $15 out, $0.30 cached input per million tokens.
     expected = (8 * 3.0 + (2 * 3.0 + 6 * 0.30) + completion * 15.0) / 1e6
     assert rows[0]["cost_usd"] == pytest.approx(expected)
+
+
+def test_oversized_body_is_request_too_large(parley: ParleyFactory) -> None:
+    url = parley(max_request_bytes=2048)
+    body = {
+        "model": "openai",
+        "max_tokens": 8,
+        "messages": [{"role": "user", "content": "x" * 4096}],
+    }
+    declared = httpx.post(url + "/v1/messages", json=body)
+    chunked = httpx.post(
+        url + "/v1/messages",
+        content=iter([json.dumps(body).encode()]),  # no Content-Length: counted as it comes
+        headers={"content-type": "application/json"},
+    )
+    for answer in (declared, chunked):
+        assert answer.status_code == 413
+        assert answer.json()["type"] == "error"
+        assert answer.json()["error"]["type"] == "request_too_large"
