@@ -16,6 +16,7 @@ from typing import Any
 
 import anthropic
 import httpx
+import openai
 import pytest
 
 from parley.app import create_app
@@ -242,3 +243,49 @@ def test_fields_parley_has_no_type_for_go_to_anthropic_only(
     assert dropped.status_code == 200
     assert dropped.headers["x-parley-dropped-params"] == "context_management,output_config"
     assert "output_config" not in fake.calls[-1].body
+
+
+def test_chat_completions_thinking_blocks_survive_a_tool_loop(
+    parley: ParleyFactory, fake: FakeUpstream
+) -> None:
+    """The same canonical fields serve Chat Completions clients (LiteLLM's spelling):
+    ``thinking`` in, ``thinking_blocks`` with signatures out and back in."""
+    tools: Any = [
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "parameters": WEATHER["input_schema"]},
+        }
+    ]
+    question: Any = [{"role": "user", "content": "Tromso"}]
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    with openai.OpenAI(base_url=parley() + "/v1", api_key="x", max_retries=0) as client:
+        first = client.chat.completions.create(
+            model="anthropic", messages=question, tools=tools, extra_body={"thinking": thinking}
+        )
+        message = first.choices[0].message
+        blocks = (message.model_extra or {})["thinking_blocks"]
+        assert blocks == [
+            {
+                "type": "thinking",
+                "thinking": "Thinking about: Tromso",
+                "signature": signature_of("Thinking about: Tromso"),
+            }
+        ]
+        assert (message.model_extra or {})["reasoning_content"] == "Thinking about: Tromso"
+        call = message.tool_calls[0]  # type: ignore[index]
+        second = client.chat.completions.create(
+            model="anthropic",
+            tools=tools,
+            extra_body={"thinking": thinking},
+            messages=[
+                *question,
+                {
+                    "role": "assistant",
+                    "tool_calls": [call.model_dump()],
+                    "thinking_blocks": blocks,
+                },  # type: ignore[typeddict-unknown-key]
+                {"role": "tool", "tool_call_id": call.id, "content": "snow"},
+            ],
+        )
+    assert second.choices[0].message.content == "The tool returned: snow"
+    assert fake.calls[-1].body["messages"][1]["content"][0]["type"] == "thinking"
