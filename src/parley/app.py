@@ -20,6 +20,7 @@ from parley.api import (
     conversations,
     health,
     invitations,
+    messages,
     openai,
     presets,
     web,
@@ -217,6 +218,7 @@ def create_app(
         install_docs(app, "/openapi.json")
     app.include_router(openai.router)
     app.include_router(responses_routes.router)
+    app.include_router(messages.router)
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(auth.router)
@@ -240,6 +242,7 @@ def create_app(
             "/v1/chat/completions": openai.chat_completions,
             "/v1/embeddings": openai.embeddings,
             "/v1/responses": responses_routes.create_response,
+            "/v1/messages": messages.messages,
         },
         owner=app,
         max_body_bytes=settings.max_request_bytes,
@@ -252,7 +255,14 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["authorization", "content-type", "x-api-key", "x-request-id"],
+            allow_headers=[
+                "authorization",
+                "content-type",
+                "x-api-key",
+                "x-request-id",
+                "anthropic-version",
+                "anthropic-beta",
+            ],
             expose_headers=["x-request-id", "retry-after", "x-parley-deployment"],
             max_age=600,
         )

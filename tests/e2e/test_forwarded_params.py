@@ -177,8 +177,15 @@ def test_top_k_is_translated(parley: ParleyFactory, fake: FakeUpstream, family: 
         assert sent["generationConfig"]["topK"] == 12
 
 
-@pytest.mark.parametrize("family", ["anthropic", "gemini", "bedrock"])
-@pytest.mark.parametrize("param", ["min_p", "verbosity", "reasoning_effort", "metadata"])
+@pytest.mark.parametrize(
+    ("param", "family"),
+    [
+        (param, family)
+        for family in ("anthropic", "gemini", "bedrock")
+        for param in ("min_p", "verbosity", "reasoning_effort", "metadata")
+        if (param, family) != ("reasoning_effort", "anthropic")  # a thinking budget there
+    ],
+)
 def test_untranslatable_parameters_are_refused_or_dropped(
     parley: ParleyFactory, fake: FakeUpstream, family: str, param: str
 ) -> None:
@@ -193,6 +200,29 @@ def test_untranslatable_parameters_are_refused_or_dropped(
     assert response.status_code == 200, response.text
     assert response.headers["x-parley-dropped-params"] == param
     assert param not in str(fake.calls[-1].body)
+
+
+@pytest.mark.parametrize(
+    ("effort", "limits"),
+    [
+        ("low", (None, {"type": "enabled", "budget_tokens": 1024}, 4096)),
+        ("high", (None, {"type": "enabled", "budget_tokens": 16384}, 16384 + 4096)),
+        ("medium", (3000, {"type": "enabled", "budget_tokens": 2999}, 3000)),
+        ("medium", (1000, None, 1000)),  # no room for Anthropic's 1024-token minimum
+        ("minimal", (None, None, 4096)),
+    ],
+)
+def test_anthropic_takes_reasoning_effort_as_a_thinking_budget(
+    parley: ParleyFactory, fake: FakeUpstream, effort: str, limits: tuple[Any, ...]
+) -> None:
+    """(max_tokens asked, thinking sent, max_tokens sent): the budget stays below the cap."""
+    max_tokens, thinking, sent_max = limits
+    extra = {"max_tokens": max_tokens} if max_tokens else {}
+    response = chat(parley(), "anthropic", reasoning_effort=effort, **extra)
+    assert response.status_code == 200, response.text
+    sent = fake.calls[-1].body
+    assert sent.get("thinking") == thinking
+    assert sent["max_tokens"] == sent_max
 
 
 def test_anthropic_takes_safety_identifier_as_its_user(

@@ -32,6 +32,9 @@ from parley.services import Services
 _JSON = "application/json"
 _PRIORITY_VALUES = frozenset(str(p) for p in PRIORITIES)
 _SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_SDK_NO_TIMEOUT = frozenset({"None", "NOT_GIVEN"})
+"""What the Stainless-made SDKs send as ``x-stainless-timeout`` when the call has no timeout
+of its own (the Anthropic SDK's streams send ``NOT_GIVEN``): no deadline."""
 MAX_TIMEOUT_SECONDS = 86_400
 """The longest deadline a request may ask for (a day)."""
 
@@ -154,7 +157,7 @@ def _timeout_seconds(headers: Mapping[str, str]) -> float | None:
     if not raw:
         name = "x-stainless-timeout"
         raw = headers.get(name)
-        if not raw:
+        if not raw or raw in _SDK_NO_TIMEOUT:
             return None
     if not _SECONDS.fullmatch(raw):
         raise InvalidRequest(f"{name} must be a number of seconds, such as 30 or 2.5")

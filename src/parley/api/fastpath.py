@@ -1,11 +1,12 @@
-"""The hot path, without the framework: ``POST /v1/chat/completions`` and ``/v1/embeddings``
-go from the server straight to the request envelope and their handlers, ahead of FastAPI's
-own middleware stack (error middleware, body-limit and telemetry layers, routing,
-dependency solving). Profiles of the overhead benchmark showed each of those layers costing
-time per request; the envelope already does what they would for these routes. Everything
-else (and a browser's cross-origin call, which needs the CORS layer) goes on to FastAPI,
-whose router serves these routes too. Errors are rendered exactly as the FastAPI handlers
-in ``api/errors.py`` do."""
+"""The hot path, without the framework: ``POST /v1/chat/completions``, ``/v1/messages``
+and ``/v1/embeddings`` go from the server straight to the request envelope and their
+handlers, ahead of FastAPI's own middleware stack (error middleware, body-limit and
+telemetry layers, routing, dependency solving). Profiles of the overhead benchmark showed
+each of those layers costing time per request; the envelope already does what they would
+for these routes. Everything else (and a browser's cross-origin call, which needs the CORS
+layer) goes on to FastAPI, whose router serves these routes too. Errors are rendered
+exactly as the FastAPI handlers in ``api/errors.py`` do (``/v1/messages`` renders its own,
+in Anthropic's envelope)."""
 
 from __future__ import annotations
 

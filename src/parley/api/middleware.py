@@ -25,6 +25,8 @@ from parley.observability.timing import start_request_timer
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _ROUTES = (
     "/v1/chat/completions",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
     "/v1/embeddings",
     "/v1/models",
     "/health/live",
@@ -96,7 +98,7 @@ class RequestContextMiddleware:
 
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await _send_too_large(send, request_id, self.max_body_bytes)
+            await _send_too_large(send, request_id, self.max_body_bytes, scope["path"])
             self.metrics.http_requests.labels(route, method, "413").inc()
             return
 
@@ -157,13 +159,15 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send_too_large(send: Send, request_id: bytes, limit: int) -> None:
-    body = (
-        b'{"error":{"message":"request body exceeds '
-        + str(limit).encode()
-        + b' bytes","type":"invalid_request_error","param":null,'
-        b'"code":"request_too_large"}}'
-    )
+async def _send_too_large(send: Send, request_id: bytes, limit: int, path: str) -> None:
+    message = b"request body exceeds " + str(limit).encode() + b" bytes"
+    if path.startswith("/v1/messages"):  # Anthropic's API answers in Anthropic's envelope
+        body = b'{"type":"error","error":{"type":"request_too_large","message":"' + message + b'"}}'
+    else:
+        body = (
+            b'{"error":{"message":"' + message + b'","type":"invalid_request_error","param":null,'
+            b'"code":"request_too_large"}}'
+        )
     await send(
         {
             "type": "http.response.start",

@@ -54,7 +54,7 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-async def _decode(request: Request, decoder: Callable[[bytes], T]) -> T:
+async def decode_body(request: Request, decoder: Callable[[bytes], T]) -> T:
     """Read and validate the body; every failure becomes a 400 naming the bad field."""
     body = await request.body()
     if not body:
@@ -67,7 +67,7 @@ async def _decode(request: Request, decoder: Callable[[bytes], T]) -> T:
         raise too_deep(None) from None
 
 
-def _warning_headers(deployment: str, dropped: list[str], limits: dict[str, str]) -> dict[str, str]:
+def warning_headers(deployment: str, dropped: list[str], limits: dict[str, str]) -> dict[str, str]:
     headers = {"x-parley-deployment": deployment, **limits}
     if dropped:
         headers["x-parley-dropped-params"] = ",".join(dropped)
@@ -81,14 +81,14 @@ def _warning_headers(deployment: str, dropped: list[str], limits: dict[str, str]
 async def chat_completions(request: Request) -> Response:
     gateway = _gateway(request)
     caller = await api_caller(request)
-    chat = await _decode(request, decode_chat_request)
+    chat = await decode_body(request, decode_chat_request)
     if chat.stream:
         return await _stream(chat, gateway, request, caller)
     outcome = await gateway.chat(chat, caller, request_id(request), call_options(request, caller))
     return Response(
         msgspec.json.encode(outcome.completion),
         media_type=_JSON,
-        headers=_warning_headers(outcome.deployment, outcome.dropped, outcome.headers),
+        headers=warning_headers(outcome.deployment, outcome.dropped, outcome.headers),
     )
 
 
@@ -101,7 +101,7 @@ async def _stream(
     @contextlib.asynccontextmanager
     async def opener() -> AsyncIterator[_Opened]:
         async with gateway.chat_stream(chat, caller, rid, options) as outcome:
-            headers = _warning_headers(outcome.deployment, outcome.dropped, outcome.headers)
+            headers = warning_headers(outcome.deployment, outcome.dropped, outcome.headers)
             yield _Opened(outcome.chunks, headers)
 
     settings = request.app.state.settings
@@ -120,7 +120,7 @@ class _Opened:
 async def embeddings(request: Request) -> Response:
     gateway = _gateway(request)
     caller = await api_caller(request)
-    embedding = await _decode(request, decode_embedding_request)
+    embedding = await decode_body(request, decode_embedding_request)
     outcome = await gateway.embed(
         embedding, caller, request_id(request), call_options(request, caller)
     )

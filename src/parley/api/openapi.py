@@ -33,10 +33,12 @@ from parley.identity.schemas import (
     UserUpdate,
 )
 from parley.schema.chat import ChatRequest, EmbeddingRequest
+from parley.schema.messages import CountTokensRequest, MessagesRequest
 from parley.schema.responses import ResponsesRequest
 
 _REF = "#/components/schemas/{name}"
 _ERROR = "ErrorResponse"
+_ANTHROPIC_ERROR = "AnthropicErrorResponse"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,8 @@ class Inputs:
     query: Sequence[Query] = ()
     success: Sequence[str] = field(default=("application/json",))
     """Media types a 2xx answer may have."""
+    error: str = _ERROR
+    """The component naming the envelope its errors come in."""
 
 
 def _string(description: str = "", **extra: Any) -> dict[str, Any]:
@@ -108,6 +112,11 @@ ROUTES: dict[tuple[str, str], Inputs] = {
             _q("after", _string("an item id: list the items after it")),
         )
     ),
+    # /v1/messages (msgspec, schema/messages.py): Anthropic's shapes, errors included
+    ("post", "/v1/messages"): Inputs(
+        MessagesRequest, success=("application/json", "text/event-stream"), error=_ANTHROPIC_ERROR
+    ),
+    ("post", "/v1/messages/count_tokens"): Inputs(CountTokensRequest, error=_ANTHROPIC_ERROR),
     # /admin (pydantic, identity/schemas.py)
     ("post", "/admin/keys"): Inputs(KeyCreate),
     ("get", "/admin/keys"): Inputs(query=(_q("team_id", _string()), _q("user_id", _string()))),
@@ -220,6 +229,21 @@ _ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+_ANTHROPIC_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Anthropic's error envelope, which /v1/messages answers in.",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document with each route's real inputs and error answers."""
     doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
@@ -228,6 +252,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)  # FastAPI's 422 body: Parley answers 400 in its own shape
     schemas[_ERROR] = _ERROR_SCHEMA
+    schemas[_ANTHROPIC_ERROR] = _ANTHROPIC_ERROR_SCHEMA
     body_refs = _body_schemas(schemas)
     components["securitySchemes"] = {
         "bearer": {
@@ -264,9 +289,10 @@ def _describe(operation: dict[str, Any], inputs: Inputs, refs: dict[object, Any]
     if "application/json" in inputs.success:
         ok["content"]["application/json"] = {"schema": {}}
     responses["2XX"] = ok
+    envelope = "Anthropic's" if inputs.error == _ANTHROPIC_ERROR else "OpenAI's"
     error = {
-        "description": "An error in OpenAI's envelope",
-        "content": {"application/json": {"schema": {"$ref": _REF.format(name=_ERROR)}}},
+        "description": f"An error in {envelope} envelope",
+        "content": {"application/json": {"schema": {"$ref": _REF.format(name=inputs.error)}}},
     }
     responses["4XX"] = error
     responses["5XX"] = error

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -30,7 +30,6 @@ from starlette.types import Receive, Scope, Send
 from parley.errors import ParleyError, UpstreamProtocolError
 from parley.observability.logging import get_logger
 from parley.observability.redact import redactor
-from parley.providers.base import ChunkStream
 from parley.schema.chat import ChatCompletionChunk
 
 log = get_logger(__name__)
@@ -51,8 +50,13 @@ def error_event(exc: ParleyError) -> bytes:
 
 
 class OpenedStream(Protocol):
-    chunks: ChunkStream
-    headers: dict[str, str]
+    @property
+    def chunks(self) -> AsyncIterator[ChatCompletionChunk] | AsyncIterator[bytes]:
+        """Chunks (sent as ``data:`` lines) or frames already rendered (sent as they are:
+        ``/v1/messages`` renders Anthropic's named events)."""
+
+    @property
+    def headers(self) -> dict[str, str]: ...
 
 
 Opener = Callable[[], AbstractAsyncContextManager[OpenedStream]]
@@ -74,6 +78,8 @@ class SSEResponse(Response):
         keepalive: float,
         render_error: ErrorRenderer,
         headers: Mapping[str, str] | None = None,
+        done: bytes = DONE,
+        render_error_event: Callable[[ParleyError], bytes] = error_event,
     ) -> None:
         super().__init__(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})}
@@ -83,6 +89,8 @@ class SSEResponse(Response):
         self._opener = opener
         self._render_error = render_error
         self._keepalive = keepalive
+        self._done = done
+        self._error_event = render_error_event
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
@@ -92,8 +100,8 @@ class SSEResponse(Response):
             if not await self._start(queue, scope, receive, send, watcher):
                 return
             complete = await self._forward(queue, send, watcher)
-            if complete:
-                await send({"type": "http.response.body", "body": DONE, "more_body": True})
+            if complete and self._done:
+                await send({"type": "http.response.body", "body": self._done, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass  # the client went away while we were writing: the finally cleans up
@@ -150,12 +158,14 @@ class SSEResponse(Response):
             if item is _GONE:
                 return False
             if isinstance(item, ParleyError):
-                await send(
-                    {"type": "http.response.body", "body": error_event(item), "more_body": True}
-                )
+                body = self._error_event(item)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
                 return False
             if isinstance(item, _Opened):
                 continue  # opened after the status was committed: its headers are too late
+            if isinstance(item, bytes):
+                await send({"type": "http.response.body", "body": item, "more_body": True})
+                continue
             assert isinstance(item, ChatCompletionChunk)
             await send(
                 {

@@ -38,7 +38,7 @@ from parley.gateway.routing.router import Router, RouteRequest
 from parley.gateway.routing.selector import Selection, Selector
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
-from parley.providers.base import ChunkStream, Provider, stream_ended_early
+from parley.providers.base import ChunkStream, Provider, native_protocol_of, stream_ended_early
 from parley.schema.chat import (
     CacheDirective,
     ChatCompletion,
@@ -257,7 +257,8 @@ class Gateway:
             drop=drop,
             deployment=deployment.label,
             refused=deployment.refused_params,
-            forwards_extra=provider.forwards_extra,
+            forwards_extra=provider.forwards_extra
+            or (request.protocol is not None and request.protocol == native_protocol_of(provider)),
         )
         return _Prepared(provider, request, dropped)
 

@@ -9,9 +9,13 @@ returned as the message text (Anthropic then guarantees schema-shaped output).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from parley.config.loader import Deployment
 from parley.errors import InvalidRequest, UpstreamProtocolError, UpstreamStatusError
@@ -31,21 +35,25 @@ from parley.providers.sse import iter_sse
 from parley.schema.chat import (
     OPENAI_ONLY_PARAMS,
     AssistantMessage,
+    CacheControl,
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
     Choice,
     Delta,
+    DeveloperMessage,
     EmbeddingRequest,
     EmbeddingResult,
+    FilePart,
     ImagePart,
     NamedToolChoice,
+    SystemMessage,
     TextPart,
+    ThinkingBlock,
     ToolCall,
     ToolMessage,
     Usage,
     UserMessage,
-    text_of,
 )
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -63,7 +71,8 @@ _FINISH = {
 
 
 class AnthropicProvider:
-    # safety_identifier is translated (metadata.user_id, as user is); top_k is Anthropic's.
+    # safety_identifier is translated (metadata.user_id, as user is), reasoning_effort to a
+    # thinking budget; top_k is Anthropic's.
     unsupported_params: frozenset[str] = (
         frozenset(
             {
@@ -77,20 +86,25 @@ class AnthropicProvider:
             }
         )
         | OPENAI_ONLY_PARAMS
-    ) - {"safety_identifier"}
+    ) - {"safety_identifier", "reasoning_effort"}
     forwards_extra: bool = False
+    native_protocol: str | None = "messages"
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment
         self._client = client
         self._url = f"{deployment.api_base}/v1/messages"
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, request: ChatRequest) -> dict[str, str]:
         headers = {
             "Content-Type": "application/json",
             "anthropic-version": ANTHROPIC_VERSION,
             **self.deployment.extra_headers,
         }
+        if request.anthropic_beta:
+            configured = headers.get("anthropic-beta")
+            flags = [configured, *request.anthropic_beta] if configured else request.anthropic_beta
+            headers["anthropic-beta"] = ",".join(flags)
         if self.deployment.api_key is not None:
             headers["x-api-key"] = self.deployment.api_key.reveal()
         return headers
@@ -98,7 +112,7 @@ class AnthropicProvider:
     async def complete(self, request: ChatRequest) -> ChatCompletion:
         body = to_anthropic(request, self.deployment.model, stream=False)
         data = check_response(
-            await self._client.post(self._url, self._headers(), json_body(body)),
+            await self._client.post(self._url, self._headers(request), json_body(body)),
             self._client.deployment,
         )
         with unexpected(self._client.deployment, "an unexpected message"):
@@ -107,7 +121,8 @@ class AnthropicProvider:
     @contextlib.asynccontextmanager
     async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChunkStream]:
         body = to_anthropic(request, self.deployment.model, stream=True)
-        async with self._client.open_stream(self._url, self._headers(), json_body(body)) as up:
+        headers = self._headers(request)
+        async with self._client.open_stream(self._url, headers, json_body(body)) as up:
             await check_stream(up)
             yield _StreamTranslator(up, json_mode=_json_mode(request)).chunks()
 
@@ -125,8 +140,14 @@ def _json_mode(request: ChatRequest) -> bool:
 
 # --- request -------------------------------------------------------------------------------
 
+REASONING_BUDGETS = {"minimal": 0, "low": 1024, "medium": 4096, "high": 16384}
+"""``reasoning_effort`` as a thinking budget (0: no thinking); docs/api.md has the table."""
+
 
 def to_anthropic(request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
+    """The Messages body for a canonical request. Everything Anthropic takes survives:
+    cache breakpoints on system, content, tool and tool-result blocks, thinking blocks with
+    their signatures, ``is_error``, documents, ``thinking`` and ``top_k``."""
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": request.output_limit or DEFAULT_MAX_TOKENS,
@@ -134,7 +155,7 @@ def to_anthropic(request: ChatRequest, model: str, *, stream: bool) -> dict[str,
     }
     if stream:
         body["stream"] = True
-    system = convert.system_text(request.messages)
+    system = _system(request)
     if system:
         body["system"] = system
     if request.temperature is not None:
@@ -152,7 +173,64 @@ def to_anthropic(request: ChatRequest, model: str, *, stream: bool) -> dict[str,
         body["tools"] = tools
     if tool_choice:
         body["tool_choice"] = tool_choice
+    if request.extra:
+        # Fields of Anthropic's own API Parley has no type for (``output_config``,
+        # ``context_management``, ...): the params step let them through only for requests
+        # that came in through /v1/messages.
+        body.update(request.extra)
+    thinking = _thinking(request, body["max_tokens"], explicit=request.output_limit is not None)
+    if thinking is not None:
+        body["thinking"] = thinking
+        # Only Parley's own default cap is raised above the budget: a client's max_tokens
+        # goes as sent (Anthropic's answer to a budget above it is the client's to see).
+        budget = thinking.get("budget_tokens") or 0
+        if request.output_limit is None and body["max_tokens"] <= budget:
+            body["max_tokens"] = budget + DEFAULT_MAX_TOKENS
     return body
+
+
+def _thinking(request: ChatRequest, max_tokens: int, *, explicit: bool) -> dict[str, Any] | None:
+    """``thinking`` as sent, or ``reasoning_effort`` as a budget. A budget must stay below
+    ``max_tokens``: when the client set both, the budget is cut to fit (no thinking if it
+    cannot be 1024 or more, Anthropic's minimum)."""
+    if request.thinking is not None:
+        return msgspec.to_builtins(request.thinking)  # type: ignore[no-any-return]
+    if request.reasoning_effort is None:
+        return None
+    budget = REASONING_BUDGETS.get(request.reasoning_effort)
+    if budget is None:
+        raise InvalidRequest(
+            f"reasoning_effort must be one of {', '.join(REASONING_BUDGETS)}",
+            param="reasoning_effort",
+        )
+    if explicit and budget >= max_tokens:
+        budget = max_tokens - 1
+    if budget < 1024:
+        return None
+    return {"type": "enabled", "budget_tokens": budget}
+
+
+def _cached(block: dict[str, Any], cache_control: CacheControl | None) -> dict[str, Any]:
+    if cache_control is not None:
+        block["cache_control"] = msgspec.to_builtins(cache_control)
+    return block
+
+
+def _text_blocks(content: str | list[TextPart]) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return [_cached({"type": "text", "text": p.text}, p.cache_control) for p in content]
+
+
+def _system(request: ChatRequest) -> str | list[dict[str, Any]] | None:
+    """System and developer messages as one string, or as blocks when any carries a cache
+    breakpoint (so the breakpoint reaches Anthropic)."""
+    hoisted = [m for m in request.messages if isinstance(m, SystemMessage | DeveloperMessage)]
+    if any(
+        isinstance(m.content, list) and any(p.cache_control for p in m.content) for m in hoisted
+    ):
+        return [block for m in hoisted for block in _text_blocks(m.content)]
+    return convert.system_text(request.messages)
 
 
 def _messages(request: ChatRequest) -> list[dict[str, Any]]:
@@ -164,13 +242,14 @@ def _messages(request: ChatRequest) -> list[dict[str, Any]]:
             role, blocks = "assistant", _assistant_blocks(message, index)
         elif isinstance(message, ToolMessage):
             role = "user"
-            blocks = [
-                {
-                    "type": "tool_result",
-                    "tool_use_id": message.tool_call_id,
-                    "content": text_of(message.content),
-                }
-            ]
+            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+            if isinstance(message.content, str):
+                result["content"] = message.content
+            else:
+                result["content"] = _text_blocks(message.content)
+            if message.is_error is not None:
+                result["is_error"] = message.is_error
+            blocks = [_cached(result, message.cache_control)]
         else:
             continue  # system/developer: hoisted
         convert.append_turn(turns, role, "content", blocks)
@@ -183,22 +262,51 @@ def _user_blocks(message: UserMessage) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     for part in message.content:
         if isinstance(part, TextPart):
-            blocks.append({"type": "text", "text": part.text})
+            blocks.append(_cached({"type": "text", "text": part.text}, part.cache_control))
         elif isinstance(part, ImagePart):
             inline = convert.split_data_url(part.image_url.url)
             if inline:
                 source = {"type": "base64", "media_type": inline[0], "data": inline[1]}
             else:
                 source = {"type": "url", "url": part.image_url.url}
-            blocks.append({"type": "image", "source": source})
+            blocks.append(_cached({"type": "image", "source": source}, part.cache_control))
+        elif isinstance(part, FilePart):
+            blocks.append(_document(part))
     return blocks
 
 
+def _document(part: FilePart) -> dict[str, Any]:
+    file = part.file
+    source: dict[str, Any]
+    inline = convert.split_data_url(file.file_data) if file.file_data else None
+    if inline and inline[0] == "text/plain":
+        text = base64.b64decode(inline[1]).decode("utf-8", errors="replace")
+        source = {"type": "text", "media_type": "text/plain", "data": text}
+    elif inline:
+        source = {"type": "base64", "media_type": inline[0], "data": inline[1]}
+    elif file.url:
+        source = {"type": "url", "url": file.url}
+    elif file.file_id:
+        source = {"type": "file", "file_id": file.file_id}
+    else:
+        raise InvalidRequest("a file part needs file_data, url or file_id", param="file")
+    block: dict[str, Any] = {"type": "document", "source": source}
+    title = part.title or file.filename
+    if title:
+        block["title"] = title
+    if part.context:
+        block["context"] = part.context
+    return _cached(block, part.cache_control)
+
+
 def _assistant_blocks(message: AssistantMessage, index: int) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
-    text = text_of(message.content)
-    if text:
-        blocks.append({"type": "text", "text": text})
+    # Thinking first: with thinking on, Anthropic refuses an assistant turn whose tool use
+    # is not preceded by the thinking block (and its signature) that produced it.
+    blocks: list[dict[str, Any]] = [
+        msgspec.to_builtins(block) for block in message.thinking_blocks or []
+    ]
+    if message.content is not None:
+        blocks += _text_blocks(message.content)
     for call_index, call in enumerate(message.tool_calls or []):
         where = f"messages[{index}].tool_calls[{call_index}].function.arguments"
         blocks.append(
@@ -214,11 +322,14 @@ def _assistant_blocks(message: AssistantMessage, index: int) -> list[dict[str, A
 
 def _tools(request: ChatRequest) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     tools = [
-        {
-            "name": tool.function.name,
-            "description": tool.function.description or "",
-            "input_schema": tool.function.parameters or {"type": "object", "properties": {}},
-        }
+        _cached(
+            {
+                "name": tool.function.name,
+                "description": tool.function.description or "",
+                "input_schema": tool.function.parameters or {"type": "object", "properties": {}},
+            },
+            tool.cache_control,
+        )
         for tool in request.tools or []
     ]
     choice: dict[str, Any] | None = None
@@ -250,19 +361,31 @@ def _tools(request: ChatRequest) -> tuple[list[dict[str, Any]], dict[str, Any] |
 # --- response ------------------------------------------------------------------------------
 
 
-def _usage(usage: dict[str, Any]) -> Usage:
-    prompt = (
-        int(usage.get("input_tokens") or 0)
-        + int(usage.get("cache_creation_input_tokens") or 0)
-        + int(usage.get("cache_read_input_tokens") or 0)
-    )
+def anthropic_usage(usage: dict[str, Any]) -> Usage:
+    """Anthropic's counts in the canonical shape: its ``input_tokens`` leaves out cache
+    reads and writes, so they are added to ``prompt_tokens`` and kept in the details."""
+    read = int(usage.get("cache_read_input_tokens") or 0)
+    written = int(usage.get("cache_creation_input_tokens") or 0)
+    prompt = int(usage.get("input_tokens") or 0) + read + written
     completion = int(usage.get("output_tokens") or 0)
-    return Usage(prompt, completion, prompt + completion)
+    details: dict[str, Any] | UnsetType = UNSET
+    if "cache_read_input_tokens" in usage or "cache_creation_input_tokens" in usage:
+        details = {"cached_tokens": read, "cache_creation_tokens": written}
+    return Usage(prompt, completion, prompt + completion, prompt_tokens_details=details)
+
+
+def _thinking_block(block: dict[str, Any]) -> ThinkingBlock:
+    if block["type"] == "redacted_thinking":
+        return ThinkingBlock("redacted_thinking", data=str(block["data"]))
+    return ThinkingBlock(
+        "thinking", thinking=str(block["thinking"]), signature=str(block.get("signature", ""))
+    )
 
 
 def anthropic_to_parley_completion(data: dict[str, Any], *, json_mode: bool) -> ChatCompletion:
     texts: list[str] = []
     calls: list[ToolCall] = []
+    thinking: list[ThinkingBlock] = []
     for block in data["content"]:
         if block["type"] == "text":
             texts.append(block["text"])
@@ -271,21 +394,34 @@ def anthropic_to_parley_completion(data: dict[str, Any], *, json_mode: bool) -> 
                 texts.append(convert.dumps(block["input"]))
             else:
                 calls.append(convert.tool_call(block["id"], block["name"], block["input"]))
-    finish = _FINISH.get(str(data.get("stop_reason")), convert.FINISH_STOP)
+        elif block["type"] in ("thinking", "redacted_thinking"):
+            thinking.append(_thinking_block(block))
+    reason = str(data.get("stop_reason"))
+    finish = _FINISH.get(reason, convert.FINISH_STOP)
     if json_mode and not calls and finish == convert.FINISH_TOOLS:
         finish = convert.FINISH_STOP
     message = convert.answer(texts, calls)
+    if thinking:
+        message.thinking_blocks = thinking
+        message.reasoning_content = "".join(b.thinking or "" for b in thinking)
+    choice = Choice(0, message, finish)
+    if reason == "stop_sequence":
+        choice.stop_sequence = data.get("stop_sequence")
     return ChatCompletion(
         id=str(data["id"]),
         created=now(),
         model=str(data.get("model", "")),
-        choices=[Choice(0, message, finish)],
-        usage=_usage(data.get("usage") or {}),
+        choices=[choice],
+        usage=anthropic_usage(data.get("usage") or {}),
     )
 
 
 class _StreamTranslator:
-    """Anthropic's block-structured events, folded into OpenAI ``chat.completion.chunk``s."""
+    """Anthropic's block-structured events, folded into OpenAI ``chat.completion.chunk``s.
+
+    Thinking deltas become ``reasoning_content``, a thinking block's closing signature
+    ``reasoning_signature``, a redacted block ``redacted_reasoning``; tool-use input
+    pieces are passed on exactly as they came."""
 
     def __init__(self, upstream: StreamingResponse, *, json_mode: bool) -> None:
         self._upstream = upstream
@@ -298,6 +434,7 @@ class _StreamTranslator:
         self._input_usage: dict[str, Any] = {}
         self._output_tokens = 0
         self._finish: str | None = None
+        self._stop_sequence: str | None = None
 
     def _chunk(self, delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
         return convert.chunk(self._id, self._created, self._model, delta, finish)
@@ -313,17 +450,23 @@ class _StreamTranslator:
             kind = data.get("type", event.event)
             try:
                 if kind == "message_stop":
-                    usage = _usage({**self._input_usage, "output_tokens": self._output_tokens})
-                    yield self._chunk(Delta(), self._finish or convert.FINISH_STOP)
+                    usage = anthropic_usage(
+                        {**self._input_usage, "output_tokens": self._output_tokens}
+                    )
+                    last = self._chunk(Delta(), self._finish or convert.FINISH_STOP)
+                    if self._stop_sequence is not None:
+                        last.choices[0].stop_sequence = self._stop_sequence
+                    yield last
                     yield convert.chunk(self._id, self._created, self._model, None, usage=usage)
                     return
                 if kind == "error":
                     error = data.get("error") or {}
+                    error_type = str(error.get("type") or "api_error")
                     raise UpstreamStatusError(
-                        502,
+                        529 if error_type == "overloaded_error" else 502,
                         f"upstream {deployment} failed mid-stream: {error.get('message')}",
                         deployment=deployment,
-                        error_type=str(error.get("type") or "api_error"),
+                        error_type=error_type,
                     )
                 chunk = self._translate(kind, data)
             except (KeyError, TypeError, ValueError) as exc:
@@ -342,18 +485,7 @@ class _StreamTranslator:
             self._output_tokens = int(self._input_usage.pop("output_tokens", 0) or 0)
             return self._chunk(Delta(role="assistant", content=""))
         if kind == "content_block_start":
-            block, index = data["content_block"], int(data["index"])
-            if block["type"] != "tool_use":
-                return None
-            if self._json_mode and block["name"] == JSON_TOOL:
-                self._json_blocks.add(index)
-                return None
-            tool_index = len(self._tool_index)
-            self._tool_index[index] = tool_index
-            start = convert.tool_call_delta(
-                tool_index, "", call_id=str(block["id"]), name=str(block["name"])
-            )
-            return self._chunk(Delta(tool_calls=[start]))
+            return self._block_start(data["content_block"], int(data["index"]))
         if kind == "content_block_delta":
             delta, index = data["delta"], int(data["index"])
             if delta["type"] == "text_delta":
@@ -364,16 +496,44 @@ class _StreamTranslator:
                     return self._chunk(Delta(content=partial))
                 more = convert.tool_call_delta(self._tool_index[index], partial)
                 return self._chunk(Delta(tool_calls=[more]))
-            return None  # thinking / signature deltas have no OpenAI counterpart
+            if delta["type"] == "thinking_delta":
+                return self._chunk(Delta(reasoning_content=str(delta["thinking"])))
+            if delta["type"] == "signature_delta":
+                return self._chunk(Delta(reasoning_signature=str(delta["signature"])))
+            return None  # citations and future delta types have no counterpart yet
         if kind == "message_delta":
-            reason = (data.get("delta") or {}).get("stop_reason")
+            delta = data.get("delta") or {}
+            reason = delta.get("stop_reason")
             if reason is not None:
                 finish = _FINISH.get(str(reason), convert.FINISH_STOP)
                 if finish == convert.FINISH_TOOLS and not self._tool_index:
                     finish = convert.FINISH_STOP  # only the JSON-mode tool was used
                 self._finish = finish
+                if reason == "stop_sequence" and delta.get("stop_sequence") is not None:
+                    self._stop_sequence = str(delta["stop_sequence"])
             usage = data.get("usage") or {}
+            for name in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+                if usage.get(name) is not None:  # cumulative counts, when sent here
+                    self._input_usage[name] = usage[name]
             if usage.get("output_tokens") is not None:
                 self._output_tokens = int(usage["output_tokens"])
             return None
         return None  # ping, content_block_stop, unknown future events
+
+    def _block_start(self, block: dict[str, Any], index: int) -> ChatCompletionChunk | None:
+        kind = block["type"]
+        if kind == "redacted_thinking":
+            return self._chunk(Delta(redacted_reasoning=str(block["data"])))
+        if kind == "thinking" and block.get("thinking"):
+            return self._chunk(Delta(reasoning_content=str(block["thinking"])))
+        if kind != "tool_use":
+            return None
+        if self._json_mode and block["name"] == JSON_TOOL:
+            self._json_blocks.add(index)
+            return None
+        tool_index = len(self._tool_index)
+        self._tool_index[index] = tool_index
+        start = convert.tool_call_delta(
+            tool_index, "", call_id=str(block["id"]), name=str(block["name"])
+        )
+        return self._chunk(Delta(tool_calls=[start]))

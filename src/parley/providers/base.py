@@ -39,6 +39,9 @@ class Provider(Protocol):
     """Typed parameters the adapter cannot honour (``gateway/params.py``)."""
     forwards_extra: bool
     """Whether top-level fields Parley has no type for are sent upstream as they came."""
+    # Optional, read with ``native_protocol_of``: ``native_protocol``, the inbound protocol
+    # (``ChatRequest.protocol``) that is this upstream's own API, whose requests' extra
+    # fields are the upstream's own and are forwarded too (Anthropic: "messages").
 
     async def complete(self, request: ChatRequest) -> ChatCompletion: ...
 
@@ -47,6 +50,12 @@ class Provider(Protocol):
     ) -> contextlib.AbstractAsyncContextManager[ChunkStream]: ...
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult: ...
+
+
+def native_protocol_of(provider: Provider) -> str | None:
+    """The adapter's ``native_protocol``; None for adapters that declare none."""
+    value = getattr(provider, "native_protocol", None)
+    return value if isinstance(value, str) else None
 
 
 def new_completion_id() -> str:

@@ -41,10 +41,12 @@ from parley.schema.chat import (
     Delta,
     EmbeddingRequest,
     EmbeddingResult,
+    FilePart,
     ImagePart,
     NamedToolChoice,
     ResponseMessage,
     TextPart,
+    ThinkingConfig,
     ToolCall,
     ToolMessage,
     Usage,
@@ -72,6 +74,7 @@ class GeminiProvider:
         | OPENAI_ONLY_PARAMS
     )
     forwards_extra: bool = False
+    native_protocol: str | None = None
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment
@@ -203,7 +206,21 @@ def _user_parts(message: UserMessage) -> list[dict[str, Any]]:
             else:
                 url = part.image_url.url
                 parts.append({"fileData": {"mimeType": convert.guess_mime(url), "fileUri": url}})
+        elif isinstance(part, FilePart):
+            parts.append(_file_part(part))
     return parts
+
+
+def _file_part(part: FilePart) -> dict[str, Any]:
+    """A document: inline data as ``inlineData``, a URL as ``fileData``; Gemini cannot
+    read another provider's file ids."""
+    file = part.file
+    inline = convert.split_data_url(file.file_data) if file.file_data else None
+    if inline:
+        return {"inlineData": {"mimeType": inline[0], "data": inline[1]}}
+    if file.url:
+        return {"fileData": {"mimeType": convert.guess_mime(file.url), "fileUri": file.url}}
+    raise InvalidRequest("Gemini cannot read a document by file id; send it inline", param="file")
 
 
 def _model_parts(message: AssistantMessage, index: int) -> list[dict[str, Any]]:
@@ -240,12 +257,24 @@ def _generation_config(request: ChatRequest) -> dict[str, Any]:
     config.update({key: value for key, value in pairs if value is not None})
     if request.stop_list:
         config["stopSequences"] = request.stop_list
+    if request.thinking is not None:
+        config["thinkingConfig"] = _thinking_config(request.thinking)
     schema = convert.json_output_schema(request)
     if schema is not None:
         config["responseMimeType"] = "application/json"
         if schema != {"type": "object"}:
             config["responseJsonSchema"] = schema
     return config
+
+
+def _thinking_config(thinking: ThinkingConfig) -> dict[str, Any]:
+    """Anthropic's ``thinking`` as Gemini's: the budget as ``thinkingBudget`` (``-1``, the
+    model's own choice, for ``adaptive``; ``0``, off, for ``disabled``), thoughts asked
+    for so they come back as reasoning."""
+    if thinking.type == "disabled":
+        return {"thinkingBudget": 0}
+    budget = -1 if thinking.type == "adaptive" else (thinking.budget_tokens or 1024)
+    return {"thinkingBudget": budget, "includeThoughts": True}
 
 
 def _declaration(name: str, description: str | None, parameters: Any) -> dict[str, Any]:
@@ -281,13 +310,21 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
 
 
 def _usage(metadata: dict[str, Any] | None) -> Usage | None:
+    """Gemini's counts: ``promptTokenCount`` includes ``cachedContentTokenCount`` (kept as
+    ``cached_tokens``); thoughts count as completion tokens and as ``reasoning_tokens``."""
     if not metadata:
         return None
     prompt = int(metadata.get("promptTokenCount") or 0)
-    completion = int(metadata.get("candidatesTokenCount") or 0) + int(
-        metadata.get("thoughtsTokenCount") or 0
-    )
-    return Usage(prompt, completion, int(metadata.get("totalTokenCount") or prompt + completion))
+    thoughts = int(metadata.get("thoughtsTokenCount") or 0)
+    completion = int(metadata.get("candidatesTokenCount") or 0) + thoughts
+    usage = Usage(prompt, completion, int(metadata.get("totalTokenCount") or prompt + completion))
+    if "cachedContentTokenCount" in metadata:
+        usage.prompt_tokens_details = {
+            "cached_tokens": int(metadata.get("cachedContentTokenCount") or 0)
+        }
+    if "thoughtsTokenCount" in metadata:
+        usage.completion_tokens_details = {"reasoning_tokens": thoughts}
+    return usage
 
 
 def _call_id(call: dict[str, Any]) -> str:
@@ -299,26 +336,32 @@ def _finish(reason: Any, has_calls: bool) -> str:
     return convert.FINISH_TOOLS if has_calls and finish == convert.FINISH_STOP else finish
 
 
-def _read_parts(candidate: dict[str, Any]) -> tuple[list[str], list[ToolCall]]:
-    """A candidate's visible text (thoughts skipped) and its function calls, as OpenAI's."""
+def _read_parts(candidate: dict[str, Any]) -> tuple[list[str], list[ToolCall], list[str]]:
+    """A candidate's visible text, its function calls, as OpenAI's, and its thoughts
+    (``thought: true`` parts, sent when ``includeThoughts`` was asked for)."""
     texts: list[str] = []
     calls: list[ToolCall] = []
+    thoughts: list[str] = []
     for part in (candidate.get("content") or {}).get("parts") or []:
-        if "text" in part and not part.get("thought"):
+        if "text" in part and part.get("thought"):
+            thoughts.append(str(part["text"]))
+        elif "text" in part:
             texts.append(str(part["text"]))
         elif "functionCall" in part:
             call = part["functionCall"]
             calls.append(
                 convert.tool_call(_call_id(call), str(call["name"]), call.get("args") or {})
             )
-    return texts, calls
+    return texts, calls, thoughts
 
 
 def gemini_to_parley_completion(data: dict[str, Any], model: str) -> ChatCompletion:
     choices: list[Choice] = []
     for position, candidate in enumerate(data.get("candidates") or []):
-        texts, calls = _read_parts(candidate)
+        texts, calls, thoughts = _read_parts(candidate)
         message = convert.answer(texts, calls)
+        if thoughts:
+            message.reasoning_content = "".join(thoughts)
         index = int(candidate.get("index", position))
         choices.append(Choice(index, message, _finish(candidate.get("finishReason"), bool(calls))))
     if not choices:  # the prompt itself was blocked (promptFeedback.blockReason)
@@ -364,7 +407,7 @@ async def _stream(upstream: StreamingResponse, model: str) -> ChunkStream:
                 index = int(candidate.get("index", position))
                 delta = Delta(role=None if index in started else "assistant")
                 started.add(index)
-                texts, whole_calls = _read_parts(candidate)
+                texts, whole_calls, thoughts = _read_parts(candidate)
                 first = tool_counts.get(index, 0)
                 tool_counts[index] = first + len(whole_calls)
                 # Gemini streams each function call whole, so one delta carries all of it.
@@ -374,8 +417,9 @@ async def _stream(upstream: StreamingResponse, model: str) -> ChunkStream:
                     )
                     for n, call in enumerate(whole_calls)
                 ]
-                delta.content = "".join(texts) if texts else (None if calls else "")
+                delta.content = "".join(texts) if texts else (None if calls or thoughts else "")
                 delta.tool_calls = calls or None
+                delta.reasoning_content = "".join(thoughts) if thoughts else None
                 finish = None
                 if candidate.get("finishReason"):
                     finish = _finish(candidate["finishReason"], tool_counts.get(index, 0) > 0)

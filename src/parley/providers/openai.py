@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from parley.config.loader import Deployment
-from parley.errors import UpstreamProtocolError, UpstreamStatusError
+from parley.errors import InvalidRequest, UpstreamProtocolError, UpstreamStatusError
 from parley.providers.base import (
     ChunkStream,
     check_response,
@@ -29,12 +29,16 @@ from parley.providers.http import StreamingResponse, UpstreamClient
 from parley.providers.openai_fill import Fallback, decode_filled
 from parley.providers.sse import iter_sse
 from parley.schema.chat import (
+    AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
     EmbeddingRequest,
     EmbeddingResult,
+    FilePart,
+    Message,
     StreamOptions,
+    ToolMessage,
 )
 
 _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
@@ -46,6 +50,7 @@ class OpenAIProvider:
     # OpenAI answers 400 for any parameter it does not document, top_k included.
     unsupported_params: frozenset[str] = frozenset({"top_k"})
     forwards_extra: bool = False
+    native_protocol: str | None = None
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment
@@ -64,6 +69,12 @@ class OpenAIProvider:
         return headers
 
     def _chat_body(self, request: ChatRequest) -> bytes:
+        if (
+            request.protocol is not None
+            or request.thinking is not None
+            or request.anthropic_beta is not None
+        ):
+            request = openai_shape(request)
         extra = request.extra
         body = json_body(msgspec.structs.replace(request, model=self.deployment.model, extra=None))
         if not extra:
@@ -171,6 +182,70 @@ class OpenAIProvider:
             return EmbeddingResult(
                 vectors, str(data.get("model", self.deployment.model)), usage.get("prompt_tokens")
             )
+
+
+def reasoning_effort_for(budget: int) -> str:
+    """A thinking budget as ``reasoning_effort``: the inverse of Anthropic's table
+    (``providers/anthropic.py: REASONING_BUDGETS``), so a round trip keeps the level."""
+    if budget < 4096:
+        return "low"
+    return "medium" if budget < 16384 else "high"
+
+
+def openai_shape(request: ChatRequest) -> ChatRequest:
+    """What an OpenAI-format upstream can take of a request that came through another
+    protocol or carries Anthropic's fields: ``thinking`` becomes ``reasoning_effort``
+    (unless the client set that too); cache breakpoints, thinking blocks, ``is_error`` and
+    beta flags are left out (OpenAI caches prompts by itself and cannot verify another
+    provider's reasoning signatures). Only such requests pay for this copy."""
+    effort = request.reasoning_effort
+    thinking = request.thinking
+    if effort is None and thinking is not None and thinking.type == "enabled":
+        effort = reasoning_effort_for(thinking.budget_tokens or 1024)
+    return msgspec.structs.replace(
+        request,
+        messages=[_plain_message(m) for m in request.messages],
+        tools=[msgspec.structs.replace(t, cache_control=None) for t in request.tools]
+        if request.tools
+        else request.tools,
+        reasoning_effort=effort,
+        thinking=None,
+        anthropic_beta=None,
+        protocol=None,
+    )
+
+
+def _plain_message(message: Message) -> Message:
+    if isinstance(message, AssistantMessage):
+        content = message.content
+        if isinstance(content, list):
+            content = [_plain_part(p) for p in content]
+        return msgspec.structs.replace(message, content=content, thinking_blocks=None)
+    if isinstance(message, ToolMessage):
+        content = message.content
+        if isinstance(content, list):
+            content = [_plain_part(p) for p in content]
+        return msgspec.structs.replace(message, content=content, is_error=None, cache_control=None)
+    if isinstance(message.content, list):
+        parts: Any = [_plain_part(p) for p in message.content]
+        return msgspec.structs.replace(message, content=parts)
+    return message
+
+
+def _plain_part(part: Any) -> Any:
+    """A content part without the fields OpenAI does not take."""
+    if isinstance(part, FilePart):
+        file = part.file
+        plain = msgspec.structs.replace(part, cache_control=None, title=None, context=None)
+        if file.url is not None:  # OpenAI's file part has no URL form
+            raise InvalidRequest(
+                "a document by URL cannot be sent to an OpenAI-format upstream; send it inline",
+                param="file",
+            )
+        return plain
+    if part.cache_control is None:
+        return part
+    return msgspec.structs.replace(part, cache_control=None)
 
 
 def _stream_error(data: str, deployment: str) -> Exception:

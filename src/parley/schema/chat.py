@@ -22,6 +22,16 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 # --- request: content parts -------------------------------------------------------------
 
 
+class CacheControl(Struct, omit_defaults=True):
+    """Anthropic's prompt-caching breakpoint (``{"type": "ephemeral", "ttl": "5m"}``).
+
+    Honoured by Anthropic upstreams; OpenAI-format and Gemini upstreams cache prompts on
+    their own, so for them it is a hint with no meaning and is left out."""
+
+    type: Literal["ephemeral"]
+    ttl: str | None = None
+
+
 class ImageURL(Struct, omit_defaults=True):
     url: str
     detail: str | None = None
@@ -29,13 +39,34 @@ class ImageURL(Struct, omit_defaults=True):
 
 class TextPart(Struct, tag="text", tag_field="type", omit_defaults=True):
     text: str
+    cache_control: CacheControl | None = None
 
 
 class ImagePart(Struct, tag="image_url", tag_field="type", omit_defaults=True):
     image_url: ImageURL
+    cache_control: CacheControl | None = None
 
 
-ContentPart = TextPart | ImagePart
+class FileData(Struct, omit_defaults=True):
+    file_data: str | None = None
+    """A ``data:`` URL (``data:application/pdf;base64,...``)."""
+    file_id: str | None = None
+    filename: str | None = None
+    url: str | None = None
+    """Not OpenAI's: a document by URL (Anthropic's ``url`` source), sent where taken."""
+
+
+class FilePart(Struct, tag="file", tag_field="type", omit_defaults=True):
+    """OpenAI's ``file`` content part; Anthropic's ``document`` block maps to it."""
+
+    file: FileData
+    cache_control: CacheControl | None = None
+    title: str | None = None
+    """An Anthropic document's title and context, kept for Anthropic upstreams."""
+    context: str | None = None
+
+
+ContentPart = TextPart | ImagePart | FilePart
 TextContent = str | list[TextPart]
 
 
@@ -69,16 +100,33 @@ class UserMessage(Struct, tag="user", tag_field="role", omit_defaults=True):
     name: str | None = None
 
 
+class ThinkingBlock(Struct, omit_defaults=True):
+    """A model's reasoning as Anthropic returns it: the text and the signature that must
+    come back unchanged in the next turn of a tool loop (``thinking``), or the encrypted
+    form (``redacted_thinking``, its ``data``). LiteLLM spells these the same way."""
+
+    type: Literal["thinking", "redacted_thinking"]
+    thinking: str | None = None
+    signature: str | None = None
+    data: str | None = None
+
+
 class AssistantMessage(Struct, tag="assistant", tag_field="role", omit_defaults=True):
     content: TextContent | None = None
     tool_calls: list[ToolCall] | None = None
     name: str | None = None
     refusal: str | None = None
+    thinking_blocks: list[ThinkingBlock] | None = None
+    """Earlier reasoning, sent back to Anthropic upstreams (it must precede the turn's
+    tool calls there); other upstreams cannot take it and it is left out."""
 
 
 class ToolMessage(Struct, tag="tool", tag_field="role", omit_defaults=True):
     content: TextContent
     tool_call_id: str
+    is_error: bool | None = None
+    """Anthropic's ``tool_result.is_error``: sent to Anthropic, left out elsewhere."""
+    cache_control: CacheControl | None = None
 
 
 Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
@@ -98,6 +146,7 @@ class Tool(Struct, tag="function", tag_field="type", omit_defaults=True):
     """``{"type": "function", "function"}``: the tag keeps ``type`` on the wire."""
 
     function: FunctionDef
+    cache_control: CacheControl | None = None
 
 
 class ToolChoiceFunction(Struct):
@@ -131,6 +180,16 @@ class JSONSchemaFormat(Struct, tag="json_schema", tag_field="type"):
 
 
 ResponseFormat = TextFormat | JSONObjectFormat | JSONSchemaFormat
+
+
+class ThinkingConfig(Struct, omit_defaults=True):
+    """Anthropic's ``thinking`` (``{"type": "enabled", "budget_tokens": 2048}``). Sent as
+    it is to Anthropic; translated to ``reasoning_effort`` for OpenAI-format upstreams and
+    to ``thinkingConfig`` for Gemini (docs/api.md has the table)."""
+
+    type: Literal["enabled", "disabled", "adaptive"]
+    """``adaptive``: the model decides how much to think (newer Claude models)."""
+    budget_tokens: Annotated[int, Meta(ge=1024)] | None = None
 
 
 class StreamOptions(Struct, omit_defaults=True):
@@ -205,6 +264,15 @@ class ChatRequest(Struct, omit_defaults=True, forbid_unknown_fields=True):
     top_k: int | None = None
     """Not OpenAI's (which refuses it): Anthropic's and Gemini's, and many compatible
     servers' (vLLM takes -1 for "off", hence no bound here)."""
+    thinking: ThinkingConfig | None = None
+    """Not OpenAI's: Anthropic's reasoning switch and budget (LiteLLM takes it too)."""
+    anthropic_beta: list[str] | None = None
+    """Anthropic beta flags (the ``anthropic-beta`` header of ``/v1/messages``), sent to
+    Anthropic upstreams only."""
+    protocol: str | None = None
+    """The inbound API a request came through when it is not Chat Completions
+    (``"messages"``); set by the API layer, never taken from a body. Adapters that cannot
+    carry another protocol's blocks (cache breakpoints, thinking) leave them out when set."""
     # Per-request upstream override: refused unless an admin allowed it for the deployment
     # (SSRF guard); never forwarded upstream.
     api_base: str | None = None
@@ -232,6 +300,17 @@ class ChatRequest(Struct, omit_defaults=True, forbid_unknown_fields=True):
 
 
 class Usage(Struct):
+    """Token counts in OpenAI's shape, which is the canonical one.
+
+    ``prompt_tokens`` counts every input token, cached ones included (Anthropic's
+    ``input_tokens`` excludes its cache reads and writes: the adapter adds them). The
+    breakdowns keep what providers report: ``prompt_tokens_details.cached_tokens`` (read
+    from the prompt cache: OpenAI's own key, Anthropic's ``cache_read_input_tokens``,
+    Gemini's ``cachedContentTokenCount``), ``prompt_tokens_details.cache_creation_tokens``
+    (written to it: Anthropic's ``cache_creation_input_tokens``) and
+    ``completion_tokens_details.reasoning_tokens`` (OpenAI's, Gemini's
+    ``thoughtsTokenCount``; counted inside ``completion_tokens``)."""
+
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
@@ -239,6 +318,27 @@ class Usage(Struct):
     # sent; UNSET (never encoded) when the upstream sent none or Parley counted the tokens.
     prompt_tokens_details: dict[str, Any] | UnsetType | None = UNSET
     completion_tokens_details: dict[str, Any] | UnsetType | None = UNSET
+
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens read from the provider's prompt cache."""
+        return _detail(self.prompt_tokens_details, "cached_tokens")
+
+    @property
+    def cache_creation_tokens(self) -> int:
+        """Prompt tokens written to the provider's prompt cache."""
+        return _detail(self.prompt_tokens_details, "cache_creation_tokens")
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return _detail(self.completion_tokens_details, "reasoning_tokens")
+
+
+def _detail(details: dict[str, Any] | UnsetType | None, name: str) -> int:
+    if not isinstance(details, dict):
+        return 0
+    value = details.get(name)
+    return value if isinstance(value, int) else 0
 
 
 class ResponseMessage(Struct):
@@ -249,6 +349,9 @@ class ResponseMessage(Struct):
     reasoning_content: str | UnsetType | None = UNSET
     """The model's reasoning, as vLLM, llama.cpp and DeepSeek send it; UNSET (never
     encoded) otherwise, so answers without it keep OpenAI's exact shape."""
+    thinking_blocks: list[ThinkingBlock] | UnsetType = UNSET
+    """Anthropic's thinking blocks with their signatures, as LiteLLM returns them; a
+    client sends them back in the next turn (``AssistantMessage.thinking_blocks``)."""
 
 
 class Choice(Struct):
@@ -256,6 +359,9 @@ class Choice(Struct):
     message: ResponseMessage
     finish_reason: str | None
     logprobs: Any = None
+    stop_sequence: str | UnsetType | None = UNSET
+    """Which of the request's stop sequences ended the answer, when the upstream says
+    (Anthropic); lets ``/v1/messages`` answer ``stop_reason: "stop_sequence"``."""
 
 
 class ChatCompletion(Struct):
@@ -286,7 +392,12 @@ class Delta(Struct, omit_defaults=True):
     tool_calls: list[ToolCallDelta] | None = None
     refusal: str | None = None
     reasoning_content: str | None = None
-    """Reasoning deltas from vLLM, llama.cpp and DeepSeek, passed on."""
+    """Reasoning deltas from vLLM, llama.cpp and DeepSeek, passed on (and Anthropic's
+    thinking deltas)."""
+    reasoning_signature: str | None = None
+    """The signature that closes a thinking block (Anthropic's ``signature_delta``)."""
+    redacted_reasoning: str | None = None
+    """A whole ``redacted_thinking`` block's ``data``."""
 
 
 class ChunkChoice(Struct):
@@ -294,6 +405,8 @@ class ChunkChoice(Struct):
     delta: Delta
     finish_reason: str | None = None
     logprobs: Any = None
+    stop_sequence: str | UnsetType | None = UNSET
+    """As ``Choice.stop_sequence``, on the chunk that ends the answer."""
 
 
 class ChatCompletionChunk(Struct):
@@ -366,8 +479,11 @@ OPENAI_ONLY_PARAMS = frozenset(
 
 _chat_decoder = msgspec.json.Decoder(ChatRequest)
 _UNKNOWN_TOP_LEVEL = "Object contains unknown field `"
-CHAT_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(ChatRequest)) - {"extra"}
-"""The top-level fields ``ChatRequest`` types."""
+CHAT_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(ChatRequest)) - {
+    "extra",
+    "protocol",
+}
+"""The top-level fields ``ChatRequest`` types (and a body may set)."""
 
 
 def decode_chat_request(body: bytes) -> ChatRequest:
@@ -383,8 +499,8 @@ def decode_chat_request(body: bytes) -> ChatRequest:
         if not text.startswith(_UNKNOWN_TOP_LEVEL) or " - at `" in text:
             raise
         return _with_extra(body)
-    if request.extra is not None:  # a client's own "extra" key: an unknown field too
-        return _with_extra(body)
+    if request.extra is not None or request.protocol is not None:
+        return _with_extra(body)  # a client's own "extra" or "protocol": unknown fields too
     return request
 
 

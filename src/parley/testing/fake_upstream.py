@@ -73,6 +73,8 @@ class FakeUpstream:
     set_cookies: dict[str, str] = field(default_factory=dict)
     """Sent with every response, as a provider's CDN does (``__cf_bm`` and the like)."""
     _faults: deque[Behaviour] = field(default_factory=deque)
+    _prompt_cache: set[str] = field(default_factory=set)
+    """Prompt prefixes seen at a cache breakpoint (Anthropic format)."""
     _runner: web.AppRunner | None = None
     _disconnected: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -229,6 +231,9 @@ class FakeUpstream:
             return _error(fmt, 400, f"invalid request: {exc}")
         if force_stream is not None:
             parsed.stream = force_stream
+        if parsed.cache_key is not None:
+            parsed.cache_hit = parsed.cache_key in self._prompt_cache
+            self._prompt_cache.add(parsed.cache_key)
         behaviour = (
             self._faults.popleft()
             if self._faults

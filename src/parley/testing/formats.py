@@ -6,6 +6,7 @@ A format reads a request body into a provider-neutral ``Conversation`` and rende
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -26,6 +27,11 @@ class Parsed:
     """Leave out id, created, model and choices' index (OpenAI format)."""
     parallel_tools: bool = False
     """Call every offered tool, not only the first (Bedrock format)."""
+    cache_key: str | None = None
+    """Anthropic format: the prompt up to its last ``cache_control`` breakpoint, hashed;
+    the fake remembers which it saw (a later request with it reads from the cache)."""
+    cache_words: int = 0
+    cache_hit: bool = False
 
 
 def _frame(data: Any, event: str | None = None) -> bytes:
@@ -41,10 +47,19 @@ def _text(content: Any) -> str:
     return ""
 
 
-def _split_args(args: dict[str, Any]) -> list[str]:
+def _split_args(args: dict[str, Any], fine: bool = False) -> list[str]:
+    """The arguments' JSON in pieces, as upstreams stream them: two halves, or (``fine``)
+    three characters at a time."""
     text = json.dumps(args, separators=(",", ":"))
+    if fine:
+        return [text[i : i + 3] for i in range(0, len(text), 3)]
     middle = len(text) // 2
     return [text[:middle], text[middle:]]
+
+
+def signature_of(thinking: str) -> str:
+    """The fake's signature over a thinking block's text (the real one is opaque too)."""
+    return "sig-" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
 
 
 class WireFormat(Protocol):
@@ -106,7 +121,7 @@ class OpenAIFormat:
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
             # As OpenAI sends them.
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": answer.cached, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": reasoning,
                 "audio_tokens": 0,
@@ -136,11 +151,9 @@ class OpenAIFormat:
                 {
                     "id": "call_" + uuid.uuid4().hex[:24],
                     "type": "function",
-                    "function": {
-                        "name": answer.tool_name,
-                        "arguments": json.dumps(answer.tool_args),
-                    },
+                    "function": {"name": name, "arguments": json.dumps(args)},
                 }
+                for name, args in answer.calls
             ]
             finish = "tool_calls"
         reply = {
@@ -183,24 +196,23 @@ class OpenAIFormat:
                 chunk({"reasoning_content": word}) for word in Answer(answer.reasoning).words
             ]
         if answer.tool_name:
-            frames.append(
-                chunk(
-                    {
-                        "tool_calls": [
-                            {
-                                "index": 0,
-                                "id": "call_" + uuid.uuid4().hex[:24],
-                                "type": "function",
-                                "function": {"name": answer.tool_name, "arguments": ""},
-                            }
-                        ]
-                    }
-                )
-            )
-            frames += [
-                chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-                for piece in _split_args(answer.tool_args or {})
-            ]
+            # Every call starts, then their argument pieces interleave (one call: in order).
+            pieces: list[tuple[int, str]] = []
+            for index, (name, args) in enumerate(answer.calls):
+                start = {
+                    "index": index,
+                    "id": "call_" + uuid.uuid4().hex[:24],
+                    "type": "function",
+                    "function": {"name": name, "arguments": ""},
+                }
+                frames.append(chunk({"tool_calls": [start]}))
+                pieces += [
+                    (position * 100 + index, piece)
+                    for position, piece in enumerate(_split_args(args, answer.fine_args))
+                ]
+            for order, piece in sorted(pieces):
+                call = {"index": order % 100, "function": {"arguments": piece}}
+                frames.append(chunk({"tool_calls": [call]}))
             frames.append(chunk({}, "tool_calls"))
         else:
             frames += [chunk({"content": word}) for word in answer.words]
@@ -254,6 +266,9 @@ class AnthropicFormat:
             if texts:
                 last_user_text = "".join(texts)
                 break
+        thinking = (body.get("thinking") or {}).get("type") == "enabled"
+        if thinking:
+            _check_thinking_turns(messages)
         tools = [
             {"name": t["name"], "schema": t.get("input_schema")} for t in body.get("tools") or []
         ]
@@ -268,38 +283,63 @@ class AnthropicFormat:
             json_schema=None,
             json_mode=False,
             tools_disabled=choice.get("type") == "none",
+            thinking=thinking,
         )
-        return Parsed(conv, body["model"], bool(body.get("stream")), True)
+        parsed = Parsed(conv, body["model"], bool(body.get("stream")), True)
+        parsed.cache_key, parsed.cache_words = _cache_prefix(body)
+        return parsed
 
-    def complete(self, parsed: Parsed, answer: Answer) -> dict[str, Any]:
+    def _usage(self, parsed: Parsed, answer: Answer) -> dict[str, int]:
+        cached = parsed.cache_words
+        return {
+            "input_tokens": parsed.conversation.prompt_words - cached,
+            "cache_creation_input_tokens": 0 if parsed.cache_hit else cached,
+            "cache_read_input_tokens": cached if parsed.cache_hit else 0,
+            "output_tokens": self._output_tokens(answer),
+        }
+
+    @staticmethod
+    def _output_tokens(answer: Answer) -> int:
+        return max(1, len(answer.words)) + count_words(answer.reasoning or "")
+
+    def _blocks(self, answer: Answer) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = []
+        if answer.reasoning is not None:
+            blocks.append(
+                {
+                    "type": "thinking",
+                    "thinking": answer.reasoning,
+                    "signature": signature_of(answer.reasoning),
+                }
+            )
         if answer.tool_name:
-            content = [
+            blocks += [
                 {
                     "type": "tool_use",
                     "id": "toolu_" + uuid.uuid4().hex[:24],
-                    "name": answer.tool_name,
-                    "input": answer.tool_args,
+                    "name": name,
+                    "input": args,
                 }
+                for name, args in answer.calls
             ]
-            stop = "tool_use"
         else:
-            content = [{"type": "text", "text": answer.text}]
-            stop = "end_turn"
+            blocks.append({"type": "text", "text": answer.text})
+        return blocks
+
+    def complete(self, parsed: Parsed, answer: Answer) -> dict[str, Any]:
         return {
             "id": "msg_" + uuid.uuid4().hex[:24],
             "type": "message",
             "role": "assistant",
             "model": parsed.model,
-            "content": content,
-            "stop_reason": stop,
+            "content": self._blocks(answer),
+            "stop_reason": "tool_use" if answer.tool_name else "end_turn",
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": parsed.conversation.prompt_words,
-                "output_tokens": max(1, len(answer.words)),
-            },
+            "usage": self._usage(parsed, answer),
         }
 
     def frames(self, parsed: Parsed, answer: Answer) -> list[bytes]:
+        usage = self._usage(parsed, answer)
         message: dict[str, Any] = {
             "id": "msg_" + uuid.uuid4().hex[:24],
             "type": "message",
@@ -308,43 +348,38 @@ class AnthropicFormat:
             "model": parsed.model,
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": parsed.conversation.prompt_words, "output_tokens": 1},
+            "usage": {**usage, "output_tokens": 1},
         }
         frames = [_frame({"type": "message_start", "message": message}, "message_start")]
-        if answer.tool_name:
-            block = {
-                "type": "tool_use",
-                "id": "toolu_" + uuid.uuid4().hex[:24],
-                "name": answer.tool_name,
-                "input": {},
-            }
-            deltas = [
-                {"type": "input_json_delta", "partial_json": p}
-                for p in _split_args(answer.tool_args or {})
-            ]
-            stop = "tool_use"
-        else:
-            block = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": w} for w in answer.words]
-            stop = "end_turn"
-        frames.append(
-            _frame(
-                {"type": "content_block_start", "index": 0, "content_block": block},
-                "content_block_start",
+        for index, block in enumerate(self._blocks(answer)):
+            start, deltas = self._streamed(block, answer.fine_args)
+            frames.append(
+                _frame(
+                    {"type": "content_block_start", "index": index, "content_block": start},
+                    "content_block_start",
+                )
             )
-        )
-        frames.append(_frame({"type": "ping"}, "ping"))
-        frames += [
-            _frame({"type": "content_block_delta", "index": 0, "delta": d}, "content_block_delta")
-            for d in deltas
-        ]
-        frames.append(_frame({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+            if index == 0:
+                frames.append(_frame({"type": "ping"}, "ping"))
+            frames += [
+                _frame(
+                    {"type": "content_block_delta", "index": index, "delta": d},
+                    "content_block_delta",
+                )
+                for d in deltas
+            ]
+            frames.append(
+                _frame({"type": "content_block_stop", "index": index}, "content_block_stop")
+            )
         frames.append(
             _frame(
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": stop, "stop_sequence": None},
-                    "usage": {"output_tokens": max(1, len(answer.words))},
+                    "delta": {
+                        "stop_reason": "tool_use" if answer.tool_name else "end_turn",
+                        "stop_sequence": None,
+                    },
+                    "usage": {"output_tokens": usage["output_tokens"]},
                 },
                 "message_delta",
             )
@@ -352,12 +387,75 @@ class AnthropicFormat:
         frames.append(_frame({"type": "message_stop"}, "message_stop"))
         return frames
 
+    @staticmethod
+    def _streamed(block: dict[str, Any], fine: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A block as its start event and its deltas."""
+        if block["type"] == "thinking":
+            words = Answer(block["thinking"]).words
+            deltas = [{"type": "thinking_delta", "thinking": w} for w in words]
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+            return {"type": "thinking", "thinking": "", "signature": ""}, deltas
+        if block["type"] == "tool_use":
+            pieces = _split_args(block["input"], fine)
+            return {**block, "input": {}}, [
+                {"type": "input_json_delta", "partial_json": p} for p in pieces
+            ]
+        words = Answer(block["text"]).words
+        return {"type": "text", "text": ""}, [{"type": "text_delta", "text": w} for w in words]
+
     def error(self, status: int, message: str) -> dict[str, Any]:
         error_type = self._TYPES.get(status, "api_error")
         return {"type": "error", "error": {"type": error_type, "message": message}}
 
     def error_frame(self, message: str) -> bytes:
         return _frame(self.error(529, message), "error")
+
+
+def _check_thinking_turns(messages: list[dict[str, Any]]) -> None:
+    """As Anthropic does with thinking on: an assistant turn that used a tool must start
+    with the thinking block that produced it, its signature intact."""
+    for position, message in enumerate(messages):
+        blocks = message["content"]
+        if message["role"] != "assistant" or isinstance(blocks, str):
+            continue
+        for block in blocks:
+            if block.get("type") == "thinking" and block.get("signature") != signature_of(
+                block.get("thinking", "")
+            ):
+                raise ValueError(f"messages.{position}: invalid signature in thinking block")
+        uses_tool = any(b.get("type") == "tool_use" for b in blocks)
+        if uses_tool and blocks[0].get("type") not in ("thinking", "redacted_thinking"):
+            raise ValueError(
+                f"messages.{position}.content.0.type: Expected `thinking` or "
+                "`redacted_thinking`, but found `" + str(blocks[0].get("type")) + "`. When "
+                "`thinking` is enabled, a final `assistant` message must start with a "
+                "thinking block."
+            )
+
+
+def _cache_prefix(body: dict[str, Any]) -> tuple[str | None, int]:
+    """The prompt up to its last cache breakpoint (tools, then system, then messages, as
+    Anthropic orders the prefix): its hash and its words (the tokens the fake reports)."""
+    seen: list[Any] = []
+    words = 0
+    key: str | None = None
+    cached = 0
+    system = body.get("system")
+    parts: list[Any] = list(body.get("tools") or [])
+    parts += system if isinstance(system, list) else ([system] if system else [])
+    for message in body["messages"]:
+        content = message["content"]
+        parts += content if isinstance(content, list) else [content]
+    for part in parts:
+        seen.append(part)
+        if isinstance(part, str):
+            words += count_words(part)
+        elif part.get("type") == "text":  # the words prompt_words counts, no others
+            words += count_words(part.get("text", ""))
+        if isinstance(part, dict) and part.get("cache_control"):
+            key = hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()
+            cached = words
+    return key, cached
 
 
 class GeminiFormat:
@@ -408,22 +506,34 @@ class GeminiFormat:
             json_schema=config.get("responseJsonSchema") or config.get("responseSchema"),
             json_mode=json_mode,
             tools_disabled=calling.get("mode") == "NONE",
+            thinking=bool((config.get("thinkingConfig") or {}).get("includeThoughts")),
         )
         return Parsed(conv, path_model or "", False, True, int(config.get("candidateCount") or 1))
 
     def _usage(self, parsed: Parsed, answer: Answer) -> dict[str, int]:
         completion = max(1, len(answer.words))
+        thoughts = count_words(answer.reasoning or "")
         prompt = parsed.conversation.prompt_words
-        return {
+        usage = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": completion,
-            "totalTokenCount": prompt + completion,
+            "totalTokenCount": prompt + completion + thoughts,
         }
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
+        if answer.cached:
+            usage["cachedContentTokenCount"] = answer.cached
+        return usage
 
     def _parts(self, answer: Answer) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = []
+        if answer.reasoning is not None:
+            parts.append({"text": answer.reasoning, "thought": True})
         if answer.tool_name:
-            return [{"functionCall": {"name": answer.tool_name, "args": answer.tool_args}}]
-        return [{"text": answer.text}]
+            parts += [{"functionCall": {"name": n, "args": a}} for n, a in answer.calls]
+        else:
+            parts.append({"text": answer.text})
+        return parts
 
     def complete(self, parsed: Parsed, answer: Answer) -> dict[str, Any]:
         return {
@@ -455,10 +565,14 @@ class GeminiFormat:
                 payload["usageMetadata"] = self._usage(parsed, answer)
             return _frame(payload)
 
+        frames = []
+        if answer.reasoning is not None:
+            frames.append(frame([{"text": answer.reasoning, "thought": True}], False))
         if answer.tool_name:
-            return [frame(self._parts(answer), True)]
+            calls = [{"functionCall": {"name": n, "args": a}} for n, a in answer.calls]
+            return [*frames, frame(calls, True)]
         words = answer.words or [""]
-        return [frame([{"text": w}], i == len(words) - 1) for i, w in enumerate(words)]
+        return frames + [frame([{"text": w}], i == len(words) - 1) for i, w in enumerate(words)]
 
     def error(self, status: int, message: str) -> dict[str, Any]:
         return {

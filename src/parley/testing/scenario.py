@@ -19,9 +19,14 @@ joined with ``+``, e.g. ``gpt-4o-mini+ttft-2+stream-cut-3``:
                      some compatible servers do
     reasoning        (OpenAI format) send reasoning_content before the answer (in the
                      message, or as deltas), as vLLM, llama.cpp and DeepSeek do
-    parallel-tools   (Bedrock format) call every offered tool in one turn, not only the first
     context-overflow 400 saying the prompt exceeds the model's context window
     content-filter   400 saying the content was refused by the content policy
+    parallel-tools   call every offered tool, not just the first (streams interleave the
+                     calls' argument pieces in the OpenAI format)
+    fine-args        (streams) split tool-call arguments into 3-character pieces
+    cached-N         (OpenAI, Gemini formats) report N prompt tokens read from the cache
+                     (Anthropic's fake reports cache reads and writes from the request's
+                     ``cache_control`` breakpoints instead)
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class Behaviour:
     sparse: bool = False
     reasoning: bool = False
     parallel_tools: bool = False
+    fine_args: bool = False
+    cached: int = 0
 
 
 CONTEXT_OVERFLOW = (
@@ -64,7 +71,8 @@ CONTENT_FILTER = (
 
 
 _DIRECTIVE = re.compile(
-    r"^(?P<name>latency|ttft|chunk-delay|tokens|error|stream-cut|stream-malformed|stream-error)"
+    r"^(?P<name>latency|ttft|chunk-delay|tokens|error|stream-cut|stream-malformed|stream-error"
+    r"|cached)"
     r"(?:-(?P<value>[0-9.]+))?$"
 )
 
@@ -86,6 +94,9 @@ def parse_model(model: str, base: Behaviour) -> Behaviour:
             continue
         if part == "parallel-tools":
             behaviour = replace(behaviour, parallel_tools=True)
+            continue
+        if part == "fine-args":
+            behaviour = replace(behaviour, fine_args=True)
             continue
         if part == "context-overflow":
             behaviour = replace(behaviour, status=400, error_message=CONTEXT_OVERFLOW)
@@ -116,6 +127,8 @@ def parse_model(model: str, base: Behaviour) -> Behaviour:
             behaviour = replace(behaviour, error_after=int(value or 2))
         elif name == "stream-malformed":
             behaviour = replace(behaviour, malformed_after=int(value or 2))
+        elif name == "cached" and value:
+            behaviour = replace(behaviour, cached=int(value))
     return behaviour
 
 
@@ -131,6 +144,8 @@ class Conversation:
     json_schema: dict[str, Any] | None
     json_mode: bool
     tools_disabled: bool = False
+    thinking: bool = False
+    """Anthropic's ``thinking`` is enabled: answer with a signed thinking block first."""
 
 
 @dataclass(slots=True)
@@ -139,6 +154,16 @@ class Answer:
     tool_name: str | None = None
     tool_args: dict[str, Any] | None = None
     reasoning: str | None = None
+    more_calls: list[tuple[str, dict[str, Any]]] | None = None
+    """Further tool calls made alongside the first (``parallel-tools``)."""
+    fine_args: bool = False
+    cached: int = 0
+
+    @property
+    def calls(self) -> list[tuple[str, dict[str, Any]]]:
+        if self.tool_name is None:
+            return []
+        return [(self.tool_name, self.tool_args or {}), *(self.more_calls or [])]
 
     @property
     def words(self) -> list[str]:
@@ -152,8 +177,15 @@ def answer(conv: Conversation, behaviour: Behaviour) -> Answer:
     """Deterministic: a tool call when tools are offered, JSON in JSON mode, else an echo;
     with ``reasoning``, a line of reasoning before it."""
     result = _answer(conv, behaviour)
-    if behaviour.reasoning:
+    if behaviour.reasoning or conv.thinking:
         result.reasoning = f"Thinking about: {conv.last_user_text}"
+    if behaviour.parallel_tools and result.tool_name is not None and conv.forced_tool is None:
+        result.more_calls = [
+            (tool["name"], example_for(tool["schema"], conv.last_user_text))
+            for tool in conv.tools[1:]
+        ]
+    result.fine_args = behaviour.fine_args
+    result.cached = behaviour.cached
     return result
 
 
@@ -175,7 +207,10 @@ def _answer(conv: Conversation, behaviour: Behaviour) -> Answer:
 
 
 def example_for(schema: dict[str, Any] | None, text: str) -> dict[str, Any]:
-    """An object satisfying the (simple) schema: every property filled with a typed value."""
+    """An object satisfying the (simple) schema: every property filled with a typed value
+    (``{}`` for a schema that declares no properties: a call without arguments)."""
+    if schema and schema.get("properties") == {}:
+        return {}
     if not schema or not schema.get("properties"):
         return {"answer": text}
     result: dict[str, Any] = {}

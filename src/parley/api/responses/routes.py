@@ -24,7 +24,7 @@ from parley.api.decode_errors import invalid_request
 from parley.api.deps import api_caller, call_options, request_id
 from parley.api.errors import render_parley_error
 from parley.api.jsonbody import too_deep
-from parley.api.openai import _warning_headers
+from parley.api.openai import warning_headers
 from parley.api.responses.events import ChunkEvents, ResponsesSSE, Sequencer, passthrough_frames
 from parley.api.responses.render import envelope, from_completion, new_id
 from parley.api.responses.translate import input_items, to_chat
@@ -202,7 +202,7 @@ async def create_response(request: Request) -> Response:
     return Response(
         msgspec.json.encode(response),
         media_type=_JSON,
-        headers=_warning_headers(answer.deployment, answer.dropped, answer.headers),
+        headers=warning_headers(answer.deployment, answer.dropped, answer.headers),
     )
 
 
@@ -226,7 +226,7 @@ def _stream(
     @contextlib.asynccontextmanager
     async def opener() -> AsyncIterator[_Opened]:
         async with calls.respond_stream(prepared.job, caller, rid, options) as outcome:
-            headers = _warning_headers(outcome.deployment, outcome.dropped, outcome.headers)
+            headers = warning_headers(outcome.deployment, outcome.dropped, outcome.headers)
             if outcome.events is not None:
                 frames = passthrough_frames(
                     outcome.events, seq, _rewrite(prepared), finished, holder

@@ -140,7 +140,8 @@ class Policies:
         call.finished = True
         charged = 0
         if usage is not None and deployment is not None:
-            charged = self.price(deployment).cost(usage)
+            # Prompt-cache reads are billed at the cached-input price (their discount).
+            charged = self.price(deployment).cost(usage, usage.cached_tokens)
             if charged:
                 self._metrics.cost.labels(call.group).inc(charged / 1e9)
         latency_ms = int((time.perf_counter() - call.started) * 1000)
@@ -180,6 +181,7 @@ class Policies:
                     route_tier=call.route_tier,
                     prompt_tokens=usage.prompt_tokens if usage else 0,
                     completion_tokens=usage.completion_tokens if usage else 0,
+                    cached_tokens=usage.cached_tokens if usage else 0,
                     cost_nusd=charged,
                     latency_ms=latency_ms,
                     ttft_ms=call.ttft_ms,

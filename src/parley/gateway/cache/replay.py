@@ -17,10 +17,19 @@ from parley.schema.chat import (
     FunctionCall,
     FunctionDelta,
     ResponseMessage,
+    ThinkingBlock,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
+
+
+def _thinking_delta(block: ThinkingBlock) -> Delta:
+    if block.type == "redacted_thinking":
+        return Delta(redacted_reasoning=block.data or "")
+    return Delta(
+        reasoning_content=block.thinking or None, reasoning_signature=block.signature or ""
+    )
 
 
 @dataclass(slots=True)
@@ -37,6 +46,10 @@ class _ChoiceParts:
     reasoning: list[str] = field(default_factory=list)
     tool_calls: dict[int, _ToolCallParts] = field(default_factory=dict)
     finish_reason: str | None = None
+    stop_sequence: str | None = None
+    thinking: list[ThinkingBlock] = field(default_factory=list)
+    """Signed (or redacted) thinking blocks, so a cached answer keeps its signatures."""
+    open_thinking: list[str] = field(default_factory=list)
 
 
 class Assembler:
@@ -60,6 +73,18 @@ class Assembler:
                 parts.refusal.append(delta.refusal)
             if delta.reasoning_content:
                 parts.reasoning.append(delta.reasoning_content)
+                parts.open_thinking.append(delta.reasoning_content)
+            if delta.reasoning_signature is not None:
+                text = "".join(parts.open_thinking)
+                parts.open_thinking.clear()
+                block = ThinkingBlock(
+                    "thinking", thinking=text, signature=delta.reasoning_signature
+                )
+                parts.thinking.append(block)
+            if delta.redacted_reasoning is not None:
+                parts.thinking.append(
+                    ThinkingBlock("redacted_thinking", data=delta.redacted_reasoning)
+                )
             for call in delta.tool_calls or ():
                 tool = parts.tool_calls.get(call.index)
                 if tool is None:
@@ -73,6 +98,8 @@ class Assembler:
                         tool.arguments.append(call.function.arguments)
             if choice.finish_reason is not None:
                 parts.finish_reason = choice.finish_reason
+                if isinstance(choice.stop_sequence, str):
+                    parts.stop_sequence = choice.stop_sequence
 
     def completion(self, usage: Usage | None) -> ChatCompletion | None:
         head = self._head
@@ -81,7 +108,12 @@ class Assembler:
         if any(parts.finish_reason is None for parts in self._choices.values()):
             return None
         choices = [
-            Choice(index, _message(parts), parts.finish_reason)
+            Choice(
+                index,
+                _message(parts),
+                parts.finish_reason,
+                stop_sequence=UNSET if parts.stop_sequence is None else parts.stop_sequence,
+            )
             for index, parts in sorted(self._choices.items())
         ]
         return ChatCompletion(
@@ -104,6 +136,7 @@ def _message(parts: _ChoiceParts) -> ResponseMessage:
         tool_calls=calls or None,
         refusal="".join(parts.refusal) if parts.refusal else None,
         reasoning_content="".join(parts.reasoning) if parts.reasoning else UNSET,
+        thinking_blocks=parts.thinking or UNSET,
     )
 
 
@@ -130,6 +163,12 @@ def replay(completion: ChatCompletion, *, include_usage: bool) -> list[ChatCompl
             for i, call in enumerate(message.tool_calls or ())
         ]
         reasoning = message.reasoning_content
+        if isinstance(message.thinking_blocks, list):  # each block with its signature
+            reasoning = UNSET
+            chunks += [
+                chunk([ChunkChoice(choice.index, _thinking_delta(block))])
+                for block in message.thinking_blocks
+            ]
         delta = Delta(
             role="assistant",
             content=message.content,
@@ -138,7 +177,9 @@ def replay(completion: ChatCompletion, *, include_usage: bool) -> list[ChatCompl
             reasoning_content=reasoning if isinstance(reasoning, str) else None,
         )
         chunks.append(chunk([ChunkChoice(choice.index, delta)]))
-        chunks.append(chunk([ChunkChoice(choice.index, Delta(), choice.finish_reason)]))
+        end = ChunkChoice(choice.index, Delta(), choice.finish_reason)
+        end.stop_sequence = choice.stop_sequence
+        chunks.append(chunk([end]))
     if include_usage and completion.usage is not None:
         last = chunk([])
         last.usage = completion.usage
