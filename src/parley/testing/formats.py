@@ -201,7 +201,7 @@ class OpenAIFormat:
             ]
             frames.append(chunk({}, "tool_calls"))
         else:
-            frames += [chunk({"content": word}) for word in answer.words]
+            frames += [chunk({"content": piece}) for piece in answer.deltas]
             frames.append(chunk({}, "stop"))
         if parsed.include_usage:
             usage = {**base, "choices": [], "usage": self._usage(parsed, answer)}
@@ -323,7 +323,7 @@ class AnthropicFormat:
             stop = "tool_use"
         else:
             block = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": w} for w in answer.words]
+            deltas = [{"type": "text_delta", "text": w} for w in answer.deltas]
             stop = "end_turn"
         frames.append(
             _frame(
@@ -455,8 +455,8 @@ class GeminiFormat:
 
         if answer.tool_name:
             return [frame(self._parts(answer), True)]
-        words = answer.words or [""]
-        return [frame([{"text": w}], i == len(words) - 1) for i, w in enumerate(words)]
+        pieces = answer.deltas or [""]
+        return [frame([{"text": w}], i == len(pieces) - 1) for i, w in enumerate(pieces)]
 
     def error(self, status: int, message: str) -> dict[str, Any]:
         return {
