@@ -20,6 +20,7 @@ def _chat(page: Any, text: str) -> None:
     page.get_by_role("textbox", name="Message").fill(text)
     page.get_by_role("textbox", name="Message").press("Enter")
     page.get_by_role("article", name="Assistant").get_by_text(f"You said: {text}").wait_for()
+    page.get_by_role("button", name="Regenerate").last.wait_for()  # saved, and read back
 
 
 def test_settings_and_presets_and_a_concurrent_change(new_page: NewPage) -> None:

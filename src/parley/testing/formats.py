@@ -215,7 +215,7 @@ class OpenAIFormat:
                 frames.append(chunk({"tool_calls": [call]}))
             frames.append(chunk({}, "tool_calls"))
         else:
-            frames += [chunk({"content": word}) for word in answer.words]
+            frames += [chunk({"content": piece}) for piece in answer.deltas]
             frames.append(chunk({}, "stop"))
         if parsed.include_usage:
             usage = {**base, "choices": [], "usage": self._usage(parsed, answer)}
@@ -352,7 +352,7 @@ class AnthropicFormat:
         }
         frames = [_frame({"type": "message_start", "message": message}, "message_start")]
         for index, block in enumerate(self._blocks(answer)):
-            start, deltas = self._streamed(block, answer.fine_args)
+            start, deltas = self._streamed(block, answer.fine_args, answer.delta_chars)
             frames.append(
                 _frame(
                     {"type": "content_block_start", "index": index, "content_block": start},
@@ -388,7 +388,9 @@ class AnthropicFormat:
         return frames
 
     @staticmethod
-    def _streamed(block: dict[str, Any], fine: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def _streamed(
+        block: dict[str, Any], fine: bool, delta_chars: int | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """A block as its start event and its deltas."""
         if block["type"] == "thinking":
             words = Answer(block["thinking"]).words
@@ -400,8 +402,8 @@ class AnthropicFormat:
             return {**block, "input": {}}, [
                 {"type": "input_json_delta", "partial_json": p} for p in pieces
             ]
-        words = Answer(block["text"]).words
-        return {"type": "text", "text": ""}, [{"type": "text_delta", "text": w} for w in words]
+        pieces = Answer(block["text"], delta_chars=delta_chars).deltas
+        return {"type": "text", "text": ""}, [{"type": "text_delta", "text": w} for w in pieces]
 
     def error(self, status: int, message: str) -> dict[str, Any]:
         error_type = self._TYPES.get(status, "api_error")
@@ -571,8 +573,8 @@ class GeminiFormat:
         if answer.tool_name:
             calls = [{"functionCall": {"name": n, "args": a}} for n, a in answer.calls]
             return [*frames, frame(calls, True)]
-        words = answer.words or [""]
-        return frames + [frame([{"text": w}], i == len(words) - 1) for i, w in enumerate(words)]
+        pieces = answer.deltas or [""]
+        return frames + [frame([{"text": w}], i == len(pieces) - 1) for i, w in enumerate(pieces)]
 
     def error(self, status: int, message: str) -> dict[str, Any]:
         return {

@@ -8,6 +8,9 @@ joined with ``+``, e.g. ``gpt-4o-mini+ttft-2+stream-cut-3``:
     ttft-S           (streams) wait S seconds after headers before the first chunk
     chunk-delay-S    (streams) wait S seconds between chunks
     tokens-N         answer with N words instead of echoing the prompt
+    markdown-N       answer with about N characters of Markdown (headings, lists, code
+                     fences, tables, math), whole sections, the same every time
+    delta-chars-N    (streams) send the answer's text in N-character deltas, not by word
     error-NNN        answer HTTP NNN in the provider's error format
     rate-limited     429 with Retry-After: 7
     slow             ttft-5
@@ -46,6 +49,8 @@ class Behaviour:
     ttft: float = 0.0
     chunk_delay: float = 0.0
     tokens: int | None = None
+    markdown: int | None = None
+    delta_chars: int | None = None
     status: int | None = None
     retry_after: str | None = None
     cut_after: int | None = None
@@ -71,8 +76,8 @@ CONTENT_FILTER = (
 
 
 _DIRECTIVE = re.compile(
-    r"^(?P<name>latency|ttft|chunk-delay|tokens|error|stream-cut|stream-malformed|stream-error"
-    r"|cached)"
+    r"^(?P<name>latency|ttft|chunk-delay|tokens|markdown|delta-chars|error|stream-cut"
+    r"|stream-malformed|stream-error|cached)"
     r"(?:-(?P<value>[0-9.]+))?$"
 )
 
@@ -119,6 +124,10 @@ def parse_model(model: str, base: Behaviour) -> Behaviour:
             behaviour = replace(behaviour, chunk_delay=float(value))
         elif name == "tokens" and value:
             behaviour = replace(behaviour, tokens=int(value))
+        elif name == "markdown" and value:
+            behaviour = replace(behaviour, markdown=int(value))
+        elif name == "delta-chars" and value:
+            behaviour = replace(behaviour, delta_chars=int(value))
         elif name == "error" and value:
             behaviour = replace(behaviour, status=int(value))
         elif name == "stream-cut":
@@ -158,6 +167,7 @@ class Answer:
     """Further tool calls made alongside the first (``parallel-tools``)."""
     fine_args: bool = False
     cached: int = 0
+    delta_chars: int | None = None
 
     @property
     def calls(self) -> list[tuple[str, dict[str, Any]]]:
@@ -172,11 +182,20 @@ class Answer:
         parts = self.text.split(" ")
         return [p + (" " if i < len(parts) - 1 else "") for i, p in enumerate(parts)]
 
+    @property
+    def deltas(self) -> list[str]:
+        """The text as a stream sends it: word by word, or in ``delta_chars`` pieces."""
+        if self.text is None or not self.delta_chars:
+            return self.words
+        size = self.delta_chars
+        return [self.text[i : i + size] for i in range(0, len(self.text), size)]
+
 
 def answer(conv: Conversation, behaviour: Behaviour) -> Answer:
     """Deterministic: a tool call when tools are offered, JSON in JSON mode, else an echo;
     with ``reasoning``, a line of reasoning before it."""
     result = _answer(conv, behaviour)
+    result.delta_chars = behaviour.delta_chars
     if behaviour.reasoning or conv.thinking:
         result.reasoning = f"Thinking about: {conv.last_user_text}"
     if behaviour.parallel_tools and result.tool_name is not None and conv.forced_tool is None:
@@ -199,11 +218,57 @@ def _answer(conv: Conversation, behaviour: Behaviour) -> Answer:
     if conv.json_mode:
         value = example_for(conv.json_schema, conv.last_user_text)
         return Answer(_dumps(value))
+    if behaviour.markdown is not None:
+        return Answer(markdown_document(behaviour.markdown))
     if behaviour.tokens is not None:
         return Answer(" ".join(f"w{i}" for i in range(behaviour.tokens)))
     if conv.tool_result is not None:
         return Answer(f"The tool returned: {conv.tool_result}")
     return Answer(f"You said: {conv.last_user_text}")
+
+
+_SECTION = """## Part {n}: a worked example
+
+This part explains **step {n}** of the method, with `inline code`, a [link](https://example.com/{n})
+and a little math, $a_{n} = a_{{n-1}} + {n}$, inside an ordinary paragraph of prose that goes on
+for a few lines, as a model's answer does when it explains something at length.
+
+1. First, read the input and check that it is well formed.
+2. Then transform it, keeping *every* field that the caller sent.
+   - a nested point about edge cases
+   - another nested point, with `code`
+3. Finally, write the result.
+
+```python
+def step_{n}(values: list[int]) -> int:
+    total = 0
+    for value in values:
+        total += value * {n}
+    return total
+```
+
+| input | output | note |
+|---|---|---|
+| 1 | {n} | the simplest case |
+| 2 | {n2} | doubled |
+
+> A quoted remark about part {n}, to close it.
+
+"""
+
+
+def markdown_document(size: int) -> str:
+    """About ``size`` characters of varied Markdown (whole sections, so every fence and
+    table is closed): what a long answer looks like to a renderer."""
+    sections: list[str] = []
+    length = 0
+    n = 1
+    while length < size:
+        section = _SECTION.format(n=n, n2=2 * n)
+        sections.append(section)
+        length += len(section)
+        n += 1
+    return "".join(sections)
 
 
 def example_for(schema: dict[str, Any] | None, text: str) -> dict[str, Any]:

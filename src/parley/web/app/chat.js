@@ -1,6 +1,6 @@
 // The open conversation and its answer in progress: what the chat view shows, and the
 // actions on it. Components call these; these call api/.
-import { batch, signal } from "../vendor/preact.js";
+import { batch, computed, signal } from "../vendor/preact.js";
 import * as api from "./api/conversations.js";
 import { navigate, route } from "./router.js";
 import { conversations, models, nextCursor, path } from "./state.js";
@@ -11,6 +11,8 @@ export const loading = signal(false);
 export const loadError = signal(null);
 /** The answer being streamed: {id, content, status, error}; null when none. */
 export const answer = signal(null);
+/** Whether an answer is being written: changes twice per answer, not once per delta. */
+export const busy = computed(() => answer.value?.status === "streaming");
 /** The model group the next message goes to. */
 export const chosenModel = signal(null);
 
@@ -294,6 +296,7 @@ async function stream(current, keep, userContent, start) {
       answer.value = { ...answer.value, status: "error", error };
     }
   } finally {
+    if (unshown.run === run) showDeltas();
     streamAbort = null;
     if (answer.value?.run === run && answer.value.id) ended.add(answer.value.id);
     await settle(current.conversation.id, run);
@@ -353,18 +356,50 @@ function remembered(conversationId) {
   try { return localStorage.getItem(inflightKey(conversationId)); } catch { return null; }
 }
 
+// Deltas arrive far faster than the screen is drawn (hundreds a second when the model is
+// quick or the tab catches up after a stall): they are joined and shown at the next frame
+// at least SHOW_EVERY_MS after the last, so a long answer costs a bounded number of
+// renders (each lays out and paints the page), whatever the number of deltas.
+const SHOW_EVERY_MS = 50;
+let unshown = { run: null, text: "" };
+let frame = 0;
+let shownAt = 0;
+function scheduleShow() {
+  if (frame) return;
+  frame = requestAnimationFrame((now) => {
+    frame = 0;
+    if (now - shownAt < SHOW_EVERY_MS) scheduleShow();
+    else showDeltas();
+  });
+}
+function showDeltas() {
+  cancelAnimationFrame(frame);
+  frame = 0;
+  shownAt = performance.now();
+  const { run, text } = unshown;
+  unshown = { run: null, text: "" };
+  if (text && answer.value?.run === run) {
+    answer.value = { ...answer.value, content: answer.value.content + text };
+  }
+}
+
 function apply(event, conversationId, run) {
   const now = answer.value;
   if (now?.run !== run) return;
+  if (event.type === "delta") {
+    if (unshown.run !== run) showDeltas();
+    unshown = { run, text: unshown.text + event.content };
+    scheduleShow();
+    return;
+  }
+  showDeltas(); // what came before this event is shown first
   if (event.type === "start") {
-    answer.value = { ...now, id: event.message_id };
+    answer.value = { ...answer.value, id: event.message_id };
     remember(conversationId, event.message_id);
-  } else if (event.type === "delta") {
-    answer.value = { ...now, content: now.content + event.content };
   } else if (event.type === "error") {
-    answer.value = { ...now, error: { ...event.error, retryAfter: event.error.retry_after ?? null } };
+    answer.value = { ...answer.value, error: { ...event.error, retryAfter: event.error.retry_after ?? null } };
   } else if (event.type === "done") {
-    answer.value = { ...now, status: event.status };
+    answer.value = { ...answer.value, status: event.status };
   }
 }
 

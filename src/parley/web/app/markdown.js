@@ -60,32 +60,40 @@ export function toHtml(markdown) {
 
 /**
  * A renderer for one streaming message. `render(text)` lexes only the text after the blocks
- * it has already finished; every new block but the last is finished (its HTML made once and
- * kept), and the last, still open, is parsed again on the next call. Returns the blocks.
+ * it has already finished, and returns the blocks ({html, open}) to show. A block is
+ * finished once a later block has begun (blank lines alone do not end a list or a quote:
+ * an indented line after them may still continue it): its HTML is made once and kept.
+ * The open last block is parsed again on the next call. `render(text, {final: true})`, at
+ * the answer's end, finishes every block, so only the open tail is parsed once more.
  */
 export function blockRenderer() {
-  let done = []; // [{raw, html}] finished blocks, in order
+  let done = []; // [{html}] finished blocks, in order
   let doneLength = 0; // how much of the text they cover
   let covered = "";
-  return function render(text) {
-    if (text.slice(0, doneLength) !== covered) { done = []; doneLength = 0; covered = ""; }
+  let last = null; // the previous call's text, mode and answer
+  return function render(text, { final = false } = {}) {
+    if (last && last.text === text && last.final === final) return last.blocks;
+    if (!text.startsWith(covered)) { done = []; doneLength = 0; covered = ""; }
     const tail = text.slice(doneLength);
     const tokens = marked.lexer(tail);
+    let finished = tokens.length;
+    if (!final) {
+      while (finished > 0 && tokens[finished - 1].type === "space") finished -= 1;
+      finished = Math.max(finished - 1, 0); // the last block with content stays open
+    }
     let offset = 0;
-    let open = null;
-    for (let i = 0; i < tokens.length; i += 1) {
-      const raw = tokens[i].raw;
-      const exact = tail.startsWith(raw, offset);
-      if (i === tokens.length - 1 || !exact) {
-        open = { raw: tail.slice(offset), open: true };
-        break;
-      }
-      done.push({ raw, html: toHtml(raw) });
+    for (let i = 0; i < finished; i += 1) {
+      const { raw, type } = tokens[i];
+      if (!tail.startsWith(raw, offset)) break; // the lexer changed the text: keep it open
+      if (type !== "space") done.push({ html: toHtml(raw) });
       offset += raw.length;
     }
     doneLength += offset;
     covered = text.slice(0, doneLength);
-    if (open) open.html = toHtml(open.raw);
-    return open ? [...done, open] : [...done];
+    const rest = tail.slice(offset);
+    const blocks = [...done];
+    if (rest.trim()) blocks.push({ html: toHtml(rest), open: !final });
+    last = { text, final, blocks };
+    return blocks;
   };
 }

@@ -1,5 +1,5 @@
 // The open conversation (or a new one) and the composer under it.
-import { html, useEffect, useRef, useState } from "../../vendor/preact.js";
+import { html, useEffect, useLayoutEffect, useRef, useState } from "../../vendor/preact.js";
 import { exported } from "../api/shares.js";
 import { answer, focusMessage, loadEarlier, loadError, loading, open, openConversation } from "../chat.js";
 import { Composer } from "./Composer.js";
@@ -37,14 +37,46 @@ function Toolbar({ conversation }) {
   </div>`;
 }
 
+/**
+ * The messages as one keyed list, the answer being written last. A saved message's element
+ * is made once per message object, so drawing the next piece of an answer redraws only the
+ * answer (Preact skips an element it has seen before). The answer keeps its key (its id)
+ * when the saved copy replaces it: the same Markdown instance goes on, with the blocks it
+ * has rendered, instead of rendering a long answer again from the start.
+ */
+function useItems(messages, live) {
+  const made = useRef(new WeakMap());
+  const items = messages.map((m, i) => {
+    let item = made.current.get(m);
+    if (!item) {
+      item = html`<${Message} key=${m.id ?? `pending-${i}`} message=${m} />`;
+      made.current.set(m, item);
+    }
+    return item;
+  });
+  if (!live) return items;
+  const at = live.id ? messages.findIndex((m) => m.id === live.id) : -1;
+  const streaming = live.status === "streaming";
+  // Shown until its saved copy is (a failed answer is not saved: shown with its error).
+  if (at !== -1 && !streaming && !live.error) return items;
+  const item = html`<${Message} key=${live.id ?? "answer"} streaming=${streaming}
+    message=${{ id: live.id, role: "assistant", content: live.content, status: live.status,
+      error: live.error, pending: true }} />`;
+  if (at === -1) items.push(item);
+  else items[at] = item;
+  return items;
+}
+
 export function ChatView({ id }) {
   useEffect(() => { openConversation(id); }, [id]);
   const end = useRef(null);
   const current = open.value;
   const live = answer.value?.conversationId === id ? answer.value : null;
   const messages = current && current.conversation.id === id ? current.messages : [];
+  const items = useItems(messages, live);
   const target = focusMessage.value;
-  useEffect(() => {
+  // Before the frame is drawn (an effect would scroll after it, and cost a second frame).
+  useLayoutEffect(() => {
     if (target) return; // a search hit is being brought into view instead
     end.current?.scrollIntoView({ block: "end" });
   }, [messages.length, live?.content, target]);
@@ -64,10 +96,7 @@ export function ChatView({ id }) {
     <div class="messages">
       ${current?.conversation.next_before && html`<button type="button" class="earlier" onClick=${loadEarlier}>Load earlier messages</button>`}
       ${messages.length === 0 && !live && html`<p class="welcome">Ask anything.</p>`}
-      ${messages.map((m, i) => html`<${Message} key=${m.id ?? `pending-${i}`} message=${m} />`)}
-      ${live && (live.status === "streaming" || live.error) && html`<${Message}
-        message=${{ role: "assistant", content: live.content, status: live.status, error: live.error }}
-        streaming=${live.status === "streaming"} />`}
+      ${items}
       <div ref=${end}></div>
     </div>
     <p class="visually-hidden" aria-live="polite">${done ? "Answer complete." : ""}</p>

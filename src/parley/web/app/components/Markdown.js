@@ -1,6 +1,6 @@
 // An answer rendered as Markdown, with highlighted code (loaded on first use) and an
 // exact-copy button per code block.
-import { html, useEffect, useMemo, useRef } from "../../vendor/preact.js";
+import { html, useEffect, useLayoutEffect, useMemo, useRef } from "../../vendor/preact.js";
 import { blockRenderer, toHtml } from "../markdown.js";
 
 let highlighter = null;
@@ -71,21 +71,69 @@ function decorate(root, streaming) {
   }
 }
 
+// A streamed answer's blocks go in groups of this many: a full group is one element that
+// is never touched again, so each frame lays out, paints and diffs the open group only, not
+// every block of a long answer.
+const GROUP = 32;
+
+/** Decorate the blocks finished since the last call (a streamed answer), oldest first. */
+function decorateNew(root, blocks, state) {
+  if (state.first !== blocks[0]) { state.first = blocks[0]; state.count = 0; } // started over
+  while (state.count < blocks.length && !blocks[state.count].open) {
+    const group = root.children[Math.floor(state.count / GROUP)];
+    const element = group?.children[state.count % GROUP];
+    if (!element) break;
+    decorate(element, false);
+    state.count += 1;
+  }
+}
+
+/** The elements of a streamed answer's blocks, in groups; each finished one made once. */
+function grouped(blocks, made) {
+  const element = (block, i) => {
+    let made1 = made.get(block);
+    if (!made1) {
+      made1 = html`<div key=${i} class="block" data-open=${block.open ? "" : undefined}
+        dangerouslySetInnerHTML=${{ __html: block.html }} />`;
+      if (!block.open) made.set(block, made1);
+    }
+    return made1;
+  };
+  const groups = [];
+  for (let start = 0; start < blocks.length; start += GROUP) {
+    const part = blocks.slice(start, start + GROUP);
+    const last = part.at(-1);
+    const full = part.length === GROUP && !last.open;
+    let group = full ? made.get(last)?.group : null;
+    if (!group) {
+      group = html`<div key=${start} class="blocks">${part.map((b, i) => element(b, start + i))}</div>`;
+      if (full) made.get(last).group = group;
+    }
+    groups.push(group);
+  }
+  return groups;
+}
+
 export function Markdown({ text, streaming = false }) {
   const render = useMemo(() => blockRenderer(), []);
+  const streamed = useRef(false);
+  if (streaming) streamed.current = true;
   const root = useRef(null);
-  // A finished answer is rendered whole once; a streaming one block by block.
-  const blocks = useMemo(
-    () => (streaming ? null : [{ raw: text || "", html: toHtml(text || "") }]),
-    [text, streaming],
-  ) ?? render(text || "");
-  useEffect(() => { if (root.current) decorate(root.current, streaming); });
-  return html`<div class="markdown" ref=${root}>
-    ${blocks.map((block, i) => html`<div
-      key=${i}
-      class="block"
-      data-open=${block.open ? "" : undefined}
-      dangerouslySetInnerHTML=${{ __html: block.html }}
-    />`)}
-  </div>`;
+  const made = useRef(new WeakMap()); // finished block -> its element, made once
+  const decorated = useRef({ first: null, count: 0 });
+  const whole = useMemo(() => (streamed.current ? null : toHtml(text || "")), [text, streamed.current]);
+  useEffect(() => { if (root.current && !streamed.current) decorate(root.current, false); });
+  // Before the frame is drawn, and only the blocks just finished: never the whole answer.
+  const blocks = whole === null ? render(text || "", { final: !streaming }) : null;
+  useLayoutEffect(() => {
+    if (root.current && blocks) decorateNew(root.current, blocks, decorated.current);
+  });
+  // A finished answer is rendered whole, once. One that streamed here keeps the blocks it
+  // made meanwhile: at the answer's end only its open last block is parsed again.
+  if (whole !== null) {
+    return html`<div class="markdown" ref=${root}>
+      <div class="block" dangerouslySetInnerHTML=${{ __html: whole }} />
+    </div>`;
+  }
+  return html`<div class="markdown" ref=${root}>${grouped(blocks, made.current)}</div>`;
 }

@@ -1,7 +1,7 @@
 // One message: the user's as text, the model's as rendered Markdown; its versions
 // ("‹ 2 / 3 ›") and what can be done with it.
 import { html, useState } from "../../vendor/preact.js";
-import { answer, edit, failures, fork, regenerate, showVersion } from "../chat.js";
+import { busy as answering, edit, failures, fork, regenerate, showVersion } from "../chat.js";
 import { ErrorText } from "./ErrorText.js";
 import { Markdown } from "./Markdown.js";
 
@@ -57,7 +57,7 @@ export function Message({ message, streaming = false, readOnly = false }) {
   const error = message.error ?? (message.id ? failures.value.get(message.id) : null);
   const [editing, setEditing] = useState(false);
   const text = textOf(content);
-  const busy = answer.value?.status === "streaming";
+  const busy = answering.value; // not answer.value: a delta must not redraw every message
   const saved = !readOnly && message.id && !message.pending && !streaming;
   const label = role === "user" ? "You" : "Assistant";
   return html`<article class=${`message ${role}`} aria-label=${label} aria-busy=${streaming ? "true" : undefined}
