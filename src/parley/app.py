@@ -21,6 +21,7 @@ from parley.api import (
     health,
     invitations,
     openai,
+    passkeys,
     presets,
     web,
     ws,
@@ -220,6 +221,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(auth.router)
+    app.include_router(passkeys.router)
     app.include_router(invitations.router)
     app.include_router(conversations.router)
     app.include_router(conversations.shared_router)

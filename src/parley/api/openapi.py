@@ -23,7 +23,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from parley.api import auth, conversations, presets
+from parley.api import auth, conversations, passkeys, presets
 from parley.identity.schemas import (
     InvitationCreate,
     KeyCreate,
@@ -144,6 +144,10 @@ ROUTES: dict[tuple[str, str], Inputs] = {
     ("post", "/auth/password"): Inputs(auth.PasswordChange),
     ("post", "/auth/mfa/verify"): Inputs(auth.Code),
     ("post", "/auth/mfa/disable"): Inputs(auth.Code),
+    ("post", "/auth/passkeys/register"): Inputs(passkeys.PasskeyRegister),
+    ("post", "/auth/passkeys/login"): Inputs(passkeys.PasskeyLogin),
+    ("post", "/auth/passkeys/mfa/options"): Inputs(passkeys.PasskeyMfaOptions),
+    ("patch", "/auth/passkeys/{passkey_id}"): Inputs(passkeys.PasskeyRename),
     # /api/conversations, /api/search, /api/presets
     ("post", "/api/conversations"): Inputs(conversations.ConversationCreate),
     ("get", "/api/conversations"): Inputs(
