@@ -23,7 +23,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from parley.api import auth, conversations, passkeys, presets
+from parley.api import account, auth, conversations, passkeys, presets
 from parley.identity.schemas import (
     InvitationCreate,
     KeyCreate,
@@ -148,6 +148,7 @@ ROUTES: dict[tuple[str, str], Inputs] = {
     ("post", "/auth/passkeys/login"): Inputs(passkeys.PasskeyLogin),
     ("post", "/auth/passkeys/mfa/options"): Inputs(passkeys.PasskeyMfaOptions),
     ("patch", "/auth/passkeys/{passkey_id}"): Inputs(passkeys.PasskeyRename),
+    ("post", "/api/account/delete"): Inputs(account.AccountDelete),
     # /api/conversations, /api/search, /api/presets
     ("post", "/api/conversations"): Inputs(conversations.ConversationCreate),
     ("get", "/api/conversations"): Inputs(

@@ -332,6 +332,40 @@ class Accounts:
         await self._flag_sessions(user_id, ids)
         return len(ids)
 
+    async def reauthenticate(
+        self,
+        auth: Authenticated,
+        *,
+        password: str | None,
+        credential: dict[str, Any] | None,
+        rp: RelyingParty | None,
+        ip: str | None,
+    ) -> str:
+        """Prove, again, that the person at the keyboard owns the account (before it is
+        deleted): its password, or one of its passkeys (a ``reauth`` challenge). Failures
+        count toward the account's lockout like a login's. Returns the method used."""
+        user = await self.users.get(auth.user.id)  # never a cached hash
+        subjects = [state_keys.failures("acct", user.email)]
+        if ip:
+            subjects.append(state_keys.failures("ip", ip))
+        await self._refuse_if_locked(subjects)
+        try:
+            if credential is not None and rp is not None:
+                await self.passkeys.verify(rp, credential, "reauth", user.id)
+                return "passkey"
+            if password is None:
+                raise InvalidRequest("send password or credential", param="password")
+            ok, _ = await self.passwords.verify(user.password_hash, password)
+            if not ok:
+                raise AuthenticationFailed("password is wrong", code="invalid_credentials")
+            return "password"
+        except AuthenticationFailed:
+            await self._failed(subjects)
+            raise
+
+    def forget_user(self, user_id: str) -> None:
+        self._user_cache.pop(user_id, None)
+
     # --- password and MFA -------------------------------------------------------------
 
     async def change_password(self, auth: Authenticated, current: str, new: str) -> None:
