@@ -14,9 +14,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from tests.browser.conftest import PASSWORD, Server, register
@@ -128,5 +130,45 @@ def test_add_a_passkey_sign_in_with_it_then_as_second_factor(passkey_page: NewPa
 
     # Removed: the credential left on the authenticator no longer signs in.
     page.get_by_role("button", name="Log out", exact=True).click()
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    page.get_by_role("alert").filter(has_text="unknown passkey").wait_for()
+
+
+def test_download_my_data_then_delete_the_account_with_a_passkey(
+    passkey_page: NewPage, server: Server
+) -> None:
+    page, _, _ = passkey_page()
+    email = register(page, name="Grace Hopper")
+    page.get_by_role("textbox", name="Message").fill("remember the compiler")
+    page.get_by_role("textbox", name="Message").press("Enter")
+    page.get_by_role("article", name="Assistant").get_by_text("You said: remember").wait_for()
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Passkey name").fill("Desk key")
+    page.get_by_role("button", name="Add a passkey").click()
+    page.get_by_role("status").filter(has_text="Passkey “Desk key” added.").wait_for()
+
+    with page.expect_download() as downloading:
+        page.get_by_role("button", name="Download my data").click()
+    exported = json.loads(Path(downloading.value.path()).read_text())
+    assert exported["profile"]["email"] == email
+    assert "remember the compiler" in json.dumps(exported["conversations"])
+
+    page.get_by_role("button", name="Delete account").click()
+    dialog = page.get_by_role("dialog", name="Delete account")
+    delete = dialog.get_by_role("button", name="Delete my account")
+    assert delete.is_disabled()
+    dialog.get_by_label("Type your email to confirm").fill("someone@else.example")
+    assert delete.is_disabled()
+    dialog.get_by_label("Type your email to confirm").fill(email)
+    dialog.get_by_label("Password").fill("not the password at all")
+    delete.click()
+    dialog.get_by_role("alert").filter(has_text="password is wrong").wait_for()
+    dialog.get_by_role("button", name="Delete with a passkey").click()
+    page.get_by_role("button", name="Sign in with a passkey").wait_for()  # signed out
+
+    gone = httpx.post(
+        f"{server.url}/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
+    )
+    assert gone.status_code == 401
     page.get_by_role("button", name="Sign in with a passkey").click()
     page.get_by_role("alert").filter(has_text="unknown passkey").wait_for()

@@ -94,7 +94,8 @@ export async function register(name, email, password) {
   return login(email, password);
 }
 
-function signedOut() {
+/** Forget the session here and in every tab (the server has ended it already). */
+export function signedOut() {
   accessToken.value = null;
   user.value = null;
   announce({ type: "signed-out" });

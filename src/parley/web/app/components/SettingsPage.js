@@ -5,6 +5,7 @@ import { logout } from "../api/auth.js";
 import { user } from "../state.js";
 import { ErrorText } from "./ErrorText.js";
 import { Field } from "./Field.js";
+import { AccountDataSection } from "./AccountDataSection.js";
 import { PasskeysSection } from "./PasskeysSection.js";
 
 /** The policy's rules a browser can check as the user types (the server checks them all,
@@ -134,5 +135,6 @@ export function SettingsPage() {
     <${MfaSection} />
     <${PasskeysSection} />
     <${SessionsSection} />
+    <${AccountDataSection} />
   </main>`;
 }
