@@ -201,3 +201,22 @@ def test_rp_id_and_origin_come_from_configuration(start: Callable[..., Client]) 
     refused = client.http.post("/auth/passkeys/login", json={"credential": bent})
     assert refused.status_code == 401
     assert "rp id" in error(refused)["message"].lower()
+
+
+def test_a_passkey_session_keeps_a_team_admin_s_rights_where_mfa_is_required(
+    client: Client,
+) -> None:
+    ada = Account(client, "ada@example.com")
+    team = client.admin("POST", "/admin/teams", json={"name": "Engines"}).json()
+    member = client.admin(
+        "PUT", f"/admin/teams/{team['id']}/members/{ada.id}", json={"role": "admin"}
+    )
+    assert member.status_code == 200, member.text
+    assert client.admin("PATCH", f"/admin/teams/{team['id']}", json={"mfa_required": True})
+    assert ada.get(f"/admin/teams/{team['id']}").status_code == 403  # a password session
+    key = SoftAuthenticator(client.url)
+    _add_passkey(ada, key)
+    signed_in = client.http.post(
+        "/auth/passkeys/login", json={"credential": key.get(_login_options(client))}
+    ).json()
+    assert ada.get(f"/admin/teams/{team['id']}", token=signed_in["access_token"]).status_code == 200
