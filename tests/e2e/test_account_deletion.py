@@ -42,7 +42,7 @@ def _database_url(backend: dict[str, Any], tmp_path: Path) -> str:
     return Settings(database_url=url).database_url  # with the async driver the app uses
 
 
-async def _leftovers(url: str, needles: list[str]) -> dict[str, list[str]]:
+async def leftovers(url: str, needles: list[str]) -> dict[str, list[str]]:
     """Every table the database holds, read whole: which needles each row still holds."""
     db = Database(url)
     found: dict[str, list[str]] = {}
@@ -152,8 +152,8 @@ def test_export_then_delete_leaves_nothing_of_the_user_in_any_table(
     assert client.chat(personal).status_code == 401
 
     needles = [ada.id, ada.email, NAME, MARKER]
-    leftovers = asyncio.run(_leftovers(_database_url(backend, tmp_path), needles))
-    assert leftovers == {}, json.dumps(leftovers, indent=1)
+    found = asyncio.run(leftovers(_database_url(backend, tmp_path), needles))
+    assert found == {}, json.dumps(found, indent=1)
 
     # Nobody else lost anything; the team's spend stays counted, with no one named.
     assert bob.get(f"/api/conversations/{bobs}").status_code == 200
