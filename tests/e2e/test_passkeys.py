@@ -17,6 +17,10 @@ from tests.e2e.test_auth import Account
 
 __all__ = ["backend", "start"]
 
+EMBEDDED_ONLY = pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+"""For tests with nothing shared-state specific: the ceremonies' shared-state paths run
+on both backends in the tests above them."""
+
 
 @pytest.fixture
 def client(start: Callable[..., Client]) -> Client:
@@ -158,6 +162,7 @@ def test_wrong_origin_replay_and_sign_count_regression_are_refused(client: Clien
     assert error(refused)["code"] == "passkey_rejected"
 
 
+@EMBEDDED_ONLY
 def test_a_synced_passkey_that_never_counts_still_signs_in(client: Client) -> None:
     ada = Account(client, "ada@example.com")
     key = SoftAuthenticator(client.url, counts=False)
@@ -169,6 +174,7 @@ def test_a_synced_passkey_that_never_counts_still_signs_in(client: Client) -> No
         assert response.status_code == 200, response.text
 
 
+@EMBEDDED_ONLY
 def test_rp_id_and_origin_come_from_configuration(start: Callable[..., Client]) -> None:
     loose = start(allow_registration=True)
     elsewhere = loose.http.post(
@@ -203,6 +209,7 @@ def test_rp_id_and_origin_come_from_configuration(start: Callable[..., Client]) 
     assert "rp id" in error(refused)["message"].lower()
 
 
+@EMBEDDED_ONLY
 def test_a_passkey_session_keeps_a_team_admin_s_rights_where_mfa_is_required(
     client: Client,
 ) -> None:
