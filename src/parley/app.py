@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from parley import __version__
 from parley.api import (
+    account,
     admin,
     auth,
     chat_models,
@@ -22,6 +23,7 @@ from parley.api import (
     invitations,
     messages,
     openai,
+    passkeys,
     presets,
     web,
     ws,
@@ -222,6 +224,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(auth.router)
+    app.include_router(passkeys.router)
+    app.include_router(account.router)
     app.include_router(invitations.router)
     app.include_router(conversations.router)
     app.include_router(conversations.shared_router)

@@ -185,6 +185,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
             cap_s=settings.login_lockout_max_seconds,
             forget_s=settings.login_failure_forget_seconds,
         ),
+        passkey_challenge_seconds=settings.webauthn_challenge_seconds,
     )
     subjects = Subjects(settings.nats_namespace)
     services = Services(

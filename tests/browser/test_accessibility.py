@@ -40,7 +40,7 @@ def _chat(page: Any, text: str) -> None:
 def test_axe_finds_nothing_serious(new_page: NewPage, dark: bool) -> None:
     page = new_page(dark=dark)
     page.goto("/login")
-    page.get_by_role("button", name="Sign in").wait_for()
+    page.get_by_role("button", name="Sign in", exact=True).wait_for()
     pages = {"login": _violations(page)}
     page.goto("/register")
     page.get_by_role("button", name="Create account").wait_for()

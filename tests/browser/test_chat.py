@@ -38,11 +38,11 @@ def test_register_chat_reload_and_log_out(new_page: NewPage, server: Server) -> 
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url("**/login")
     page.reload()  # the cookie is gone too: still signed out
-    page.get_by_role("button", name="Sign in").wait_for()
+    page.get_by_role("button", name="Sign in", exact=True).wait_for()
 
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_role("navigation", name="Conversations").get_by_role("link").first.wait_for()
 
 
@@ -95,7 +95,7 @@ def test_two_tabs_share_one_session(new_page: NewPage, browser: Any, server: Ser
 
     first.get_by_role("button", name="Log out").click()
     second.wait_for_url("**/login")
-    second.get_by_role("button", name="Sign in").wait_for()
+    second.get_by_role("button", name="Sign in", exact=True).wait_for()
 
 
 def test_phone_width_and_dark_mode(new_page: NewPage) -> None:

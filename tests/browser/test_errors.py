@@ -58,12 +58,12 @@ def test_a_locked_sign_in_counts_down(new_page: NewPage) -> None:
     page = new_page(headers={"x-forwarded-for": "203.0.113.7"})
     email = register(page)
     page.get_by_role("button", name="Log out").click()
-    page.get_by_role("button", name="Sign in").wait_for()
+    page.get_by_role("button", name="Sign in", exact=True).wait_for()
     alert = page.get_by_role("alert")
     for attempt in range(1, 10):
         page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill(f"wrong password {attempt}")
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
         alert.wait_for()
         page.wait_for_function("() => !document.querySelector('form[aria-busy=true]')")
         if "Try again in" in alert.inner_text():
@@ -78,7 +78,7 @@ def test_a_locked_sign_in_counts_down(new_page: NewPage) -> None:
     assert _seconds(alert.inner_text()) < first  # it counts down where it is shown
     # The right password is refused too while the lock lasts.
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_role("alert").get_by_text("Too many failed sign-ins").wait_for()
     assert page.get_by_role("textbox", name="Message").count() == 0
 

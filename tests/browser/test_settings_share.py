@@ -150,7 +150,7 @@ def test_account_password_two_factor_and_sessions(new_page: NewPage, server: Ser
     page.get_by_role("button", name="Log out", exact=True).click()
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_label("Authentication code").fill(recovery)
     page.get_by_role("button", name="Verify").click()
     page.get_by_role("textbox", name="Message").wait_for()

@@ -25,6 +25,7 @@ from parley.store.tables import conversations, events, messages
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, serve_in_thread
 from tests.e2e.test_access import Client, backend, start
+from tests.e2e.test_account_deletion import leftovers
 from tests.e2e.test_auth import Account
 from tests.polling import eventually
 
@@ -852,6 +853,8 @@ def test_deleted_conversations_are_purged_now_or_after_the_grace_period(
     assert asyncio.run(sweep(time.time() + 1)) == 1
     assert event_count(url, later_gone) == 0
     assert ada.get("/api/search?q=zebra").json()["results"] == []
+    # nor in any table's bytes (SQLite's FTS5 segments keep a deleted row's words)
+    assert asyncio.run(leftovers(url, ["zebra", now_gone, later_gone])) == {}
     assert ada.call("DELETE", f"/api/conversations/{later_gone}?purge=maybe").status_code == 400
 
 

@@ -148,6 +148,9 @@ def test_every_route_reading_input_declares_it() -> None:
         ("post", "/auth/logout"),
         ("post", "/auth/logout-all"),
         ("post", "/auth/mfa/enroll"),
+        ("post", "/auth/passkeys/register/options"),
+        ("post", "/auth/passkeys/login/options"),
+        ("post", "/api/account/reauth/options"),
         ("post", "/api/invitations/{invitation_id}/accept"),
         ("post", "/api/conversations/{conversation_id}/messages/{message_id}/stop"),
     }

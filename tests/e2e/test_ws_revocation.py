@@ -1,7 +1,8 @@
 """An open ``/api/ws`` ends (close code 4401) the moment its login session is revoked:
-logout, logout everywhere, a password change, revoking the session from the list, or an
-admin disabling the user; on whichever instance the socket is, not only the one that
-revoked it. Sockets of the user's other, live sessions stay open."""
+logout, logout everywhere, a password change, revoking the session from the list, an
+admin disabling the user, or the user deleting the account; on whichever instance the
+socket is, not only the one that revoked it. Sockets of the user's other, live sessions
+stay open."""
 
 from __future__ import annotations
 
@@ -69,9 +70,15 @@ def _disable(ada: Account) -> None:
     assert answer.status_code == 200, answer.text
 
 
+def _delete_account(ada: Account) -> None:
+    body = {"confirm": ada.email, "password": PASSWORD}
+    answer = ada.call("POST", "/api/account/delete", json=body)
+    assert answer.status_code == 200, answer.text
+
+
 @pytest.mark.parametrize(
     "revoke",
-    [_logout, _logout_all, _password, _revoke_from_list, _disable],
+    [_logout, _logout_all, _password, _revoke_from_list, _disable, _delete_account],
     ids=lambda f: f.__name__,
 )
 def test_a_revoked_session_closes_its_websocket(

@@ -119,6 +119,21 @@ async def test_revocation_flag_refuses_and_expires(state: StateBackend) -> None:
     assert not await state.has_flag(flag)
 
 
+async def test_a_flag_is_taken_once_among_concurrent_takers_and_expires(
+    state: StateBackend,
+) -> None:
+    """Single-use passkey challenges: of many instances taking one flag, exactly one
+    gets it; an expired flag is taken by nobody."""
+    flag = k("challenge")
+    await state.set_flag(flag, 30)
+    taken = await asyncio.gather(*(state.take_flag(flag) for _ in range(20)))
+    assert sorted(taken) == [False] * 19 + [True]
+    assert not await state.has_flag(flag)
+    await state.set_flag(flag, 0.2)
+    await asyncio.sleep(0.3)
+    assert not await state.take_flag(flag)
+
+
 async def test_failures_lock_out_with_doubling(state: StateBackend) -> None:
     key = k("fail")
     waits = [

@@ -75,7 +75,7 @@ async def actor(request: Request) -> Actor:
         return Actor(auth.user.id, is_admin=True)
     roles = await svc.accounts.users.roles(auth.user.id)
     managed = {team for team, role in roles.items() if role in MANAGING_ROLES}
-    if managed and "otp" not in auth.claims.amr:
+    if managed and not {"otp", "hwk"} & set(auth.claims.amr):  # TOTP or a passkey
         managed -= set(await svc.accounts.users.teams_requiring_mfa(auth.user.id))
     if not managed:
         raise PermissionDenied("this account has no admin rights")

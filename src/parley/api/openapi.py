@@ -23,7 +23,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from parley.api import auth, conversations, presets
+from parley.api import account, auth, conversations, passkeys, presets
 from parley.identity.schemas import (
     InvitationCreate,
     KeyCreate,
@@ -153,6 +153,11 @@ ROUTES: dict[tuple[str, str], Inputs] = {
     ("post", "/auth/password"): Inputs(auth.PasswordChange),
     ("post", "/auth/mfa/verify"): Inputs(auth.Code),
     ("post", "/auth/mfa/disable"): Inputs(auth.Code),
+    ("post", "/auth/passkeys/register"): Inputs(passkeys.PasskeyRegister),
+    ("post", "/auth/passkeys/login"): Inputs(passkeys.PasskeyLogin),
+    ("post", "/auth/passkeys/mfa/options"): Inputs(passkeys.PasskeyMfaOptions),
+    ("patch", "/auth/passkeys/{passkey_id}"): Inputs(passkeys.PasskeyRename),
+    ("post", "/api/account/delete"): Inputs(account.AccountDelete),
     # /api/conversations, /api/search, /api/presets
     ("post", "/api/conversations"): Inputs(conversations.ConversationCreate),
     ("get", "/api/conversations"): Inputs(

@@ -3,7 +3,8 @@
 ``DELETE /api/conversations/{id}`` is soft (an event; the conversation leaves every
 query but can be recovered from the log). ``purge`` removes, for conversations deleted
 before a cutoff, everything Parley holds of them: the event log (so rebuilding the read
-models cannot bring them back), read models, search rows, share snapshots and outbox
+models cannot bring them back), read models, search rows (and, on SQLite, the words
+the full-text index keeps after a delete: ``search.compact``), share snapshots and outbox
 rows. It runs every hour in each instance (deletes are idempotent, so instances racing
 each other is harmless), and from ``parley chat purge``.
 """
@@ -39,6 +40,8 @@ async def purge(db: Database, deleted_before_ms: int, *, conversation_id: str | 
         async with db.write() as conn:
             ids = list((await conn.execute(query.limit(BATCH))).scalars())
             if not ids:
+                if total:  # SQLite's full-text index still holds the words until compacted
+                    await search.compact(conn)
                 return total
             # search rows went with the deletion's projection (not those of an import whose
             # instance died while it was hidden); vectors did too, but an indexer batch read

@@ -106,6 +106,17 @@ class Settings(BaseSettings):
     login_failure_forget_seconds: float = Field(default=12 * 3600.0, gt=0)
     password_hash_concurrency: int = Field(default=4, ge=1)
     """argon2id hashes at once (64 MiB each); more logins wait instead of exhausting memory."""
+    webauthn_rp_id: str | None = None
+    """The passkeys' relying-party id: the site's domain (``chat.example.com``). Unset, it is
+    taken from the request's host, on a loopback host only (``localhost``); elsewhere
+    passkeys are off until it is set (a host header is the client's to choose)."""
+    webauthn_origins: list[str] = Field(default_factory=list)
+    """Origins passkey ceremonies may come from (JSON list, ``https://chat.example.com``).
+    Empty: ``https://<rp id>``, or the request's own origin on a loopback host."""
+    webauthn_rp_name: str = "Parley"
+    """The name authenticators show when a passkey is made."""
+    webauthn_challenge_seconds: int = Field(default=300, ge=10, le=3600)
+    """How long a passkey challenge may be answered (each is usable once)."""
 
     # --- limits, budgets and usage --------------------------------------------------------
     ip_rpm: int | None = Field(default=None, ge=1)

@@ -22,6 +22,7 @@ from parley.errors import (
 from parley.identity import mfa
 from parley.identity.invitations import Invitations
 from parley.identity.keys import now_ms
+from parley.identity.passkeys import Passkeys, RelyingParty
 from parley.identity.passwords import Passwords, check_policy
 from parley.identity.sessions import Sessions
 from parley.identity.tokens import AccessClaims, TokenSigner
@@ -65,6 +66,7 @@ class Accounts:
         passwords: Passwords,
         sessions: Sessions,
         lockout: LockoutPolicy,
+        passkey_challenge_seconds: int = 300,
     ) -> None:
         self._db = db
         self._state = state
@@ -73,6 +75,7 @@ class Accounts:
         self.tokens = tokens
         self.passwords = passwords
         self.sessions = sessions
+        self.passkeys = Passkeys(db, state, challenge_seconds=passkey_challenge_seconds)
         self._lockout = lockout
         self._user_cache: dict[str, tuple[User, float]] = {}
         self._first = asyncio.Lock()  # one first account, even when two register at once
@@ -129,12 +132,62 @@ class Accounts:
         await self._state.clear(subjects[0])
         if rehash is not None:
             await self.users.set_fields(user.id, password_hash=rehash)
-        if user.mfa_enabled:
+        methods = self._second_factors(user, await self.passkeys.has_any(user.id))
+        if methods:
             challenge, lifetime = await self.tokens.issue(
                 sub=user.id, sid="", auth_time=int(time.time()), amr=["pwd"], typ="mfa"
             )
-            return {"mfa_required": True, "mfa_token": challenge, "expires_in": lifetime}
+            return {
+                "mfa_required": True,
+                "mfa_token": challenge,
+                "expires_in": lifetime,
+                "mfa_methods": methods,
+            }
         return await self._start(user, ["pwd"], ip=ip, user_agent=user_agent)
+
+    @staticmethod
+    def _second_factors(user: User, has_passkey: bool) -> list[str]:
+        """What may follow a password: a passkey is a second factor as good as TOTP,
+        so holding one makes a password alone insufficient."""
+        return (["totp"] if user.mfa_enabled else []) + (["passkey"] if has_passkey else [])
+
+    async def passkey_mfa_options(self, mfa_token: str, rp: RelyingParty) -> dict[str, Any]:
+        claims = await self.tokens.verify(mfa_token, typ="mfa")
+        return await self.passkeys.assertion_options(rp, "mfa", claims.sub)
+
+    async def login_passkey(
+        self,
+        rp: RelyingParty,
+        credential: dict[str, Any],
+        *,
+        mfa_token: str | None,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> dict[str, Any]:
+        """A passkey sign-in: alone (a discoverable credential, user verification
+        required), or after a password (``mfa_token``). Either yields the session a
+        password and second factor would: the refresh family, the access token, ``amr``
+        naming the key (RFC 8176 ``hwk``, ``user``)."""
+        subjects = [state_keys.failures("ip", ip)] if ip else []
+        user_id = None
+        if mfa_token is not None:
+            user_id = (await self.tokens.verify(mfa_token, typ="mfa")).sub
+            subjects.append(state_keys.failures("acct", (await self.users.get(user_id)).email))
+        if subjects:
+            await self._refuse_if_locked(subjects)
+        try:
+            asserted = await self.passkeys.verify(
+                rp, credential, "mfa" if user_id else "login", user_id
+            )
+        except AuthenticationFailed:
+            if subjects:
+                await self._failed(subjects)
+            raise
+        user = await self.users.get(asserted.user_id)
+        if user.disabled:
+            raise AuthenticationFailed(_BAD_LOGIN, code="invalid_credentials")
+        amr = (["pwd"] if user_id else []) + ["hwk", "user"]
+        return await self._start(user, amr, ip=ip, user_agent=user_agent)
 
     async def login_mfa(
         self,
@@ -204,7 +257,8 @@ class Accounts:
             "token_type": "bearer",
             "expires_in": lifetime,
         }
-        if not user.mfa_enabled and await self.users.teams_requiring_mfa(user.id):
+        second = user.mfa_enabled or "hwk" in amr or await self.passkeys.has_any(user.id)
+        if not second and await self.users.teams_requiring_mfa(user.id):
             body["mfa_enrollment_required"] = True
         return body
 
@@ -277,6 +331,40 @@ class Accounts:
         ids = await self.sessions.revoke_all(user_id)
         await self._flag_sessions(user_id, ids)
         return len(ids)
+
+    async def reauthenticate(
+        self,
+        auth: Authenticated,
+        *,
+        password: str | None,
+        credential: dict[str, Any] | None,
+        rp: RelyingParty | None,
+        ip: str | None,
+    ) -> str:
+        """Prove, again, that the person at the keyboard owns the account (before it is
+        deleted): its password, or one of its passkeys (a ``reauth`` challenge). Failures
+        count toward the account's lockout like a login's. Returns the method used."""
+        user = await self.users.get(auth.user.id)  # never a cached hash
+        subjects = [state_keys.failures("acct", user.email)]
+        if ip:
+            subjects.append(state_keys.failures("ip", ip))
+        await self._refuse_if_locked(subjects)
+        try:
+            if credential is not None and rp is not None:
+                await self.passkeys.verify(rp, credential, "reauth", user.id)
+                return "passkey"
+            if password is None:
+                raise InvalidRequest("send password or credential", param="password")
+            ok, _ = await self.passwords.verify(user.password_hash, password)
+            if not ok:
+                raise AuthenticationFailed("password is wrong", code="invalid_credentials")
+            return "password"
+        except AuthenticationFailed:
+            await self._failed(subjects)
+            raise
+
+    def forget_user(self, user_id: str) -> None:
+        self._user_cache.pop(user_id, None)
 
     # --- password and MFA -------------------------------------------------------------
 

@@ -108,6 +108,10 @@ class StateBackend(Protocol):
 
     async def has_flag(self, key: str) -> bool: ...
 
+    async def take_flag(self, key: str) -> bool:
+        """Remove the flag; True for exactly one caller, whichever instance asks first
+        (single-use challenges)."""
+
     async def record_failure(
         self, key: str, *, forget_s: float, threshold: int, base_s: float, cap_s: float
     ) -> float:

@@ -30,6 +30,12 @@ def revoked(kind: str, ident: str) -> str:
     return f"{PREFIX}revoked:{kind}:{ident}"
 
 
+def passkey_challenge(purpose: str, subject: str, challenge: str) -> str:
+    """An outstanding passkey challenge (``purpose`` is ``register``, ``login`` or
+    ``mfa``; ``subject`` the user it was issued to, ``-`` before anyone is known)."""
+    return f"{PREFIX}passkey:{purpose}:{subject}:{challenge}"
+
+
 def failures(kind: str, ident: str) -> str:
     """Login-failure record for an account or a client address."""
     return f"{PREFIX}fail:{kind}:{ident}"

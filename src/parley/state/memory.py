@@ -152,6 +152,11 @@ class MemoryState:
     async def has_flag(self, key: str) -> bool:
         return self._get(key, self._now()) is not None
 
+    async def take_flag(self, key: str) -> bool:
+        live = self._get(key, self._now()) is not None
+        self._data.pop(key, None)
+        return live
+
     async def record_failure(
         self, key: str, *, forget_s: float, threshold: int, base_s: float, cap_s: float
     ) -> float:

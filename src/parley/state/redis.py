@@ -255,6 +255,10 @@ class RedisState:
         async with _mapped():
             return bool(await self.client.exists(key))
 
+    async def take_flag(self, key: str) -> bool:
+        async with _mapped():  # DEL answers how many it removed: one caller sees 1
+            return bool(await self.client.delete(key))
+
     async def record_failure(
         self, key: str, *, forget_s: float, threshold: int, base_s: float, cap_s: float
     ) -> float:

@@ -115,6 +115,16 @@ async def clear(conn: AsyncConnection) -> None:
     await conn.execute(text("DELETE FROM message_search"))
 
 
+async def compact(conn: AsyncConnection) -> None:
+    """Rewrite SQLite's full-text index without the deleted rows' terms. FTS5 records a
+    delete as a tombstone and keeps the words in its segments until they merge, where
+    the database file (and ``message_search_data``) still holds them: an erasure must
+    not leave them there. PostgreSQL's deleted rows are gone from every query at once
+    (their dead tuples are reclaimed by VACUUM), so nothing is done there."""
+    if conn.dialect.name == "sqlite":
+        await conn.execute(text("INSERT INTO message_search(message_search) VALUES ('optimize')"))
+
+
 @dataclass(frozen=True, slots=True)
 class Filters:
     """Narrow a search: one conversation, titles or messages, whose messages (a role),

@@ -224,6 +224,25 @@ recovery_codes = Table(
 )
 
 
+passkeys = Table(
+    "passkeys",
+    metadata,
+    # WebAuthn credentials (identity/passkeys.py): the public key only; the private half
+    # never leaves the authenticator.
+    Column("id", Id, primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("credential_id", String(1400), nullable=False, unique=True),  # base64url
+    Column("public_key", LargeBinary, nullable=False),  # COSE_Key
+    Column("sign_count", BigInteger, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("transports", JSON),
+    Column("aaguid", String(36)),
+    Column("backed_up", Boolean, nullable=False, default=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("last_used_ms", BigInteger),
+    Index(None, "user_id"),
+)
+
 # --- chat: the event log and its read models (chat/) ------------------------------------
 
 events = Table(

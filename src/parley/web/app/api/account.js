@@ -1,5 +1,5 @@
 // The signed-in user's account: password, second factor, sessions.
-import { json } from "./http.js";
+import { call, json } from "./http.js";
 
 export const changePassword = (current, next) =>
   json("POST", "/auth/password", { body: { current_password: current, new_password: next } });
@@ -9,3 +9,15 @@ export const disableMfa = (code) => json("POST", "/auth/mfa/disable", { body: { 
 export const sessions = () => json("GET", "/auth/sessions");
 export const revokeSession = (id) => json("DELETE", `/auth/sessions/${encodeURIComponent(id)}`);
 export const me = () => json("GET", "/api/me");
+
+/** Everything Parley holds about the account, as one JSON file (a Blob). */
+export async function exportData() {
+  const response = await call("GET", "/api/account/export");
+  return response.blob();
+}
+
+/** The challenge a passkey signs to re-authenticate before deleting the account. */
+export const reauthOptions = () => json("POST", "/api/account/reauth/options");
+
+/** Delete the account: `confirm` is its email typed out; `password` or `credential`. */
+export const deleteAccount = (body) => json("POST", "/api/account/delete", { body });

@@ -6,6 +6,7 @@
 // to the others over a BroadcastChannel.
 import { accessToken, user } from "../state.js";
 import { call, json, onExpired } from "./http.js";
+import { signIn } from "./passkeys.js";
 
 const COOKIE_MODE = { "x-parley-refresh-cookie": "1" };
 const channel = "BroadcastChannel" in self ? new BroadcastChannel("parley-auth") : null;
@@ -62,11 +63,19 @@ export async function restore() {
 /** Returns {mfa: token} when a second factor is needed, else signs in. */
 export async function login(email, password) {
   const result = await json("POST", "/auth/login", { headers: COOKIE_MODE, body: { email, password }, noRefresh: true });
-  if (result.mfa_required) return { mfa: result.mfa_token };
+  if (result.mfa_required) return { mfa: result.mfa_token, methods: result.mfa_methods || ["totp"] };
   adopt(result);
   await loadMe();
   announce({ type: "token", token: result.access_token });
   return {};
+}
+
+/** Sign in with a passkey, alone or as the second factor after a password (`mfaToken`). */
+export async function loginPasskey(mfaToken = null) {
+  const result = await signIn(mfaToken);
+  adopt(result);
+  await loadMe();
+  announce({ type: "token", token: result.access_token });
 }
 
 export async function loginMfa(mfaToken, code) {
@@ -85,7 +94,8 @@ export async function register(name, email, password) {
   return login(email, password);
 }
 
-function signedOut() {
+/** Forget the session here and in every tab (the server has ended it already). */
+export function signedOut() {
   accessToken.value = null;
   user.value = null;
   announce({ type: "signed-out" });

@@ -4,16 +4,18 @@ import { login, loginMfa } from "../api/auth.js";
 import { navigate } from "../router.js";
 import { ErrorText } from "./ErrorText.js";
 import { Field } from "./Field.js";
+import { PasskeySignIn } from "./PasskeySignIn.js";
 import { useSubmit } from "./useSubmit.js";
 
 export function LoginPage() {
   const [mfaToken, setMfaToken] = useState(null);
+  const [methods, setMethods] = useState(["totp"]);
   const { busy, error, submit } = useSubmit(async (form) => {
     if (mfaToken) {
       await loginMfa(mfaToken, String(form.get("code")).trim());
     } else {
       const result = await login(String(form.get("email")), String(form.get("password")));
-      if (result.mfa) { setMfaToken(result.mfa); return; }
+      if (result.mfa) { setMfaToken(result.mfa); setMethods(result.methods); return; }
     }
     navigate("/", { replace: true });
   });
@@ -21,7 +23,7 @@ export function LoginPage() {
   return html`<main class="auth-page">
     <form class="card" onSubmit=${submit} aria-busy=${busy}>
       <h1>Sign in to Parley</h1>
-      ${mfaToken
+      ${mfaToken && !methods.includes("totp") ? null : mfaToken
         ? html`<${Field} label="Authentication code" name="code" autocomplete="one-time-code"
             inputmode="numeric" required autofocus
             hint="The 6-digit code from your authenticator app, or a recovery code." />`
@@ -29,7 +31,9 @@ export function LoginPage() {
           <${Field} label="Email" name="email" type="email" autocomplete="username" required autofocus />
           <${Field} label="Password" name="password" type="password" autocomplete="current-password" required />`}
       <${ErrorText} error=${error} />
-      <button type="submit" class="primary" disabled=${busy}>${mfaToken ? "Verify" : "Sign in"}</button>
+      ${(!mfaToken || methods.includes("totp")) && html`<button type="submit" class="primary" disabled=${busy}>${mfaToken ? "Verify" : "Sign in"}</button>`}
+      ${(!mfaToken || methods.includes("passkey")) &&
+        html`<${PasskeySignIn} mfaToken=${mfaToken} label=${mfaToken ? "Use a passkey" : "Sign in with a passkey"} />`}
       <p class="alt">No account yet? <a href="/register">Create one</a></p>
     </form>
   </main>`;

@@ -5,6 +5,8 @@ import { logout } from "../api/auth.js";
 import { user } from "../state.js";
 import { ErrorText } from "./ErrorText.js";
 import { Field } from "./Field.js";
+import { AccountDataSection } from "./AccountDataSection.js";
+import { PasskeysSection } from "./PasskeysSection.js";
 
 /** The policy's rules a browser can check as the user types (the server checks them all,
  * and the common-password list too). */
@@ -131,6 +133,8 @@ export function SettingsPage() {
     <p>${me.name} · ${me.email}</p>
     <${PasswordSection} />
     <${MfaSection} />
+    <${PasskeysSection} />
     <${SessionsSection} />
+    <${AccountDataSection} />
   </main>`;
 }
