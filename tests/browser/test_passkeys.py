@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.browser.conftest import PASSWORD, Server, register
+from tests.browser.conftest import PASSWORD, Server, own_address, register
 
 NewPage = Callable[[], tuple[Any, Any, str]]
 
@@ -47,7 +47,9 @@ def passkey_page(browser: Any, server: Server) -> Iterator[NewPage]:
             route.abort()
 
     def make() -> tuple[Any, Any, str]:
-        context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 800})
+        context = browser.new_context(
+            base_url=base, viewport={"width": 1280, "height": 800}, extra_http_headers=own_address()
+        )
         context.route("**/*", guard)
         contexts.append(context)
         page = context.new_page()

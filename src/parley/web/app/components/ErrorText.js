@@ -7,7 +7,7 @@ export function describe(error) {
   if (error.status === 0 || error instanceof TypeError) return "Parley cannot be reached. Check your connection.";
   switch (error.code) {
     case "too_many_attempts":
-      return "Too many failed sign-ins, so this account is locked for now.";
+      return "Too many failed sign-ins: signing in is paused for a while.";
     case "budget_exceeded":
       return `The spending budget for this period is used up (${error.message}).`;
     case "rpm_limit_exceeded":
