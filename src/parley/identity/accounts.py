@@ -79,6 +79,18 @@ class Accounts:
         self.revoked: list[RevocationHook] = []
         """Told of every revoked session (the live hub closes their sockets)."""
 
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    @property
+    def state(self) -> StateBackend:
+        return self._state
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop this instance's cached row after a change to it (others expire theirs)."""
+        self._user_cache.pop(user_id, None)
+
     # --- registration and login -------------------------------------------------------
 
     async def register(
