@@ -108,6 +108,14 @@ async def current_user(request: Request) -> Authenticated:
     return await services(request).accounts.authenticate(token)
 
 
+async def chat_user(request: Request) -> Authenticated:
+    """``current_user`` for the chat routes: with ``email_verification=required`` an
+    account whose address is not confirmed yet is refused (403 ``email_unverified``)."""
+    auth = await current_user(request)
+    services(request).recovery.require_verified(auth.user)
+    return auth
+
+
 def _embedded(settings: Settings) -> bool:
     """One process on SQLite with no shared state and no admin key: the install where the
     first account to register becomes the admin. Elsewhere the operator bootstraps admins
