@@ -25,7 +25,7 @@ from parley.gateway.accounting.usage import (
     UsageQueue,
     UsageRecorder,
 )
-from parley.identity.accounts import Accounts, LockoutPolicy
+from parley.identity.accounts import Accounts, LockoutPolicy, SessionLimits, SessionPolicy
 from parley.identity.keys import KeyStore
 from parley.identity.passwords import Passwords
 from parley.identity.recovery import Recovery, RecoveryPolicy
@@ -231,6 +231,16 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
             base_s=settings.login_lockout_seconds,
             cap_s=settings.login_lockout_max_seconds,
             forget_s=settings.login_failure_forget_seconds,
+        ),
+        session_policy=SessionPolicy(
+            web=SessionLimits(
+                idle_s=settings.web_session_idle_seconds,
+                absolute_s=settings.web_session_absolute_seconds,
+            ),
+            api=SessionLimits(
+                idle_s=settings.api_session_idle_seconds,
+                absolute_s=settings.api_session_absolute_seconds,
+            ),
         ),
     )
     subjects = Subjects(settings.nats_namespace)

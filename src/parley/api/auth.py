@@ -228,7 +228,11 @@ async def login(request: Request) -> Response:
     ip = client_ip(request)
     try:
         result = await svc.accounts.login(
-            body.email, body.password, ip=ip, user_agent=request.headers.get("user-agent")
+            body.email,
+            body.password,
+            ip=ip,
+            user_agent=request.headers.get("user-agent"),
+            kind="web" if refresh_cookie.cookie_mode(request) else "api",
         )
     except AuthenticationFailed:
         await audit(svc.db, actor="anonymous", action="auth.login_failed", ip=ip)

@@ -30,6 +30,11 @@ def revoked(kind: str, ident: str) -> str:
     return f"{PREFIX}revoked:{kind}:{ident}"
 
 
+def session_idle(session_id: str) -> str:
+    """Present while a session with an idle timeout is in use; its TTL is the time left."""
+    return f"{PREFIX}idle:session:{session_id}"
+
+
 def failures(kind: str, ident: str) -> str:
     """Login-failure record for an account or a client address."""
     return f"{PREFIX}fail:{kind}:{ident}"
