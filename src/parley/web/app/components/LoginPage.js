@@ -30,6 +30,7 @@ export function LoginPage() {
           <${Field} label="Password" name="password" type="password" autocomplete="current-password" required />`}
       <${ErrorText} error=${error} />
       <button type="submit" class="primary" disabled=${busy}>${mfaToken ? "Verify" : "Sign in"}</button>
+      <p class="alt"><a href="/forgot-password">Forgot password?</a></p>
       <p class="alt">No account yet? <a href="/register">Create one</a></p>
     </form>
   </main>`;
