@@ -49,7 +49,8 @@ def test_required_verification_closes_chat_until_the_link_is_followed(
     assert "ada@example.com" in text_of(message)
     base, token = link_in(message)
     assert base == "http://parley.test/verify-email"
-    assert ada.get("/api/me").json()["email_verified"] is False
+    me = ada.get("/api/me").json()
+    assert (me["email_verified"], me["email_verification"]) == (False, "required")
     refused = new_chat(ada)
     assert refused.status_code == 403
     assert error(refused)["code"] == "email_unverified"

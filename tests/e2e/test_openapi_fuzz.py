@@ -148,6 +148,7 @@ def test_every_route_reading_input_declares_it() -> None:
         ("post", "/auth/logout"),
         ("post", "/auth/logout-all"),
         ("post", "/auth/mfa/enroll"),
+        ("post", "/auth/verify-email/resend"),
         ("post", "/api/invitations/{invitation_id}/accept"),
         ("post", "/api/conversations/{conversation_id}/messages/{message_id}/stop"),
     }

@@ -17,14 +17,22 @@ from sqlalchemy import select
 from parley.config import Settings
 from parley.store.db import Database
 from parley.store.tables import audit_log
-from tests.e2e.test_access import Client, backend, error, start
+from tests.conftest import ParleyFactory
+from tests.e2e.test_access import ADMIN, Client, backend, error, start
 from tests.e2e.test_auth import PASSWORD, Account
 from tests.e2e.test_cli import parley
+from tests.e2e.test_multi_instance import shared
 from tests.smtp import Inbox, html_of, link_in, mail_settings, smtp_server, text_of
 
-__all__ = ["backend", "start"]
+__all__ = ["backend", "shared", "start"]
 
 NEW_PASSWORD = "a brand new passphrase 7731"
+
+
+@pytest.fixture
+def parley_server(parley: ParleyFactory) -> ParleyFactory:
+    """The servers fixture, under a name that leaves ``parley`` to the CLI helper."""
+    return parley
 
 
 @pytest.fixture
@@ -213,15 +221,24 @@ def audit_actions(url: str, target: str) -> list[tuple[str, str]]:
 
 
 def test_cli_prints_a_one_time_link_or_sets_the_password_audited(
-    start: Callable[..., Client], backend: dict[str, Any], tmp_path: Path
+    shared: dict[str, str], parley_server: ParleyFactory
 ) -> None:
     """``parley users reset-password``: for a deployment without SMTP. Both ways are
-    audited as the CLI and end the account's sessions."""
-    client = start(allow_registration=True)
+    audited as the CLI and end the account's sessions, on the running instance at once
+    (the shared state; on the embedded tier it learns at the next refresh). Run on the
+    shared tier only: the CLI starts a whole process per call."""
+    client = Client(parley_server(admin_key=ADMIN, allow_registration=True, **shared))
+    try:
+        cli_resets(client, shared)
+    finally:
+        client.http.close()
+
+
+def cli_resets(client: Client, shared: dict[str, str]) -> None:
     eve = Account(client, "eve@example.com")
-    url = database_url(backend, tmp_path)
-    env = {f"PARLEY_{k.upper()}": str(v) for k, v in backend.items()}
-    env["PARLEY_DATABASE_URL"] = url
+    assert eve.get("/api/me").json()["email_verification"] == "off"  # no SMTP: no links
+    url = shared["database_url"]
+    env = {f"PARLEY_{k.upper()}": str(v) for k, v in shared.items()}
     printed = parley(
         "users", "reset-password", "Eve@Example.com", "--base-url", "http://h", env=env
     )
@@ -241,8 +258,7 @@ def test_cli_prints_a_one_time_link_or_sets_the_password_audited(
     assert set_now.returncode == 0, set_now.stderr
     gone = client.http.post("/auth/refresh", json={"refresh_token": eve.tokens["refresh_token"]})
     assert gone.status_code == 401
-    if backend:  # the shared state tells the running instance at once
-        assert eve.get("/api/me").status_code == 401
+    assert eve.get("/api/me").status_code == 401
     eve.login(PASSWORD)
     actions = audit_actions(url, eve.id)
     assert ("cli", "user.password_reset_link") in actions

@@ -354,10 +354,12 @@ async def mfa_disable(request: Request) -> Response:
 @router.get("/api/me")
 async def me(request: Request) -> Response:
     auth = await current_user(request)
-    roles = await services(request).accounts.users.roles(auth.user.id)
+    svc = services(request)
+    roles = await svc.accounts.users.roles(auth.user.id)
     return _json(
         {
             **auth.user.public(),
+            "email_verification": svc.recovery.verification,
             "teams": [{"id": t, "role": r} for t, r in sorted(roles.items())],
             "session_id": auth.claims.sid,
             "amr": list(auth.claims.amr),

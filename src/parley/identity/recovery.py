@@ -69,6 +69,11 @@ class Recovery:
         self.policy = policy
         outbox.compose = self.compose
 
+    @property
+    def verification(self) -> Verification:
+        """The mode in force: ``off`` whatever the setting when no mail can be sent."""
+        return self.policy.verification if self.outbox.enabled else "off"
+
     # --- asking ---------------------------------------------------------------------
 
     async def _within_rate(self, address: str) -> bool:
@@ -101,7 +106,7 @@ class Recovery:
         self, user: User, *, base_url: str, email: str | None = None
     ) -> bool:
         """Queue a verification link to ``email`` (an address change) or the account's own."""
-        if self.policy.verification == "off" or not self.outbox.enabled:
+        if self.verification == "off":
             return False
         address = email or user.email
         if not await self._within_rate(address):

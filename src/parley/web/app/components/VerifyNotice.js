@@ -5,7 +5,8 @@ import { user } from "../state.js";
 
 export function VerifyNotice() {
   const [sent, setSent] = useState(false);
-  if (!user.value || user.value.email_verified !== false) return null;
+  const me = user.value;
+  if (!me || me.email_verified !== false || (me.email_verification ?? "off") === "off") return null;
   async function resend() {
     try { await resendVerification(); setSent(true); } catch { setSent(false); }
   }
