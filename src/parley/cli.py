@@ -191,6 +191,8 @@ keys_app = typer.Typer(help="Virtual API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 chat_app = typer.Typer(help="Conversations.", no_args_is_help=True)
 app.add_typer(chat_app, name="chat")
+users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 
 def _run(coro: Any) -> Any:
@@ -429,3 +431,68 @@ def version() -> None:
 
 def main() -> None:
     app()
+
+
+async def _reset_password(
+    settings: Settings, email: str, password: str | None, base_url: str | None
+) -> tuple[str, str | None]:
+    """(user id, one-time link or None) after the reset, audited as the CLI. Runs the full
+    services so the sessions it ends close on every instance (shared flag, bus notice)."""
+    from parley.errors import NotFound
+    from parley.identity.audit import audit
+    from parley.identity.users import normalise_email
+    from parley.observability.metrics import Metrics
+    from parley.services import open_services
+
+    svc = await open_services(settings, Metrics())
+    try:
+        user = await svc.accounts.users.by_email(normalise_email(email))
+        if user is None:
+            raise NotFound(f"no account with email {email!r}")
+        link = None
+        if password is not None:
+            await svc.recovery.set_password(user.id, password)
+            action = "user.password_reset_set"
+        else:
+            link, _ = await svc.recovery.reset_link_for(user.id, base_url=base_url or "")
+            action = "user.password_reset_link"
+        await audit(svc.db, actor="cli", action=action, target=user.id)
+        return user.id, link
+    finally:
+        await svc.close()
+
+
+@users_app.command("reset-password")
+def users_reset_password(
+    email: Annotated[str, typer.Argument(help="The account's email.")],
+    set_password: Annotated[
+        bool,
+        typer.Option(
+            "--set-password",
+            help="Set a new password now (prompted, or PARLEY_NEW_USER_PASSWORD) "
+            "instead of printing a one-time link.",
+        ),
+    ] = False,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="The links' base (default PARLEY_PUBLIC_URL)."),
+    ] = None,
+) -> None:
+    """Reset a password without mail: print a one-time reset link, or set the password.
+    Either way the account's sessions end everywhere; the action is audited."""
+    settings = Settings()
+    password = None
+    if set_password:
+        password = os.environ.get("PARLEY_NEW_USER_PASSWORD") or typer.prompt(
+            "New password", hide_input=True, confirmation_prompt=True
+        )
+    base = base_url or settings.public_url
+    if password is None and not base:
+        err.print("[bold red]error:[/] set PARLEY_PUBLIC_URL or pass --base-url", highlight=False)
+        raise typer.Exit(2)
+    user_id, link = _run(_reset_password(settings, email, password, base))
+    if link is None:
+        console.print(f"password set for {user_id}; every session ended", highlight=False)
+    else:
+        console.print(link, highlight=False, markup=False, soft_wrap=True)
+        console.print("(works once; every session ends when it is used)", highlight=False)

@@ -14,6 +14,7 @@ from parley.chat.live import Hub
 from parley.chat.outbox import Relay
 from parley.chat.presets import Presets
 from parley.chat.shares import Shares
+from parley.config.secrets import resolve
 from parley.config.settings import Settings
 from parley.errors import ConfigError
 from parley.gateway.accounting.caller import Limits
@@ -24,11 +25,14 @@ from parley.gateway.accounting.usage import (
     UsageQueue,
     UsageRecorder,
 )
-from parley.identity.accounts import Accounts, LockoutPolicy
+from parley.identity.accounts import Accounts, LockoutPolicy, SessionLimits, SessionPolicy
 from parley.identity.keys import KeyStore
 from parley.identity.passwords import Passwords
+from parley.identity.recovery import Recovery, RecoveryPolicy
 from parley.identity.sessions import Sessions
 from parley.identity.tokens import TokenSigner
+from parley.mail.outbox import MailOutbox, RetryPolicy
+from parley.mail.smtp import SmtpSender, SmtpSettings
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
 from parley.state import BreakerSync, ResponseStore, SharedEntries, StateBackend
@@ -40,6 +44,33 @@ from parley.store.responses import ResponseArchive
 from parley.store.usage import insert_usage, spend_since
 
 log = get_logger(__name__)
+
+
+def smtp_sender(settings: Settings) -> SmtpSender | None:
+    """The SMTP client the settings describe (its password resolved now), or None."""
+    if settings.smtp_host is None:
+        return None
+    password = resolve(settings.smtp_password) if settings.smtp_password else None
+    return SmtpSender(
+        SmtpSettings(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=password,
+            sender=settings.smtp_from,
+            timeout_s=settings.smtp_timeout_seconds,
+            ca_file=settings.smtp_ca_file,
+        )
+    )
+
+
+def recovery_policy(settings: Settings) -> RecoveryPolicy:
+    return RecoveryPolicy(
+        reset_seconds=settings.password_reset_minutes * 60,
+        verify_seconds=settings.email_verification_hours * 3600,
+        verification=settings.email_verification,
+    )
 
 
 @dataclass(slots=True)
@@ -65,6 +96,9 @@ class Services:
     presets: Presets = field(init=False)
     relay: Relay = field(init=False)
     hub: Hub = field(init=False)
+    mail: MailOutbox = field(init=False)
+    """Reset and verification mail, delivered off the request path (``mail/outbox.py``)."""
+    recovery: Recovery = field(init=False)
     stored_responses: ResponseArchive = field(init=False)
     """``/v1/responses`` answers kept with ``store`` (SQL, so every instance sees them)."""
 
@@ -86,6 +120,17 @@ class Services:
         self.conversations.committed.append(self.relay.kick)
         self.hub = Hub(self.bus, self.subjects, queue_size=self.settings.ws_queue_messages)
         self.accounts.revoked.append(self.hub.revoke)
+        self.mail = MailOutbox(
+            self.db,
+            smtp_sender(self.settings),
+            retry=RetryPolicy(
+                max_attempts=self.settings.mail_max_attempts,
+                base_s=self.settings.mail_retry_base_seconds,
+                max_s=self.settings.mail_retry_max_seconds,
+            ),
+            poll_s=self.settings.mail_poll_seconds,
+        )
+        self.recovery = Recovery(self.accounts, self.mail, recovery_policy(self.settings))
 
     async def start(self) -> None:
         """Connect the bus and start publishing the outbox (rows left by a previous run
@@ -94,8 +139,10 @@ class Services:
         await self.hub.start()
         self.relay.start()
         self.relay.kick()
+        self.mail.start()
 
     async def close(self) -> None:
+        await self.mail.stop()
         await self.relay.stop()
         await self.hub.close()
         await self.bus.close()
@@ -186,6 +233,16 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
             forget_s=settings.login_failure_forget_seconds,
         ),
         passkey_challenge_seconds=settings.webauthn_challenge_seconds,
+        session_policy=SessionPolicy(
+            web=SessionLimits(
+                idle_s=settings.web_session_idle_seconds,
+                absolute_s=settings.web_session_absolute_seconds,
+            ),
+            api=SessionLimits(
+                idle_s=settings.api_session_idle_seconds,
+                absolute_s=settings.api_session_absolute_seconds,
+            ),
+        ),
     )
     subjects = Subjects(settings.nats_namespace)
     services = Services(

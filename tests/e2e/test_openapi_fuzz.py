@@ -151,6 +151,7 @@ def test_every_route_reading_input_declares_it() -> None:
         ("post", "/auth/passkeys/register/options"),
         ("post", "/auth/passkeys/login/options"),
         ("post", "/api/account/reauth/options"),
+        ("post", "/auth/verify-email/resend"),
         ("post", "/api/invitations/{invitation_id}/accept"),
         ("post", "/api/conversations/{conversation_id}/messages/{message_id}/stop"),
     }

@@ -32,7 +32,9 @@ def _prefix(shell: str) -> str:
 
 
 def test_every_ui_path_answers_the_shell_with_its_own_policy(http: httpx.Client) -> None:
-    for path in ("/", "/login", "/register", "/settings", "/c/abc", "/s/tok"):
+    paths = ("/", "/login", "/register", "/settings", "/c/abc", "/s/tok")
+    recovery = ("/forgot-password", "/reset-password", "/verify-email")
+    for path in paths + recovery:
         page = http.get(path)
         assert page.status_code == 200, path
         assert page.headers["content-type"].startswith("text/html")
@@ -43,7 +45,7 @@ def test_every_ui_path_answers_the_shell_with_its_own_policy(http: httpx.Client)
         assert "'unsafe-eval'" not in PAGE_CSP
         assert "<script>" not in page.text  # no inline script: only the module file
         assert 'type="module"' in page.text
-    assert len(PAGES) == 6
+    assert len(PAGES) == 9
 
 
 def test_api_paths_still_answer_json_404(http: httpx.Client) -> None:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from parley.api.deps import (
+    base_url,
     bearer_token,
     client_ip,
     int_param,
@@ -31,6 +32,7 @@ from parley.identity.schemas import (
     InvitationCreate,
     KeyCreate,
     MemberSet,
+    PasswordReset,
     TeamCreate,
     TeamUpdate,
     UserUpdate,
@@ -424,6 +426,33 @@ async def update_user(user_id: str, request: Request) -> Response:
         detail={"fields": sorted(values)},
     )
     return json_response((await svc.accounts.users.get(user_id)).public())
+
+
+@router.post("/users/{user_id}/password-reset")
+async def reset_user_password(user_id: str, request: Request) -> Response:
+    """Set a user's password, or make a one-time reset link to hand over (no SMTP needed)."""
+    who = await actor(request)
+    _global(who)
+    raw = await request.body()
+    body = validated(PasswordReset, await json_body(request) if raw else {})
+    svc = services(request)
+    await svc.accounts.users.get(user_id)
+    if body.password is not None:
+        await svc.recovery.set_password(user_id, body.password)
+        answer: dict[str, Any] = {"id": user_id, "password_set": True}
+    else:
+        link, seconds = await svc.recovery.reset_link_for(user_id, base_url=base_url(request))
+        answer = {"id": user_id, "reset_url": link, "expires_in": int(seconds)}
+    await audit(
+        svc.db,
+        actor=who.id,
+        action="user.password_reset_set"
+        if body.password is not None
+        else "user.password_reset_link",
+        target=user_id,
+        ip=client_ip(request),
+    )
+    return json_response(answer, headers={"Cache-Control": "no-store"})
 
 
 def _team_view(team: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from parley.api import refresh_cookie
 from parley.api.bodies import Body
-from parley.api.deps import bearer_token, client_ip, json_response, services
+from parley.api.deps import base_url, bearer_token, client_ip, json_response, services
 from parley.api.errors import render_parley_error
 from parley.api.jsonbody import decode_json
 from parley.config import Settings
@@ -59,6 +59,24 @@ class PasswordChange(Body):
     new_password: str = Field(max_length=1024)
 
 
+class ResetRequest(Body):
+    email: str = Field(max_length=320)
+
+
+class ResetConfirm(Body):
+    token: str = Field(max_length=200)
+    new_password: str = Field(max_length=1024)
+
+
+class TokenBody(Body):
+    token: str = Field(max_length=200)
+
+
+class EmailChange(Body):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
 def _json(body: Any, status: int = 200) -> Response:
     return json_response(body, status, {"Cache-Control": "no-store"})  # never cache tokens
 
@@ -88,6 +106,14 @@ async def current_user(request: Request) -> Authenticated:
     if token is None:
         raise AuthenticationFailed("missing access token", code="unauthenticated")
     return await services(request).accounts.authenticate(token)
+
+
+async def chat_user(request: Request) -> Authenticated:
+    """``current_user`` for the chat routes: with ``email_verification=required`` an
+    account whose address is not confirmed yet is refused (403 ``email_unverified``)."""
+    auth = await current_user(request)
+    services(request).recovery.require_verified(auth.user)
+    return auth
 
 
 def _embedded(settings: Settings) -> bool:
@@ -123,7 +149,76 @@ async def register(request: Request) -> Response:
     await audit(
         svc.db, actor=user.id, action="user.register", target=user.id, ip=client_ip(request)
     )
+    await svc.recovery.send_verification(user, base_url=base_url(request))
     return _json(user.public(), 201)
+
+
+_RESET_ANSWER = {
+    "status": "accepted",
+    "message": "if an account has this address, a reset link is on its way",
+}
+
+
+@router.post("/auth/password-reset")
+async def password_reset(request: Request) -> Response:
+    """The same answer, after the same work, whether or not the address has an account."""
+    svc = services(request)
+    body: ResetRequest = await _body(request, ResetRequest)
+    await svc.recovery.request_reset(body.email, base_url=base_url(request))
+    return _json(_RESET_ANSWER, 202)
+
+
+@router.post("/auth/password-reset/confirm")
+async def password_reset_confirm(request: Request) -> Response:
+    svc = services(request)
+    body: ResetConfirm = await _body(request, ResetConfirm)
+    user_id = await svc.recovery.confirm_reset(body.token, body.new_password)
+    await audit(
+        svc.db, actor=user_id, action="auth.password_reset", target=user_id, ip=client_ip(request)
+    )
+    response = _json({"reset": True})
+    refresh_cookie.clear(response, request)
+    return response
+
+
+@router.post("/auth/verify-email")
+async def verify_email(request: Request) -> Response:
+    svc = services(request)
+    body: TokenBody = await _body(request, TokenBody)
+    user_id = await svc.recovery.verify_email(body.token)
+    await audit(
+        svc.db, actor=user_id, action="user.email_verified", target=user_id, ip=client_ip(request)
+    )
+    return _json({"verified": True})
+
+
+@router.post("/auth/verify-email/resend")
+async def verify_email_resend(request: Request) -> Response:
+    auth = await current_user(request)
+    if auth.user.email_verified:
+        return _json({"sent": False, "email_verified": True})
+    sent = await services(request).recovery.send_verification(auth.user, base_url=base_url(request))
+    return _json({"sent": sent, "email_verified": False}, 202)
+
+
+@router.post("/auth/email")
+async def change_email(request: Request) -> Response:
+    """A new address takes effect when the link mailed to it is followed (verification
+    off: at once)."""
+    auth = await current_user(request)
+    body: EmailChange = await _body(request, EmailChange)
+    svc = services(request)
+    pending = await svc.recovery.change_email(
+        auth, body.email, body.password, base_url=base_url(request)
+    )
+    await audit(
+        svc.db,
+        actor=auth.user.id,
+        action="user.email_change_requested" if pending else "user.email_changed",
+        target=auth.user.id,
+        ip=client_ip(request),
+    )
+    return _json({"verification_sent": pending}, 202 if pending else 200)
 
 
 @router.post("/auth/login")
@@ -133,7 +228,11 @@ async def login(request: Request) -> Response:
     ip = client_ip(request)
     try:
         result = await svc.accounts.login(
-            body.email, body.password, ip=ip, user_agent=request.headers.get("user-agent")
+            body.email,
+            body.password,
+            ip=ip,
+            user_agent=request.headers.get("user-agent"),
+            kind="web" if refresh_cookie.cookie_mode(request) else "api",
         )
     except AuthenticationFailed:
         await audit(svc.db, actor="anonymous", action="auth.login_failed", ip=ip)
@@ -255,10 +354,12 @@ async def mfa_disable(request: Request) -> Response:
 @router.get("/api/me")
 async def me(request: Request) -> Response:
     auth = await current_user(request)
-    roles = await services(request).accounts.users.roles(auth.user.id)
+    svc = services(request)
+    roles = await svc.accounts.users.roles(auth.user.id)
     return _json(
         {
             **auth.user.public(),
+            "email_verification": svc.recovery.verification,
             "teams": [{"id": t, "role": r} for t, r in sorted(roles.items())],
             "session_id": auth.claims.sid,
             "amr": list(auth.claims.amr),

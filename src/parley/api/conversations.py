@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field, StringConstraints
 from starlette.responses import Response, StreamingResponse
 
-from parley.api.auth import current_user
+from parley.api.auth import chat_user
 from parley.api.bodies import Body, ChatSettings, settings_dict
 from parley.api.deps import client_ip, int_param, json_body, json_response, services
 from parley.chat.conversations import FORK_LIMIT, Conversations
@@ -126,7 +126,7 @@ def _flag(raw: str | None, name: str) -> bool | None:
 
 @router.post("")
 async def create(request: Request) -> Response:
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     body: ConversationCreate = validated(ConversationCreate, await json_body(request))
     model, settings = body.model, settings_dict(body.settings)
     if body.preset_id is not None:
@@ -142,7 +142,7 @@ async def create(request: Request) -> Response:
 @router.get("")
 async def list_conversations(request: Request) -> Response:
     """Newest activity first. ``archived`` defaults to false; ``pinned`` and ``tag`` filter."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     q = request.query_params
     archived = _flag(q.get("archived"), "archived")
     rows, cursor = await _conversations(request).page(
@@ -162,7 +162,7 @@ async def import_conversation(request: Request) -> Response:
     or ChatGPT's ``conversations.json`` (or one conversation of it) as new conversations,
     answered as a list. All or nothing; parsed off the event loop and written in batches
     (``chat/imports.py``); one at a time per user."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     importer = services(request).imports
     async with importer.slot(user.id):
         plan = await importer.run(user.id, await request.body())
@@ -177,7 +177,7 @@ async def import_conversation(request: Request) -> Response:
 async def export(conversation_id: str, request: Request) -> Response:
     """``format=json`` (default; lossless, every branch, re-importable) or ``markdown``
     (the current branch, for reading)."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     chat = _conversations(request)
     kind = request.query_params.get("format", "json")
     if kind == "json":
@@ -214,7 +214,7 @@ def markdown(conversation: dict[str, Any], branch: list[dict[str, Any]]) -> str:
 async def get(conversation_id: str, request: Request) -> Response:
     """The conversation with a page of its current branch (oldest first); pass
     ``before=<next_before>`` for the page before it."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     chat = _conversations(request)
     q = request.query_params
     conversation = await chat.get(user.id, conversation_id)
@@ -229,7 +229,7 @@ async def get(conversation_id: str, request: Request) -> Response:
 
 @router.patch("/{conversation_id}")
 async def update(conversation_id: str, request: Request) -> Response:
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     body: ConversationUpdate = validated(ConversationUpdate, await json_body(request))
     fields = body.model_dump(exclude_none=True, exclude={"title", "expected_version"})
     chat = _conversations(request)
@@ -248,7 +248,7 @@ async def update(conversation_id: str, request: Request) -> Response:
 async def delete(conversation_id: str, request: Request) -> Response:
     """Soft by default (purged after ``PARLEY_CHAT_PURGE_AFTER_DAYS``); ``purge=true``
     removes it and its history now."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     now = _flag(request.query_params.get("purge"), "purge")
     await _conversations(request).delete(user.id, conversation_id)
     if now:
@@ -260,7 +260,7 @@ async def delete(conversation_id: str, request: Request) -> Response:
 async def select_branch(conversation_id: str, request: Request) -> Response:
     """Make ``leaf_id`` (any message of the conversation) the current leaf, or show
     ``message_id``'s version (the newest branch under it)."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     body: BranchSelect = validated(BranchSelect, await json_body(request))
     if (body.leaf_id is None) == (body.message_id is None):
         raise InvalidRequest("give exactly one of leaf_id and message_id", param="leaf_id")
@@ -303,7 +303,7 @@ async def _chat_caller(request: Request, user_id: str) -> Caller:
 async def send(conversation_id: str, request: Request) -> Response:
     """Append the user's message and stream the answer (``chat/generation.py`` documents
     the events). Leaving early does not stop the answer: it is saved when it ends."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     body: MessageSend = validated(MessageSend, await json_body(request))
     parts = user_parts(body.content)
     return await _answer(
@@ -347,7 +347,7 @@ async def _running(request: Request, user_id: str, conversation_id: str, message
 async def reattach(conversation_id: str, message_id: str, request: Request) -> Response:
     """Follow an answer from its start: live while it is being generated, else the saved
     message as one delta."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     generation = await _running(request, user.id, conversation_id, message_id)
     if generation is not None:
         return _sse(generation.follow())
@@ -381,7 +381,7 @@ async def _replayed(message: dict[str, Any]) -> AsyncIterator[bytes]:
 async def stop(conversation_id: str, message_id: str, request: Request) -> Response:
     """Stop an answer being generated; what it had is saved, marked ``stopped``. An
     answer that already ended is returned as saved."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     generations = _generations(request)
     generation = await _running(request, user.id, conversation_id, message_id)
     if generation is not None:
@@ -398,7 +398,7 @@ async def stop(conversation_id: str, message_id: str, request: Request) -> Respo
 @router.post("/{conversation_id}/messages/{message_id}/edit")
 async def edit(conversation_id: str, message_id: str, request: Request) -> Response:
     """A new version of a user's message, as a sibling branch, answered as ``send`` is."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     body: MessageEdit = validated(MessageEdit, await json_body(request))
     parts = user_parts(body.content)
     return await _answer(
@@ -419,7 +419,7 @@ async def edit(conversation_id: str, message_id: str, request: Request) -> Respo
 @router.post("/{conversation_id}/messages/{message_id}/regenerate")
 async def regenerate(conversation_id: str, message_id: str, request: Request) -> Response:
     """Another answer to the same question (optionally another ``model``), as a sibling."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     body: Regenerate = validated(Regenerate, await json_body(request))
     return await _answer(
         request,
@@ -434,7 +434,7 @@ async def regenerate(conversation_id: str, message_id: str, request: Request) ->
 @router.post("/{conversation_id}/fork")
 async def fork(conversation_id: str, request: Request) -> Response:
     """A new conversation from the branch ending at ``message_id``."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     body: Fork = validated(Fork, await json_body(request))
     forked = await _conversations(request).fork(user.id, conversation_id, body.message_id)
     return json_response(forked, 201)
@@ -452,7 +452,7 @@ def _check_model(request: Request, model: str | None) -> None:
 @router.post("/{conversation_id}/shares")
 async def share(conversation_id: str, request: Request) -> Response:
     """A read-only link to a snapshot of the branch; ``token`` is shown once."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     body: ShareCreate = validated(ShareCreate, await json_body(request))
     created, token = await services(request).shares.create(
         user.id,
@@ -466,14 +466,14 @@ async def share(conversation_id: str, request: Request) -> Response:
 
 @router.get("/{conversation_id}/shares")
 async def list_shares(conversation_id: str, request: Request) -> Response:
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     rows = await services(request).shares.of(user.id, conversation_id)
     return json_response({"object": "list", "data": rows})
 
 
 @router.delete("/{conversation_id}/shares/{share_id}")
 async def revoke_share(conversation_id: str, share_id: str, request: Request) -> Response:
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     await services(request).shares.revoke(user.id, conversation_id, share_id)
     return Response(status_code=204)
 
@@ -498,7 +498,7 @@ async def search(request: Request) -> Response:
     best first, with a ``<mark>``-highlighted snippet (see ``store/search.py``); with
     semantic search configured, fused with the messages nearest in meaning unless
     ``mode=text``."""
-    user = (await current_user(request)).user
+    user = (await chat_user(request)).user
     q = request.query_params
     query = q.get("q", "").strip()
     if not query:

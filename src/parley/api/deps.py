@@ -203,3 +203,10 @@ async def json_body(request: Request) -> Any:
         raise InvalidRequest(
             f"request body is not valid JSON: {exc}", code="invalid_json"
         ) from None
+
+
+def base_url(request: Request) -> str:
+    """Where links in mail point: ``PARLEY_PUBLIC_URL``, else this request's own origin
+    (which a spoofed ``Host`` could change: production sets the URL)."""
+    configured = services(request).settings.public_url
+    return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
+from parley.api import refresh_cookie
 from parley.api.auth import _body, _json, _tokens, current_user
 from parley.api.bodies import Body
 from parley.api.deps import client_ip, services
@@ -125,6 +126,7 @@ async def login(request: Request) -> Response:
             mfa_token=body.mfa_token,
             ip=ip,
             user_agent=request.headers.get("user-agent"),
+            kind="web" if refresh_cookie.cookie_mode(request) else "api",
         )
     except AuthenticationFailed as exc:
         await audit(

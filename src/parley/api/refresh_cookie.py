@@ -51,11 +51,13 @@ def take_token(body: dict[str, Any]) -> str | None:
 
 
 def set_cookie(request: Request, response: Response, token: str) -> None:
-    days = request.app.state.settings.refresh_token_days
+    settings = request.app.state.settings
+    # a browser session never outlives its absolute lifetime, so neither does its cookie
+    max_age = min(settings.refresh_token_days * 86400, settings.web_session_absolute_seconds)
     response.set_cookie(
         COOKIE,
         token,
-        max_age=int(days * 86400),
+        max_age=max(1, int(max_age)),
         path=COOKIE_PATH,
         secure=request.url.scheme == "https",
         httponly=True,

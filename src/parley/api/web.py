@@ -49,7 +49,17 @@ _COMPRESSIBLE = {".js", ".css", ".svg", ".json", ".webmanifest"}
 _MIN_COMPRESS = 512
 
 # The browser app's own paths (each answers the same shell; the app routes on the client).
-PAGES = ("/", "/login", "/register", "/settings", "/c/{conversation_id}", "/s/{token}")
+PAGES = (
+    "/",
+    "/login",
+    "/register",
+    "/settings",
+    "/forgot-password",
+    "/reset-password",  # the reset link's token rides in the fragment, never sent here
+    "/verify-email",
+    "/c/{conversation_id}",
+    "/s/{token}",
+)
 
 
 @dataclass(slots=True)

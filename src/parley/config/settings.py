@@ -6,8 +6,10 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from parley.config.secrets import is_reference
 
 FailureMode = Literal["open", "closed"]
 
@@ -118,6 +120,45 @@ class Settings(BaseSettings):
     webauthn_challenge_seconds: int = Field(default=300, ge=10, le=3600)
     """How long a passkey challenge may be answered (each is usable once)."""
 
+    web_session_idle_seconds: float = Field(default=1800.0, gt=0)
+    """A browser session (the web app, cookie mode) ends after this long without a request,
+    on every instance at once (the shared state holds its last use)."""
+    web_session_absolute_seconds: float = Field(default=36000.0, gt=0)
+    """A browser session ends this long after its sign-in, however busy (10 hours)."""
+    api_session_idle_seconds: float | None = Field(default=None, gt=0)
+    """The same for API clients' sessions (JSON refresh tokens); none by default, so
+    scripts keep working as before (their refresh tokens last ``refresh_token_days``)."""
+    api_session_absolute_seconds: float | None = Field(default=None, gt=0)
+
+    # --- mail, password reset and email verification --------------------------------------
+    public_url: str | None = None
+    """This deployment's address as users reach it (``https://chat.example.com``): the base of
+    links in mail. Required with SMTP on the shared tiers; elsewhere a request's own origin
+    is used, which a spoofed ``Host`` header could point elsewhere (see docs/security.md)."""
+    smtp_host: str | None = None
+    """The SMTP server for reset and verification mail; no mail is sent when unset."""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    """``starttls`` (587), ``tls`` (implicit TLS, 465) or ``none`` (a loopback relay only)."""
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    """A reference, ``os.environ/SMTP_PASSWORD``, never the password itself."""
+    smtp_from: str = "Parley <parley@localhost>"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    smtp_ca_file: str | None = None
+    """CA bundle to verify the server's certificate with (the system store by default)."""
+    mail_max_attempts: int = Field(default=8, ge=1)
+    mail_retry_base_seconds: float = Field(default=2.0, gt=0)
+    """First retry delay of an unsent mail; doubles per attempt up to the maximum."""
+    mail_retry_max_seconds: float = Field(default=600.0, gt=0)
+    mail_poll_seconds: float = Field(default=1.0, gt=0)
+    password_reset_minutes: float = Field(default=30.0, gt=0)
+    """How long a reset link works (once)."""
+    email_verification: Literal["required", "optional", "off"] = "optional"
+    """``required``: chat waits until the address is confirmed; ``optional``: a link is sent
+    and a notice shown; ``off``: nothing is sent. ``required`` needs ``smtp_host``."""
+    email_verification_hours: float = Field(default=48.0, gt=0)
+
     # --- limits, budgets and usage --------------------------------------------------------
     ip_rpm: int | None = Field(default=None, ge=1)
     ip_tpm: int | None = Field(default=None, ge=1)
@@ -218,6 +259,21 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
         return networks
+
+    @field_validator("smtp_password")
+    @classmethod
+    def _password_reference(cls, value: str | None) -> str | None:
+        if value is not None and not is_reference(value):
+            raise ValueError("must be a reference like os.environ/SMTP_PASSWORD, not the password")
+        return value
+
+    @model_validator(mode="after")
+    def _mail_needs(self) -> Settings:
+        if self.email_verification == "required" and self.smtp_host is None:
+            raise ValueError("email_verification=required needs smtp_host (mail must be sent)")
+        if self.smtp_host is not None and self.shared_tier and self.public_url is None:
+            raise ValueError("smtp_host on a shared tier needs public_url (the links' base)")
+        return self
 
     @field_validator("database_url")
     @classmethod

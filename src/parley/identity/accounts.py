@@ -5,6 +5,7 @@ time, whether or not the account exists."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from sqlalchemy import delete, update
 from parley.errors import (
     AuthenticationFailed,
     InvalidRequest,
+    NotFound,
     ServiceUnavailable,
     StateError,
     TooManyAttempts,
@@ -24,7 +26,7 @@ from parley.identity.invitations import Invitations
 from parley.identity.keys import now_ms
 from parley.identity.passkeys import Passkeys, RelyingParty
 from parley.identity.passwords import Passwords, check_policy
-from parley.identity.sessions import Sessions
+from parley.identity.sessions import SessionInfo, SessionKind, Sessions
 from parley.identity.tokens import AccessClaims, TokenSigner
 from parley.identity.users import User, Users, normalise_email
 from parley.state import StateBackend
@@ -44,6 +46,24 @@ class LockoutPolicy:
     base_s: float = 60.0
     cap_s: float = 900.0
     forget_s: float = 12 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """How long a session may sit unused (``idle_s``) and live at all (``absolute_s``);
+    None: no such limit (the refresh token's own lifetime)."""
+
+    idle_s: float | None = None
+    absolute_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    web: SessionLimits = SessionLimits(idle_s=1800.0, absolute_s=36000.0)
+    api: SessionLimits = SessionLimits()
+
+    def of(self, kind: SessionKind) -> SessionLimits:
+        return self.web if kind == "web" else self.api
 
 
 RevocationHook = Callable[[str, list[str]], Awaitable[None]]
@@ -67,6 +87,7 @@ class Accounts:
         sessions: Sessions,
         lockout: LockoutPolicy,
         passkey_challenge_seconds: int = 300,
+        session_policy: SessionPolicy | None = None,
     ) -> None:
         self._db = db
         self._state = state
@@ -77,10 +98,23 @@ class Accounts:
         self.sessions = sessions
         self.passkeys = Passkeys(db, state, challenge_seconds=passkey_challenge_seconds)
         self._lockout = lockout
+        self.session_policy = session_policy or SessionPolicy()
         self._user_cache: dict[str, tuple[User, float]] = {}
         self._first = asyncio.Lock()  # one first account, even when two register at once
         self.revoked: list[RevocationHook] = []
         """Told of every revoked session (the live hub closes their sockets)."""
+
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    @property
+    def state(self) -> StateBackend:
+        return self._state
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop this instance's cached row after a change to it (others expire theirs)."""
+        self._user_cache.pop(user_id, None)
 
     # --- registration and login -------------------------------------------------------
 
@@ -114,7 +148,13 @@ class Accounts:
             )
 
     async def login(
-        self, email: str, password: str, *, ip: str | None, user_agent: str | None
+        self,
+        email: str,
+        password: str,
+        *,
+        ip: str | None,
+        user_agent: str | None,
+        kind: SessionKind = "api",
     ) -> dict[str, Any]:
         subjects = [state_keys.failures("acct", email.strip().lower())]
         if ip:
@@ -134,8 +174,9 @@ class Accounts:
             await self.users.set_fields(user.id, password_hash=rehash)
         methods = self._second_factors(user, await self.passkeys.has_any(user.id))
         if methods:
+            # the session's kind rides in the challenge's sid (it has no session yet)
             challenge, lifetime = await self.tokens.issue(
-                sub=user.id, sid="", auth_time=int(time.time()), amr=["pwd"], typ="mfa"
+                sub=user.id, sid=kind, auth_time=int(time.time()), amr=["pwd"], typ="mfa"
             )
             return {
                 "mfa_required": True,
@@ -143,7 +184,7 @@ class Accounts:
                 "expires_in": lifetime,
                 "mfa_methods": methods,
             }
-        return await self._start(user, ["pwd"], ip=ip, user_agent=user_agent)
+        return await self._start(user, ["pwd"], ip=ip, user_agent=user_agent, kind=kind)
 
     @staticmethod
     def _second_factors(user: User, has_passkey: bool) -> list[str]:
@@ -163,6 +204,7 @@ class Accounts:
         mfa_token: str | None,
         ip: str | None,
         user_agent: str | None,
+        kind: SessionKind = "api",
     ) -> dict[str, Any]:
         """A passkey sign-in: alone (a discoverable credential, user verification
         required), or after a password (``mfa_token``). Either yields the session a
@@ -171,7 +213,9 @@ class Accounts:
         subjects = [state_keys.failures("ip", ip)] if ip else []
         user_id = None
         if mfa_token is not None:
-            user_id = (await self.tokens.verify(mfa_token, typ="mfa")).sub
+            mfa_claims = await self.tokens.verify(mfa_token, typ="mfa")
+            user_id = mfa_claims.sub
+            kind = "web" if mfa_claims.sid == "web" else "api"  # as the password step was
             subjects.append(state_keys.failures("acct", (await self.users.get(user_id)).email))
         if subjects:
             await self._refuse_if_locked(subjects)
@@ -187,7 +231,7 @@ class Accounts:
         if user.disabled:
             raise AuthenticationFailed(_BAD_LOGIN, code="invalid_credentials")
         amr = (["pwd"] if user_id else []) + ["hwk", "user"]
-        return await self._start(user, amr, ip=ip, user_agent=user_agent)
+        return await self._start(user, amr, ip=ip, user_agent=user_agent, kind=kind)
 
     async def login_mfa(
         self,
@@ -216,7 +260,8 @@ class Accounts:
             await self._failed(subjects)
             raise AuthenticationFailed("invalid code", code="invalid_mfa_code")
         await self._state.clear(subjects[0])
-        return await self._start(user, amr, ip=ip, user_agent=user_agent)
+        kind: SessionKind = "web" if claims.sid == "web" else "api"
+        return await self._start(user, amr, ip=ip, user_agent=user_agent, kind=kind)
 
     async def _refuse_if_locked(self, subjects: list[str]) -> None:
         waits = [await self._locked_for(s) for s in subjects]
@@ -245,12 +290,21 @@ class Accounts:
             )
 
     async def _start(
-        self, user: User, amr: list[str], *, ip: str | None, user_agent: str | None
+        self,
+        user: User,
+        amr: list[str],
+        *,
+        ip: str | None,
+        user_agent: str | None,
+        kind: SessionKind,
     ) -> dict[str, Any]:
-        session, refresh = await self.sessions.start(user.id, amr=amr, ip=ip, user_agent=user_agent)
-        access, lifetime = await self.tokens.issue(
-            sub=user.id, sid=session.id, auth_time=session.auth_time_ms // 1000, amr=amr
+        limits = self.session_policy.of(kind)
+        session, refresh = await self.sessions.start(
+            user.id, amr=amr, ip=ip, user_agent=user_agent, kind=kind, absolute_s=limits.absolute_s
         )
+        if limits.idle_s is not None:
+            await self._state.set_flag(state_keys.session_idle(session.id), limits.idle_s)
+        access, lifetime = await self._access_token(session)
         body: dict[str, Any] = {
             "access_token": access,
             "refresh_token": refresh,
@@ -262,6 +316,38 @@ class Accounts:
             body["mfa_enrollment_required"] = True
         return body
 
+    async def _access_token(self, session: SessionInfo) -> tuple[str, int]:
+        """An access token that dies with the session: never past its absolute end, and
+        carrying its idle timeout (``idl``) for ``authenticate`` to enforce."""
+        idle = self.session_policy.of(session.kind).idle_s
+        left = (session.expires_ms - int(time.time() * 1000)) // 1000
+        if left < 1:
+            raise AuthenticationFailed("session expired; sign in again", code="session_expired")
+        return await self.tokens.issue(
+            sub=session.user_id,
+            sid=session.id,
+            auth_time=session.auth_time_ms // 1000,
+            amr=session.amr,
+            seconds=min(self.tokens.access_seconds, left),
+            idle=max(1, int(idle)) if idle is not None else 0,
+        )
+
+    async def _still_active(self, user_id: str, session_id: str, idle_s: float) -> None:
+        """Extend an idle-limited session by one more period of inactivity, or end it (on
+        every instance) if that period has already run out."""
+        try:
+            alive = await self._state.touch(state_keys.session_idle(session_id), idle_s)
+        except StateError as exc:
+            raise ServiceUnavailable("sessions cannot be checked right now; retry") from exc
+        if alive:
+            return
+        with contextlib.suppress(NotFound):
+            await self.sessions.revoke(session_id)
+        await self._flag_sessions(user_id, [session_id])
+        raise AuthenticationFailed(
+            "session expired after inactivity; sign in again", code="session_expired"
+        )
+
     async def refresh(self, token: str) -> dict[str, Any]:
         session, following = await self.sessions.rotate(token)
         if following is None:
@@ -269,12 +355,10 @@ class Accounts:
             raise AuthenticationFailed(
                 "refresh token reused: the session has been revoked", code="token_reused"
             )
-        access, lifetime = await self.tokens.issue(
-            sub=session.user_id,
-            sid=session.id,
-            auth_time=session.auth_time_ms // 1000,
-            amr=session.amr,
-        )
+        idle = self.session_policy.of(session.kind).idle_s
+        if idle is not None:
+            await self._still_active(session.user_id, session.id, idle)
+        access, lifetime = await self._access_token(session)
         return {
             "access_token": access,
             "refresh_token": following,
@@ -288,6 +372,8 @@ class Accounts:
         claims = await self.tokens.verify(token)
         if await self.is_revoked(claims.sid):
             raise AuthenticationFailed("session revoked", code="invalid_token")
+        if claims.idle:
+            await self._still_active(claims.sub, claims.sid, claims.idle)
         user = await self._cached_user(claims.sub)
         if user.disabled:
             raise AuthenticationFailed("account disabled", code="invalid_token")
@@ -362,9 +448,6 @@ class Accounts:
         except AuthenticationFailed:
             await self._failed(subjects)
             raise
-
-    def forget_user(self, user_id: str) -> None:
-        self._user_cache.pop(user_id, None)
 
     # --- password and MFA -------------------------------------------------------------
 

@@ -104,6 +104,15 @@ class UserUpdate(_LimitFields):
     disabled: bool | None = None
 
 
+class PasswordReset(BaseModel):
+    """An admin's reset: ``password`` sets it now; without it, a one-time link comes back
+    (for deployments without SMTP). Either way every session of the account ends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: str | None = Field(default=None, max_length=1024)
+
+
 class MemberSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 
 from parley.errors import AuthenticationFailed, NotFound
+from parley.identity.devices import describe
 from parley.identity.keys import new_id, now_ms
 from parley.store.db import Database
 from parley.store.tables import auth_sessions, refresh_tokens
@@ -27,12 +28,17 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+SessionKind = Literal["web", "api"]
+
+
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
     id: str
     user_id: str
     auth_time_ms: int
     amr: list[str]
+    kind: SessionKind = "api"
+    expires_ms: int = 0
 
 
 class Sessions:
@@ -41,11 +47,23 @@ class Sessions:
         self._refresh_ms = int(refresh_days * 86_400_000)
 
     async def start(
-        self, user_id: str, *, amr: list[str], ip: str | None, user_agent: str | None
+        self,
+        user_id: str,
+        *,
+        amr: list[str],
+        ip: str | None,
+        user_agent: str | None,
+        kind: SessionKind = "api",
+        absolute_s: float | None = None,
     ) -> tuple[SessionInfo, str]:
+        """``absolute_s``: the session's whole lifetime, when shorter than a refresh
+        token's (the web app's 10 hours)."""
         now = now_ms()
         session_id = new_id()
         token = REFRESH_PREFIX + secrets.token_urlsafe(32)
+        expires = now + self._refresh_ms
+        if absolute_s is not None:
+            expires = min(expires, now + int(absolute_s * 1000))
         async with self._db.write() as conn:
             await conn.execute(
                 auth_sessions.insert().values(
@@ -53,11 +71,12 @@ class Sessions:
                     user_id=user_id,
                     created_ms=now,
                     last_used_ms=now,
-                    expires_ms=now + self._refresh_ms,
+                    expires_ms=expires,
                     auth_time_ms=now,
                     amr=amr,
                     ip=ip,
                     user_agent=(user_agent or "")[:300] or None,
+                    kind=kind,
                 )
             )
             await conn.execute(
@@ -65,10 +84,10 @@ class Sessions:
                     token_hash=_hash(token),
                     session_id=session_id,
                     created_ms=now,
-                    expires_ms=now + self._refresh_ms,
+                    expires_ms=expires,
                 )
             )
-        return SessionInfo(session_id, user_id, now, amr), token
+        return SessionInfo(session_id, user_id, now, amr, kind, expires), token
 
     async def rotate(self, token: str) -> tuple[SessionInfo, str] | tuple[SessionInfo, None]:
         """(session, next token) on success; (session, None) when the token was replayed,
@@ -90,9 +109,18 @@ class Sessions:
             if row is None:
                 raise AuthenticationFailed("invalid refresh token", code="invalid_token")
             r = row._mapping
-            info = SessionInfo(r["session_id"], r["user_id"], r["auth_time_ms"], list(r["amr"]))
-            if r["revoked_ms"] is not None or r["expires_ms"] <= now:
+            info = SessionInfo(
+                r["session_id"],
+                r["user_id"],
+                r["auth_time_ms"],
+                list(r["amr"]),
+                r["kind"],
+                r["expires_ms"],
+            )
+            if r["revoked_ms"] is not None:
                 raise AuthenticationFailed("invalid refresh token", code="invalid_token")
+            if r["expires_ms"] <= now:
+                raise AuthenticationFailed("session expired; sign in again", code="session_expired")
             consumed = await conn.execute(
                 update(refresh_tokens)
                 .where(refresh_tokens.c.token_hash == digest, refresh_tokens.c.used_ms.is_(None))
@@ -161,6 +189,8 @@ class Sessions:
                 auth_sessions.c.ip,
                 auth_sessions.c.user_agent,
                 auth_sessions.c.amr,
+                auth_sessions.c.kind,
+                auth_sessions.c.expires_ms,
             )
             .where(
                 auth_sessions.c.user_id == user_id,
@@ -170,4 +200,7 @@ class Sessions:
             .order_by(auth_sessions.c.last_used_ms.desc())
         )
         async with self._db.read() as conn:
-            return [dict(r._mapping) for r in await conn.execute(query)]
+            rows = [dict(r._mapping) for r in await conn.execute(query)]
+        for row in rows:
+            row["device"] = describe(row["user_agent"])
+        return rows

@@ -50,6 +50,8 @@ class AccessClaims:
     amr: tuple[str, ...]
     exp: int
     typ: str = "access"
+    idle: int = 0
+    """Seconds of inactivity that end the session (0: no idle timeout), claim ``idl``."""
 
 
 class TokenSigner:
@@ -131,6 +133,7 @@ class TokenSigner:
         amr: list[str],
         typ: str = "access",
         seconds: int | None = None,
+        idle: int = 0,
     ) -> tuple[str, int]:
         await self._fresh()
         assert self._current is not None
@@ -147,6 +150,8 @@ class TokenSigner:
             "amr": amr,
             "typ": typ,
         }
+        if idle:
+            claims["idl"] = idle
         header = {"alg": ALG, "kid": self._current.kid}
         return jwt.encode(header, claims, self._current), lifetime
 
@@ -184,6 +189,7 @@ class TokenSigner:
             amr=tuple(c.get("amr") or ()),
             exp=c["exp"],
             typ=typ,
+            idle=c["idl"] if isinstance(c.get("idl"), int) else 0,
         )
 
 

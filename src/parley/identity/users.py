@@ -33,6 +33,7 @@ class User:
     mfa_enabled: bool
     password_hash: str
     mfa_secret: str | None
+    email_verified: bool = False
 
     def public(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class User:
             "name": self.name,
             "is_admin": self.is_admin,
             "mfa_enabled": self.mfa_enabled,
+            "email_verified": self.email_verified,
         }
 
 
@@ -63,6 +65,7 @@ def _user(row: Any) -> User:
         bool(r["mfa_enabled"]),
         r["password_hash"],
         r["mfa_secret"],
+        r["email_verified_ms"] is not None,
     )
 
 
@@ -110,6 +113,11 @@ class Users:
         if row is None:
             raise NotFound(f"no user with id {user_id!r}")
         return Limits.from_row(dict(row._mapping))
+
+    async def by_id(self, user_id: str) -> User | None:
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+        return None if row is None else _user(row)
 
     async def by_email(self, email: str) -> User | None:
         async with self._db.read() as conn:

@@ -112,6 +112,11 @@ class StateBackend(Protocol):
         """Remove the flag; True for exactly one caller, whichever instance asks first
         (single-use challenges)."""
 
+    async def touch(self, key: str, ttl_s: float) -> bool:
+        """Give a live flag ``ttl_s`` more; False (and nothing set) when it has expired.
+        One atomic step (Redis ``PEXPIRE``): the idle timeout of a session on every
+        instance at once."""
+
     async def record_failure(
         self, key: str, *, forget_s: float, threshold: int, base_s: float, cap_s: float
     ) -> float:

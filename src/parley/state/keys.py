@@ -36,6 +36,11 @@ def passkey_challenge(purpose: str, subject: str, challenge: str) -> str:
     return f"{PREFIX}passkey:{purpose}:{subject}:{challenge}"
 
 
+def session_idle(session_id: str) -> str:
+    """Present while a session with an idle timeout is in use; its TTL is the time left."""
+    return f"{PREFIX}idle:session:{session_id}"
+
+
 def failures(kind: str, ident: str) -> str:
     """Login-failure record for an account or a client address."""
     return f"{PREFIX}fail:{kind}:{ident}"

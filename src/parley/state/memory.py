@@ -157,6 +157,14 @@ class MemoryState:
         self._data.pop(key, None)
         return live
 
+    async def touch(self, key: str, ttl_s: float) -> bool:
+        now = self._now()
+        entry = self._get(key, now)
+        if entry is None:
+            return False
+        entry.expires = now + ttl_s
+        return True
+
     async def record_failure(
         self, key: str, *, forget_s: float, threshold: int, base_s: float, cap_s: float
     ) -> float:

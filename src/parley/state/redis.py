@@ -259,6 +259,10 @@ class RedisState:
         async with _mapped():  # DEL answers how many it removed: one caller sees 1
             return bool(await self.client.delete(key))
 
+    async def touch(self, key: str, ttl_s: float) -> bool:
+        async with _mapped():
+            return bool(await self.client.pexpire(key, max(1, int(ttl_s * 1000))))
+
     async def record_failure(
         self, key: str, *, forget_s: float, threshold: int, base_s: float, cap_s: float
     ) -> float:

@@ -66,6 +66,7 @@ users = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("mfa_secret", String(64)),  # base32 TOTP seed; set at enrollment
     Column("mfa_enabled", Boolean, nullable=False, default=False),
+    Column("email_verified_ms", BigInteger),  # null until a link sent to the address is used
     *_limit_columns(),
 )
 
@@ -189,7 +190,45 @@ auth_sessions = Table(
     Column("amr", JSON, nullable=False),
     Column("ip", String(64)),
     Column("user_agent", String(300)),
+    # "web" (the browser app, cookie mode: idle timeout and absolute lifetime) or "api"
+    Column("kind", String(8), nullable=False, server_default="api"),
     Index(None, "user_id"),  # sessions list, log out everywhere
+)
+
+account_tokens = Table(
+    "account_tokens",
+    metadata,
+    # Password-reset and email-verification links: only the SHA-256 of the token is kept,
+    # so a copy of the database yields no usable link.
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("purpose", String(16), nullable=False),  # "reset" | "verify"
+    Column("email", String(320), nullable=False),  # the address the link was sent to
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("used_ms", BigInteger),  # single use: set by the one UPDATE that wins
+    Index(None, "user_id"),
+)
+
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    # Mail waiting for the SMTP server. Requests only insert here; a sender on each
+    # instance claims rows with a lease (identity/mail_outbox.py), so a slow or absent
+    # server never blocks a request and a restart loses nothing.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("kind", String(32), nullable=False),  # which template (mail/templates.py)
+    Column("to_addr", String(320), nullable=False),
+    Column("data", JSON, nullable=False),  # the template's inputs; never a token
+    Column("created_ms", BigInteger, nullable=False),
+    Column("next_try_ms", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_until_ms", BigInteger),
+    Column("claim", String(32)),  # the claim that holds the lease
+    Column("sent_ms", BigInteger),
+    Column("failed_ms", BigInteger),  # gave up after the last attempt
+    Column("last_error", String(500)),
+    Index(None, "next_try_ms"),
 )
 
 refresh_tokens = Table(

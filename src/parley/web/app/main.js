@@ -4,16 +4,20 @@ import { logout, restore } from "./api/auth.js";
 import { startLive } from "./api/live.js";
 import { loadModels, loadSidebar, onRemoteEvent, onRemoteGeneration, resync } from "./chat.js";
 import { ChatView } from "./components/ChatView.js";
+import { ForgotPasswordPage } from "./components/ForgotPasswordPage.js";
 import { LoginPage } from "./components/LoginPage.js";
 import { RegisterPage } from "./components/RegisterPage.js";
+import { ResetPasswordPage } from "./components/ResetPasswordPage.js";
 import { SearchDialog } from "./components/SearchDialog.js";
 import { SettingsPage } from "./components/SettingsPage.js";
 import { SharedPage } from "./components/SharedPage.js";
 import { Sidebar } from "./components/Sidebar.js";
+import { VerifyEmailPage } from "./components/VerifyEmailPage.js";
+import { VerifyNotice } from "./components/VerifyNotice.js";
 import { navigate, route } from "./router.js";
 import { notice, path, sidebarOpen, user } from "./state.js";
 
-const PUBLIC = new Set(["login", "register", "shared"]);
+const PUBLIC = new Set(["login", "register", "shared", "forgot", "reset", "verify"]);
 
 function Header({ onSearch }) {
   return html`<header class="top">
@@ -49,6 +53,7 @@ function SignedIn({ where }) {
     <${Header} onSearch=${() => setSearching(true)} />
     <${SearchDialog} open=${searching} onClose=${() => setSearching(false)} />
     ${notice.value && html`<p class="notice" role="status">${notice.value.text}</p>`}
+    <${VerifyNotice} />
     <${Sidebar} />
     ${where.view === "settings" ? html`<${SettingsPage} />` : html`<${ChatView} id=${where.id ?? null} />`}
   </div>`;
@@ -65,6 +70,9 @@ function App() {
   if (where.view === "login") return html`<${LoginPage} />`;
   if (where.view === "register") return html`<${RegisterPage} />`;
   if (where.view === "shared") return html`<${SharedPage} token=${where.token} />`;
+  if (where.view === "forgot") return html`<${ForgotPasswordPage} />`;
+  if (where.view === "reset") return html`<${ResetPasswordPage} />`;
+  if (where.view === "verify") return html`<${VerifyEmailPage} />`;
   if (!who) return null;
   return html`<${SignedIn} where=${where} />`;
 }

@@ -16,6 +16,9 @@ export function route(current) {
   if (current === "/login") return { view: "login" };
   if (current === "/register") return { view: "register" };
   if (current === "/settings") return { view: "settings" };
+  if (current === "/forgot-password") return { view: "forgot" };
+  if (current === "/reset-password") return { view: "reset" };
+  if (current === "/verify-email") return { view: "verify" };
   return { view: "chat", id: null };
 }
 

@@ -34,6 +34,7 @@ export function LoginPage() {
       ${(!mfaToken || methods.includes("totp")) && html`<button type="submit" class="primary" disabled=${busy}>${mfaToken ? "Verify" : "Sign in"}</button>`}
       ${(!mfaToken || methods.includes("passkey")) &&
         html`<${PasskeySignIn} mfaToken=${mfaToken} label=${mfaToken ? "Use a passkey" : "Sign in with a passkey"} />`}
+      <p class="alt"><a href="/forgot-password">Forgot password?</a></p>
       <p class="alt">No account yet? <a href="/register">Create one</a></p>
     </form>
   </main>`;

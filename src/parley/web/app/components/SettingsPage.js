@@ -116,8 +116,8 @@ function SessionsSection() {
     <h2 id="sessions-heading">Where you are signed in</h2>
     ${rows && html`<ul class="sessions">
       ${rows.map((s) => html`<li key=${s.id}>
-        <span>${s.user_agent || "Unknown device"}${s.ip ? ` · ${s.ip}` : ""}${s.current ? " · this browser" : ""}</span>
-        <span class="hint">since ${new Date(s.created_ms).toLocaleString()}</span>
+        <span title=${s.user_agent || ""}>${s.device || s.user_agent || "Unknown device"}${s.ip ? ` · ${s.ip}` : ""}${s.current ? " · this browser" : ""}</span>
+        <span class="hint">since ${new Date(s.created_ms).toLocaleString()} · last used ${new Date(s.last_used_ms).toLocaleString()}</span>
         ${!s.current && html`<button type="button" onClick=${() => revoke(s.id)}>Sign out</button>`}
       </li>`)}
     </ul>`}

@@ -1,0 +1,1 @@
+"""Outgoing mail: the SMTP client, the message templates and the durable outbox."""

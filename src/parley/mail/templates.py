@@ -1,0 +1,69 @@
+"""The messages Parley sends, each as plain text and HTML from one set of inputs.
+
+Templates are ``string.Template`` strings (no logic, nothing to evaluate); every value is
+HTML-escaped before it enters the HTML part, so a user's name cannot inject markup. The
+plain-text part comes first: a client that shows only one part shows the safe one.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from email.message import EmailMessage
+from string import Template
+
+
+@dataclass(frozen=True, slots=True)
+class MailTemplate:
+    subject: str
+    text: str
+    html: str
+
+
+_FOOT_TEXT = "If you did not ask for this, ignore this message; nothing changes.\n"
+_FOOT_HTML = "<p>If you did not ask for this, ignore this message; nothing changes.</p>"
+
+TEMPLATES: dict[str, MailTemplate] = {
+    "password_reset": MailTemplate(
+        subject="Reset your Parley password",
+        text=(
+            "Hello $name,\n\n"
+            "Someone (hopefully you) asked to reset the password of your Parley account.\n"
+            "Open this link within $minutes minutes to choose a new password:\n\n"
+            "$link\n\n"
+            "The link works once. Resetting signs you out everywhere.\n\n" + _FOOT_TEXT
+        ),
+        html=(
+            "<p>Hello $name,</p>"
+            "<p>Someone (hopefully you) asked to reset the password of your Parley account. "
+            "Open this link within $minutes minutes to choose a new password:</p>"
+            '<p><a href="$link">Choose a new password</a></p>'
+            "<p>The link works once. Resetting signs you out everywhere.</p>" + _FOOT_HTML
+        ),
+    ),
+    "verify_email": MailTemplate(
+        subject="Confirm your email address for Parley",
+        text=(
+            "Hello $name,\n\n"
+            "Confirm that $email is your address by opening this link within $hours hours:\n\n"
+            "$link\n\n" + _FOOT_TEXT
+        ),
+        html=(
+            "<p>Hello $name,</p>"
+            "<p>Confirm that $email is your address by opening this link within $hours hours:</p>"
+            '<p><a href="$link">Confirm my address</a></p>' + _FOOT_HTML
+        ),
+    ),
+}
+
+
+def render(kind: str, to: str, values: dict[str, str]) -> EmailMessage:
+    """The message for ``kind``; ``KeyError`` for an unknown kind or a missing value."""
+    template = TEMPLATES[kind]
+    message = EmailMessage()
+    message["To"] = to
+    message["Subject"] = template.subject
+    message.set_content(Template(template.text).substitute(values))
+    escaped = {k: html.escape(v, quote=True) for k, v in values.items()}
+    message.add_alternative(Template(template.html).substitute(escaped), subtype="html")
+    return message
