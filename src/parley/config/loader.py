@@ -73,7 +73,7 @@ class Deployment:
     allow_client_api_base: bool
     refused_params: frozenset[str] = frozenset()
     price: PriceConfig | None = None
-    """From the config file; ``None`` means Parley's built-in price table
+    """From the config file, over Parley's price catalog field by field
     (``gateway/accounting/cost.py``)."""
     weight: float = 1.0
     order: int = 1

@@ -50,13 +50,36 @@ class HealthCheckConfig(_Strict):
     timeout: float = Field(default=10.0, gt=0)
 
 
-class PriceConfig(_Strict):
-    """USD per million tokens; overrides Parley's built-in table for this deployment."""
+class LongContextPrice(_Strict):
+    """Prices for a whole request whose prompt exceeds ``threshold_tokens`` (Gemini 2.5 Pro
+    and Claude Sonnet 4.x past 200k tokens); a field left out keeps the base price."""
 
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(default=0.0, ge=0)
+    threshold_tokens: int = Field(ge=1)
+    input_per_mtok: float | None = Field(default=None, ge=0)
+    output_per_mtok: float | None = Field(default=None, ge=0)
     cached_input_per_mtok: float | None = Field(default=None, ge=0)
-    """Defaults to the input price when the provider does not discount cached tokens."""
+    cache_write_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_1h_per_mtok: float | None = Field(default=None, ge=0)
+
+
+class PriceConfig(_Strict):
+    """USD per million tokens. Overrides Parley's price catalog
+    (``gateway/accounting/data/prices.json``) field by field: a field left out keeps the
+    catalog's value for the deployment's model (or 0 for a model the catalog lacks)."""
+
+    input_per_mtok: float | None = Field(default=None, ge=0)
+    output_per_mtok: float | None = Field(default=None, ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    """Cached input reads; defaults to the input price when the provider does not discount."""
+    cache_write_per_mtok: float | None = Field(default=None, ge=0)
+    """Writing the prompt cache (Anthropic's 5-minute TTL); defaults to the input price."""
+    cache_write_1h_per_mtok: float | None = Field(default=None, ge=0)
+    """Anthropic's 1-hour cache writes; defaults to ``cache_write_per_mtok``."""
+    reasoning_output_per_mtok: float | None = Field(default=None, ge=0)
+    """Reasoning/thinking output where priced apart; defaults to the output price."""
+    batch_factor: float | None = Field(default=None, ge=0, le=1)
+    """Multiplier for the provider's asynchronous batch API (0.5 at every listed provider)."""
+    long_context: LongContextPrice | None = None
 
 
 class GroupLimits(_Strict):

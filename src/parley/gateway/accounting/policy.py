@@ -79,7 +79,7 @@ class Policies:
         self.usage = usage
         self._metrics = metrics
         self._prices: dict[str, cost.Price] = {}
-        self._terms: dict[str, tuple[cost.Price, Limits]] = {}
+        self._terms: dict[str, tuple[cost.Ceiling, Limits]] = {}
 
     def price(self, deployment: Deployment) -> cost.Price:
         found = self._prices.get(deployment.label)
@@ -87,7 +87,7 @@ class Policies:
             found = self._prices[deployment.label] = cost.price_of(deployment) or cost.FREE
         return found
 
-    def _group_terms(self, group: ModelGroup) -> tuple[cost.Price, Limits]:
+    def _group_terms(self, group: ModelGroup) -> tuple[cost.Ceiling, Limits]:
         """A group's price ceiling (what reservations are priced at) and its own limits,
         derived once per group rather than on every request."""
         found = self._terms.get(group.name)
