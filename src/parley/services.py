@@ -138,7 +138,14 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
         queue = MemoryUsageQueue()
 
     async def load_spend(scope: str, ident: str, since_ms: int) -> int:
-        return await spend_since(db, f"{scope}_id", ident, since_ms)
+        """Spend of one budget holder since an instant, from the usage table. A tier's
+        counter is per member (``tier:user``): that user's spend."""
+        if scope == "installation":
+            return await spend_since(db, None, ident, since_ms)
+        if scope == "tier":
+            return await spend_since(db, "user_id", ident.partition(":")[2], since_ms)
+        column = {"model": "model_group", "deployment": "deployment"}.get(scope, f"{scope}_id")
+        return await spend_since(db, column, ident, since_ms)
 
     admission = Admission(
         state,

@@ -33,6 +33,7 @@ class User:
     mfa_enabled: bool
     password_hash: str
     mfa_secret: str | None
+    tier: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class User:
             "name": self.name,
             "is_admin": self.is_admin,
             "mfa_enabled": self.mfa_enabled,
+            "tier": self.tier,
         }
 
 
@@ -63,6 +65,7 @@ def _user(row: Any) -> User:
         bool(r["mfa_enabled"]),
         r["password_hash"],
         r["mfa_secret"],
+        r["tier"],
     )
 
 

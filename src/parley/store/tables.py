@@ -66,6 +66,7 @@ users = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("mfa_secret", String(64)),  # base32 TOTP seed; set at enrollment
     Column("mfa_enabled", Boolean, nullable=False, default=False),
+    Column("tier", String(64)),  # a user tier of the model file (limits per member)
     *_limit_columns(),
 )
 
@@ -129,6 +130,7 @@ api_keys = Table(
     Column("previous_expires_ms", BigInteger),
     Column("created_ms", BigInteger, nullable=False),
     Column("created_by", String(64)),
+    Column("max_cost_nusd", BigInteger),  # the most one request may cost; null = no ceiling
     *_limit_columns(),
     Index(None, "team_id"),  # admin listing by team
     Index(None, "user_id"),  # admin listing by user
@@ -159,6 +161,7 @@ usage = Table(
     Index(None, "user_id", "time_ms"),
     Index(None, "team_id", "time_ms"),
     Index(None, "time_ms"),
+    Index(None, "model_group", "time_ms"),  # group budgets re-initialised from spend
 )
 
 audit_log = Table(
