@@ -16,6 +16,7 @@ from parley.chat.presets import Presets
 from parley.chat.shares import Shares
 from parley.config.settings import Settings
 from parley.errors import ConfigError
+from parley.gateway.accounting.alerts import BudgetAlerts
 from parley.gateway.accounting.caller import Limits
 from parley.gateway.accounting.limits import Admission, LimitSettings
 from parley.gateway.accounting.usage import (
@@ -67,8 +68,21 @@ class Services:
     hub: Hub = field(init=False)
     stored_responses: ResponseArchive = field(init=False)
     """``/v1/responses`` answers kept with ``store`` (SQL, so every instance sees them)."""
+    alerts: BudgetAlerts = field(init=False)
+    """Budget threshold webhooks (``gateway/accounting/alerts.py``)."""
 
     def __post_init__(self) -> None:
+        s = self.settings
+        self.alerts = BudgetAlerts(
+            self.db,
+            url=s.alert_webhook_url,
+            secret=s.alert_webhook_secret.get_secret_value() if s.alert_webhook_secret else None,
+            default_thresholds=s.budget_alert_thresholds,
+            backoff_base_s=s.alert_retry_base_seconds,
+            max_attempts=s.alert_max_attempts,
+            poll_s=s.alert_poll_seconds,
+        )
+        self.admission.alerts = self.alerts if self.alerts.enabled else None
         self.stored_responses = ResponseArchive(
             self.db, keep_seconds=self.settings.responses_keep_days * 86400
         )
@@ -94,8 +108,10 @@ class Services:
         await self.hub.start()
         self.relay.start()
         self.relay.kick()
+        self.alerts.start()
 
     async def close(self) -> None:
+        await self.alerts.stop()
         await self.relay.stop()
         await self.hub.close()
         await self.bus.close()

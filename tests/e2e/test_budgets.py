@@ -18,6 +18,7 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, models_from, serve_in_thread
+from parley.testing.webhooks import WebhookReceiver
 from tests.backends import postgres_database, redis_url
 from tests.e2e.test_access import ADMIN, Client, error
 from tests.polling import eventually
@@ -49,9 +50,17 @@ def pair(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[Pair]:
     stack: list[Any] = []
     clients: list[Client] = []
 
-    def start(groups: list[dict[str, Any]], **model_file: Any) -> tuple[Client, Client]:
+    def start(
+        groups: list[dict[str, Any]],
+        settings_extra: dict[str, Any] | None = None,
+        **model_file: Any,
+    ) -> tuple[Client, Client]:
         settings = Settings(
-            admin_key=ADMIN, usage_flush_seconds=0.05, allow_registration=True, **shared
+            admin_key=ADMIN,
+            usage_flush_seconds=0.05,
+            allow_registration=True,
+            **shared,
+            **(settings_extra or {}),
         )
         made = []
         for _ in range(2):
@@ -253,3 +262,45 @@ def test_per_request_ceiling_refuses_before_any_upstream_call(
     assert "model group dear's max_cost_usd of $0.050000" in error(unbounded)["message"]
     assert "default estimate" in error(unbounded)["message"]
     assert len(fake.calls) == before
+
+
+def test_thresholds_alert_exactly_once_though_the_receiver_is_down_at_first(
+    pair: Pair, fake: FakeUpstream, loop_thread: LoopThread
+) -> None:
+    receiver = WebhookReceiver(secret="hook-secret-123", fail_first=2)
+    loop_thread.run(receiver.start())
+    try:
+        a, b = pair(
+            [group("dear", fake, DEAR)],
+            settings_extra={
+                "alert_webhook_url": receiver.url,
+                "alert_webhook_secret": "hook-secret-123",
+                "alert_retry_base_seconds": 0.05,
+                "alert_poll_seconds": 0.05,
+            },
+            budget={"usd": 1.00, "period": "daily", "alert_thresholds": [50, 80, 100]},
+        )
+        key = a.new_key()["key"]
+        codes = [r.status_code for r in spread((a, b), key, 44, model="dear")]
+        assert codes.count(200) == 40
+        eventually(lambda: len(receiver.received) >= 3)
+        # both instances saw every threshold crossed; the receiver got each exactly once
+        deliveries = a.admin("GET", "/admin/alerts").json()["data"]
+        assert len(deliveries) == 3
+        assert all(d["status"] == "delivered" for d in deliveries)
+        assert sum(d["attempts"] for d in deliveries) == 5  # two refused attempts retried
+        assert sorted(e["threshold_percent"] for e in receiver.received) == [50, 80, 100]
+        assert len(set(receiver.ids())) == 3
+        assert receiver.rejected_signatures == 0
+        first = receiver.received[0]
+        assert first["scope"] == "installation"
+        assert first["budget_usd"] == 1.0
+        eventually(lambda: len(_usage_rows(pair.database_url)) == 40)  # type: ignore[attr-defined]
+        forecast = a.admin("GET", "/admin/spend/forecast")
+        assert forecast.status_code == 200, forecast.text
+        (row,) = [r for r in forecast.json()["data"] if r["scope"] == "installation"]
+        assert row["spent_usd"] == pytest.approx(1.0)
+        assert row["projected_usd"] >= row["spent_usd"]
+        assert receiver.attempts == 5
+    finally:
+        loop_thread.run(receiver.stop())

@@ -31,6 +31,7 @@ from parley.errors import (
     ServiceUnavailable,
     StateError,
 )
+from parley.gateway.accounting.alerts import BudgetAlerts
 from parley.gateway.accounting.budgets import current_period, has_budget
 from parley.gateway.accounting.caller import Caller, Limits, Principal
 from parley.observability.logging import get_logger
@@ -68,6 +69,8 @@ class _Meta:
     """Budget checks: spend since this instant counts (to initialise the counter)."""
     end_ms: int | None = None
     """Budget checks: when the period resets (None: a total budget)."""
+    period: str = ""
+    """Budget checks: the period's id (alerts fire once per threshold per period)."""
 
 
 @dataclass(slots=True)
@@ -103,6 +106,12 @@ class Admission:
         self._settings = settings
         self._load_spend = spend_loader
         self._metrics = metrics
+        self.alerts: BudgetAlerts | None = None
+        """Set by the services once the database is open: budget threshold webhooks."""
+
+    async def spent_since(self, scope: str, ident: str, since_ms: int) -> int:
+        """What a budget holder has spent since an instant (from the usage table)."""
+        return await self._load_spend(scope, ident, since_ms)
 
     async def revoke(self, kind: str, ident: str) -> None:
         """Refuse ``kind`` (key or session) ``ident`` on every instance from now on."""
@@ -198,6 +207,7 @@ class Admission:
                     limits.soft_budget_nusd,
                     since_ms=period.start_ms,
                     end_ms=period.end_ms,
+                    period=period.id,
                 )
             )
 
@@ -224,6 +234,8 @@ class Admission:
             spent = check.limit - verdict.remaining[index]
             if check.limit != _UNLIMITED:
                 ticket.budget_use.append((meta.principal, spent, check.limit))
+                if self.alerts is not None:
+                    self.alerts.observe(meta.principal, meta.period, spent, check.limit)
             if meta.soft_nusd is not None and spent > meta.soft_nusd:
                 log.warning(
                     "soft budget exceeded",
@@ -279,6 +291,9 @@ class Admission:
             left = check.limit
             if index < len(remaining):
                 left = max(0, remaining[index] + check.cost)
+            if self.alerts is not None and check.limit != _UNLIMITED:
+                spent = check.limit - left
+                self.alerts.observe(meta.principal, meta.period, spent, check.limit)
             period = meta.principal.limits.budget_period
             message = (
                 f"{who} has reached its {period} budget of ${check.limit / 1e9:.4f}: "

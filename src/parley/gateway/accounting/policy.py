@@ -153,6 +153,10 @@ class Policies:
             found = self._prices[deployment.label] = cost.price_of(deployment) or cost.FREE
         return found
 
+    def group_limits(self, group: ModelGroup) -> Limits:
+        """The group's own limits, budget and ceiling as admission applies them."""
+        return self._group_terms(group)[1]
+
     def _group_terms(self, group: ModelGroup) -> tuple[cost.Ceiling, Limits]:
         """A group's price ceiling (what reservations are priced at) and its own limits,
         derived once per group rather than on every request."""
