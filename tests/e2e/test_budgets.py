@@ -163,6 +163,8 @@ def test_group_downgrades_instead_of_refusing_exactly_at_the_limit(
     assert {r.headers["x-parley-model-group"] for r in downgraded} == {"small"}
     assert {r.headers["x-parley-downgrade-reason"] for r in downgraded} == {"budget:model"}
     assert {r.json()["model"] for r in downgraded} == {f"small+tokens-{TOKENS}"}
+    assert {r.headers["x-parley-cost-usd"] for r in downgraded} == {"0.002500000"}
+    assert {r.headers["x-parley-cached-tokens"] for r in downgraded} == {"0"}
     # the usage records name the serving group and the decision
     rows: list[Any] = []
 

@@ -224,10 +224,17 @@ class Policies:
             return
         call.finished = True
         charged = 0
+        cached_read = 0
         if usage is not None and deployment is not None:
-            charged = self.price(deployment).cost(usage)
+            counts = cost.TokenCounts.from_usage(usage)
+            cached_read = counts.cached_read
+            charged = self.price(deployment).charge(counts)
             if charged:
                 self._metrics.cost.labels(call.group).inc(charged / 1e9)
+            # Known once the answer is complete: a non-streamed answer's headers carry
+            # them (a stream's headers left before its usage arrived).
+            call.route_headers["x-parley-cost-usd"] = f"{charged / 1e9:.9f}"
+            call.route_headers["x-parley-cached-tokens"] = str(cached_read)
         latency_ms = int((time.perf_counter() - call.started) * 1000)
         # One line per gateway request; request_id comes from the middleware's context.
         log.info(
@@ -265,6 +272,7 @@ class Policies:
                     route_tier=call.route_tier,
                     prompt_tokens=usage.prompt_tokens if usage else 0,
                     completion_tokens=usage.completion_tokens if usage else 0,
+                    cached_tokens=cached_read,
                     cost_nusd=charged,
                     latency_ms=latency_ms,
                     ttft_ms=call.ttft_ms,
