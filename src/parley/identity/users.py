@@ -108,11 +108,17 @@ class Users:
 
     async def limits(self, user_id: str) -> Limits:
         """The user's own limits and budget (what the chat product bills against)."""
+        return (await self.billing(user_id))[0]
+
+    async def billing(self, user_id: str) -> tuple[Limits, str | None]:
+        """The user's own limits and budget, and their user tier (whose limits apply to
+        them as a member), from one read."""
         async with self._db.read() as conn:
             row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
         if row is None:
             raise NotFound(f"no user with id {user_id!r}")
-        return Limits.from_row(dict(row._mapping))
+        values = dict(row._mapping)
+        return Limits.from_row(values), values.get("tier")
 
     async def by_email(self, email: str) -> User | None:
         async with self._db.read() as conn:
