@@ -42,7 +42,7 @@ from parley.chat.purge import sweep_forever
 from parley.config import LoadedModels, Settings, load_models
 from parley.errors import ParleyError
 from parley.gateway.accounting import tokens
-from parley.gateway.accounting.policy import Policies
+from parley.gateway.accounting.policy import BudgetBook, Policies
 from parley.gateway.cache.store import ResponseCache
 from parley.gateway.pipeline import Gateway
 from parley.gateway.registry import ModelRegistry
@@ -89,7 +89,12 @@ def create_app(
         services = await open_services(settings, metrics)
         app.state.services = services
         registry = ModelRegistry(models.groups, partial(build_provider, pool=pool))
-        policies = Policies(services.admission, services.usage, metrics)
+        policies = Policies(
+            services.admission,
+            services.usage,
+            metrics,
+            BudgetBook.from_config(models.budget, models.user_tiers),
+        )
         selector = Selector(models.tiered, models.experiments, metrics)
         semantic = await _semantic_cache(
             models,

@@ -164,6 +164,84 @@ def models(config: ConfigOption = None) -> None:
         console.print(f"note: {note}", highlight=False, markup=False)
 
 
+@app.command()
+def prices(config: ConfigOption = None) -> None:
+    """The prices that apply to each configured deployment (catalog, overridden by the
+    deployment's ``price:``), USD per million tokens. Warns where a model has none."""
+    from parley.gateway.accounting.cost import catalog, catalog_entry, price_of
+
+    try:
+        loaded = load_models(config)
+    except ConfigError as exc:
+        _fail(exc)
+        return
+    columns = (
+        "deployment",
+        "model",
+        "source",
+        "as of",
+        "input",
+        "output",
+        "cached read",
+        "write 5m",
+        "write 1h",
+        "reasoning",
+        "long context",
+        "batch",
+    )
+    rows: list[tuple[str, ...]] = []
+    missing: list[str] = []
+    for group in loaded.groups:
+        for dep in group.deployments:
+            price = price_of(dep)
+            entry = catalog_entry(dep.provider, dep.model)
+            if price is None:
+                missing.append(dep.label)
+                rows.append((dep.label, dep.model, "none", "", *[""] * 8))
+                continue
+            r = price.base
+
+            def m(v: float) -> str:
+                return f"{v / 1000:g}"
+
+            long = ""
+            if price.long_context is not None:
+                lc = price.long_context
+                long = f">{price.long_context_threshold}: {m(lc.input)}/{m(lc.output)}"
+            rows.append(
+                (
+                    dep.label,
+                    dep.model,
+                    price.source,
+                    entry.as_of if entry is not None else "",
+                    m(r.input),
+                    m(r.output),
+                    m(r.cached_read),
+                    m(r.cache_write_5m),
+                    m(r.cache_write_1h),
+                    m(r.reasoning_output),
+                    long,
+                    f"x{price.batch_factor:g}",
+                )
+            )
+    if console.is_terminal:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:  # piped: real tabs (rich would expand them), for scripts
+        for line in [columns, *rows]:
+            typer.echo("\t".join(line))
+    console.print(f"catalog dated {catalog()[0]}", highlight=False, markup=False)
+    for label in missing:
+        err.print(
+            f"warning: {label} has no price (neither the catalog nor `price:` in the config); "
+            "its spend reads as zero",
+            highlight=False,
+            markup=False,
+        )
+
+
 @app.command("check-config")
 def check_config(
     file: Annotated[Path, typer.Argument(help="Config file to validate.")],

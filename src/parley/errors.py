@@ -126,7 +126,18 @@ class RateLimited(ParleyError):
 
 
 class BudgetExceeded(RateLimited):
-    pass
+    """A hard budget would be crossed; ``scope`` names whose (key, group, installation...)."""
+
+    def __init__(self, message: str, *, code: str, retry_after: float, scope: str = "") -> None:
+        super().__init__(message, code=code, retry_after=retry_after)
+        self.scope = scope
+
+
+class CostCeilingExceeded(InvalidRequest):
+    """The request's reservation is above a per-request ``max_cost_usd``: retrying the same
+    request cannot help, lowering ``max_tokens`` (or the prompt) can."""
+
+    code = "max_cost_exceeded"
 
 
 class TooManyAttempts(RateLimited):

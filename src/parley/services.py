@@ -17,6 +17,7 @@ from parley.chat.shares import Shares
 from parley.config.secrets import resolve
 from parley.config.settings import Settings
 from parley.errors import ConfigError
+from parley.gateway.accounting.alerts import BudgetAlerts
 from parley.gateway.accounting.caller import Limits
 from parley.gateway.accounting.limits import Admission, LimitSettings
 from parley.gateway.accounting.usage import (
@@ -101,8 +102,21 @@ class Services:
     recovery: Recovery = field(init=False)
     stored_responses: ResponseArchive = field(init=False)
     """``/v1/responses`` answers kept with ``store`` (SQL, so every instance sees them)."""
+    alerts: BudgetAlerts = field(init=False)
+    """Budget threshold webhooks (``gateway/accounting/alerts.py``)."""
 
     def __post_init__(self) -> None:
+        s = self.settings
+        self.alerts = BudgetAlerts(
+            self.db,
+            url=s.alert_webhook_url,
+            secret=s.alert_webhook_secret.get_secret_value() if s.alert_webhook_secret else None,
+            default_thresholds=s.budget_alert_thresholds,
+            backoff_base_s=s.alert_retry_base_seconds,
+            max_attempts=s.alert_max_attempts,
+            poll_s=s.alert_poll_seconds,
+        )
+        self.admission.alerts = self.alerts if self.alerts.enabled else None
         self.stored_responses = ResponseArchive(
             self.db, keep_seconds=self.settings.responses_keep_days * 86400
         )
@@ -140,8 +154,10 @@ class Services:
         self.relay.start()
         self.relay.kick()
         self.mail.start()
+        self.alerts.start()
 
     async def close(self) -> None:
+        await self.alerts.stop()
         await self.mail.stop()
         await self.relay.stop()
         await self.hub.close()
@@ -185,7 +201,14 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
         queue = MemoryUsageQueue()
 
     async def load_spend(scope: str, ident: str, since_ms: int) -> int:
-        return await spend_since(db, f"{scope}_id", ident, since_ms)
+        """Spend of one budget holder since an instant, from the usage table. A tier's
+        counter is per member (``tier:user``): that user's spend."""
+        if scope == "installation":
+            return await spend_since(db, None, ident, since_ms)
+        if scope == "tier":
+            return await spend_since(db, "user_id", ident.partition(":")[2], since_ms)
+        column = {"model": "model_group", "deployment": "deployment"}.get(scope, f"{scope}_id")
+        return await spend_since(db, column, ident, since_ms)
 
     admission = Admission(
         state,

@@ -270,3 +270,23 @@ def test_admin_create_user_bootstraps_an_admin(tmp_path: Path) -> None:
     )
     assert weak.returncode == 1
     assert "at least 12 characters" in weak.stderr
+
+
+def test_prices_lists_each_deployment_and_warns_where_none(tmp_path: Path) -> None:
+    config = tmp_path / "models.yaml"
+    config.write_text(
+        "models:\n  - name: m\n    deployments:\n"
+        "      - {provider: anthropic, model: claude-sonnet-4-5, api_key: os.environ/K,"
+        " price: {output_per_mtok: 20}}\n"
+        "      - {provider: openai, model: my-finetune, api_key: os.environ/K, name: ft}\n"
+    )
+    result = parley("prices", "--config", str(config), env={"K": "sk-test-123456"})
+    assert result.returncode == 0, result.stderr
+    lines = {line.split("\t")[0]: line.split("\t") for line in result.stdout.splitlines()}
+    row = lines["m/anthropic/claude-sonnet-4-5"]
+    # source, input from the catalog, output from the config, 5-minute and 1-hour writes
+    assert row[2:5] == ["catalog+config", "2025-09-29", "3"]
+    assert row[5] == "20"
+    assert row[7:9] == ["3.75", "6"]
+    assert lines["ft"][2] == "none"
+    assert "ft has no price" in result.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from typing import Any
 
 import msgspec
@@ -26,6 +27,9 @@ from parley.api.deps import (
     services,
 )
 from parley.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
+from parley.gateway.accounting.budgets import has_budget
+from parley.gateway.accounting.caller import Limits, Principal
+from parley.gateway.accounting.forecast import forecast
 from parley.identity.audit import audit
 from parley.identity.keys import KEY_PREFIX
 from parley.identity.schemas import (
@@ -40,6 +44,7 @@ from parley.identity.schemas import (
 )
 from parley.identity.team_keys import check_team_admin_key
 from parley.identity.users import MANAGING_ROLES
+from parley.store.alerts import budgeted_holders, list_deliveries
 from parley.store.usage import GroupBy, aggregate
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -185,6 +190,50 @@ async def deployments(request: Request) -> Response:
         for name, gate in gates.items()
     ]
     return json_response({"object": "list", "data": rows, "groups": groups})
+
+
+@router.get("/alerts")
+async def alert_deliveries(request: Request) -> Response:
+    """Budget alert webhooks: each event (holder, period, threshold), its status
+    (``pending``, ``delivered``, ``failed`` after the last retry), attempts, last error."""
+    who = await actor(request)
+    _global(who)
+    q = request.query_params
+    status = q.get("status")
+    if status is not None and status not in ("pending", "delivered", "failed"):
+        raise InvalidRequest("status must be pending, delivered or failed", param="status")
+    limit = int_param(q.get("limit"), "limit", 100, 1, 1000)
+    offset = int_param(q.get("offset"), "offset", 0, 0, 10**9)
+    rows = await list_deliveries(services(request).db, status, limit, offset)
+    data = []
+    for row in rows:
+        row.pop("lease_until_ms", None)
+        row["spent_usd"] = row.pop("spent_nusd") / 1e9
+        row["budget_usd"] = row.pop("budget_nusd") / 1e9
+        data.append(row)
+    return json_response({"object": "list", "data": data})
+
+
+@router.get("/spend/forecast")
+async def spend_forecast(request: Request) -> Response:
+    """Per budget holder (the installation, model groups, keys, users and teams with a
+    budget): spend so far this period and a projection to its end at the last hour's rate."""
+    who = await actor(request)
+    _global(who)
+    svc = services(request)
+    gateway = request.app.state.gateway
+    policies = gateway.policies
+    holders: list[Principal] = []
+    if has_budget(policies.budgets.installation):
+        holders.append(Principal("installation", "all", policies.budgets.installation))
+    for group in gateway.registry.groups:
+        limits = policies.group_limits(group)
+        if has_budget(limits):
+            holders.append(Principal("model", group.name, limits))
+    for row in await budgeted_holders(svc.db):
+        holders.append(Principal(row["scope"], row["id"], Limits.from_row(row), row["label"]))
+    found = await forecast(holders, svc.admission.spent_since, int(time.time() * 1000))
+    return json_response({"object": "list", "data": [f.view() for f in found]})
 
 
 @router.delete("/cache")

@@ -291,11 +291,12 @@ def _sse(frames: AsyncIterator[bytes]) -> StreamingResponse:
 
 async def _chat_caller(request: Request, user_id: str) -> Caller:
     """The user, billed and limited as themselves."""
-    limits = await services(request).accounts.users.limits(user_id)
+    limits, tier = await services(request).accounts.users.billing(user_id)
     return Caller(
         user_id=user_id,
         ip=client_ip(request),
         principals=(Principal("user", user_id, limits),),
+        user_tier=tier,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -131,6 +132,7 @@ def call_options(request: Request, caller: Caller) -> CallOptions:
             cache = parse_cache_control(cache_control)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
+    max_cost_nusd = _max_cost(headers.get("x-parley-max-cost-usd"))
     raw_key = headers.get(UPSTREAM_KEY_HEADER)
     upstream_key = Secret(raw_key.strip()) if raw_key and raw_key.strip() else None
     return CallOptions(
@@ -139,7 +141,22 @@ def call_options(request: Request, caller: Caller) -> CallOptions:
         strategy=strategy,
         cache=cache,
         upstream_key=upstream_key,
+        max_cost_nusd=max_cost_nusd,
     )
+
+
+def _max_cost(raw: str | None) -> int | None:
+    """``x-parley-max-cost-usd``: a positive USD amount. It is one more ceiling beside the
+    key's, the tier's and the group's, and the lowest applies, so it can only lower them."""
+    if raw is None:
+        return None
+    try:
+        usd = float(raw)
+    except ValueError:
+        usd = -1.0
+    if not math.isfinite(usd) or usd <= 0 or usd > 1e9:
+        raise InvalidRequest("x-parley-max-cost-usd must be a positive amount of USD")
+    return round(usd * 1e9)
 
 
 def _timeout_seconds(headers: Mapping[str, str]) -> float | None:

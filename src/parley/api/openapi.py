@@ -140,6 +140,13 @@ ROUTES: dict[tuple[str, str], Inputs] = {
             *_LIMIT_OFFSET,
         )
     ),
+    ("get", "/admin/alerts"): Inputs(
+        query=(
+            _q("status", _string(enum=["pending", "delivered", "failed"])),
+            *_LIMIT_OFFSET,
+        )
+    ),
+    ("get", "/admin/spend/forecast"): Inputs(),
     ("post", "/admin/teams"): Inputs(TeamCreate),
     ("patch", "/admin/teams/{team_id}"): Inputs(TeamUpdate),
     ("put", "/admin/teams/{team_id}/members/{user_id}"): Inputs(MemberSet),

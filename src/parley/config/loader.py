@@ -20,9 +20,11 @@ from parley.config import litellm
 from parley.config.models import (
     DEFAULT_AZURE_API_VERSION,
     BackoffConfig,
+    BudgetConfig,
     CacheConfig,
     CircuitBreakerConfig,
     DeploymentConfig,
+    DowngradeConfig,
     ExperimentConfig,
     GroupLimits,
     HealthCheckConfig,
@@ -35,6 +37,7 @@ from parley.config.models import (
     StrategyWeights,
     TieredConfig,
     TimeoutConfig,
+    UserTierConfig,
 )
 from parley.config.secrets import Secret, reference_name, resolve
 from parley.errors import ConfigError
@@ -73,7 +76,7 @@ class Deployment:
     allow_client_api_base: bool
     refused_params: frozenset[str] = frozenset()
     price: PriceConfig | None = None
-    """From the config file; ``None`` means Parley's built-in price table
+    """From the config file, over Parley's price catalog field by field
     (``gateway/accounting/cost.py``)."""
     weight: float = 1.0
     order: int = 1
@@ -107,6 +110,9 @@ class ModelGroup:
     max_concurrency: int | None = None
     queue: QueueConfig = field(default_factory=QueueConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    budget: BudgetConfig | None = None
+    max_cost_usd: float | None = None
+    downgrade: DowngradeConfig | None = None
 
     @property
     def concurrency(self) -> int | None:
@@ -127,6 +133,9 @@ class LoadedModels:
     notes: list[str] = field(default_factory=list)
     tiered: list[TieredConfig] = field(default_factory=list)
     experiments: list[ExperimentConfig] = field(default_factory=list)
+    budget: BudgetConfig | None = None
+    """The installation's budget (the model file's top-level ``budget``)."""
+    user_tiers: list[UserTierConfig] = field(default_factory=list)
 
     def secrets(self) -> list[str]:
         """Every resolved secret value, so log and error scrubbing can redact them."""
@@ -151,7 +160,13 @@ def load_models(path: Path | None, environ: Mapping[str, str] | None = None) -> 
         source = str(path)
     parsed = parse_models(raw)
     return LoadedModels(
-        resolve_groups(parsed, env), source, notes, parsed.tiered, parsed.experiments
+        resolve_groups(parsed, env),
+        source,
+        notes,
+        parsed.tiered,
+        parsed.experiments,
+        parsed.budget,
+        parsed.user_tiers,
     )
 
 
@@ -275,6 +290,9 @@ def _group(group: ModelGroupConfig, deployments: list[Deployment]) -> ModelGroup
         max_concurrency=group.max_concurrency,
         queue=group.queue,
         cache=group.cache,
+        budget=group.budget,
+        max_cost_usd=group.max_cost_usd,
+        downgrade=group.downgrade,
     )
 
 

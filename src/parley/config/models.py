@@ -50,13 +50,89 @@ class HealthCheckConfig(_Strict):
     timeout: float = Field(default=10.0, gt=0)
 
 
-class PriceConfig(_Strict):
-    """USD per million tokens; overrides Parley's built-in table for this deployment."""
+class LongContextPrice(_Strict):
+    """Prices for a whole request whose prompt exceeds ``threshold_tokens`` (Gemini 2.5 Pro
+    and Claude Sonnet 4.x past 200k tokens); a field left out keeps the base price."""
 
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(default=0.0, ge=0)
+    threshold_tokens: int = Field(ge=1)
+    input_per_mtok: float | None = Field(default=None, ge=0)
+    output_per_mtok: float | None = Field(default=None, ge=0)
     cached_input_per_mtok: float | None = Field(default=None, ge=0)
-    """Defaults to the input price when the provider does not discount cached tokens."""
+    cache_write_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_1h_per_mtok: float | None = Field(default=None, ge=0)
+
+
+class PriceConfig(_Strict):
+    """USD per million tokens. Overrides Parley's price catalog
+    (``gateway/accounting/data/prices.json``) field by field: a field left out keeps the
+    catalog's value for the deployment's model (or 0 for a model the catalog lacks)."""
+
+    input_per_mtok: float | None = Field(default=None, ge=0)
+    output_per_mtok: float | None = Field(default=None, ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    """Cached input reads; defaults to the input price when the provider does not discount."""
+    cache_write_per_mtok: float | None = Field(default=None, ge=0)
+    """Writing the prompt cache (Anthropic's 5-minute TTL); defaults to the input price."""
+    cache_write_1h_per_mtok: float | None = Field(default=None, ge=0)
+    """Anthropic's 1-hour cache writes; defaults to ``cache_write_per_mtok``."""
+    reasoning_output_per_mtok: float | None = Field(default=None, ge=0)
+    """Reasoning/thinking output where priced apart; defaults to the output price."""
+    batch_factor: float | None = Field(default=None, ge=0, le=1)
+    """Multiplier for the provider's asynchronous batch API (0.5 at every listed provider)."""
+    long_context: LongContextPrice | None = None
+
+
+BudgetPeriodName = Literal["daily", "weekly", "monthly", "total"]
+
+
+class BudgetConfig(_Strict):
+    """A spend cap on the whole installation, a model group, a deployment or a user tier
+    (per member). ``usd`` refuses (or downgrades) past it; ``soft_usd`` only warns."""
+
+    usd: float | None = Field(default=None, ge=0)
+    soft_usd: float | None = Field(default=None, ge=0)
+    period: BudgetPeriodName = "monthly"
+    timezone: str = "UTC"
+    """IANA name (``Europe/Paris``): where a daily, weekly or monthly period begins."""
+    alert_thresholds: list[float] = Field(default_factory=list)
+    """Percentages of ``usd`` (e.g. ``[50, 80, 100]``) at which the alert webhook fires."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        import zoneinfo  # noqa: PLC0415 - only when a budget names a zone
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _some_amount(self) -> BudgetConfig:
+        if self.usd is None and self.soft_usd is None:
+            raise ValueError("a budget needs usd or soft_usd")
+        if self.alert_thresholds and self.usd is None:
+            raise ValueError("alert_thresholds are percentages of usd: set usd")
+        return self
+
+
+class DowngradeConfig(_Strict):
+    """Serve from a cheaper group instead of refusing when a budget would refuse this
+    group's request, or once a budget is ``at_percent`` spent."""
+
+    to: str = Field(min_length=1)
+    at_percent: float | None = Field(default=None, gt=0, le=100)
+
+
+class UserTierConfig(_Strict):
+    """A named class of users (a user's ``tier`` names it): limits that apply to each
+    member separately, not shared by all of them."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    budget: BudgetConfig | None = None
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    """The most one request may cost a member (its reservation, priced before the call)."""
 
 
 class GroupLimits(_Strict):
@@ -276,6 +352,11 @@ class ModelGroupConfig(_Strict):
     ``max_concurrency`` when every deployment sets one, else unbounded."""
     queue: QueueConfig = QueueConfig()
     cache: CacheConfig = CacheConfig()
+    budget: BudgetConfig | None = None
+    """Spend on this group by everyone, checked in the same admission as keys' budgets."""
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    """The most one request to this group may cost (its reservation)."""
+    downgrade: DowngradeConfig | None = None
 
 
 Tier = Literal["fast", "balanced", "premium"]
@@ -328,6 +409,9 @@ class ExperimentConfig(_Strict):
 
 class ModelsFile(_Strict):
     models: list[ModelGroupConfig] = Field(default_factory=list)
+    budget: BudgetConfig | None = None
+    """The whole installation's spend, every caller and group together."""
+    user_tiers: list[UserTierConfig] = Field(default_factory=list)
     tiered: list[TieredConfig] = Field(default_factory=list)
     experiments: list[ExperimentConfig] = Field(default_factory=list)
 
@@ -365,6 +449,18 @@ class ModelsFile(_Strict):
                         f"experiment {experiment.name!r}: "
                         f"variant names unknown group {variant.group!r}"
                     )
+        tier_names = [t.name for t in self.user_tiers]
+        if len(set(tier_names)) != len(tier_names):
+            raise ValueError("user_tiers: a tier name appears twice")
+        for group in self.models:
+            if group.downgrade is not None:
+                if group.downgrade.to not in groups:
+                    raise ValueError(
+                        f"model group {group.name!r}: downgrade names unknown group "
+                        f"{group.downgrade.to!r}"
+                    )
+                if group.downgrade.to == group.name:
+                    raise ValueError(f"model group {group.name!r} downgrades to itself")
         for group in self.models:
             for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
                 for target in getattr(group, kind):

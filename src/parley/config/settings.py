@@ -170,6 +170,17 @@ class Settings(BaseSettings):
     default_max_tokens_estimate: int = Field(default=1024, ge=1)
     """Completion tokens reserved against TPM limits and budgets when a request sets no
     ``max_tokens``; the reservation is reconciled with the real usage afterwards."""
+    alert_webhook_url: str | None = None
+    """Budget threshold alerts are POSTed here (``docs/costs.md``); none when unset."""
+    alert_webhook_secret: SecretStr | None = None
+    """Key of the HMAC-SHA256 ``x-parley-signature`` each alert carries."""
+    budget_alert_thresholds: Annotated[list[float], NoDecode] = Field(default_factory=list)
+    """Percentages (``50,80,100``) alerted for budgets that name none of their own (keys',
+    users' and teams' budgets, and model-file budgets without ``alert_thresholds``)."""
+    alert_retry_base_seconds: float = Field(default=1.0, gt=0)
+    """First retry delay of a failed alert; doubles per attempt, at most 300 s."""
+    alert_max_attempts: int = Field(default=8, ge=1)
+    alert_poll_seconds: float = Field(default=1.0, gt=0)
     usage_flush_seconds: float = Field(default=0.1, gt=0)
     usage_batch_size: int = Field(default=500, ge=1)
     """The most rows one insert writes. The writer flushes what is queued every
@@ -240,6 +251,13 @@ class Settings(BaseSettings):
     cache_flight_wait_seconds: float = Field(default=30.0, ge=0)
     """Identical requests arriving while one is being answered wait this long for its
     answer, then call upstream themselves."""
+
+    @field_validator("budget_alert_thresholds", mode="before")
+    @classmethod
+    def _split_thresholds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [float(entry) for entry in value.split(",") if entry.strip()]
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

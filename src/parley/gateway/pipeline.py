@@ -19,7 +19,7 @@ import msgspec
 from parley.config.loader import Deployment, ModelGroup
 from parley.config.models import Strategy
 from parley.config.secrets import Secret
-from parley.errors import InvalidRequest, ParleyError
+from parley.errors import BudgetExceeded, InvalidRequest, ParleyError
 from parley.gateway import params
 from parley.gateway.accounting import tokens
 from parley.gateway.accounting.caller import ANONYMOUS, Caller
@@ -66,6 +66,9 @@ class CallOptions:
     """From the ``Cache-Control`` header; merged with the body's ``cache`` object."""
     upstream_key: Secret | None = None
     """The client's own key for the upstream its ``api_base`` names (``client_base.py``)."""
+    max_cost_nusd: int | None = None
+    """``x-parley-max-cost-usd``: a per-request ceiling that can only lower the key's,
+    the tier's and the group's."""
 
 
 DEFAULT_OPTIONS = CallOptions()
@@ -176,23 +179,53 @@ class Gateway:
         return msgspec.structs.replace(request, model=selection.group), selection
 
     async def _admitted(
-        self, request: ChatRequest, caller: Caller, request_id: str
+        self,
+        request: ChatRequest,
+        caller: Caller,
+        request_id: str,
+        options: CallOptions = DEFAULT_OPTIONS,
     ) -> tuple[ChatRequest, ModelGroup, Call]:
-        """Resolve a virtual model (tiered, experiment), then admit the caller. Returns the
-        request as it will be served (its ``model`` is the serving group)."""
+        """Resolve a virtual model (tiered, experiment), then admit the caller, downgrading
+        to the group's cheaper one where a budget says so. Returns the request as it will
+        be served (its ``model`` is the serving group)."""
         requested = request.model
         request, selection = self._select(request, caller)
         group = self.registry.group(request.model)
-        call = await self.policies.begin(
-            caller,
-            group,
-            request_id,
-            prompt_tokens=lambda: tokens.count_prompt(request),
-            max_tokens=request.output_limit,
-            requested=requested,
-        )
+
+        async def admit(target: ModelGroup) -> Call:
+            return await self.policies.begin(
+                caller,
+                target,
+                request_id,
+                prompt_tokens=lambda: tokens.count_prompt(request),
+                max_tokens=request.output_limit,
+                requested=requested,
+                max_cost_nusd=options.max_cost_nusd,
+            )
+
+        downgrade = group.downgrade
+        try:
+            call = await admit(group)
+        except BudgetExceeded as exc:
+            if downgrade is None:
+                raise
+            reason = f"budget:{exc.scope}"
+        else:
+            share = call.ticket.highest_use() * 100
+            if downgrade is None or downgrade.at_percent is None or share < downgrade.at_percent:
+                if selection is not None:
+                    call.route(selection.tier, selection.variant, selection.reason)
+                return request, group, call
+            await self.policies.release(call)
+            reason = f"threshold:{downgrade.at_percent:g}%"
+        original = group.name
+        group = self.registry.group(downgrade.to)
+        request = msgspec.structs.replace(request, model=group.name)
+        call = await admit(group)
         if selection is not None:
             call.route(selection.tier, selection.variant, selection.reason)
+        call.downgraded(original, reason)
+        self._metrics.limit_refusals.labels("downgrade", reason.split(":")[0]).inc()
         return request, group, call
 
     async def _routed(
@@ -286,7 +319,7 @@ class Gateway:
         options: CallOptions = DEFAULT_OPTIONS,
     ) -> ChatOutcome:
         request, directive = split_directive(request, options.cache)
-        request, group, call = await self._admitted(request, caller, request_id)
+        request, group, call = await self._admitted(request, caller, request_id, options)
         lookup = await self._cache.lookup(call, group, request, directive)
         if lookup.answer is not None:
             return ChatOutcome(lookup.answer.completion, CACHE_DEPLOYMENT, [], call.headers)
@@ -344,7 +377,7 @@ class Gateway:
         elsewhere or become a proper HTTP error. Leaving closes upstream and settles
         whatever was generated; a stream is cached only when it completed."""
         request, directive = split_directive(request, options.cache)
-        request, group, call = await self._admitted(request, caller, request_id)
+        request, group, call = await self._admitted(request, caller, request_id, options)
         lookup = await self._cache.lookup(call, group, request, directive)
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         if lookup.answer is not None:

@@ -157,7 +157,7 @@ class ResponsesCalls:
     ) -> tuple[ChatRequest, ModelGroup, Call, Lookup]:
         gw = self._gw
         request, directive = split_directive(job.chat, options.cache)
-        request, group, call = await gw._admitted(request, caller, request_id)
+        request, group, call = await gw._admitted(request, caller, request_id, options)
         lookup = NO_LOOKUP
         if job.cacheable:
             lookup = await gw._cache.lookup(call, group, request, directive)

@@ -27,7 +27,8 @@ from parley.store.tables import api_keys, teams, users
 
 KEY_PREFIX = "pk-"
 _VISIBLE = len(KEY_PREFIX) + 8
-_LIMIT_FIELDS = tuple(f.name for f in fields(Limits))
+_LIMIT_FIELDS = tuple(f.name for f in fields(Limits) if f.name in users.c)
+"""The limit columns every principal (key, user, team) has."""
 
 
 def now_ms() -> int:
@@ -64,6 +65,7 @@ class KeySpec:
     tier: str | None = None
     priority: int | None = None
     """Admission priority of this key's requests, 1 (first) to 5; None = the default."""
+    max_cost_nusd: int | None = None
     metadata: Mapping[str, Any] | None = None
 
 
@@ -106,6 +108,7 @@ class KeyStore:
                     metadata=dict(spec.metadata) if spec.metadata else None,
                     tier=spec.tier,
                     priority=spec.priority,
+                    max_cost_nusd=spec.max_cost_nusd,
                     expires_ms=spec.expires_ms,
                     created_ms=now_ms(),
                     created_by=created_by,
@@ -254,7 +257,13 @@ class KeyStore:
         user_cols = [users.c[f].label(f"user_{f}") for f in _LIMIT_FIELDS]
         team_cols = [teams.c[f].label(f"team_{f}") for f in _LIMIT_FIELDS]
         query = (
-            select(api_keys, users.c.disabled.label("user_disabled"), *user_cols, *team_cols)
+            select(
+                api_keys,
+                users.c.disabled.label("user_disabled"),
+                users.c.tier.label("user_tier"),
+                *user_cols,
+                *team_cols,
+            )
             .select_from(
                 api_keys.outerjoin(users, users.c.id == api_keys.c.user_id).outerjoin(
                     teams, teams.c.id == api_keys.c.team_id
@@ -291,6 +300,7 @@ class KeyStore:
             models=frozenset(r["models"]) if r["models"] is not None else None,
             principals=tuple(principals),
             tier=r["tier"],
+            user_tier=r["user_tier"],
             priority=r["priority"],
         )
         return _Cached(caller, valid_until, time.monotonic())

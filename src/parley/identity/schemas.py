@@ -33,6 +33,8 @@ class KeyCreate(BaseModel):
     expires_in_days: float | None = Field(default=None, gt=0)
     tier: str | None = None
     priority: int | None = Field(default=None, ge=1, le=5)
+    max_cost_usd: float | None = Field(default=None, gt=0, le=MAX_USD)
+    """The most one request with this key may cost (its reservation, priced beforehand)."""
     metadata: dict[str, Any] | None = None
 
     def spec(self) -> KeySpec:
@@ -53,6 +55,7 @@ class KeyCreate(BaseModel):
             expires_ms=expires,
             tier=self.tier,
             priority=self.priority,
+            max_cost_nusd=_nusd(self.max_cost_usd),
             metadata=self.metadata,
         )
 
@@ -102,6 +105,8 @@ class TeamUpdate(_LimitFields):
 class UserUpdate(_LimitFields):
     is_admin: bool | None = None
     disabled: bool | None = None
+    tier: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    """A user tier of the model file (``user_tiers``); null takes the user out of it."""
 
 
 class PasswordReset(BaseModel):

@@ -34,6 +34,7 @@ class User:
     password_hash: str
     mfa_secret: str | None
     email_verified: bool = False
+    tier: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -43,6 +44,7 @@ class User:
             "is_admin": self.is_admin,
             "mfa_enabled": self.mfa_enabled,
             "email_verified": self.email_verified,
+            "tier": self.tier,
         }
 
 
@@ -66,6 +68,7 @@ def _user(row: Any) -> User:
         r["password_hash"],
         r["mfa_secret"],
         r["email_verified_ms"] is not None,
+        r["tier"],
     )
 
 
@@ -108,11 +111,17 @@ class Users:
 
     async def limits(self, user_id: str) -> Limits:
         """The user's own limits and budget (what the chat product bills against)."""
+        return (await self.billing(user_id))[0]
+
+    async def billing(self, user_id: str) -> tuple[Limits, str | None]:
+        """The user's own limits and budget, and their user tier (whose limits apply to
+        them as a member), from one read."""
         async with self._db.read() as conn:
             row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
         if row is None:
             raise NotFound(f"no user with id {user_id!r}")
-        return Limits.from_row(dict(row._mapping))
+        values = dict(row._mapping)
+        return Limits.from_row(values), values.get("tier")
 
     async def by_id(self, user_id: str) -> User | None:
         async with self._db.read() as conn:

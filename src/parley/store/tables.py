@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -67,6 +68,7 @@ users = Table(
     Column("mfa_secret", String(64)),  # base32 TOTP seed; set at enrollment
     Column("mfa_enabled", Boolean, nullable=False, default=False),
     Column("email_verified_ms", BigInteger),  # null until a link sent to the address is used
+    Column("tier", String(64)),  # a user tier of the model file (limits per member)
     *_limit_columns(),
 )
 
@@ -130,6 +132,7 @@ api_keys = Table(
     Column("previous_expires_ms", BigInteger),
     Column("created_ms", BigInteger, nullable=False),
     Column("created_by", String(64)),
+    Column("max_cost_nusd", BigInteger),  # the most one request may cost; null = no ceiling
     *_limit_columns(),
     Index(None, "team_id"),  # admin listing by team
     Index(None, "user_id"),  # admin listing by user
@@ -160,6 +163,30 @@ usage = Table(
     Index(None, "user_id", "time_ms"),
     Index(None, "team_id", "time_ms"),
     Index(None, "time_ms"),
+    Index(None, "model_group", "time_ms"),  # group budgets re-initialised from spend
+)
+
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    # The event's id names its holder, period and threshold: inserting it is the
+    # deduplication, so every instance that sees a threshold crossed may try and exactly
+    # one row (one webhook event) results.
+    Column("id", String(300), primary_key=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("holder", String(200), nullable=False),
+    Column("period", String(64), nullable=False),
+    Column("threshold", Float, nullable=False),  # percent of the hard budget
+    Column("spent_nusd", BigInteger, nullable=False),
+    Column("budget_nusd", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("lease_until_ms", BigInteger, nullable=False, default=0),
+    Column("last_error", String(500)),
+    Column("delivered_ms", BigInteger),
+    Index(None, "status", "next_attempt_ms"),  # the sender's due work
 )
 
 audit_log = Table(

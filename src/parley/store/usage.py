@@ -48,13 +48,13 @@ def _compiled(dialect: Dialect, columns: tuple[str, ...]) -> tuple[str, tuple[st
     return compiled.string, tuple(compiled.positiontup or ())
 
 
-async def spend_since(db: Database, column: str, ident: str, since_ms: int) -> int:
-    """Nano-dollars spent by one key, user or team since an instant (budget initialisation).
-    Served by the ``(<column>, time_ms)`` indexes."""
-    col = usage.c[column]
-    query = select(func.coalesce(func.sum(usage.c.cost_nusd), 0)).where(
-        col == ident, usage.c.time_ms >= since_ms
-    )
+async def spend_since(db: Database, column: str | None, ident: str, since_ms: int) -> int:
+    """Nano-dollars spent by one key, user, team, model group or deployment since an
+    instant (budget initialisation); ``column`` None: everyone's (the installation).
+    Served by the ``(<column>, time_ms)`` indexes, or ``time_ms`` alone."""
+    query = select(func.coalesce(func.sum(usage.c.cost_nusd), 0)).where(usage.c.time_ms >= since_ms)
+    if column is not None:
+        query = query.where(usage.c[column] == ident)
     async with db.read() as conn:
         return int(await conn.scalar(query) or 0)
 

@@ -112,6 +112,8 @@ def models_from(
         "test",
         tiered=parsed.tiered,
         experiments=parsed.experiments,
+        budget=parsed.budget,
+        user_tiers=parsed.user_tiers,
     )
 
 

@@ -1,4 +1,5 @@
-"""Budget periods in UTC: which counter a request charges, and since when spend counts.
+"""Budget periods, in UTC or a configured time zone: which counter a request charges,
+and since when spend counts.
 
 A period's counter key carries the period's id (``d2026-11-22``, ``w2026-47``, ``m2026-11``,
 ``total``) and the last reset time, so a new period or an admin reset starts a fresh
@@ -8,7 +9,9 @@ counter instead of rewriting a shared one.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass
+from functools import cache
 
 from parley.gateway.accounting.caller import BudgetPeriod, Limits
 
@@ -23,10 +26,22 @@ class Period:
     """Spend since this instant counts (the period start, or a later reset)."""
     ttl_s: int
     """How long the counter must live: past the period end, with a day to spare."""
+    end_ms: int | None = None
+    """When the period ends and a fresh one begins (None: a ``total`` budget never resets)."""
 
 
-def current_period(period: BudgetPeriod, now_ms: int, reset_ms: int | None = None) -> Period:
-    now = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC)
+@cache
+def _zone(name: str) -> dt.tzinfo:
+    return dt.UTC if name == "UTC" else zoneinfo.ZoneInfo(name)
+
+
+def current_period(
+    period: BudgetPeriod, now_ms: int, reset_ms: int | None = None, timezone: str = "UTC"
+) -> Period:
+    """Periods begin at local midnight in ``timezone`` (weeks on Monday, months on the 1st);
+    the id names the zone when it is not UTC, so two zones never share a counter."""
+    tz = _zone(timezone)
+    now = dt.datetime.fromtimestamp(now_ms / 1000, tz=tz)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "daily":
         start, end, ident = day, day + _DAY, f"d{day:%Y-%m-%d}"
@@ -40,12 +55,27 @@ def current_period(period: BudgetPeriod, now_ms: int, reset_ms: int | None = Non
         ident = f"m{start:%Y-%m}"
     else:
         start, end, ident = dt.datetime(1970, 1, 1, tzinfo=dt.UTC), None, "total"
+    start = _local_midnight(start, tz)
+    if end is not None:
+        end = _local_midnight(end, tz)
+    if timezone != "UTC" and end is not None:
+        ident = f"{ident}@{timezone}"
     start_ms = int(start.timestamp() * 1000)
     if reset_ms is not None and reset_ms > start_ms:
         start_ms = reset_ms
         ident = f"{ident}:r{reset_ms}"
     ttl = TOTAL_TTL_S if end is None else int((end - now).total_seconds()) + 86400
-    return Period(ident, start_ms, ttl)
+    end_ms = None if end is None else int(end.timestamp() * 1000)
+    return Period(ident, start_ms, ttl, end_ms)
+
+
+def _local_midnight(moment: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
+    """Date arithmetic on aware datetimes keeps the UTC offset of the start; re-localise
+    so a period that spans a DST change still ends at local midnight."""
+    if tz is dt.UTC:
+        return moment
+    naive = moment.replace(tzinfo=None)
+    return naive.replace(tzinfo=tz)
 
 
 def has_budget(limits: Limits) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 BudgetPeriod = Literal["daily", "weekly", "monthly", "total"]
-Scope = Literal["key", "user", "team", "ip", "model"]
+Scope = Literal["key", "user", "team", "ip", "model", "installation", "tier", "deployment"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,11 @@ class Limits:
     budget_period: BudgetPeriod = "monthly"
     soft_budget_nusd: int | None = None
     budget_reset_ms: int | None = None
+    budget_timezone: str = "UTC"
+    max_cost_nusd: int | None = None
+    """The most one request may cost (its reservation); a per-request ceiling."""
+    alert_thresholds: tuple[float, ...] = ()
+    """Percentages of ``budget_nusd`` at which an alert fires (config-file budgets)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], prefix: str = "") -> Limits:
@@ -36,6 +41,7 @@ class Limits:
             budget_period=get("budget_period") or "monthly",
             soft_budget_nusd=get("soft_budget_nusd"),
             budget_reset_ms=get("budget_reset_ms"),
+            max_cost_nusd=get("max_cost_nusd"),
         )
 
     @property
@@ -46,6 +52,7 @@ class Limits:
             and self.max_parallel is None
             and self.budget_nusd is None
             and self.soft_budget_nusd is None
+            and self.max_cost_nusd is None
         )
 
 
@@ -75,6 +82,9 @@ class Caller:
     principals: tuple[Principal, ...] = ()
     is_admin: bool = False
     tier: str | None = None
+    """The key's routing-tier cap (fast / balanced / premium)."""
+    user_tier: str | None = None
+    """The user's tier (``user_tiers`` in the model file): limits applied per member."""
     priority: int | None = None
     """The key's admission priority (1 first .. 5); None = the default."""
 

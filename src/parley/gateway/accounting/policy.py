@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from parley.config.loader import Deployment, ModelGroup
+from parley.config.models import BudgetConfig, UserTierConfig
 from parley.errors import PermissionDenied
 from parley.gateway.accounting import cost
-from parley.gateway.accounting.caller import Caller, Limits
+from parley.gateway.accounting.caller import NO_LIMITS, Caller, Limits, Principal
 from parley.gateway.accounting.limits import Admission, Ticket
 from parley.gateway.accounting.usage import UsageRecord, UsageRecorder
 from parley.observability.logging import get_logger
@@ -22,6 +23,62 @@ from parley.observability.metrics import Metrics
 from parley.schema.chat import Usage
 
 log = get_logger(__name__)
+
+
+def budget_limits(
+    budget: BudgetConfig | None, max_cost_usd: float | None = None, base: Limits = NO_LIMITS
+) -> Limits:
+    """A model-file budget (and per-request ceiling) as admission ``Limits``."""
+    if budget is None and max_cost_usd is None:
+        return base
+    return Limits(
+        rpm=base.rpm,
+        tpm=base.tpm,
+        max_parallel=base.max_parallel,
+        budget_nusd=None if budget is None or budget.usd is None else cost.nusd(budget.usd),
+        budget_period=budget.period if budget is not None else "monthly",
+        soft_budget_nusd=None
+        if budget is None or budget.soft_usd is None
+        else cost.nusd(budget.soft_usd),
+        budget_timezone=budget.timezone if budget is not None else "UTC",
+        max_cost_nusd=None if max_cost_usd is None else cost.nusd(max_cost_usd),
+        alert_thresholds=tuple(budget.alert_thresholds) if budget is not None else (),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetBook:
+    """The model file's budgets beyond a group's own: the installation's and each user
+    tier's (applied to every member separately)."""
+
+    installation: Limits = NO_LIMITS
+    tiers: dict[str, Limits] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(
+        cls, budget: BudgetConfig | None, user_tiers: list[UserTierConfig]
+    ) -> BudgetBook:
+        return cls(
+            budget_limits(budget),
+            {t.name: budget_limits(t.budget, t.max_cost_usd) for t in user_tiers},
+        )
+
+    def principals(self, caller: Caller) -> list[Principal]:
+        found: list[Principal] = []
+        if not self.installation.empty:
+            found.append(Principal("installation", "all", self.installation))
+        tier = self.tiers.get(caller.user_tier or "")
+        if tier is not None and caller.user_id is not None and not tier.empty:
+            # One counter per member: the tier's budget is each member's, not a shared pot.
+            found.append(
+                Principal(
+                    "tier",
+                    f"{caller.user_tier}:{caller.user_id}",
+                    tier,
+                    label=f"{caller.user_tier} (member {caller.user_id})",
+                )
+            )
+        return found
 
 
 @dataclass(slots=True)
@@ -63,6 +120,13 @@ class Call:
             self.route_headers["x-parley-variant"] = variant
         self.route_headers["x-parley-model-group"] = self.group
 
+    def downgraded(self, original: str, reason: str) -> None:
+        """Record that a budget sent this request to a cheaper group than it asked for."""
+        self.route_tier = f"downgrade:{original}"[:32]
+        self.route_headers["x-parley-downgraded-from"] = original
+        self.route_headers["x-parley-downgrade-reason"] = reason
+        self.route_headers["x-parley-model-group"] = self.group
+
     def first_token(self) -> None:
         if self.ttft_ms is None:
             self.ttft_ms = int((time.perf_counter() - self.started) * 1000)
@@ -74,12 +138,14 @@ class Policies:
         admission: Admission | None,
         usage: UsageRecorder | None,
         metrics: Metrics,
+        budgets: BudgetBook | None = None,
     ) -> None:
         self.admission = admission
         self.usage = usage
         self._metrics = metrics
+        self.budgets = budgets or BudgetBook()
         self._prices: dict[str, cost.Price] = {}
-        self._terms: dict[str, tuple[cost.Price, Limits]] = {}
+        self._terms: dict[str, tuple[cost.Ceiling, Limits]] = {}
 
     def price(self, deployment: Deployment) -> cost.Price:
         found = self._prices.get(deployment.label)
@@ -87,13 +153,21 @@ class Policies:
             found = self._prices[deployment.label] = cost.price_of(deployment) or cost.FREE
         return found
 
-    def _group_terms(self, group: ModelGroup) -> tuple[cost.Price, Limits]:
+    def group_limits(self, group: ModelGroup) -> Limits:
+        """The group's own limits, budget and ceiling as admission applies them."""
+        return self._group_terms(group)[1]
+
+    def _group_terms(self, group: ModelGroup) -> tuple[cost.Ceiling, Limits]:
         """A group's price ceiling (what reservations are priced at) and its own limits,
         derived once per group rather than on every request."""
         found = self._terms.get(group.name)
         if found is None:
             g = group.limits
-            limits = Limits(rpm=g.rpm, tpm=g.tpm, max_parallel=g.max_parallel)
+            limits = budget_limits(
+                group.budget,
+                group.max_cost_usd,
+                Limits(rpm=g.rpm, tpm=g.tpm, max_parallel=g.max_parallel),
+            )
             found = self._terms[group.name] = (cost.group_ceiling(group), limits)
         return found
 
@@ -106,9 +180,11 @@ class Policies:
         prompt_tokens: Callable[[], int],
         max_tokens: int | None,
         requested: str | None = None,
+        max_cost_nusd: int | None = None,
     ) -> Call:
         """``requested`` is the model the client asked for when it was virtual (tiered or
-        an experiment): the key's allow-list names that, not the group serving it."""
+        an experiment) or downgraded: the key's allow-list names that, not the group
+        serving it. ``max_cost_nusd``: the request's own ceiling (a header)."""
         name = requested or group.name
         if not caller.may_use(name):
             raise PermissionDenied(
@@ -124,8 +200,17 @@ class Policies:
                 prompt_tokens=prompt_tokens,
                 max_tokens=max_tokens,
                 price_nusd=ceiling.estimate,
+                extra=self.budgets.principals(caller),
+                max_cost_nusd=max_cost_nusd,
             )
         return Call(caller, group.name, request_id, ticket)
+
+    async def release(self, call: Call) -> None:
+        """Give back an admitted call's reservations without a usage record (the request
+        is being served by another group instead)."""
+        call.finished = True
+        if self.admission is not None:
+            await self.admission.settle(call.ticket, tokens=0, cost_nusd=0)
 
     async def finish(
         self,
@@ -139,11 +224,17 @@ class Policies:
             return
         call.finished = True
         charged = 0
+        cached_read = 0
         if usage is not None and deployment is not None:
-            # Prompt-cache reads are billed at the cached-input price (their discount).
-            charged = self.price(deployment).cost(usage, usage.cached_tokens)
+            counts = cost.TokenCounts.from_usage(usage)
+            cached_read = counts.cached_read
+            charged = self.price(deployment).charge(counts)
             if charged:
                 self._metrics.cost.labels(call.group).inc(charged / 1e9)
+            # Known once the answer is complete: a non-streamed answer's headers carry
+            # them (a stream's headers left before its usage arrived).
+            call.route_headers["x-parley-cost-usd"] = f"{charged / 1e9:.9f}"
+            call.route_headers["x-parley-cached-tokens"] = str(cached_read)
         latency_ms = int((time.perf_counter() - call.started) * 1000)
         # One line per gateway request; request_id comes from the middleware's context.
         log.info(
@@ -181,7 +272,7 @@ class Policies:
                     route_tier=call.route_tier,
                     prompt_tokens=usage.prompt_tokens if usage else 0,
                     completion_tokens=usage.completion_tokens if usage else 0,
-                    cached_tokens=usage.cached_tokens if usage else 0,
+                    cached_tokens=cached_read,
                     cost_nusd=charged,
                     latency_ms=latency_ms,
                     ttft_ms=call.ttft_ms,
