@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     value above 0 also freezes the start-up heap out of future collections (see
     ``parley/runtime.py``); 0 leaves the collector as the interpreter set it."""
 
+    tracing: Literal["off", "otlp"] = "off"
+    """``otlp``: export OpenTelemetry spans over OTLP/HTTP (the ``parley[otel]`` extra),
+    configured by the standard ``OTEL_*`` variables. Off: no tracing code runs at all."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 

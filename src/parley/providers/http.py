@@ -21,6 +21,7 @@ from parley.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from parley.observability import tracing
 from parley.observability.timing import add_upstream_time
 from parley.providers.http1 import (
     ConnectionClosed,
@@ -143,6 +144,8 @@ class UpstreamClient:
     async def _send(self, url: str, headers: Mapping[str, str], body: bytes) -> Exchange:
         with map_transport_errors(self.deployment):
             _, target = split_url(url)
+            if tracing.ON:  # W3C trace context to the upstream: the current attempt's span
+                headers = tracing.outgoing(headers)
             deadline = asyncio.get_running_loop().time() + self._timeout.total
             return await self._pool.send(
                 target, headers, body, deadline=deadline, idle=self._timeout.first_byte

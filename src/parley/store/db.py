@@ -16,6 +16,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from parley.errors import Conflict, StoreError
+from parley.observability import tracing
+
+_DB_SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite"}
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -64,15 +67,48 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        if tracing.ON:
+            with tracing.span("db read", self._span_attributes("read")):
+                async with self._read() as conn:
+                    yield conn
+            return
+        async with self._read() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        if tracing.ON:
+            with tracing.span("db write", self._span_attributes("write")):
+                async with self._write() as conn:
+                    yield conn
+            return
+        async with self._write() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
         with map_store_errors():
             async with self.engine.connect() as conn:
                 yield conn
 
     @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
         with map_store_errors():
             async with self.engine.begin() as conn:
                 yield conn
+
+    def _span_attributes(self, use: str) -> dict[str, str | int]:
+        """A database span: which system, read or write transaction, which server."""
+        url = self.engine.url
+        attributes: dict[str, str | int] = {
+            "db.system.name": _DB_SYSTEMS.get(self.dialect, self.dialect),
+            "parley.db.use": use,
+        }
+        if url.host:
+            attributes["server.address"] = url.host
+        if url.port:
+            attributes["server.port"] = url.port
+        return attributes
 
     async def ping(self) -> str | None:
         """Readiness probe: None when the database answers, else why not."""
