@@ -110,6 +110,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
         replica_urls=settings.database_replica_urls,
         replica_max_lag_s=settings.database_replica_max_lag_seconds,
         replica_check_s=settings.database_replica_check_seconds,
+        metrics=metrics,
     )
     await _schema(db, settings)
     await db.start()

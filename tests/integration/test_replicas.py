@@ -108,6 +108,7 @@ def test_a_lagging_or_stopped_replica_is_taken_out_and_comes_back(
     (state,) = replicas.replicas
     eventually(lambda: state.healthy)
     bob = Account(client, "carol@example.com", "Carol")
+    up = f'parley_db_replica_up{{replica="127.0.0.1:{pair.replica_port}'
 
     pair.psql(pair.replica_port, "SELECT pg_wal_replay_pause()")
     try:
@@ -116,6 +117,7 @@ def test_a_lagging_or_stopped_replica_is_taken_out_and_comes_back(
         pair.psql(pair.primary_port, "INSERT INTO lag_probe VALUES (1)")
         eventually(lambda: not state.healthy)
         assert state.why.startswith("lagging")
+        assert f'{up}"}} 0.0' in client.http.get("/metrics").text
         before = replicas.routed.copy()
         assert _titles(bob) == []
         assert replicas.routed["primary"] == before["primary"] + 1
@@ -126,6 +128,11 @@ def test_a_lagging_or_stopped_replica_is_taken_out_and_comes_back(
     before = replicas.routed.copy()
     assert _titles(bob) == []
     assert replicas.routed[state.url] == before[state.url] + 1
+    scraped = client.http.get("/metrics").text
+    assert f'{up}"}} 1.0' in scraped
+    replica_reads = f'parley_db_lag_tolerant_reads_total{{target="127.0.0.1:{pair.replica_port}"}}'
+    assert replica_reads in scraped
+    assert 'parley_db_lag_tolerant_reads_total{target="primary"}' in scraped
 
     pg_replica.stop_replica(pair)
     try:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from parley.errors import Conflict, StoreError
 from parley.observability import tracing
+from parley.observability.metrics import Metrics
 from parley.store.replicas import Replica, Replicas
 
 _DB_SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite"}
@@ -65,6 +66,7 @@ class Database:
         replica_urls: Sequence[str] = (),
         replica_max_lag_s: float = 5.0,
         replica_check_s: float = 2.0,
+        metrics: Metrics | None = None,
         **kwargs: Any,
     ) -> None:
         self.url = url
@@ -75,6 +77,7 @@ class Database:
                 [Replica(_shown(u), create_engine(u, **kwargs)) for u in replica_urls],
                 max_lag_s=replica_max_lag_s,
                 check_s=replica_check_s,
+                metrics=metrics,
             )
 
     async def start(self) -> None:
@@ -96,7 +99,7 @@ class Database:
         replica = None
         if lag_ok and self.replicas is not None:
             replica = self.replicas.choose()
-            self.replicas.routed[replica.url if replica else "primary"] += 1
+            self.replicas.note_read(replica)
             if replica is not None:
                 engine = replica.engine
         if tracing.ON:

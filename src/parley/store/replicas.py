@@ -34,6 +34,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from parley.observability.metrics import Metrics
+
 _acting: ContextVar[str | None] = ContextVar("parley_acting_user", default=None)
 
 _REPLICA_STATE = text(
@@ -64,6 +66,12 @@ class Replica:
     lag_s: float | None = None
     why: str = "not checked yet"
 
+    @property
+    def label(self) -> str:
+        """``host:port``: the metrics label (no user, password or database name)."""
+        url = self.engine.url
+        return f"{url.host}:{url.port or 5432}"
+
 
 @dataclass(slots=True)
 class Replicas:
@@ -72,6 +80,7 @@ class Replicas:
     replicas: list[Replica]
     max_lag_s: float = 5.0
     check_s: float = 2.0
+    metrics: Metrics | None = None
     routed: Counter[str] = field(default_factory=Counter)
     """Lag-tolerant reads served, by ``primary`` or a replica's URL (for tests and logs)."""
     _pins: dict[str, float] = field(default_factory=dict)
@@ -110,10 +119,24 @@ class Replicas:
                 return replica
         return None
 
+    def note_read(self, replica: Replica | None) -> None:
+        self.routed[replica.url if replica else "primary"] += 1
+        if self.metrics is not None:
+            target = replica.label if replica is not None else "primary"
+            self.metrics.child(self.metrics.db_reads, target).inc()
+
     def failed(self, replica: Replica, error: BaseException) -> None:
         """A read on it failed: out until the next check passes."""
         replica.healthy = False
         replica.why = f"read failed: {type(error).__name__}"
+        self._publish(replica)
+
+    def _publish(self, replica: Replica) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.db_replica_up.labels(replica.label).set(1 if replica.healthy else 0)
+        if replica.lag_s is not None and replica.lag_s != float("inf"):
+            self.metrics.db_replica_lag.labels(replica.label).set(replica.lag_s)
 
     async def check(self, primary: AsyncEngine) -> None:
         """One round of health checks (also run once before the first read is served)."""
@@ -123,6 +146,8 @@ class Replicas:
         except (SQLAlchemyError, OSError):
             primary_lsn = None  # the primary's own trouble: judge replicas on their own
         await asyncio.gather(*(self._check_one(r, primary_lsn) for r in self.replicas))
+        for replica in self.replicas:
+            self._publish(replica)
 
     async def _check_one(self, replica: Replica, primary_lsn: str | None) -> None:
         try:
