@@ -49,6 +49,7 @@ from parley.gateway.registry import ModelRegistry
 from parley.gateway.responses import ResponsesCalls
 from parley.gateway.routing.probes import probe_forever
 from parley.gateway.routing.selector import Selector
+from parley.observability import tracing
 from parley.observability.logging import configure_logging, get_logger
 from parley.observability.metrics import Metrics
 from parley.observability.redact import redactor
@@ -84,6 +85,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.tracing == "otlp":
+            tracing.enable(__version__)
         if settings.tokenizer_preload:  # else it loads in the background on first need
             await asyncio.to_thread(tokens.encoding)
         services = await open_services(settings, metrics)
@@ -183,6 +186,8 @@ def create_app(
             if semantic is not None:
                 semantic.close()
             await services.close()
+            if settings.tracing == "otlp":
+                tracing.disable()
             log.info("stopped")
 
     app = ParleyApp(

@@ -168,8 +168,15 @@ class Services:
 
 
 async def open_services(settings: Settings, metrics: Metrics) -> Services:
-    db = Database(settings.database_url)
+    db = Database(
+        settings.database_url,
+        replica_urls=settings.database_replica_urls,
+        replica_max_lag_s=settings.database_replica_max_lag_seconds,
+        replica_check_s=settings.database_replica_check_seconds,
+        metrics=metrics,
+    )
     await _schema(db, settings)
+    await db.start()
     state: StateBackend
     queue: UsageQueue
     breaker_sync: BreakerSync | None = None

@@ -24,6 +24,7 @@ from parley.errors import AuthenticationFailed, PermissionDenied
 from parley.identity.accounts import Authenticated
 from parley.identity.audit import audit
 from parley.identity.schemas import validated
+from parley.store.replicas import acting_for
 
 router = APIRouter(tags=["auth"])
 
@@ -105,7 +106,9 @@ async def current_user(request: Request) -> Authenticated:
     token = bearer_token(request)
     if token is None:
         raise AuthenticationFailed("missing access token", code="unauthenticated")
-    return await services(request).accounts.authenticate(token)
+    authenticated = await services(request).accounts.authenticate(token)
+    acting_for(authenticated.user.id)  # their writes pin their lag-tolerant reads
+    return authenticated
 
 
 async def chat_user(request: Request) -> Authenticated:

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley.api.proxies import TrustedProxies
 from parley.errors import RequestTooLarge
+from parley.observability import tracing
 from parley.observability.logging import bind_request_id
 from parley.observability.metrics import Metrics
 from parley.observability.timing import start_request_timer
@@ -138,7 +139,11 @@ class RequestContextMiddleware:
                     raise RequestTooLarge(f"request body exceeds {limit} bytes")
             return message
 
-        await self.app(scope, receive_wrapper if declared is None else receive, send_wrapper)
+        received_by = receive_wrapper if declared is None else receive
+        if tracing.ON:
+            await tracing.serve(self.app, scope, received_by, send_wrapper, route)
+            return
+        await self.app(scope, received_by, send_wrapper)
 
 
 def _request_id(scope: Scope) -> tuple[bytes, bool]:

@@ -232,7 +232,7 @@ class Conversations:
             .where(messages.c.conversation_id == conversation_id)
             .order_by(messages.c.seq)
         )
-        async with self._db.read() as conn:
+        async with self._db.read(lag_ok=True) as conn:
             rows = [_message(dict(r._mapping)) for r in await conn.execute(query)]
         return {"format": EXPORT_FORMAT, "conversation": conversation, "messages": rows}
 
@@ -308,7 +308,7 @@ class Conversations:
         query = select(conversations).where(
             c.id.in_(ids), c.owner_id == owner_id, c.deleted_ms.is_(None)
         )
-        async with self._db.read() as conn:
+        async with self._db.read(lag_ok=True) as conn:
             found = {r.id: view(dict(r._mapping)) for r in await conn.execute(query)}
         return [found[i] for i in ids if i in found]
 
@@ -339,7 +339,7 @@ class Conversations:
                 )
             )
         query = query.order_by(c.updated_ms.desc(), c.id.desc()).limit(limit + 1)
-        async with self._db.read() as conn:
+        async with self._db.read(lag_ok=True) as conn:
             rows = [dict(r._mapping) for r in await conn.execute(query)]
         more = len(rows) > limit
         rows = rows[:limit]
@@ -456,7 +456,7 @@ class Conversations:
             return results
         c = conversations.c
         query = select(c.id).where(c.id.in_(ids), c.owner_id == owner_id, c.deleted_ms.is_(None))
-        async with self._db.read() as conn:
+        async with self._db.read(lag_ok=True) as conn:
             shown = set((await conn.execute(query)).scalars())
         return [r for r in results if r["conversation_id"] in shown]
 

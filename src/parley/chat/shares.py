@@ -92,7 +92,7 @@ class Shares:
             .where(shares.c.conversation_id == conversation_id, shares.c.owner_id == owner_id)
             .order_by(shares.c.created_ms)
         )
-        async with self._db.read() as conn:
+        async with self._db.read(lag_ok=True) as conn:
             return [_view(dict(r._mapping)) for r in await conn.execute(query)]
 
     async def revoke(self, owner_id: str, conversation_id: str, share_id: str) -> None:
@@ -123,7 +123,7 @@ class Shares:
                 conversations.c.deleted_ms.is_(None),
             )
         )
-        async with self._db.read() as conn:
+        async with self._db.read(lag_ok=True) as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             raise NotFound("this link does not exist, has expired or was revoked")

@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import ValidationError
 
 from parley.config import litellm
+from parley.config.egress import DIRECT, Proxy, environment_proxy, parse_proxy
 from parley.config.models import (
     DEFAULT_AZURE_API_VERSION,
     BackoffConfig,
@@ -88,6 +90,8 @@ class Deployment:
     health_check: HealthCheckConfig | None = None
     aws: AwsCredentials | None = None
     """Bedrock's SigV4 credentials (``None``: Bedrock with an API key, or another family)."""
+    proxy: Proxy | None = None
+    """The forward proxy its requests go through (``config/egress.py``), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,8 @@ class LoadedModels:
                         values.append(secret.reveal())
                 if dep.aws is not None:
                     values += [secret.reveal() for secret in dep.aws.secrets()]
+                if dep.proxy is not None and dep.proxy.authorization is not None:
+                    values.append(dep.proxy.authorization.reveal())
         return values
 
 
@@ -238,7 +244,8 @@ def resolve_groups(parsed: ModelsFile, env: Mapping[str, str]) -> list[ModelGrou
             api_key = _resolve_optional(dep.api_key, where, "api_key", env, problems)
             token = _resolve_optional(dep.azure_ad_token, where, "azure_ad_token", env, problems)
             aws = _aws_credentials(dep, where, env, problems)
-            deployments.append(_deployment(group, dep, api_key, token, aws))
+            proxy = _proxy(dep, where, env, problems)
+            deployments.append(_deployment(group, dep, api_key, token, aws=aws, proxy=proxy))
         groups.append(_group(group, deployments))
     if problems:
         raise ConfigError(problems)
@@ -254,6 +261,30 @@ def _resolve_optional(
         return resolve(ref, env)
     except KeyError:
         problems.append(f"{where}.{key}: environment variable {reference_name(ref)} is not set")
+        return None
+
+
+def _proxy(
+    dep: DeploymentConfig, where: str, env: Mapping[str, str], problems: list[str]
+) -> Proxy | None:
+    """The deployment's ``proxy:``, else the environment's choice for its ``api_base``."""
+    configured = dep.proxy
+    try:
+        if configured is None:
+            return environment_proxy(dep.effective_api_base(), env)
+        if isinstance(configured, str):
+            return None if configured == DIRECT else parse_proxy(configured)
+        if urlsplit(configured.url).password is not None:
+            problems.append(f"{where}.proxy.url: put the password in proxy.password as a reference")
+            return None
+        password = _resolve_optional(
+            configured.password, f"{where}.proxy", "password", env, problems
+        )
+        if configured.password is not None and password is None:
+            return None
+        return parse_proxy(configured.url, configured.username, password)
+    except ValueError as exc:
+        problems.append(f"{where}.proxy: {exc}")
         return None
 
 
@@ -301,7 +332,9 @@ def _deployment(
     dep: DeploymentConfig,
     api_key: Secret | None,
     token: Secret | None,
+    *,
     aws: AwsCredentials | None = None,
+    proxy: Proxy | None = None,
 ) -> Deployment:
     group = group_config.name
     timeout = dep.timeout
@@ -331,6 +364,7 @@ def _deployment(
         tags=dict(dep.tags),
         health_check=dep.health_check,
         aws=aws,
+        proxy=proxy,
     )
 
 

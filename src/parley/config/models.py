@@ -182,6 +182,16 @@ class StrategyWeights(_Strict):
     cost: float = Field(default=0.1, ge=0)
 
 
+class ProxyConfig(_Strict):
+    """A forward proxy for one deployment, with credentials from the environment."""
+
+    url: str = Field(min_length=1)
+    """``http://host:port``; no credentials in it (they go below)."""
+    username: str | None = None
+    password: str | None = None
+    """A reference, ``os.environ/NAME``."""
+
+
 class DeploymentConfig(_Strict):
     provider: ProviderName
     model: str = Field(min_length=1)
@@ -199,6 +209,9 @@ class DeploymentConfig(_Strict):
     timeout: TimeoutConfig = TimeoutConfig()
     max_connections: int = Field(default=100, ge=1)
     extra_headers: dict[str, str] = Field(default_factory=dict)
+    proxy: str | ProxyConfig | None = None
+    """This deployment's forward proxy (a URL, or the object form with credentials);
+    ``direct`` ignores ``HTTPS_PROXY``/``HTTP_PROXY``. Unset: the environment decides."""
     allow_client_api_base: bool = False
     """SSRF guard: a request may name its own ``api_base`` only where an admin set this."""
     refused_params: list[str] = Field(default_factory=list)

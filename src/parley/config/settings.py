@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     value above 0 also freezes the start-up heap out of future collections (see
     ``parley/runtime.py``); 0 leaves the collector as the interpreter set it."""
 
+    tracing: Literal["off", "otlp"] = "off"
+    """``otlp``: export OpenTelemetry spans over OTLP/HTTP (the ``parley[otel]`` extra),
+    configured by the standard ``OTEL_*`` variables. Off: no tracing code runs at all."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
@@ -55,6 +58,13 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///parley.db"
     """SQLite file by default; ``postgresql://...`` selects PostgreSQL (asyncpg)."""
     auto_migrate: bool = True
+    database_replica_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """PostgreSQL streaming replicas (comma-separated URLs): lag-tolerant reads go to
+    them (``store/replicas.py``). None by default: every query goes to the primary."""
+    database_replica_max_lag_seconds: float = Field(default=5.0, gt=0)
+    """A replica lagging the primary by more than this is taken out of rotation."""
+    database_replica_check_seconds: float = Field(default=2.0, gt=0)
+    """How often each replica's health and lag are checked."""
     """Run pending migrations at start-up. Clusters run ``parley db upgrade`` once instead."""
     redis_url: str | None = None
     """Shared state (limits, budgets, revocation, usage buffer); in-process when unset."""
@@ -298,14 +308,22 @@ class Settings(BaseSettings):
     def _async_driver(cls, value: str) -> str:
         """Accept the URLs people paste (``postgresql://``, ``sqlite:///``) and pick the
         async driver Parley ships with."""
-        for plain, async_ in (
-            ("postgres://", "postgresql+asyncpg://"),
-            ("postgresql://", "postgresql+asyncpg://"),
-            ("sqlite://", "sqlite+aiosqlite://"),
-        ):
-            if value.startswith(plain):
-                return async_ + value.removeprefix(plain)
+        return _async_url(value)
+
+    @field_validator("database_replica_urls", mode="before")
+    @classmethod
+    def _split_replicas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
         return value
+
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _replica_drivers(cls, value: list[str]) -> list[str]:
+        urls = [_async_url(url) for url in value]
+        if any(not url.startswith("postgresql+") for url in urls):
+            raise ValueError("read replicas are PostgreSQL URLs (postgresql://...)")
+        return urls
 
     @field_validator("metrics_address")
     @classmethod
@@ -359,3 +377,14 @@ def _split_host_port(value: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"must be host:port (like 127.0.0.1:9464), got {value!r}")
     return host, int(port)
+
+
+def _async_url(value: str) -> str:
+    for plain, async_ in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if value.startswith(plain):
+            return async_ + value.removeprefix(plain)
+    return value

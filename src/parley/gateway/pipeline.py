@@ -33,9 +33,10 @@ from parley.gateway.registry import ModelRegistry
 from parley.gateway.routing.admission import DEFAULT_PRIORITY
 from parley.gateway.routing.breaker import BreakerState
 from parley.gateway.routing.health import HealthBook
-from parley.gateway.routing.resilience import Lease, Outcome, Resilience
+from parley.gateway.routing.resilience import Lease, Outcome, Resilience, genai_provider
 from parley.gateway.routing.router import Router, RouteRequest
 from parley.gateway.routing.selector import Selection, Selector
+from parley.observability import tracing
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
 from parley.providers.base import ChunkStream, Provider, native_protocol_of, stream_ended_early
@@ -193,7 +194,7 @@ class Gateway:
         group = self.registry.group(request.model)
 
         async def admit(target: ModelGroup) -> Call:
-            return await self.policies.begin(
+            begin = self.policies.begin(
                 caller,
                 target,
                 request_id,
@@ -202,6 +203,11 @@ class Gateway:
                 requested=requested,
                 max_cost_nusd=options.max_cost_nusd,
             )
+            if tracing.ON:
+                return await tracing.within(
+                    "parley.policies", begin, {"parley.model_group": target.name}
+                )
+            return await begin
 
         downgrade = group.downgrade
         try:
@@ -311,6 +317,20 @@ class Gateway:
         request = msgspec.structs.replace(request, api_base=None, base_url=None)
         return self.registry.one_off(deployment), request
 
+    async def _lookup(
+        self, call: Call, group: ModelGroup, request: ChatRequest, directive: CacheDirective | None
+    ) -> Lookup:
+        lookup = self._cache.lookup(call, group, request, directive)
+        if not tracing.ON:
+            return await lookup
+
+        async def looked_up() -> Lookup:
+            found = await lookup
+            tracing.annotate({"parley.cache.hit": found.answer is not None})
+            return found
+
+        return await tracing.within("parley.cache", looked_up())
+
     async def chat(
         self,
         request: ChatRequest,
@@ -318,9 +338,37 @@ class Gateway:
         request_id: str = "",
         options: CallOptions = DEFAULT_OPTIONS,
     ) -> ChatOutcome:
+        if tracing.ON:
+            served = self._chat(request, caller, request_id, options)
+            return await tracing.operation("chat", request.model, served, self._described)
+        return await self._chat(request, caller, request_id, options)
+
+    def _described(self, outcome: ChatOutcome) -> dict[str, Any]:
+        """The GenAI response attributes of a finished chat call (its span's end)."""
+        completion = outcome.completion
+        attributes = _response_attributes(completion.usage, completion.model, completion.id)
+        reasons = [c.finish_reason for c in completion.choices if c.finish_reason]
+        attributes["gen_ai.response.finish_reasons"] = reasons
+        return {**attributes, **self._served_by(outcome.deployment)}
+
+    def _served_by(self, label: str) -> dict[str, str | bool]:
+        if label == CACHE_DEPLOYMENT:
+            return {"parley.deployment": label, "parley.cache.hit": True}
+        found = self.health.by_label(label)
+        if found is None:
+            return {"parley.deployment": label}
+        deployment = found.deployment
+        return {
+            "parley.deployment": label,
+            "gen_ai.provider.name": genai_provider(deployment.provider),
+        }
+
+    async def _chat(
+        self, request: ChatRequest, caller: Caller, request_id: str, options: CallOptions
+    ) -> ChatOutcome:
         request, directive = split_directive(request, options.cache)
         request, group, call = await self._admitted(request, caller, request_id, options)
-        lookup = await self._cache.lookup(call, group, request, directive)
+        lookup = await self._lookup(call, group, request, directive)
         if lookup.answer is not None:
             return ChatOutcome(lookup.answer.completion, CACHE_DEPLOYMENT, [], call.headers)
         stored: bytes | None = None
@@ -364,13 +412,57 @@ class Gateway:
             raise
         return opened, prepared
 
-    @contextlib.asynccontextmanager
-    async def chat_stream(
+    def chat_stream(
         self,
         request: ChatRequest,
         caller: Caller = ANONYMOUS,
         request_id: str = "",
         options: CallOptions = DEFAULT_OPTIONS,
+    ) -> contextlib.AbstractAsyncContextManager[StreamOutcome]:
+        """See :meth:`_chat_stream`; traced when tracing is on."""
+        if tracing.ON:
+            return self._traced_stream(request, caller, request_id, options)
+        return self._chat_stream(request, caller, request_id, options, _Tally())
+
+    @contextlib.asynccontextmanager
+    async def _traced_stream(
+        self, request: ChatRequest, caller: Caller, request_id: str, options: CallOptions
+    ) -> AsyncIterator[StreamOutcome]:
+        """The stream inside a GenAI span that ends with the stream: its children
+        (policies, cache, upstream attempts) are made while it is entered."""
+        span = tracing.start_operation("chat", request.model)
+        tally = _Tally()
+        served = self._chat_stream(request, caller, request_id, options, tally)
+        label = ""
+        try:
+            with tracing.current(span):
+                outcome = await served.__aenter__()
+            label = outcome.deployment
+        except BaseException as exc:
+            tracing.end(span, {}, exc)
+            raise
+        error: BaseException | None = None
+        try:
+            yield outcome
+        except BaseException as exc:
+            error = exc
+            if not await served.__aexit__(type(exc), exc, exc.__traceback__):
+                raise
+        else:
+            await served.__aexit__(None, None, None)
+        finally:
+            attributes = _response_attributes(tally.usage, tally.model, tally.response_id)
+            attributes["gen_ai.response.finish_reasons"] = tally.finish_reasons
+            tracing.end(span, {**attributes, **self._served_by(label)}, error)
+
+    @contextlib.asynccontextmanager
+    async def _chat_stream(
+        self,
+        request: ChatRequest,
+        caller: Caller,
+        request_id: str,
+        options: CallOptions,
+        tally: _Tally,
     ) -> AsyncIterator[StreamOutcome]:
         """Entering admits the caller, asks the cache, routes, and reads the first chunk:
         every failure up to there (including a slow first token) can still be retried
@@ -378,13 +470,14 @@ class Gateway:
         whatever was generated; a stream is cached only when it completed."""
         request, directive = split_directive(request, options.cache)
         request, group, call = await self._admitted(request, caller, request_id, options)
-        lookup = await self._cache.lookup(call, group, request, directive)
+        lookup = await self._lookup(call, group, request, directive)
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         if lookup.answer is not None:
             chunks = replay(lookup.answer.completion, include_usage=include_usage)
             yield StreamOutcome(_iterate(chunks), CACHE_DEPLOYMENT, [], call.headers)
             return
-        tally = _Tally(assembler=Assembler() if lookup.plan and lookup.plan.store else None)
+        if lookup.plan and lookup.plan.store:
+            tally.assembler = Assembler()
         try:
             outcome = await self._routed(call, group, request, options, self._open)
             async with self._upstream_stream(
@@ -455,6 +548,8 @@ class Gateway:
                     if not include_usage:
                         chunk.usage = None
                 for choice in chunk.choices:
+                    if choice.finish_reason:
+                        tally.finish_reasons.append(choice.finish_reason)
                     delta = choice.delta
                     if delta.content:
                         text.append(delta.content)
@@ -472,6 +567,9 @@ class Gateway:
             raise
         if usage is None:
             usage = _counted_usage(request, "".join(text))
+        tally.usage = usage
+        if last is not None:
+            tally.model, tally.response_id = last.model, last.id
         # Settled and recorded before the stream's end reaches the client: a client that
         # saw [DONE] can rely on its usage record existing (in Redis, when configured).
         await self._succeeded(call, lease, usage)
@@ -493,6 +591,27 @@ class Gateway:
         caller: Caller = ANONYMOUS,
         request_id: str = "",
         options: CallOptions = DEFAULT_OPTIONS,
+    ) -> EmbeddingOutcome:
+        if tracing.ON:
+            served = self._embed(request, caller, request_id, options)
+            return await tracing.operation(
+                "embeddings", request.model, served, self._described_embedding
+            )
+        return await self._embed(request, caller, request_id, options)
+
+    def _described_embedding(self, outcome: EmbeddingOutcome) -> dict[str, Any]:
+        attributes = {
+            "gen_ai.response.model": outcome.result.model,
+            "gen_ai.usage.input_tokens": outcome.prompt_tokens,
+        }
+        return {**attributes, **self._served_by(outcome.deployment)}
+
+    async def _embed(
+        self,
+        request: EmbeddingRequest,
+        caller: Caller,
+        request_id: str,
+        options: CallOptions,
     ) -> EmbeddingOutcome:
         try:
             texts = request.texts()
@@ -565,6 +684,22 @@ class _Tally:
     assembler: Assembler | None = None
     """Set when the answer may be cached: collects it, to store once it is complete."""
     stored: bytes | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    model: str = ""
+    response_id: str = ""
+
+
+def _response_attributes(usage: Usage | None, model: str, response_id: str) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    if model:
+        attributes["gen_ai.response.model"] = model
+    if response_id:
+        attributes["gen_ai.response.id"] = response_id
+    if usage is not None:
+        attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+        attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
+    return attributes
 
 
 async def _iterate(chunks: list[ChatCompletionChunk]) -> ChunkStream:

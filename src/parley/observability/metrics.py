@@ -111,6 +111,27 @@ class Metrics:
             multiprocess_mode="livemax",
         )
 
+        self.db_reads = Counter(
+            "parley_db_lag_tolerant_reads",
+            "Lag-tolerant reads (lists, search, usage reports) by where they went",
+            ["target"],  # primary, or a replica's host:port
+            registry=self.registry,
+        )
+        self.db_replica_up = Gauge(
+            "parley_db_replica_up",
+            "1 while a read replica is in rotation (reachable, in recovery, within the lag bound)",
+            ["replica"],
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        self.db_replica_lag = Gauge(
+            "parley_db_replica_lag_seconds",
+            "A read replica's lag behind the primary at its last check",
+            ["replica"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+
         self.queue_depth = Gauge(
             "parley_queue_depth",
             "Requests waiting for a model group's concurrency slot",

@@ -22,7 +22,11 @@ _ADAPTERS: dict[str, type[OpenAIProvider] | type[AnthropicProvider] | type[Gemin
 
 def build_provider(deployment: Deployment, pool: UpstreamPool) -> Provider:
     client = pool.client_for(
-        deployment.api_base, deployment.timeout, deployment.max_connections, deployment.label
+        deployment.api_base,
+        deployment.timeout,
+        deployment.max_connections,
+        deployment.label,
+        deployment.proxy,
     )
     if deployment.provider == "bedrock":
         return _bedrock(deployment, client)

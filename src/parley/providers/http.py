@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 
+from parley.config.egress import Proxy
 from parley.config.models import TimeoutConfig
 from parley.errors import (
     UpstreamError,
@@ -21,6 +22,7 @@ from parley.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from parley.observability import tracing
 from parley.observability.timing import add_upstream_time
 from parley.providers.http1 import (
     ConnectionClosed,
@@ -29,6 +31,7 @@ from parley.providers.http1 import (
     InvalidHeader,
     Origin,
     ProtocolError,
+    ProxyRefused,
     split_url,
 )
 
@@ -54,6 +57,10 @@ def map_transport_errors(deployment: str, *, reading: bool = False) -> Iterator[
         raise UpstreamUnavailable(
             f"cannot send to upstream {deployment}: {exc}", deployment=deployment
         ) from exc
+    except ProxyRefused as exc:
+        raise UpstreamUnavailable(
+            f"cannot reach upstream {deployment} through its proxy: {exc}", deployment=deployment
+        ) from exc
     except ConnectionClosed as exc:
         if not reading:
             raise UpstreamUnavailable(
@@ -76,7 +83,7 @@ class RawResponse:
     body: bytes
 
 
-_PoolKey = tuple[Origin, int, float]
+_PoolKey = tuple[Origin, int, float, Proxy | None]
 
 
 class UpstreamPool:
@@ -87,14 +94,22 @@ class UpstreamPool:
         self._pools: dict[_PoolKey, ConnectionPool] = {}
 
     def client_for(
-        self, api_base: str, timeout: TimeoutConfig, max_connections: int, deployment: str
+        self,
+        api_base: str,
+        timeout: TimeoutConfig,
+        max_connections: int,
+        deployment: str,
+        proxy: Proxy | None = None,
     ) -> UpstreamClient:
         origin, _ = split_url(api_base)
-        key = (origin, max_connections, timeout.connect)
+        key = (origin, max_connections, timeout.connect, proxy)
         pool = self._pools.get(key)
         if pool is None:
             pool = ConnectionPool(
-                origin, max_connections=max_connections, connect_timeout=timeout.connect
+                origin,
+                max_connections=max_connections,
+                connect_timeout=timeout.connect,
+                proxy=proxy,
             )
             self._pools[key] = pool
         return UpstreamClient(pool, timeout, deployment)
@@ -143,6 +158,8 @@ class UpstreamClient:
     async def _send(self, url: str, headers: Mapping[str, str], body: bytes) -> Exchange:
         with map_transport_errors(self.deployment):
             _, target = split_url(url)
+            if tracing.ON:  # W3C trace context to the upstream: the current attempt's span
+                headers = tracing.outgoing(headers)
             deadline = asyncio.get_running_loop().time() + self._timeout.total
             return await self._pool.send(
                 target, headers, body, deadline=deadline, idle=self._timeout.first_byte

@@ -19,12 +19,18 @@ system's trust store, and two clocks per exchange: a deadline for the whole exch
 idle limit between bytes (the first-byte timeout). A stream's body is read with
 backpressure: past 256 KiB unread the socket stops being read. Not supported: HTTP/2,
 redirects and cookies (no upstream API needs them; a cookie would leak between callers),
-request bodies streamed in parts, and proxies (Parley has never honoured ``HTTPS_PROXY``;
-egress through a proxy would need CONNECT tunnelling here).
+and request bodies streamed in parts.
+
+Through a forward proxy (``config/egress.py`` decides which): an ``https://`` origin is
+reached through a ``CONNECT`` tunnel, TLS then running inside it to the origin (the proxy
+sees the host name only); an ``http://`` origin's requests go to the proxy with the request
+line in absolute form. ``Proxy-Authorization`` goes in the ``CONNECT`` (or in each forwarded
+request), never to the origin.
 
 Errors are plain: ``TimeoutError``, ``ConnectionClosed`` (a ``ConnectionError``),
 ``ProtocolError`` for bytes that are not HTTP, ``InvalidHeader`` for a header that cannot be
-sent, and the ``OSError`` of a failed connect; ``providers/http.py`` maps them to Parley's.
+sent, ``ProxyRefused`` when the proxy will not open the tunnel, and the ``OSError`` of a
+failed connect; ``providers/http.py`` maps them to Parley's.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from parley.config.egress import Proxy
+
 _PAUSE_AT = 256 * 1024  # unread body bytes at which the socket stops being read
 _RESUME_AT = 64 * 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -53,6 +61,11 @@ class ProtocolError(Exception):
 
 class ConnectionClosed(ConnectionError):
     """The connection ended before the response did."""
+
+
+class ProxyRefused(ConnectionError):
+    """The proxy answered the ``CONNECT`` with something other than 2xx (407: it wants
+    credentials, or others than those sent)."""
 
 
 class InvalidHeader(ValueError):
@@ -343,6 +356,36 @@ class _Connection(asyncio.Protocol):
             self._timer = None
 
 
+class _TunnelReply(asyncio.Protocol):
+    """Reads the proxy's answer to ``CONNECT`` (its status line and headers); the TLS
+    layer takes the connection over after it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.status: asyncio.Future[int] = loop.create_future()
+        self._buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        if self.status.done():
+            return
+        self._buffer += data
+        head, found, _ = self._buffer.partition(b"\r\n\r\n")
+        if found:
+            line = head.split(b"\r\n", 1)[0].split()
+            ok = len(line) >= 2 and line[0].startswith(b"HTTP/1.") and line[1].isdigit()
+            if ok:
+                self.status.set_result(int(line[1]))
+            else:
+                self.status.set_exception(ProtocolError("the proxy's CONNECT answer is not HTTP"))
+        elif len(self._buffer) > 16 * 1024:
+            self.status.set_exception(ProtocolError("the proxy's CONNECT answer is too long"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.status.done():
+            self.status.set_exception(
+                ConnectionClosed("the proxy closed the connection before answering CONNECT")
+            )
+
+
 class Exchange:
     """A response whose headers have arrived. Reading it to the end hands the connection
     back for reuse. ``close()`` before that keeps the connection only if the response has
@@ -396,8 +439,14 @@ class ConnectionPool:
         idle_timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str = "parley",
+        proxy: Proxy | None = None,
     ) -> None:
         self.origin = origin
+        self._proxy = proxy
+        self._tunnel = proxy is not None and origin.scheme == "https"
+        self._prefix = ""  # an http:// origin through a proxy: the absolute-form target
+        if proxy is not None and not self._tunnel:
+            self._prefix = f"http://{origin.authority}"
         self._max = max_connections
         self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
@@ -413,6 +462,10 @@ class ConnectionPool:
             "user-agent": f"User-Agent: {user_agent}\r\n",
             "accept-encoding": "Accept-Encoding: gzip\r\n",
         }
+        if self._prefix and proxy is not None and proxy.authorization is not None:
+            self._defaults["proxy-authorization"] = (
+                f"Proxy-Authorization: {proxy.authorization.reveal()}\r\n"
+            )
         self._fixed = "".join(self._defaults.values())
 
     async def send(
@@ -426,6 +479,8 @@ class ConnectionPool:
         try:
             conn.start(request, deadline, idle)
             await conn.head()
+            if self._prefix and conn.status == 407:  # the proxy's, not the upstream's
+                raise ProxyRefused("the proxy answered 407: proxy authentication required")
         except BaseException:
             self.release(conn, reusable=False)
             raise
@@ -466,7 +521,11 @@ class ConnectionPool:
             raise InvalidHeader(f"request header {bad!r} is Parley's to set")
         if not names.isdisjoint(self._defaults):  # the caller's Host, User-Agent... win
             fixed = "".join(v for k, v in self._defaults.items() if k not in names)
-        lines = [f"POST {target} HTTP/1.1\r\n", fixed, f"Content-Length: {len(body)}\r\n"]
+        lines = [
+            f"POST {self._prefix}{target} HTTP/1.1\r\n",
+            fixed,
+            f"Content-Length: {len(body)}\r\n",
+        ]
         for name, value in headers.items():
             if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
                 raise InvalidHeader(f"request header {name!r} cannot be sent as given")
@@ -528,15 +587,49 @@ class ConnectionPool:
         try:
             timeout = min(self._connect_timeout, max(0.0, deadline - loop.time()))
             async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(loop),
-                    origin.host,
-                    origin.port,
-                    ssl=self._ssl,
-                    server_hostname=origin.host if self._ssl is not None else None,
-                )
+                if self._proxy is None:
+                    _, conn = await loop.create_connection(
+                        lambda: _Connection(loop),
+                        origin.host,
+                        origin.port,
+                        ssl=self._ssl,
+                        server_hostname=origin.host if self._ssl is not None else None,
+                    )
+                elif self._tunnel:
+                    conn = await self._through_tunnel(loop, self._proxy)
+                else:
+                    _, conn = await loop.create_connection(
+                        lambda: _Connection(loop), self._proxy.host, self._proxy.port
+                    )
         except BaseException:
             self._slot_freed()
+            raise
+        return conn
+
+    async def _through_tunnel(self, loop: asyncio.AbstractEventLoop, proxy: Proxy) -> _Connection:
+        """``CONNECT`` through the proxy, then TLS to the origin inside the tunnel."""
+        origin = self.origin
+        transport, reply = await loop.create_connection(
+            lambda: _TunnelReply(loop), proxy.host, proxy.port
+        )
+        try:
+            host = f"[{origin.host}]" if ":" in origin.host else origin.host
+            authority = f"{host}:{origin.port}"
+            lines = [f"CONNECT {authority} HTTP/1.1\r\n", f"Host: {authority}\r\n"]
+            if proxy.authorization is not None:
+                lines.append(f"Proxy-Authorization: {proxy.authorization.reveal()}\r\n")
+            transport.write("".join(lines).encode("latin-1") + b"\r\n")
+            status = await reply.status
+            if not 200 <= status < 300:
+                raise ProxyRefused(f"the proxy answered CONNECT with {status}")
+            conn = _Connection(loop)
+            assert self._ssl is not None
+            tls = await loop.start_tls(transport, conn, self._ssl, server_hostname=origin.host)
+            if tls is None:  # the loop could not upgrade the connection
+                raise ConnectionClosed("the tunnel closed during the TLS handshake")
+            conn.connection_made(tls)
+        except BaseException:
+            transport.abort()
             raise
         return conn
 

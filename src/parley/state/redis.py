@@ -15,6 +15,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from parley.errors import StateError
+from parley.observability import tracing
 from parley.state.base import (
     WINDOW_BUCKETS,
     Absent,
@@ -171,7 +172,19 @@ return math.max(0, tonumber(u) - now)
 
 
 @contextlib.asynccontextmanager
-async def _mapped() -> AsyncIterator[None]:
+async def _mapped(operation: str = "redis") -> AsyncIterator[None]:
+    """Redis errors as Parley's; with tracing on, each call is a span named ``operation``."""
+    if tracing.ON:
+        with tracing.span(operation, {"db.system.name": "redis", "db.operation.name": operation}):
+            async with _errors_mapped():
+                yield
+        return
+    async with _errors_mapped():
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _errors_mapped() -> AsyncIterator[None]:
     try:
         yield
     except (RedisError, OSError) as exc:
@@ -203,7 +216,7 @@ class RedisState:
                 args += ["b", check.limit, check.cost, 0, ""]
             elif isinstance(check, Absent):
                 args += ["a", 0, 0, 0, ""]
-        async with _mapped():
+        async with _mapped("redis admit"):
             raw = await self._admit(keys=keys, args=args)
         allowed, failed, retry_ms = (int(v) for v in raw[:3])
         verdict = Verdict(
@@ -235,24 +248,24 @@ class RedisState:
                 args += ["w", item.delta, item.bucket]
             else:
                 args += ["b", item.delta, ""]
-        async with _mapped():
+        async with _mapped("redis settle"):
             await self._settle(keys=keys, args=args)
 
     async def init_spend(self, key: str, value: int, ttl_s: int) -> None:
-        async with _mapped():
+        async with _mapped("redis init_spend"):
             await self.client.set(key, value, ex=ttl_s, nx=True)
 
     async def get_spend(self, key: str) -> int | None:
-        async with _mapped():
+        async with _mapped("redis get_spend"):
             value = await self.client.get(key)
         return None if value is None else int(value)
 
     async def set_flag(self, key: str, ttl_s: float) -> None:
-        async with _mapped():
+        async with _mapped("redis set_flag"):
             await self.client.set(key, 1, px=max(1, int(ttl_s * 1000)))
 
     async def has_flag(self, key: str) -> bool:
-        async with _mapped():
+        async with _mapped("redis has_flag"):
             return bool(await self.client.exists(key))
 
     async def take_flag(self, key: str) -> bool:
@@ -267,17 +280,17 @@ class RedisState:
         self, key: str, *, forget_s: float, threshold: int, base_s: float, cap_s: float
     ) -> float:
         args = [int(forget_s * 1000), threshold, int(base_s * 1000), int(cap_s * 1000)]
-        async with _mapped():
+        async with _mapped("redis record_failure"):
             wait_ms = await self._failure(keys=[key], args=args)
         return int(wait_ms) / 1000
 
     async def locked_for(self, key: str) -> float:
-        async with _mapped():
+        async with _mapped("redis locked_for"):
             wait_ms = await self._locked(keys=[key])
         return int(wait_ms) / 1000
 
     async def clear(self, key: str) -> None:
-        async with _mapped():
+        async with _mapped("redis clear"):
             await self.client.delete(key)
 
     async def ping(self) -> str | None:
@@ -316,17 +329,17 @@ class RedisUsageStream:
         self._group_ready = True
 
     async def put(self, data: bytes) -> int:
-        async with _mapped():
+        async with _mapped("redis put"):
             await self._client.xadd(USAGE_STREAM, {"r": data})
         return 0  # unbounded: Redis's own memory limit is the bound
 
     async def backlog(self) -> int:
         """The stream's length: written entries are deleted on ``ack``."""
-        async with _mapped():
+        async with _mapped("redis backlog"):
             return int(await self._client.xlen(USAGE_STREAM))
 
     async def take(self, max_items: int, wait_s: float) -> list[tuple[str, bytes]]:
-        async with _mapped():
+        async with _mapped("redis take"):
             try:
                 entries = await self._take(max_items, wait_s)
             except ResponseError as exc:
@@ -362,7 +375,7 @@ class RedisUsageStream:
     async def ack(self, ids: Sequence[str]) -> None:
         if not ids:
             return
-        async with _mapped(), self._client.pipeline(transaction=True) as pipe:
+        async with _mapped("redis ack"), self._client.pipeline(transaction=True) as pipe:
             pipe.xack(USAGE_STREAM, USAGE_GROUP, *ids)
             pipe.xdel(USAGE_STREAM, *ids)
             await pipe.execute()
@@ -391,7 +404,7 @@ class RedisBreakerSync:
 
     async def publish(self, label: str, state: str, seconds: float) -> None:
         message = msgspec.json.encode({"i": self._instance, "d": label, "s": state, "t": seconds})
-        async with _mapped(), self._client.pipeline(transaction=False) as pipe:
+        async with _mapped("redis publish"), self._client.pipeline(transaction=False) as pipe:
             if state == "open":
                 pipe.set(breaker(label), 1, px=max(1, int(seconds * 1000)))
             else:
@@ -402,7 +415,7 @@ class RedisBreakerSync:
     async def open_now(self, labels: Sequence[str]) -> dict[str, float]:
         if not labels:
             return {}
-        async with _mapped(), self._client.pipeline(transaction=False) as pipe:
+        async with _mapped("redis open_now"), self._client.pipeline(transaction=False) as pipe:
             for label in labels:
                 pipe.pttl(breaker(label))
             ttls = await pipe.execute()
@@ -424,17 +437,17 @@ class RedisResponseStore:
         self._instance = instance
 
     async def get(self, address: str) -> bytes | None:
-        async with _mapped():
+        async with _mapped("redis get"):
             data = await self._client.get(cache_entry(address))
         return data if isinstance(data, bytes) or data is None else data.encode()
 
     async def put(self, address: str, data: bytes, ttl_ms: int) -> None:
-        async with _mapped():
+        async with _mapped("redis put"):
             await self._client.set(cache_entry(address), data, px=max(1, ttl_ms))
 
     async def drop(self, namespace: str | None, group: str | None) -> int:
         dropped = 0
-        async with _mapped():
+        async with _mapped("redis drop"):
             for pattern in cache_patterns(namespace, group):
                 batch: list[bytes] = []
                 async for key in self._client.scan_iter(match=pattern, count=500):
@@ -466,12 +479,12 @@ class RedisSharedEntries:
         self._last = "0-0"
 
     async def append(self, data: bytes) -> None:
-        async with _mapped():
+        async with _mapped("redis append"):
             await self._client.xadd(self._key, {"e": data}, maxlen=self._max, approximate=True)
 
     async def follow(self, apply: Callable[[bytes], None]) -> None:
         """Resumes after the last entry applied when called again (after a Redis error)."""
-        async with _mapped():
+        async with _errors_mapped():
             while True:  # BLOCK answers at once while entries newer than _last exist
                 reply = await self._client.xread({self._key: self._last}, count=500, block=1_000)
                 for entry_id, fields in _stream_entries(reply):
@@ -489,7 +502,7 @@ async def _listen(
     message that is not a JSON object from Parley."""
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
-        async with _mapped():
+        async with _errors_mapped():
             await pubsub.subscribe(channel)
             async for message in pubsub.listen():
                 try:

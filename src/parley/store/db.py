@@ -8,14 +8,19 @@ Errors from the driver are translated to ``StoreError`` at this boundary.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from parley.errors import Conflict, StoreError
+from parley.observability import tracing
+from parley.observability.metrics import Metrics
+from parley.store.replicas import Replica, Replicas
+
+_DB_SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite"}
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -54,25 +59,112 @@ def map_store_errors() -> Iterator[None]:
 class Database:
     """The engine plus the two ways code uses it: a read connection, a write transaction."""
 
-    def __init__(self, url: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        replica_urls: Sequence[str] = (),
+        replica_max_lag_s: float = 5.0,
+        replica_check_s: float = 2.0,
+        metrics: Metrics | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.url = url
         self.engine = create_engine(url, **kwargs)
+        self.replicas: Replicas | None = None
+        if replica_urls:
+            self.replicas = Replicas(
+                [Replica(_shown(u), create_engine(u, **kwargs)) for u in replica_urls],
+                max_lag_s=replica_max_lag_s,
+                check_s=replica_check_s,
+                metrics=metrics,
+            )
+
+    async def start(self) -> None:
+        """Check the replicas once, then keep checking them in the background."""
+        if self.replicas is not None:
+            await self.replicas.check(self.engine)
+            self.replicas.start(self.engine)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        with map_store_errors():
-            async with self.engine.connect() as conn:
-                yield conn
+    async def read(self, *, lag_ok: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection for reading. ``lag_ok``: the read tolerates replica lag (lists,
+        pages, search, usage reports, shared links), so a healthy replica may serve it
+        unless the request's user wrote just now (``store/replicas.py``)."""
+        engine = self.engine
+        replica = None
+        if lag_ok and self.replicas is not None:
+            replica = self.replicas.choose()
+            self.replicas.note_read(replica)
+            if replica is not None:
+                engine = replica.engine
+        if tracing.ON:
+            attributes = self._span_attributes("read", engine)
+            with tracing.span("db read", attributes):
+                async with self._read(engine, replica) as conn:
+                    yield conn
+            return
+        async with self._read(engine, replica) as conn:
+            yield conn
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
+        if tracing.ON:
+            with tracing.span("db write", self._span_attributes("write", self.engine)):
+                async with self._write() as conn:
+                    yield conn
+            return
+        async with self._write() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _read(
+        self, engine: AsyncEngine, replica: Replica | None
+    ) -> AsyncIterator[AsyncConnection]:
+        if replica is None:
+            with map_store_errors():
+                async with engine.connect() as conn:
+                    yield conn
+            return
+        conn = engine.connect()
+        try:
+            await conn.start()
+        except (SQLAlchemyError, OSError) as exc:  # out of rotation; the primary serves
+            assert self.replicas is not None
+            self.replicas.failed(replica, exc)
+            async with self._read(self.engine, None) as primary:
+                yield primary
+            return
+        try:
+            with map_store_errors():
+                yield conn
+        finally:
+            await conn.close()
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
         with map_store_errors():
             async with self.engine.begin() as conn:
                 yield conn
+        if self.replicas is not None:
+            self.replicas.wrote()
+
+    def _span_attributes(self, use: str, engine: AsyncEngine) -> dict[str, str | int]:
+        """A database span: which system, read or write transaction, which server."""
+        url = engine.url
+        attributes: dict[str, str | int] = {
+            "db.system.name": _DB_SYSTEMS.get(self.dialect, self.dialect),
+            "parley.db.use": use,
+        }
+        if url.host:
+            attributes["server.address"] = url.host
+        if url.port:
+            attributes["server.port"] = url.port
+        return attributes
 
     async def ping(self) -> str | None:
         """Readiness probe: None when the database answers, else why not."""
@@ -84,4 +176,11 @@ class Database:
         return None
 
     async def close(self) -> None:
+        if self.replicas is not None:
+            await self.replicas.close()
         await self.engine.dispose()
+
+
+def _shown(url: str) -> str:
+    """A URL for logs and status: its password masked."""
+    return make_url(url).render_as_string(hide_password=True)

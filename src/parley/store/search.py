@@ -204,7 +204,7 @@ async def search(
     words = terms(query)
     if not words:
         return []
-    async with db.read() as conn:
+    async with db.read(lag_ok=True) as conn:
         if conn.dialect.name == "sqlite":
             phrases = " AND ".join(f'body:"{w}"' for w in words)
             match = f'owner_id:"{owner_id}" AND {phrases}'

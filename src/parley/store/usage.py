@@ -98,7 +98,7 @@ async def aggregate(
         if wanted:
             query = query.where(clause)
     query = query.group_by(bucket).order_by(bucket).limit(limit).offset(offset)
-    async with db.read() as conn:
+    async with db.read(lag_ok=True) as conn:
         rows = [dict(r._mapping) for r in await conn.execute(query)]
     for row in rows:
         if group_by == "day" and row["bucket"] is not None:

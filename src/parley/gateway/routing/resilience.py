@@ -42,6 +42,7 @@ from parley.errors import (
 from parley.gateway.routing.admission import DEFAULT_PRIORITY, Gate
 from parley.gateway.routing.health import DeploymentHealth, HealthBook
 from parley.gateway.routing.router import Router, RouteRequest
+from parley.observability import tracing
 from parley.observability.metrics import Metrics
 
 T = TypeVar("T")
@@ -174,7 +175,7 @@ class Resilience:
                 self._metrics.fallbacks.labels(group.name, name, reason).inc()
             try:
                 outcome, jump = await self._in_group(
-                    current, route, attempt, attempts, priority=priority, budget=budget
+                    current, route, attempt, attempts, priority=priority, budget=budget, via=reason
                 )
             except Overloaded as exc:
                 overloaded = exc
@@ -218,9 +219,19 @@ class Resilience:
         *,
         priority: int,
         budget: _Budget,
+        via: str = "",
     ) -> tuple[Outcome[T] | None, tuple[Failure, UpstreamError] | None]:
+        """``via``: why this group is tried (a fallback's reason), empty for the first."""
         slot = contextlib.AsyncExitStack()
-        await slot.enter_async_context(self.gates[group.name].slot(priority))
+        admit = slot.enter_async_context(self.gates[group.name].slot(priority))
+        if tracing.ON:
+            await tracing.within(
+                "parley.admission",
+                admit,
+                {"parley.model_group": group.name, "parley.priority": priority},
+            )
+        else:
+            await admit
         try:
             tried: set[str] = set()
             last_error: dict[str, UpstreamError] = {}
@@ -241,8 +252,13 @@ class Resilience:
                 health.started()
                 self._metrics.child(self._metrics.in_flight, dep.label).set(health.in_flight)
                 started = time.perf_counter()
+                call = self._timed(attempt(dep), budget.deadline, dep)
+                if tracing.ON:
+                    call = tracing.within(
+                        f"upstream {dep.label}", call, _attempt_attributes(group, dep, number, via)
+                    )
                 try:
-                    value = await self._timed(attempt(dep), budget.deadline, dep)
+                    value = await call
                 except UpstreamError as error:
                     kind = classify(error)
                     health.finished(
@@ -302,6 +318,35 @@ class Resilience:
             return False
         await self._sleep(delay)
         return True
+
+
+def _attempt_attributes(
+    group: ModelGroup, dep: Deployment, number: int, via: str
+) -> dict[str, str | int]:
+    """One upstream attempt's span: which deployment, which try in its group, and whether
+    it is a fallback (``parley.fallback_reason``: failure, context_window, content_policy)."""
+    attributes: dict[str, str | int] = {
+        "gen_ai.provider.name": genai_provider(dep.provider),
+        "gen_ai.request.model": dep.model,
+        "parley.model_group": group.name,
+        "parley.deployment": dep.label,
+        "parley.attempt": number + 1,
+    }
+    if via:
+        attributes["parley.fallback_reason"] = via
+    return attributes
+
+
+def genai_provider(provider: str) -> str:
+    """The GenAI semantic conventions' ``gen_ai.provider.name`` for a Parley provider."""
+    return _GENAI_PROVIDERS.get(provider, provider)
+
+
+_GENAI_PROVIDERS = {
+    "azure": "azure.ai.openai",
+    "gemini": "gcp.gemini",
+    "bedrock": "aws.bedrock",
+}
 
 
 def _without(group: ModelGroup, label: str) -> ModelGroup:
