@@ -83,10 +83,10 @@ def test_verify_then_forget_and_reset_the_password(
     page.get_by_role("link", name="Sign in").click()
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_role("alert").filter(has_text="invalid email or password").wait_for()
     page.get_by_label("Password").fill(NEW_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_role("textbox", name="Message").wait_for()
 
     page.goto(f"{base}#token={token}")  # a spent link says so

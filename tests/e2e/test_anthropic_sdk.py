@@ -248,8 +248,9 @@ def test_count_tokens(client: anthropic.Anthropic, fake: FakeUpstream) -> None:
 
 
 def test_cache_reads_reach_usage_records_and_cost(parley: ParleyFactory) -> None:
-    """Two requests with one prompt-cache breakpoint: the second reads the prefix from
-    Anthropic's cache; the usage record counts it and bills it at the cached price."""
+    """Two requests with one prompt-cache breakpoint: the first writes the prefix to
+    Anthropic's cache, the second reads it; the usage record counts the read, and each is
+    billed at its own price."""
     admin = "admin-key-for-the-messages-usage-test"
     url = parley(admin_key=admin)
     system: Any = [{"type": "text", "text": "a b c d e f", "cache_control": {"type": "ephemeral"}}]
@@ -278,8 +279,10 @@ def test_cache_reads_reach_usage_records_and_cost(parley: ParleyFactory) -> None
     assert rows[0]["prompt_tokens"] == 2 * 8
     assert rows[0]["cached_tokens"] == 6
     completion = rows[0]["completion_tokens"]
-    # claude-sonnet-4-5: $3 in, $15 out, $0.30 cached input per million tokens.
-    expected = (8 * 3.0 + (2 * 3.0 + 6 * 0.30) + completion * 15.0) / 1e6
+    # claude-sonnet-4-5 per million tokens: $3 in, $15 out, $3.75 for a (5-minute) cache
+    # write, $0.30 for a cache read. The first request writes the 6-token prefix, the
+    # second reads it.
+    expected = ((2 * 3.0 + 6 * 3.75) + (2 * 3.0 + 6 * 0.30) + completion * 15.0) / 1e6
     assert rows[0]["cost_usd"] == pytest.approx(expected)
 
 
