@@ -22,6 +22,7 @@ from tests.e2e.test_access import ADMIN, Client, backend, error, start
 from tests.e2e.test_auth import PASSWORD, Account
 from tests.e2e.test_cli import parley
 from tests.e2e.test_multi_instance import shared
+from tests.polling import eventually
 from tests.smtp import Inbox, html_of, link_in, mail_settings, smtp_server, text_of
 
 __all__ = ["backend", "shared", "start"]
@@ -149,13 +150,9 @@ def test_the_outbox_retries_while_the_server_is_down_then_delivers_once(
     client = start(allow_registration=True, **settings)
     Account(client, "kay@example.com")
     with structlog.testing.capture_logs() as logs:
-        began = time.monotonic()
+        # Accepted although no mail server listens: the request only queues the mail.
         assert ask_reset(client, "kay@example.com").status_code == 202
-        assert time.monotonic() - began < 5  # never waits for the mail server
-        deadline = time.monotonic() + 10
-        while sum(e["event"] == "mail not sent" for e in logs) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        eventually(lambda: sum(e["event"] == "mail not sent" for e in logs) >= 2)
         with smtp_server(port) as (inbox, _):
             [message] = inbox.wait(1)
             assert message["To"] == "kay@example.com"
