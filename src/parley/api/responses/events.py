@@ -18,14 +18,12 @@ each delta goes to its own item, so the reassembled arguments are exactly the up
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from starlette.types import Send
 
 from parley.api.responses.render import (
     call_item,
@@ -35,7 +33,7 @@ from parley.api.responses.render import (
     text_part,
     usage_of,
 )
-from parley.api.sse import _END, _GONE, KEEPALIVE, SSEResponse, _Opened, _watch_disconnect
+from parley.api.sse import SSEResponse
 from parley.errors import ParleyError
 from parley.observability.redact import redactor
 from parley.providers.base import ChunkStream
@@ -337,64 +335,24 @@ async def passthrough_frames(
         yield seq.frame(event)
 
 
-class ResponsesSSE(SSEResponse):
+def responses_sse(
+    opener: Any,
+    *,
+    keepalive: float,
+    render_error: Any,
+    seq: Sequencer,
+    current: Callable[[], dict[str, Any] | None],
+) -> SSEResponse:
     """``SSEResponse`` with Responses framing: items are ready frames, the end is the
     terminal event itself (no ``[DONE]``), and a failure after the status was sent is an
     ``error`` event followed by ``response.failed``, numbered in sequence."""
-
-    def __init__(
-        self,
-        opener: Any,
-        *,
-        keepalive: float,
-        render_error: Any,
-        seq: Sequencer,
-        current: Callable[[], dict[str, Any] | None],
-    ) -> None:
-        super().__init__(opener, keepalive=keepalive, render_error=render_error)
-        self._seq = seq
-        self._current = current
-
-    async def __call__(self, scope: Any, receive: Any, send: Send) -> None:
-        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
-        producer = asyncio.create_task(self._produce(queue))
-        watcher = asyncio.create_task(_watch_disconnect(receive, producer, queue))
-        try:
-            if not await self._start(queue, scope, receive, send, watcher):
-                return
-            await self._forward(queue, send, watcher)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:
-            pass
-        finally:
-            for task in (producer, watcher):
-                task.cancel()
-            await asyncio.gather(producer, watcher, return_exceptions=True)
-
-    async def _forward(
-        self, queue: asyncio.Queue[object], send: Send, watcher: asyncio.Task[None]
-    ) -> bool:
-        while True:
-            if watcher.done():
-                return False
-            try:
-                async with asyncio.timeout(self._keepalive):
-                    item = await queue.get()
-            except TimeoutError:
-                await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
-                continue
-            if item is _END:
-                return True
-            if item is _GONE:
-                return False
-            if isinstance(item, ParleyError):
-                body = self._seq.failure(item, self._current())
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-                return False
-            if isinstance(item, _Opened):
-                continue
-            assert isinstance(item, bytes)
-            await send({"type": "http.response.body", "body": item, "more_body": True})
+    return SSEResponse(
+        opener,
+        keepalive=keepalive,
+        render_error=render_error,
+        done=b"",
+        render_error_event=lambda error: seq.failure(error, current()),
+    )
 
 
-__all__ = ["ChunkEvents", "ResponsesSSE", "Sequencer", "passthrough_frames"]
+__all__ = ["ChunkEvents", "Sequencer", "passthrough_frames", "responses_sse"]

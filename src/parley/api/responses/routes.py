@@ -25,7 +25,7 @@ from parley.api.deps import api_caller, call_options, request_id
 from parley.api.errors import render_parley_error
 from parley.api.jsonbody import too_deep
 from parley.api.openai import warning_headers
-from parley.api.responses.events import ChunkEvents, ResponsesSSE, Sequencer, passthrough_frames
+from parley.api.responses.events import ChunkEvents, Sequencer, passthrough_frames, responses_sse
 from parley.api.responses.render import envelope, from_completion, new_id
 from parley.api.responses.translate import input_items, to_chat
 from parley.errors import InvalidRequest, NotFound
@@ -239,7 +239,7 @@ def _stream(
             yield _Opened(frames, headers)
 
     settings = request.app.state.settings
-    return ResponsesSSE(
+    return responses_sse(
         cast(Any, opener),
         keepalive=settings.stream_keepalive_seconds,
         render_error=render_parley_error,
