@@ -68,9 +68,10 @@ def parley(loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path) -> Itera
         directive: str = "",
         key: str = "fake-secret-key-123456",
         extra: dict[str, Any] | None = None,
+        group: dict[str, Any] | None = None,
         **settings: Any,
     ) -> str:
-        models = fake_models(fake.url, directive=directive, key=key, extra=extra)
+        models = fake_models(fake.url, directive=directive, key=key, extra=extra, group=group)
         settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
         app = create_app(Settings(**settings), models=models)
         return servers.enter_context(serve_in_thread(loop_thread, app))

@@ -77,11 +77,13 @@ def fake_models(
     directive: str = "",
     key: str = "fake-secret-key-123456",
     extra: Mapping[str, Any] | None = None,
+    group: Mapping[str, Any] | None = None,
 ) -> LoadedModels:
     """One model group per provider family, named after the family, all at ``fake_url``.
 
     ``directive`` (e.g. ``"+error-500"``) is appended to each upstream model name so the
-    fake misbehaves on purpose; group names stay the family names.
+    fake misbehaves on purpose; group names stay the family names. ``extra`` is merged into
+    each deployment, ``group`` into each group (``{"retries": 0}``, say).
     """
     groups = []
     for family in FAMILIES:
@@ -95,7 +97,7 @@ def fake_models(
         elif family != "openai_compatible":
             dep["api_key"] = f"os.environ/{FAKE_KEY_ENV}"
         dep.update(extra or {})
-        groups.append({"name": family, "deployments": [dep]})
+        groups.append({"name": family, "deployments": [dep], **(group or {})})
     parsed = parse_models({"models": groups})
     return LoadedModels(resolve_groups(parsed, _environ(key)), "test")
 
