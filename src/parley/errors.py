@@ -232,6 +232,20 @@ class UpstreamStatusError(UpstreamError):
         self.retry_after = retry_after
 
 
+class DeploymentBudgetSpent(UpstreamError):
+    """A deployment's own budget has no room for this request: the router passes it over
+    for the group's other deployments (not a fault of the deployment, not an attempt).
+    When every deployment is spent, the ``AllDeploymentsFailed`` that results keeps this
+    429 ``budget_exceeded`` and the soonest period reset as ``Retry-After``."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+    code = "budget_exceeded"
+
+    def __init__(self, refusal: BudgetExceeded, *, deployment: str) -> None:
+        super().__init__(refusal.message, deployment=deployment, headers=dict(refusal.headers))
+
+
 class UpstreamTimeout(UpstreamError):
     status_code = 504
     error_type = "timeout_error"

@@ -5,8 +5,10 @@ instances sharing one Redis and one PostgreSQL, under concurrency spread over bo
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +23,7 @@ from parley.testing.servers import LoopThread, models_from, serve_in_thread
 from parley.testing.webhooks import WebhookReceiver
 from tests.backends import postgres_database, redis_url
 from tests.e2e.test_access import ADMIN, Client, error
+from tests.e2e.test_auth import Account
 from tests.polling import eventually
 
 # Output-only prices: max_tokens=25 answered with 25 words reserves and costs exactly
@@ -178,6 +181,39 @@ def test_group_downgrades_instead_of_refusing_exactly_at_the_limit(
     )
 
 
+def test_a_chat_answer_downgraded_says_which_model_answered(pair: Pair, fake: FakeUpstream) -> None:
+    """In the chat app, a budget's downgrade is told to the tab (a ``model`` event before
+    the text) and the answer is saved as the cheaper group's, on either instance."""
+    a, b = pair(
+        [
+            group(
+                "big", fake, DEAR, budget={"usd": 0.0, "period": "daily"}, downgrade={"to": "small"}
+            ),
+            group("small", fake, CHEAP),
+        ]
+    )
+    ada = Account(a, "ada@example.com")
+    created = ada.call("POST", "/api/conversations", json={"model": "big"})
+    cid = created.json()["id"]
+    sent = ada.call("POST", f"/api/conversations/{cid}/messages", json={"content": "one two three"})
+    assert sent.status_code == 200, sent.text
+    events = [json.loads(line[6:]) for line in sent.text.splitlines() if line.startswith("data: {")]
+    kinds = [e["type"] for e in events]
+    assert "model" in kinds
+    assert kinds.index("model") < kinds.index("delta")
+    (announced,) = [e for e in events if e["type"] == "model"]
+    assert announced == {
+        "type": "model",
+        "model": "small",
+        "downgraded_from": "big",
+        "reason": "budget:model",
+    }
+    bearer = {"authorization": f"Bearer {ada.tokens['access_token']}"}
+    read = b.http.get(f"/api/conversations/{cid}", headers=bearer)  # the other instance
+    messages = read.json()["messages"]
+    assert [(m["role"], m["model"]) for m in messages][-1] == ("assistant", "small")
+
+
 def test_group_downgrades_past_a_threshold(pair: Pair, fake: FakeUpstream) -> None:
     a, b = pair(
         [
@@ -198,6 +234,100 @@ def test_group_downgrades_past_a_threshold(pair: Pair, fake: FakeUpstream) -> No
     ]
     # 1 and 2 leave big 10% and 20% spent; 3 would reach 30%, 4 40%: at 40% it moves on
     assert served == ["big", "big", "big", "threshold:40%", "threshold:40%", "threshold:40%"]
+
+
+def pool(
+    fake: FakeUpstream,
+    a_budget: float,
+    b_budget: float | None = None,
+    *,
+    a_fault: str = "",
+    b_fault: str = "",
+    retries: int = 0,
+) -> dict[str, Any]:
+    """Deployments ``a`` (tried first) and ``b``, each with its own budget if given, and no
+    retries: passing over a spent deployment must not use up the one attempt."""
+    deps = []
+    for order, (name, usd) in enumerate((("a", a_budget), ("b", b_budget)), start=1):
+        fault = a_fault if name == "a" else b_fault
+        dep: dict[str, Any] = {
+            "name": f"pool-{name}",
+            "provider": "openai_compatible",
+            "model": f"{name}{fault}+tokens-{TOKENS}",
+            "api_base": f"{fake.url}/v1",
+            "price": DEAR,
+            "order": order,
+        }
+        if usd is not None:
+            dep["budget"] = {"usd": usd, "period": "daily"}
+        deps.append(dep)
+    return {"name": "pool", "strategy": "ordered", "retries": retries, "deployments": deps}
+
+
+def test_deployment_budget_passes_a_spent_deployment_over_exactly(
+    pair: Pair, fake: FakeUpstream
+) -> None:
+    a, b = pair([pool(fake, a_budget=0.25)])
+    key = a.new_key()["key"]
+    responses = spread((a, b), key, 30, model="pool")
+    assert [r.status_code for r in responses] == [200] * 30
+    served = collections.Counter(r.json()["model"] for r in responses)
+    # $0.25 / $0.025: ten on a, across both instances; the rest on b
+    assert served == {f"a+tokens-{TOKENS}": 10, f"b+tokens-{TOKENS}": 20}
+    assert len(fake.calls) == 30  # a spent deployment is never called
+    eventually(lambda: len(_usage_rows(pair.database_url)) == 30)  # type: ignore[attr-defined]
+    rows = b.admin("GET", "/admin/spend/forecast").json()["data"]
+    (row,) = [r for r in rows if r["scope"] == "deployment"]
+    assert row["holder"] == "pool-a"
+    assert row["spent_usd"] == pytest.approx(0.25)
+    assert row["budget_usd"] == pytest.approx(0.25)
+
+
+def test_deployment_budgets_all_spent_refuse_with_the_budget(
+    pair: Pair, fake: FakeUpstream
+) -> None:
+    a, b = pair([pool(fake, a_budget=0.05, b_budget=0.025)])
+    key = a.new_key()["key"]
+    codes = [r.status_code for r in spread((a, b), key, 6, model="pool")]
+    assert codes.count(200) == 3  # two on a, one on b
+    before = len(fake.calls)
+    refused = b.chat(key, model="pool", max_tokens=TOKENS)
+    assert refused.status_code == 429
+    body = error(refused)
+    assert body["code"] == "budget_exceeded"
+    assert "deployment pool-a has reached its daily budget of $0.0500" in body["message"]
+    assert "deployment pool-b has reached its daily budget of $0.0250" in body["message"]
+    assert int(refused.headers["retry-after"]) >= 1
+    assert len(fake.calls) == before
+
+
+def test_a_failed_attempt_gives_its_deployment_reservation_back(
+    pair: Pair, fake: FakeUpstream
+) -> None:
+    """a's budget has room for one request at a time and a fails every time; b streams
+    slowly. While the first request streams from b, a second is sent: had the first kept
+    its failed attempt's reservation on a until it finished, a would read as spent and the
+    second would skip it."""
+    a, b = pair(
+        [pool(fake, a_budget=0.025, a_fault="+error-500", b_fault="+chunk-delay-0.1", retries=1)]
+    )
+    key = a.new_key()["key"]
+    body = {
+        "model": "pool",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": TOKENS,
+        "stream": True,
+    }
+    headers = {"authorization": f"Bearer {key}"}
+    with a.http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as first:
+        assert first.status_code == 200
+        lines = first.iter_lines()  # kept: a dropped iterator would close the stream
+        next(lines)  # b is streaming; a's attempt failed before it
+        second = b.chat(key, model="pool", max_tokens=TOKENS)
+        assert second.status_code == 200
+        assert second.json()["model"] == f"b+chunk-delay-0.1+tokens-{TOKENS}"
+        tried_a = [c for c in fake.calls if c.body["model"].startswith("a+error-500")]
+        assert len(tried_a) == 2
 
 
 def test_tier_budget_applies_to_each_member(pair: Pair, fake: FakeUpstream) -> None:
@@ -226,6 +356,13 @@ def test_tier_budget_applies_to_each_member(pair: Pair, fake: FakeUpstream) -> N
         assert codes == [200, 200, 429]
     message = error(b.chat(keys[1], model="dear", max_tokens=TOKENS))["message"]
     assert "user tier free (member" in message
+    eventually(lambda: len(_usage_rows(pair.database_url)) == 4)  # type: ignore[attr-defined]
+    rows = a.admin("GET", "/admin/spend/forecast").json()["data"]
+    members = sorted((r["holder"], r["spent_usd"]) for r in rows if r["scope"] == "tier")
+    assert members == [
+        ("free (member m0@example.com)", pytest.approx(0.05)),
+        ("free (member m1@example.com)", pytest.approx(0.05)),
+    ]
 
 
 def test_per_request_ceiling_refuses_before_any_upstream_call(
@@ -286,10 +423,15 @@ def test_thresholds_alert_exactly_once_though_the_receiver_is_down_at_first(
         codes = [r.status_code for r in spread((a, b), key, 44, model="dear")]
         assert codes.count(200) == 40
         eventually(lambda: len(receiver.received) >= 3)
-        # both instances saw every threshold crossed; the receiver got each exactly once
-        deliveries = a.admin("GET", "/admin/alerts").json()["data"]
-        assert len(deliveries) == 3
-        assert all(d["status"] == "delivered" for d in deliveries)
+        # both instances saw every threshold crossed; the receiver got each exactly once.
+        # A delivery's row says "delivered" just after the receiver answered: wait for it.
+        deliveries: list[dict[str, Any]] = []
+
+        def settled() -> bool:
+            deliveries[:] = a.admin("GET", "/admin/alerts").json()["data"]
+            return len(deliveries) == 3 and all(d["status"] == "delivered" for d in deliveries)
+
+        eventually(settled)
         assert sum(d["attempts"] for d in deliveries) == 5  # two refused attempts retried
         assert sorted(e["threshold_percent"] for e in receiver.received) == [50, 80, 100]
         assert len(set(receiver.ids())) == 3

@@ -126,7 +126,7 @@ def test_gemini_cached_content_and_long_context() -> None:
     assert pro.charge(TokenCounts(prompt=300_000, output=1000)) == 765_000_000
 
 
-def test_bedrock_cache_read_through_the_decoder_and_writes_explicitly() -> None:
+def test_bedrock_cache_reads_and_writes_through_the_decoder() -> None:
     model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
     p = price("bedrock", model, aws_region="us-east-1")
     usage = usage_from({"inputTokens": 100, "cacheReadInputTokens": 2000, "outputTokens": 50})
@@ -135,6 +135,17 @@ def test_bedrock_cache_read_through_the_decoder_and_writes_explicitly() -> None:
     # with 500 written to the cache too: + 500 x 3.75
     counts = TokenCounts(prompt=2600, output=50, cached_read=2000, cache_write_5m=500)
     assert p.charge(counts) == 3_525_000
+    # ... as the decoder reports Bedrock's cacheWriteInputTokens
+    written = usage_from(
+        {
+            "inputTokens": 100,
+            "cacheReadInputTokens": 2000,
+            "cacheWriteInputTokens": 500,
+            "outputTokens": 50,
+        }
+    )
+    assert written.prompt_tokens == 2600
+    assert p.cost(written) == 3_525_000
 
 
 def test_config_price_overrides_field_by_field() -> None:

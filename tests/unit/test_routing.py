@@ -16,7 +16,7 @@ from parley.errors import AllDeploymentsFailed, Overloaded, UpstreamStatusError
 from parley.gateway.accounting.cost import FREE, price_of
 from parley.gateway.routing.admission import Gate
 from parley.gateway.routing.breaker import BreakerState, CircuitBreaker
-from parley.gateway.routing.health import HealthBook
+from parley.gateway.routing.health import DeploymentHealth, HealthBook
 from parley.gateway.routing.resilience import Resilience
 from parley.gateway.routing.router import Router, RouteRequest
 from parley.observability.metrics import Metrics
@@ -205,6 +205,24 @@ def test_breaker_state_machine() -> None:
         ("open", "half_open"),
         ("half_open", "closed"),
     ]
+
+
+def test_a_cancelled_probe_frees_its_slot() -> None:
+    """A half-open breaker's probe whose client left gives no verdict, but must not keep
+    the slot: otherwise the deployment would never be probed again."""
+    now = [0.0]
+    breaker = CircuitBreaker(
+        CircuitBreakerConfig(failure_rate=0.5, window=10, min_requests=1, cooldown=5),
+        clock=lambda: now[0],
+    )
+    health = DeploymentHealth(group("ordered", {"name": "a", "model": "m"}).deployments[0], breaker)
+    health.breaker.record(False)
+    now[0] += 5
+    assert health.breaker.acquire()
+    health.started()
+    health.abandon()  # the probe's client went away
+    assert health.breaker.state is BreakerState.HALF_OPEN
+    assert health.breaker.acquire()  # the next caller may probe
 
 
 def test_old_failures_leave_the_window() -> None:

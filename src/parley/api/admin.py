@@ -30,6 +30,7 @@ from parley.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from parley.gateway.accounting.budgets import has_budget
 from parley.gateway.accounting.caller import Limits, Principal
 from parley.gateway.accounting.forecast import forecast
+from parley.gateway.accounting.policy import budget_limits
 from parley.identity.audit import audit
 from parley.identity.keys import KEY_PREFIX
 from parley.identity.schemas import (
@@ -44,7 +45,7 @@ from parley.identity.schemas import (
 )
 from parley.identity.team_keys import check_team_admin_key
 from parley.identity.users import MANAGING_ROLES
-from parley.store.alerts import budgeted_holders, list_deliveries
+from parley.store.alerts import budgeted_holders, list_deliveries, tier_members
 from parley.store.usage import GroupBy, aggregate
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -216,8 +217,9 @@ async def alert_deliveries(request: Request) -> Response:
 
 @router.get("/spend/forecast")
 async def spend_forecast(request: Request) -> Response:
-    """Per budget holder (the installation, model groups, keys, users and teams with a
-    budget): spend so far this period and a projection to its end at the last hour's rate."""
+    """Per budget holder (the installation, model groups and deployments, keys, users and
+    teams with a budget, and each member of a tier with one): spend so far this period and
+    a projection to its end at the last hour's rate."""
     who = await actor(request)
     _global(who)
     svc = services(request)
@@ -230,6 +232,19 @@ async def spend_forecast(request: Request) -> Response:
         limits = policies.group_limits(group)
         if has_budget(limits):
             holders.append(Principal("model", group.name, limits))
+        for dep in group.deployments:
+            if dep.budget is not None:
+                holders.append(Principal("deployment", dep.label, budget_limits(dep.budget)))
+    tiers = {name: t for name, t in policies.budgets.tiers.items() if has_budget(t)}
+    for member in await tier_members(svc.db, sorted(tiers)):
+        holders.append(
+            Principal(
+                "tier",
+                f"{member['tier']}:{member['id']}",
+                tiers[member["tier"]],
+                f"{member['tier']} (member {member['email']})",
+            )
+        )
     for row in await budgeted_holders(svc.db):
         holders.append(Principal(row["scope"], row["id"], Limits.from_row(row), row["label"]))
     found = await forecast(holders, svc.admission.spent_since, int(time.time() * 1000))

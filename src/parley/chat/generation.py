@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,6 +54,9 @@ HISTORY = 100
 
 class OpenedStream(Protocol):
     chunks: ChunkStream
+    headers: dict[str, str]
+    """The gateway's routing headers: ``x-parley-model-group`` names the group that serves
+    (another than asked when a budget downgraded the request)."""
 
 
 class StreamChat(Protocol):
@@ -397,6 +400,24 @@ class Generations:
         for generation in list(self._running.values()):
             await self.stop(generation)
 
+    @staticmethod
+    async def _served_by(generation: Generation, headers: Mapping[str, str]) -> None:
+        """When a budget sent the answer to a cheaper group, the answer is saved as that
+        group's and the tabs following it are told which model is answering, and why."""
+        served = headers.get("x-parley-model-group")
+        original = headers.get("x-parley-downgraded-from")
+        if served is None or original is None or served == generation.model:
+            return
+        generation.model = served
+        await generation.push(
+            {
+                "type": "model",
+                "model": served,
+                "downgraded_from": original,
+                "reason": headers.get("x-parley-downgrade-reason", ""),
+            }
+        )
+
     async def _run(
         self,
         generation: Generation,
@@ -408,6 +429,7 @@ class Generations:
         status, error = "complete", None
         try:
             async with self._stream_chat(request, caller, generation.message_id) as opened:
+                await self._served_by(generation, opened.headers)
                 async for chunk in opened.chunks:
                     for choice in chunk.choices:
                         if choice.delta.content:

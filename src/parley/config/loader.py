@@ -92,6 +92,7 @@ class Deployment:
     """Bedrock's SigV4 credentials (``None``: Bedrock with an API key, or another family)."""
     proxy: Proxy | None = None
     """The forward proxy its requests go through (``config/egress.py``), or None."""
+    budget: BudgetConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +366,7 @@ def _deployment(
         health_check=dep.health_check,
         aws=aws,
         proxy=proxy,
+        budget=dep.budget,
     )
 
 

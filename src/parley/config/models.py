@@ -229,6 +229,9 @@ class DeploymentConfig(_Strict):
     """Prompts estimated above this skip the deployment (``cost`` strategy and all others)."""
     tags: dict[str, str] = Field(default_factory=dict)
     health_check: HealthCheckConfig | None = None
+    budget: BudgetConfig | None = None
+    """Spend on this deployment by everyone. Reserved when the router picks it; one with no
+    budget left is passed over for the group's others (``gateway/routing/resilience.py``)."""
     """Off by default: passive health (real traffic) always applies."""
 
     @field_validator(

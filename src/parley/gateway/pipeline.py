@@ -265,7 +265,12 @@ class Gateway:
     ) -> Outcome[T]:
         try:
             return await self.resilience.run(
-                group, route, attempt, priority=options.priority, deadline=options.deadline
+                group,
+                route,
+                attempt,
+                priority=options.priority,
+                deadline=options.deadline,
+                reservations=self.policies.reservations(call),
             )
         except BaseException as exc:
             status = exc.status_code if isinstance(exc, ParleyError) else 499
@@ -583,6 +588,7 @@ class Gateway:
                 [],
                 usage=usage,
                 system_fingerprint=last.system_fingerprint,
+                parley=_cost_extension(call),
             )
 
     async def embed(
@@ -688,6 +694,16 @@ class _Tally:
     usage: Usage | None = None
     model: str = ""
     response_id: str = ""
+
+
+def _cost_extension(call: Call) -> dict[str, Any] | msgspec.UnsetType:
+    """What ``x-parley-cost-usd`` and ``x-parley-cached-tokens`` say for a non-streamed
+    answer, for the stream's last chunk (set by ``Policies.finish`` once usage is known)."""
+    cost = call.route_headers.get("x-parley-cost-usd")
+    if cost is None:
+        return msgspec.UNSET
+    cached = int(call.route_headers.get("x-parley-cached-tokens", "0"))
+    return {"cost_usd": float(cost), "cached_tokens": cached}
 
 
 def _response_attributes(usage: Usage | None, model: str, response_id: str) -> dict[str, Any]:

@@ -251,13 +251,15 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
 def usage_from(usage: Mapping[str, Any]) -> Usage:
     """Bedrock counts ``inputTokens`` apart from the tokens read from and written to the
     prompt cache; OpenAI's ``prompt_tokens`` holds all three, the reads also as
-    ``prompt_tokens_details.cached_tokens``."""
+    ``prompt_tokens_details.cached_tokens``, the writes as ``cache_creation_tokens`` (as
+    Anthropic's decoder reports them), so each is priced at its own rate."""
     read = int(usage.get("cacheReadInputTokens") or 0)
     written = int(usage.get("cacheWriteInputTokens") or 0)
     prompt = int(usage.get("inputTokens") or 0) + read + written
     completion = int(usage.get("outputTokens") or 0)
-    if read:
-        return Usage(prompt, completion, prompt + completion, {"cached_tokens": read})
+    if read or written:
+        details = {"cached_tokens": read, "cache_creation_tokens": written}
+        return Usage(prompt, completion, prompt + completion, details)
     return Usage(prompt, completion, prompt + completion)
 
 

@@ -417,6 +417,10 @@ class ChatCompletionChunk(Struct):
     usage: Usage | None = None
     object: str = "chat.completion.chunk"
     system_fingerprint: str | None = None
+    parley: dict[str, Any] | UnsetType = UNSET
+    """Only on the usage chunk Parley ends a stream with: ``cost_usd`` and
+    ``cached_tokens``, which a non-streamed answer carries as headers (a stream's headers
+    leave before its usage is known). UNSET, never encoded, on every other chunk."""
 
 
 # --- embeddings ----------------------------------------------------------------------------

@@ -154,3 +154,20 @@ async def budgeted_holders(db: Database, limit: int = 500) -> list[dict[str, Any
                 values["scope"], values["label"] = scope, values.pop("_label")
                 found.append(values)
     return found
+
+
+async def tier_members(db: Database, tiers: list[str], limit: int = 500) -> list[dict[str, Any]]:
+    """Users (not disabled) in any of ``tiers``: each ``id``, ``email`` and ``tier``. A
+    tier's budget is each member's, so the forecast lists members one by one."""
+    from parley.store.tables import users  # noqa: PLC0415
+
+    if not tiers:
+        return []
+    query = (
+        select(users.c.id, users.c.email, users.c.tier)
+        .where(users.c.tier.in_(tiers), users.c.disabled.is_(False))
+        .order_by(users.c.id)
+        .limit(limit)
+    )
+    async with db.read() as conn:
+        return [dict(row._mapping) for row in await conn.execute(query)]

@@ -296,7 +296,7 @@ def test_answer_with_text_tool_calls_reasoning_and_cache_usage() -> None:
     assert reply.usage is not None
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (110, 5)
     assert reply.usage.total_tokens == 115  # Bedrock's own total
-    assert reply.usage.prompt_tokens_details == {"cached_tokens": 60}
+    assert reply.usage.prompt_tokens_details == {"cached_tokens": 60, "cache_creation_tokens": 40}
 
 
 def test_usage_without_cache_has_no_details() -> None:

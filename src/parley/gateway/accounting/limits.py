@@ -3,9 +3,11 @@ to the shared state before a request goes upstream, and one reconciliation after
 
 Scopes: the caller's key, user and team (limits stored on each), the client IP (process
 settings), the model group, the whole installation and the user's tier (per member; all
-three from the model file). Token limits and budgets reserve an estimate (prompt tokens
-plus ``max_tokens``, priced at the group's dearest deployment) and settle to the real
-usage afterwards, so concurrent requests cannot overshoot a limit together.
+three from the model file). A deployment's budget is reserved later, by ``reserve``, once
+the router has picked the deployment: a spent one is passed over for another. Token
+limits and budgets reserve an estimate (prompt tokens plus ``max_tokens``, priced at the
+group's dearest deployment) and settle to the real usage afterwards, so concurrent
+requests cannot overshoot a limit together.
 
 The reservation rule: a request is admitted only if, for every budget that applies,
 spend so far + reservations in flight + this request's reservation <= the budget, all
@@ -170,6 +172,34 @@ class Admission:
         for principal in principals:
             self._add_checks(ticket, principal, now_ms)
         if not ticket.checks:
+            return ticket
+        try:
+            await self._evaluate(ticket)
+        except StateError as exc:
+            return self._state_down(ticket, exc)
+        return ticket
+
+    async def reserve(
+        self,
+        principal: Principal,
+        *,
+        prompt_tokens: Callable[[], int],
+        max_tokens: int | None,
+        price_nusd: Callable[[int, int], int],
+    ) -> Ticket:
+        """One more holder's limits, reserved after ``admit`` by the same atomic rule: a
+        deployment's budget, known only once the router has picked the deployment. Raises
+        the refusal (``BudgetExceeded``) or returns the reservation to settle."""
+        completion = max_tokens or self._settings.default_max_tokens
+        prompt = prompt_tokens()
+        ticket = Ticket(
+            reserved_tokens=prompt + completion,
+            reserved_nusd=price_nusd(prompt, completion),
+            estimated_completion=not max_tokens,
+        )
+        self._add_checks(ticket, principal, int(time.time() * 1000))
+        if not ticket.checks:
+            ticket.settled = True
             return ticket
         try:
             await self._evaluate(ticket)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from parley.config.loader import Deployment, ModelGroup
 from parley.config.models import BudgetConfig, UserTierConfig
-from parley.errors import PermissionDenied
+from parley.errors import BudgetExceeded, DeploymentBudgetSpent, PermissionDenied
 from parley.gateway.accounting import cost
 from parley.gateway.accounting.caller import NO_LIMITS, Caller, Limits, Principal
 from parley.gateway.accounting.limits import Admission, Ticket
@@ -95,6 +95,11 @@ class Call:
     cache: str | None = None
     """The cache's verdict: hit, semantic-hit, miss or bypass (None: no cache)."""
     similarity: float | None = None
+    prompt_tokens: Callable[[], int] = lambda: 0
+    """The prompt's token count, counted at most once (admission and deployments share it)."""
+    max_tokens: int | None = None
+    deployment_tickets: dict[str, Ticket] = field(default_factory=dict)
+    """Reservations on the budgets of the deployments tried, by label."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -130,6 +135,34 @@ class Call:
     def first_token(self) -> None:
         if self.ttft_ms is None:
             self.ttft_ms = int((time.perf_counter() - self.started) * 1000)
+
+
+@dataclass(slots=True)
+class DeploymentBudgets:
+    """One call's deployment-budget reservations, in the shape the failover loop takes
+    (``routing/resilience.py`` ``Reservations``)."""
+
+    policies: Policies
+    call: Call
+
+    async def take(self, deployment: Deployment) -> None:
+        await self.policies.reserve_deployment(self.call, deployment)
+
+    async def give_back(self, deployment: Deployment) -> None:
+        await self.policies.release_deployment(self.call, deployment)
+
+
+def _once(count: Callable[[], int]) -> Callable[[], int]:
+    """``count`` called at most once: a prompt is tokenised for admission and again for
+    a deployment's budget only if both apply, and then only the first time."""
+    found: list[int] = []
+
+    def counted() -> int:
+        if not found:
+            found.append(count())
+        return found[0]
+
+    return counted
 
 
 class Policies:
@@ -190,6 +223,7 @@ class Policies:
             raise PermissionDenied(
                 f"this API key may not use model {name!r}", code="model_not_allowed"
             )
+        counted = _once(prompt_tokens)
         ticket = Ticket(settled=True)
         if self.admission is not None:
             ceiling, group_limits = self._group_terms(group)
@@ -197,13 +231,43 @@ class Policies:
                 caller,
                 group.name,
                 group_limits,
-                prompt_tokens=prompt_tokens,
+                prompt_tokens=counted,
                 max_tokens=max_tokens,
                 price_nusd=ceiling.estimate,
                 extra=self.budgets.principals(caller),
                 max_cost_nusd=max_cost_nusd,
             )
-        return Call(caller, group.name, request_id, ticket)
+        return Call(
+            caller, group.name, request_id, ticket, prompt_tokens=counted, max_tokens=max_tokens
+        )
+
+    def reservations(self, call: Call) -> DeploymentBudgets | None:
+        """What the failover loop reserves deployments' budgets through (None: admission
+        is off, so there are no budgets to hold)."""
+        return None if self.admission is None else DeploymentBudgets(self, call)
+
+    async def reserve_deployment(self, call: Call, deployment: Deployment) -> None:
+        """Reserve this call on ``deployment``'s own budget, priced at its own rates, or
+        raise ``DeploymentBudgetSpent`` so the router passes it over."""
+        if self.admission is None or deployment.budget is None:
+            return
+        principal = Principal("deployment", deployment.label, budget_limits(deployment.budget))
+        try:
+            ticket = await self.admission.reserve(
+                principal,
+                prompt_tokens=call.prompt_tokens,
+                max_tokens=call.max_tokens,
+                price_nusd=self.price(deployment).estimate,
+            )
+        except BudgetExceeded as refusal:
+            raise DeploymentBudgetSpent(refusal, deployment=deployment.label) from None
+        call.deployment_tickets[deployment.label] = ticket
+
+    async def release_deployment(self, call: Call, deployment: Deployment) -> None:
+        """Give back a failed attempt's reservation on its deployment's budget."""
+        ticket = call.deployment_tickets.pop(deployment.label, None)
+        if ticket is not None and self.admission is not None:
+            await self.admission.settle(ticket, tokens=0, cost_nusd=0)
 
     async def release(self, call: Call) -> None:
         """Give back an admitted call's reservations without a usage record (the request
@@ -211,6 +275,18 @@ class Policies:
         call.finished = True
         if self.admission is not None:
             await self.admission.settle(call.ticket, tokens=0, cost_nusd=0)
+            await self._settle_deployments(call, None, 0)
+
+    async def _settle_deployments(
+        self, call: Call, deployment: Deployment | None, charged: int
+    ) -> None:
+        """The serving deployment's reservation settles to the real cost; any other left
+        (none normally: failed attempts give theirs back at once) is released."""
+        assert self.admission is not None
+        tickets, call.deployment_tickets = call.deployment_tickets, {}
+        for label, ticket in tickets.items():
+            served = deployment is not None and label == deployment.label
+            await self.admission.settle(ticket, tokens=0, cost_nusd=charged if served else 0)
 
     async def finish(
         self,
@@ -258,6 +334,8 @@ class Policies:
             cached = call.served_from_cache
             used = usage.total_tokens if usage is not None and not cached else 0
             await self.admission.settle(call.ticket, tokens=used, cost_nusd=charged)
+            if call.deployment_tickets:
+                await self._settle_deployments(call, deployment, charged)
         if self.usage is not None:
             await self.usage.record(
                 UsageRecord(

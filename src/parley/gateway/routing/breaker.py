@@ -78,6 +78,13 @@ class CircuitBreaker:
             return True
         return False
 
+    def release(self) -> None:
+        """A call let through gave no verdict (cancelled: the client left): its probe slot,
+        if it held one, is free again. Without this, cancelled probes would keep a
+        half-open breaker from ever letting another call through."""
+        if self._state is BreakerState.HALF_OPEN:
+            self._probes = max(0, self._probes - 1)
+
     def record(self, ok: bool) -> None:
         if self._state is BreakerState.HALF_OPEN:
             self._probes = max(0, self._probes - 1)

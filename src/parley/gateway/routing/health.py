@@ -86,6 +86,7 @@ class DeploymentHealth:
     def abandon(self) -> None:
         """The call was cancelled (client gone): no verdict on the deployment."""
         self.in_flight = max(0, self.in_flight - 1)
+        self.breaker.release()
 
     def snapshot(self) -> dict[str, object]:
         recent = len(self.recent)

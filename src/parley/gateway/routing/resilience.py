@@ -27,11 +27,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from parley.config.loader import Deployment, ModelGroup
 from parley.errors import (
     AllDeploymentsFailed,
+    DeploymentBudgetSpent,
     Overloaded,
     UpstreamError,
     UpstreamProtocolError,
@@ -93,6 +94,16 @@ def classify(error: UpstreamError) -> Failure:
 
 def counts_against_deployment(kind: Failure) -> bool:
     return kind in (Failure.RETRYABLE, Failure.DEPLOYMENT)
+
+
+class Reservations(Protocol):
+    """A deployment's own budget, reserved once the router has picked it and before the
+    call, given back when the attempt fails (the winner's is settled by the caller)."""
+
+    async def take(self, deployment: Deployment) -> None:
+        """Reserve on ``deployment``, or raise ``DeploymentBudgetSpent``."""
+
+    async def give_back(self, deployment: Deployment) -> None: ...
 
 
 @dataclass(slots=True)
@@ -160,9 +171,11 @@ class Resilience:
         *,
         priority: int = DEFAULT_PRIORITY,
         deadline: float | None = None,
+        reservations: Reservations | None = None,
     ) -> Outcome[T]:
         """``deadline`` is an absolute ``loop.time()`` for the whole request, retries and
-        fallbacks included (the client's budget); None leaves it to per-call timeouts."""
+        fallbacks included (the client's budget); None leaves it to per-call timeouts.
+        ``reservations``: deployments' own budgets (None: no deployment has one)."""
         attempts: list[tuple[str, UpstreamError]] = []
         budget = _Budget(deadline)
         pending: deque[tuple[str, str]] = deque([(group.name, "")])
@@ -175,7 +188,14 @@ class Resilience:
                 self._metrics.fallbacks.labels(group.name, name, reason).inc()
             try:
                 outcome, jump = await self._in_group(
-                    current, route, attempt, attempts, priority=priority, budget=budget, via=reason
+                    current,
+                    route,
+                    attempt,
+                    attempts,
+                    priority=priority,
+                    budget=budget,
+                    via=reason,
+                    reservations=reservations,
                 )
             except Overloaded as exc:
                 overloaded = exc
@@ -220,8 +240,10 @@ class Resilience:
         priority: int,
         budget: _Budget,
         via: str = "",
+        reservations: Reservations | None = None,
     ) -> tuple[Outcome[T] | None, tuple[Failure, UpstreamError] | None]:
-        """``via``: why this group is tried (a fallback's reason), empty for the first."""
+        """``via``: why this group is tried (a fallback's reason), empty for the first. A
+        deployment whose own budget is spent is passed over without using up an attempt."""
         slot = contextlib.AsyncExitStack()
         admit = slot.enter_async_context(self.gates[group.name].slot(priority))
         if tracing.ON:
@@ -235,7 +257,9 @@ class Resilience:
         try:
             tried: set[str] = set()
             last_error: dict[str, UpstreamError] = {}
-            for number in range(1 + group.retries):
+            number = -1
+            while number < group.retries:
+                number += 1
                 dep = self._router.choose(group, route, frozenset(tried))
                 if dep is None:
                     dep = self._router.choose(group, route)  # every one tried: retry one
@@ -243,11 +267,21 @@ class Resilience:
                         break  # nothing eligible: breakers open or all at capacity
                     if not await self._back_off(group, number, last_error.get(dep.label), budget):
                         break
+                if reservations is not None and dep.budget is not None:
+                    try:
+                        await reservations.take(dep)
+                    except DeploymentBudgetSpent as spent:
+                        attempts.append((dep.label, spent))
+                        tried.add(dep.label)
+                        group = _without(group, dep.label)
+                        number -= 1  # not an attempt: nothing was sent
+                        continue
                 if number:
                     self._metrics.retries.labels(group.name).inc()
                 health = self._health.of(dep)
                 if not health.breaker.acquire():
                     tried.add(dep.label)
+                    await self._give_back(reservations, dep)
                     continue
                 health.started()
                 self._metrics.child(self._metrics.in_flight, dep.label).set(health.in_flight)
@@ -260,6 +294,7 @@ class Resilience:
                 try:
                     value = await call
                 except UpstreamError as error:
+                    await self._give_back(reservations, dep)
                     kind = classify(error)
                     health.finished(
                         ok=not counts_against_deployment(kind),
@@ -281,6 +316,7 @@ class Resilience:
                 except BaseException:
                     health.abandon()
                     self._metrics.child(self._metrics.in_flight, dep.label).set(health.in_flight)
+                    await self._give_back(reservations, dep)
                     raise
                 lease = Lease(dep, health, started, slot, self._metrics)
                 slot = contextlib.AsyncExitStack()  # ownership moved to the lease
@@ -288,6 +324,11 @@ class Resilience:
             return None, None
         finally:
             await slot.aclose()
+
+    @staticmethod
+    async def _give_back(reservations: Reservations | None, dep: Deployment) -> None:
+        if reservations is not None and dep.budget is not None:
+            await reservations.give_back(dep)
 
     async def _timed(self, call: Awaitable[T], deadline: float | None, dep: Deployment) -> T:
         if deadline is None:

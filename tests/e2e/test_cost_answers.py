@@ -1,0 +1,75 @@
+"""Every provider family's answer says what it cost: ``x-parley-cost-usd`` and
+``x-parley-cached-tokens`` on a complete answer, the ``parley`` object of a stream's last
+(usage) chunk, each equal to the figure computed here by hand from the usage the answer
+reports, at prices set on the deployments so the arithmetic is plain."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from parley.testing.servers import FAMILIES
+from tests.conftest import ParleyFactory
+
+# USD per million tokens: one input token costs $0.001, a cached read $0.0001, an output
+# token $0.002.
+PRICE = {"input_per_mtok": 1000.0, "cached_input_per_mtok": 100.0, "output_per_mtok": 2000.0}
+BODY = {"messages": [{"role": "user", "content": "one two three four five six"}], "max_tokens": 9}
+
+
+def by_hand(usage: dict[str, Any]) -> float:
+    """Uncached input at the input price, cache reads at the cached price, cache writes at
+    the input price (no write price set), output at the output price."""
+    details = usage.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens", 0)
+    written = details.get("cache_creation_tokens", 0)
+    uncached = usage["prompt_tokens"] - cached - written
+    per_token = (uncached * 1000 + cached * 100 + written * 1000) / 1e6
+    return per_token + usage["completion_tokens"] * 2000 / 1e6
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_complete_answer_carries_its_cost(parley: ParleyFactory, family: str) -> None:
+    url = parley(directive="+tokens-9+cached-2", extra={"price": PRICE})
+    response = httpx.post(f"{url}/v1/chat/completions", json={**BODY, "model": family})
+    assert response.status_code == 200, response.text
+    usage = response.json()["usage"]
+    assert usage["completion_tokens"] == 9
+    assert float(response.headers["x-parley-cost-usd"]) == pytest.approx(by_hand(usage))
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+    assert response.headers["x-parley-cached-tokens"] == str(cached)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_stream_ends_with_its_cost(parley: ParleyFactory, family: str) -> None:
+    url = parley(directive="+tokens-9+cached-2", extra={"price": PRICE})
+    body = {**BODY, "model": family, "stream": True, "stream_options": {"include_usage": True}}
+    response = httpx.post(f"{url}/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    chunks = [
+        json.loads(line[len("data: ") :])
+        for line in response.text.splitlines()
+        if line.startswith("data: {")
+    ]
+    last = chunks[-1]
+    assert last["choices"] == []
+    usage = last["usage"]
+    assert usage["completion_tokens"] == 9
+    assert last["parley"]["cost_usd"] == pytest.approx(by_hand(usage))
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+    assert last["parley"]["cached_tokens"] == cached
+    assert all("parley" not in chunk for chunk in chunks[:-1])
+
+
+def test_the_openai_family_prices_its_cache_reads(parley: ParleyFactory) -> None:
+    """The fixture's directive must really produce cached reads somewhere, or the tests
+    above would only ever check uncached input."""
+    url = parley(directive="+tokens-9+cached-2", extra={"price": PRICE})
+    response = httpx.post(f"{url}/v1/chat/completions", json={**BODY, "model": "openai"})
+    usage = response.json()["usage"]
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 2
+    expected = (usage["prompt_tokens"] - 2) * 0.001 + 2 * 0.0001 + 9 * 0.002
+    assert float(response.headers["x-parley-cost-usd"]) == pytest.approx(expected)
