@@ -15,29 +15,40 @@ from parley.testing.servers import FAMILIES
 from tests.conftest import ParleyFactory
 
 # USD per million tokens: one input token costs $0.001, a cached read $0.0001, an output
-# token $0.002.
-PRICE = {"input_per_mtok": 1000.0, "cached_input_per_mtok": 100.0, "output_per_mtok": 2000.0}
+# token $0.002, a reasoning token (where the provider reports them apart) $0.003.
+PRICE = {
+    "input_per_mtok": 1000.0,
+    "cached_input_per_mtok": 100.0,
+    "output_per_mtok": 2000.0,
+    "reasoning_output_per_mtok": 3000.0,
+}
+# Cached reads (OpenAI and Gemini formats) and reasoning (OpenAI's reasoning_tokens,
+# Gemini's thoughtsTokenCount; Anthropic and Bedrock count thinking as plain output).
+DIRECTIVE = "+tokens-9+cached-2+reasoning"
 BODY = {"messages": [{"role": "user", "content": "one two three four five six"}], "max_tokens": 9}
 
 
 def by_hand(usage: dict[str, Any]) -> float:
     """Uncached input at the input price, cache reads at the cached price, cache writes at
-    the input price (no write price set), output at the output price."""
+    the input price (no write price set), reasoning at its price, the rest of the output at
+    the output price."""
     details = usage.get("prompt_tokens_details") or {}
     cached = details.get("cached_tokens", 0)
     written = details.get("cache_creation_tokens", 0)
     uncached = usage["prompt_tokens"] - cached - written
-    per_token = (uncached * 1000 + cached * 100 + written * 1000) / 1e6
-    return per_token + usage["completion_tokens"] * 2000 / 1e6
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
+    output = usage["completion_tokens"] - reasoning
+    tokens = uncached * 1000 + cached * 100 + written * 1000 + reasoning * 3000 + output * 2000
+    return tokens / 1e6
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_complete_answer_carries_its_cost(parley: ParleyFactory, family: str) -> None:
-    url = parley(directive="+tokens-9+cached-2", extra={"price": PRICE})
+    url = parley(directive=DIRECTIVE, extra={"price": PRICE})
     response = httpx.post(f"{url}/v1/chat/completions", json={**BODY, "model": family})
     assert response.status_code == 200, response.text
     usage = response.json()["usage"]
-    assert usage["completion_tokens"] == 9
+    assert usage["completion_tokens"] >= 9
     assert float(response.headers["x-parley-cost-usd"]) == pytest.approx(by_hand(usage))
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
     assert response.headers["x-parley-cached-tokens"] == str(cached)
@@ -45,7 +56,7 @@ def test_a_complete_answer_carries_its_cost(parley: ParleyFactory, family: str) 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_stream_ends_with_its_cost(parley: ParleyFactory, family: str) -> None:
-    url = parley(directive="+tokens-9+cached-2", extra={"price": PRICE})
+    url = parley(directive=DIRECTIVE, extra={"price": PRICE})
     body = {**BODY, "model": family, "stream": True, "stream_options": {"include_usage": True}}
     response = httpx.post(f"{url}/v1/chat/completions", json=body)
     assert response.status_code == 200, response.text
@@ -57,19 +68,25 @@ def test_a_stream_ends_with_its_cost(parley: ParleyFactory, family: str) -> None
     last = chunks[-1]
     assert last["choices"] == []
     usage = last["usage"]
-    assert usage["completion_tokens"] == 9
+    assert usage["completion_tokens"] >= 9
     assert last["parley"]["cost_usd"] == pytest.approx(by_hand(usage))
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
     assert last["parley"]["cached_tokens"] == cached
     assert all("parley" not in chunk for chunk in chunks[:-1])
 
 
-def test_the_openai_family_prices_its_cache_reads(parley: ParleyFactory) -> None:
-    """The fixture's directive must really produce cached reads somewhere, or the tests
-    above would only ever check uncached input."""
-    url = parley(directive="+tokens-9+cached-2", extra={"price": PRICE})
-    response = httpx.post(f"{url}/v1/chat/completions", json={**BODY, "model": "openai"})
+@pytest.mark.parametrize("family", ["openai", "gemini"])
+def test_cached_reads_and_reasoning_are_priced_apart(parley: ParleyFactory, family: str) -> None:
+    """The directive must really produce cached reads and reasoning tokens, or the tests
+    above would only ever check plain input and output."""
+    url = parley(directive=DIRECTIVE, extra={"price": PRICE})
+    response = httpx.post(f"{url}/v1/chat/completions", json={**BODY, "model": family})
     usage = response.json()["usage"]
     assert usage["prompt_tokens_details"]["cached_tokens"] == 2
-    expected = (usage["prompt_tokens"] - 2) * 0.001 + 2 * 0.0001 + 9 * 0.002
+    reasoning = usage["completion_tokens_details"]["reasoning_tokens"]
+    assert reasoning > 0
+    output = usage["completion_tokens"] - reasoning
+    expected = (
+        (usage["prompt_tokens"] - 2) * 0.001 + 2 * 0.0001 + reasoning * 0.003 + output * 0.002
+    )
     assert float(response.headers["x-parley-cost-usd"]) == pytest.approx(expected)
