@@ -175,17 +175,14 @@ def _lua(
     *,
     headers: dict[str, str] | None = None,
     tag: str = "",
+    protocol: str = "chat",
 ) -> Path:
-    body = json.dumps(
-        {
-            "model": model,
-            "stream": stream,
-            "messages": [{"role": "user", "content": "benchmark me"}],
-        }
-    )
+    """A wrk script posting one request of ``protocol``'s shape: Chat Completions, or the
+    same question as Anthropic Messages or OpenAI Responses."""
+    body = json.dumps(_body(protocol, model, stream))
     auth = f'wrk.headers["Authorization"] = "Bearer {key}"' if key else ""
     auth += "".join(f'\nwrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items())
-    script = tmp / f"wrk-{tag}{model}-{stream}-{bool(key)}.lua"
+    script = tmp / f"wrk-{tag}{protocol}-{model}-{stream}-{bool(key)}.lua"
     script.write_text(
         f"""
 wrk.method = "POST"
@@ -203,6 +200,23 @@ end
 """
     )
     return script
+
+
+PROTOCOLS = {
+    "chat": "/v1/chat/completions",
+    "messages": "/v1/messages",
+    "responses": "/v1/responses",
+}
+
+
+def _body(protocol: str, model: str, stream: bool) -> dict[str, object]:
+    question = "benchmark me"
+    if protocol == "messages":
+        messages = [{"role": "user", "content": question}]
+        return {"model": model, "stream": stream, "max_tokens": 64, "messages": messages}
+    if protocol == "responses":
+        return {"model": model, "stream": stream, "input": question}
+    return {"model": model, "stream": stream, "messages": [{"role": "user", "content": question}]}
 
 
 @dataclass
@@ -631,6 +645,8 @@ def _report(
     print()
     _side_by_side(args, gateways, results)
     print()
+    _protocols_table(args, results["parley"])
+    print()
     print_table(
         ["gateway", "start-up s", "RSS idle MB", "RSS after load MB"],
         [[g, f["startup"], f["rss_idle"], f["rss_loaded"]] for g, f in facts.items()],
@@ -727,6 +743,8 @@ def _measure(
                 runs[(mode, c)] = measured(
                     proc.pid, lambda c=c, s=script: wrk(url, s, c, args.duration)
                 )
+        if gateway == "parley":
+            runs.update(_protocol_rows(proc.pid, port, tmp, key, args))
         slow_script = _lua(tmp, models["slow"], key, False, headers=extra["slow"], tag=gateway)
         for c in args.slow_connections:
             runs[("slow", c)] = measured(
@@ -734,6 +752,75 @@ def _measure(
             )
         loaded = rss_mb(proc.pid)
     return runs, {"startup": boot, "rss_idle": idle, "rss_loaded": loaded}
+
+
+PROTOCOL_CONCURRENCY = (1, 64)
+
+
+def _protocol_rows(
+    pid: int, port: int, tmp: Path, key: str, args: argparse.Namespace
+) -> dict[tuple[str, int], Run]:
+    """Parley's ``/v1/messages`` and ``/v1/responses`` on the same upstream as the chat
+    rows (an OpenAI-compatible one, so both are translated both ways), JSON and SSE."""
+    runs: dict[tuple[str, int], Run] = {}
+    headers = {"anthropic-version": "2023-06-01"}
+    for protocol in ("messages", "responses"):
+        url = f"http://127.0.0.1:{port}{PROTOCOLS[protocol]}"
+        for stream in (False, True):
+            model = "bench-sse" if stream else "bench"
+            script = _lua(tmp, model, key, stream, headers=headers, protocol=protocol)
+            wrk(url, script, 10, 2.0)
+            mode = f"{protocol}-{'sse' if stream else 'json'}"
+            for c in _protocol_concurrency(args):
+                runs[(mode, c)] = measured(
+                    pid, lambda c=c, s=script, u=url: wrk(u, s, c, args.duration)
+                )
+    return runs
+
+
+def _protocol_concurrency(args: argparse.Namespace) -> list[int]:
+    return [c for c in args.concurrency if c in PROTOCOL_CONCURRENCY] or args.concurrency[:1]
+
+
+def _protocols_table(args: argparse.Namespace, parley: dict[tuple[str, int], Run]) -> None:
+    """Each protocol beside Chat Completions in the same run: requests/s, CPU per request,
+    and whether the translation keeps at least 80% of Chat Completions' requests/s."""
+    rows: list[list[object]] = []
+    for mode in ("json", "sse"):
+        for c in _protocol_concurrency(args):
+            chat = parley[(mode, c)]
+            for protocol in ("messages", "responses"):
+                run = parley[(f"{protocol}-{mode}", c)]
+                share = run.rps / chat.rps if chat.rps else 0.0
+                rows.append(
+                    [
+                        protocol,
+                        mode,
+                        c,
+                        _errs(run),
+                        chat.rps,
+                        run.rps,
+                        f"{share:.0%}",
+                        "" if chat.cpu_us is None else chat.cpu_us,
+                        "" if run.cpu_us is None else run.cpu_us,
+                        "yes" if share >= 0.8 else "NO",
+                    ]
+                )
+    print_table(
+        [
+            "protocol",
+            "mode",
+            "conc",
+            "errors",
+            "rps chat",
+            "rps protocol",
+            "of chat",
+            "CPU us chat",
+            "CPU us protocol",
+            ">= 80% of chat",
+        ],
+        rows,
+    )
 
 
 if __name__ == "__main__":
