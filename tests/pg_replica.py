@@ -142,6 +142,55 @@ def primary_and_replica() -> Iterator[Pair]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """One PostgreSQL cluster of this test's own, to stop and start at will."""
+
+    port: int
+    base: Path
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/parley"
+
+    def stop(self) -> None:
+        _run([str(BIN / "pg_ctl"), "-D", str(self.base / "data"), "-m", "immediate", "-w", "stop"])
+
+    def start(self) -> None:
+        _start(self.base / "data", self.base / "server.log")
+
+
+@contextlib.contextmanager
+def standalone() -> Iterator[Cluster]:
+    """A cluster with a ``parley`` database, for tests that take PostgreSQL away (the
+    machine's own server must stay up for every other test)."""
+    base = Path(tempfile.mkdtemp(prefix="parley-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+        base.chmod(0o700)
+    cluster = Cluster(free_port(), base)
+    data = base / "data"
+    _run([str(BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+          "-E", "UTF8", "--no-sync", "--no-instructions"])  # fmt: skip
+    settings = [
+        f"port = {cluster.port}",
+        "listen_addresses = '127.0.0.1'",
+        f"unix_socket_directories = '{base}'",
+        "fsync = off",
+        "shared_buffers = 16MB",
+    ]
+    _append(data / "postgresql.conf", settings)
+    try:
+        cluster.start()
+        server = ["-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres"]
+        _run([str(BIN / "createdb"), *server, "parley"])
+        yield cluster
+    finally:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def _append(path: Path, lines: list[str]) -> None:
     """The file exists (the cluster's owner made it): appending keeps its owner."""
     with path.open("a") as out:

@@ -23,6 +23,7 @@ from parley.gateway.accounting.limits import Admission, LimitSettings
 from parley.gateway.accounting.usage import (
     USAGE_COLUMNS,
     MemoryUsageQueue,
+    SpillingUsageQueue,
     UsageQueue,
     UsageRecorder,
 )
@@ -194,8 +195,8 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
 
         redis_state = RedisState(settings.redis_url)
         state = redis_state
-        queue = RedisUsageStream(
-            redis_state, instance, claim_idle_s=settings.usage_claim_idle_seconds
+        queue = SpillingUsageQueue(
+            RedisUsageStream(redis_state, instance, claim_idle_s=settings.usage_claim_idle_seconds)
         )
         if settings.shared_breakers:
             breaker_sync = RedisBreakerSync(redis_state, instance)

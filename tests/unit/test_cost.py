@@ -130,11 +130,14 @@ def test_bedrock_cache_reads_and_writes_through_the_decoder() -> None:
     model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
     p = price("bedrock", model, aws_region="us-east-1")
     usage = usage_from({"inputTokens": 100, "cacheReadInputTokens": 2000, "outputTokens": 50})
-    # 100 x 3 + 2000 x 0.30 + 50 x 15
-    assert p.cost(usage) == 1_650_000
-    # with 500 written to the cache too: + 500 x 3.75
+    # the us. profile at the in-region price: 100 x 3.30 + 2000 x 0.33 + 50 x 16.50
+    assert p.cost(usage) == 1_815_000
+    # with 500 written to the cache too: + 500 x 4.125
     counts = TokenCounts(prompt=2600, output=50, cached_read=2000, cache_write_5m=500)
-    assert p.charge(counts) == 3_525_000
+    assert p.charge(counts) == 3_877_500
+    # the global. profile is 10% cheaper: 100 x 3 + 2000 x 0.30 + 50 x 15
+    cross_region = price("bedrock", "global.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert cross_region.cost(usage) == 1_650_000
     # ... as the decoder reports Bedrock's cacheWriteInputTokens
     written = usage_from(
         {
@@ -145,7 +148,7 @@ def test_bedrock_cache_reads_and_writes_through_the_decoder() -> None:
         }
     )
     assert written.prompt_tokens == 2600
-    assert p.cost(written) == 3_525_000
+    assert p.cost(written) == 3_877_500
 
 
 def test_config_price_overrides_field_by_field() -> None:

@@ -317,6 +317,9 @@ class RedisUsageStream:
         self._consumer = consumer
         self._claim_idle_ms = int(claim_idle_s * 1000)
         self._group_ready = False
+        self._own_pending = False
+        """Set when a write failed: read this consumer's own unacknowledged entries again
+        first, at once, instead of leaving them to be claimed after ``claim_idle_s``."""
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -351,6 +354,14 @@ class RedisUsageStream:
 
     async def _take(self, max_items: int, wait_s: float) -> list[Any]:
         await self._ensure_group()
+        if self._own_pending:
+            mine: Any = await self._client.xreadgroup(
+                USAGE_GROUP, self._consumer, {USAGE_STREAM: "0"}, count=max_items
+            )
+            entries = [e for e in _stream_entries(mine) if e[1]]
+            if entries:
+                return entries
+            self._own_pending = False
         claimed = await self._client.xautoclaim(
             USAGE_STREAM,
             USAGE_GROUP,
@@ -369,8 +380,10 @@ class RedisUsageStream:
         return _stream_entries(reply)
 
     def requeue(self) -> None:
-        """Nothing to do: unacknowledged entries stay pending in the group and are claimed
-        again after ``claim_idle_s``."""
+        """Unacknowledged entries stay pending in the group; this consumer takes its own
+        again on its next ``take`` (another instance would claim them after
+        ``claim_idle_s`` were this one to die)."""
+        self._own_pending = True
 
     async def ack(self, ids: Sequence[str]) -> None:
         if not ids:

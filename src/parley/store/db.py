@@ -54,6 +54,8 @@ def map_store_errors() -> Iterator[None]:
         raise StoreError(
             f"database error: {type(getattr(exc, 'orig', None) or exc).__name__}"
         ) from exc
+    except OSError as exc:  # the driver could not reach the server (asyncpg's connect)
+        raise StoreError(f"database unreachable: {type(exc).__name__}") from exc
 
 
 class Database:

@@ -214,19 +214,24 @@ def catalog() -> tuple[str, tuple[CatalogEntry, ...]]:
 
 def catalog_entry(provider: str, model: str) -> CatalogEntry | None:
     """The exact model, else the longest catalogued name the model starts with (dated
-    snapshots such as ``gpt-4o-2024-08-06`` price like their family). Bedrock's
-    cross-region profile prefixes (``us.``, ``global.``) are ignored."""
+    snapshots such as ``gpt-4o-2024-08-06`` price like their family). On Bedrock a
+    ``global.`` profile has rows of its own where AWS prices it apart (Claude 4.5 costs 10%
+    less through it); other profile prefixes (``us.``, ``eu.``) price as in-region."""
+    rows = [e for e in catalog()[1] if e.provider == provider]
+    names = [model]
     if provider == "bedrock":
         for prefix in _BEDROCK_PROFILES:
             if model.startswith(prefix):
-                model = model[len(prefix) :]
+                names.append(model[len(prefix) :])
                 break
-    rows = [e for e in catalog()[1] if e.provider == provider]
-    for entry in rows:
-        if entry.model == model:
-            return entry
-    matches = [e for e in rows if model.startswith(e.model)]
-    return max(matches, key=lambda e: len(e.model)) if matches else None
+    for name in names:
+        for entry in rows:
+            if entry.model == name:
+                return entry
+        matches = [e for e in rows if name.startswith(e.model)]
+        if matches:
+            return max(matches, key=lambda e: len(e.model))
+    return None
 
 
 def merge(base: PriceConfig | None, override: PriceConfig | None) -> PriceConfig | None:

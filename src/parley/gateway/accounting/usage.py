@@ -115,8 +115,69 @@ class MemoryUsageQueue:
         self._pending.clear()
 
 
+class SpillingUsageQueue:
+    """The shared queue (Redis), with a bounded in-process spill for while it cannot be
+    reached: a record the shared queue refuses is kept here and written straight to the
+    database by this instance's writer, so a Redis outage loses no usage record (unless
+    this very process dies before its spill is written). Spilled entries are taken first."""
+
+    _PREFIX = "spill:"
+
+    def __init__(self, primary: UsageQueue, spill: MemoryUsageQueue | None = None) -> None:
+        self._primary = primary
+        self._spill = spill or MemoryUsageQueue()
+        self._spilling = False
+
+    async def put(self, data: bytes) -> int:
+        try:
+            dropped = await self._primary.put(data)
+        except ParleyError as exc:
+            if not self._spilling:
+                log.warning("usage queue unreachable: keeping records here", error=exc.message)
+            self._spilling = True
+            return await self._spill.put(data)
+        if self._spilling:
+            log.info("usage queue reachable again")
+            self._spilling = False
+        return dropped
+
+    async def backlog(self) -> int:
+        spilled = await self._spill.backlog()
+        try:
+            return spilled + await self._primary.backlog()
+        except ParleyError:
+            if spilled:
+                return spilled
+            raise
+
+    async def take(self, max_items: int, wait_s: float) -> list[tuple[str, bytes]]:
+        batch = [(self._PREFIX + i, d) for i, d in await self._spill.take(max_items, 0.0)]
+        if len(batch) >= max_items:
+            return batch
+        try:
+            batch += await self._primary.take(max_items - len(batch), 0.0 if batch else wait_s)
+        except ParleyError:
+            if not batch:
+                raise
+        return batch
+
+    async def ack(self, ids: Sequence[str]) -> None:
+        spilled = [i.removeprefix(self._PREFIX) for i in ids if i.startswith(self._PREFIX)]
+        shared = [i for i in ids if not i.startswith(self._PREFIX)]
+        await self._spill.ack(spilled)
+        await self._primary.ack(shared)
+
+    def requeue(self) -> None:
+        self._spill.requeue()
+        self._primary.requeue()
+
+
 Writer = Callable[[list[tuple[Any, ...]]], Awaitable[None]]
 """Writes rows of values in ``USAGE_COLUMNS`` order."""
+
+
+_RETRY_MAX_S = 5.0
+"""The longest wait between attempts to write usage while the database is away."""
 
 
 class UsageRecorder:
@@ -168,13 +229,22 @@ class UsageRecorder:
     async def _run(self) -> None:
         """Write what is queued, then wait a flush interval, unless the batch was full:
         one insert per interval at low traffic, back-to-back batches under load."""
+        failures = 0
         while not self._stopping:
             try:
                 written = await self.flush_once()
-            except ParleyError as exc:
-                log.warning("usage write failed; will retry", error=exc.message)
+            except Exception as exc:  # the writer must outlive any failure
+                if failures == 0 and isinstance(exc, ParleyError):
+                    log.warning("usage write failed; retrying until it works", error=exc.message)
+                elif failures == 0:  # a bug, not an outage: its traceback is wanted
+                    log.exception("usage write failed unexpectedly; retrying")
+                failures += 1
                 self.queue.requeue()
-                written = 0
+                await asyncio.sleep(min(_RETRY_MAX_S, self._flush * 2 ** min(failures, 10)))
+                continue
+            if failures:
+                log.info("usage writes resumed", failed_attempts=failures)
+                failures = 0
             with contextlib.suppress(ParleyError):
                 self._metrics.usage_backlog.set(await self.queue.backlog())
             if written < self._batch:
