@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import structlog.testing
 
 from parley.config.vault import new_key
 from parley.testing.fake_upstream import FakeUpstream
@@ -185,8 +186,12 @@ def test_validation_errors_name_the_fields_path(
     assert (
         client.admin("PUT", "/admin/models/absent", json=group(fake, "absent")).status_code == 404
     )
-    referenced = client.admin("DELETE", "/admin/models/openai")
+    assert client.admin("POST", "/admin/models", json=group(fake, "base")).status_code == 201
+    uses = group(fake, "uses", fallbacks=["base"])
+    assert client.admin("POST", "/admin/models", json=uses).status_code == 201
+    referenced = client.admin("DELETE", "/admin/models/base")
     assert referenced.status_code == 409
+    assert "'uses' falls back or downgrades to 'base'" in error(referenced)["message"]
 
 
 def test_groups_the_file_declares_are_read_only(
@@ -247,7 +252,11 @@ def test_secrets_are_sealed_at_rest_and_never_answered(
             "api_key": SECRET,
         }
     ]
-    created = client.admin("POST", "/admin/models", json=sealed)
+    with structlog.testing.capture_logs() as logs:
+        created = client.admin("POST", "/admin/models", json=sealed)
+        client.admin("POST", "/admin/models/sealed/deployments/0/test")
+    assert logs  # the reload was logged, and nothing logged holds the secret
+    assert SECRET not in str(logs)
     assert created.status_code == 201, created.text
     shown = created.json()
     assert shown["document"]["deployments"][0]["api_key"] == "\u2026" + SECRET[-4:]
@@ -270,7 +279,17 @@ def test_secrets_are_sealed_at_rest_and_never_answered(
     )
     assert answer.status_code == 200
     assert fake.calls[-1].headers["Authorization"] == f"Bearer {SECRET}"
+    rolled = client.admin("POST", "/admin/models/sealed/rollback", json={"revision": 1})
+    assert rolled.status_code == 200, rolled.text
+    answer = client.http.post(
+        "/v1/chat/completions",
+        json={"model": "sealed", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert answer.status_code == 200  # the restored revision's sealed secret still opens
+    assert fake.calls[-1].headers["Authorization"] == f"Bearer {SECRET}"
     everything = [
+        rolled.text,
         client.admin("GET", "/admin/models").text,
         client.admin("GET", "/admin/models/sealed").text,
         client.admin("GET", "/admin/models/sealed/revisions").text,

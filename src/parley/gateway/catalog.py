@@ -19,6 +19,7 @@ from parley.bus import Bus, Subjects
 from parley.config.loader import ModelGroup
 from parley.config.models import ModelGroupConfig
 from parley.config.stored import (
+    FALLBACK_FIELDS,
     labels,
     referenced_groups,
     resolve_stored,
@@ -55,6 +56,15 @@ def _stored_labels(document: Mapping[str, Any]) -> list[str]:
         d.get("name") or f"{name}/{d.get('provider')}/{d.get('model')}"
         for d in document.get("deployments", [])
     ]
+
+
+def _stored_references(document: Mapping[str, Any]) -> list[str]:
+    """The groups a stored document names, read without validating it again."""
+    names = [t for kind in FALLBACK_FIELDS for t in document.get(kind, [])]
+    downgrade = document.get("downgrade")
+    if isinstance(downgrade, dict) and isinstance(downgrade.get("to"), str):
+        names.append(downgrade["to"])
+    return names
 
 
 @dataclass(slots=True)
@@ -268,10 +278,7 @@ class ModelCatalog:
         for other in await rows.list_groups(self.db):
             if other.name == name:
                 continue
-            config = ModelGroupConfig.model_validate(
-                other.document, context={"literal_secrets": True}
-            )
-            if name in referenced_groups(config):
+            if name in _stored_references(other.document):
                 raise Conflict(
                     f"model group {other.name!r} falls back or downgrades to {name!r}: "
                     "change it first"
@@ -291,10 +298,7 @@ class ModelCatalog:
                 f"revision {number} of {name!r} is its deletion; DELETE the group instead",
                 param="revision",
             )
-        config = ModelGroupConfig.model_validate(target.document, context={"literal_secrets": True})
-        _, document = await self._checked(
-            config.model_dump(mode="json", exclude_unset=True), previous=None, name=name
-        )
+        _, document = await self._checked(target.document, previous=None, name=name)
         return await self._save(
             name, document, enabled=target.enabled, actor=actor, action="rollback"
         )
