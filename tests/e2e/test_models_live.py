@@ -150,3 +150,24 @@ def test_a_stream_in_flight_finishes_after_its_group_is_deleted(
         if '"choices":[{' in line.replace(" ", "")
     )
     assert len(words.split()) == 12  # every word, from the deployment it started on
+
+
+def test_a_deployment_changed_in_place_moves_the_other_instances_traffic(
+    pair: tuple[Client, Client], fake: FakeUpstream, second_fake: FakeUpstream
+) -> None:
+    """Same label, new upstream: the swap builds a new adapter, not the old one reused."""
+    a, b = pair
+    key = a.new_key()["key"]
+    body = {"name": "runtime", "deployments": [_dep(fake, "moving", 1)]}
+    assert a.admin("POST", "/admin/models", json=body).status_code == 201
+    eventually(lambda: _chat(b, key).status_code == 200, **WITHIN_A_SECOND)
+    moved = {"name": "runtime", "deployments": [_dep(second_fake, "moving", 1)]}
+    assert a.admin("PUT", "/admin/models/runtime", json=moved).status_code == 200
+    before = len(second_fake.calls)
+    eventually(
+        lambda: _chat(b, key).status_code == 200 and len(second_fake.calls) > before,
+        **WITHIN_A_SECOND,
+    )
+    calls = len(fake.calls)
+    assert all(_chat(b, key).status_code == 200 for _ in range(5))
+    assert len(fake.calls) == calls

@@ -147,6 +147,7 @@ class Gateway:
         router = Router(health, self.policies.price)
         resilience = self.resilience.rebuilt(registry.by_name, router, health)
         self.policies.forget_groups()
+        self._embeddings.retain({d.label for g in groups for d in g.deployments})
         self.registry, self.health, self.resilience = registry, health, resilience
 
     def _breaker_changed(self, label: str, old: BreakerState, new: BreakerState) -> None:
