@@ -75,3 +75,29 @@ def test_a_file_still_refuses_inline_secrets() -> None:
 
     with pytest.raises(ConfigError, match="must be references"):
         parse_models({"models": [_group()]})
+
+
+def test_bedrock_credentials_are_sealed_and_resolved() -> None:
+    box = SecretBox(new_key())
+    raw = {
+        "name": "b",
+        "deployments": [
+            {
+                "provider": "bedrock",
+                "model": "anthropic.claude-3-5-sonnet-20240620-v1:0",
+                "aws_region": "us-east-1",
+                "aws_access_key_id": "AKIAUNITTESTKEY00001",
+                "aws_secret_access_key": "unit/secret/access/key/0123456789",
+            }
+        ],
+    }
+    stored = seal(validate_group(raw), box)
+    dep = stored["deployments"][0]
+    assert dep["aws_secret_access_key"].startswith("sealed:")
+    assert dep["aws_access_key_id"].startswith("sealed:")
+    assert "unit/secret" not in str(view(stored, box))
+    groups, problems = resolve_stored([stored], box, {})
+    assert problems == []
+    aws = groups[0].deployments[0].aws
+    assert aws is not None
+    assert aws.secret_access_key.reveal() == "unit/secret/access/key/0123456789"

@@ -145,6 +145,16 @@ class ModelCatalog:
             "enabled": True,
             "strategy": group.strategy,
             "fallbacks": list(group.fallbacks),
+            "settings": {
+                "context_window_fallbacks": list(group.context_window_fallbacks),
+                "content_policy_fallbacks": list(group.content_policy_fallbacks),
+                "retries": group.retries,
+                "max_concurrency": group.max_concurrency,
+                "limits": group.limits.model_dump(mode="json"),
+                "cache": group.cache.model_dump(mode="json"),
+                "budget": None if group.budget is None else group.budget.model_dump(mode="json"),
+                "max_cost_usd": group.max_cost_usd,
+            },
             "deployments": [
                 {
                     "index": i,
@@ -153,6 +163,12 @@ class ModelCatalog:
                     "model": d.model,
                     "api_base": d.api_base,
                     "enabled": True,
+                    "weight": d.weight,
+                    "order": d.order,
+                    "max_concurrency": d.max_concurrency,
+                    "rpm": d.rpm,
+                    "tpm": d.tpm,
+                    "price": None if d.price is None else d.price.model_dump(mode="json"),
                 }
                 for i, d in enumerate(group.deployments)
             ],
