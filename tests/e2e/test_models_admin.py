@@ -357,3 +357,33 @@ def test_test_connection_probes_the_real_adapter(
     file_group = client.admin("POST", "/admin/models/openai/deployments/0/test")
     assert file_group.json()["ok"] is True
     assert client.admin("POST", "/admin/models/probe/deployments/7/test").status_code == 404
+
+
+def test_a_group_can_be_tested_before_it_is_saved(
+    start: Callable[..., Client], fake: FakeUpstream
+) -> None:
+    """No PARLEY_SECRETS_KEY and nothing stored: the literal key is only used, not kept."""
+    client = start()
+    unsaved = group(fake, "unsaved")
+    unsaved["deployments"].append(
+        {
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "api_base": f"{fake.url}/v1",
+            "api_key": SECRET,
+            "name": "keyed",
+        }
+    )
+    ok = client.admin("POST", "/admin/models/test?deployment=1", json=unsaved)
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["ok"] is True
+    assert ok.json()["deployment"] == "keyed"
+    assert fake.calls[-1].headers["Authorization"] == f"Bearer {SECRET}"
+    assert client.admin("GET", "/admin/models/unsaved").status_code == 404
+    assert client.admin("GET", "/admin/models/unsaved/revisions").status_code == 404
+    bad = client.admin("POST", "/admin/models/test?deployment=5", json=unsaved)
+    assert bad.status_code == 400
+    assert error(bad)["param"] == "deployment"
+    invalid = client.admin("POST", "/admin/models/test", json=group(fake, retries=-1))
+    assert invalid.status_code == 400
+    assert error(invalid)["param"] == "models.runtime.retries"

@@ -93,6 +93,16 @@ async def create_model(request: Request) -> Response:
     return json_response(await _shown(catalog, saved.group), 201)
 
 
+@router.post("/test")
+async def test_unsaved(request: Request) -> Response:
+    """The connection test for a group not saved yet (``?deployment=`` its index, 0 by
+    default): the console's "Test connection" before "Save". Nothing is stored."""
+    await _admin(request)
+    index = int_param(request.query_params.get("deployment"), "deployment", 0, 0, 1000)
+    deployment = await _catalog(request).trial(await json_body(request), index)
+    return await _probe(request, deployment)
+
+
 @router.get("/{name:path}/revisions")
 async def list_revisions(name: str, request: Request) -> Response:
     await _admin(request)
@@ -117,7 +127,10 @@ async def test_deployment(name: str, index: int, request: Request) -> Response:
     latency, or the upstream's error (secrets scrubbed). Works on a disabled deployment
     too, so it can be checked before it is enabled."""
     await _admin(request)
-    deployment = await _deployment(request, name, index)
+    return await _probe(request, await _deployment(request, name, index))
+
+
+async def _probe(request: Request, deployment: Deployment) -> Response:
     redactor.register(_secrets_of(deployment))
     provider = request.app.state.gateway.registry.one_off(deployment)
     started = time.perf_counter()

@@ -150,6 +150,10 @@ ROUTES: dict[tuple[str, str], Inputs] = {
     ("get", "/admin/spend/forecast"): Inputs(),
     ("post", "/admin/models"): Inputs(ModelGroupConfig),
     ("put", "/admin/models/{name}"): Inputs(ModelGroupConfig),
+    ("post", "/admin/models/test"): Inputs(
+        ModelGroupConfig,
+        query=(_q("deployment", _int(0, 1000), "the deployment to try (default 0)"),),
+    ),
     ("post", "/admin/models/{name}/rollback"): Inputs(admin_models.Rollback),
     ("get", "/admin/models/{name}/revisions"): Inputs(query=(_q("limit", _int(1, 1000)),)),
     ("post", "/admin/teams"): Inputs(TeamCreate),

@@ -46,7 +46,16 @@ class SecretBox:
                 "PARLEY_SECRETS_KEY must be Fernet keys (32 url-safe base64 bytes each), "
                 "comma-separated; `parley secrets new-key` makes one"
             ) from None
+        self._keys = fernets
         self._fernet = MultiFernet(fernets) if fernets else None
+
+    def ephemeral(self) -> SecretBox:
+        """A box that seals with a throwaway key and still opens what this one sealed:
+        for resolving a group that is tried, not stored (a connection test)."""
+        box = SecretBox(None)
+        box._keys = [Fernet(Fernet.generate_key()), *self._keys]
+        box._fernet = MultiFernet(box._keys)
+        return box
 
     @property
     def enabled(self) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parley.bus import Bus, Subjects
-from parley.config.loader import ModelGroup
+from parley.config.loader import Deployment, ModelGroup
 from parley.config.models import ModelGroupConfig
 from parley.config.stored import (
     FALLBACK_FIELDS,
@@ -246,6 +246,25 @@ class ModelCatalog:
         if problems:
             raise InvalidRequest("; ".join(problems), param=problems[0].split(":", 1)[0])
         return config, document
+
+    async def trial(self, raw: object, index: int) -> Deployment:
+        """Deployment ``index`` of a group that is not saved (a connection test before
+        saving): validated as a save would be, literal secrets used as given, hints taken
+        from the stored group of the same name. Nothing is stored."""
+        config = validate_group(raw)
+        if not 0 <= index < len(config.deployments):
+            raise InvalidRequest(
+                f"the group has no deployment {index} (it has {len(config.deployments)})",
+                param="deployment",
+            )
+        previous = await rows.get_group(self.db, config.name)
+        box = self.box.ephemeral()
+        document = seal(config, box, previous.document if previous else None)
+        document["deployments"] = [{**document["deployments"][index], "enabled": True}]
+        groups, problems = resolve_stored([document], box, self.environ)
+        if problems or not groups:
+            raise InvalidRequest("; ".join(problems), param=problems[0].split(":", 1)[0])
+        return groups[0].deployments[0]
 
     async def create(self, raw: object, actor: str) -> Revision:
         name = raw.get("name") if isinstance(raw, dict) else None
