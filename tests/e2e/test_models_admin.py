@@ -78,6 +78,16 @@ def test_crud_with_revisions_and_rollback(start: Callable[..., Client], fake: Fa
     assert replaced.json()["revision"] == 2
     assert replaced.json()["document"]["strategy"] == "weighted"
 
+    no_deployment = client.admin("POST", "/admin/models/runtime/deployments/0/disable")
+    assert no_deployment.json()["deployments"][0]["enabled"] is False
+    idle = client.http.post(
+        "/v1/chat/completions",
+        json={"model": "runtime", "messages": [{"role": "user", "content": "hi"}]},
+        headers=headers,
+    )
+    assert idle.status_code == 502, idle.text  # the group is there, nothing may serve it
+    assert "no healthy deployment" in error(idle)["message"]
+    client.admin("POST", "/admin/models/runtime/deployments/0/enable")
     disabled = client.admin("POST", "/admin/models/runtime/disable")
     assert disabled.json()["enabled"] is False
     gone = client.http.post(
@@ -90,22 +100,24 @@ def test_crud_with_revisions_and_rollback(start: Callable[..., Client], fake: Fa
 
     rolled = client.admin("POST", "/admin/models/runtime/rollback", json={"revision": 1})
     assert rolled.status_code == 200, rolled.text
-    assert rolled.json()["revision"] == 5
+    assert rolled.json()["revision"] == 7
     assert "strategy" not in rolled.json()["document"]
 
     revisions = client.admin("GET", "/admin/models/runtime/revisions").json()["data"]
     assert [(r["revision"], r["action"]) for r in revisions] == [
-        (5, "rollback"),
-        (4, "enable"),
-        (3, "disable"),
+        (7, "rollback"),
+        (6, "enable"),
+        (5, "disable"),
+        (4, "deployment_enable"),
+        (3, "deployment_disable"),
         (2, "update"),
         (1, "create"),
     ]
-    assert revisions[3]["document"]["strategy"] == "weighted"
+    assert revisions[5]["document"]["strategy"] == "weighted"
     assert all(r["actor"] == "admin-key" for r in revisions)
 
     deleted = client.admin("DELETE", "/admin/models/runtime")
-    assert deleted.json() == {"name": "runtime", "deleted": True, "revision": 6}
+    assert deleted.json() == {"name": "runtime", "deleted": True, "revision": 8}
     assert client.admin("GET", "/admin/models/runtime").status_code == 404
     after = client.http.post(
         "/v1/chat/completions",
@@ -114,7 +126,7 @@ def test_crud_with_revisions_and_rollback(start: Callable[..., Client], fake: Fa
     )
     assert after.status_code == 404
     # the history outlives the group, and a deleted group can be brought back
-    assert len(client.admin("GET", "/admin/models/runtime/revisions").json()["data"]) == 6
+    assert len(client.admin("GET", "/admin/models/runtime/revisions").json()["data"]) == 8
     back = client.admin("POST", "/admin/models/runtime/rollback", json={"revision": 2})
     assert back.status_code == 200, back.text
     assert back.json()["document"]["strategy"] == "weighted"
