@@ -42,6 +42,7 @@ from parley.api.server import ServerLimits
 from parley.chat.generation import Generations
 from parley.chat.purge import sweep_forever
 from parley.config import LoadedModels, Settings, load_models
+from parley.config.stored import credential_headers
 from parley.config.vault import SecretBox, VaultError
 from parley.errors import ConfigError, ParleyError
 from parley.gateway.accounting import tokens
@@ -139,6 +140,12 @@ def create_app(
             """New groups: their secrets redacted from logs, their probes running."""
             gateway: Gateway = app.state.gateway
             redactor.register(LoadedModels(gateway.registry.groups, "database").secrets())
+            redactor.register(
+                v
+                for g in gateway.registry.groups
+                for d in g.deployments
+                for v in credential_headers(d.extra_headers)
+            )
             for task in probes:
                 task.cancel()
             probes[:] = [

@@ -101,3 +101,23 @@ def test_bedrock_credentials_are_sealed_and_resolved() -> None:
     aws = groups[0].deployments[0].aws
     assert aws is not None
     assert aws.secret_access_key.reveal() == "unit/secret/access/key/0123456789"
+
+
+def test_credential_headers_are_sealed_and_other_headers_kept() -> None:
+    box = SecretBox(new_key())
+    headers = {"Authorization": f"Bearer {SECRET}", "X-Team": "blue"}
+    stored = seal(validate_group(_group(api_key="os.environ/K", extra_headers=headers)), box)
+    kept = stored["deployments"][0]["extra_headers"]
+    assert kept["X-Team"] == "blue"
+    assert kept["Authorization"].startswith("sealed:")
+    shown = view(stored, box)
+    assert shown["deployments"][0]["extra_headers"]["Authorization"] == hint(SECRET)
+    assert SECRET not in str(shown)
+    again = seal(validate_group(shown), box, previous=stored)
+    assert again["deployments"][0]["extra_headers"] == kept
+    groups, problems = resolve_stored([stored], box, {"K": "x" * 20})
+    assert problems == []
+    assert groups[0].deployments[0].extra_headers["Authorization"] == f"Bearer {SECRET}"
+    with pytest.raises(InvalidRequest, match="PARLEY_SECRETS_KEY is not set") as caught:
+        seal(validate_group(_group(api_key="os.environ/K", extra_headers=headers)), SecretBox(None))
+    assert caught.value.param == "models.g.deployments[0].extra_headers.authorization"

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from parley.api.admin import Actor, actor
 from parley.api.deps import client_ip, int_param, json_body, json_response, services
 from parley.config.loader import Deployment
-from parley.config.stored import resolve_stored
+from parley.config.stored import credential_headers, resolve_stored
 from parley.errors import NotFound, ParleyError, PermissionDenied
 from parley.gateway.catalog import ModelCatalog
 from parley.gateway.live_models import LiveModels
@@ -173,7 +173,7 @@ def _secrets_of(deployment: Deployment) -> list[str]:
     values = [s.reveal() for s in (deployment.api_key, deployment.azure_ad_token) if s]
     if deployment.aws is not None:
         values += [s.reveal() for s in deployment.aws.secrets()]
-    return values
+    return values + credential_headers(deployment.extra_headers)
 
 
 async def _deployment(request: Request, name: str, index: int) -> Deployment:

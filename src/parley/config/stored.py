@@ -12,7 +12,8 @@ secret stored for this deployment", so a console can send a group back as it got
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -60,18 +61,43 @@ def labels(config: ModelGroupConfig) -> list[str]:
     return [d.label(config.name) for d in config.deployments]
 
 
+_CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|password|cookie", re.IGNORECASE)
+"""``extra_headers`` whose name says they carry a credential (``Authorization``,
+``api-key``, ``X-Api-Token``...): sealed and hinted like ``api_key``. Other headers are
+configuration, stored and shown as they are."""
+
+
+def _slots(dep: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str, str]]:
+    """Where a deployment may hold a secret: (the mapping, its key, the field's path
+    below the deployment), for each one present."""
+    for field in SECRET_FIELDS:
+        if isinstance(dep.get(field), str):
+            yield dep, field, field
+    headers = dep.get("extra_headers")
+    if isinstance(headers, dict):
+        for header, value in headers.items():
+            if isinstance(value, str) and _CREDENTIAL_HEADER.search(header):
+                yield headers, header, f"extra_headers.{header.lower()}"
+
+
+def credential_headers(headers: Mapping[str, str]) -> list[str]:
+    """The values of headers that carry a credential, for the log redactor."""
+    return [v for k, v in headers.items() if _CREDENTIAL_HEADER.search(k)]
+
+
+def _label(document: Mapping[str, Any], dep: Mapping[str, Any]) -> str:
+    return str(
+        dep.get("name") or f"{document.get('name')}/{dep.get('provider')}/{dep.get('model')}"
+    )
+
+
 def _stored_secrets(document: Mapping[str, Any] | None) -> dict[tuple[str, str], str]:
-    """(deployment label, field) -> the stored sealed value, of a stored document."""
-    if not document:
-        return {}
-    name = str(document.get("name", ""))
+    """(deployment label, field path) -> the stored sealed value, of a stored document."""
     found: dict[tuple[str, str], str] = {}
-    for dep in document.get("deployments", []):
-        label = dep.get("name") or f"{name}/{dep.get('provider')}/{dep.get('model')}"
-        for field in SECRET_FIELDS:
-            value = dep.get(field)
-            if isinstance(value, str) and is_sealed(value):
-                found[(label, field)] = value
+    for dep in (document or {}).get("deployments", []):
+        for holder, key, path in _slots(dep):
+            if is_sealed(holder[key]):
+                found[(_label(document or {}, dep), path)] = holder[key]
     return found
 
 
@@ -82,27 +108,24 @@ def seal(
     replaced by the secret ``previous`` holds for the same deployment and field."""
     document = config.model_dump(mode="json", exclude_unset=True)
     kept = _stored_secrets(previous)
-    for index, (dep, parsed) in enumerate(
-        zip(document["deployments"], config.deployments, strict=True)
-    ):
-        label = parsed.label(config.name)
-        for field in SECRET_FIELDS:
-            value = dep.get(field)
-            if value is None or is_reference(value) or is_sealed(value):
+    for index, dep in enumerate(document["deployments"]):
+        for holder, key, path in _slots(dep):
+            value: str = holder[key]
+            if is_reference(value) or is_sealed(value):
                 continue  # a sealed value comes from a stored revision (a rollback)
-            where = f"models.{config.name}.deployments[{index}].{field}"
+            where = f"models.{config.name}.deployments[{index}].{path}"
             if value.startswith(HINT):
-                stored = kept.get((label, field))
+                stored = kept.get((_label(document, dep), path))
                 if stored is None:
                     raise InvalidRequest(
                         f"{where}: {value!r} stands for a stored secret, but this deployment "
                         "has none stored; enter the secret or an os.environ/NAME reference",
                         param=where,
                     )
-                dep[field] = stored
+                holder[key] = stored
                 continue
             try:
-                dep[field] = box.seal(value)
+                holder[key] = box.seal(value)
             except VaultError as exc:
                 raise InvalidRequest(f"{where}: {exc}", param=where) from None
     return document
@@ -112,13 +135,12 @@ def view(document: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
     """The document as the API shows it: sealed secrets as their hint, nothing more."""
     shown = copy.deepcopy(dict(document))
     for dep in shown.get("deployments", []):
-        for field in SECRET_FIELDS:
-            value = dep.get(field)
-            if isinstance(value, str) and is_sealed(value):
+        for holder, key, _ in _slots(dep):
+            if is_sealed(holder[key]):
                 try:
-                    dep[field] = hint(box.open(value).reveal())
+                    holder[key] = hint(box.open(holder[key]).reveal())
                 except VaultError:
-                    dep[field] = HINT
+                    holder[key] = HINT
     return shown
 
 
@@ -126,10 +148,9 @@ def reseal(document: dict[str, Any], box: SecretBox) -> dict[str, Any]:
     """The document with every sealed secret re-encrypted under the first key."""
     fresh = copy.deepcopy(document)
     for dep in fresh.get("deployments", []):
-        for field in SECRET_FIELDS:
-            value = dep.get(field)
-            if isinstance(value, str) and is_sealed(value):
-                dep[field] = box.reseal(value)
+        for holder, key, _ in _slots(dep):
+            if is_sealed(holder[key]):
+                holder[key] = box.reseal(holder[key])
     return fresh
 
 
@@ -147,12 +168,16 @@ def resolve_stored(
         name = doc.get("name", "?")
         try:
             for index, dep in enumerate(doc.get("deployments", [])):
-                for field in SECRET_FIELDS:
-                    value = dep.get(field)
-                    if isinstance(value, str) and is_sealed(value):
-                        variable = f"_PARLEY_SEALED_{index}_{field.upper()}"
-                        env[variable] = box.open(value).reveal()
-                        dep[field] = f"os.environ/{variable}"
+                for number, (holder, key, path) in enumerate(list(_slots(dep))):
+                    if not is_sealed(holder[key]):
+                        continue
+                    opened = box.open(holder[key]).reveal()
+                    if path.startswith("extra_headers."):
+                        holder[key] = opened  # headers are literal in the file's schema too
+                        continue
+                    variable = f"_PARLEY_SEALED_{index}_{number}"
+                    env[variable] = opened
+                    holder[key] = f"os.environ/{variable}"
             config = ModelGroupConfig.model_validate(doc)
             groups += resolve_groups(ModelsFile.model_construct(models=[config]), env)
         except VaultError as exc:
