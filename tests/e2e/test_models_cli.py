@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from parley.app import create_app
 from parley.config import Settings
 from parley.config.vault import new_key
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, models_from, serve_in_thread
+from tests.backends import NATS_URL, nats_namespace, postgres_database
 from tests.e2e.test_access import ADMIN, Client
 from tests.e2e.test_cli import parley
+from tests.polling import eventually
 
 SECRET = "sk-cli-secret-value-0b7e21"
 
@@ -146,3 +151,67 @@ def test_secrets_rotate_re_encrypts_under_the_new_key(
         shown = client.admin("GET", "/admin/models/from-cli").json()
         assert "opens with none of the PARLEY_SECRETS_KEY keys" in shown["problems"][0]
         client.http.close()
+
+
+def _served_after_cli_add(
+    loop_thread: LoopThread,
+    fake: FakeUpstream,
+    tmp_path: Path,
+    settings: dict[str, Any],
+    env: dict[str, str],
+) -> None:
+    app = create_app(Settings(admin_key=ADMIN, **settings), models=models_from([]))
+    with serve_in_thread(loop_thread, app) as base:
+        client = Client(base)
+        key = client.new_key()["key"]
+        assert client.chat(key, model="from-cli").status_code == 404
+        group = tmp_path / "plain.yaml"
+        group.write_text(
+            "name: from-cli\ndeployments:\n"
+            f"  - {{provider: openai_compatible, model: m, api_base: '{fake.url}/v1'}}\n"
+        )
+        added = parley("models", "add", str(group), env=env)
+        assert added.returncode == 0, added.stderr
+        eventually(lambda: client.chat(key, model="from-cli").status_code == 200)
+        client.http.close()
+
+
+def test_a_running_embedded_instance_serves_what_the_cli_added(
+    tmp_path: Path, fake: FakeUpstream, loop_thread: LoopThread
+) -> None:
+    """Nothing but the SQLite file between them: the instance's poll finds the change."""
+    url = f"sqlite:///{tmp_path}/p.db"
+    _served_after_cli_add(
+        loop_thread,
+        fake,
+        tmp_path,
+        {"database_url": url, "models_poll_seconds": 0.2},
+        {"PARLEY_DATABASE_URL": url},
+    )
+
+
+def test_the_cli_announces_its_change_on_nats(
+    tmp_path: Path, fake: FakeUpstream, loop_thread: LoopThread
+) -> None:
+    """The instance polls once an hour here: only the CLI's bus message can tell it."""
+    pg, ns = postgres_database(), nats_namespace()
+    url, namespace = next(pg), next(ns)
+    _served_after_cli_add(
+        loop_thread,
+        fake,
+        tmp_path,
+        {
+            "database_url": url,
+            "nats_url": NATS_URL,
+            "nats_namespace": namespace,
+            "models_poll_seconds": 3600,
+        },
+        {
+            "PARLEY_DATABASE_URL": url,
+            "PARLEY_NATS_URL": NATS_URL,
+            "PARLEY_NATS_NAMESPACE": namespace,
+        },
+    )
+    for gen in (ns, pg):
+        with pytest.raises(StopIteration):
+            next(gen)
