@@ -6,6 +6,7 @@ backends and the shared ones (PostgreSQL + Redis + NATS)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import sqlite3
 from collections.abc import Callable
@@ -399,3 +400,22 @@ def test_a_group_can_be_tested_before_it_is_saved(
     invalid = client.admin("POST", "/admin/models/test", json=group(fake, retries=-1))
     assert invalid.status_code == 400
     assert error(invalid)["param"] == "models.runtime.retries"
+
+
+def test_concurrent_saves_never_lose_a_revision(
+    start: Callable[..., Client], fake: FakeUpstream
+) -> None:
+    client = start()
+    assert client.admin("POST", "/admin/models", json=group(fake)).status_code == 201
+    bodies = [group(fake, retries=n % 5) for n in range(16)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(
+            pool.map(
+                lambda b: client.admin("PUT", "/admin/models/runtime", json=b).status_code, bodies
+            )
+        )
+    assert set(codes) <= {200, 409}, codes
+    revisions = client.admin("GET", "/admin/models/runtime/revisions").json()["data"]
+    numbers = [r["revision"] for r in revisions]
+    assert numbers == list(range(len(numbers), 0, -1))  # one per success, none twice
+    assert len(numbers) == 1 + codes.count(200)

@@ -85,9 +85,14 @@ class ModelCatalog:
         name both hold; a group that fails to resolve is left out and logged (by name)."""
         problems: dict[str, list[str]] = {}
         groups: list[ModelGroup] = []
+        file_labels = {d.label for g in self.file.groups for d in g.deployments}
         for stored in await rows.list_groups(self.db):
             if stored.name in self.file.names:
                 problems[stored.name] = [f"shadowed: the model file declares {stored.name!r}"]
+                continue
+            clash = sorted(file_labels.intersection(_stored_labels(stored.document)))
+            if clash:  # labels key health, breakers and adapters: they must stay unique
+                problems[stored.name] = [f"shadowed: the model file has deployment {clash[0]!r}"]
                 continue
             if not stored.enabled:
                 continue
