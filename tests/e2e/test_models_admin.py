@@ -18,9 +18,13 @@ import httpx
 import pytest
 import structlog.testing
 
+from parley.app import create_app
+from parley.config import Settings
 from parley.config.vault import new_key
 from parley.testing.fake_upstream import FakeUpstream
-from tests.e2e.test_access import Client, backend, error, start
+from parley.testing.servers import LoopThread, models_from, serve_in_thread
+from tests.conftest import ParleyFactory
+from tests.e2e.test_access import ADMIN, Client, backend, error, start
 
 __all__ = ["backend", "start"]  # fixtures shared with the access suite
 
@@ -419,3 +423,25 @@ def test_concurrent_saves_never_lose_a_revision(
     numbers = [r["revision"] for r in revisions]
     assert numbers == list(range(len(numbers), 0, -1))  # one per success, none twice
     assert len(numbers) == 1 + codes.count(200)
+
+
+def test_a_name_the_file_declares_later_shadows_the_stored_group(
+    parley: ParleyFactory, fake: FakeUpstream, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/parley.db"
+    before = create_app(Settings(database_url=url, admin_key=ADMIN), models=models_from([]))
+    with serve_in_thread(loop_thread, before) as base:
+        early = Client(base)
+        assert early.admin("POST", "/admin/models", json=group(fake, "openai")).status_code == 201
+        early.http.close()
+    client = Client(parley(admin_key=ADMIN, database_url=url))  # its file declares "openai"
+    listed = [
+        g for g in client.admin("GET", "/admin/models").json()["data"] if g["name"] == "openai"
+    ]
+    assert [g["source"] for g in listed] == ["file"]
+    key = client.new_key()["key"]
+    served = client.chat(key, model="openai")
+    assert served.headers["x-parley-deployment"] == "openai/openai/gpt-4o-mini"
+    assert client.admin("DELETE", "/admin/models/openai").status_code == 200  # the stored one
+    assert client.admin("DELETE", "/admin/models/openai").status_code == 409
+    client.http.close()
