@@ -121,3 +121,16 @@ def test_credential_headers_are_sealed_and_other_headers_kept() -> None:
     with pytest.raises(InvalidRequest, match="PARLEY_SECRETS_KEY is not set") as caught:
         seal(validate_group(_group(api_key="os.environ/K", extra_headers=headers)), SecretBox(None))
     assert caught.value.param == "models.g.deployments[0].extra_headers.authorization"
+
+
+def test_a_malformed_secrets_key_fails_before_the_server_binds() -> None:
+    from parley.app import create_app  # noqa: PLC0415
+    from parley.config import Settings  # noqa: PLC0415
+    from parley.errors import ConfigError  # noqa: PLC0415
+    from parley.testing.servers import models_from  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match="PARLEY_SECRETS_KEY must be Fernet keys"):
+        create_app(
+            Settings(database_url="sqlite:///:memory:", secrets_key="nope"),
+            models=models_from([]),
+        )
