@@ -20,8 +20,8 @@ from starlette.responses import Response
 from parley.api.admin import Actor, actor
 from parley.api.deps import client_ip, int_param, json_body, json_response, services
 from parley.config.loader import Deployment
-from parley.config.stored import credential_headers, resolve_stored
-from parley.errors import NotFound, ParleyError, PermissionDenied
+from parley.config.stored import credential_headers
+from parley.errors import ParleyError, PermissionDenied
 from parley.gateway.catalog import ModelCatalog
 from parley.gateway.live_models import LiveModels
 from parley.gateway.routing.probes import PROBE
@@ -127,7 +127,7 @@ async def test_deployment(name: str, index: int, request: Request) -> Response:
     latency, or the upstream's error (secrets scrubbed). Works on a disabled deployment
     too, so it can be checked before it is enabled."""
     await _admin(request)
-    return await _probe(request, await _deployment(request, name, index))
+    return await _probe(request, await _catalog(request).deployment(name, index))
 
 
 async def _probe(request: Request, deployment: Deployment) -> Response:
@@ -174,26 +174,6 @@ def _secrets_of(deployment: Deployment) -> list[str]:
     if deployment.aws is not None:
         values += [s.reveal() for s in deployment.aws.secrets()]
     return values + credential_headers(deployment.extra_headers)
-
-
-async def _deployment(request: Request, name: str, index: int) -> Deployment:
-    catalog = _catalog(request)
-    for group in catalog.file.groups:
-        if group.name == name:
-            if not 0 <= index < len(group.deployments):
-                raise NotFound(f"model group {name!r} has no deployment {index}", param="index")
-            return group.deployments[index]
-    stored = await catalog.get(name)
-    deployments = list(stored.document.get("deployments", []))
-    if not 0 <= index < len(deployments):
-        raise NotFound(f"model group {name!r} has no deployment {index}", param="index")
-    one = {**deployments[index], "enabled": True}
-    groups, problems = resolve_stored(
-        [{**stored.document, "deployments": [one]}], catalog.box, catalog.environ
-    )
-    if problems or not groups:
-        raise NotFound(f"deployment {index} of {name!r} cannot be used here: {problems}")
-    return groups[0].deployments[0]
 
 
 @router.post("/{name:path}/deployments/{index}/disable")

@@ -252,6 +252,29 @@ class ModelCatalog:
             raise InvalidRequest("; ".join(problems), param=problems[0].split(":", 1)[0])
         return config, document
 
+    async def deployment(self, name: str, index: int) -> Deployment:
+        """Deployment ``index`` of a group (the file's, or a stored one, even a disabled
+        one), resolved as it would be served: what a connection test calls."""
+        for group in self.file.groups:
+            if group.name == name:
+                if not 0 <= index < len(group.deployments):
+                    raise NotFound(f"model group {name!r} has no deployment {index}", param="index")
+                return group.deployments[index]
+        stored = await self.get(name)
+        deployments = list(stored.document.get("deployments", []))
+        if not 0 <= index < len(deployments):
+            raise NotFound(f"model group {name!r} has no deployment {index}", param="index")
+        one = {**deployments[index], "enabled": True}
+        groups, problems = resolve_stored(
+            [{**stored.document, "deployments": [one]}], self.box, self.environ
+        )
+        if problems or not groups:
+            raise InvalidRequest(
+                f"deployment {index} of {name!r} cannot be used here: " + "; ".join(problems),
+                param="index",
+            )
+        return groups[0].deployments[0]
+
     async def trial(self, raw: object, index: int) -> Deployment:
         """Deployment ``index`` of a group that is not saved (a connection test before
         saving): validated as a save would be, literal secrets used as given, hints taken
