@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from parley import __version__
 from parley.api import (
     account,
     admin,
+    admin_models,
     auth,
     chat_models,
     conversations,
@@ -40,10 +42,14 @@ from parley.api.server import ServerLimits
 from parley.chat.generation import Generations
 from parley.chat.purge import sweep_forever
 from parley.config import LoadedModels, Settings, load_models
-from parley.errors import ParleyError
+from parley.config.stored import credential_headers
+from parley.config.vault import SecretBox, VaultError
+from parley.errors import ConfigError, ParleyError
 from parley.gateway.accounting import tokens
 from parley.gateway.accounting.policy import BudgetBook, Policies
 from parley.gateway.cache.store import ResponseCache
+from parley.gateway.catalog import FileModels, ModelCatalog
+from parley.gateway.live_models import LiveModels
 from parley.gateway.pipeline import Gateway
 from parley.gateway.registry import ModelRegistry
 from parley.gateway.responses import ResponsesCalls
@@ -75,6 +81,8 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     models = models or load_models(settings.config, environ)
+    box = _secret_box(settings)
+    env: Mapping[str, str] = os.environ if environ is None else environ
     redactor.register(models.secrets())
     if settings.admin_key is not None:
         redactor.register([settings.admin_key.get_secret_value()])
@@ -126,6 +134,42 @@ def create_app(
             embed_batch_max=settings.embeddings_batch_max,
             embed_batch_in_flight=settings.embeddings_batch_in_flight,
         )
+        probes: list[asyncio.Task[None]] = []
+
+        def swapped() -> None:
+            """New groups: their secrets redacted from logs, their probes running."""
+            gateway: Gateway = app.state.gateway
+            redactor.register(LoadedModels(gateway.registry.groups, "database").secrets())
+            redactor.register(
+                v
+                for g in gateway.registry.groups
+                for d in g.deployments
+                for v in credential_headers(d.extra_headers)
+            )
+            for task in probes:
+                task.cancel()
+            probes[:] = [
+                asyncio.get_running_loop().create_task(
+                    probe_forever(gateway.registry, gateway.health), name="parley-probes"
+                )
+            ]
+
+        catalog = ModelCatalog(
+            services.db,
+            box,
+            FileModels(
+                models.groups,
+                frozenset(t.name for t in models.tiered)
+                | frozenset(e.name for e in models.experiments),
+            ),
+            env,
+            services.bus,
+            services.subjects,
+        )
+        live = app.state.live_models = LiveModels(
+            catalog, app.state.gateway, poll_s=settings.models_poll_seconds, swapped=swapped
+        )
+        await live.start()
         app.state.responses = ResponsesCalls(app.state.gateway)
         app.state.generations = Generations(
             services.conversations,
@@ -153,9 +197,6 @@ def create_app(
                 asyncio.get_running_loop().create_task(
                     services.stored_responses.sweep_forever(), name="parley-responses-purge"
                 ),
-                asyncio.get_running_loop().create_task(
-                    probe_forever(registry, app.state.gateway.health), name="parley-probes"
-                ),
             )
             if task is not None
         ]
@@ -174,9 +215,10 @@ def create_app(
             if metrics_listener is not None:
                 await metrics_listener.close()
             await app.state.generations.close(settings.drain_timeout_seconds)
-            for task in listeners:
+            await live.close()
+            for task in [*listeners, *probes]:
                 task.cancel()
-            await asyncio.gather(*listeners, return_exceptions=True)
+            await asyncio.gather(*listeners, *probes, return_exceptions=True)
             await pool.close()
             if chat_search is not None:
                 search, owned = chat_search
@@ -233,6 +275,7 @@ def create_app(
     app.include_router(messages.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(admin_models.router)
     app.include_router(auth.router)
     app.include_router(passkeys.router)
     app.include_router(account.router)
@@ -434,6 +477,18 @@ def _log_startup(models: LoadedModels, settings: Settings) -> None:
         groups=[g.name for g in models.groups],
         deployments=sum(len(g.deployments) for g in models.groups),
     )
+
+
+def _secret_box(settings: Settings) -> SecretBox:
+    """``PARLEY_SECRETS_KEY`` read now, so a malformed key fails before the server binds."""
+    keys = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+    try:
+        box = SecretBox(keys)
+    except VaultError as exc:
+        raise ConfigError([str(exc)]) from None
+    if keys:
+        redactor.register([k for k in keys.split(",") if k.strip()])
+    return box
 
 
 def create_app_from_env() -> FastAPI:

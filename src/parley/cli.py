@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from parley import __version__
+from parley.cli_models import models_app, secrets_app
 from parley.config import Settings, load_models
 from parley.errors import ConfigError
 
@@ -136,35 +137,6 @@ def _fail(exc: ConfigError) -> None:
 
 
 @app.command()
-def models(config: ConfigOption = None) -> None:
-    """List the configured model groups and their deployments."""
-    try:
-        loaded = load_models(config)
-    except ConfigError as exc:
-        _fail(exc)
-        return
-    if not loaded.groups:
-        console.print("No model groups configured (source: environment).")
-        return
-    columns = ("model group", "provider", "upstream model", "api base", "deployment")
-    rows = [
-        (g.name, d.provider, d.model, d.api_base, d.label)
-        for g in loaded.groups
-        for d in g.deployments
-    ]
-    if console.is_terminal:
-        table = Table(*columns)
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-    else:  # piped: whole values, tab-separated, for scripts
-        for line in [columns, *rows]:
-            console.print("\t".join(line), highlight=False, markup=False)
-    for note in loaded.notes:
-        console.print(f"note: {note}", highlight=False, markup=False)
-
-
-@app.command()
 def prices(config: ConfigOption = None) -> None:
     """The prices that apply to each configured deployment (catalog, overridden by the
     deployment's ``price:``), USD per million tokens. Warns where a model has none."""
@@ -271,6 +243,8 @@ chat_app = typer.Typer(help="Conversations.", no_args_is_help=True)
 app.add_typer(chat_app, name="chat")
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(models_app, name="models")
+app.add_typer(secrets_app, name="secrets")
 
 
 def _run(coro: Any) -> Any:

@@ -145,6 +145,11 @@ def test_every_route_reading_input_declares_it() -> None:
     assert set(ROUTES) <= declared, set(ROUTES) - declared
     bodyless = {
         ("post", "/admin/keys/{key_id}/reset-budget"),
+        ("post", "/admin/models/{name}/disable"),
+        ("post", "/admin/models/{name}/enable"),
+        ("post", "/admin/models/{name}/deployments/{index}/disable"),
+        ("post", "/admin/models/{name}/deployments/{index}/enable"),
+        ("post", "/admin/models/{name}/deployments/{index}/test"),
         ("post", "/auth/logout"),
         ("post", "/auth/logout-all"),
         ("post", "/auth/mfa/enroll"),

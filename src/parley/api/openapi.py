@@ -23,7 +23,8 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from parley.api import account, auth, conversations, passkeys, presets
+from parley.api import account, admin_models, auth, conversations, passkeys, presets
+from parley.config.models import ModelGroupConfig
 from parley.identity.schemas import (
     InvitationCreate,
     KeyCreate,
@@ -147,6 +148,14 @@ ROUTES: dict[tuple[str, str], Inputs] = {
         )
     ),
     ("get", "/admin/spend/forecast"): Inputs(),
+    ("post", "/admin/models"): Inputs(ModelGroupConfig),
+    ("put", "/admin/models/{name}"): Inputs(ModelGroupConfig),
+    ("post", "/admin/models/test"): Inputs(
+        ModelGroupConfig,
+        query=(_q("deployment", _int(0, 1000), "the deployment to try (default 0)"),),
+    ),
+    ("post", "/admin/models/{name}/rollback"): Inputs(admin_models.Rollback),
+    ("get", "/admin/models/{name}/revisions"): Inputs(query=(_q("limit", _int(1, 1000)),)),
     ("post", "/admin/teams"): Inputs(TeamCreate),
     ("patch", "/admin/teams/{team_id}"): Inputs(TeamUpdate),
     ("put", "/admin/teams/{team_id}/members/{user_id}"): Inputs(MemberSet),

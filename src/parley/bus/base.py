@@ -99,6 +99,12 @@ class Subjects:
         return f"{self.namespace}.ctl.revoked"
 
     @property
+    def models(self) -> str:
+        """Model groups changed in the database (``/admin/models``): every instance
+        reloads them."""
+        return f"{self.namespace}.ctl.models"
+
+    @property
     def events_pattern(self) -> str:
         return f"{self.namespace}.u.*.ev.*"
 

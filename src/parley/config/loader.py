@@ -202,10 +202,10 @@ def parse_models(raw: dict[str, Any]) -> ModelsFile:
     try:
         return ModelsFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([_describe(error, raw) for error in exc.errors()]) from None
+        raise ConfigError([describe_error(error, raw) for error in exc.errors()]) from None
 
 
-def _describe(error: Any, raw: dict[str, Any]) -> str:
+def describe_error(error: Any, raw: dict[str, Any]) -> str:
     """``models.chat-fast.deployments[1].api_base: ...``: group names read better than indexes."""
     loc: tuple[Any, ...] = tuple(error["loc"])
     parts: list[str] = []
@@ -246,7 +246,8 @@ def resolve_groups(parsed: ModelsFile, env: Mapping[str, str]) -> list[ModelGrou
             token = _resolve_optional(dep.azure_ad_token, where, "azure_ad_token", env, problems)
             aws = _aws_credentials(dep, where, env, problems)
             proxy = _proxy(dep, where, env, problems)
-            deployments.append(_deployment(group, dep, api_key, token, aws=aws, proxy=proxy))
+            if dep.enabled:  # a disabled one is checked all the same, but sent nothing
+                deployments.append(_deployment(group, dep, api_key, token, aws=aws, proxy=proxy))
         groups.append(_group(group, deployments))
     if problems:
         raise ConfigError(problems)

@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from parley.config.secrets import reference_name
 
@@ -233,6 +240,8 @@ class DeploymentConfig(_Strict):
     """Spend on this deployment by everyone. Reserved when the router picks it; one with no
     budget left is passed over for the group's others (``gateway/routing/resilience.py``)."""
     """Off by default: passive health (real traffic) always applies."""
+    enabled: bool = True
+    """``false``: kept in the group but sent no traffic (``/admin/models/.../disable``)."""
 
     @field_validator(
         "api_key",
@@ -242,8 +251,11 @@ class DeploymentConfig(_Strict):
         "aws_session_token",
     )
     @classmethod
-    def _must_be_reference(cls, value: str | None) -> str | None:
-        if value is not None:
+    def _must_be_reference(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A file holds references only. Groups stored through ``/admin/models`` may hold
+        literal secrets (validated with ``{"literal_secrets": True}``): they are encrypted
+        before they are stored (``config/stored.py``)."""
+        if value is not None and not (info.context or {}).get("literal_secrets"):
             reference_name(value)
         return value
 

@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     bus_keep_generations_seconds: float = Field(default=3600, gt=0)
     """How long JetStream keeps an answer's frames, for following it on another instance."""
 
+    models_poll_seconds: float = Field(default=30.0, gt=0)
+    """How often each instance re-reads the model groups kept in the database, in case it
+    missed a change's bus message (changes normally arrive at once over the bus)."""
+    secrets_key: SecretStr | None = None
+    """Fernet keys (comma-separated; the first encrypts, all decrypt) for provider
+    credentials stored through ``/admin/models``. Unset: only ``os.environ/NAME``
+    references can be stored (``config/vault.py``)."""
+
     shared_breakers: bool = True
     """With Redis: a breaker opened on one instance opens on every instance (pub/sub)."""
 

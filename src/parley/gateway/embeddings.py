@@ -29,7 +29,14 @@ class EmbeddingCalls:
         self._metrics = metrics
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
-        self._batchers: dict[tuple[str, int | None, str | None], Batcher[_Item]] = {}
+        self._batchers: dict[
+            tuple[str, int | None, str | None], tuple[Deployment, Batcher[_Item]]
+        ] = {}
+
+    def retain(self, labels: set[str]) -> None:
+        """Forget the batchers of deployments gone since the groups changed (a batch
+        already running holds its own batcher and finishes)."""
+        self._batchers = {k: v for k, v in self._batchers.items() if k[0] in labels}
 
     async def call(
         self,
@@ -41,16 +48,19 @@ class EmbeddingCalls:
         if self._max_batch <= 1:
             return await self._upstream(deployment, provider, request, len(texts))
         key = (deployment.label, request.dimensions, request.user)
-        batcher = self._batchers.get(key)
-        if batcher is None:
+        found = self._batchers.get(key)
+        if found is not None and (found[0] is deployment or found[0] == deployment):
+            batcher = found[1]
+        else:  # new, or its deployment changed at run time (``Gateway.swap``)
             shape = EmbeddingRequest(
                 model=deployment.model, input=[], dimensions=request.dimensions, user=request.user
             )
-            batcher = self._batchers[key] = Batcher(
+            batcher = Batcher(
                 lambda batch: self._items(deployment, provider, shape, batch),
                 max_batch=self._max_batch,
                 max_in_flight=self._max_in_flight,
             )
+            self._batchers[key] = (deployment, batcher)
         done = await batcher.submit(texts)
         vectors = [vector for vector, _ in done.items]
         alone = done.submissions == 1

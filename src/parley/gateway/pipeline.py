@@ -137,6 +137,19 @@ class Gateway:
         router = Router(self.health, self.policies.price)
         self.resilience = Resilience(registry.by_name, router, self.health, metrics)
 
+    def swap(self, groups: list[ModelGroup]) -> None:
+        """Serve ``groups`` from now on, on every path at once (registry, health, router,
+        gates, derived prices and limits; ``/v1/models`` reads the registry). Nothing here
+        awaits, so no request sees half of it. A request already running holds its group,
+        deployment, adapter and resilience object, and finishes on them."""
+        registry = self.registry.replaced(groups)
+        health = self.health.rebuilt(groups)
+        router = Router(health, self.policies.price)
+        resilience = self.resilience.rebuilt(registry.by_name, router, health)
+        self.policies.forget_groups()
+        self._embeddings.retain({d.label for g in groups for d in g.deployments})
+        self.registry, self.health, self.resilience = registry, health, resilience
+
     def _breaker_changed(self, label: str, old: BreakerState, new: BreakerState) -> None:
         self._metrics.breaker_transitions.labels(label, new.value).inc()
         if self._breaker_sync is None:

@@ -1,5 +1,8 @@
 """Model groups by name, each with its deployments' provider adapters ready to call.
-Which deployment serves a request is the router's business (``router.py``)."""
+Which deployment serves a request is the router's business (``router.py``).
+
+A registry never changes: when model groups change at run time (``/admin/models``), the
+gateway swaps in a new one (``Gateway.swap``)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,22 @@ class ModelRegistry:
             dep.label: factory(dep) for group in groups for dep in group.deployments
         }
 
+    def replaced(self, groups: list[ModelGroup]) -> ModelRegistry:
+        """A registry of ``groups`` on the same factory, keeping the adapters of
+        deployments that did not change."""
+        fresh = ModelRegistry.__new__(ModelRegistry)
+        fresh._factory = self._factory
+        fresh._groups = {group.name: group for group in groups}
+        fresh._providers = {}
+        for group in groups:
+            for dep in group.deployments:
+                old = self._providers.get(dep.label)
+                same = old is not None and (old.deployment is dep or old.deployment == dep)
+                fresh._providers[dep.label] = (
+                    old if same and old is not None else self._factory(dep)
+                )
+        return fresh
+
     @property
     def groups(self) -> list[ModelGroup]:
         return list(self._groups.values())
@@ -38,7 +57,13 @@ class ModelRegistry:
         return dict(self._groups)
 
     def provider(self, deployment: Deployment) -> Provider:
-        return self._providers[deployment.label]
+        """The adapter of ``deployment``. A request that began before the groups were
+        swapped (``Gateway.swap``) may hold a deployment this registry no longer has, or
+        has changed: it gets an adapter of its own, so it finishes where it started."""
+        found = self._providers.get(deployment.label)
+        if found is not None and (found.deployment is deployment or found.deployment == deployment):
+            return found
+        return self._factory(deployment)
 
     def one_off(self, deployment: Deployment) -> Provider:
         """A one-off adapter for a deployment built per request (a client-chosen base URL,

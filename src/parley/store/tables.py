@@ -442,3 +442,33 @@ stored_responses = Table(
     Column("response", LargeBinary, nullable=False),  # the Response object (JSON)
     Column("input_items", LargeBinary, nullable=False),  # every input item it saw (JSON)
 )
+
+model_groups = Table(
+    "model_groups",
+    metadata,
+    # Model groups managed at run time (/admin/models, store/model_groups.py). The model
+    # file's groups are never here: the file wins for the names it declares. ``document``
+    # is the group as validated (config/models.py), literal secrets sealed (config/vault.py).
+    Column("name", String(200), primary_key=True),
+    Column("document", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("revision", Integer, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+)
+
+model_revisions = Table(
+    "model_revisions",
+    metadata,
+    # Every change to a run-time model group, the whole document each time (null for a
+    # delete); append-only. Its largest id tells an instance whether anything changed.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("group_name", String(200), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("time_ms", BigInteger, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("document", JSON),
+    Column("enabled", Boolean, nullable=False),
+    Index(None, "group_name", "revision", unique=True),
+)

@@ -180,6 +180,12 @@ class Policies:
         self._prices: dict[str, cost.Price] = {}
         self._terms: dict[str, tuple[cost.Ceiling, Limits]] = {}
 
+    def forget_groups(self) -> None:
+        """Drop what was derived from the model groups (prices, group limits): they
+        changed (``Gateway.swap``)."""
+        self._prices = {}
+        self._terms = {}
+
     def price(self, deployment: Deployment) -> cost.Price:
         found = self._prices.get(deployment.label)
         if found is None:

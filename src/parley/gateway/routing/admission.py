@@ -34,6 +34,10 @@ class Gate:
         self._seq = itertools.count()
 
     @property
+    def queue(self) -> QueueConfig:
+        return self._queue
+
+    @property
     def waiting(self) -> int:
         return sum(1 for *_, f in self._waiters if not f.done())
 

@@ -45,6 +45,10 @@ class CircuitBreaker:
         self._probes = 0
 
     @property
+    def config(self) -> CircuitBreakerConfig:
+        return self._config
+
+    @property
     def cooldown(self) -> float:
         return self._config.cooldown
 

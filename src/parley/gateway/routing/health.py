@@ -125,16 +125,37 @@ class HealthBook:
     """Every deployment's health, by label."""
 
     def __init__(self, groups: list[ModelGroup], on_breaker: BreakerListener | None = None) -> None:
+        self._on_breaker = on_breaker
         self._by_label: dict[str, DeploymentHealth] = {}
         for group in groups:
             for dep in group.deployments:
+                self._by_label[dep.label] = DeploymentHealth(dep, self._breaker(group, dep))
 
-                def changed(old: BreakerState, new: BreakerState, label: str = dep.label) -> None:
-                    if on_breaker is not None:
-                        on_breaker(label, old, new)
+    def _breaker(self, group: ModelGroup, dep: Deployment) -> CircuitBreaker:
+        on_breaker = self._on_breaker
 
-                breaker = CircuitBreaker(group.circuit_breaker, on_change=changed)
-                self._by_label[dep.label] = DeploymentHealth(dep, breaker)
+        def changed(old: BreakerState, new: BreakerState, label: str = dep.label) -> None:
+            if on_breaker is not None:
+                on_breaker(label, old, new)
+
+        return CircuitBreaker(group.circuit_breaker, on_change=changed)
+
+    def rebuilt(self, groups: list[ModelGroup]) -> HealthBook:
+        """The book for changed groups: a deployment that stays keeps what was learnt of
+        it (its breaker, unless the group's breaker settings changed; its EWMAs; its calls
+        in flight, which finish against this same object) and points at its new config."""
+        fresh = HealthBook([], self._on_breaker)
+        for group in groups:
+            for dep in group.deployments:
+                kept = self._by_label.get(dep.label)
+                if kept is None:
+                    fresh._by_label[dep.label] = DeploymentHealth(dep, self._breaker(group, dep))
+                    continue
+                kept.deployment = dep
+                if kept.breaker.config != group.circuit_breaker:
+                    kept.breaker = self._breaker(group, dep)
+                fresh._by_label[dep.label] = kept
+        return fresh
 
     def of(self, deployment: Deployment) -> DeploymentHealth:
         found = self._by_label.get(deployment.label)

@@ -163,6 +163,19 @@ class Resilience:
             for name, group in groups.items()
         }
 
+    def rebuilt(
+        self, groups: dict[str, ModelGroup], router: Router, health: HealthBook
+    ) -> Resilience:
+        """The same policy over changed groups. A group whose concurrency and queue did
+        not change keeps its gate (the slots in use and the queue carry over); requests
+        already running keep the old object, and with it the groups they started with."""
+        fresh = Resilience(groups, router, health, self._metrics, sleep=self._sleep, rng=self._rng)
+        for name, gate in fresh.gates.items():
+            old = self.gates.get(name)
+            if old is not None and old.capacity == gate.capacity and old.queue == gate.queue:
+                fresh.gates[name] = old
+        return fresh
+
     async def run(
         self,
         group: ModelGroup,
@@ -183,7 +196,9 @@ class Resilience:
         overloaded: Overloaded | None = None
         while pending:
             name, reason = pending.popleft()
-            current = self._groups[name]
+            current = group if name == group.name else self._groups.get(name)
+            if current is None:
+                continue  # a fallback group deleted since this request began
             if reason:
                 self._metrics.fallbacks.labels(group.name, name, reason).inc()
             try:
@@ -245,7 +260,12 @@ class Resilience:
         """``via``: why this group is tried (a fallback's reason), empty for the first. A
         deployment whose own budget is spent is passed over without using up an attempt."""
         slot = contextlib.AsyncExitStack()
-        admit = slot.enter_async_context(self.gates[group.name].slot(priority))
+        gate = self.gates.get(group.name)
+        if gate is None:  # the group is new since this object was built
+            gate = self.gates[group.name] = Gate(
+                group.name, group.concurrency, group.queue, self._metrics
+            )
+        admit = slot.enter_async_context(gate.slot(priority))
         if tracing.ON:
             await tracing.within(
                 "parley.admission",
