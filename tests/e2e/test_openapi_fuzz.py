@@ -145,6 +145,7 @@ def test_every_route_reading_input_declares_it() -> None:
     assert set(ROUTES) <= declared, set(ROUTES) - declared
     bodyless = {
         ("post", "/admin/keys/{key_id}/reset-budget"),
+        ("post", "/admin/users/{user_id}/mfa-reset"),
         ("post", "/auth/logout"),
         ("post", "/auth/logout-all"),
         ("post", "/auth/mfa/enroll"),
