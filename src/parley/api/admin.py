@@ -487,6 +487,7 @@ async def update_user(user_id: str, request: Request) -> Response:
     await svc.accounts.users.get(user_id)
     values = body.values()
     await svc.accounts.users.set_fields(user_id, **values)
+    svc.accounts.forget_user(user_id)  # a new admin or a disabled account counts at once here
     if values.get("disabled"):
         await svc.accounts.logout_all(user_id)
     await audit(

@@ -508,7 +508,7 @@ class Accounts:
         async with self._db.write() as conn:
             await conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
         await self.users.set_fields(user_id, mfa_enabled=False, mfa_secret=None)
-        self._user_cache.pop(user_id, None)
+        self.forget_user(user_id)
         await self.logout_all(user_id)
         return user.mfa_enabled
 

@@ -139,7 +139,14 @@ class Users:
 
     async def list_users(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         query = (
-            select(users.c.id, users.c.email, users.c.name, users.c.is_admin, users.c.disabled)
+            select(
+                users.c.id,
+                users.c.email,
+                users.c.name,
+                users.c.is_admin,
+                users.c.disabled,
+                users.c.mfa_enabled,
+            )
             .order_by(users.c.created_ms)
             .limit(limit)
             .offset(offset)
