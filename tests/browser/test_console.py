@@ -6,6 +6,7 @@ load only when it is opened, so the chat page never fetches them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from parley.testing.fake_upstream import FakeUpstream
 from tests.browser.conftest import PASSWORD, Server, _model, register, serving, unique_email
+from tests.browser.test_accessibility import _violations
 from tests.polling import eventually
 
 NewPage = Callable[..., Any]
@@ -67,7 +69,8 @@ def _as_global_admin(page: Any, server: Server) -> str:
     email = register(page, name="Grace Hopper")
     _admin(server, "PATCH", f"/admin/users/{_user_id(server, email)}", json={"is_admin": True})
     page.reload()
-    page.get_by_role("link", name="Console").wait_for()
+    # the header's link when wide, the menu drawer's when narrow: either is on the page
+    page.get_by_role("link", name="Console", include_hidden=True).first.wait_for(state="attached")
     return email
 
 
@@ -329,3 +332,53 @@ def test_an_admin_manages_a_team_and_a_user(new_page: NewPage, server: Server) -
     row.get_by_role("button", name="Enable").wait_for()
     users = _admin(server, "GET", "/admin/users", params={"limit": 1000})["data"]
     assert next(u for u in users if u["email"] == member_email)["disabled"] is True
+
+
+# What each page shows once its data is in.
+LOADED = {
+    "keys": ("table", {"name": re.compile(r"^API keys")}),
+    "teams": ("heading", {"name": "Members"}),
+    "users": ("table", {"name": "Users"}),
+    "cache": ("button", {"name": "Invalidate"}),
+    "deployments": ("table", {"name": "Deployments"}),
+}
+
+
+@pytest.mark.parametrize(
+    ("width", "dark"), [(1280, False), (1280, True), (375, False)], ids=["light", "dark", "375px"]
+)
+def test_console_pages_are_accessible_and_fit(
+    new_page: NewPage, server: Server, width: int, dark: bool
+) -> None:
+    """axe-core finds nothing serious on any console page or the key dialog, in light and
+    dark; at 375 px nothing needs sideways scrolling."""
+    page = new_page(width=width, dark=dark)
+    email = _as_global_admin(page, server)
+    team = _team(server, f"Axe {unique_email().split('@')[0]}")
+    _join(server, team, email, "owner")
+    _admin(server, "POST", "/admin/keys", json={"team_id": team, "name": "axe key", "rpm": 60})
+    if width < 720:  # the header stays one line: the way in is in the menu's drawer
+        page.get_by_role("button", name="Menu").click()
+        page.get_by_role("navigation", name="Conversations").get_by_role(
+            "link", name="Console"
+        ).click()
+        page.get_by_role("heading", level=1, name="Keys").wait_for()
+        top = page.get_by_role("banner").bounding_box()
+        assert top is not None
+        assert top["height"] < 60  # one line
+    found: dict[str, list[str]] = {}
+    for section in SECTIONS:
+        page.goto(f"/manage/{section}")
+        page.get_by_role("heading", level=1, name=section.capitalize()).wait_for()
+        role, options = LOADED[section]
+        page.get_by_role(role, **options).first.wait_for()
+        found[section] = _violations(page)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{section} scrolls sideways by {overflow} px at {width} px"
+    page.goto("/manage/keys")
+    page.get_by_role("button", name="Create key").click()
+    page.get_by_role("dialog", name="Create key").wait_for()
+    found["create key"] = _violations(page)
+    assert {name: v for name, v in found.items() if v} == {}

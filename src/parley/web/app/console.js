@@ -11,9 +11,11 @@ export function mayManage(user) {
   return Boolean(user && (user.is_admin || (user.teams || []).some((t) => MANAGING.has(t.role))));
 }
 
-export function ConsoleLink({ user }) {
+/** The way in: in the header on wide screens, in the sidebar's drawer on narrow ones
+ * (app.css shows one or the other, so a phone's header stays on one line). */
+export function ConsoleLink({ user, inSidebar = false }) {
   if (!mayManage(user)) return null;
-  return html`<a class="settings-link" href="/manage">Console</a>`;
+  return html`<a class=${inSidebar ? "console-link" : "settings-link console-link"} href="/manage">Console</a>`;
 }
 
 let loading = null;

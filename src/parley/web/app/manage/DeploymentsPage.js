@@ -35,11 +35,11 @@ export function DeploymentsPage() {
     <p class="hint">Live state on the instance that answered (each instance keeps its own); refreshed every ${EVERY_MS / 1000} s.</p>
     <${ErrorText} error=${error} />
     ${found === null && !error && html`<p class="boot" role="status">Loading…</p>`}
-    ${found && html`<div class="table-scroll"><table class="console-table">
+    ${found && html`<div class="table-scroll" tabindex="0"><table class="console-table" role="table">
       <caption class="visually-hidden">Deployments</caption>
-      <thead><tr><th>Deployment</th><th>Group</th><th>Breaker</th><th>EWMA latency</th><th>EWMA first token</th>
-        <th>Error rate (1 min)</th><th>Requests (1 min)</th><th>In flight</th><th>Calls / failures</th><th>Last health check</th></tr></thead>
-      <tbody>${rows.map((d) => html`<tr key=${d.deployment} class=${d.breaker !== "closed" ? "alarm" : undefined}>
+      <thead role="rowgroup"><tr role="row"><th role="columnheader">Deployment</th><th role="columnheader">Group</th><th role="columnheader">Breaker</th><th role="columnheader">EWMA latency</th><th role="columnheader">EWMA first token</th>
+        <th role="columnheader">Error rate (1 min)</th><th role="columnheader">Requests (1 min)</th><th role="columnheader">In flight</th><th role="columnheader">Calls / failures</th><th role="columnheader">Last health check</th></tr></thead>
+      <tbody role="rowgroup">${rows.map((d) => html`<tr role="row" key=${d.deployment} class=${d.breaker !== "closed" ? "alarm" : undefined}>
         <${Cell} label="Deployment"><strong>${d.deployment}</strong><br /><span class="hint">${d.provider} · ${d.model}</span></${Cell}>
         <${Cell} label="Group">${d.group}</${Cell}>
         <${Cell} label="Breaker"><span class=${`breaker ${d.breaker}`}>${BREAKER[d.breaker] ?? d.breaker}</span></${Cell}>
@@ -55,10 +55,10 @@ export function DeploymentsPage() {
     <h2>Queues</h2>
     ${found.groups.length === 0
       ? html`<p class="empty-state">No group has a concurrency limit, so nothing queues.</p>`
-      : html`<div class="table-scroll"><table class="console-table">
+      : html`<div class="table-scroll" tabindex="0"><table class="console-table" role="table">
         <caption class="visually-hidden">Admission queues</caption>
-        <thead><tr><th>Group</th><th>Capacity</th><th>In use</th><th>Waiting</th></tr></thead>
-        <tbody>${found.groups.map((g) => html`<tr key=${g.group}>
+        <thead role="rowgroup"><tr role="row"><th role="columnheader">Group</th><th role="columnheader">Capacity</th><th role="columnheader">In use</th><th role="columnheader">Waiting</th></tr></thead>
+        <tbody role="rowgroup">${found.groups.map((g) => html`<tr role="row" key=${g.group}>
           <${Cell} label="Group">${g.group}</${Cell}>
           <${Cell} label="Capacity">${count(g.capacity)}</${Cell}>
           <${Cell} label="In use">${count(g.in_use)}</${Cell}>

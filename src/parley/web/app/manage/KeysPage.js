@@ -143,7 +143,7 @@ function KeyRow({ keyRow, teamName, global, now, onAction }) {
   const spend = keyRow.budget_usd == null
     ? usd(keyRow.spent_usd)
     : `${usd(keyRow.spent_usd)} of ${usd(keyRow.budget_usd)} ${keyRow.budget_period === "total" ? "in all" : keyRow.budget_period}`;
-  return html`<tr>
+  return html`<tr role="row">
     <${Cell} label="Name"><strong>${keyRow.name || "Unnamed"}</strong><br /><code>${keyRow.prefix}…</code></${Cell}>
     <${Cell} label="Team">${teamName || "—"}</${Cell}>
     <${Cell} label="Scope">${keyRow.models?.length ? keyRow.models.join(", ") : "all models"}${keyRow.tier ? ` · tier ${keyRow.tier}` : ""}${keyRow.priority ? ` · priority ${keyRow.priority}` : ""}</${Cell}>
@@ -187,10 +187,10 @@ export function KeysPage({ teams, global }) {
     <${ErrorText} error=${error} />
     ${keys === null && !error && html`<p class="boot" role="status">Loading…</p>`}
     ${keys && keys.length === 0 && html`<p class="empty-state">No keys yet.</p>`}
-    ${keys && keys.length > 0 && html`<div class="table-scroll"><table class="console-table">
+    ${keys && keys.length > 0 && html`<div class="table-scroll" tabindex="0"><table class="console-table" role="table">
       <caption class="visually-hidden">API keys (${count(count_)})</caption>
-      <thead><tr><th>Name</th><th>Team</th><th>Scope</th><th>Spend</th><th>Limits</th><th>Expires</th><th>Status</th><th><span class="visually-hidden">Actions</span></th></tr></thead>
-      <tbody>${keys.map((k) => html`<${KeyRow} key=${k.id} keyRow=${k} teamName=${names[k.team_id]} global=${global} now=${now}
+      <thead role="rowgroup"><tr role="row"><th role="columnheader">Name</th><th role="columnheader">Team</th><th role="columnheader">Scope</th><th role="columnheader">Spend</th><th role="columnheader">Limits</th><th role="columnheader">Expires</th><th role="columnheader">Status</th><th role="columnheader"><span class="visually-hidden">Actions</span></th></tr></thead>
+      <tbody role="rowgroup">${keys.map((k) => html`<${KeyRow} key=${k.id} keyRow=${k} teamName=${names[k.team_id]} global=${global} now=${now}
         onAction=${(kind, keyRow) => setDialog({ kind, key: keyRow })} />`)}</tbody>
     </table></div>`}
     ${dialog?.kind === "create" && html`<${CreateKeyDialog} teams=${teams} global=${global} team=${team} onDone=${reload} onClose=${close} />`}

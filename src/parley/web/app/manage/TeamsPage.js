@@ -46,10 +46,10 @@ function Members({ team, onChange }) {
   }
   return html`<h2>Members</h2>
     <${ErrorText} error=${error} />
-    <div class="table-scroll"><table class="console-table">
+    <div class="table-scroll" tabindex="0"><table class="console-table" role="table">
       <caption class="visually-hidden">Members of ${team.name}</caption>
-      <thead><tr><th>Name</th><th>Email</th><th>Role</th><th><span class="visually-hidden">Actions</span></th></tr></thead>
-      <tbody>${team.members.map((m) => html`<tr key=${m.user_id}>
+      <thead role="rowgroup"><tr role="row"><th role="columnheader">Name</th><th role="columnheader">Email</th><th role="columnheader">Role</th><th role="columnheader"><span class="visually-hidden">Actions</span></th></tr></thead>
+      <tbody role="rowgroup">${team.members.map((m) => html`<tr role="row" key=${m.user_id}>
         <${Cell} label="Name">${m.name}${m.user_id === me ? " (you)" : ""}</${Cell}>
         <${Cell} label="Email">${m.email}</${Cell}>
         <${Cell} label="Role">

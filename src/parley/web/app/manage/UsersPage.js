@@ -56,10 +56,10 @@ export function UsersPage() {
   const close = () => setDialog(null);
   return html`<h1>Users</h1>
     <${ErrorText} error=${error} />
-    <div class="table-scroll"><table class="console-table">
+    <div class="table-scroll" tabindex="0"><table class="console-table" role="table">
       <caption class="visually-hidden">Users</caption>
-      <thead><tr><th>Name</th><th>Email</th><th>Role</th><th>Two-factor</th><th>Status</th><th><span class="visually-hidden">Actions</span></th></tr></thead>
-      <tbody>${people.map((p) => html`<tr key=${p.id}>
+      <thead role="rowgroup"><tr role="row"><th role="columnheader">Name</th><th role="columnheader">Email</th><th role="columnheader">Role</th><th role="columnheader">Two-factor</th><th role="columnheader">Status</th><th role="columnheader"><span class="visually-hidden">Actions</span></th></tr></thead>
+      <tbody role="rowgroup">${people.map((p) => html`<tr role="row" key=${p.id}>
         <${Cell} label="Name">${p.name}${p.id === me ? " (you)" : ""}</${Cell}>
         <${Cell} label="Email">${p.email}</${Cell}>
         <${Cell} label="Role">${p.is_admin ? "Admin" : "User"}</${Cell}>

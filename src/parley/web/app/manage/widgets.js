@@ -1,5 +1,7 @@
 // Small pieces the console's pages share: a secret shown once, a confirmation, a table cell
 // that carries its column's name (narrow screens stack a row's cells under their names).
+// Table elements carry their roles explicitly: narrow screens lay rows out as cards
+// (display: block), which would otherwise drop the table semantics in Chromium.
 import { html, useState } from "../../vendor/preact.js";
 import { ErrorText } from "../components/ErrorText.js";
 import { Modal } from "../components/Modal.js";
@@ -52,7 +54,7 @@ export function Confirm({ title, children, action, danger = true, onConfirm, onC
 
 /** A table cell labelled with its column (shown above the value on narrow screens). */
 export function Cell({ label, children }) {
-  return html`<td data-label=${label}><div>${children}</div></td>`;
+  return html`<td role="cell" data-label=${label}><div>${children}</div></td>`;
 }
 
 /** A form field of the console: label, input, optional hint. */
