@@ -382,3 +382,31 @@ def test_console_pages_are_accessible_and_fit(
     page.get_by_role("dialog", name="Create key").wait_for()
     found["create key"] = _violations(page)
     assert {name: v for name, v in found.items() if v} == {}
+
+
+def test_keys_are_made_and_revoked_from_the_keyboard(new_page: NewPage, server: Server) -> None:
+    """Enter opens the dialog with focus inside it, Enter in a field submits, Escape
+    closes; the confirmation's button is reached by Tab."""
+    page = new_page()
+    _as_global_admin(page, server)
+    page.goto("/manage/keys")
+    page.get_by_role("button", name="Create key").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Create key")
+    dialog.wait_for()
+    assert page.evaluate("document.activeElement.closest('dialog') !== null")
+    dialog.get_by_label("Name").focus()
+    page.keyboard.type("typed key")
+    page.keyboard.press("Enter")
+    page.get_by_role("dialog", name="Key created").wait_for()
+    page.keyboard.press("Escape")
+    page.get_by_role("dialog").wait_for(state="detached")
+    row = _key_row(page, "typed key")
+    row.get_by_role("button", name="Revoke").focus()
+    page.keyboard.press("Enter")
+    confirm = page.get_by_role("dialog", name="Revoke typed key", exact=False)
+    confirm.wait_for()
+    page.keyboard.press("Tab")  # from Cancel (focused first) to Revoke
+    assert page.evaluate("document.activeElement.textContent") == "Revoke"
+    page.keyboard.press("Enter")
+    row.get_by_text("Revoked").wait_for()

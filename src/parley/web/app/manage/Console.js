@@ -12,6 +12,13 @@ import { KeysPage } from "./KeysPage.js";
 import { TeamsPage } from "./TeamsPage.js";
 import { UsersPage } from "./UsersPage.js";
 
+// The console's stylesheet, added once, when the console first opens.
+const sheet = Object.assign(document.createElement("link"), {
+  rel: "stylesheet",
+  href: new URL("./manage.css", import.meta.url).href,
+});
+document.head.append(sheet);
+
 const PAGES = [
   { id: "keys", label: "Keys", global: false },
   { id: "teams", label: "Teams", global: false },
