@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import openai
+import pyotp
 import pytest
 
 from parley.testing.fake_upstream import FakeUpstream
@@ -410,3 +411,28 @@ def test_keys_are_made_and_revoked_from_the_keyboard(new_page: NewPage, server: 
     assert page.evaluate("document.activeElement.textContent") == "Revoke"
     page.keyboard.press("Enter")
     row.get_by_text("Revoked").wait_for()
+
+
+def test_an_admin_resets_a_locked_out_users_mfa(new_page: NewPage, server: Server) -> None:
+    page = new_page()
+    _as_global_admin(page, server)
+    email = unique_email()
+    registered = httpx.post(
+        f"{server.url}/auth/register",
+        json={"email": email, "password": PASSWORD, "name": "Locked Out"},
+    )
+    assert registered.status_code == 201, registered.text
+    bearer = {"authorization": f"Bearer {_token(server, email)}"}
+    secret = httpx.post(f"{server.url}/auth/mfa/enroll", headers=bearer).json()["secret"]
+    code = {"code": pyotp.TOTP(secret).now()}
+    assert httpx.post(f"{server.url}/auth/mfa/verify", headers=bearer, json=code).is_success
+    page.goto("/manage/users")
+    row = page.get_by_role("row").filter(has_text=email)
+    row.get_by_text("On", exact=True).wait_for()
+    row.get_by_role("button", name="Reset MFA").click()
+    page.get_by_role("dialog").get_by_role("button", name="Reset MFA").click()
+    row.get_by_text("Off", exact=True).wait_for()
+    assert row.get_by_role("button", name="Reset MFA").count() == 0
+    # the password alone signs them in now
+    login = httpx.post(f"{server.url}/auth/login", json={"email": email, "password": PASSWORD})
+    assert "access_token" in login.json(), login.text
