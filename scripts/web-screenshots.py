@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -99,6 +100,79 @@ def _send(page: Page, text: str) -> None:
     page.locator("article[aria-busy='true']").wait_for(state="detached")
 
 
+def _console(page: Page, url: str, out: Path) -> None:
+    """The admin console as the first account (the install's admin) sees it, with a team,
+    a member, two keys and some traffic through one of them."""
+    login = {"email": "ada@example.com", "password": "correct horse battery staple 9"}
+    token = httpx.post(f"{url}/auth/login", json=login).json()["access_token"]
+    bearer = {"authorization": f"Bearer {token}"}
+    grace = httpx.post(
+        f"{url}/auth/register",
+        json={"email": "grace@example.com", "password": login["password"], "name": "Grace Hopper"},
+    ).json()
+    team = httpx.post(f"{url}/admin/teams", headers=bearer, json={"name": "Platform"}).json()
+    httpx.put(
+        f"{url}/admin/teams/{team['id']}/members/{grace['id']}",
+        headers=bearer,
+        json={"role": "admin"},
+    )
+    httpx.post(
+        f"{url}/admin/keys",
+        headers=bearer,
+        json={"name": "ci", "team_id": team["id"], "rpm": 60, "expires_in_days": 90},
+    )
+    page.goto("/manage/keys")
+    page.get_by_role("button", name="Create key").click()
+    dialog = page.get_by_role("dialog", name="Create key")
+    dialog.get_by_label("Name").fill("billing service")
+    dialog.get_by_role("checkbox", name="chat-fast").check()
+    dialog.get_by_label("Budget (USD)", exact=True).fill("25")
+    dialog.get_by_label("Requests per minute").fill("120")
+    page.screenshot(path=out / "console-create-key.png")
+    dialog.get_by_role("button", name="Create key").click()
+    created = page.get_by_role("dialog", name="Key created")
+    secret = created.get_by_role("textbox", name="New key").input_value()
+    page.screenshot(path=out / "console-key-created.png")
+    created.get_by_role("button", name="Done").click()
+    for n in range(5):  # traffic, so spend and latency have something to show
+        httpx.post(
+            f"{url}/v1/chat/completions",
+            headers={"authorization": f"Bearer {secret}"},
+            json={"model": "chat-fast", "messages": [{"role": "user", "content": f"hi {n}"}]},
+        )
+    page.reload()
+    page.get_by_role("table", name=re.compile("^API keys")).wait_for()
+    page.screenshot(path=out / "console-keys.png")
+    shown = {
+        "teams": ("heading", "Members"),
+        "users": ("table", "Users"),
+        "cache": ("button", "Invalidate"),
+        "deployments": ("table", "Deployments"),
+    }
+    for section, (role, name) in shown.items():
+        page.goto(f"/manage/{section}")
+        page.get_by_role(role, name=name).wait_for()  # type: ignore[arg-type]
+        page.screenshot(path=out / f"console-{section}.png")
+
+
+def _console_phone(small: Page, out: Path) -> None:
+    """The console at 375 px in dark mode, then the deployments page dark on a desktop
+    (the same context: a second one from the same cookie would trip refresh-token reuse
+    detection)."""
+    small.goto("/manage/keys")
+    small.get_by_role("table", name=re.compile("^API keys")).wait_for()
+    small.screenshot(path=out / "console-keys-phone-dark.png")
+    small.goto("/manage/teams")
+    small.get_by_role("heading", name="Members").wait_for()
+    small.screenshot(path=out / "console-teams-phone-dark.png")
+    small.get_by_role("button", name="Menu").click()
+    small.screenshot(path=out / "console-nav-phone-dark.png")
+    small.set_viewport_size({"width": 1280, "height": 800})
+    small.goto("/manage/deployments")
+    small.get_by_role("table", name="Deployments").wait_for()
+    small.screenshot(path=out / "console-deployments-dark.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
@@ -149,6 +223,8 @@ def main() -> None:
                 settings.get_by_text("Saved preset “Concise”.").wait_for()
                 page.screenshot(path=out / "settings.png")
                 page.keyboard.press("Escape")
+                chat = page.url
+                _console(page, url, out)
 
                 phone = browser.new_context(
                     viewport={"width": 375, "height": 760},
@@ -158,12 +234,13 @@ def main() -> None:
                 )
                 phone.route("**/*", _guard)
                 small = phone.new_page()
-                small.goto(page.url)
+                small.goto(chat)
                 small.get_by_role("article", name="Assistant").first.wait_for()
                 small.locator("math").first.wait_for()
                 small.screenshot(path=out / "chat-phone-dark.png")
                 small.get_by_role("button", name="Menu").click()
                 small.screenshot(path=out / "sidebar-phone-dark.png")
+                _console_phone(small, out)
                 browser.close()
         finally:
             proc.terminate()

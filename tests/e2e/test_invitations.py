@@ -131,6 +131,8 @@ def test_an_invitation_the_user_accepts_makes_them_a_member_keys_may_bill(
         "user_id": outsider.id,
         "role": "member",
         "by_invitation": True,
+        "email": outsider.email,
+        "name": "Outsider",
     }
     assert outsider.get("/api/invitations").json()["data"] == []
     again = outsider.call("POST", f"/api/invitations/{invitation['id']}/accept")

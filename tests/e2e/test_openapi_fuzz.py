@@ -150,6 +150,7 @@ def test_every_route_reading_input_declares_it() -> None:
         ("post", "/admin/models/{name}/deployments/{index}/disable"),
         ("post", "/admin/models/{name}/deployments/{index}/enable"),
         ("post", "/admin/models/{name}/deployments/{index}/test"),
+        ("post", "/admin/users/{user_id}/mfa-reset"),
         ("post", "/auth/logout"),
         ("post", "/auth/logout-all"),
         ("post", "/auth/mfa/enroll"),

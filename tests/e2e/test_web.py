@@ -34,7 +34,8 @@ def _prefix(shell: str) -> str:
 def test_every_ui_path_answers_the_shell_with_its_own_policy(http: httpx.Client) -> None:
     paths = ("/", "/login", "/register", "/settings", "/c/abc", "/s/tok")
     recovery = ("/forgot-password", "/reset-password", "/verify-email")
-    for path in paths + recovery:
+    console = ("/manage", "/manage/keys")
+    for path in paths + recovery + console:
         page = http.get(path)
         assert page.status_code == 200, path
         assert page.headers["content-type"].startswith("text/html")
@@ -45,11 +46,11 @@ def test_every_ui_path_answers_the_shell_with_its_own_policy(http: httpx.Client)
         assert "'unsafe-eval'" not in PAGE_CSP
         assert "<script>" not in page.text  # no inline script: only the module file
         assert 'type="module"' in page.text
-    assert len(PAGES) == 9
+    assert len(PAGES) == 11
 
 
 def test_api_paths_still_answer_json_404(http: httpx.Client) -> None:
-    for path in ("/nope", "/api/nope", "/c", "/c/a/b", "/static"):
+    for path in ("/nope", "/api/nope", "/c", "/c/a/b", "/static", "/manage/keys/x"):
         missing = http.get(path)
         assert missing.status_code == 404, path
         assert missing.headers["content-type"].startswith("application/json"), path
@@ -181,3 +182,17 @@ def test_chat_models_lists_the_groups_for_a_signed_in_user(http: httpx.Client) -
         "openai_compatible",
         "bedrock",
     ]
+
+
+def test_the_console_is_served_but_never_preloaded(http: httpx.Client) -> None:
+    """The chat page names every module it needs up front; the console's are not among
+    them (they load on demand), though they are served."""
+    assets = WebAssets.load()
+    console = [n for n in assets.files if n.startswith("app/manage/")]
+    assert "app/manage/Console.js" in console
+    assert not [n for n in assets.preloads() if n.startswith("app/manage/")]
+    shell = http.get("/").text
+    assert "app/manage/" not in shell
+    prefix = re.search(r'href="(/static/[^/]+)/app/app.css"', shell)
+    assert prefix is not None
+    assert http.get(f"{prefix.group(1)}/app/manage/Console.js").status_code == 200

@@ -27,9 +27,10 @@ from parley.api.deps import (
     services,
 )
 from parley.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
-from parley.gateway.accounting.budgets import has_budget
+from parley.gateway.accounting.budgets import current_period, has_budget
 from parley.gateway.accounting.caller import Limits, Principal
 from parley.gateway.accounting.forecast import forecast
+from parley.gateway.accounting.limits import SpendLoader
 from parley.gateway.accounting.policy import budget_limits
 from parley.identity.audit import audit
 from parley.identity.keys import KEY_PREFIX
@@ -125,7 +126,20 @@ async def list_keys(request: Request) -> Response:
     who.require_team(team_id, "list keys of a team you administer: pass ?team_id=")
     svc = services(request)
     rows = await svc.keys.list(team_id=team_id, user_id=request.query_params.get("user_id"))
-    return json_response({"object": "list", "data": [_key_view(r) for r in rows]})
+    now = int(time.time() * 1000)
+    data = [await _with_spend(svc.admission.spent_since, _key_view(r), r, now) for r in rows]
+    return json_response({"object": "list", "data": data})
+
+
+async def _with_spend(
+    spend: SpendLoader, view: dict[str, Any], row: dict[str, Any], now_ms: int
+) -> dict[str, Any]:
+    """The key's spend in its budget's current period (the same count its budget is
+    checked against; a key without a budget counts in calendar months)."""
+    limits = Limits.from_row(row)
+    period = current_period(limits.budget_period, now_ms, limits.budget_reset_ms)
+    spent = await spend("key", row["id"], period.start_ms)
+    return {**view, "spent_usd": spent / 1e9, "spend_period": period.id}
 
 
 async def _owned_key(request: Request, key_id: str) -> tuple[Actor, dict[str, Any]]:
@@ -361,6 +375,15 @@ async def create_team(request: Request) -> Response:
     return json_response(_team_view(team), 201)
 
 
+@router.get("/teams")
+async def list_teams(request: Request) -> Response:
+    """Every team for a global admin; the teams a team admin manages for them (never a
+    count or a name of anyone else's)."""
+    who = await actor(request)
+    rows = await services(request).accounts.users.list_teams(None if who.is_admin else who.admin_of)
+    return json_response({"object": "list", "data": [_team_view(r) for r in rows]})
+
+
 @router.get("/teams/{team_id}")
 async def get_team(team_id: str, request: Request) -> Response:
     who = await actor(request)
@@ -479,6 +502,7 @@ async def update_user(user_id: str, request: Request) -> Response:
     await svc.accounts.users.get(user_id)
     values = body.values()
     await svc.accounts.users.set_fields(user_id, **values)
+    svc.accounts.forget_user(user_id)  # a new admin or a disabled account counts at once here
     if values.get("disabled"):
         await svc.accounts.logout_all(user_id)
     await audit(
@@ -517,6 +541,25 @@ async def reset_user_password(user_id: str, request: Request) -> Response:
         ip=client_ip(request),
     )
     return json_response(answer, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/users/{user_id}/mfa-reset")
+async def reset_user_mfa(user_id: str, request: Request) -> Response:
+    """Turn off a locked-out user's TOTP (and recovery codes) and end their sessions, so
+    they sign in with their password and may enrol again. Global admins only, audited."""
+    who = await actor(request)
+    _global(who)
+    svc = services(request)
+    was_on = await svc.accounts.mfa_reset(user_id)
+    await audit(
+        svc.db,
+        actor=who.id,
+        action="user.mfa_reset",
+        target=user_id,
+        ip=client_ip(request),
+        detail={"was_enabled": was_on},
+    )
+    return json_response({"id": user_id, "mfa_enabled": False, "was_enabled": was_on})
 
 
 def _team_view(team: dict[str, Any]) -> dict[str, Any]:

@@ -59,7 +59,11 @@ PAGES = (
     "/verify-email",
     "/c/{conversation_id}",
     "/s/{token}",
+    "/manage",  # the admin console (its modules load only when it is opened)
+    "/manage/{section}",
 )
+# Loaded on demand (``import()``), so never preloaded: the chat page does not pay for them.
+LAZY_PREFIXES = ("app/manage/",)
 
 
 @dataclass(slots=True)
@@ -105,12 +109,16 @@ class WebAssets:
         return f"{STATIC_PREFIX}/{self.version}"
 
     def preloads(self) -> list[str]:
-        """Every module the app imports up front: the app's own and the two vendored
-        libraries it always needs (highlight.js and KaTeX load only on demand). Named in
-        the shell, they are fetched at once, in parallel, instead of one level of imports
-        after another."""
+        """Every module the app imports up front: the app's own (not the console's) and the
+        two vendored libraries it always needs (highlight.js and KaTeX load only on demand).
+        Named in the shell, they are fetched at once, in parallel, instead of one level of
+        imports after another."""
         eager = ["vendor/preact.js", "vendor/markdown.js"]
-        app = sorted(n for n in self.files if n.startswith("app/") and n.endswith(".js"))
+        app = sorted(
+            n
+            for n in self.files
+            if n.startswith("app/") and n.endswith(".js") and not n.startswith(LAZY_PREFIXES)
+        )
         return eager + [n for n in app if n != "app/main.js"]
 
     def shell(self) -> bytes:

@@ -498,6 +498,20 @@ class Accounts:
         await self.users.set_fields(user.id, mfa_enabled=False, mfa_secret=None)
         self._user_cache.pop(user.id, None)
 
+    async def mfa_reset(self, user_id: str) -> bool:
+        """An admin's reset for a user locked out of their authenticator: TOTP and its
+        recovery codes are dropped and every session ends, so the next sign-in is by
+        password alone (and the user may enrol again). Passkeys stay: they are sign-in
+        credentials of their own, removed by the user or with the account. Returns whether
+        TOTP was on."""
+        user = await self.users.get(user_id)
+        async with self._db.write() as conn:
+            await conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
+        await self.users.set_fields(user_id, mfa_enabled=False, mfa_secret=None)
+        self.forget_user(user_id)
+        await self.logout_all(user_id)
+        return user.mfa_enabled
+
     async def _use_recovery_code(self, user_id: str, code: str) -> bool:
         async with self._db.write() as conn:
             result = await conn.execute(

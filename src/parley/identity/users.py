@@ -139,7 +139,14 @@ class Users:
 
     async def list_users(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         query = (
-            select(users.c.id, users.c.email, users.c.name, users.c.is_admin, users.c.disabled)
+            select(
+                users.c.id,
+                users.c.email,
+                users.c.name,
+                users.c.is_admin,
+                users.c.disabled,
+                users.c.mfa_enabled,
+            )
             .order_by(users.c.created_ms)
             .limit(limit)
             .offset(offset)
@@ -188,15 +195,45 @@ class Users:
                 raise NotFound(f"no team with id {team_id!r}")
             members = await conn.execute(
                 select(
-                    memberships.c.user_id, memberships.c.role, memberships.c.invitation_id
-                ).where(memberships.c.team_id == team_id)
+                    memberships.c.user_id,
+                    memberships.c.role,
+                    memberships.c.invitation_id,
+                    users.c.email,
+                    users.c.name,
+                )
+                .select_from(memberships.join(users, users.c.id == memberships.c.user_id))
+                .where(memberships.c.team_id == team_id)
+                .order_by(users.c.email)
             )
             found = dict(row._mapping)
+            # Email and name so a team's admins can tell their members apart (they may
+            # not list users: that is a global admin's view).
             found["members"] = [
-                {"user_id": m.user_id, "role": m.role, "by_invitation": m.invitation_id is not None}
+                {
+                    "user_id": m.user_id,
+                    "role": m.role,
+                    "by_invitation": m.invitation_id is not None,
+                    "email": m.email,
+                    "name": m.name,
+                }
                 for m in members
             ]
         return found
+
+    async def list_teams(self, only: frozenset[str] | None = None) -> list[dict[str, Any]]:
+        """Teams by name with their member counts: every team, or those in ``only`` (the
+        teams a team admin manages; an empty set lists nothing)."""
+        count = (
+            select(func.count())
+            .where(memberships.c.team_id == teams.c.id)
+            .correlate(teams)
+            .scalar_subquery()
+        )
+        query = select(teams, count.label("member_count")).order_by(teams.c.name)
+        if only is not None:
+            query = query.where(teams.c.id.in_(sorted(only)))
+        async with self._db.read() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
 
     async def update_team(self, team_id: str, **values: Any) -> None:
         async with self._db.write() as conn:

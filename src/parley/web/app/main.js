@@ -14,6 +14,7 @@ import { SharedPage } from "./components/SharedPage.js";
 import { Sidebar } from "./components/Sidebar.js";
 import { VerifyEmailPage } from "./components/VerifyEmailPage.js";
 import { VerifyNotice } from "./components/VerifyNotice.js";
+import { ConsoleLink, ManageView } from "./console.js";
 import { navigate, route } from "./router.js";
 import { notice, path, sidebarOpen, user } from "./state.js";
 
@@ -27,6 +28,7 @@ function Header({ onSearch }) {
     <button type="button" onClick=${onSearch} aria-keyshortcuts="Control+K Meta+K">Search</button>
     <span class="who">${user.value?.name}</span>
     <a class="settings-link" href="/settings">Settings</a>
+    <${ConsoleLink} user=${user.value} />
     <button type="button" onClick=${() => logout()}>Log out</button>
   </header>`;
 }
@@ -54,8 +56,9 @@ function SignedIn({ where }) {
     <${SearchDialog} open=${searching} onClose=${() => setSearching(false)} />
     ${notice.value && html`<p class="notice" role="status">${notice.value.text}</p>`}
     <${VerifyNotice} />
+    ${where.view === "manage" ? html`<${ManageView} user=${user.value} section=${where.section} />` : html`
     <${Sidebar} />
-    ${where.view === "settings" ? html`<${SettingsPage} />` : html`<${ChatView} id=${where.id ?? null} />`}
+    ${where.view === "settings" ? html`<${SettingsPage} />` : html`<${ChatView} id=${where.id ?? null} />`}`}
   </div>`;
 }
 

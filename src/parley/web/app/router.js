@@ -13,6 +13,7 @@ export function route(current) {
   let m;
   if ((m = current.match(/^\/c\/([^/]+)$/))) return { view: "chat", id: decodeURIComponent(m[1]) };
   if ((m = current.match(/^\/s\/([^/]+)$/))) return { view: "shared", token: decodeURIComponent(m[1]) };
+  if ((m = current.match(/^\/manage(?:\/([a-z-]+))?\/?$/))) return { view: "manage", section: m[1] ?? null };
   if (current === "/login") return { view: "login" };
   if (current === "/register") return { view: "register" };
   if (current === "/settings") return { view: "settings" };

@@ -6,8 +6,9 @@ import {
   change, loadMore, loadSidebar, pendingDelete, removeLater, showArchived, tagFilter, undoDelete,
 } from "../chat.js";
 import { navigate } from "../router.js";
+import { ConsoleLink } from "../console.js";
 import { ImportButton } from "./ImportButton.js";
-import { conversations, nextCursor, path } from "../state.js";
+import { conversations, nextCursor, path, user } from "../state.js";
 
 function RenameForm({ conversation, onDone }) {
   const [title, setTitle] = useState(conversation.title || "");
@@ -115,6 +116,7 @@ export function Sidebar() {
     <button type="button" class="archived-toggle" aria-pressed=${showArchived.value ? "true" : "false"}
       onClick=${toggleArchived}>${showArchived.value ? "Back to conversations" : "Archived conversations"}</button>
     <${ImportButton} />
+    <${ConsoleLink} user=${user.value} inSidebar=${true} />
     ${pendingDelete.value && html`<div class="undo" role="status">
       <span>Deleted “${pendingDelete.value.conversation.title || "New conversation"}”.</span>
       <button type="button" onClick=${undoDelete}>Undo</button>

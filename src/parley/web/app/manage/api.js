@@ -1,0 +1,39 @@
+// The console's calls to /admin (one function per operation; components never fetch).
+import { json } from "../api/http.js";
+
+const part = encodeURIComponent;
+
+function query(params) {
+  const set = Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== "");
+  return set.length ? `?${new URLSearchParams(set)}` : "";
+}
+
+// keys
+export const listKeys = (teamId) => json("GET", `/admin/keys${query({ team_id: teamId })}`);
+export const createKey = (body) => json("POST", "/admin/keys", { body });
+export const revokeKey = (id) => json("DELETE", `/admin/keys/${part(id)}`);
+export const rotateKey = (id, graceSeconds) =>
+  json("POST", `/admin/keys/${part(id)}/rotate`, { body: { grace_seconds: graceSeconds } });
+export const resetKeyBudget = (id) => json("POST", `/admin/keys/${part(id)}/reset-budget`);
+
+// teams
+export const listTeams = () => json("GET", "/admin/teams");
+export const getTeam = (id) => json("GET", `/admin/teams/${part(id)}`);
+export const createTeam = (body) => json("POST", "/admin/teams", { body });
+export const updateTeam = (id, body) => json("PATCH", `/admin/teams/${part(id)}`, { body });
+export const setMember = (teamId, userId, role) =>
+  json("PUT", `/admin/teams/${part(teamId)}/members/${part(userId)}`, { body: { role } });
+export const removeMember = (teamId, userId) =>
+  json("DELETE", `/admin/teams/${part(teamId)}/members/${part(userId)}`);
+export const invite = (teamId, body) =>
+  json("POST", `/admin/teams/${part(teamId)}/invitations`, { body });
+
+// users (global admins)
+export const listUsers = (offset = 0, limit = 100) => json("GET", `/admin/users${query({ offset, limit })}`);
+export const updateUser = (id, body) => json("PATCH", `/admin/users/${part(id)}`, { body });
+export const passwordResetLink = (id) => json("POST", `/admin/users/${part(id)}/password-reset`);
+export const resetMfa = (id) => json("POST", `/admin/users/${part(id)}/mfa-reset`);
+
+// cache and deployments
+export const invalidateCache = (params) => json("DELETE", `/admin/cache${query(params)}`);
+export const deployments = () => json("GET", "/admin/deployments");

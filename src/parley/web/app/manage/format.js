@@ -1,0 +1,43 @@
+// How the console writes amounts, times and limits: short, and the same on every page.
+
+export function usd(value) {
+  if (value === null || value === undefined) return "—";
+  if (value === 0) return "$0";
+  if (value < 0.01) return `$${value.toPrecision(2)}`;
+  return `$${value.toFixed(2)}`;
+}
+
+export function when(ms) {
+  if (!ms) return "—";
+  return new Date(ms).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+export function count(value) {
+  return value === null || value === undefined ? "—" : Number(value).toLocaleString();
+}
+
+/** "60 rpm · 10,000 tpm · 4 parallel", or "none" when nothing is set. */
+export function limits(row) {
+  const parts = [];
+  if (row.rpm) parts.push(`${count(row.rpm)} rpm`);
+  if (row.tpm) parts.push(`${count(row.tpm)} tpm`);
+  if (row.max_parallel) parts.push(`${count(row.max_parallel)} parallel`);
+  return parts.length ? parts.join(" · ") : "none";
+}
+
+/** A form's numeric field: a number, or undefined when left empty. */
+export function numberOf(form, name) {
+  const raw = String(form.get(name) ?? "").trim();
+  return raw === "" ? undefined : Number(raw);
+}
+
+/** A form's text field, trimmed; undefined when empty. */
+export function textOf(form, name) {
+  const raw = String(form.get(name) ?? "").trim();
+  return raw === "" ? undefined : raw;
+}
+
+/** Only the fields that were given (the API reads a missing field as "leave as it is"). */
+export function given(fields) {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+}
