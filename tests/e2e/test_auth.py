@@ -271,7 +271,13 @@ def test_every_admin_route_refuses_members_and_other_teams_admins(
         for method in ops
     ]
     assert len(routes) >= 12
-    values = {"team_id": org["team_a"], "key_id": org["key_id"], "user_id": org["user_id"]}
+    values = {
+        "team_id": org["team_a"],
+        "key_id": org["key_id"],
+        "user_id": org["user_id"],
+        "name": "openai",
+        "index": "0",
+    }
     bodies = {
         "POST": {"team_id": org["team_a"], "name": "x"},
         "PATCH": {"mfa_required": True, "is_admin": True},
