@@ -30,6 +30,8 @@ from sqlalchemy import (
     Text,
 )
 
+from parley.store.histogram import latency_columns
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -165,6 +167,46 @@ usage = Table(
     Index(None, "time_ms"),
     Index(None, "model_group", "time_ms"),  # group budgets re-initialised from spend
 )
+
+
+def _rollup(name: str) -> Table:
+    """Usage summed per time bucket (an hour or a UTC day) and per who and what: the
+    admin console's reports read these, never the raw rows (``store/rollups.py``). Kept
+    in the same transaction as each batch of raw rows, from the rows actually inserted.
+
+    The dimensions are ``''`` rather than null when absent, so the primary key is a real
+    key on both engines (null never conflicts in a unique index). Histograms are bucket
+    counts (``store/histogram.py``); ``ttft_*`` counts only requests that streamed."""
+    return Table(
+        name,
+        metadata,
+        Column("bucket_ms", BigInteger, primary_key=True),
+        Column("model_group", String(200), primary_key=True),
+        Column("team_id", String(32), primary_key=True),
+        Column("user_id", String(32), primary_key=True),
+        Column("key_id", String(32), primary_key=True),
+        Column("requests", BigInteger, nullable=False),
+        Column("errors", BigInteger, nullable=False),
+        Column("prompt_tokens", BigInteger, nullable=False),
+        Column("completion_tokens", BigInteger, nullable=False),
+        Column("cached_tokens", BigInteger, nullable=False),
+        Column("cost_nusd", BigInteger, nullable=False),
+        Column("cache_lookups", BigInteger, nullable=False),  # hit + semantic-hit + miss
+        Column("cache_hits", BigInteger, nullable=False),  # exact
+        Column("semantic_hits", BigInteger, nullable=False),
+        Column("latency_sum_ms", BigInteger, nullable=False),
+        *(Column(c, Integer, nullable=False) for c in latency_columns("lat")),
+        *(Column(c, Integer, nullable=False) for c in latency_columns("ttft")),
+        # One principal over a range (team admins' reports, budget re-initialisation).
+        Index(None, "team_id", "bucket_ms"),
+        Index(None, "key_id", "bucket_ms"),
+        Index(None, "user_id", "bucket_ms"),
+        Index(None, "model_group", "bucket_ms"),
+    )
+
+
+usage_hourly = _rollup("usage_hourly")
+usage_daily = _rollup("usage_daily")
 
 alert_deliveries = Table(
     "alert_deliveries",
