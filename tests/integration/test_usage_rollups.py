@@ -54,7 +54,7 @@ def _record(i: int, rng: random.Random, *, start: int = T0) -> tuple[object, ...
 
 
 def _rows(count: int, seed: int = 7, **kwargs: Any) -> list[tuple[object, ...]]:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     return [_record(i, rng, **kwargs) for i in range(count)]
 
 
@@ -159,7 +159,7 @@ async def test_the_migration_backfills_rollups_from_rows_already_stored(
         await migrate.upgrade(db, "0013")
         rows = _rows(300, seed=5)
         async with db.write() as conn:
-            await conn.execute(insert(usage), [dict(zip(USAGE_COLUMNS, r)) for r in rows])
+            await conn.execute(insert(usage), [dict(zip(USAGE_COLUMNS, r, strict=True)) for r in rows])
         await migrate.upgrade(db)
         await _assert_rollups_match_raw(db)
     finally:
