@@ -159,7 +159,8 @@ async def test_the_migration_backfills_rollups_from_rows_already_stored(
         await migrate.upgrade(db, "0013")
         rows = _rows(300, seed=5)
         async with db.write() as conn:
-            await conn.execute(insert(usage), [dict(zip(USAGE_COLUMNS, r, strict=True)) for r in rows])
+            values = [dict(zip(USAGE_COLUMNS, r, strict=True)) for r in rows]
+            await conn.execute(insert(usage), values)
         await migrate.upgrade(db)
         await _assert_rollups_match_raw(db)
     finally:
