@@ -20,7 +20,7 @@ from parley.identity.audit import AuditQuery, audit, entries
 from parley.store import migrate, rollups
 from parley.store.db import Database
 from parley.store.histogram import BOUNDS_MS, bucket_of, quantile
-from parley.store.tables import api_keys, teams, usage, usage_daily, usage_hourly
+from parley.store.tables import api_keys, teams, usage, usage_daily
 from parley.store.usage import insert_usage, purge_raw, spend_since
 from parley.store.usage_reports import Query, overview, report
 
@@ -63,17 +63,14 @@ async def _raw(db: Database) -> list[dict[str, Any]]:
         return [dict(r) for r in (await conn.execute(select(usage))).mappings()]
 
 
-def _expected(raw: Sequence[dict[str, Any]], size: int) -> dict[tuple[Any, ...], dict[str, int]]:
-    """The rollup computed independently, straight from raw rows."""
+def _expected(raw: Sequence[dict[str, Any]], table: Any) -> dict[tuple[Any, ...], dict[str, int]]:
+    """A rollup table computed independently, straight from raw rows."""
+    size = HOUR if table.name.endswith("_hourly") else DAY
+    dims = rollups.dimensions(table)
+    histograms = "lat_0" in table.c
     out: dict[tuple[Any, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in raw:
-        key = (
-            r["time_ms"] // size * size,
-            r["model_group"],
-            r["team_id"] or "",
-            r["user_id"] or "",
-            r["key_id"] or "",
-        )
+        key = (r["time_ms"] // size * size, *(r[d] or "" for d in dims))
         sums = out[key]
         sums["requests"] += 1
         sums["errors"] += r["status"] >= 400
@@ -83,27 +80,32 @@ def _expected(raw: Sequence[dict[str, Any]], size: int) -> dict[tuple[Any, ...],
         sums["cache_hits"] += r["cache"] == "hit"
         sums["semantic_hits"] += r["cache"] == "semantic-hit"
         sums["latency_sum_ms"] += r["latency_ms"]
-        sums[f"lat_{bucket_of(r['latency_ms'])}"] += 1
-        if r["ttft_ms"] is not None:
-            sums[f"ttft_{bucket_of(r['ttft_ms'])}"] += 1
+        if histograms:
+            sums[f"lat_{bucket_of(r['latency_ms'])}"] += 1
+            if r["ttft_ms"] is not None:
+                sums[f"ttft_{bucket_of(r['ttft_ms'])}"] += 1
     return {k: {n: v for n, v in sums.items() if v} for k, sums in out.items()}
 
 
 async def _stored(db: Database, table: Any) -> dict[tuple[Any, ...], dict[str, int]]:
     async with db.read() as conn:
         found = (await conn.execute(select(table))).mappings().all()
+    keys = ("bucket_ms", *rollups.dimensions(table))
     return {
-        tuple(row[d] for d in rollups.DIMENSIONS): {
-            n: int(row[n]) for n in rollups.MEASURES if row[n]
-        }
+        tuple(row[d] for d in keys): {n: int(row[n]) for n in rollups.measures(table) if row[n]}
         for row in found
     }
 
 
+async def _everything(db: Database) -> dict[str, Any]:
+    return {t.name: await _stored(db, t) for t in rollups.TABLES.values()}
+
+
 async def _assert_rollups_match_raw(db: Database) -> None:
     raw = await _raw(db)
-    assert await _stored(db, usage_hourly) == _expected(raw, HOUR)
-    assert await _stored(db, usage_daily) == _expected(raw, DAY)
+    assert len(rollups.TABLES) == 6
+    for table in rollups.TABLES.values():
+        assert await _stored(db, table) == _expected(raw, table), table.name
 
 
 async def test_rollups_equal_the_raw_rows_and_a_redelivered_batch_adds_nothing(
@@ -189,9 +191,9 @@ async def test_reports_read_the_rollups_with_ranges_and_filters(db: Database) ->
     ]
     assert totals["requests"] == len(picked)
     assert totals["cache_hits"] == sum(r["cache"] == "hit" for r in picked)
-    # A range off the day boundaries is honoured to the hour, from the hourly rollup.
+    # A range off the day boundaries is honoured to the hour: whole days from the daily
+    # rollup, the ends from the hourly one.
     odd = Query("key", T0 + 5 * HOUR, T0 + 30 * HOUR, sort="cost")
-    assert odd.grain == "hour"
     by_key, _ = await report(db, odd, limit=100, offset=0)
     spent: dict[str | None, int] = defaultdict(int)
     for r in raw:
@@ -199,6 +201,28 @@ async def test_reports_read_the_rollups_with_ranges_and_filters(db: Database) ->
             spent[r["key_id"]] += r["cost_nusd"]
     assert {r["bucket"]: r["cost_usd"] for r in by_key} == {k: v / 1e9 for k, v in spent.items()}
     assert [r["cost_usd"] for r in by_key] == sorted(spent[k] / 1e9 for k in spent)[::-1]
+    # Each report reads the narrowest rollup holding what it groups and filters by.
+    assert Query("day", start, end, (("team_id", TEAMS[0]),)).shape == "groups"
+    assert odd.shape == "principals"
+    mixed = Query("model_group", filters=(("key_id", KEYS[0]), ("user_id", USERS[1])))
+    assert mixed.shape == "full"
+    by_group, _ = await report(db, mixed, limit=100, offset=0)
+    counted: dict[str, int] = defaultdict(int)
+    for r in raw:
+        if r["key_id"] == KEYS[0] and r["user_id"] == USERS[1]:
+            counted[r["model_group"]] += 1
+    assert {r["bucket"]: r["requests"] for r in by_group} == counted
+    # Whole days inside, part days at both ends: each day's bucket sums exactly its rows.
+    spread = Query("day", T0 + 5 * HOUR, T0 + 2 * DAY + 3 * HOUR, (("model_group", "chat"),))
+    days, _ = await report(db, spread, limit=10, offset=0)
+    per_day: dict[int, int] = defaultdict(int)
+    for r in raw:
+        if spread.start_ms <= r["time_ms"] < spread.end_ms and r["model_group"] == "chat":  # type: ignore[operator]
+            per_day[r["time_ms"] // DAY * DAY] += r["cost_nusd"]
+    assert [(d["bucket"], d["cost_usd"]) for d in days] == [
+        (day, cost / 1e9) for day, cost in sorted(per_day.items())
+    ]
+    assert len(days) == 3
     hours, _ = await report(db, Query("hour", T0, T0 + 2 * HOUR), limit=10, offset=0)
     assert [h["bucket"] for h in hours] == [T0, T0 + HOUR]
     page, _ = await report(db, Query("day"), limit=2, offset=1)
@@ -255,7 +279,7 @@ async def test_retention_purges_raw_rows_in_bounded_batches_and_keeps_rollups(
     rows = _rows(90, seed=13)
     await insert_usage(db, USAGE_COLUMNS, rows)
     cutoff = T0 + DAY + 7 * HOUR
-    before = await _stored(db, usage_daily), await _stored(db, usage_hourly)
+    before = await _everything(db)
     raw = await _raw(db)
     old = sum(r["time_ms"] < cutoff for r in raw)
     assert 14 < old < 90
@@ -274,7 +298,7 @@ async def test_retention_purges_raw_rows_in_bounded_batches_and_keeps_rollups(
     left = await _raw(db)
     assert len(left) == 90 - old
     assert all(r["time_ms"] >= cutoff for r in left)
-    assert (await _stored(db, usage_daily), await _stored(db, usage_hourly)) == before
+    assert await _everything(db) == before
     assert await purge_raw(db, cutoff, batch=7) == 0
 
 
@@ -312,19 +336,21 @@ async def test_forgetting_an_account_folds_its_rollup_rows_into_nameless_ones(
     rows = _rows(300, seed=19)
     await insert_usage(db, USAGE_COLUMNS, rows)
     totals = {}
-    for table in (usage_hourly, usage_daily):
+    named = [t for t in rollups.TABLES.values() if "user_id" in t.c]
+    assert len(named) == 4
+    for table in named:
         async with db.read() as conn:
             totals[table.name] = await conn.scalar(select(func.sum(table.c.cost_nusd)))
     async with db.write() as conn:
         await rollups.forget(conn, USERS[0], [KEYS[1]])
-    for table in (usage_hourly, usage_daily):
+    for table in named:
         async with db.read() as conn:
-            named = await conn.scalar(
+            left = await conn.scalar(
                 select(func.count())
                 .select_from(table)
                 .where((table.c.user_id == USERS[0]) | (table.c.key_id == KEYS[1]))
             )
-            assert named == 0
+            assert left == 0
             assert await conn.scalar(select(func.sum(table.c.cost_nusd))) == totals[table.name]
             others = await conn.scalar(
                 select(func.count()).select_from(table).where(table.c.key_id == KEYS[0])

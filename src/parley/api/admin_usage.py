@@ -14,7 +14,7 @@ import csv
 import datetime as dt
 import io
 import time
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -98,7 +98,6 @@ async def usage(request: Request) -> Response:
         {
             "object": "list",
             "group_by": query.group_by,
-            "granularity": query.grain,
             "team_id": team_id,
             "start": query.start_ms,
             "end": query.end_ms,
@@ -144,8 +143,9 @@ def _cell(value: str | None) -> str:
 @router.get("/overview")
 async def overview(request: Request) -> Response:
     """The console's first page: per model group over the last hour, day or week (whole
-    hours: the window starts at the top of the hour it reaches back to), an hourly series
-    for charts, and (for global admins) deployments whose breaker is not closed."""
+    hours: the window starts at the top of the hour it reaches back to), a series for
+    charts (hourly; daily for a week), and (for global admins) deployments whose breaker
+    is not closed."""
     who = await actor(request)
     q = request.query_params
     window = q.get("window", "day")
@@ -154,7 +154,10 @@ async def overview(request: Request) -> Response:
     team_id = team_scope(who, q.get("team_id"))
     now = int(time.time() * 1000)
     start = (now - _WINDOWS[window] * HOUR_MS) // HOUR_MS * HOUR_MS
-    groups, series = await read_overview(services(request).db, start, team_id=team_id)
+    grain: Literal["hour", "day"] = "day" if window == "week" else "hour"
+    groups, series = await read_overview(
+        services(request).db, start, team_id=team_id, series_grain=grain
+    )
     breakers = _breakers(request) if who.is_admin else None
     return json_response(
         {
@@ -163,6 +166,7 @@ async def overview(request: Request) -> Response:
             "start": start,
             "end": now,
             "team_id": team_id,
+            "series_grain": grain,
             "groups": groups,
             "series": series,
             "breakers": breakers,

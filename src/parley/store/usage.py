@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from parley.observability.logging import get_logger
 from parley.store import rollups
 from parley.store.db import Database
-from parley.store.tables import usage, usage_hourly
+from parley.store.tables import usage
 
 log = get_logger(__name__)
 PURGE_BATCH = 5_000
@@ -126,7 +126,8 @@ async def spend_since(db: Database, column: str | None, ident: str, since_ms: in
         head = head.where(usage.c[column] == ident)
     async with db.read() as conn:
         part = int(await conn.scalar(head) or 0) if edge > since_ms else 0
-        whole = await conn.scalar(rollups.spend_query(usage_hourly, column, ident, edge))
+        table = rollups.TABLES[(rollups.shape_for([column] if column else []), "hour")]
+        whole = await conn.scalar(rollups.spend_query(table, column, ident, edge))
     return part + int(whole or 0)
 
 

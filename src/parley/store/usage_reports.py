@@ -1,9 +1,11 @@
 """What the admin console reads about usage: reports and the overview, from the rollups.
 
-Every query here reads ``usage_hourly`` or ``usage_daily`` (``store/rollups.py``), never
-the raw ``usage`` rows, so a page view costs the same at ten million raw rows as at ten:
-its work grows with the rollup rows in the range (buckets x distinct key, user, team and
-group), not with requests. ``bench/usage_read.py`` measures it.
+Every query here reads a rollup (``store/rollups.py``), never the raw ``usage`` rows, so
+a page view costs the same at ten million raw rows as at ten: its work grows with the
+rollup rows in the range (buckets x the groups or principals it shows), not with
+requests. A range is read from daily rows for the whole UTC days inside it and hourly
+rows for the part days at its ends, so it is honoured to the hour at the cost of at
+most 46 hourly buckets. ``bench/usage_read.py`` measures it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Subquery, and_, func, select, union_all
 
 from parley.store.db import Database
 from parley.store.histogram import quantile
-from parley.store.rollups import DAY_MS, LAT, SUMS, TABLES, TTFT, range_clause
+from parley.store.rollups import DAY_MS, LAT, SUMS, TABLES, TTFT, Shape, shape_for
 
 GroupBy = Literal["hour", "day", "key", "user", "team", "model_group"]
 GROUP_BY: tuple[GroupBy, ...] = ("day", "hour", "key", "user", "team", "model_group")
@@ -37,98 +39,136 @@ class Query:
     sort: Sort = "bucket"
 
     @property
-    def grain(self) -> Literal["hour", "day"]:
-        """Daily rollups unless hours are asked for or the range does not fall on UTC
-        days: the range is then honoured to the hour (rollups hold nothing finer)."""
-        if self.group_by == "hour":
-            return "hour"
-        aligned = all(t is None or t % DAY_MS == 0 for t in (self.start_ms, self.end_ms))
-        return "day" if aligned else "hour"
+    def shape(self) -> Shape:
+        """The narrowest rollup holding the grouping and the filters."""
+        names = [name for name, _ in self.filters]
+        if self.group_by not in ("hour", "day"):
+            names.append(self.group_by if self.group_by == "model_group" else f"{self.group_by}_id")
+        return shape_for(names)
 
 
-def _where(table: Table, query: Query) -> list[Any]:
-    clauses = [table.c[name] == value for name, value in query.filters]
-    in_range = range_clause(table, query.start_ms, query.end_ms)
-    return clauses if in_range is None else [in_range, *clauses]
+def source(
+    shape: Shape,
+    start_ms: int | None,
+    end_ms: int | None,
+    filters: Sequence[tuple[str, str]],
+    *,
+    hourly: bool = False,
+) -> Subquery:
+    """Rollup rows of ``shape`` covering ``start_ms``..``end_ms`` exactly to the hour:
+    daily rows for the whole days inside, hourly rows for the ends (``hourly``: hourly
+    rows throughout, for reports by hour)."""
+    days, hours = TABLES[(shape, "day")], TABLES[(shape, "hour")]
+    if hourly:
+        parts = [_rows(hours, start_ms, end_ms, filters)]
+    else:
+        first = None if start_ms is None else -(-start_ms // DAY_MS) * DAY_MS
+        last = None if end_ms is None else end_ms // DAY_MS * DAY_MS
+        if first is not None and last is not None and first >= last:
+            parts = [_rows(hours, start_ms, end_ms, filters)]
+        else:
+            parts = [_rows(days, first, last, filters)]
+            if start_ms is not None and first is not None and start_ms < first:
+                parts.append(_rows(hours, start_ms, first, filters))
+            if end_ms is not None and last is not None and last < end_ms:
+                parts.append(_rows(hours, last, end_ms, filters))
+    found: Subquery = parts[0].subquery() if len(parts) == 1 else union_all(*parts).subquery()
+    return found
 
 
-def _bucket(table: Table, group_by: GroupBy) -> ColumnElement[Any]:
+def _rows(
+    table: Any, start_ms: int | None, end_ms: int | None, filters: Sequence[tuple[str, str]]
+) -> Any:
+    clauses = [table.c[name] == value for name, value in filters]
+    if start_ms is not None:
+        clauses.append(table.c.bucket_ms >= start_ms)
+    if end_ms is not None:
+        clauses.append(table.c.bucket_ms < end_ms)
+    return select(table).where(and_(*clauses)) if clauses else select(table)
+
+
+def _bucket(rows: Subquery, group_by: GroupBy) -> ColumnElement[Any]:
     if group_by == "hour":
-        return table.c.bucket_ms
+        return rows.c.bucket_ms
     if group_by == "day":
-        if table.name == TABLES["day"].name:
-            return table.c.bucket_ms
-        return (table.c.bucket_ms / DAY_MS) * DAY_MS
-    return table.c[f"{group_by}_id" if group_by != "model_group" else group_by]
+        return (rows.c.bucket_ms // DAY_MS) * DAY_MS
+    return rows.c[f"{group_by}_id" if group_by != "model_group" else group_by]
 
 
-def _sums(table: Table, names: Sequence[str]) -> list[ColumnElement[Any]]:
-    return [func.coalesce(func.sum(table.c[n]), 0).label(n) for n in names]
+def _sums(rows: Subquery, names: Sequence[str]) -> list[ColumnElement[Any]]:
+    return [func.coalesce(func.sum(rows.c[n]), 0).label(n) for n in names]
 
 
 async def report(
     db: Database, query: Query, *, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of ``query`` grouped (up to ``limit`` from ``offset``) and the range's totals."""
-    table = TABLES[query.grain]
-    bucket = _bucket(table, query.group_by).label("bucket")
+    rows = source(
+        query.shape,
+        query.start_ms,
+        query.end_ms,
+        query.filters,
+        hourly=query.group_by == "hour",
+    )
+    bucket = _bucket(rows, query.group_by).label("bucket")
     names = (*_ROW_SUMS, "cost_nusd")
-    grouped = select(bucket, *_sums(table, names)).where(*_where(table, query)).group_by(bucket)
+    grouped = select(bucket, *_sums(rows, names)).group_by(bucket)
     if query.sort == "cost":
-        grouped = grouped.order_by(func.sum(table.c.cost_nusd).desc(), bucket)
+        grouped = grouped.order_by(func.sum(rows.c.cost_nusd).desc(), bucket)
     elif query.sort == "requests":
-        grouped = grouped.order_by(func.sum(table.c.requests).desc(), bucket)
+        grouped = grouped.order_by(func.sum(rows.c.requests).desc(), bucket)
     else:
         grouped = grouped.order_by(bucket)
     total_names = (*names, "cache_lookups", "cache_hits", "semantic_hits")
-    totals_query = select(*_sums(table, total_names)).where(*_where(table, query))
+    totals_query = select(*_sums(rows, total_names))
     async with db.read(lag_ok=True) as conn:
-        rows = [dict(r._mapping) for r in await conn.execute(grouped.limit(limit).offset(offset))]
+        found_rows = await conn.execute(grouped.limit(limit).offset(offset))
+        data = [_row(query.group_by, dict(r._mapping)) for r in found_rows]
         found = (await conn.execute(totals_query)).one()._mapping
-    data = []
-    for row in rows:
-        out: dict[str, Any] = {"bucket": _bucket_value(query.group_by, row["bucket"])}
-        out.update({n: int(row[n]) for n in _ROW_SUMS})
-        out["cost_usd"] = int(row["cost_nusd"]) / 1e9
-        data.append(out)
     totals: dict[str, Any] = {n: int(found[n]) for n in total_names if n != "cost_nusd"}
     totals["cost_usd"] = int(found["cost_nusd"]) / 1e9
     return data, totals
 
 
-def _bucket_value(group_by: GroupBy, value: Any) -> Any:
-    if group_by in ("hour", "day"):
-        return int(value)
-    return value or None  # '' in a rollup: no key, user or team
+def _row(group_by: GroupBy, row: dict[str, Any]) -> dict[str, Any]:
+    bucket = row["bucket"]
+    out: dict[str, Any] = {
+        # '' in a rollup: no key, user or team
+        "bucket": int(bucket) if group_by in ("hour", "day") else (bucket or None)
+    }
+    out.update({n: int(row[n]) for n in _ROW_SUMS})
+    out["cost_usd"] = int(row["cost_nusd"]) / 1e9
+    return out
 
 
 async def overview(
-    db: Database, start_ms: int, *, team_id: str | None
+    db: Database,
+    start_ms: int,
+    *,
+    team_id: str | None,
+    series_grain: Literal["hour", "day"] = "hour",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per model group since ``start_ms`` (an hour boundary): counts, tokens, spend, cache
-    hit rate and latency/TTFT percentiles; and an hourly series per group for charts."""
-    table = TABLES["hour"]
-    where = [table.c.bucket_ms >= start_ms]
-    if team_id is not None:
-        where.append(table.c.team_id == team_id)
-    measures = _sums(table, (*SUMS, *LAT, *TTFT))
+    hit rate and latency/TTFT percentiles; and a series per hour or day and group."""
+    filters = [] if team_id is None else [("team_id", team_id)]
+    rows = source("groups", start_ms, None, filters, hourly=series_grain == "hour")
+    measures = _sums(rows, (*SUMS, *LAT, *TTFT))
     per_group = (
-        select(table.c.model_group, *measures)
-        .where(*where)
-        .group_by(table.c.model_group)
-        .order_by(table.c.model_group)
+        select(rows.c.model_group, *measures)
+        .group_by(rows.c.model_group)
+        .order_by(rows.c.model_group)
     )
+    bucket = _bucket(rows, series_grain).label("bucket")
     per_bucket = (
-        select(table.c.bucket_ms, table.c.model_group, *measures)
-        .where(*where)
-        .group_by(table.c.bucket_ms, table.c.model_group)
-        .order_by(table.c.bucket_ms, table.c.model_group)
+        select(bucket, rows.c.model_group, *measures)
+        .group_by(bucket, rows.c.model_group)
+        .order_by(bucket, rows.c.model_group)
     )
     async with db.read(lag_ok=True) as conn:
         groups = [_stats(dict(r._mapping)) for r in await conn.execute(per_group)]
         series = [_stats(dict(r._mapping)) for r in await conn.execute(per_bucket)]
     for point in series:
-        point["bucket"] = int(point.pop("bucket_ms"))
+        point["bucket"] = int(point["bucket"])
     return groups, series
 
 
