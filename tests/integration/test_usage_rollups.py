@@ -225,8 +225,13 @@ async def test_reports_read_the_rollups_with_ranges_and_filters(db: Database) ->
     assert len(days) == 3
     hours, _ = await report(db, Query("hour", T0, T0 + 2 * HOUR), limit=10, offset=0)
     assert [h["bucket"] for h in hours] == [T0, T0 + HOUR]
-    page, _ = await report(db, Query("day"), limit=2, offset=1)
+    page, paged_totals = await report(db, Query("day"), limit=2, offset=1)
     assert [p["bucket"] for p in page] == [T0 + DAY, T0 + 2 * DAY]
+    whole, all_totals = await report(db, Query("day"), limit=100, offset=0)
+    assert len(whole) == 3
+    assert paged_totals == all_totals  # a page's totals are the whole range's
+    assert all_totals["requests"] == len(raw)
+    assert all_totals["semantic_hits"] == sum(r["cache"] == "semantic-hit" for r in raw)
 
 
 async def test_the_overview_gives_percentiles_from_the_histograms(db: Database) -> None:

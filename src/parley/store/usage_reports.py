@@ -111,7 +111,7 @@ async def report(
         hourly=query.group_by == "hour",
     )
     bucket = _bucket(rows, query.group_by).label("bucket")
-    names = (*_ROW_SUMS, "cost_nusd")
+    names = (*_ROW_SUMS, "cost_nusd", "cache_lookups", "cache_hits", "semantic_hits")
     grouped = select(bucket, *_sums(rows, names)).group_by(bucket)
     if query.sort == "cost":
         grouped = grouped.order_by(func.sum(rows.c.cost_nusd).desc(), bucket)
@@ -119,15 +119,15 @@ async def report(
         grouped = grouped.order_by(func.sum(rows.c.requests).desc(), bucket)
     else:
         grouped = grouped.order_by(bucket)
-    total_names = (*names, "cache_lookups", "cache_hits", "semantic_hits")
-    totals_query = select(*_sums(rows, total_names))
     async with db.read(lag_ok=True) as conn:
-        found_rows = await conn.execute(grouped.limit(limit).offset(offset))
-        data = [_row(query.group_by, dict(r._mapping)) for r in found_rows]
-        found = (await conn.execute(totals_query)).one()._mapping
-    totals: dict[str, Any] = {n: int(found[n]) for n in total_names if n != "cost_nusd"}
-    totals["cost_usd"] = int(found["cost_nusd"]) / 1e9
-    return data, totals
+        found = [dict(r._mapping) for r in await conn.execute(grouped.limit(limit).offset(offset))]
+        if offset == 0 and len(found) < limit:  # every group is here: they sum to the totals
+            sums = {n: sum(int(r[n]) for r in found) for n in names}
+        else:  # a page of many: one more pass over the same rows
+            sums = dict((await conn.execute(select(*_sums(rows, names)))).one()._mapping)
+    totals: dict[str, Any] = {n: int(sums[n]) for n in names if n != "cost_nusd"}
+    totals["cost_usd"] = int(sums["cost_nusd"]) / 1e9
+    return [_row(query.group_by, r) for r in found], totals
 
 
 def _row(group_by: GroupBy, row: dict[str, Any]) -> dict[str, Any]:
@@ -152,21 +152,22 @@ async def overview(
     hit rate and latency/TTFT percentiles; and a series per hour or day and group."""
     filters = [] if team_id is None else [("team_id", team_id)]
     rows = source("groups", start_ms, None, filters, hourly=series_grain == "hour")
-    measures = _sums(rows, (*SUMS, *LAT, *TTFT))
-    per_group = (
-        select(rows.c.model_group, *measures)
-        .group_by(rows.c.model_group)
-        .order_by(rows.c.model_group)
-    )
+    names = (*SUMS, *LAT, *TTFT)
     bucket = _bucket(rows, series_grain).label("bucket")
     per_bucket = (
-        select(bucket, rows.c.model_group, *measures)
+        select(bucket, rows.c.model_group, *_sums(rows, names))
         .group_by(bucket, rows.c.model_group)
         .order_by(bucket, rows.c.model_group)
     )
     async with db.read(lag_ok=True) as conn:
-        groups = [_stats(dict(r._mapping)) for r in await conn.execute(per_group)]
-        series = [_stats(dict(r._mapping)) for r in await conn.execute(per_bucket)]
+        points = [dict(r._mapping) for r in await conn.execute(per_bucket)]
+    by_group: dict[str, dict[str, int]] = {}
+    for point in points:  # the groups' totals are their points summed: one query, not two
+        into = by_group.setdefault(point["model_group"], dict.fromkeys(names, 0))
+        for name in names:
+            into[name] += int(point[name])
+    groups = [_stats({"model_group": g, **by_group[g]}) for g in sorted(by_group)]
+    series = [_stats(point) for point in points]
     for point in series:
         point["bucket"] = int(point["bucket"])
     return groups, series
