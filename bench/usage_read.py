@@ -7,8 +7,8 @@ model groups, with errors, cache outcomes and latencies spread. The rollups are 
 filled by the migration's own backfill query, the coarser ones summed from the finer
 (production keeps them batch by batch; what is measured is the read). Each size adds
 rows to the same 90 days, so the rows per hour grow tenfold while the rollup rows stay
-bounded by buckets x keys x groups: the reads should stay flat. For contrast the old way, one aggregation of the raw rows, is timed a
-few times at each size.
+bounded by buckets x keys x groups: the reads should stay flat. For contrast the old way,
+one aggregation of the raw rows, is timed a few times at each size.
 
 Each read goes through ``store/usage_reports.py``, the code ``GET /admin/usage`` and
 ``GET /admin/overview`` call. On PostgreSQL a database of its own is created (``--pg-name``,
