@@ -198,7 +198,7 @@ def _scenarios(db: Database, rng: random.Random, size: int) -> list[tuple[str, A
         ),
         ("by hour, last 24 hours", page(Query("hour", NOW_MS - DAY_MS, NOW_MS))),
         (
-            "by user, 30 days ending 13:00 (hourly rollup)",
+            "by user, 13:00 to 13:00, 29 days (whole days + hourly ends)",
             page(Query("user", month + 13 * HOUR_MS, NOW_MS - 11 * HOUR_MS)),
         ),
         ("overview, window day", lambda: overview(db, NOW_MS - DAY_MS, team_id=None)),
