@@ -18,6 +18,7 @@ from parley.api import (
     account,
     admin,
     admin_models,
+    admin_usage,
     auth,
     chat_models,
     conversations,
@@ -63,6 +64,7 @@ from parley.providers.factory import build_provider
 from parley.providers.http import UpstreamPool
 from parley.runtime import settle_heap
 from parley.services import Services, open_services
+from parley.store.usage import retention_forever
 
 if TYPE_CHECKING:
     from parley.chat.semantic_search import Embed, SemanticSearch
@@ -197,6 +199,12 @@ def create_app(
                 asyncio.get_running_loop().create_task(
                     services.stored_responses.sweep_forever(), name="parley-responses-purge"
                 ),
+                asyncio.get_running_loop().create_task(
+                    retention_forever(services.db, settings.usage_retention_days),
+                    name="parley-usage-retention",
+                )
+                if settings.usage_retention_days > 0
+                else None,
             )
             if task is not None
         ]
@@ -276,6 +284,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(admin_models.router)
+    app.include_router(admin_usage.router)
     app.include_router(auth.router)
     app.include_router(passkeys.router)
     app.include_router(account.router)

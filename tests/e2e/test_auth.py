@@ -227,6 +227,10 @@ def test_mfa_enrol_login_replay_and_recovery(client: Client) -> None:
         "/auth/login/mfa", json={"mfa_token": challenge["mfa_token"], "recovery_code": codes[0]}
     )
     assert again.status_code == 401  # single use
+    steps = client.admin("GET", "/admin/audit", params={"limit": 1000}).json()["data"]
+    mfa = [e["action"] for e in steps if e["action"].startswith("auth.login_mfa")]
+    # newest first: the replayed code failed, the recovery code worked, its reuse failed
+    assert mfa == ["auth.login_mfa_failed", "auth.login_mfa", "auth.login_mfa_failed"]
 
 
 def test_registration_can_be_closed(start: Callable[..., Client]) -> None:

@@ -1,4 +1,5 @@
-"""``/admin``: keys and usage. Every route checks the actor's rights first.
+"""``/admin``: keys, teams, users, deployments and cache (usage, overview and audit are
+in ``admin_usage.py``). Every route checks the actor's rights first.
 
 Actors: the bootstrap ``PARLEY_ADMIN_KEY`` and global-admin users may do everything; a
 team's owners and admins may manage that team's keys and read its usage; nobody else may
@@ -7,7 +8,6 @@ touch ``/admin`` (403), whatever ids they put in the request.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import time
 from typing import Any
@@ -47,10 +47,8 @@ from parley.identity.schemas import (
 from parley.identity.team_keys import check_team_admin_key
 from parley.identity.users import MANAGING_ROLES
 from parley.store.alerts import budgeted_holders, list_deliveries, tier_members
-from parley.store.usage import GroupBy, aggregate
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-_GROUP_BY: tuple[GroupBy, ...] = ("day", "key", "user", "team", "model_group")
 
 
 class Actor(msgspec.Struct, frozen=True):
@@ -303,60 +301,6 @@ async def invalidate_cache(request: Request) -> Response:
 
 
 _NAMESPACE = re.compile(r"(shared|team|key|user)\.[A-Za-z0-9_.-]{1,64}|local")
-
-
-@router.get("/usage")
-async def usage(request: Request) -> Response:
-    who = await actor(request)
-    q = request.query_params
-    group_by = q.get("group_by", "day")
-    if group_by not in _GROUP_BY:
-        raise InvalidRequest(f"group_by must be one of {', '.join(_GROUP_BY)}", param="group_by")
-    team_id = q.get("team_id")
-    who.require_team(team_id, "read usage of a team you administer: pass ?team_id=")
-    limit = int_param(q.get("limit"), "limit", 100, 1, 1000)
-    offset = int_param(q.get("offset"), "offset", 0, 0, 10**9)
-    rows = await aggregate(
-        services(request).db,
-        group_by,
-        start_ms=_time(q.get("start"), "start"),
-        end_ms=_time(q.get("end"), "end"),
-        key_id=q.get("key_id"),
-        user_id=q.get("user_id"),
-        team_id=team_id,
-        limit=limit + 1,
-        offset=offset,
-    )
-    more = len(rows) > limit
-    data = []
-    for row in rows[:limit]:
-        row["cost_usd"] = row.pop("cost_nusd") / 1e9
-        data.append(row)
-    return json_response(
-        {
-            "object": "list",
-            "group_by": group_by,
-            "data": data,
-            "next_offset": offset + limit if more else None,
-        }
-    )
-
-
-def _time(raw: str | None, name: str) -> int | None:
-    """Milliseconds since the epoch, or an ISO date/time (UTC when no offset is given)."""
-    if raw is None:
-        return None
-    if raw.isdigit():
-        return int(raw)
-    try:
-        parsed = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidRequest(
-            f"{name} must be epoch milliseconds or an ISO date such as 2026-11-01", param=name
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp() * 1000)
 
 
 # --- teams and users -------------------------------------------------------------------

@@ -248,13 +248,19 @@ async def login(request: Request) -> Response:
 async def login_mfa(request: Request) -> Response:
     svc = services(request)
     body: LoginMfa = await _body(request, LoginMfa)
-    result = await svc.accounts.login_mfa(
-        body.mfa_token,
-        code=body.code,
-        recovery_code=body.recovery_code,
-        ip=client_ip(request),
-        user_agent=request.headers.get("user-agent"),
-    )
+    ip = client_ip(request)
+    try:
+        result = await svc.accounts.login_mfa(
+            body.mfa_token,
+            code=body.code,
+            recovery_code=body.recovery_code,
+            ip=ip,
+            user_agent=request.headers.get("user-agent"),
+        )
+    except AuthenticationFailed:  # a wrong or replayed code, or a spent challenge
+        await audit(svc.db, actor="anonymous", action="auth.login_mfa_failed", ip=ip)
+        raise
+    await audit(svc.db, actor="anonymous", action="auth.login_mfa", ip=ip)
     return _tokens(request, result)
 
 

@@ -98,6 +98,22 @@ _IMPORT = {
 }
 _TIME = _string("milliseconds since the epoch, or an ISO 8601 date/time (UTC by default)")
 
+_USAGE_QUERY = (
+    _q(
+        "group_by",
+        _string(enum=["day", "hour", "key", "user", "team", "model_group"]),
+        "default day",
+    ),
+    _q("sort", _string(enum=["bucket", "cost", "requests"]), "default bucket"),
+    _q("team_id", _string()),
+    _q("key_id", _string()),
+    _q("user_id", _string()),
+    _q("model_group", _string()),
+    _q("start", _TIME),
+    _q("end", _TIME),
+    *_LIMIT_OFFSET,
+)
+
 ROUTES: dict[tuple[str, str], Inputs] = {
     # /v1 (msgspec)
     ("post", "/v1/chat/completions"): Inputs(
@@ -131,14 +147,26 @@ ROUTES: dict[tuple[str, str], Inputs] = {
         )
     ),
     ("get", "/admin/usage"): Inputs(
+        query=(*_USAGE_QUERY, _q("format", _string(enum=["json", "csv"]), "csv: as usage.csv")),
+        success=("application/json", "text/csv"),
+    ),
+    ("get", "/admin/usage.csv"): Inputs(query=_USAGE_QUERY, success=("text/csv",)),
+    ("get", "/admin/overview"): Inputs(
         query=(
-            _q("group_by", _string(enum=["day", "key", "user", "team", "model_group"])),
-            _q("team_id", _string()),
-            _q("key_id", _string()),
-            _q("user_id", _string()),
+            _q("window", _string(enum=["hour", "day", "week"]), "default day"),
+            _q("team_id", _string("a team you administer (team admins)")),
+        )
+    ),
+    ("get", "/admin/audit"): Inputs(
+        query=(
+            _q("actor", _string("a user id, admin-key, cli or anonymous")),
+            _q("action", _string("an action (key.create), or a prefix ending in .*")),
+            _q("target", _string()),
+            _q("team_id", _string("a team you administer (team admins)")),
             _q("start", _TIME),
             _q("end", _TIME),
-            *_LIMIT_OFFSET,
+            _q("cursor", _string("next_cursor of the previous page")),
+            _q("limit", _int(1, 1000), "page size (default 100)"),
         )
     ),
     ("get", "/admin/alerts"): Inputs(

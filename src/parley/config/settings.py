@@ -209,6 +209,11 @@ class Settings(BaseSettings):
     usage_claim_idle_seconds: float = Field(default=30.0, gt=0)
     """With Redis: usage entries a dead instance read but never wrote are taken over by
     another instance after this long."""
+    usage_retention_days: float = Field(default=90, ge=0)
+    """Raw usage rows (one per request) older than this are deleted by an hourly purge in
+    bounded batches; the hourly and daily rollups that reports, the console and budgets
+    read are kept. 0 keeps raw rows for ever. Deployment-scoped budgets are summed from raw
+    rows, so keep this longer than their period (``docs/usage.md``)."""
     key_cache_seconds: float = Field(default=30.0, ge=0)
 
     embeddings_batch_max: int = Field(default=256, ge=1)

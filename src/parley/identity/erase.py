@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 
 from parley.identity.keys import new_id
+from parley.store import rollups
 from parley.store.db import Database
 from parley.store.tables import (
     api_keys,
@@ -122,6 +123,7 @@ async def erase_identity(db: Database, user_id: str, email: str) -> dict[str, An
                 update(usage).where(usage.c.key_id.in_(key_ids)).values(key_id=None, user_id=None)
             )
         await conn.execute(update(usage).where(usage.c.user_id == user_id).values(user_id=None))
+        await rollups.forget(conn, user_id, key_ids)
         await conn.execute(
             update(audit_log).where(audit_log.c.actor == user_id).values(actor=tombstone, ip=None)
         )

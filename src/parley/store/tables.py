@@ -30,6 +30,8 @@ from sqlalchemy import (
     Text,
 )
 
+from parley.store.histogram import latency_columns
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -165,6 +167,54 @@ usage = Table(
     Index(None, "time_ms"),
     Index(None, "model_group", "time_ms"),  # group budgets re-initialised from spend
 )
+
+
+def _rollup(name: str, dimensions: tuple[str, ...], *, histograms: bool = False) -> Table:
+    """Usage summed per time bucket (an hour or a UTC day) and per ``dimensions``: the
+    admin console's reports read these, never the raw rows (``store/rollups.py``). Kept
+    in the same transaction as each batch of raw rows, from the rows actually inserted.
+
+    Three shapes, so a report reads rows in proportion to what it shows, not to every
+    combination of key, user, team and group: ``*_groups`` (team x model group: the
+    overview, reports by time, team or group), ``*_principals`` (team x user x key:
+    reports by key or user) and the full one (all four: any filter combination).
+    The dimensions are ``''`` rather than null when absent, so the primary key is a real
+    key on both engines (null never conflicts in a unique index). Histograms are bucket
+    counts (``store/histogram.py``); ``ttft_*`` counts only requests that streamed."""
+    widths = {"model_group": 200}
+    return Table(
+        name,
+        metadata,
+        Column("bucket_ms", BigInteger, primary_key=True),
+        *(Column(d, String(widths.get(d, 32)), primary_key=True) for d in dimensions),
+        Column("requests", BigInteger, nullable=False),
+        Column("errors", BigInteger, nullable=False),
+        Column("prompt_tokens", BigInteger, nullable=False),
+        Column("completion_tokens", BigInteger, nullable=False),
+        Column("cached_tokens", BigInteger, nullable=False),
+        Column("cost_nusd", BigInteger, nullable=False),
+        Column("cache_lookups", BigInteger, nullable=False),  # hit + semantic-hit + miss
+        Column("cache_hits", BigInteger, nullable=False),  # exact
+        Column("semantic_hits", BigInteger, nullable=False),
+        Column("latency_sum_ms", BigInteger, nullable=False),
+        *(
+            Column(c, Integer, nullable=False)
+            for c in (latency_columns("lat") + latency_columns("ttft") if histograms else [])
+        ),
+        # One principal or group over a range (team admins, budget re-initialisation).
+        *(Index(None, d, "bucket_ms") for d in dimensions),
+    )
+
+
+FULL_DIMENSIONS = ("model_group", "team_id", "user_id", "key_id")
+GROUP_DIMENSIONS = ("team_id", "model_group")
+PRINCIPAL_DIMENSIONS = ("team_id", "user_id", "key_id")
+usage_hourly = _rollup("usage_hourly", FULL_DIMENSIONS)
+usage_daily = _rollup("usage_daily", FULL_DIMENSIONS)
+usage_groups_hourly = _rollup("usage_groups_hourly", GROUP_DIMENSIONS, histograms=True)
+usage_groups_daily = _rollup("usage_groups_daily", GROUP_DIMENSIONS, histograms=True)
+usage_principals_hourly = _rollup("usage_principals_hourly", PRINCIPAL_DIMENSIONS)
+usage_principals_daily = _rollup("usage_principals_daily", PRINCIPAL_DIMENSIONS)
 
 alert_deliveries = Table(
     "alert_deliveries",
