@@ -131,11 +131,13 @@ def test_failing_deployment_trips_its_breaker_and_traffic_shifts(
 def test_breaker_recovers_through_half_open(
     serve: Serve, fake: FakeUpstream, second_fake: FakeUpstream
 ) -> None:
+    # The two checks made while it is open must both fall inside the cooldown, even on a
+    # loaded machine: 2 s, and the test waits for the cooldown by asking, not by sleeping.
     url = serve(
         [
             {
                 "name": "chat",
-                "circuit_breaker": BREAKER,
+                "circuit_breaker": {**BREAKER, "cooldown": 2},
                 "deployments": [
                     dep(fake, "primary", "primary", order=1),
                     dep(second_fake, "backup", "backup", order=2),
@@ -149,7 +151,8 @@ def test_breaker_recovers_through_half_open(
         assert chat(url, "chat").status_code == 200
     assert deployments(url)["primary"]["breaker"] == "open"
     assert chat(url, "chat").headers["x-parley-deployment"] == "backup"  # skipped while open
-    time.sleep(0.6)  # cooldown over: the next call is a half-open probe, and it succeeds
+    # cooldown over: the next call is a half-open probe, and it succeeds
+    eventually(lambda: deployments(url)["primary"]["breaker"] == "half_open")
     probe = chat(url, "chat")
     assert probe.headers["x-parley-deployment"] == "primary"
     assert deployments(url)["primary"]["breaker"] == "closed"
@@ -160,6 +163,9 @@ def test_health_checks_open_an_idle_failing_deployment_and_close_it_when_it_reco
     serve: Serve, fake: FakeUpstream
 ) -> None:
     check = {"interval": 0.05, "timeout": 2}
+    # Down until the test says it has recovered: with a fixed number of failures the breaker
+    # could open and close again between two polls of a loaded machine.
+    fake.defaults = Behaviour(status=502)
     url = serve(
         [
             {
@@ -169,10 +175,9 @@ def test_health_checks_open_an_idle_failing_deployment_and_close_it_when_it_reco
             }
         ]
     )
-    for _ in range(3):
-        fake.fail_next(Behaviour(status=502))
     eventually(lambda: deployments(url)["primary"]["breaker"] == "open")  # no user call made
     assert deployments(url)["primary"]["last_health_check"]["ok"] is False
+    fake.defaults = Behaviour()
     # the cooldown passes, a probe takes the half-open slot, succeeds, and closes it
     eventually(lambda: deployments(url)["primary"]["breaker"] == "closed")
     assert deployments(url)["primary"]["last_health_check"]["ok"] is True
