@@ -15,11 +15,20 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, serve_in_thread
+from tests.backends import finish_drops, sqlite_url
 
 # The suite builds and drops many apps in one process: a frozen heap would keep every
 # dropped app's reference cycles forever (see parley/runtime.py). Servers the tests start
 # as subprocesses inherit this too.
 os.environ.setdefault("PARLEY_GC_GEN0_THRESHOLD", "0")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dropped_databases() -> Iterator[None]:
+    """PostgreSQL databases are dropped in the background (tests/backends.py says why);
+    the session ends when they are gone, and fails if a drop did."""
+    yield
+    finish_drops()
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +69,8 @@ def parley(loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path) -> Itera
     """Start Parley in front of ``fake``: ``parley(directive="+error-500", drop_params=True)``.
 
     Returns the base URL; every server started is stopped after the test. Each gets a
-    SQLite database in the test's temporary directory unless ``database_url`` is given.
+    SQLite database in the test's temporary directory (migrated: ``sqlite_url``) unless
+    ``database_url`` is given.
     """
     servers = contextlib.ExitStack()
 
@@ -72,7 +82,8 @@ def parley(loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path) -> Itera
         **settings: Any,
     ) -> str:
         models = fake_models(fake.url, directive=directive, key=key, extra=extra, group=group)
-        settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
+        if "database_url" not in settings:
+            settings["database_url"] = sqlite_url(tmp_path)
         app = create_app(Settings(**settings), models=models)
         return servers.enter_context(serve_in_thread(loop_thread, app))
 

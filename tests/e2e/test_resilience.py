@@ -20,6 +20,7 @@ from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.scenario import Behaviour
 from parley.testing.servers import LoopThread, free_port, models_from, serve_in_thread
+from tests.backends import sqlite_url
 from tests.polling import eventually
 
 ADMIN = "admin-secret-for-tests-0123456789"
@@ -50,7 +51,8 @@ def serve(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Serve]:
         experiments: list[dict[str, Any]] | None = None,
         **settings: Any,
     ) -> str:
-        settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
+        if "database_url" not in settings:
+            settings["database_url"] = sqlite_url(tmp_path)
         settings.setdefault("admin_key", ADMIN)
         models = models_from(groups, tiered=tiered or [], experiments=experiments or [])
         app = create_app(Settings(**settings), models=models)
