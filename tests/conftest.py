@@ -3,23 +3,52 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import argon2
 import pytest
 
 from parley.app import create_app
 from parley.config import Settings
+from parley.identity import passwords
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, serve_in_thread
+from tests.backends import finish_drops, sqlite_url
 
 # The suite builds and drops many apps in one process: a frozen heap would keep every
 # dropped app's reference cycles forever (see parley/runtime.py). Servers the tests start
 # as subprocesses inherit this too.
 os.environ.setdefault("PARLEY_GC_GEN0_THRESHOLD", "0")
+
+
+@pytest.fixture(autouse=True)
+def _password_cost(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps started in this process hash passwords with argon2id at its minimum cost.
+
+    The production profile (64 MiB, three passes, four lanes) took about a second per hash
+    on a loaded two-core machine, and most end-to-end tests register and sign in a few
+    users: that was the largest part of the suite's time. The hashing code is the same;
+    tests marked ``real_password_cost`` (tests/unit/test_identity.py, which checks the
+    production parameters and the rehash on login) keep them, and so do the servers run
+    as subprocesses (tests/browser, the CLI tests)."""
+    if request.node.get_closest_marker("real_password_cost") is None:
+        minimal = functools.partial(
+            argon2.PasswordHasher, time_cost=1, memory_cost=8, parallelism=1
+        )
+        monkeypatch.setattr(passwords, "PasswordHasher", minimal)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dropped_databases() -> Iterator[None]:
+    """PostgreSQL databases are dropped in the background (tests/backends.py says why);
+    the session ends when they are gone, and fails if a drop did."""
+    yield
+    finish_drops()
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +89,8 @@ def parley(loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path) -> Itera
     """Start Parley in front of ``fake``: ``parley(directive="+error-500", drop_params=True)``.
 
     Returns the base URL; every server started is stopped after the test. Each gets a
-    SQLite database in the test's temporary directory unless ``database_url`` is given.
+    SQLite database in the test's temporary directory (migrated: ``sqlite_url``) unless
+    ``database_url`` is given.
     """
     servers = contextlib.ExitStack()
 
@@ -72,7 +102,8 @@ def parley(loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path) -> Itera
         **settings: Any,
     ) -> str:
         models = fake_models(fake.url, directive=directive, key=key, extra=extra, group=group)
-        settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
+        if "database_url" not in settings:
+            settings["database_url"] = sqlite_url(tmp_path)
         app = create_app(Settings(**settings), models=models)
         return servers.enter_context(serve_in_thread(loop_thread, app))
 

@@ -35,7 +35,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     if request.param == "embedded":
         yield {}
         return
-    pg = postgres_database()
+    pg = postgres_database(migrated=True)
     rd = redis_url()
     ns = nats_namespace()
     settings = {

@@ -24,6 +24,7 @@ from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.formats import signature_of
 from parley.testing.servers import FAKE_KEY_ENV, LoopThread, models_from, serve_in_thread
+from tests.backends import sqlite_url
 from tests.conftest import ParleyFactory
 
 PDF = base64.b64encode(b"%PDF-1.4 tiny").decode()
@@ -49,7 +50,7 @@ def claude(
             "api_base": fake.url,
             "api_key": f"os.environ/{FAKE_KEY_ENV}",
         }
-        settings = Settings(database_url=f"sqlite:///{tmp_path}/parley.db")
+        settings = Settings(database_url=sqlite_url(tmp_path))
         groups = [{"name": "claude", "deployments": [deployment], **group}]
         app = create_app(settings, models=models_from(groups))
         return stack.enter_context(serve_in_thread(loop_thread, app))

@@ -28,6 +28,7 @@ from parley.testing.servers import (
     models_from,
     serve_in_thread,
 )
+from tests.backends import sqlite_url
 from tests.conftest import ParleyFactory
 
 MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
@@ -330,7 +331,7 @@ def test_the_fake_refuses_unsigned_and_tampered_requests(
 
 def _serve(loop_thread: LoopThread, tmp_path: Path, deployment: dict[str, Any]) -> Any:
     models = models_from([{"name": "b", "deployments": [deployment]}])
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/p.db"), models=models)
+    app = create_app(Settings(database_url=sqlite_url(tmp_path, "p.db")), models=models)
     return serve_in_thread(loop_thread, app)
 
 

@@ -48,7 +48,7 @@ def group(name: str, fake: FakeUpstream, price: dict[str, float], **extra: Any) 
 @pytest.fixture
 def pair(loop_thread: LoopThread, fake: FakeUpstream) -> Iterator[Pair]:
     """``pair(groups, **model_file)``: two instances on one Redis and one PostgreSQL."""
-    pg, rd = postgres_database(), redis_url()
+    pg, rd = postgres_database(migrated=True), redis_url()
     shared = {"database_url": next(pg), "redis_url": next(rd)}
     stack: list[Any] = []
     clients: list[Client] = []

@@ -18,7 +18,7 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, models_from, serve_in_thread
-from tests.backends import postgres_database, redis_url
+from tests.backends import postgres_database, redis_url, sqlite_url
 from tests.e2e.test_access import ADMIN
 from tests.polling import eventually
 
@@ -84,7 +84,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     gen = redis_url()
     settings: dict[str, Any] = {"redis_url": next(gen)}
     if request.param == "pgvector":
-        pg = postgres_database()
+        pg = postgres_database(migrated=True)
         settings |= {"database_url": next(pg), "cache_semantic_index": "pgvector"}
         yield settings
         with pytest.raises(StopIteration):
@@ -103,7 +103,7 @@ def start(backend: dict[str, Any], loop_thread: LoopThread, tmp_path: Path) -> I
 
     def run(groups: list[dict[str, Any]], **settings: Any) -> Parley:
         merged = {
-            "database_url": f"sqlite:///{tmp_path}/parley.db",
+            "database_url": sqlite_url(tmp_path),
             "admin_key": ADMIN,
             **backend,
             **settings,

@@ -14,6 +14,7 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, models_from, serve_in_thread
+from tests.backends import sqlite_url
 from tests.conftest import ParleyFactory
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -131,7 +132,7 @@ def test_retries_and_fallbacks_never_send_a_configured_key_to_the_client_base(
         ],
         key=DEPLOYMENT_KEY,
     )
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/p.db"), models=models)
+    app = create_app(Settings(database_url=sqlite_url(tmp_path, "p.db")), models=models)
     with serve_in_thread(loop_thread, app) as url:
         response = httpx.post(
             f"{url}/v1/chat/completions",
@@ -171,7 +172,7 @@ def test_client_base_answers_are_not_cached_for_the_group(
             }
         ]
     )
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/p.db"), models=models)
+    app = create_app(Settings(database_url=sqlite_url(tmp_path, "p.db")), models=models)
     body = {**CHAT, "model": "chat", "temperature": 0}
     with serve_in_thread(loop_thread, app) as url:
         own = httpx.post(

@@ -19,6 +19,7 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, models_from, serve_in_thread
+from tests.backends import sqlite_url
 
 USER = [{"role": "user", "content": "why is the sky blue"}]
 DETAILS = {
@@ -44,7 +45,7 @@ def serve(
         if provider == "openai":
             dep["api_key"] = "os.environ/PARLEY_TEST_FAKE_KEY"
         groups = [{"name": "chat", "deployments": [dep], "cache": {"enabled": cache}}]
-        settings = Settings(database_url=f"sqlite:///{tmp_path}/parley.db")
+        settings = Settings(database_url=sqlite_url(tmp_path))
         app = create_app(settings, models=models_from(groups))
         return servers.enter_context(serve_in_thread(loop_thread, app))
 

@@ -24,6 +24,7 @@ from parley.store.db import Database
 from parley.store.tables import conversations, events, messages
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, serve_in_thread
+from tests.backends import sqlite_url
 from tests.e2e.test_access import Client, backend, start
 from tests.e2e.test_account_deletion import leftovers
 from tests.e2e.test_auth import Account
@@ -862,7 +863,7 @@ def test_shutdown_lets_a_running_answer_finish_and_saves_it(
     loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Any
 ) -> None:
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/drain.db",
+        database_url=sqlite_url(tmp_path, "drain.db"),
         allow_registration=True,
         drain_timeout_seconds=20,
     )

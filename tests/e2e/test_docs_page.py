@@ -14,6 +14,7 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, serve_in_thread
+from tests.backends import sqlite_url
 from tests.conftest import ParleyFactory, chromium
 
 
@@ -49,7 +50,7 @@ def test_docs_page_references_only_local_assets(parley: ParleyFactory) -> None:
 def test_docs_can_be_turned_off(
     loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path
 ) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/p.db", api_docs=False)
+    settings = Settings(database_url=sqlite_url(tmp_path, "p.db"), api_docs=False)
     with serve_in_thread(loop_thread, create_app(settings, models=fake_models(fake.url))) as url:
         for path in ("/docs", "/openapi.json", "/docs/init.js", "/docs/assets/swagger-ui.css"):
             assert httpx.get(f"{url}{path}").status_code == 404, path

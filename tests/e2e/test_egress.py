@@ -21,6 +21,7 @@ from parley.config.loader import LoadedModels, parse_models, resolve_groups
 from parley.providers.http1 import ConnectionPool, Origin, ProxyRefused
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, free_port, serve_in_thread
+from tests.backends import sqlite_url
 from tests.forward_proxy import PASSWORD, USER, ForwardProxy, running_proxy
 from tests.unit.providers.test_http1 import _self_signed, fixed, post, response, serving
 
@@ -79,7 +80,7 @@ def serve(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Serve]:
         groups = [{"name": "chat", "retries": 0, "deployments": [deployment]}]
         env = {"PARLEY_TEST_FAKE_KEY": "fake-secret-key-123456", **environ}
         models = LoadedModels(resolve_groups(parse_models({"models": groups}), env), "test")
-        settings = Settings(admin_key=ADMIN, database_url=f"sqlite:///{tmp_path}/parley.db")
+        settings = Settings(admin_key=ADMIN, database_url=sqlite_url(tmp_path))
         return stack.enter_context(
             serve_in_thread(loop_thread, create_app(settings, models=models))
         )

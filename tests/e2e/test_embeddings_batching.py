@@ -17,6 +17,7 @@ from parley.config import Settings
 from parley.testing import scenario
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, models_from, serve_in_thread
+from tests.backends import sqlite_url
 
 Start = Callable[..., str]
 
@@ -32,7 +33,8 @@ def start(loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path) -> Iterat
             "api_base": f"{fake.url}/v1",
         }
         models = models_from([{"name": "emb", "deployments": [dep]}])
-        settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
+        if "database_url" not in settings:
+            settings["database_url"] = sqlite_url(tmp_path)
         return stack.enter_context(
             serve_in_thread(loop_thread, create_app(Settings(**settings), models=models))
         )

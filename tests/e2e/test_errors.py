@@ -16,6 +16,7 @@ from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.scenario import Behaviour
 from parley.testing.servers import FAMILIES, LoopThread, fake_models, free_port, serve_in_thread
+from tests.backends import sqlite_url
 from tests.conftest import ParleyFactory
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -128,7 +129,7 @@ def test_upstream_cookies_are_never_sent_back(
     cookies from a bare IP address, which would hide the leak.)"""
     fake.set_cookies = {"__cf_bm": "session-of-the-first-caller"}
     models = fake_models(fake.url.replace("127.0.0.1", "localhost"))
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/p.db"), models=models)
+    app = create_app(Settings(database_url=sqlite_url(tmp_path, "p.db")), models=models)
     with serve_in_thread(loop_thread, app) as url:
         _call_three_times(url)
     calls = fake.calls_to("openai")

@@ -19,7 +19,7 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, models_from, serve_in_thread
-from tests.backends import redis_url
+from tests.backends import redis_url, sqlite_url
 from tests.conftest import ParleyFactory
 from tests.e2e.test_access import ADMIN
 
@@ -72,7 +72,7 @@ def serve(
                 "cache": {"enabled": cache},
             }
         ]
-        merged = {"database_url": f"sqlite:///{tmp_path}/parley.db", **(settings or {})}
+        merged = {"database_url": sqlite_url(tmp_path), **(settings or {})}
         app = create_app(Settings(**merged), models=models_from(groups))
         return servers.enter_context(serve_in_thread(loop_thread, app))
 

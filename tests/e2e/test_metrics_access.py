@@ -17,6 +17,7 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, free_port, serve_in_thread
+from tests.backends import sqlite_url
 
 TOKEN = "metrics-scrape-token-0123456789"
 CHAT = {"model": "openai", "messages": [{"role": "user", "content": "hi"}]}
@@ -27,7 +28,8 @@ def served(
     loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path, **settings: Any
 ) -> Iterator[str]:
     tmp_path.mkdir(exist_ok=True)
-    settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
+    if "database_url" not in settings:
+        settings["database_url"] = sqlite_url(tmp_path)
     app = create_app(Settings(**settings), models=fake_models(fake.url))
     with serve_in_thread(loop_thread, app) as url:
         yield url

@@ -31,7 +31,7 @@ from tests.e2e.test_access import ADMIN, PRICE, Client, error
 
 @pytest.fixture
 def shared() -> Iterator[dict[str, str]]:
-    pg, rd = postgres_database(), redis_url()
+    pg, rd = postgres_database(migrated=True), redis_url()
     yield {"database_url": next(pg), "redis_url": next(rd)}
     for gen in (rd, pg):
         with pytest.raises(StopIteration):

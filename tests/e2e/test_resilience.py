@@ -20,6 +20,7 @@ from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.scenario import Behaviour
 from parley.testing.servers import LoopThread, free_port, models_from, serve_in_thread
+from tests.backends import sqlite_url
 from tests.polling import eventually
 
 ADMIN = "admin-secret-for-tests-0123456789"
@@ -50,7 +51,8 @@ def serve(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Serve]:
         experiments: list[dict[str, Any]] | None = None,
         **settings: Any,
     ) -> str:
-        settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
+        if "database_url" not in settings:
+            settings["database_url"] = sqlite_url(tmp_path)
         settings.setdefault("admin_key", ADMIN)
         models = models_from(groups, tiered=tiered or [], experiments=experiments or [])
         app = create_app(Settings(**settings), models=models)
@@ -131,11 +133,13 @@ def test_failing_deployment_trips_its_breaker_and_traffic_shifts(
 def test_breaker_recovers_through_half_open(
     serve: Serve, fake: FakeUpstream, second_fake: FakeUpstream
 ) -> None:
+    # The two checks made while it is open must both fall inside the cooldown, even on a
+    # loaded machine: 2 s, and the test waits for the cooldown by asking, not by sleeping.
     url = serve(
         [
             {
                 "name": "chat",
-                "circuit_breaker": BREAKER,
+                "circuit_breaker": {**BREAKER, "cooldown": 2},
                 "deployments": [
                     dep(fake, "primary", "primary", order=1),
                     dep(second_fake, "backup", "backup", order=2),
@@ -149,7 +153,8 @@ def test_breaker_recovers_through_half_open(
         assert chat(url, "chat").status_code == 200
     assert deployments(url)["primary"]["breaker"] == "open"
     assert chat(url, "chat").headers["x-parley-deployment"] == "backup"  # skipped while open
-    time.sleep(0.6)  # cooldown over: the next call is a half-open probe, and it succeeds
+    # cooldown over: the next call is a half-open probe, and it succeeds
+    eventually(lambda: deployments(url)["primary"]["breaker"] == "half_open")
     probe = chat(url, "chat")
     assert probe.headers["x-parley-deployment"] == "primary"
     assert deployments(url)["primary"]["breaker"] == "closed"
@@ -160,6 +165,9 @@ def test_health_checks_open_an_idle_failing_deployment_and_close_it_when_it_reco
     serve: Serve, fake: FakeUpstream
 ) -> None:
     check = {"interval": 0.05, "timeout": 2}
+    # Down until the test says it has recovered: with a fixed number of failures the breaker
+    # could open and close again between two polls of a loaded machine.
+    fake.defaults = Behaviour(status=502)
     url = serve(
         [
             {
@@ -169,10 +177,9 @@ def test_health_checks_open_an_idle_failing_deployment_and_close_it_when_it_reco
             }
         ]
     )
-    for _ in range(3):
-        fake.fail_next(Behaviour(status=502))
     eventually(lambda: deployments(url)["primary"]["breaker"] == "open")  # no user call made
     assert deployments(url)["primary"]["last_health_check"]["ok"] is False
+    fake.defaults = Behaviour()
     # the cooldown passes, a probe takes the half-open slot, succeeds, and closes it
     eventually(lambda: deployments(url)["primary"]["breaker"] == "closed")
     assert deployments(url)["primary"]["last_health_check"]["ok"] is True

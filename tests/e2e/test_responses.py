@@ -20,6 +20,7 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, models_from, serve_in_thread
+from tests.backends import sqlite_url
 from tests.conftest import ParleyFactory
 from tests.polling import eventually
 
@@ -335,7 +336,8 @@ def serve(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Callable[..., str
     stack = contextlib.ExitStack()
 
     def start(groups: list[dict[str, Any]], **settings: Any) -> str:
-        settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
+        if "database_url" not in settings:
+            settings["database_url"] = sqlite_url(tmp_path)
         app = create_app(Settings(**settings), models=models_from(groups))
         return stack.enter_context(serve_in_thread(loop_thread, app))
 

@@ -168,7 +168,7 @@ def test_another_key_gets_the_same_404_as_a_missing_id(parley: ParleyFactory) ->
 @pytest.fixture
 def postgres() -> Iterator[str]:
     """Requested before ``parley``, so it is dropped after the servers using it stopped."""
-    databases = postgres_database()
+    databases = postgres_database(migrated=True)
     yield next(databases)
     with pytest.raises(StopIteration):
         next(databases)

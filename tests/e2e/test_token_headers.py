@@ -21,6 +21,7 @@ from parley.config import Settings
 from parley.services import Services
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, serve_in_thread
+from tests.backends import sqlite_url
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -40,7 +41,7 @@ def _token(header: Any, claims: Any = None) -> str:
 def served(
     loop_thread: LoopThread, fake: FakeUpstream, tmp_path: Path
 ) -> Iterator[tuple[httpx.Client, Services]]:
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/parley.db", allow_registration=True)
+    settings = Settings(database_url=sqlite_url(tmp_path), allow_registration=True)
     app = create_app(settings, models=fake_models(fake.url))
     with serve_in_thread(loop_thread, app) as url, httpx.Client(base_url=url, timeout=20) as http:
         yield http, app.state.services

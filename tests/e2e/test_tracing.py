@@ -24,6 +24,7 @@ from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.scenario import Behaviour
 from parley.testing.servers import LoopThread, free_port, models_from, serve_in_thread
 from tests.backends import redis_url as flushed_redis
+from tests.backends import sqlite_url
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.polling import eventually
 
@@ -50,7 +51,8 @@ def traced(
     stack = contextlib.ExitStack()
 
     def start(groups: list[dict[str, Any]], **settings: Any) -> str:
-        settings.setdefault("database_url", f"sqlite:///{tmp_path}/parley.db")
+        if "database_url" not in settings:
+            settings["database_url"] = sqlite_url(tmp_path)
         app = create_app(
             Settings(admin_key=ADMIN, tracing="otlp", **settings), models=models_from(groups)
         )

@@ -12,7 +12,7 @@ from parley.gateway.cache.embedders import LocalEmbedder
 from parley.store import migrate
 from parley.store.db import Database
 from parley.store.tables import users
-from tests.backends import postgres_database
+from tests.backends import postgres_database, sqlite_url
 
 ADA, BOB = "a" * 32, "b" * 32
 
@@ -27,11 +27,12 @@ def local() -> Iterator[LocalEmbedder]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A SQLite file, or a fresh PostgreSQL database (made outside the test's loop)."""
+    """A SQLite file, or a fresh PostgreSQL database (made outside the test's loop); both
+    start migrated (tests/backends.py: the migrations are tested in test_store.py)."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/parley.db"
+        yield sqlite_url(tmp_path).replace("sqlite:///", "sqlite+aiosqlite:///")
         return
-    for url in postgres_database():
+    for url in postgres_database(migrated=True):
         yield url.replace("postgresql://", "postgresql+asyncpg://")
 
 

@@ -15,9 +15,17 @@ from parley.gateway.accounting.caller import ANONYMOUS, Caller
 from parley.gateway.cache.embedders import MicroBatcher, Vectors, normalised
 from parley.gateway.cache.keys import parse_cache_control, plan_for, question_of
 from parley.gateway.cache.replay import Assembler, replay
-from parley.gateway.cache.store import MemoryLRU
+from parley.gateway.cache.store import CachedAnswer, MemoryLRU, ResponseCache
 from parley.gateway.cache.vectors import ExactIndex
-from parley.schema.chat import ChatCompletionChunk, ChatRequest, decode_chat_request
+from parley.observability.metrics import Metrics
+from parley.schema.chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    Choice,
+    ResponseMessage,
+    decode_chat_request,
+)
 
 ON = CacheConfig(enabled=True)
 
@@ -228,3 +236,52 @@ def test_only_a_final_plain_user_turn_is_a_semantic_question() -> None:
     assert c is not None
     assert a.context != b.context  # another system prompt: another partition
     assert a.context == c.context  # only the final turn differs: same partition
+
+
+class _HeldReads:
+    """A shared tier whose reads miss, but only once ``release`` is set: a slow L2 read."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def get(self, address: str) -> bytes | None:
+        await self.release.wait()
+        return None
+
+    async def put(self, address: str, data: bytes, ttl_ms: int) -> None:
+        return None
+
+    async def drop(self, namespace: str | None, group: str | None) -> int:
+        return 0
+
+    async def listen(self, apply: object) -> None:
+        return None
+
+
+async def test_a_request_whose_l2_read_outlasts_the_flight_takes_its_answer_not_a_new_flight() -> (
+    None
+):
+    shared = _HeldReads()
+    cache = ResponseCache(
+        Metrics(),
+        max_bytes=1 << 20,
+        max_entries=100,
+        max_entry_bytes=1 << 20,
+        flight_wait_s=30,
+        shared=shared,
+    )
+    plan = plan_for(chat(), "chat", ANONYMOUS, ON, None)
+    assert plan is not None
+    leader = await cache.join(plan)
+    assert not isinstance(leader, CachedAnswer)
+    assert leader is not None
+    # a second identical request misses L1 and is still reading L2 while the leader lands
+    late = asyncio.create_task(cache.get(plan))
+    await asyncio.sleep(0)
+    answer = ChatCompletion("c", 0, "m", [Choice(0, ResponseMessage(content="hi"), "stop")])
+    cache.land(leader, await cache.put(plan, answer))
+    shared.release.set()
+    assert await late is None  # its read began before the answer existed
+    joined = await cache.join(plan)
+    assert isinstance(joined, CachedAnswer)  # not a second leader, so no second upstream call
+    assert joined.completion == answer

@@ -10,6 +10,8 @@ from parley.errors import InvalidRequest
 from parley.identity import mfa
 from parley.identity.passwords import Passwords, check_policy
 
+pytestmark = pytest.mark.real_password_cost  # tests/conftest.py: the production parameters
+
 
 async def test_login_rehashes_when_parameters_change() -> None:
     old = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)

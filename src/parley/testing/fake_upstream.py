@@ -241,7 +241,8 @@ class FakeUpstream:
         )
         parsed.sparse = behaviour.sparse
         parsed.parallel_tools = behaviour.parallel_tools
-        await asyncio.sleep(behaviour.latency)
+        if not await self._latency(request, behaviour.latency):
+            return web.Response(status=499)  # nobody is listening any more
         if behaviour.status is not None:
             headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else None
             message = behaviour.error_message or f"fake upstream error {behaviour.status}"
@@ -299,6 +300,18 @@ class FakeUpstream:
         if request.transport is None or request.transport.is_closing():
             raise ConnectionResetError("client went away")
 
+    async def _latency(self, request: web.Request, seconds: float) -> bool:
+        """Wait before answering; False when the client hung up meanwhile (a caller that
+        timed out), so that a stopping fake is not held up by answers nobody reads."""
+        if seconds <= 0:
+            return True
+        try:
+            await self._sleep(request, seconds)
+        except ConnectionResetError:
+            self._note_disconnect()
+            return False
+        return True
+
     def _note_disconnect(self) -> None:
         self.disconnects += 1
         self._disconnected.set()
@@ -316,7 +329,8 @@ class FakeUpstream:
     async def _embeddings(self, request: web.Request, family: str) -> web.StreamResponse:
         body = request[_BODY]
         behaviour = scenario.parse_model(str(body.get("model", "")), self.defaults)
-        await asyncio.sleep(behaviour.latency)
+        if not await self._latency(request, behaviour.latency):
+            return web.Response(status=499)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         dims = int(body.get("dimensions") or 16)
         data = [

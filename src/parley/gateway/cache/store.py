@@ -196,6 +196,12 @@ class ResponseCache:
         while True:
             future = self._flights.get(plan.address)
             if future is None:
+                # A leader may have landed while this request awaited L2 (or the semantic
+                # index) after its L1 miss: its answer is in L1 now, and calling upstream
+                # again would be the duplicate that single flight exists to prevent.
+                landed = self._landed(plan)
+                if landed is not None:
+                    return landed
                 future = self._flights[plan.address] = loop.create_future()
                 return Flight(plan.address, future)
             remaining = deadline - loop.time()
@@ -208,6 +214,12 @@ class ResponseCache:
             if data is not None:
                 return self._fresh(_decode(data), plan.max_age_s, _now_ms())
             # The leader failed: loop, and one of the waiters leads next.
+
+    def _landed(self, plan: CachePlan) -> CachedAnswer | None:
+        """A fresh answer in L1 (no await: nothing can land between this and leading)."""
+        now = _now_ms()
+        data = self.memory.get(plan.address, now)
+        return None if data is None else self._fresh(_decode(data), plan.max_age_s, now)
 
     def land(self, flight: Flight, data: bytes | None) -> None:
         """End a flight: waiters get ``data`` (None: the leader failed or did not store)."""
