@@ -56,7 +56,7 @@ export function PasskeysSection() {
     ${rows && rows.length > 0 && html`<ul class="passkeys" aria-label="Your passkeys">
       ${rows.map((p) => html`<${PasskeyRow} key=${p.id} passkey=${p} onChanged=${load} onError=${setError} />`)}
     </ul>`}
-    ${rows && rows.length === 0 && html`<p class="hint">No passkeys yet.</p>`}
+    ${rows && rows.length === 0 && html`<p class="hint section-note">No passkeys yet.</p>`}
     ${passkeys.supported()
       ? html`<form onSubmit=${add} class="narrow">
           <${Field} label="Passkey name" name="name" maxlength="100" placeholder="e.g. Work laptop" />
