@@ -43,9 +43,9 @@ export function PasskeysSection() {
     setAdded(null);
     try {
       const made = await passkeys.add(name);
-      setAdded(made.name);
       form.reset();
-      await load();
+      await load(); // "added" is said once the list shows it
+      setAdded(made.name);
     } catch (caught) {
       setError(caught?.name === "NotAllowedError" ? new Error("The passkey was not created (cancelled or timed out).") : caught);
     }
