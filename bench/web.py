@@ -27,6 +27,8 @@ The baseline, in the same run: a blank static page (one paragraph, from a loopba
 server) for the page rows; for the stream and the long conversation, a blank page on
 Parley's origin that makes the same API calls with ``fetch`` and only keeps the text
 (showing its length once a frame): the cost of receiving the data, with no app around it.
+The stream's total counts that cost too; the row under it, Parley minus the baseline, is
+the app's own.
 
     python -m bench.web [--runs 5] [--streams 2] [--answer-chars 100000]
 
@@ -677,6 +679,13 @@ def measure(
             raw_main,
             main_s,
             verdict(main_s <= 2),
+        ],
+        [
+            "  the app's own (Parley - blank page), s",
+            "-",
+            "-",
+            main_s - raw_main,
+            "-",
         ],
         [
             f"{args.messages:,}-message conversation open at its end, ms",

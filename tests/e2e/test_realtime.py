@@ -6,6 +6,7 @@ stop asked of B stops the answer running on A."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -208,3 +209,34 @@ def test_stop_asked_of_b_stops_the_answer_running_on_a(two: tuple[Client, Client
     assert body["id"] == message_id
     assert body["status"] == "stopped"
     assert 0 < len(body["content"][0]["text"].split()) < 30
+
+
+def test_a_socket_that_asks_for_quiet_gets_no_more_deltas_of_that_answer(
+    start: Callable[..., Client],
+) -> None:
+    """The tab that reads an answer's own stream asks its socket for quiet: the deltas stop
+    there (its done frame still comes), while the user's other sessions get all of them."""
+    client = start(directive=SLOW, allow_registration=True)
+    ada, _ = accounts(client)
+    asking, other = Live(client, ada), Live(client, ada)
+    cid = new_conversation(ada)
+    sent: dict[str, str] = {}
+    thread = threading.Thread(
+        target=lambda: sent.update(
+            text=ada.call("POST", f"/api/conversations/{cid}/messages", json={"content": "go"}).text
+        )
+    )
+    thread.start()
+    started = asking.until(lambda m: m["type"] == "generation" and m["frame"]["type"] == "start")
+    asking.ws.send(json.dumps({"type": "quiet", "message_id": started[-1]["message_id"]}))
+    asking.ws.send(json.dumps({"type": "ping"}))
+    before_quiet = asking.until(lambda m: m["type"] == "pong")  # quiet is in force from here
+    after = asking.until(answer_done)
+    thread.join(timeout=30)
+    answer = answer_text(events_of(sent["text"]))
+    assert len(answer.split()) == 30
+    assert deltas(after) == ""
+    assert len(deltas(before_quiet).split()) < 30  # the quiet came mid-answer
+    assert deltas(other.until(answer_done)) == answer
+    asking.close()
+    other.close()

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +50,13 @@ _TYPES = {
 _COMPRESSIBLE = {".js", ".css", ".svg", ".json", ".webmanifest"}
 _MIN_COMPRESS = 512
 
+# A module's static imports (``import ... from "x"``, ``export ... from "x"``, ``import "x"``);
+# a dynamic ``import("x")`` is not one: that module loads when it is needed.
+_STATIC_IMPORT = re.compile(
+    r'^\s*(?:(?:import|export)\b[^"\'`;]*?from\s*|import\s*)"([^"]+)"', re.MULTILINE
+)
+ENTRY = "app/main.js"
+
 # The browser app's own paths (each answers the same shell; the app routes on the client).
 PAGES = (
     "/",
@@ -62,8 +71,6 @@ PAGES = (
     "/manage",  # the admin console (its modules load only when it is opened)
     "/manage/{section}",
 )
-# Loaded on demand (``import()``), so never preloaded: the chat page does not pay for them.
-LAZY_PREFIXES = ("app/manage/",)
 
 
 @dataclass(slots=True)
@@ -108,18 +115,29 @@ class WebAssets:
     def prefix(self) -> str:
         return f"{STATIC_PREFIX}/{self.version}"
 
+    def static_imports(self, entry: str = ENTRY) -> set[str]:
+        """``entry`` and every module it imports statically, transitively: what the page
+        cannot run without. Modules imported with ``import()`` (highlight.js, KaTeX, the
+        settings and signed-out pages, dialogs) are left out, as the browser leaves them."""
+        seen: set[str] = set()
+        todo = [entry]
+        while todo:
+            name = todo.pop()
+            asset = self.files.get(name)
+            if name in seen or asset is None:
+                continue
+            seen.add(name)
+            if name.startswith("app/"):  # the vendored bundles import nothing
+                here = posixpath.dirname(name)
+                for target in _STATIC_IMPORT.findall(asset.body.decode()):
+                    todo.append(posixpath.normpath(posixpath.join(here, target)))
+        return seen
+
     def preloads(self) -> list[str]:
-        """Every module the app imports up front: the app's own (not the console's) and the
-        two vendored libraries it always needs (highlight.js and KaTeX load only on demand).
-        Named in the shell, they are fetched at once, in parallel, instead of one level of
-        imports after another."""
-        eager = ["vendor/preact.js", "vendor/markdown.js"]
-        app = sorted(
-            n
-            for n in self.files
-            if n.startswith("app/") and n.endswith(".js") and not n.startswith(LAZY_PREFIXES)
-        )
-        return eager + [n for n in app if n != "app/main.js"]
+        """Every module the entry imports up front, itself aside. Named in the shell, they
+        are fetched at once, in parallel, instead of one level of imports after another;
+        none that loads on demand is named, so the chat page fetches no more than it runs."""
+        return sorted(self.static_imports() - {ENTRY})
 
     def shell(self) -> bytes:
         """The one HTML page every UI path answers; the app reads the path and routes.

@@ -15,6 +15,10 @@ Server messages (JSON text frames):
   events of ``POST .../messages``);
 - ``{"type": "pong"}`` in answer to ``{"type": "ping"}``.
 
+``{"type": "quiet", "message_id"}`` asks for no more ``delta`` frames of that answer on
+this socket (its other frames still come): a tab that reads the answer's own stream
+already has every delta, and would otherwise receive each one twice.
+
 Sending ``{"type": "auth", "token"}`` again with a fresh token extends the session (and
 ties the socket to that token's login session). Close codes: 4401 authentication failed,
 the token expired (refresh, reconnect) or its login session was revoked (logout, logout
@@ -49,6 +53,7 @@ UNSUPPORTED = 1003
 class _ClientMessage(msgspec.Struct):
     type: str
     token: str | None = None
+    message_id: str | None = None
 
 
 def _encode(message: dict[str, Any]) -> str:
@@ -133,6 +138,8 @@ async def _serve(ws: WebSocket, svc: Services, session: Session, auth: Authentic
                 return UNSUPPORTED
             if message.type == "ping":
                 await ws.send_text(_encode({"type": "pong"}))
+            elif message.type == "quiet" and message.message_id:
+                session.quiet(message.message_id)
             elif message.type == "auth" and message.token:
                 try:
                     fresh = await svc.accounts.authenticate(message.token)

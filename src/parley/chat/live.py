@@ -28,10 +28,15 @@ from parley.bus.base import BusError
 from parley.observability.logging import get_logger
 
 log = get_logger(__name__)
+QUIET_LIMIT = 64
 
 
 class _Version(msgspec.Struct):
     version: int
+
+
+class _Kind(msgspec.Struct):
+    type: str
 
 
 class _Revoked(msgspec.Struct, frozen=True):
@@ -47,6 +52,24 @@ class Session:
     """The login session whose token authenticated this connection (changes on re-auth)."""
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
     revoked: asyncio.Event = field(default_factory=asyncio.Event)
+    quiet_ids: set[str] = field(default_factory=set)
+    """Answers whose deltas this connection does not want (it reads their own stream)."""
+
+    def quiet(self, message_id: str) -> None:
+        """No more deltas of this answer here; its start, error and done frames still come.
+        Bounded: a client asks once per answer it streams, and each is dropped at its end."""
+        if len(self.quiet_ids) < QUIET_LIMIT:
+            self.quiet_ids.add(message_id)
+
+    def wants(self, message_id: str | None, data: bytes) -> bool:
+        """Whether this generation frame goes to this connection (a quieted answer's
+        deltas do not; its last frame ends the quiet)."""
+        if not message_id or message_id not in self.quiet_ids:
+            return True
+        kind = msgspec.json.decode(data, type=_Kind).type
+        if kind == "done":
+            self.quiet_ids.discard(message_id)
+        return kind != "delta"
 
     def offer(self, frame: bytes) -> None:
         try:
@@ -140,15 +163,18 @@ class Hub:
                 return  # a republished duplicate
             user.seen[conversation_id] = version
             frame = b'{"type":"event","event":' + data + b"}"
-        else:
-            frame = (
-                b'{"type":"generation","conversation_id":"'
-                + conversation_id.encode()
-                + b'","message_id":"'
-                + (message_id or "").encode()
-                + b'","frame":'
-                + data
-                + b"}"
-            )
+            for session in user.sessions:
+                session.offer(frame)
+            return
+        frame = (
+            b'{"type":"generation","conversation_id":"'
+            + conversation_id.encode()
+            + b'","message_id":"'
+            + (message_id or "").encode()
+            + b'","frame":'
+            + data
+            + b"}"
+        )
         for session in user.sessions:
-            session.offer(frame)
+            if session.wants(message_id, data):
+                session.offer(frame)

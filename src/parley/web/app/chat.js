@@ -2,6 +2,7 @@
 // actions on it. Components call these; these call api/.
 import { batch, computed, signal } from "../vendor/preact.js";
 import * as api from "./api/conversations.js";
+import { quiet } from "./api/live.js";
 import { navigate, route } from "./router.js";
 import { conversations, models, nextCursor, path } from "./state.js";
 
@@ -13,6 +14,18 @@ export const loadError = signal(null);
 export const answer = signal(null);
 /** Whether an answer is being written: changes twice per answer, not once per delta. */
 export const busy = computed(() => answer.value?.status === "streaming");
+/** The answer without its text: {run, id, conversationId, status, error}, the same object
+ * until one of those changes. What the view reads to place the answer, so a delta redraws
+ * the answer alone (components/ChatView.js: LiveAnswer), not the list or the composer. */
+const HEAD = ["run", "id", "conversationId", "status", "error"];
+let head = null;
+export const answerHead = computed(() => {
+  const now = answer.value;
+  if (!now) return (head = null);
+  if (head && HEAD.every((key) => head[key] === now[key])) return head;
+  head = Object.fromEntries(HEAD.map((key) => [key, now[key]]));
+  return head;
+});
 /** The model group the next message goes to. */
 export const chosenModel = signal(null);
 
@@ -364,17 +377,26 @@ const SHOW_EVERY_MS = 50;
 let unshown = { run: null, text: "" };
 let frame = 0;
 let shownAt = 0;
+let wait = 0;
+// Waits out the rest of the interval with a timer, then takes the next frame: a frame
+// asked for only to look at the clock would still be drawn.
 function scheduleShow() {
-  if (frame) return;
-  frame = requestAnimationFrame((now) => {
+  if (frame || wait) return;
+  const left = SHOW_EVERY_MS - (performance.now() - shownAt);
+  if (left > 4) {
+    wait = setTimeout(() => { wait = 0; scheduleShow(); }, left);
+    return;
+  }
+  frame = requestAnimationFrame(() => {
     frame = 0;
-    if (now - shownAt < SHOW_EVERY_MS) scheduleShow();
-    else showDeltas();
+    showDeltas();
   });
 }
 function showDeltas() {
   cancelAnimationFrame(frame);
+  clearTimeout(wait);
   frame = 0;
+  wait = 0;
   shownAt = performance.now();
   const { run, text } = unshown;
   unshown = { run: null, text: "" };
@@ -396,6 +418,7 @@ function apply(event, conversationId, run) {
   if (event.type === "start") {
     answer.value = { ...answer.value, id: event.message_id };
     remember(conversationId, event.message_id);
+    quiet(event.message_id);
   } else if (event.type === "error") {
     answer.value = { ...answer.value, error: { ...event.error, retryAfter: event.error.retry_after ?? null } };
   } else if (event.type === "done") {

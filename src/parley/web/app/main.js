@@ -4,19 +4,24 @@ import { logout, restore } from "./api/auth.js";
 import { startLive } from "./api/live.js";
 import { loadModels, loadSidebar, onRemoteEvent, onRemoteGeneration, resync } from "./chat.js";
 import { ChatView } from "./components/ChatView.js";
-import { ForgotPasswordPage } from "./components/ForgotPasswordPage.js";
-import { LoginPage } from "./components/LoginPage.js";
-import { RegisterPage } from "./components/RegisterPage.js";
-import { ResetPasswordPage } from "./components/ResetPasswordPage.js";
 import { SearchDialog } from "./components/SearchDialog.js";
-import { SettingsPage } from "./components/SettingsPage.js";
-import { SharedPage } from "./components/SharedPage.js";
 import { Sidebar } from "./components/Sidebar.js";
-import { VerifyEmailPage } from "./components/VerifyEmailPage.js";
 import { VerifyNotice } from "./components/VerifyNotice.js";
 import { ConsoleLink, ManageView } from "./console.js";
+import { lazy } from "./lazy.js";
 import { navigate, route } from "./router.js";
 import { notice, path, sidebarOpen, user } from "./state.js";
+
+// Loaded when first shown (lazy.js). The search dialog stays in: what is typed right after
+// Ctrl+K must land in its field, with no module to wait for.
+const booting = { fallback: html`<p class="boot" role="status">Loading…</p>` };
+const ForgotPasswordPage = lazy(() => import("./components/ForgotPasswordPage.js"), "ForgotPasswordPage", booting);
+const LoginPage = lazy(() => import("./components/LoginPage.js"), "LoginPage", booting);
+const RegisterPage = lazy(() => import("./components/RegisterPage.js"), "RegisterPage", booting);
+const ResetPasswordPage = lazy(() => import("./components/ResetPasswordPage.js"), "ResetPasswordPage", booting);
+const SettingsPage = lazy(() => import("./components/SettingsPage.js"), "SettingsPage");
+const SharedPage = lazy(() => import("./components/SharedPage.js"), "SharedPage", booting);
+const VerifyEmailPage = lazy(() => import("./components/VerifyEmailPage.js"), "VerifyEmailPage", booting);
 
 const PUBLIC = new Set(["login", "register", "shared", "forgot", "reset", "verify"]);
 

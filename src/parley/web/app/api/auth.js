@@ -6,7 +6,6 @@
 // to the others over a BroadcastChannel.
 import { accessToken, user } from "../state.js";
 import { call, json, onExpired } from "./http.js";
-import { signIn } from "./passkeys.js";
 
 const COOKIE_MODE = { "x-parley-refresh-cookie": "1" };
 const channel = "BroadcastChannel" in self ? new BroadcastChannel("parley-auth") : null;
@@ -72,6 +71,7 @@ export async function login(email, password) {
 
 /** Sign in with a passkey, alone or as the second factor after a password (`mfaToken`). */
 export async function loginPasskey(mfaToken = null) {
+  const { signIn } = await import("./passkeys.js"); // WebAuthn code: only when it is used
   const result = await signIn(mfaToken);
   adopt(result);
   await loadMe();

@@ -60,6 +60,12 @@ function open() {
   };
 }
 
+/** No more deltas of this answer on the socket: this tab reads the answer's own stream,
+ * so each delta would otherwise arrive twice (its start and end still come). */
+export function quiet(messageId) {
+  if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "quiet", message_id: messageId }));
+}
+
 /** Follow while signed in; `on` has event(event), generation(message) and resync(). */
 export function startLive(on) {
   handlers = { ...on, everConnected: false };

@@ -80,8 +80,10 @@ export function AccountDataSection() {
   return html`<section aria-labelledby="data-heading">
     <h2 id="data-heading">Your data</h2>
     <p>Download everything Parley holds about you (profile, conversations, usage) as one JSON file, or delete your account.</p>
-    <button type="button" onClick=${download}>Download my data</button>
-    <button type="button" class="danger" onClick=${() => setOpen(true)}>Delete account</button>
+    <div class="inline">
+      <button type="button" onClick=${download}>Download my data</button>
+      <button type="button" class="danger" onClick=${() => setOpen(true)}>Delete account</button>
+    </div>
     <${ErrorText} error=${error} />
     <${DeleteDialog} open=${open} onClose=${() => setOpen(false)} />
   </section>`;

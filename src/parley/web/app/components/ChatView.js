@@ -1,12 +1,16 @@
 // The open conversation (or a new one) and the composer under it.
 import { html, useEffect, useLayoutEffect, useRef, useState } from "../../vendor/preact.js";
 import { exported } from "../api/shares.js";
-import { answer, focusMessage, loadEarlier, loadError, loading, open, openConversation } from "../chat.js";
+import { answer, answerHead, focusMessage, loadEarlier, loadError, loading, open, openConversation } from "../chat.js";
+import { lazy } from "../lazy.js";
 import { Composer } from "./Composer.js";
-import { ConversationSettings } from "./ConversationSettings.js";
-import { ShareDialog } from "./ShareDialog.js";
 import { ErrorText } from "./ErrorText.js";
 import { Message } from "./Message.js";
+
+// The toolbar's dialogs load the first time they are opened (lazy.js).
+const opened = (props) => props.isOpen;
+const ConversationSettings = lazy(() => import("./ConversationSettings.js"), "ConversationSettings", { when: opened });
+const ShareDialog = lazy(() => import("./ShareDialog.js"), "ShareDialog", { when: opened });
 
 async function download(conversation, format) {
   const blob = await exported(conversation.id, format);
@@ -37,6 +41,14 @@ function Toolbar({ conversation }) {
   </div>`;
 }
 
+/** The answer being written, as a message. Read by its Message alone (the `live` prop):
+ * a delta redraws that message, not the list, the toolbar or the composer. */
+function liveMessage() {
+  const live = answer.value;
+  return live && { id: live.id, role: "assistant", content: live.content, status: live.status,
+    error: live.error, pending: true };
+}
+
 /**
  * The messages as one keyed list, the answer being written last. A saved message's element
  * is made once per message object, so drawing the next piece of an answer redraws only the
@@ -44,7 +56,7 @@ function Toolbar({ conversation }) {
  * when the saved copy replaces it: the same Markdown instance goes on, with the blocks it
  * has rendered, instead of rendering a long answer again from the start.
  */
-function useItems(messages, live) {
+function useItems(messages, live, stickToEnd) {
   const made = useRef(new WeakMap());
   const items = messages.map((m, i) => {
     let item = made.current.get(m);
@@ -60,8 +72,7 @@ function useItems(messages, live) {
   // Shown until its saved copy is (a failed answer is not saved: shown with its error).
   if (at !== -1 && !streaming && !live.error) return items;
   const item = html`<${Message} key=${live.id ?? "answer"} streaming=${streaming}
-    message=${{ id: live.id, role: "assistant", content: live.content, status: live.status,
-      error: live.error, pending: true }} />`;
+    live=${liveMessage} onDrawn=${stickToEnd} />`;
   if (at === -1) items.push(item);
   else items[at] = item;
   return items;
@@ -71,15 +82,19 @@ export function ChatView({ id }) {
   useEffect(() => { openConversation(id); }, [id]);
   const end = useRef(null);
   const current = open.value;
-  const live = answer.value?.conversationId === id ? answer.value : null;
+  const live = answerHead.value?.conversationId === id ? answerHead.value : null;
   const messages = current && current.conversation.id === id ? current.messages : [];
-  const items = useItems(messages, live);
   const target = focusMessage.value;
+  const aimed = useRef(target);
+  aimed.current = target;
   // Before the frame is drawn (an effect would scroll after it, and cost a second frame).
-  useLayoutEffect(() => {
-    if (target) return; // a search hit is being brought into view instead
-    end.current?.scrollIntoView({ block: "end" });
-  }, [messages.length, live?.content, target]);
+  const stickToEnd = useRef(() => {
+    if (aimed.current) return; // a search hit is being brought into view instead
+    const box = end.current?.parentElement; // the scroller only, not the page around it
+    if (box) box.scrollTop = box.scrollHeight;
+  }).current;
+  const items = useItems(messages, live, stickToEnd);
+  useLayoutEffect(stickToEnd, [messages.length, target]);
   useEffect(() => {
     if (!target) return;
     const element = document.getElementById(`m-${target}`);

@@ -1,16 +1,16 @@
 // The message box: Enter sends, Shift+Enter is a new line, and Enter while an input method
 // is composing (Japanese, Chinese, ...) does nothing but finish the composition.
 import { html, useEffect, useRef, useState } from "../../vendor/preact.js";
-import { answer, open, send, stop } from "../chat.js";
+import { answerHead, open, send, stop } from "../chat.js";
 import { models } from "../state.js";
 import { ModelPicker } from "./ModelPicker.js";
 
 export function Composer() {
   const [text, setText] = useState("");
   const box = useRef(null);
-  const busy = answer.value?.status === "streaming";
+  const busy = answerHead.value?.status === "streaming"; // not per delta: answerHead
   const here = open.value?.conversation.id ?? null;
-  const streaming = busy && answer.value.conversationId === here;
+  const streaming = busy && answerHead.value.conversationId === here;
   const elsewhere = busy && !streaming;
   const canSend = text.trim() !== "" && !busy && models.value.length > 0;
 

@@ -1,7 +1,7 @@
 // A conversation's settings (system prompt, temperature, top_p, max_tokens) and presets.
 // A change that lost a race with another tab or device is refused by the server (409):
 // the form offers to reload rather than overwrite.
-import { html, useEffect, useLayoutEffect, useRef, useState } from "../../vendor/preact.js";
+import { html, useLayoutEffect, useRef, useState } from "../../vendor/preact.js";
 import * as presets from "../api/presets.js";
 import { open, reloadOpen, saveSettings } from "../chat.js";
 import { ErrorText } from "./ErrorText.js";
@@ -46,7 +46,9 @@ export function ConversationSettings({ isOpen, onClose }) {
   const [version, setVersion] = useState(null); // what the form was filled from
   const [renaming, setRenaming] = useState(null); // the id of the preset being renamed
 
-  useEffect(() => {
+  // Filled before the dialog is first painted (it may be opened as it mounts, lazy.js):
+  // nobody sees, or reads, an empty form.
+  useLayoutEffect(() => {
     if (!isOpen || !conversation) return;
     setValues({ ...(conversation.settings || {}) });
     setVersion(conversation.version);

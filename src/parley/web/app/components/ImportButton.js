@@ -28,8 +28,8 @@ export function ImportButton() {
     try {
       const result = await importFile(data);
       const made = result.object === "list" ? result.data : [result];
+      await loadSidebar(); // "Imported" is said once the list shows them
       setStatus({ done: `Imported ${made.length} conversation${made.length === 1 ? "" : "s"}.` });
-      await loadSidebar();
       if (made.length === 1) await openAt(made[0].id, null);
     } catch (error) {
       const where = error.param ? ` (at ${error.param})` : "";

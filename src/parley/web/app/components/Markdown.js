@@ -72,8 +72,9 @@ function decorate(root, streaming) {
 }
 
 // A streamed answer's blocks go in groups of this many: a full group is one element that
-// is never touched again, so each frame lays out, paints and diffs the open group only, not
-// every block of a long answer.
+// is never touched again, so each frame diffs the open group only, not every block of a
+// long answer; and a full group out of view is skipped by layout and paint
+// (`content-visibility: auto` in app.css).
 const GROUP = 32;
 
 /** Decorate the blocks finished since the last call (a streamed answer), oldest first. */
@@ -106,7 +107,7 @@ function grouped(blocks, made) {
     const full = part.length === GROUP && !last.open;
     let group = full ? made.get(last)?.group : null;
     if (!group) {
-      group = html`<div key=${start} class="blocks">${part.map((b, i) => element(b, start + i))}</div>`;
+      group = html`<div key=${start} class="blocks" data-full=${full ? "" : undefined}>${part.map((b, i) => element(b, start + i))}</div>`;
       if (full) made.get(last).group = group;
     }
     groups.push(group);

@@ -1,6 +1,6 @@
 // One message: the user's as text, the model's as rendered Markdown; its versions
 // ("‹ 2 / 3 ›") and what can be done with it.
-import { html, useState } from "../../vendor/preact.js";
+import { html, useLayoutEffect, useState } from "../../vendor/preact.js";
 import { busy as answering, edit, failures, fork, regenerate, showVersion } from "../chat.js";
 import { ErrorText } from "./ErrorText.js";
 import { Markdown } from "./Markdown.js";
@@ -52,10 +52,18 @@ function EditForm({ message, onDone }) {
   </form>`;
 }
 
-export function Message({ message, streaming = false, readOnly = false }) {
+/**
+ * `live`, for the answer being written, returns it as a message: only this component reads
+ * it, so a delta redraws this message alone; `onDrawn` runs after each redraw, before the
+ * frame is painted (the view keeps its end in sight).
+ */
+export function Message({ message: given, live = null, onDrawn = null, streaming = false, readOnly = false }) {
+  const [editing, setEditing] = useState(false);
+  useLayoutEffect(() => { onDrawn?.(); });
+  const message = live?.() ?? given;
+  if (!message) return null;
   const { role, content, status } = message;
   const error = message.error ?? (message.id ? failures.value.get(message.id) : null);
-  const [editing, setEditing] = useState(false);
   const text = textOf(content);
   const busy = answering.value; // not answer.value: a delta must not redraw every message
   const saved = !readOnly && message.id && !message.pending && !streaming;

@@ -43,9 +43,9 @@ export function PasskeysSection() {
     setAdded(null);
     try {
       const made = await passkeys.add(name);
-      setAdded(made.name);
       form.reset();
-      await load();
+      await load(); // "added" is said once the list shows it
+      setAdded(made.name);
     } catch (caught) {
       setError(caught?.name === "NotAllowedError" ? new Error("The passkey was not created (cancelled or timed out).") : caught);
     }
@@ -56,7 +56,7 @@ export function PasskeysSection() {
     ${rows && rows.length > 0 && html`<ul class="passkeys" aria-label="Your passkeys">
       ${rows.map((p) => html`<${PasskeyRow} key=${p.id} passkey=${p} onChanged=${load} onError=${setError} />`)}
     </ul>`}
-    ${rows && rows.length === 0 && html`<p class="hint">No passkeys yet.</p>`}
+    ${rows && rows.length === 0 && html`<p class="hint section-note">No passkeys yet.</p>`}
     ${passkeys.supported()
       ? html`<form onSubmit=${add} class="narrow">
           <${Field} label="Passkey name" name="name" maxlength="100" placeholder="e.g. Work laptop" />

@@ -1,6 +1,5 @@
 // Shown while the signed-in account's address is not confirmed yet.
 import { html, useState } from "../../vendor/preact.js";
-import { resendVerification } from "../api/recovery.js";
 import { user } from "../state.js";
 
 export function VerifyNotice() {
@@ -8,7 +7,11 @@ export function VerifyNotice() {
   const me = user.value;
   if (!me || me.email_verified !== false || (me.email_verification ?? "off") === "off") return null;
   async function resend() {
-    try { await resendVerification(); setSent(true); } catch { setSent(false); }
+    try {
+      const { resendVerification } = await import("../api/recovery.js"); // rarely needed
+      await resendVerification();
+      setSent(true);
+    } catch { setSent(false); }
   }
   return html`<p class="notice verify-notice" role="status">
     Verify your email address: follow the link we sent to ${user.value.email}.
