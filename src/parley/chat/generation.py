@@ -102,8 +102,14 @@ class Generation:
             await self._changed.wait()
 
 
-class _Kind(msgspec.Struct):
+class _Frame(msgspec.Struct):
+    """What a follower keeps of another instance's frames: enough to save the answer as
+    lost if that instance dies."""
+
     type: str
+    content: str = ""
+    user_message_id: str | None = None
+    model: str | None = None
 
 
 def event_error(exc: ParleyError) -> dict[str, Any]:
@@ -327,6 +333,7 @@ class Generations:
                 "type": "start",
                 "user_message_id": generation.user_message_id,
                 "message_id": generation.message_id,
+                "model": generation.model,
             }
         )
         self._running[generation.message_id] = generation
@@ -359,21 +366,53 @@ class Generations:
         frames = self._bus.replay(subject, self._idle_s)
         if frames is None:
             return
+        seen = _Frame("start")
+        parts: list[str] = []
         try:
             async for data in frames:
                 yield sse_data(data)
-                if msgspec.json.decode(data, type=_Kind).type == "done":
+                frame = msgspec.json.decode(data, type=_Frame)
+                if frame.type == "done":
                     return
+                if frame.type == "delta":
+                    parts.append(frame.content)
+                elif frame.type == "start":
+                    seen = frame
+                elif frame.type == "model" and frame.model:
+                    seen.model = frame.model
         except TimeoutError:
             lost = {
                 "message": "the instance generating this answer stopped responding",
                 "type": "api_error",
                 "code": "generation_lost",
             }
+            await self._save_lost(owner_id, conversation_id, message_id, seen, "".join(parts))
             yield sse_frame({"type": "error", "error": lost})
             yield sse_frame({"type": "done", "status": "error", "message_id": message_id})
         finally:
             await frames.aclose()
+
+    async def _save_lost(
+        self, owner_id: str, conversation_id: str, message_id: str, seen: _Frame, text: str
+    ) -> None:
+        """Save an answer whose instance died as far as it got, marked ``error``, so the
+        conversation shows it (with Retry) instead of a question left waiting. Whoever
+        notices first saves it; a second follower's save finds it there and is dropped."""
+        if seen.user_message_id is None:
+            return
+        try:
+            await self._conversations.add_message(
+                owner_id,
+                conversation_id,
+                role="assistant",
+                content=text_part(text),
+                parent_id=seen.user_message_id,
+                model=seen.model,
+                status="error",
+                message_id=message_id,
+            )
+        except ParleyError as exc:  # saved by another follower, or the chat is gone
+            log.info("lost answer not saved", message_id=message_id, reason=exc.message)
 
     async def stop_elsewhere(self, owner_id: str, message_id: str) -> None:
         """Ask whichever instance runs this answer to stop it."""
