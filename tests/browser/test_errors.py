@@ -27,8 +27,15 @@ def server(
     one whose answers fail part-way."""
     url = f"{browser_fake.url}/v1"
     price = "        price: {input_per_mtok: 1000000, output_per_mtok: 1000000}\n"
-    models = _model("chat-fast", "openai", "gpt-4o-mini", url, price) + _model(
-        "chat-broken", "openai", "gpt-4o-mini+chunk-delay-0.05+tokens-20+stream-error-4", url
+    spent = "    budget: {usd: 0, period: daily}\n    downgrade: {to: chat-cheap}\n"
+    models = (
+        _model("chat-fast", "openai", "gpt-4o-mini", url, price)
+        + _model(
+            "chat-broken", "openai", "gpt-4o-mini+chunk-delay-0.05+tokens-20+stream-error-4", url
+        )
+        + _model("chat-dear", "openai", "gpt-4o", url, price)
+        + spent
+        + _model("chat-cheap", "openai", "gpt-4o-mini", url)
     )
     env = {"PARLEY_ADMIN_KEY": ADMIN_KEY, "PARLEY_TRUSTED_PROXIES": "127.0.0.1"}
     with serving(tmp_path_factory.mktemp("errors-server"), browser_fake, models, env) as running:
@@ -136,6 +143,24 @@ def test_an_answer_that_fails_midway_keeps_its_text_and_retries(new_page: NewPag
         "You said: tell me a story"
     ).wait_for()
     assert page.get_by_role("article", name="Assistant").get_by_role("alert").count() == 0
+
+
+def test_a_downgraded_answer_says_which_model_wrote_it(new_page: NewPage) -> None:
+    """chat-dear's budget is spent, so the answer comes from chat-cheap: the person is told,
+    and after a reload the answer still names the model that wrote it."""
+    page = new_page()
+    register(page)
+    page.get_by_role("combobox", name="Model").select_option("chat-dear")
+    _send(page, "hello there")
+    answer = page.get_by_role("article", name="Assistant")
+    answer.get_by_text("You said: hello there").wait_for()
+    answer.get_by_text(
+        "Answered by chat-cheap instead of chat-dear: a budget for chat-dear is spent."
+    ).wait_for()
+    page.reload()
+    answer = page.get_by_role("article", name="Assistant")
+    answer.get_by_text("You said: hello there").wait_for()
+    assert answer.locator(".status.model").inner_text() == "chat-cheap"
 
 
 def test_offline_is_noticed_and_cleared(new_page: NewPage) -> None:

@@ -41,6 +41,10 @@ export const UNDO_MS = 6000;
  * only that they did). */
 export const failures = signal(new Map());
 
+/** Answers a budget sent to a cheaper model, by message id: the model asked for (the
+ * saved answer names only the model that wrote it). */
+export const downgrades = signal(new Map());
+
 /** The one tag the sidebar shows, or null for all. */
 export const tagFilter = signal(null);
 
@@ -416,9 +420,11 @@ function apply(event, conversationId, run) {
   }
   showDeltas(); // what came before this event is shown first
   if (event.type === "start") {
-    answer.value = { ...answer.value, id: event.message_id };
+    answer.value = { ...answer.value, id: event.message_id, model: event.model ?? answer.value.model };
     remember(conversationId, event.message_id);
     quiet(event.message_id);
+  } else if (event.type === "model") {
+    answer.value = { ...answer.value, model: event.model, downgradedFrom: event.downgraded_from };
   } else if (event.type === "error") {
     answer.value = { ...answer.value, error: { ...event.error, retryAfter: event.error.retry_after ?? null } };
   } else if (event.type === "done") {
@@ -441,6 +447,10 @@ async function settle(conversationId, run) {
       const failed = answer.value?.run === run ? answer.value : null;
       const saved = failed?.error && found.messages.some((m) => m.id === failed.id);
       if (saved) failures.value = new Map(failures.value).set(failed.id, failed.error);
+      const done = answer.value?.run === run ? answer.value : null;
+      if (done?.downgradedFrom && done.id) {
+        downgrades.value = new Map(downgrades.value).set(done.id, done.downgradedFrom);
+      }
       if (failed) answer.value = failed.error && !saved ? { ...failed, status: "error" } : null;
       upsertSidebar(found);
     });

@@ -1,7 +1,9 @@
 // One message: the user's as text, the model's as rendered Markdown; its versions
 // ("‹ 2 / 3 ›") and what can be done with it.
 import { html, useLayoutEffect, useState } from "../../vendor/preact.js";
-import { busy as answering, edit, failures, fork, regenerate, showVersion } from "../chat.js";
+import {
+  busy as answering, downgrades, edit, failures, fork, regenerate, showVersion,
+} from "../chat.js";
 import { ErrorText } from "./ErrorText.js";
 import { Markdown } from "./Markdown.js";
 
@@ -52,6 +54,16 @@ function EditForm({ message, onDone }) {
   </form>`;
 }
 
+/** Which model wrote an answer; when a budget sent it to a cheaper one, which it was
+ * asked of, said as this tab saw it happen. */
+function ModelLine({ message }) {
+  const asked = message.downgradedFrom ?? (message.id ? downgrades.value.get(message.id) : null);
+  if (asked && asked !== message.model) {
+    return html`<p class="status model">Answered by ${message.model} instead of ${asked}: a budget for ${asked} is spent.</p>`;
+  }
+  return html`<p class="status model">${message.model}</p>`;
+}
+
 /**
  * `live`, for the answer being written, returns it as a message: only this component reads
  * it, so a delta redraws this message alone; `onDrawn` runs after each redraw, before the
@@ -77,6 +89,7 @@ export function Message({ message: given, live = null, onDrawn = null, streaming
           ? html`<p class="plain">${text}</p>`
           : html`<${Markdown} text=${text} streaming=${streaming} />`}
       ${status === "stopped" && html`<p class="status">Stopped.</p>`}
+      ${role === "assistant" && message.model && html`<${ModelLine} message=${message} />`}
       ${error ? html`<${ErrorText} error=${error} />`
         : status === "error" && html`<p class="error">This answer did not finish.</p>`}
       ${saved && !editing && html`<div class="actions">
