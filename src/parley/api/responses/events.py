@@ -108,8 +108,10 @@ class ChunkEvents:
 
     async def frames(self, chunks: ChunkStream) -> AsyncIterator[bytes]:
         frame = self._seq.frame
-        yield frame({"type": "response.created", "response": copy.copy(self.response)})
-        yield frame({"type": "response.in_progress", "response": copy.copy(self.response)})
+        # The events one chunk makes go out as one item (one queue hop, one send).
+        yield frame({"type": "response.created", "response": copy.copy(self.response)}) + frame(
+            {"type": "response.in_progress", "response": copy.copy(self.response)}
+        )
         finish_reason: str | None = None
         usage: Usage | None = None
         async for chunk in chunks:
@@ -126,22 +128,25 @@ class ChunkEvents:
                     out += self._text("message", delta.content)
                 for call in delta.tool_calls or []:
                     out += self._call(call.index, call.id, call.function)
-                for piece in out:
-                    yield piece
+                if out:
+                    yield b"".join(out)
                 if choice.finish_reason is not None:
                     finish_reason = choice.finish_reason
         finish(self.response, finish_reason)
         incomplete = self.response["status"] == "incomplete"
-        for piece in self._close_content(incomplete):
-            yield piece
+        out = self._close_content(incomplete)
         for open_call in sorted(self._calls.values(), key=lambda c: c.output_index):
-            for piece in self._close_call(open_call):
-                yield piece
+            out += self._close_call(open_call)
         self.response["output"] = [self._items[i] for i in sorted(self._items)]
         self.response["usage"] = usage_of(usage)
-        await self._finished(self.response)
+        try:
+            await self._finished(self.response)
+        except ParleyError:
+            yield b"".join(out)  # numbered already: the error event must follow them
+            raise
         kind = "response.incomplete" if incomplete else "response.completed"
-        yield frame({"type": kind, "response": self.response})
+        out.append(frame({"type": kind, "response": self.response}))
+        yield b"".join(out)
 
     def _index(self) -> int:
         index = self._next_index
