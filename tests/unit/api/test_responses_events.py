@@ -61,10 +61,11 @@ def _run(chunks: list[ChatCompletionChunk]) -> tuple[list[dict[str, Any]], list[
         writer = ChunkEvents(envelope(REQUEST, "resp_1", store=True), Sequencer(), kept)
         return [frame async for frame in writer.frames(source())]
 
-    frames = asyncio.run(collect())
+    # An item may carry several events (those one chunk makes are written together).
+    frames = [f for item in asyncio.run(collect()) for f in item.decode().split("\n\n") if f]
     events = []
     for frame in frames:
-        head, data = frame.decode().split("\n", 1)
+        head, data = frame.split("\n", 1)
         event = json.loads(data.removeprefix("data: "))
         assert head == f"event: {event['type']}"
         events.append(event)
