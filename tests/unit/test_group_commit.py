@@ -5,6 +5,7 @@ and one failing row fails alone."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -97,4 +98,28 @@ async def test_saved_responses_are_readable_as_soon_as_save_returns(
         with pytest.raises(Conflict):  # a duplicate id: mapped as the engine path maps it
             await archive.save("key:k", {"id": "resp_0"}, [])
     finally:
+        await db.close()
+
+
+async def test_a_save_waits_for_another_writers_lock_instead_of_failing(tmp_path: Path) -> None:
+    """The inline attempt never waits for the lock: with it taken (here by another
+    connection, as another process would) the batch goes to the writer thread, which
+    waits, and the save returns once its row is committed."""
+    path = tmp_path / "parley.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    async with db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    archive = ResponseArchive(db, keep_seconds=3600)
+    await archive.save("key:k", {"id": "resp_before"}, [])  # opens the inline connection
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        saving = asyncio.create_task(archive.save("key:k", {"id": "resp_locked"}, []))
+        await asyncio.sleep(0.2)
+        assert not saving.done()  # waiting in the thread, not failed
+        other.execute("COMMIT")
+        await saving
+        assert await archive.get("key:k", "resp_locked") is not None
+    finally:
+        other.close()
         await db.close()
