@@ -206,6 +206,7 @@ PROTOCOLS = {
     "chat": "/v1/chat/completions",
     "messages": "/v1/messages",
     "responses": "/v1/responses",
+    "responses-nostore": "/v1/responses",  # with ``store: false``: no row per request
 }
 
 
@@ -214,8 +215,11 @@ def _body(protocol: str, model: str, stream: bool) -> dict[str, object]:
     if protocol == "messages":
         messages = [{"role": "user", "content": question}]
         return {"model": model, "stream": stream, "max_tokens": 64, "messages": messages}
-    if protocol == "responses":
-        return {"model": model, "stream": stream, "input": question}
+    if protocol in ("responses", "responses-nostore"):
+        body: dict[str, object] = {"model": model, "stream": stream, "input": question}
+        if protocol == "responses-nostore":
+            body["store"] = False
+        return body
     return {"model": model, "stream": stream, "messages": [{"role": "user", "content": question}]}
 
 
@@ -755,6 +759,9 @@ def _measure(
 
 
 PROTOCOL_CONCURRENCY = (1, 64)
+PROTOCOL_ROWS = ("messages", "responses", "responses-nostore")
+"""``responses`` stores each answer (``store`` defaults to true, as OpenAI's does);
+``responses-nostore`` sends ``store: false``, so the two rows part translation from storage."""
 
 
 def _protocol_rows(
@@ -764,7 +771,7 @@ def _protocol_rows(
     rows (an OpenAI-compatible one, so both are translated both ways), JSON and SSE."""
     runs: dict[tuple[str, int], Run] = {}
     headers = {"anthropic-version": "2023-06-01"}
-    for protocol in ("messages", "responses"):
+    for protocol in PROTOCOL_ROWS:
         url = f"http://127.0.0.1:{port}{PROTOCOLS[protocol]}"
         for stream in (False, True):
             model = "bench-sse" if stream else "bench"
@@ -789,7 +796,7 @@ def _protocols_table(args: argparse.Namespace, parley: dict[tuple[str, int], Run
     for mode in ("json", "sse"):
         for c in _protocol_concurrency(args):
             chat = parley[(mode, c)]
-            for protocol in ("messages", "responses"):
+            for protocol in PROTOCOL_ROWS:
                 run = parley[(f"{protocol}-{mode}", c)]
                 share = run.rps / chat.rps if chat.rps else 0.0
                 rows.append(
@@ -803,6 +810,7 @@ def _protocols_table(args: argparse.Namespace, parley: dict[tuple[str, int], Run
                         f"{share:.0%}",
                         "" if chat.cpu_us is None else chat.cpu_us,
                         "" if run.cpu_us is None else run.cpu_us,
+                        _ratio(run.cpu_us, chat.cpu_us, 2),
                         "yes" if share >= 0.8 else "NO",
                     ]
                 )
@@ -817,6 +825,7 @@ def _protocols_table(args: argparse.Namespace, parley: dict[tuple[str, int], Run
             "of chat",
             "CPU us chat",
             "CPU us protocol",
+            "CPU x chat",
             ">= 80% of chat",
         ],
         rows,

@@ -95,10 +95,11 @@ def _events(deltas: list[tuple[Delta, str | None]]) -> list[dict[str, Any]]:
     async def collect() -> list[bytes]:
         return [frame async for frame in EventStream(_chunks(deltas), "m").events()]
 
-    frames = asyncio.run(collect())
+    # An item may carry several events (those one chunk makes are written together).
+    frames = [f for item in asyncio.run(collect()) for f in item.decode().split("\n\n") if f]
     events = []
     for frame in frames:
-        name, data = frame.decode().strip().split("\n")
+        name, data = frame.strip().split("\n")
         payload = json.loads(data.removeprefix("data: "))
         assert payload["type"] == name.removeprefix("event: ")
         events.append(payload)

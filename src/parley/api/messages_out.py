@@ -176,35 +176,42 @@ class EventStream:
         self._usage: Usage | None = None
 
     async def events(self) -> AsyncIterator[bytes]:
+        """One item per upstream chunk: the events a chunk makes (the first one's
+        ``message_start``, ``ping`` and block start with its delta; the end's block stops,
+        ``message_delta`` and ``message_stop``) go out together, as one write. Each item
+        costs the SSE pump a queue hop and a send, far more than its bytes."""
         started = False
         async for chunk in self._chunks:
+            frames: list[bytes] = []
             if not started:
                 started = True
-                yield self._message_start(chunk)
-                yield _PING
+                frames += (self._message_start(chunk), _PING)
             if chunk.usage is not None:
                 self._usage = chunk.usage
             if chunk.choices:
-                for frame in self._choice(chunk):
-                    yield frame
+                frames += self._choice(chunk)
+            if frames:
+                yield b"".join(frames)
         if not started:
             return
-        for frame in self._close_all():
-            yield frame
-        yield event(
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {
-                    "stop_reason": stop_reason(self._finish or "stop", self._stop_sequence),
-                    "stop_sequence": self._stop_sequence
-                    if isinstance(self._stop_sequence, str)
-                    else None,
+        frames = self._close_all()
+        frames.append(
+            event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {
+                        "stop_reason": stop_reason(self._finish or "stop", self._stop_sequence),
+                        "stop_sequence": self._stop_sequence
+                        if isinstance(self._stop_sequence, str)
+                        else None,
+                    },
+                    "usage": usage_of(self._usage),
                 },
-                "usage": usage_of(self._usage),
-            },
+            )
         )
-        yield _STOP
+        frames.append(_STOP)
+        yield b"".join(frames)
 
     def _message_start(self, chunk: ChatCompletionChunk) -> bytes:
         message: dict[str, Any] = {

@@ -19,6 +19,7 @@ from parley.errors import Conflict, StoreError
 from parley.observability import tracing
 from parley.observability.metrics import Metrics
 from parley.store.replicas import Replica, Replicas
+from parley.store.sqlite_writer import SqliteWriter
 
 _DB_SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite"}
 
@@ -73,6 +74,10 @@ class Database:
     ) -> None:
         self.url = url
         self.engine = create_engine(url, **kwargs)
+        self._sqlite_writer: SqliteWriter | None = None
+        path = make_url(url).database if url.startswith("sqlite") else None
+        if path and path != ":memory:" and not path.startswith("file:"):
+            self._sqlite_writer = SqliteWriter(path)
         self.replicas: Replicas | None = None
         if replica_urls:
             self.replicas = Replicas(
@@ -155,6 +160,21 @@ class Database:
         if self.replicas is not None:
             self.replicas.wrote()
 
+    async def insert_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` (``sql`` compiled for this dialect, positional parameters) in
+        one write transaction. On a SQLite file that is one hop to a dedicated writer
+        connection (``store/sqlite_writer.py``); otherwise the engine's ``executemany``."""
+        writer = self._sqlite_writer
+        if writer is None:
+            async with self.write() as conn:
+                await conn.exec_driver_sql(sql, list(rows))
+            return
+        if tracing.ON:
+            with tracing.span("db write", self._span_attributes("write", self.engine)):
+                await writer.insert_many(sql, rows)
+            return
+        await writer.insert_many(sql, rows)
+
     def _span_attributes(self, use: str, engine: AsyncEngine) -> dict[str, str | int]:
         """A database span: which system, read or write transaction, which server."""
         url = engine.url
@@ -178,6 +198,8 @@ class Database:
         return None
 
     async def close(self) -> None:
+        if self._sqlite_writer is not None:
+            await self._sqlite_writer.close()
         if self.replicas is not None:
             await self.replicas.close()
         await self.engine.dispose()

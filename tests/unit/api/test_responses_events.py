@@ -61,10 +61,11 @@ def _run(chunks: list[ChatCompletionChunk]) -> tuple[list[dict[str, Any]], list[
         writer = ChunkEvents(envelope(REQUEST, "resp_1", store=True), Sequencer(), kept)
         return [frame async for frame in writer.frames(source())]
 
-    frames = asyncio.run(collect())
+    # An item may carry several events (those one chunk makes are written together).
+    frames = [f for item in asyncio.run(collect()) for f in item.decode().split("\n\n") if f]
     events = []
     for frame in frames:
-        head, data = frame.decode().split("\n", 1)
+        head, data = frame.split("\n", 1)
         event = json.loads(data.removeprefix("data: "))
         assert head == f"event: {event['type']}"
         events.append(event)
@@ -213,3 +214,61 @@ def test_parallel_tool_calls_in_a_completion_are_one_item_each() -> None:
         ("function_call", "call_2", ""),
     ]
     assert response["status"] == "completed"
+
+
+def test_a_text_stream_is_one_item_per_chunk_with_events_in_openai_shape() -> None:
+    """The events one chunk makes go out together (one write per chunk); the pre-encoded
+    ones (the envelope events, text deltas) read exactly as the dict-built ones would."""
+    chunks = [
+        _chunk(Delta(role="assistant", content="Hel")),
+        _chunk(Delta(content="lo")),
+        _chunk(Delta(), "stop", Usage(3, 2, 5)),
+    ]
+    start = envelope(REQUEST, "resp_1", store=True)
+    expected_envelope = json.loads(json.dumps(start))
+
+    async def kept(response: dict[str, Any]) -> None:
+        return None
+
+    async def source() -> AsyncIterator[ChatCompletionChunk]:
+        for chunk in chunks:
+            yield chunk
+
+    async def collect() -> list[bytes]:
+        return [item async for item in ChunkEvents(start, Sequencer(), kept).frames(source())]
+
+    items = asyncio.run(collect())
+    assert len(items) == 4  # the start, one per content chunk, the end
+    events = [
+        json.loads(frame.split("\n", 1)[1].removeprefix("data: "))
+        for item in items
+        for frame in item.decode().split("\n\n")
+        if frame
+    ]
+    created, in_progress, _added, _part, first, second = events[:6]
+    assert list(created) == ["type", "response", "sequence_number"]
+    assert created["response"] == expected_envelope
+    assert in_progress == {
+        "type": "response.in_progress",
+        "response": expected_envelope,
+        "sequence_number": 1,
+    }
+    assert list(first) == [
+        "type",
+        "item_id",
+        "output_index",
+        "content_index",
+        "delta",
+        "logprobs",
+        "sequence_number",
+    ]
+    assert first["type"] == "response.output_text.delta"
+    assert (first["delta"], second["delta"]) == ("Hel", "lo")
+    assert first["item_id"] == second["item_id"] == _added["item"]["id"]
+    assert (first["output_index"], first["content_index"], first["logprobs"]) == (0, 0, [])
+    assert [e["type"] for e in events[-4:]] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]

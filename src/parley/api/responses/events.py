@@ -55,6 +55,21 @@ class Sequencer:
         kind = str(event["type"]).encode()
         return b"event: " + kind + b"\ndata: " + _encode(event) + b"\n\n"
 
+    def frame_raw(self, kind: bytes, fields: bytes) -> bytes:
+        """``frame`` for an event already encoded: ``fields`` is its JSON object without
+        the closing brace (the sequence number goes last, as ``frame`` puts it)."""
+        number = self.next
+        self.next += 1
+        return (
+            b"event: "
+            + kind
+            + b"\ndata: "
+            + fields
+            + b',"sequence_number":'
+            + str(number).encode()
+            + b"}\n\n"
+        )
+
     def failure(self, exc: ParleyError, response: dict[str, Any] | None) -> bytes:
         body = exc.to_body()["error"]
         assert isinstance(body, dict)
@@ -83,6 +98,8 @@ class _Content:
     output_index: int
     item_id: str
     text: list[str] = field(default_factory=list)
+    delta_head: bytes = b""
+    """A delta event's JSON up to its text: the same for every delta of this part."""
 
 
 @dataclass(slots=True)
@@ -108,8 +125,13 @@ class ChunkEvents:
 
     async def frames(self, chunks: ChunkStream) -> AsyncIterator[bytes]:
         frame = self._seq.frame
-        yield frame({"type": "response.created", "response": copy.copy(self.response)})
-        yield frame({"type": "response.in_progress", "response": copy.copy(self.response)})
+        # The events one chunk makes go out as one item (one queue hop, one send); the
+        # envelope both first events carry is encoded once.
+        body = _encode(self.response)
+        raw = self._seq.frame_raw
+        yield raw(b"response.created", _CREATED + body) + raw(
+            b"response.in_progress", _IN_PROGRESS + body
+        )
         finish_reason: str | None = None
         usage: Usage | None = None
         async for chunk in chunks:
@@ -126,22 +148,25 @@ class ChunkEvents:
                     out += self._text("message", delta.content)
                 for call in delta.tool_calls or []:
                     out += self._call(call.index, call.id, call.function)
-                for piece in out:
-                    yield piece
+                if out:
+                    yield b"".join(out)
                 if choice.finish_reason is not None:
                     finish_reason = choice.finish_reason
         finish(self.response, finish_reason)
         incomplete = self.response["status"] == "incomplete"
-        for piece in self._close_content(incomplete):
-            yield piece
+        out = self._close_content(incomplete)
         for open_call in sorted(self._calls.values(), key=lambda c: c.output_index):
-            for piece in self._close_call(open_call):
-                yield piece
+            out += self._close_call(open_call)
         self.response["output"] = [self._items[i] for i in sorted(self._items)]
         self.response["usage"] = usage_of(usage)
-        await self._finished(self.response)
+        try:
+            await self._finished(self.response)
+        except ParleyError:
+            yield b"".join(out)  # numbered already: the error event must follow them
+            raise
         kind = "response.incomplete" if incomplete else "response.completed"
-        yield frame({"type": kind, "response": self.response})
+        out.append(frame({"type": kind, "response": self.response}))
+        yield b"".join(out)
 
     def _index(self) -> int:
         index = self._next_index
@@ -155,6 +180,15 @@ class ChunkEvents:
         if content is None or content.kind != kind:
             out += self._close_content(False)
             content = self._content = _Content(kind, self._index(), new_id(_PREFIX[kind]))
+            content.delta_head = (
+                b'{"type":"'
+                + _DELTA[kind].encode()
+                + b'","item_id":'
+                + _encode(content.item_id)
+                + b',"output_index":'
+                + str(content.output_index).encode()
+                + b',"content_index":0,"delta":'
+            )
             out.append(
                 frame(
                     {
@@ -176,16 +210,10 @@ class ChunkEvents:
                 )
             )
         content.text.append(delta)
-        event: dict[str, Any] = {
-            "type": _DELTA[kind],
-            "item_id": content.item_id,
-            "output_index": content.output_index,
-            "content_index": 0,
-            "delta": delta,
-        }
+        fields = content.delta_head + _encode(delta)
         if kind == "message":
-            event["logprobs"] = []
-        out.append(frame(event))
+            fields += b',"logprobs":[]'
+        out.append(self._seq.frame_raw(_DELTA_KIND[kind], fields))
         return out
 
     @staticmethod
@@ -302,6 +330,9 @@ class ChunkEvents:
 
 _PREFIX = {"message": "msg", "reasoning": "rs"}
 _DELTA = {"message": "response.output_text.delta", "reasoning": "response.reasoning_text.delta"}
+_DELTA_KIND = {kind: name.encode() for kind, name in _DELTA.items()}
+_CREATED = b'{"type":"response.created","response":'
+_IN_PROGRESS = b'{"type":"response.in_progress","response":'
 _DONE = {"message": "response.output_text.done", "reasoning": "response.reasoning_text.done"}
 
 
