@@ -59,6 +59,7 @@ def _compose_settings(backends: dict[str, str]) -> dict[str, Any]:
     assert settings.pop("admin_key").startswith("${PARLEY_ADMIN_KEY:?")
     assert settings.pop("metrics_address") == "0.0.0.0:9464"
     assert settings.pop("trusted_proxies") == "172.30.42.10"
+    assert settings.pop("secrets_key") == "${PARLEY_SECRETS_KEY:-}"  # optional, from .env
     return {
         **settings,
         **backends,

@@ -486,7 +486,9 @@ def test_auto_model_routes_by_tier_and_records_the_decision(
     tiers: list[str] = []
     while time.monotonic() < deadline and len(tiers) < 4:
         with contextlib.closing(sqlite3.connect(tmp_path / "parley.db")) as conn:
-            tiers = [r[0] for r in conn.execute("SELECT route_tier FROM usage ORDER BY id")]
+            tiers = [
+                r[0] for r in conn.execute("SELECT route_tier FROM usage ORDER BY time_ms, id")
+            ]
         time.sleep(0.05)
     assert tiers[:2] == ["fast", "premium"]
     assert tiers[2].startswith("variant:")

@@ -36,6 +36,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url.replace("postgresql://", "postgresql+asyncpg://")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no schema yet, for tests of a migration itself."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/empty.db"
+        return
+    for url in postgres_database():
+        yield url.replace("postgresql://", "postgresql+asyncpg://")
+
+
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
     """Migrated, with users ``ADA`` and ``BOB``."""

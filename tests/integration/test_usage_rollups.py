@@ -154,9 +154,9 @@ async def test_two_writers_with_overlapping_batches_leave_one_consistent_rollup(
 
 
 async def test_the_migration_backfills_rollups_from_rows_already_stored(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
-    db = Database(database_url)
+    db = Database(empty_database_url)
     try:
         await migrate.upgrade(db, "0013")
         rows = _rows(300, seed=5)
