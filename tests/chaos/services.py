@@ -117,6 +117,7 @@ class DelayProxy:
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()  # its self-pipe is a socket pair: left open, a ResourceWarning
 
     async def _listen(self) -> asyncio.Server:
         return await asyncio.start_server(self._relay, "127.0.0.1", self.port)
