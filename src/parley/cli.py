@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from parley import __version__
-from parley.cli_models import models_app, secrets_app
+from parley.cli_models import ConfigOption, models_app, secrets_app
 from parley.config import Settings, load_models
 from parley.errors import ConfigError
 
@@ -21,18 +21,6 @@ app = typer.Typer(
 )
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="Model groups YAML (Parley or LiteLLM format).",
-        envvar="PARLEY_CONFIG",
-        exists=False,
-        dir_okay=False,
-    ),
-]
 
 
 @app.command()
