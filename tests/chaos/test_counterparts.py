@@ -6,7 +6,6 @@ prints what was sent, answered, refused and lost."""
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import time
@@ -26,6 +25,7 @@ from tests.backends import postgres_database, redis_url
 from tests.chaos.load import Load
 from tests.chaos.services import DelayProxy, own_redis
 from tests.e2e.test_access import ADMIN
+from tests.e2e.test_multi_instance import _usage_ids
 from tests.polling import eventually
 
 OUTAGE_S = 1.5
@@ -51,16 +51,8 @@ def _key(url: str) -> str:
 
 
 def _stored_ids(database_url: str) -> set[str]:
-    async def fetch() -> set[str]:
-        conn = await asyncpg.connect(database_url)
-        try:
-            rows = await conn.fetch("SELECT request_id FROM usage")
-        finally:
-            await conn.close()
-        return {r["request_id"].split(".")[0] for r in rows}
-
     try:
-        return asyncio.run(fetch())
+        return {r.split(".")[0] for r in _usage_ids(database_url)}
     except (OSError, asyncpg.PostgresError):
         return set()  # the database is still coming back
 

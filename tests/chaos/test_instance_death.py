@@ -10,8 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +20,11 @@ import pytest
 from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
-from parley.testing.servers import LoopThread, free_port, models_from, serve_in_thread
+from parley.testing.servers import LoopThread, models_from, serve_in_thread
 from tests.backends import NATS_URL, nats_namespace, postgres_database, redis_url
 from tests.e2e.test_access import ADMIN
 from tests.e2e.test_auth import PASSWORD
+from tests.e2e.test_multi_instance import serve_process
 
 SLOW = "m+tokens-60+chunk-delay-0.1"  # six seconds of answer
 
@@ -52,23 +51,7 @@ def _serve_process(shared: dict[str, str], config: Path) -> tuple[subprocess.Pop
         "PARLEY_ALLOW_REGISTRATION": "true",
         "PARLEY_AUTO_MIGRATE": "false",
     }
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "parley", "serve", "--port", str(port), "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("parley did not become ready")
+    return serve_process(config, env, ready_s=60)
 
 
 def _events(lines: list[str]) -> list[dict[str, Any]]:

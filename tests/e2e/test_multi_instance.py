@@ -87,6 +87,29 @@ def test_key_revoked_on_one_instance_is_refused_by_the_other(pair: tuple[Client,
     assert b.chat(key["key"]).status_code == 401
 
 
+def serve_process(
+    config: Path, env: dict[str, str], ready_s: float = 30
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``parley serve`` as a process of its own (to be killed), once it answers ready."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parley", "serve", "--port", str(port), "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("parley did not become ready")
+
+
 def _usage_ids(database_url: str) -> set[str]:
     async def fetch() -> set[str]:
         conn = await asyncpg.connect(database_url)
@@ -117,23 +140,7 @@ def test_sigkilled_instance_loses_no_usage_record(
     }
 
     def serve() -> tuple[subprocess.Popen[bytes], str]:
-        port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "parley", "serve", "--port", str(port), "--config", str(config)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                    return proc, url
-            except httpx.TransportError:
-                time.sleep(0.1)
-        proc.kill()
-        raise AssertionError("parley did not become ready")
+        return serve_process(config, env)
 
     first, url = serve()
     sent: set[str] = set()
