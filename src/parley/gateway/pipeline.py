@@ -712,11 +712,9 @@ class _Tally:
 def _cost_extension(call: Call) -> dict[str, Any] | msgspec.UnsetType:
     """What ``x-parley-cost-usd`` and ``x-parley-cached-tokens`` say for a non-streamed
     answer, for the stream's last chunk (set by ``Policies.finish`` once usage is known)."""
-    cost = call.route_headers.get("x-parley-cost-usd")
-    if cost is None:
+    if call.cost_nusd is None:
         return msgspec.UNSET
-    cached = int(call.route_headers.get("x-parley-cached-tokens", "0"))
-    return {"cost_usd": float(cost), "cached_tokens": cached}
+    return {"cost_usd": call.cost_nusd / 1e9, "cached_tokens": call.cached_tokens}
 
 
 def _response_attributes(usage: Usage | None, model: str, response_id: str) -> dict[str, Any]:

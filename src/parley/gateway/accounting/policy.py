@@ -100,6 +100,9 @@ class Call:
     max_tokens: int | None = None
     deployment_tickets: dict[str, Ticket] = field(default_factory=dict)
     """Reservations on the budgets of the deployments tried, by label."""
+    cost_nusd: int | None = None
+    """What the answer cost, once ``finish`` priced its usage (None: not priced)."""
+    cached_tokens: int = 0
 
     @property
     def headers(self) -> dict[str, str]:
@@ -315,6 +318,7 @@ class Policies:
                 self._metrics.cost.labels(call.group).inc(charged / 1e9)
             # Known once the answer is complete: a non-streamed answer's headers carry
             # them (a stream's headers left before its usage arrived).
+            call.cost_nusd, call.cached_tokens = charged, cached_read
             call.route_headers["x-parley-cost-usd"] = f"{charged / 1e9:.9f}"
             call.route_headers["x-parley-cached-tokens"] = str(cached_read)
         latency_ms = int((time.perf_counter() - call.started) * 1000)
