@@ -181,6 +181,7 @@ def create_app(
             complete=app.state.gateway.chat,
             title_model=settings.chat_title_model,
             idle_s=settings.generation_idle_seconds,
+            window_s=settings.chat_stream_window_ms / 1000,
         )
         await app.state.generations.start_listening()
         chat_search = _chat_semantic_search(

@@ -76,7 +76,11 @@ class Generation:
     model: str
     subject: str
     bus: Bus
+    window_s: float = 0.0
+    """A follower writes at most once per this long (``follow``)."""
     frames: list[bytes] = field(default_factory=list)
+    deltas: list[str | None] = field(default_factory=list)
+    """Per frame: a delta's text, or None for any other event (what ``follow`` merges)."""
     done: bool = False
     task: asyncio.Task[None] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -84,22 +88,54 @@ class Generation:
     async def push(self, event: dict[str, Any]) -> None:
         data = msgspec.json.encode(event)
         self.frames.append(sse_data(data))
+        self.deltas.append(event["content"] if event["type"] == "delta" else None)
         self._changed.set()
         await self.bus.emit(self.subject, data)
 
     async def follow(self) -> AsyncIterator[bytes]:
-        """Every frame from the start, then new ones as they come, until the end."""
-        sent = 0
+        """Every event from the start, then new ones as they come, until the end.
+
+        What is waiting goes out as one write, each run of deltas merged into one delta;
+        and a follower writes at most once per ``window_s``. A fast model (or a replay)
+        makes hundreds of small deltas a second: a browser given one event a frame instead
+        of each of them spends its time drawing, not reading. The first event after a
+        quiet spell and the last one go out at once, so neither the first token nor the
+        end waits for a window."""
+        loop = asyncio.get_running_loop()
+        sent, written = 0, -self.window_s
         while True:
-            while sent < len(self.frames):
-                yield self.frames[sent]
-                sent += 1
+            if sent < len(self.frames):
+                wait = written + self.window_s - loop.time()
+                if wait > 0 and not self.done:
+                    await asyncio.sleep(wait)
+                ready = len(self.frames)
+                yield self._merged(sent, ready)
+                sent, written = ready, loop.time()
+                continue
             if self.done:
                 return
             self._changed.clear()
             if sent < len(self.frames) or self.done:
                 continue
             await self._changed.wait()
+
+    def _merged(self, start: int, end: int) -> bytes:
+        """Frames ``start:end`` as one write, each run of deltas as one delta event."""
+        if end - start == 1:
+            return self.frames[start]
+        out: list[bytes] = []
+        run: list[str] = []
+        for frame, delta in zip(self.frames[start:end], self.deltas[start:end], strict=True):
+            if delta is not None:
+                run.append(delta)
+                continue
+            if run:
+                out.append(sse_frame({"type": "delta", "content": "".join(run)}))
+                run = []
+            out.append(frame)
+        if run:
+            out.append(sse_frame({"type": "delta", "content": "".join(run)}))
+        return b"".join(out)
 
 
 class _Frame(msgspec.Struct):
@@ -194,6 +230,7 @@ class Generations:
         complete: Complete | None = None,
         title_model: str | None = None,
         idle_s: float = 120,
+        window_s: float = 0.0,
     ) -> None:
         self._conversations = conversations
         self._stream_chat = stream_chat
@@ -202,6 +239,7 @@ class Generations:
         self._complete = complete
         self._title_model = title_model
         self._idle_s = idle_s
+        self._window_s = window_s
         self._running: dict[str, Generation] = {}
         self._stop_subscription: Subscription | None = None
         self._stopping: set[asyncio.Task[None]] = set()
@@ -327,6 +365,7 @@ class Generations:
             model,
             self._subjects.generation(owner_id, conversation_id, message_id),
             self._bus,
+            self._window_s,
         )
         await generation.push(
             {

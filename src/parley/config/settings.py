@@ -225,6 +225,10 @@ class Settings(BaseSettings):
     generation_idle_seconds: float = Field(default=120, gt=0)
     """A client following an answer generated on another instance gives up (with an
     error event) when nothing arrives for this long: that instance has died."""
+    chat_stream_window_ms: float = Field(default=25, ge=0, le=1000)
+    """The web app's answer streams write at most once per this long, the deltas that
+    came meanwhile merged into one: a browser draws a frame per event, not one per token.
+    0 writes every delta as it comes."""
     ws_queue_messages: int = Field(default=1000, ge=10)
     """Messages a WebSocket may fall behind by before it is closed (code 1013) so the
     client reconnects and reloads, instead of the server buffering without bound."""
