@@ -66,7 +66,8 @@ async def test_a_fast_answer_reaches_a_follower_in_few_writes_and_nothing_is_los
 
     events = [e for w in writes for e in _events(w)]
     assert "".join(str(e["content"]) for e in events if e["type"] == "delta") == "".join(pieces)
-    assert events[0]["type"] == "start" and events[-1]["type"] == "done"
+    assert events[0]["type"] == "start"
+    assert events[-1]["type"] == "done"
     # At most one write per 50 ms window (plus the first and the last), however long the
     # 200 deltas took to come: a handful, not 200.
     assert len(writes) <= took / 0.05 + 2
