@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, sync_playwright
 
+from parley.config.vault import new_key
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import free_port
 
@@ -59,12 +60,19 @@ def _serve(home: Path, fake_url: str) -> tuple[subprocess.Popen[bytes], str]:
         "  - name: chat-fast\n    deployments:\n      - provider: openai\n"
         f"        model: gpt-4o-mini\n        api_base: {fake_url}/v1\n"
         "        api_key: os.environ/FAKE_KEY\n"
+        "        price: {input_per_mtok: 0.15, output_per_mtok: 0.6}\n"
+        "    limits: {rpm: 600}\n    cache: {enabled: true, ttl: 600}\n"
         "  - name: claude-sonnet\n    deployments:\n      - provider: anthropic\n"
         f"        model: claude-sonnet-4-5\n        api_base: {fake_url}\n"
         "        api_key: os.environ/FAKE_KEY\n"
     )
     port = free_port()
-    env = {**os.environ, "FAKE_KEY": "fake", "PARLEY_DATABASE_URL": f"sqlite:///{home}/p.db"}
+    env = {
+        **os.environ,
+        "FAKE_KEY": "fake",
+        "PARLEY_DATABASE_URL": f"sqlite:///{home}/p.db",
+        "PARLEY_SECRETS_KEY": new_key(),  # the console's Models page stores a typed secret
+    }
     log = (home / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "parley", "serve", "--port", str(port), "--config", str(config)],
@@ -155,6 +163,57 @@ def _console(page: Page, url: str, out: Path) -> None:
         page.screenshot(path=out / f"console-{section}.png")
 
 
+def _models(page: Page, url: str, fake_url: str, out: Path) -> None:
+    """The Models page: a group added through its form (a refused try first), edited once,
+    with a little traffic; its revisions."""
+    page.set_viewport_size({"width": 1280, "height": 1500})  # the whole form, the whole page
+    page.goto("/manage/models")
+    page.get_by_role("button", name="Add model").click()
+    dialog = page.get_by_role("dialog", name="Add model")
+    dialog.get_by_label("Group name").fill("chat-mini")
+    dialog.get_by_label("Strategy").select_option("latency")
+    dialog.get_by_label("Requests per minute").fill("300")
+    dialog.get_by_role("checkbox", name="chat-fast").check()
+    dialog.get_by_label("Model", exact=True).fill("gpt-4o-mini")
+    dialog.get_by_label("API base").fill("127.0.0.1/v1")
+    dialog.get_by_label("API key from").select_option("secret")
+    dialog.get_by_label("API key", exact=True).fill("sk-screenshot-secret-4f2a")
+    dialog.get_by_role("button", name="Save").click()
+    dialog.get_by_role("alert").wait_for()
+    page.screenshot(path=out / "console-add-model-error.png")
+    dialog.get_by_label("API base").fill(f"{fake_url}/v1")
+    dialog.get_by_label("Input price (USD / 1M tokens)").fill("0.15")
+    dialog.get_by_label("Output price (USD / 1M tokens)").fill("0.6")
+    dialog.get_by_role("button", name="Test connection").click()
+    dialog.get_by_text("Connected").wait_for()
+    page.screenshot(path=out / "console-add-model.png")
+    dialog.get_by_role("button", name="Save").click()
+    group = page.get_by_role("region", name="chat-mini")
+    group.get_by_role("button", name="Edit").click()
+    page.get_by_role("dialog").get_by_label("Retries").fill("1")
+    page.get_by_role("dialog").get_by_role("button", name="Save").click()
+    group.get_by_text("stored · revision 2").wait_for()
+    login = {"email": "ada@example.com", "password": "correct horse battery staple 9"}
+    token = httpx.post(f"{url}/auth/login", json=login).json()["access_token"]
+    made = httpx.post(
+        f"{url}/admin/keys", headers={"authorization": f"Bearer {token}"}, json={"name": "demo"}
+    )
+    for n in range(4):  # latency for the health columns
+        httpx.post(
+            f"{url}/v1/chat/completions",
+            headers={"authorization": f"Bearer {made.json()['key']}"},
+            json={"model": "chat-mini", "messages": [{"role": "user", "content": f"hi {n}"}]},
+        )
+    page.reload()
+    page.get_by_role("region", name="chat-mini").get_by_text("Closed").wait_for()
+    page.screenshot(path=out / "console-models.png")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.get_by_role("region", name="chat-mini").get_by_role("button", name="Revisions").click()
+    page.get_by_role("dialog").get_by_role("row").nth(2).wait_for()
+    page.screenshot(path=out / "console-model-revisions.png")
+    page.keyboard.press("Escape")
+
+
 def _console_phone(small: Page, out: Path) -> None:
     """The console at 375 px in dark mode, then the deployments page dark on a desktop
     (the same context: a second one from the same cookie would trip refresh-token reuse
@@ -167,6 +226,9 @@ def _console_phone(small: Page, out: Path) -> None:
     small.screenshot(path=out / "console-teams-phone-dark.png")
     small.get_by_role("button", name="Menu").click()
     small.screenshot(path=out / "console-nav-phone-dark.png")
+    small.goto("/manage/models")
+    small.get_by_role("region", name="chat-mini").wait_for()
+    small.screenshot(path=out / "console-models-phone-dark.png")
     small.set_viewport_size({"width": 1280, "height": 800})
     small.goto("/manage/deployments")
     small.get_by_role("table", name="Deployments").wait_for()
@@ -225,6 +287,7 @@ def main() -> None:
                 page.keyboard.press("Escape")
                 chat = page.url
                 _console(page, url, out)
+                _models(page, url, fake.url, out)
 
                 phone = browser.new_context(
                     viewport={"width": 375, "height": 760},

@@ -23,7 +23,7 @@ from tests.polling import eventually
 NewPage = Callable[..., Any]
 ADMIN_KEY = "pk-admin-browser-console-0123456789"
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
-SECTIONS = ("keys", "teams", "users", "cache", "deployments")
+SECTIONS = ("keys", "teams", "users", "cache", "models", "deployments")
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +252,7 @@ HEADINGS = {
         "teams": "Teams",
         "users": "Not allowed",
         "cache": "Cache",
+        "models": "Not allowed",
         "deployments": "Not allowed",
     },
     "member": dict.fromkeys(SECTIONS, "Not allowed"),
@@ -341,6 +342,7 @@ LOADED = {
     "teams": ("heading", {"name": "Members"}),
     "users": ("table", {"name": "Users"}),
     "cache": ("button", {"name": "Invalidate"}),
+    "models": ("button", {"name": "Add model"}),
     "deployments": ("table", {"name": "Deployments"}),
 }
 

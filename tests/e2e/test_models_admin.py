@@ -60,6 +60,10 @@ def test_crud_with_revisions_and_rollback(start: Callable[..., Client], fake: Fa
     assert body["source"] == "database"
     assert body["revision"] == 1
     assert body["read_only"] is False
+    # its settings as they apply, defaults filled in, in the file groups' shape
+    assert (body["strategy"], body["fallbacks"], body["settings"]["retries"]) == ("ordered", [], 2)
+    assert body["settings"]["cache"]["enabled"] is False
+    assert body["deployments"][0]["weight"] == 1.0
     answer = client.http.post(
         "/v1/chat/completions",
         json={"model": "runtime", "messages": [{"role": "user", "content": "hi"}]},
@@ -82,6 +86,8 @@ def test_crud_with_revisions_and_rollback(start: Callable[..., Client], fake: Fa
     assert replaced.status_code == 200, replaced.text
     assert replaced.json()["revision"] == 2
     assert replaced.json()["document"]["strategy"] == "weighted"
+    assert replaced.json()["strategy"] == "weighted"
+    assert replaced.json()["settings"]["retries"] == 0
 
     no_deployment = client.admin("POST", "/admin/models/runtime/deployments/0/disable")
     assert no_deployment.json()["deployments"][0]["enabled"] is False

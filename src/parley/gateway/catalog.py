@@ -17,7 +17,7 @@ from typing import Any
 
 from parley.bus import Bus, Subjects
 from parley.config.loader import Deployment, ModelGroup
-from parley.config.models import ModelGroupConfig
+from parley.config.models import DeploymentConfig, ModelGroupConfig
 from parley.config.stored import (
     FALLBACK_FIELDS,
     labels,
@@ -67,6 +67,44 @@ def _stored_references(document: Mapping[str, Any]) -> list[str]:
     return names
 
 
+def _config_of(document: Mapping[str, Any]) -> ModelGroupConfig | None:
+    """A stored document read by the file's schema (for its settings with their
+    defaults); None if it no longer validates (it is then named in ``problems``)."""
+    try:
+        return validate_group(dict(document))
+    except InvalidRequest:
+        return None
+
+
+def _group_settings(group: ModelGroup | ModelGroupConfig) -> dict[str, Any]:
+    """How a group routes, limits and caches, as it applies (never a credential)."""
+    return {
+        "strategy": group.strategy,
+        "fallbacks": list(group.fallbacks),
+        "settings": {
+            "context_window_fallbacks": list(group.context_window_fallbacks),
+            "content_policy_fallbacks": list(group.content_policy_fallbacks),
+            "retries": group.retries,
+            "max_concurrency": group.max_concurrency,
+            "limits": group.limits.model_dump(mode="json"),
+            "cache": group.cache.model_dump(mode="json"),
+            "budget": None if group.budget is None else group.budget.model_dump(mode="json"),
+            "max_cost_usd": group.max_cost_usd,
+        },
+    }
+
+
+def _deployment_details(d: Deployment | DeploymentConfig) -> dict[str, Any]:
+    return {
+        "weight": d.weight,
+        "order": d.order,
+        "max_concurrency": d.max_concurrency,
+        "rpm": d.rpm,
+        "tpm": d.tpm,
+        "price": None if d.price is None else d.price.model_dump(mode="json"),
+    }
+
+
 @dataclass(slots=True)
 class ModelCatalog:
     db: Database
@@ -113,8 +151,11 @@ class ModelCatalog:
         return found
 
     def shown(self, stored: StoredGroup) -> dict[str, Any]:
-        """A stored group as the API shows it (secrets as hints only)."""
+        """A stored group as the API shows it (secrets as hints only), with its settings
+        as they apply (defaults filled in) in the same shape as a file group's."""
         document = view(stored.document, self.box)
+        config = _config_of(stored.document)
+        details = [_deployment_details(d) for d in config.deployments] if config else []
         return {
             "name": stored.name,
             "source": "database",
@@ -123,6 +164,7 @@ class ModelCatalog:
             "revision": stored.revision,
             "updated_ms": stored.updated_ms,
             "updated_by": stored.updated_by,
+            **(_group_settings(config) if config else {}),
             "document": document,
             "deployments": [
                 {
@@ -132,6 +174,7 @@ class ModelCatalog:
                     "model": d.get("model"),
                     "api_base": d.get("api_base"),
                     "enabled": d.get("enabled", True),
+                    **(details[i] if i < len(details) else {}),
                 }
                 for i, (d, label) in enumerate(
                     zip(document.get("deployments", []), _stored_labels(document), strict=True)
@@ -148,18 +191,7 @@ class ModelCatalog:
             "label": FILE_LABEL,
             "read_only": True,
             "enabled": True,
-            "strategy": group.strategy,
-            "fallbacks": list(group.fallbacks),
-            "settings": {
-                "context_window_fallbacks": list(group.context_window_fallbacks),
-                "content_policy_fallbacks": list(group.content_policy_fallbacks),
-                "retries": group.retries,
-                "max_concurrency": group.max_concurrency,
-                "limits": group.limits.model_dump(mode="json"),
-                "cache": group.cache.model_dump(mode="json"),
-                "budget": None if group.budget is None else group.budget.model_dump(mode="json"),
-                "max_cost_usd": group.max_cost_usd,
-            },
+            **_group_settings(group),
             "deployments": [
                 {
                     "index": i,
@@ -168,12 +200,7 @@ class ModelCatalog:
                     "model": d.model,
                     "api_base": d.api_base,
                     "enabled": True,
-                    "weight": d.weight,
-                    "order": d.order,
-                    "max_concurrency": d.max_concurrency,
-                    "rpm": d.rpm,
-                    "tpm": d.tpm,
-                    "price": None if d.price is None else d.price.model_dump(mode="json"),
+                    **_deployment_details(d),
                 }
                 for i, d in enumerate(group.deployments)
             ],

@@ -9,6 +9,7 @@ import * as admin from "./api.js";
 import { CachePage } from "./CachePage.js";
 import { DeploymentsPage } from "./DeploymentsPage.js";
 import { KeysPage } from "./KeysPage.js";
+import { ModelsPage } from "./ModelsPage.js";
 import { TeamsPage } from "./TeamsPage.js";
 import { UsersPage } from "./UsersPage.js";
 
@@ -24,6 +25,7 @@ const PAGES = [
   { id: "teams", label: "Teams", global: false },
   { id: "users", label: "Users", global: true },
   { id: "cache", label: "Cache", global: false },
+  { id: "models", label: "Models", global: true },
   { id: "deployments", label: "Deployments", global: true },
 ];
 
@@ -33,6 +35,7 @@ function Page({ page, teams, global, onTeamsChanged }) {
     case "teams": return html`<${TeamsPage} teams=${teams} global=${global} onTeamsChanged=${onTeamsChanged} />`;
     case "users": return html`<${UsersPage} />`;
     case "cache": return html`<${CachePage} teams=${teams} global=${global} />`;
+    case "models": return html`<${ModelsPage} />`;
     default: return html`<${DeploymentsPage} />`;
   }
 }

@@ -4,31 +4,33 @@
 import { html, useEffect, useState } from "../../vendor/preact.js";
 import { ErrorText } from "../components/ErrorText.js";
 import * as admin from "./api.js";
-import { count, when } from "./format.js";
+import { breaker, count, ms, percent, when } from "./format.js";
 import { Cell } from "./widgets.js";
 
-const EVERY_MS = 5000;
-const BREAKER = { closed: "Closed", open: "Open", half_open: "Half-open" };
-
-function ms(value) {
-  return value === null || value === undefined ? "—" : `${Math.round(value)} ms`;
-}
-
+export const EVERY_MS = 5000;
 function checked(last) {
   if (!last) return "—";
   return `${last.ok ? "ok" : "failed"}, ${when(last.at_ms)}`;
 }
 
-export function DeploymentsPage() {
+/** /admin/deployments, read now and every EVERY_MS while the page is visible: the
+ * Models page shows the same health beside each deployment. */
+export function useDeploymentHealth() {
   const [found, setFound] = useState(null);
   const [error, setError] = useState(null);
+  const [asked, ask] = useState(0); // bumped to read again now (a group was just added)
   useEffect(() => {
     let stopped = false;
     const load = () => admin.deployments().then((body) => { if (!stopped) { setFound(body); setError(null); } }, setError);
     load();
     const timer = setInterval(() => { if (document.visibilityState === "visible") load(); }, EVERY_MS);
     return () => { stopped = true; clearInterval(timer); };
-  }, []);
+  }, [asked]);
+  return [found, error, () => ask((n) => n + 1)];
+}
+
+export function DeploymentsPage() {
+  const [found, error] = useDeploymentHealth();
   // Open breakers first: they are what an operator opened the page for.
   const rows = [...(found?.data ?? [])].sort((a, b) => (a.breaker === "closed") - (b.breaker === "closed"));
   return html`<h1>Deployments</h1>
@@ -42,10 +44,10 @@ export function DeploymentsPage() {
       <tbody role="rowgroup">${rows.map((d) => html`<tr role="row" key=${d.deployment} class=${d.breaker !== "closed" ? "alarm" : undefined}>
         <${Cell} label="Deployment"><strong>${d.deployment}</strong><br /><span class="hint">${d.provider} · ${d.model}</span></${Cell}>
         <${Cell} label="Group">${d.group}</${Cell}>
-        <${Cell} label="Breaker"><span class=${`breaker ${d.breaker}`}>${BREAKER[d.breaker] ?? d.breaker}</span></${Cell}>
+        <${Cell} label="Breaker"><span class=${`breaker ${d.breaker}`}>${breaker(d.breaker)}</span></${Cell}>
         <${Cell} label="EWMA latency">${ms(d.ewma_latency_ms)}</${Cell}>
         <${Cell} label="EWMA first token">${ms(d.ewma_ttft_ms)}</${Cell}>
-        <${Cell} label="Error rate (1 min)">${`${(d.error_rate_last_minute * 100).toFixed(1)} %`}</${Cell}>
+        <${Cell} label="Error rate (1 min)">${percent(d.error_rate_last_minute)}</${Cell}>
         <${Cell} label="Requests (1 min)">${count(d.requests_last_minute)}</${Cell}>
         <${Cell} label="In flight">${count(d.in_flight)}</${Cell}>
         <${Cell} label="Calls / failures">${count(d.calls)} / ${count(d.failures)}</${Cell}>

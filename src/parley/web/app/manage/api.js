@@ -37,3 +37,21 @@ export const resetMfa = (id) => json("POST", `/admin/users/${part(id)}/mfa-reset
 // cache and deployments
 export const invalidateCache = (params) => json("DELETE", `/admin/cache${query(params)}`);
 export const deployments = () => json("GET", "/admin/deployments");
+
+// model groups (global admins). A group's name may hold "/": each segment is encoded.
+const group = (name) => name.split("/").map(part).join("/");
+export const listModels = () => json("GET", "/admin/models");
+export const createModel = (body) => json("POST", "/admin/models", { body });
+export const replaceModel = (name, body) => json("PUT", `/admin/models/${group(name)}`, { body });
+export const deleteModel = (name) => json("DELETE", `/admin/models/${group(name)}`);
+export const modelRevisions = (name) => json("GET", `/admin/models/${group(name)}/revisions`);
+export const rollbackModel = (name, revision) =>
+  json("POST", `/admin/models/${group(name)}/rollback`, { body: { revision } });
+export const setModelEnabled = (name, enabled) =>
+  json("POST", `/admin/models/${group(name)}/${enabled ? "enable" : "disable"}`);
+export const setDeploymentEnabled = (name, index, enabled) =>
+  json("POST", `/admin/models/${group(name)}/deployments/${index}/${enabled ? "enable" : "disable"}`);
+export const testDeployment = (name, index) =>
+  json("POST", `/admin/models/${group(name)}/deployments/${index}/test`);
+/** The connection test of a group not saved yet (the dialog's, before "Save"). */
+export const testUnsaved = (body, index) => json("POST", `/admin/models/test${query({ deployment: index })}`, { body });

@@ -57,13 +57,16 @@ export function Cell({ label, children }) {
   return html`<td role="cell" data-label=${label}><div>${children}</div></td>`;
 }
 
-/** A form field of the console: label, input, optional hint. */
-export function Input({ label, name, hint, ...input }) {
+/** A form field of the console: label, input, optional hint, and the API's problem with
+ * it (``error``), shown below it and read with it. */
+export function Input({ label, name, hint, error, ...input }) {
   const id = `console-${name}`;
+  const described = [hint && `${id}-hint`, error && `${id}-error`].filter(Boolean).join(" ");
   return html`<div class="field">
     <label for=${id}>${label}</label>
-    <input id=${id} name=${name} aria-describedby=${hint ? `${id}-hint` : undefined} ...${input} />
+    <input id=${id} name=${name} aria-describedby=${described || undefined} aria-invalid=${error ? "true" : undefined} ...${input} />
     ${hint && html`<p class="hint" id=${`${id}-hint`}>${hint}</p>`}
+    ${error && html`<p class="error field-error" id=${`${id}-error`}>${error}</p>`}
   </div>`;
 }
 
