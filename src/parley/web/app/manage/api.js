@@ -1,5 +1,5 @@
 // The console's calls to /admin (one function per operation; components never fetch).
-import { json } from "../api/http.js";
+import { call, json } from "../api/http.js";
 
 const part = encodeURIComponent;
 
@@ -37,3 +37,10 @@ export const resetMfa = (id) => json("POST", `/admin/users/${part(id)}/mfa-reset
 // cache and deployments
 export const invalidateCache = (params) => json("DELETE", `/admin/cache${query(params)}`);
 export const deployments = () => json("GET", "/admin/deployments");
+
+// usage, overview, cache hit rates and the audit log (read from the usage rollups)
+export const overview = (params) => json("GET", `/admin/overview${query(params)}`);
+export const usage = (params) => json("GET", `/admin/usage${query(params)}`);
+export const usageCsv = (params) => call("GET", `/admin/usage.csv${query(params)}`).then((r) => r.blob());
+export const cacheHitRates = (params) => json("GET", `/admin/cache/hit-rates${query(params)}`);
+export const auditLog = (params) => json("GET", `/admin/audit${query(params)}`);
