@@ -148,13 +148,28 @@ def _console(page: Page, url: str, out: Path) -> None:
             headers={"authorization": f"Bearer {secret}"},
             json={"model": "chat-fast", "messages": [{"role": "user", "content": f"hi {n}"}]},
         )
+    for n in (0, 0, 1):  # asked again: answered from the cache, for its hit rate
+        httpx.post(
+            f"{url}/v1/chat/completions",
+            headers={"authorization": f"Bearer {secret}"},
+            json={"model": "chat-fast", "messages": [{"role": "user", "content": f"hi {n}"}]},
+        )
+    for n in range(3):  # and a second group, for the overview's per-group figures
+        httpx.post(
+            f"{url}/v1/chat/completions",
+            headers=bearer,
+            json={"model": "claude-sonnet", "messages": [{"role": "user", "content": f"yo {n}"}]},
+        )
     page.reload()
     page.get_by_role("table", name=re.compile("^API keys")).wait_for()
     page.screenshot(path=out / "console-keys.png")
     shown = {
+        "overview": ("table", "Model groups"),
+        "usage": ("table", "Usage by day"),
+        "audit": ("table", "Audit log"),
         "teams": ("heading", "Members"),
         "users": ("table", "Users"),
-        "cache": ("button", "Invalidate"),
+        "cache": ("table", "Cache hit rates"),
         "deployments": ("table", "Deployments"),
     }
     for section, (role, name) in shown.items():
@@ -229,10 +244,18 @@ def _console_phone(small: Page, out: Path) -> None:
     small.goto("/manage/models")
     small.get_by_role("region", name="chat-mini").wait_for()
     small.screenshot(path=out / "console-models-phone-dark.png")
+    small.set_viewport_size({"width": 375, "height": 1500})  # the main pane scrolls itself
+    for section, table in (("overview", "Model groups"), ("usage", "Usage by day")):
+        small.goto(f"/manage/{section}")
+        small.get_by_role("table", name=table).wait_for()
+        small.screenshot(path=out / f"console-{section}-phone-dark.png")
     small.set_viewport_size({"width": 1280, "height": 800})
     small.goto("/manage/deployments")
     small.get_by_role("table", name="Deployments").wait_for()
     small.screenshot(path=out / "console-deployments-dark.png")
+    small.goto("/manage/overview")
+    small.get_by_role("table", name="Model groups").wait_for()
+    small.screenshot(path=out / "console-overview-dark.png")
 
 
 def main() -> None:

@@ -201,10 +201,14 @@ def create_app(
                     services.stored_responses.sweep_forever(), name="parley-responses-purge"
                 ),
                 asyncio.get_running_loop().create_task(
-                    retention_forever(services.db, settings.usage_retention_days),
+                    retention_forever(
+                        services.db,
+                        settings.usage_retention_days,
+                        settings.usage_hourly_retention_days,
+                    ),
                     name="parley-usage-retention",
                 )
-                if settings.usage_retention_days > 0
+                if settings.usage_retention_days > 0 or settings.usage_hourly_retention_days > 0
                 else None,
             )
             if task is not None

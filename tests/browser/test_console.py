@@ -23,7 +23,17 @@ from tests.polling import eventually
 NewPage = Callable[..., Any]
 ADMIN_KEY = "pk-admin-browser-console-0123456789"
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
-SECTIONS = ("keys", "teams", "users", "cache", "models", "deployments")
+SECTIONS = (
+    "overview",
+    "keys",
+    "teams",
+    "users",
+    "cache",
+    "models",
+    "deployments",
+    "usage",
+    "audit",
+)
 
 
 @pytest.fixture(scope="module")
@@ -248,12 +258,15 @@ def test_the_chat_page_does_not_load_the_console(new_page: NewPage, server: Serv
 HEADINGS = {
     "admin": {s: s.capitalize() for s in SECTIONS},
     "team admin": {
+        "overview": "Overview",
         "keys": "Keys",
         "teams": "Teams",
         "users": "Not allowed",
         "cache": "Cache",
         "models": "Not allowed",
         "deployments": "Not allowed",
+        "usage": "Usage",
+        "audit": "Audit",
     },
     "member": dict.fromkeys(SECTIONS, "Not allowed"),
 }
@@ -338,6 +351,9 @@ def test_an_admin_manages_a_team_and_a_user(new_page: NewPage, server: Server) -
 
 # What each page shows once its data is in.
 LOADED = {
+    "overview": ("heading", {"name": "By model group"}),
+    "usage": ("img", {"name": re.compile(r"^Requests by day")}),
+    "audit": ("table", {"name": "Audit log"}),
     "keys": ("table", {"name": re.compile(r"^API keys")}),
     "teams": ("heading", {"name": "Members"}),
     "users": ("table", {"name": "Users"}),

@@ -17,7 +17,13 @@ from tests.polling import eventually
 
 __all__ = ["backend", "start"]  # fixtures shared with the access suite
 
-READS = ("/admin/usage", "/admin/usage.csv", "/admin/overview", "/admin/audit")
+READS = (
+    "/admin/usage",
+    "/admin/usage.csv",
+    "/admin/overview",
+    "/admin/cache/hit-rates",
+    "/admin/audit",
+)
 
 
 def _totals(client: Client, **params: Any) -> dict[str, Any]:
@@ -93,6 +99,9 @@ def test_each_role_sees_exactly_its_share_of_usage(world: dict[str, Any]) -> Non
     assert sum(g["requests"] for g in overview["groups"]) == 3
     assert sum(p["requests"] for p in overview["series"]) == 3
     assert overview["breakers"] is None  # deployments are for global admins
+    assert overview["totals"]["requests"] == 3
+    rates = owner.call("GET", "/admin/cache/hit-rates", params={"window": "hour"}).json()
+    assert (rates["team_id"], rates["data"], rates["totals"]["lookups"]) == (a, [], 0)
 
     admin_b: Account = world["admin_b"]
     theirs = admin_b.call("GET", "/admin/usage", params={"team_id": b}).json()

@@ -149,6 +149,38 @@ def test_second_identical_request_is_a_hit_with_the_same_answer(
     assert upstream_calls(fake) == 1
 
 
+def test_hit_rates_are_the_fleets_from_the_usage_rollups(start: Start, fake: FakeUpstream) -> None:
+    """Two instances on one database: lookups on either count in the rates both report
+    (per group, exact and semantic apart), not one process's counters; a bypass is not
+    a lookup."""
+    a = start([group(fake)], usage_flush_seconds=0.05)
+    b = start([group(fake)], usage_flush_seconds=0.05)
+    outcomes = [a.chat().headers["x-parley-cache"]]
+    outcomes += [b.chat().headers["x-parley-cache"] for _ in range(2)]
+    outcomes.append(a.chat(cache={"no-cache": True}).headers["x-parley-cache"])
+    hits = outcomes.count("hit")
+    assert outcomes[0] == "miss"
+    assert outcomes[-1] == "bypass"
+    assert hits >= 1  # b hits a's answer through Redis, or its own second one
+
+    def rates(parley: Parley) -> dict[str, Any]:
+        answer = parley.admin("GET", "/admin/cache/hit-rates", params={"window": "hour"})
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    eventually(lambda: rates(a)["totals"]["lookups"] == 3)
+    for parley in (a, b):
+        (chat,) = rates(parley)["data"]
+        assert chat["model_group"] == "chat"
+        assert (chat["lookups"], chat["hits"], chat["semantic_hits"]) == (3, hits, 0)
+        assert chat["exact_hit_rate"] == pytest.approx(hits / 3)
+        assert chat["semantic_hit_rate"] == 0
+    bad = a.admin("GET", "/admin/cache/hit-rates", params={"window": "year"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "window"
+
+
 def test_the_key_ignores_user_and_stream_but_not_what_changes_the_answer(
     start: Start, fake: FakeUpstream
 ) -> None:
@@ -376,6 +408,12 @@ def test_a_paraphrase_is_a_semantic_hit_within_its_context_only(
         == "miss"
     )
     assert upstream_calls(fake) == 4
+
+    def semantic() -> tuple[int, int, int]:
+        (chat,) = parley.admin("GET", "/admin/cache/hit-rates").json()["data"]
+        return chat["lookups"], chat["hits"], chat["semantic_hits"]
+
+    eventually(lambda: semantic() == (5, 0, 1))  # the hit rates tell the two kinds apart
 
 
 @pytest.mark.parametrize("backend", ["redis", "pgvector"], indirect=True)

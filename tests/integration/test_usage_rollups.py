@@ -21,8 +21,8 @@ from parley.store import migrate, rollups
 from parley.store.db import Database
 from parley.store.histogram import BOUNDS_MS, bucket_of, quantile
 from parley.store.tables import api_keys, teams, usage, usage_daily
-from parley.store.usage import insert_usage, purge_raw, spend_since
-from parley.store.usage_reports import Query, overview, report
+from parley.store.usage import insert_usage, purge_hourly, purge_raw, spend_since
+from parley.store.usage_reports import Query, cache_rates, overview, report
 
 HOUR, DAY = 3_600_000, 86_400_000
 T0 = 1_764_000_000_000 // DAY * DAY  # a UTC midnight in late 2025
@@ -251,7 +251,7 @@ async def test_the_overview_gives_percentiles_from_the_histograms(db: Database) 
         )
         rows.append(msgspec.structs.astuple(record))
     await insert_usage(db, USAGE_COLUMNS, rows)
-    groups, series = await overview(db, T0, team_id=None)
+    groups, series, everything = await overview(db, T0, team_id=None)
     assert len(groups) == 1
     chat = groups[0]
     assert chat["model_group"] == "chat"
@@ -263,8 +263,74 @@ async def test_the_overview_gives_percentiles_from_the_histograms(db: Database) 
     assert 75 < chat["latency_ms"]["p99"] <= 100
     assert chat["ttft_ms"]["count"] == 50
     assert [p["bucket"] for p in series] == [now // HOUR * HOUR]
-    scoped, _ = await overview(db, T0, team_id=TEAMS[1])
+    assert everything["requests"] == 100
+    assert everything["latency_ms"] == chat["latency_ms"]  # one group: the same histogram
+    scoped, _, scoped_total = await overview(db, T0, team_id=TEAMS[1])
     assert scoped[0]["requests"] == 25
+    assert scoped_total["requests"] == 25
+
+
+async def test_the_overview_totals_sum_the_groups_histograms(db: Database) -> None:
+    """Over several groups, the totals' percentiles come from the summed histograms (the
+    mean of two groups' p50s would be wrong): 90 fast requests in one, 10 slow in another."""
+    now = T0 + 10 * HOUR + 1_234
+    rows = []
+    for i in range(100):
+        fast = i < 90
+        record = UsageRecord(
+            request_id=f"mix{i:03d}",
+            time_ms=now,
+            model_group="fast" if fast else "slow",
+            status=200,
+            latency_ms=8 if fast else 9_000,
+            cost_nusd=1,
+        )
+        rows.append(msgspec.structs.astuple(record))
+    await insert_usage(db, USAGE_COLUMNS, rows)
+    groups, _, everything = await overview(db, now // HOUR * HOUR, team_id=None)
+    assert [g["model_group"] for g in groups] == ["fast", "slow"]
+    assert everything["requests"] == 100
+    assert 5 <= everything["latency_ms"]["p50"] <= 10
+    assert 7_500 <= everything["latency_ms"]["p99"] <= 10_000
+
+
+async def test_cache_hit_rates_per_group_count_exact_and_semantic_hits(db: Database) -> None:
+    """Lookups are hits, semantic hits and misses (a bypass is not a lookup); a group
+    with no lookups is left out; a team sees only its own requests' outcomes."""
+    now = T0 + 10 * HOUR + 1_234
+    outcomes = {
+        "faq": ["hit"] * 6 + ["semantic-hit"] * 2 + ["miss"] * 2 + ["bypass"] * 5,
+        "code": ["miss"] * 3 + ["hit"],
+        "plain": [None] * 4,
+    }
+    rows = []
+    for group, cached in outcomes.items():
+        for i, outcome in enumerate(cached):
+            record = UsageRecord(
+                request_id=f"c-{group}-{i}",
+                time_ms=now,
+                model_group=group,
+                status=200,
+                team_id=TEAMS[0] if group == "faq" else TEAMS[1],
+                cache=outcome,
+            )
+            rows.append(msgspec.structs.astuple(record))
+    await insert_usage(db, USAGE_COLUMNS, rows)
+    since = now // HOUR * HOUR
+    groups, totals = await cache_rates(db, since, team_id=None)
+    assert [g["model_group"] for g in groups] == ["code", "faq"]
+    faq = groups[1]
+    assert (faq["lookups"], faq["hits"], faq["semantic_hits"], faq["misses"]) == (10, 6, 2, 2)
+    assert (faq["hit_rate"], faq["exact_hit_rate"], faq["semantic_hit_rate"]) == (0.8, 0.6, 0.2)
+    assert groups[0]["hit_rate"] == 0.25
+    assert (totals["lookups"], totals["hits"], totals["semantic_hits"]) == (14, 7, 2)
+    assert "model_group" not in totals
+    theirs, their_totals = await cache_rates(db, since, team_id=TEAMS[1])
+    assert [g["model_group"] for g in theirs] == ["code"]
+    assert their_totals["lookups"] == 4
+    none, empty = await cache_rates(db, since, team_id="no-such-team")
+    assert none == []
+    assert (empty["lookups"], empty["hit_rate"]) == (0, None)
 
 
 def test_quantiles_interpolate_inside_a_bucket() -> None:
@@ -333,6 +399,60 @@ async def test_budget_spend_adds_up_from_rollups_after_the_raw_rows_are_purged(
     assert len(await _raw(db)) < len(raw) / 2
     for column, ident in cases:
         assert await spend_since(db, column, ident, since) == full[(column, ident)]
+
+
+async def test_hourly_rollups_are_purged_in_bounded_batches_and_daily_ones_kept(
+    db: Database,
+) -> None:
+    """Hourly rollup rows of buckets before the cut go, a batch per transaction; the
+    daily rows stay whole, and budgets (daily rows for whole days) still add up."""
+    rows = _rows(300, seed=23)
+    await insert_usage(db, USAGE_COLUMNS, rows)
+    raw = await _raw(db)
+    cutoff = T0 + 2 * DAY
+    daily_before = {
+        t.name: await _stored(db, t) for t in rollups.TABLES.values() if "daily" in t.name
+    }
+    hourly_old = 0
+    for table in rollups.hourly_tables():
+        stored = await _stored(db, table)
+        hourly_old += sum(key[0] < cutoff for key in stored)
+    assert hourly_old > 20
+    deletes: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            deletes.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        assert await purge_hourly(db, cutoff, batch=10) == hourly_old
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    # each of the three tables: its full batches, then the one that came up short
+    assert len(deletes) >= hourly_old // 10 + 1
+    assert len(deletes) <= hourly_old // 10 + 3
+    for table in rollups.hourly_tables():
+        assert all(key[0] >= cutoff for key in await _stored(db, table))
+        assert await _stored(db, table)  # the recent hours are still there
+    for name, before in daily_before.items():
+        assert await _stored(db, rollups._BY_NAME[name]) == before
+    assert await purge_hourly(db, cutoff, batch=10) == 0
+
+    # A period starting at midnight before the cut: whole days from the daily rows.
+    since = T0
+    for column, ident in [(None, "all"), ("key_id", KEYS[1]), ("model_group", "embed")]:
+        expected = sum(
+            r["cost_nusd"]
+            for r in raw
+            if r["time_ms"] >= since and (column is None or r[column] == ident)
+        )
+        assert await spend_since(db, column, ident, since) == expected
+    # Reports by day and by key still cover the purged hours (daily rows); by hour, not.
+    by_day = await report(db, Query(group_by="day", start_ms=T0), limit=100, offset=0)
+    assert by_day[1]["requests"] == len(raw)
+    by_hour = await report(db, Query(group_by="hour", start_ms=T0), limit=1000, offset=0)
+    assert by_hour[1]["requests"] == sum(r["time_ms"] >= cutoff for r in raw)
 
 
 async def test_forgetting_an_account_folds_its_rollup_rows_into_nameless_ones(

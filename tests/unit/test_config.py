@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pydantic
 import pytest
 
-from parley.config import load_models
+from parley.config import Settings, load_models
 from parley.config.secrets import Secret
 from parley.errors import ConfigError
 
@@ -294,3 +295,13 @@ def test_defaults_from_environment() -> None:
 
 def test_no_keys_means_no_models() -> None:
     assert load_models(None, {}).groups == []
+
+
+def test_hourly_usage_retention_is_for_ever_or_at_least_eight_days() -> None:
+    """The overview's week and a report's part days read hourly rollups: a shorter
+    retention would cut them, so it is refused."""
+    assert Settings().usage_hourly_retention_days == 90
+    assert Settings(usage_hourly_retention_days=0).usage_hourly_retention_days == 0
+    assert Settings(usage_hourly_retention_days=8).usage_hourly_retention_days == 8
+    with pytest.raises(pydantic.ValidationError, match="at least 8 days"):
+        Settings(usage_hourly_retention_days=2)

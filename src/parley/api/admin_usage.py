@@ -1,4 +1,5 @@
-"""``/admin/usage``, ``/admin/overview`` and ``/admin/audit``: what the console reads.
+"""``/admin/usage``, ``/admin/overview``, ``/admin/cache/hit-rates`` and ``/admin/audit``:
+what the console reads.
 
 Rights (``admin.actor``): global admins and the admin key see everything; a team's owners
 and admins see only that team (``?team_id=``, or their one team when they manage one),
@@ -24,7 +25,7 @@ from parley.api.deps import int_param, json_response, services
 from parley.errors import InvalidRequest, PermissionDenied
 from parley.identity.audit import AuditQuery, entries
 from parley.store.rollups import HOUR_MS
-from parley.store.usage_reports import FILTERS, GROUP_BY, SORTS, Query, report
+from parley.store.usage_reports import FILTERS, GROUP_BY, SORTS, Query, cache_rates, report
 from parley.store.usage_reports import overview as read_overview
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -148,14 +149,10 @@ async def overview(request: Request) -> Response:
     is not closed."""
     who = await actor(request)
     q = request.query_params
-    window = q.get("window", "day")
-    if window not in _WINDOWS:
-        raise InvalidRequest("window must be hour, day or week", param="window")
     team_id = team_scope(who, q.get("team_id"))
-    now = int(time.time() * 1000)
-    start = (now - _WINDOWS[window] * HOUR_MS) // HOUR_MS * HOUR_MS
+    window, start, now = _window(q.get("window", "day"))
     grain: Literal["hour", "day"] = "day" if window == "week" else "hour"
-    groups, series = await read_overview(
+    groups, series, totals = await read_overview(
         services(request).db, start, team_id=team_id, series_grain=grain
     )
     breakers = _breakers(request) if who.is_admin else None
@@ -168,10 +165,41 @@ async def overview(request: Request) -> Response:
             "team_id": team_id,
             "series_grain": grain,
             "groups": groups,
+            "totals": totals,
             "series": series,
             "breakers": breakers,
         }
     )
+
+
+@router.get("/cache/hit-rates")
+async def cache_hit_rates(request: Request) -> Response:
+    """Exact and semantic cache hit rates per model group over the last hour, day or week,
+    from the usage rollups (every instance's lookups, not this process's counters)."""
+    who = await actor(request)
+    q = request.query_params
+    team_id = team_scope(who, q.get("team_id"))
+    window, start, now = _window(q.get("window", "day"))
+    groups, totals = await cache_rates(services(request).db, start, team_id=team_id)
+    return json_response(
+        {
+            "object": "cache.hit_rates",
+            "window": window,
+            "start": start,
+            "end": now,
+            "team_id": team_id,
+            "data": groups,
+            "totals": totals,
+        }
+    )
+
+
+def _window(window: str) -> tuple[str, int, int]:
+    """A window's name, its start (the top of the hour it reaches back to) and now."""
+    if window not in _WINDOWS:
+        raise InvalidRequest("window must be hour, day or week", param="window")
+    now = int(time.time() * 1000)
+    return window, (now - _WINDOWS[window] * HOUR_MS) // HOUR_MS * HOUR_MS, now
 
 
 def _breakers(request: Request) -> list[dict[str, Any]]:

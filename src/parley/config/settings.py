@@ -214,6 +214,12 @@ class Settings(BaseSettings):
     bounded batches; the hourly and daily rollups that reports, the console and budgets
     read are kept. 0 keeps raw rows for ever. Deployment-scoped budgets are summed from raw
     rows, so keep this longer than their period (``docs/usage.md``)."""
+    usage_hourly_retention_days: float = Field(default=90, ge=0)
+    """Hourly usage rollup rows older than this are deleted by the same hourly purge, in
+    bounded batches; the daily rollups are kept for ever (reports by day, key, user, team
+    and group, and budgets, read them for old whole days). 0 keeps hourly rows for ever.
+    At least 8 days, so the overview's week and a report's part days at its ends (read
+    from hourly rows) stay whole (``docs/usage.md``)."""
     key_cache_seconds: float = Field(default=30.0, ge=0)
 
     embeddings_batch_max: int = Field(default=256, ge=1)
@@ -304,6 +310,13 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
         return networks
+
+    @field_validator("usage_hourly_retention_days")
+    @classmethod
+    def _hourly_long_enough(cls, value: float) -> float:
+        if 0 < value < 8:
+            raise ValueError("must be 0 (keep for ever) or at least 8 days")
+        return value
 
     @field_validator("smtp_password")
     @classmethod

@@ -204,11 +204,21 @@ def shape_for(names: Iterable[str]) -> Shape:
     return "full"
 
 
-def spend_query(table: Table, column: str | None, ident: str, since_ms: int) -> Any:
-    """Nano-dollars in rollup buckets that start at or after ``since_ms``."""
+def hourly_tables() -> tuple[Table, ...]:
+    """The hourly rollups, which the hourly retention purge trims (``store/usage.py``)."""
+    return tuple(table for (_shape, grain), table in TABLES.items() if grain == "hour")
+
+
+def spend_query(
+    table: Table, column: str | None, ident: str, since_ms: int, until_ms: int | None = None
+) -> Any:
+    """Nano-dollars in rollup buckets that start at or after ``since_ms`` (and before
+    ``until_ms``)."""
     query = select(func.coalesce(func.sum(table.c.cost_nusd), 0)).where(
         table.c.bucket_ms >= since_ms
     )
+    if until_ms is not None:
+        query = query.where(table.c.bucket_ms < until_ms)
     if column is not None:
         query = query.where(table.c[column] == ident)
     return query

@@ -1,5 +1,5 @@
 """Usage records: batched idempotent inserts that keep the rollups, spend sums, and the
-retention purge of raw rows.
+retention purges of raw rows and hourly rollups.
 
 Inserts ignore a ``request_id`` already stored, so a batch delivered twice (a Redis stream
 entry re-claimed after a crash) never counts twice; the rollups (``store/rollups.py``)
@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, delete, func, select
+from sqlalchemy import BigInteger, Integer, delete, func, select, tuple_
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -109,8 +109,9 @@ async def spend_since(db: Database, column: str | None, ident: str, since_ms: in
     """Nano-dollars spent by one key, user, team, model group or deployment since an
     instant (budget initialisation); ``column`` None: everyone's (the installation).
 
-    Whole hours come from the hourly rollup (so a ``total`` or monthly budget still counts
-    spend whose raw rows the retention purge removed), the part hour before the first
+    Whole UTC days come from the daily rollup and the whole hours before the first of them
+    from the hourly rollup (so a ``total`` or monthly budget still counts spend whose raw
+    rows, or hourly rows, the retention purges removed), the part hour before the first
     whole one from the raw rows. Deployments are not a rollup dimension: raw rows only."""
     if column == "deployment":
         query = select(func.coalesce(func.sum(usage.c.cost_nusd), 0)).where(
@@ -119,16 +120,22 @@ async def spend_since(db: Database, column: str | None, ident: str, since_ms: in
         async with db.read() as conn:
             return int(await conn.scalar(query) or 0)
     edge = -(-since_ms // rollups.HOUR_MS) * rollups.HOUR_MS  # the next whole hour
+    day = -(-edge // rollups.DAY_MS) * rollups.DAY_MS  # the next whole day
     head = select(func.coalesce(func.sum(usage.c.cost_nusd), 0)).where(
         usage.c.time_ms >= since_ms, usage.c.time_ms < edge
     )
     if column is not None:
         head = head.where(usage.c[column] == ident)
+    shape = rollups.shape_for([column] if column else [])
+    hours, days = rollups.TABLES[(shape, "hour")], rollups.TABLES[(shape, "day")]
     async with db.read() as conn:
         part = int(await conn.scalar(head) or 0) if edge > since_ms else 0
-        table = rollups.TABLES[(rollups.shape_for([column] if column else []), "hour")]
-        whole = await conn.scalar(rollups.spend_query(table, column, ident, edge))
-    return part + int(whole or 0)
+        early = 0
+        if day > edge:
+            query = rollups.spend_query(hours, column, ident, edge, day)
+            early = int(await conn.scalar(query) or 0)
+        whole = await conn.scalar(rollups.spend_query(days, column, ident, day))
+    return part + early + int(whole or 0)
 
 
 async def purge_raw(db: Database, before_ms: int, *, batch: int = PURGE_BATCH) -> int:
@@ -149,14 +156,43 @@ async def purge_raw(db: Database, before_ms: int, *, batch: int = PURGE_BATCH) -
         await asyncio.sleep(0)  # let requests in between batches
 
 
-async def retention_forever(db: Database, keep_days: float, every_s: float = SWEEP_S) -> None:
-    """The background retention purge of one instance (``PARLEY_USAGE_RETENTION_DAYS``;
-    0 keeps raw rows for ever and this is never started)."""
+async def purge_hourly(db: Database, before_ms: int, *, batch: int = PURGE_BATCH) -> int:
+    """Delete hourly rollup rows of buckets before ``before_ms``, ``batch`` rows per
+    transaction, from each hourly table (``PARLEY_USAGE_HOURLY_RETENTION_DAYS``); the daily
+    rollups stay. Returns how many went. Idempotent, as ``purge_raw``."""
+    total = 0
+    for table in rollups.hourly_tables():
+        key = tuple(table.primary_key.columns)
+        while True:
+            oldest = select(*key).where(table.c.bucket_ms < before_ms).order_by(*key).limit(batch)
+            async with db.write() as conn:
+                result = await conn.execute(delete(table).where(tuple_(*key).in_(oldest)))
+            removed = int(result.rowcount or 0)
+            total += removed
+            if removed < batch:
+                break
+            await asyncio.sleep(0)
+    return total
+
+
+async def retention_forever(
+    db: Database, keep_days: float, keep_hourly_days: float, every_s: float = SWEEP_S
+) -> None:
+    """The background retention purge of one instance: raw rows older than
+    ``PARLEY_USAGE_RETENTION_DAYS`` and hourly rollup rows older than
+    ``PARLEY_USAGE_HOURLY_RETENTION_DAYS`` (0 keeps them for ever; with both 0 this is
+    never started)."""
     while True:
+        now = time.time()
         try:
-            purged = await purge_raw(db, int((time.time() - keep_days * 86400) * 1000))
-            if purged:
-                log.info("purged raw usage rows past retention", count=purged)
+            if keep_days > 0:
+                purged = await purge_raw(db, int((now - keep_days * 86400) * 1000))
+                if purged:
+                    log.info("purged raw usage rows past retention", count=purged)
+            if keep_hourly_days > 0:
+                purged = await purge_hourly(db, int((now - keep_hourly_days * 86400) * 1000))
+                if purged:
+                    log.info("purged hourly usage rollups past retention", count=purged)
         except Exception as exc:  # the database is away: the next sweep tries again
             log.warning("usage retention purge failed", error=str(exc))
         await asyncio.sleep(every_s)

@@ -147,9 +147,10 @@ async def overview(
     *,
     team_id: str | None,
     series_grain: Literal["hour", "day"] = "hour",
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Per model group since ``start_ms`` (an hour boundary): counts, tokens, spend, cache
-    hit rate and latency/TTFT percentiles; and a series per hour or day and group."""
+    hit rate and latency/TTFT percentiles; a series per hour or day and group; and the
+    same figures over every group."""
     filters = [] if team_id is None else [("team_id", team_id)]
     rows = source("groups", start_ms, None, filters, hourly=series_grain == "hour")
     names = (*SUMS, *LAT, *TTFT)
@@ -170,7 +171,10 @@ async def overview(
     series = [_stats(point) for point in points]
     for point in series:
         point["bucket"] = int(point["bucket"])
-    return groups, series
+    # every group's histograms summed: the percentiles of all traffic, which the groups'
+    # own percentiles cannot give
+    everything = {n: sum(g[n] for g in by_group.values()) for n in names}
+    return groups, series, _stats(everything)
 
 
 def _stats(row: dict[str, Any]) -> dict[str, Any]:
@@ -199,4 +203,44 @@ def _stats(row: dict[str, Any]) -> dict[str, Any]:
             "p99": quantile(lat, 0.99),
         },
         "ttft_ms": {"count": sum(ttft), "p50": quantile(ttft, 0.5), "p99": quantile(ttft, 0.99)},
+    }
+
+
+async def cache_rates(
+    db: Database, start_ms: int, *, team_id: str | None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Cache outcomes per model group since ``start_ms``, and over every group: lookups
+    (hits, semantic hits and misses; bypasses are not lookups) and the share of each.
+    From the rollups, which every instance writes, so the rates are the fleet's, not one
+    process's counters."""
+    filters = [] if team_id is None else [("team_id", team_id)]
+    rows = source("groups", start_ms, None, filters)
+    names = ("cache_lookups", "cache_hits", "semantic_hits")
+    grouped = (
+        select(rows.c.model_group, *_sums(rows, names))
+        .group_by(rows.c.model_group)
+        .having(func.sum(rows.c.cache_lookups) > 0)
+        .order_by(rows.c.model_group)
+    )
+    async with db.read(lag_ok=True) as conn:
+        found = [dict(r._mapping) for r in await conn.execute(grouped)]
+    groups = [_rates(row["model_group"], row) for row in found]
+    total = {n: sum(int(r[n]) for r in found) for n in names}
+    return groups, _rates(None, total)
+
+
+def _rates(group: str | None, row: dict[str, Any]) -> dict[str, Any]:
+    lookups, exact, semantic = (
+        int(row[n]) for n in ("cache_lookups", "cache_hits", "semantic_hits")
+    )
+    share = (lambda n: n / lookups) if lookups else (lambda _n: None)
+    return {
+        **({"model_group": group} if group is not None else {}),
+        "lookups": lookups,
+        "hits": exact,
+        "semantic_hits": semantic,
+        "misses": lookups - exact - semantic,
+        "hit_rate": share(exact + semantic),
+        "exact_hit_rate": share(exact),
+        "semantic_hit_rate": share(semantic),
     }

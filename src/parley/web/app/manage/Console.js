@@ -6,11 +6,14 @@ import { ErrorText } from "../components/ErrorText.js";
 import { navigate } from "../router.js";
 import { user } from "../state.js";
 import * as admin from "./api.js";
+import { AuditPage } from "./AuditPage.js";
 import { CachePage } from "./CachePage.js";
 import { DeploymentsPage } from "./DeploymentsPage.js";
 import { KeysPage } from "./KeysPage.js";
 import { ModelsPage } from "./ModelsPage.js";
+import { OverviewPage } from "./OverviewPage.js";
 import { TeamsPage } from "./TeamsPage.js";
+import { UsagePage } from "./UsagePage.js";
 import { UsersPage } from "./UsersPage.js";
 
 // The console's stylesheet, added once, when the console first opens.
@@ -21,12 +24,15 @@ const sheet = Object.assign(document.createElement("link"), {
 document.head.append(sheet);
 
 const PAGES = [
+  { id: "overview", label: "Overview", global: false },
   { id: "keys", label: "Keys", global: false },
   { id: "teams", label: "Teams", global: false },
   { id: "users", label: "Users", global: true },
   { id: "cache", label: "Cache", global: false },
   { id: "models", label: "Models", global: true },
   { id: "deployments", label: "Deployments", global: true },
+  { id: "usage", label: "Usage", global: false },
+  { id: "audit", label: "Audit", global: false },
 ];
 
 function Page({ page, teams, global, onTeamsChanged }) {
@@ -34,6 +40,9 @@ function Page({ page, teams, global, onTeamsChanged }) {
     case "keys": return html`<${KeysPage} teams=${teams} global=${global} />`;
     case "teams": return html`<${TeamsPage} teams=${teams} global=${global} onTeamsChanged=${onTeamsChanged} />`;
     case "users": return html`<${UsersPage} />`;
+    case "overview": return html`<${OverviewPage} teams=${teams} global=${global} />`;
+    case "usage": return html`<${UsagePage} teams=${teams} global=${global} />`;
+    case "audit": return html`<${AuditPage} teams=${teams} global=${global} />`;
     case "cache": return html`<${CachePage} teams=${teams} global=${global} />`;
     case "models": return html`<${ModelsPage} />`;
     default: return html`<${DeploymentsPage} />`;

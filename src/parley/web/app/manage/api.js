@@ -1,5 +1,5 @@
 // The console's calls to /admin (one function per operation; components never fetch).
-import { json } from "../api/http.js";
+import { call, json } from "../api/http.js";
 
 const part = encodeURIComponent;
 
@@ -55,3 +55,10 @@ export const testDeployment = (name, index) =>
   json("POST", `/admin/models/${group(name)}/deployments/${index}/test`);
 /** The connection test of a group not saved yet (the dialog's, before "Save"). */
 export const testUnsaved = (body, index) => json("POST", `/admin/models/test${query({ deployment: index })}`, { body });
+
+// usage, overview, cache hit rates and the audit log (read from the usage rollups)
+export const overview = (params) => json("GET", `/admin/overview${query(params)}`);
+export const usage = (params) => json("GET", `/admin/usage${query(params)}`);
+export const usageCsv = (params) => call("GET", `/admin/usage.csv${query(params)}`).then((r) => r.blob());
+export const cacheHitRates = (params) => json("GET", `/admin/cache/hit-rates${query(params)}`);
+export const auditLog = (params) => json("GET", `/admin/audit${query(params)}`);

@@ -55,3 +55,25 @@ export function textOf(form, name) {
 export function given(fields) {
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
 }
+
+/** A duration in milliseconds: "420 ms", "2.4 s"; "—" when there is none. */
+export function ms(value) {
+  if (value === null || value === undefined) return "—";
+  return value < 1000 ? `${Math.round(value)} ms` : `${(value / 1000).toFixed(value < 10_000 ? 2 : 1)} s`;
+}
+
+/** A share (0..1) as a percentage; "—" when nothing was counted. */
+export function percent(share) {
+  if (share === null || share === undefined) return "—";
+  return `${(share * 100).toFixed(share > 0 && share < 0.1 ? 1 : 0)} %`;
+}
+
+/** An hour bucket's start, as the charts label it ("14:00"; UTC, as the buckets are). */
+export function hourOf(ms_) {
+  return new Date(ms_).toISOString().slice(11, 16);
+}
+
+/** A day bucket's start ("Nov 3", UTC). */
+export function dayOf(ms_) {
+  return new Date(ms_).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+}
