@@ -34,6 +34,9 @@ def serve(
     ] = False,
 ) -> None:
     """Start the gateway."""
+    from parley.runtime import pause_collector
+
+    pause_collector()  # back on, and the start-up heap frozen, in the app's lifespan
     import uvicorn
 
     from parley.api.server import ParleyHttpProtocol

@@ -1,4 +1,5 @@
-"""The start-up heap is frozen out of collections, and the young threshold is raised."""
+"""The start-up heap is frozen out of collections, the young threshold is raised, and the
+collector paused for the start-up is on again once the heap is settled."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from parley.runtime import settle_heap
+from parley.runtime import pause_collector, settle_heap
 
 
 @pytest.fixture
@@ -36,3 +37,15 @@ def test_zero_leaves_the_collector_alone() -> None:
     settle_heap(0)
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.usefixtures("restored_gc")
+@pytest.mark.parametrize("threshold", [12_345, 0])
+def test_settling_turns_the_paused_collector_back_on(threshold: int) -> None:
+    pause_collector()
+    try:
+        assert not gc.isenabled()
+        settle_heap(threshold)
+        assert gc.isenabled()
+    finally:
+        gc.enable()

@@ -22,13 +22,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parley.chat.parts import text_of
 from parley.chat.worker import Worker
-from parley.store.db import Database
+from parley.store.db import Database, dialect_module
 from parley.store.search import NO_FILTERS, Filters
 from parley.store.tables import message_vectors, messages, vector_pending
 
@@ -152,7 +150,7 @@ class SemanticSearch(Worker):
         )
         async with self._db.write() as conn:
             if embeddable:
-                insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+                insert = dialect_module(conn.dialect.name).insert
                 await conn.execute(
                     insert(message_vectors)
                     .values(

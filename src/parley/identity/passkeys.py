@@ -20,28 +20,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from parley.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound
 from parley.identity.keys import new_id, now_ms
@@ -51,8 +37,19 @@ from parley.state import keys as state_keys
 from parley.store.db import Database
 from parley.store.tables import passkeys
 
+# py_webauthn (with cryptography, pyasn1 and cbor2 behind it) is imported on first use:
+# ~0.14 s of start-up for a gateway that may never see a passkey.
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
 MAX_PER_USER = 20
-_TRANSPORTS = {t.value for t in AuthenticatorTransport}
+
+
+@functools.cache
+def _transports() -> frozenset[str]:
+    from webauthn.helpers.structs import AuthenticatorTransport
+
+    return frozenset(t.value for t in AuthenticatorTransport)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +134,13 @@ class Passkeys:
             raise InvalidRequest(
                 f"at most {MAX_PER_USER} passkeys per account", code="too_many_passkeys"
             )
+        from webauthn import generate_registration_options, options_to_json
+        from webauthn.helpers.structs import (
+            AuthenticatorSelectionCriteria,
+            ResidentKeyRequirement,
+            UserVerificationRequirement,
+        )
+
         options = generate_registration_options(
             rp_id=rp.id,
             rp_name=rp.name,
@@ -157,6 +161,9 @@ class Passkeys:
     async def register(
         self, rp: RelyingParty, user: User, credential: dict[str, Any], name: str
     ) -> dict[str, Any]:
+        from webauthn import verify_registration_response
+        from webauthn.helpers.exceptions import WebAuthnException
+
         challenge = await self._take("register", user.id, credential)
         try:
             verified = verify_registration_response(
@@ -177,7 +184,7 @@ class Passkeys:
             "public_key": verified.credential_public_key,
             "sign_count": verified.sign_count,
             "name": name.strip() or "Passkey",
-            "transports": [t for t in transports if t in _TRANSPORTS]
+            "transports": [t for t in transports if t in _transports()]
             if isinstance(transports, list)
             else None,
             "aaguid": verified.aaguid,
@@ -199,6 +206,9 @@ class Passkeys:
     ) -> dict[str, Any]:
         """``PublicKeyCredentialRequestOptions`` as JSON. With no user (sign-in), no
         credentials are listed: the authenticator offers its discoverable ones."""
+        from webauthn import generate_authentication_options, options_to_json
+        from webauthn.helpers.structs import UserVerificationRequirement
+
         allow = [_descriptor(r) for r in await self._rows(user_id)] if user_id else []
         if user_id and not allow:
             raise InvalidRequest("this account has no passkey", code="no_passkey")
@@ -224,6 +234,9 @@ class Passkeys:
         """Check an assertion for ``purpose`` (``login`` with no user: a passwordless
         sign-in, which needs user verification; otherwise a second factor or a
         re-authentication of ``user_id``) and advance the credential's sign count."""
+        from webauthn import verify_authentication_response
+        from webauthn.helpers.exceptions import WebAuthnException
+
         challenge = await self._take(purpose, user_id or "-", credential)
         raw_id = credential.get("rawId") or credential.get("id")
         row = await self._by_credential(raw_id) if isinstance(raw_id, str) else None
@@ -314,7 +327,10 @@ def _handle_user(handle: str) -> str | None:
 
 
 def _descriptor(row: dict[str, Any]) -> PublicKeyCredentialDescriptor:
-    transports = [AuthenticatorTransport(t) for t in row["transports"] or [] if t in _TRANSPORTS]
+    from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
+
+    known = _transports()
+    transports = [AuthenticatorTransport(t) for t in row["transports"] or [] if t in known]
     return PublicKeyCredentialDescriptor(
         id=_unb64url(row["credential_id"]), transports=transports or None
     )

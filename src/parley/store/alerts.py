@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from parley.store.db import Database
+from parley.store.db import Database, dialect_module
 from parley.store.tables import alert_deliveries
 
 
@@ -35,7 +34,7 @@ class AlertEvent:
 async def record(db: Database, event: AlertEvent) -> bool:
     """Queue the event; False when some instance already did (the same threshold was
     crossed for the same holder and period)."""
-    builder = postgresql if db.dialect == "postgresql" else sqlite
+    builder = dialect_module(db.dialect)
     statement = (
         builder.insert(alert_deliveries)
         .values(

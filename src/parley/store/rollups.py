@@ -22,10 +22,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, delete, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from parley.store.db import dialect_module
 from parley.store.histogram import BUCKETS, bucket_of, latency_columns
 from parley.store.tables import (
     usage_daily,
@@ -151,7 +151,7 @@ async def add(conn: AsyncConnection, rows: Sequence[Sequence[Any]]) -> None:
 @functools.lru_cache(maxsize=32)
 def _upsert(dialect: Dialect, name: str) -> str:
     table = _BY_NAME[name]
-    builder = postgresql if dialect.name == "postgresql" else sqlite
+    builder = dialect_module(dialect.name)
     statement = builder.insert(table)
     added = measures(table)
     statement = statement.on_conflict_do_update(

@@ -24,14 +24,16 @@ import hmac
 import json
 import time
 from collections.abc import Sequence
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from parley.errors import ParleyError
 from parley.gateway.accounting.caller import Principal
 from parley.observability.logging import get_logger
 from parley.store import alerts as store
 from parley.store.db import Database
+
+if TYPE_CHECKING:
+    import aiohttp  # imported by the first webhook: ~0.25 s of start-up otherwise
 
 log = get_logger(__name__)
 
@@ -175,6 +177,8 @@ class BudgetAlerts:
             "x-parley-event-id": ident,
             "x-parley-signature": sign(self._secret, stamp, body),
         }
+        import aiohttp  # noqa: PLC0415 - on the first webhook, not at start-up
+
         error: str | None = None
         try:
             session = self._session or aiohttp.ClientSession()
