@@ -28,6 +28,7 @@ from parley.api import (
     openai,
     passkeys,
     presets,
+    sso,
     web,
     ws,
 )
@@ -56,6 +57,7 @@ from parley.gateway.registry import ModelRegistry
 from parley.gateway.responses import ResponsesCalls
 from parley.gateway.routing.probes import probe_forever
 from parley.gateway.routing.selector import Selector
+from parley.identity.sso import SingleSignOn
 from parley.observability import tracing
 from parley.observability.logging import configure_logging, get_logger
 from parley.observability.metrics import Metrics
@@ -100,6 +102,8 @@ def create_app(
         if settings.tokenizer_preload:  # else it loads in the background on first need
             await asyncio.to_thread(tokens.encoding)
         services = await open_services(settings, metrics)
+        if models.sso is not None:
+            services.sso = SingleSignOn(models.sso, services.accounts)
         app.state.services = services
         registry = ModelRegistry(models.groups, partial(build_provider, pool=pool))
         policies = Policies(
@@ -292,6 +296,7 @@ def create_app(
     app.include_router(admin_usage.router)
     app.include_router(auth.router)
     app.include_router(passkeys.router)
+    app.include_router(sso.router)
     app.include_router(account.router)
     app.include_router(invitations.router)
     app.include_router(conversations.router)

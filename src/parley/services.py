@@ -32,6 +32,7 @@ from parley.identity.keys import KeyStore
 from parley.identity.passwords import Passwords
 from parley.identity.recovery import Recovery, RecoveryPolicy
 from parley.identity.sessions import Sessions
+from parley.identity.sso import SingleSignOn
 from parley.identity.tokens import TokenSigner
 from parley.mail.outbox import MailOutbox, RetryPolicy
 from parley.mail.smtp import SmtpSender, SmtpSettings
@@ -105,6 +106,8 @@ class Services:
     """``/v1/responses`` answers kept with ``store`` (SQL, so every instance sees them)."""
     alerts: BudgetAlerts = field(init=False)
     """Budget threshold webhooks (``gateway/accounting/alerts.py``)."""
+    sso: SingleSignOn | None = None
+    """OpenID Connect sign-in, when the config file names providers (set by the app)."""
 
     def __post_init__(self) -> None:
         s = self.settings

@@ -26,7 +26,7 @@ def test_ci_runs_the_readme_test_command_with_every_install_script() -> None:
     assert ci_last == commands[1]
     for script in ("install-pgvector.sh", "install-chromium.sh", "install-promtool.sh"):
         assert f"sh scripts/{script} && " in commands[1]
-    assert "sh scripts/install-kubectl.sh && " in commands[1]
+    assert "sh scripts/install-kubectl.sh && sh scripts/install-oidc-provider.sh && " in commands[1]
 
 
 @pytest.mark.parametrize(
@@ -37,6 +37,21 @@ def test_an_install_script_is_a_quiet_no_op_once_installed(script: str, tool: st
         pytest.skip(f"{tool} is not installed here")
     result = subprocess.run(
         ["sh", str(ROOT / "scripts" / script)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_the_oidc_provider_install_is_a_quiet_no_op_once_installed() -> None:
+    """tests/oidc's pinned oidc-provider: installed once, then the script does nothing."""
+    installed = ROOT / "tests" / "oidc" / "node_modules" / "oidc-provider" / "package.json"
+    if not installed.exists():
+        pytest.skip("oidc-provider is not installed here (scripts/install-oidc-provider.sh)")
+    result = subprocess.run(
+        ["sh", str(ROOT / "scripts" / "install-oidc-provider.sh")],
         capture_output=True,
         text=True,
         timeout=30,

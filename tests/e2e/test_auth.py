@@ -63,7 +63,12 @@ def test_the_first_account_of_an_embedded_install_is_its_admin(
     client = start(allow_registration=True, admin_key=None)
     embedded = not backend
     before = client.http.get("/auth/setup").json()
-    assert before == {"registration_open": True, "first_account_is_admin": embedded}
+    assert before == {
+        "registration_open": True,
+        "first_account_is_admin": embedded,
+        "sso_only": False,
+        "sso_providers": [],
+    }
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         accounts = list(pool.map(lambda n: Account(client, f"first{n}@example.com"), (1, 2)))
     admins = [a.get("/api/me").json()["is_admin"] for a in accounts]

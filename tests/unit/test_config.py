@@ -305,3 +305,39 @@ def test_hourly_usage_retention_is_for_ever_or_at_least_eight_days() -> None:
     assert Settings(usage_hourly_retention_days=8).usage_hourly_retention_days == 8
     with pytest.raises(pydantic.ValidationError, match="at least 8 days"):
         Settings(usage_hourly_retention_days=2)
+
+
+_SSO = """
+models: []
+sso:
+  providers:
+    - name: corp
+      issuer: https://id.example.com/
+      client_id: parley
+      client_secret: {secret}
+"""
+
+
+def test_an_sso_provider_is_read_with_its_secret_by_reference(tmp_path: Path) -> None:
+    path = tmp_path / "parley.yaml"
+    path.write_text(_SSO.format(secret="os.environ/OIDC_SECRET"))
+    loaded = load_models(path, {"OIDC_SECRET": "s3cret-value"})
+    assert loaded.sso is not None
+    provider = loaded.sso.by_name["corp"]
+    assert provider.config.issuer == "https://id.example.com"
+    assert provider.label == "corp"
+    assert "s3cret-value" not in repr(provider)
+    assert "s3cret-value" in loaded.secrets()  # redacted from logs and errors
+
+
+def test_an_sso_secret_inline_or_unset_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "parley.yaml"
+    path.write_text(_SSO.format(secret="plain-secret"))
+    with pytest.raises(ConfigError) as inline:
+        load_models(path, {})
+    assert "sso.providers[0].client_secret" in str(inline.value)
+    assert "plain-secret" not in str(inline.value)
+    path.write_text(_SSO.format(secret="os.environ/OIDC_SECRET"))
+    with pytest.raises(ConfigError) as unset:
+        load_models(path, {})
+    assert "OIDC_SECRET" in str(unset.value)

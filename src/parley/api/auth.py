@@ -14,11 +14,12 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
-from parley.api import refresh_cookie
+from parley.api import refresh_cookie, sso
 from parley.api.bodies import Body
 from parley.api.deps import base_url, bearer_token, client_ip, json_response, services
 from parley.api.errors import render_parley_error
 from parley.api.jsonbody import decode_json
+from parley.api.sso import refuse_if_sso_only
 from parley.config import Settings
 from parley.errors import AuthenticationFailed, PermissionDenied
 from parley.identity.accounts import Authenticated
@@ -132,14 +133,21 @@ async def setup(request: Request) -> Response:
     account they make will administer this install (nobody has registered yet)."""
     svc = services(request)
     first = _embedded(svc.settings) and not await svc.accounts.users.any_exist()
+    sso_only = svc.sso is not None and svc.sso.only
     return _json(
-        {"registration_open": svc.settings.registration_open, "first_account_is_admin": first}
+        {
+            "registration_open": svc.settings.registration_open and not sso_only,
+            "first_account_is_admin": first and not sso_only,
+            "sso_only": sso_only,
+            "sso_providers": svc.sso.public() if svc.sso is not None else [],
+        }
     )
 
 
 @router.post("/auth/register")
 async def register(request: Request) -> Response:
     svc = services(request)
+    refuse_if_sso_only(request)
     if not svc.settings.registration_open:
         raise PermissionDenied("registration is closed; ask an admin", code="registration_closed")
     body: Register = await _body(request, Register)
@@ -165,6 +173,7 @@ _RESET_ANSWER = {
 @router.post("/auth/password-reset")
 async def password_reset(request: Request) -> Response:
     """The same answer, after the same work, whether or not the address has an account."""
+    refuse_if_sso_only(request)
     svc = services(request)
     body: ResetRequest = await _body(request, ResetRequest)
     await svc.recovery.request_reset(body.email, base_url=base_url(request))
@@ -173,6 +182,7 @@ async def password_reset(request: Request) -> Response:
 
 @router.post("/auth/password-reset/confirm")
 async def password_reset_confirm(request: Request) -> Response:
+    refuse_if_sso_only(request)
     svc = services(request)
     body: ResetConfirm = await _body(request, ResetConfirm)
     user_id = await svc.recovery.confirm_reset(body.token, body.new_password)
@@ -230,6 +240,14 @@ async def login(request: Request) -> Response:
     body: Login = await _body(request, Login)
     ip = client_ip(request)
     try:
+        refuse_if_sso_only(request)
+    except PermissionDenied:
+        await audit(
+            svc.db, actor="anonymous", action="auth.login_failed", ip=ip,
+            detail={"method": "password", "reason": "sso_only"},
+        )  # fmt: skip
+        raise
+    try:
         result = await svc.accounts.login(
             body.email,
             body.password,
@@ -285,9 +303,15 @@ async def refresh(request: Request) -> Response:
 
 @router.post("/auth/logout")
 async def logout(request: Request) -> Response:
+    """Ends this session; after a single sign-on, the answer's ``end_session_url`` is
+    where the browser goes to end the provider's session too."""
     auth = await current_user(request)
+    end_session = await sso.logout_url(request, auth.claims.sid)
     await services(request).accounts.logout(auth)
-    response = _json({"revoked_sessions": 1})
+    body: dict[str, Any] = {"revoked_sessions": 1}
+    if end_session is not None:
+        body["end_session_url"] = end_session
+    response = _json(body)
     refresh_cookie.clear(response, request)
     return response
 
@@ -321,6 +345,7 @@ async def revoke_session(session_id: str, request: Request) -> Response:
 
 @router.post("/auth/password")
 async def change_password(request: Request) -> Response:
+    refuse_if_sso_only(request)
     auth = await current_user(request)
     body: PasswordChange = await _body(request, PasswordChange)
     svc = services(request)

@@ -42,6 +42,7 @@ from parley.config.models import (
     UserTierConfig,
 )
 from parley.config.secrets import Secret, reference_name, resolve
+from parley.config.sso import SsoSettings, resolve_sso
 from parley.errors import ConfigError
 
 
@@ -141,10 +142,12 @@ class LoadedModels:
     budget: BudgetConfig | None = None
     """The installation's budget (the model file's top-level ``budget``)."""
     user_tiers: list[UserTierConfig] = field(default_factory=list)
+    sso: SsoSettings | None = None
+    """The OpenID Connect providers (the file's ``sso`` section), secrets resolved."""
 
     def secrets(self) -> list[str]:
         """Every resolved secret value, so log and error scrubbing can redact them."""
-        values: list[str] = []
+        values: list[str] = [] if self.sso is None else self.sso.secrets()
         for group in self.groups:
             for dep in group.deployments:
                 for secret in (dep.api_key, dep.azure_ad_token):
@@ -174,7 +177,15 @@ def load_models(path: Path | None, environ: Mapping[str, str] | None = None) -> 
         parsed.experiments,
         parsed.budget,
         parsed.user_tiers,
+        load_sso(parsed, env),
     )
+
+
+def load_sso(parsed: ModelsFile, env: Mapping[str, str]) -> SsoSettings | None:
+    try:
+        return resolve_sso(parsed.sso, env)
+    except ValueError as exc:
+        raise ConfigError(str(exc).split("; ")) from None
 
 
 def read_model_file(path: Path) -> tuple[dict[str, Any], list[str]]:

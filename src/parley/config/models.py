@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from parley.config.secrets import reference_name
+from parley.config.sso import SsoConfig
 
 ProviderName = Literal["openai", "azure", "anthropic", "gemini", "openai_compatible", "bedrock"]
 
@@ -442,6 +443,8 @@ class ModelsFile(_Strict):
     user_tiers: list[UserTierConfig] = Field(default_factory=list)
     tiered: list[TieredConfig] = Field(default_factory=list)
     experiments: list[ExperimentConfig] = Field(default_factory=list)
+    sso: SsoConfig | None = None
+    """Single sign-on: OpenID Connect providers (``config/sso.py``)."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> ModelsFile:

@@ -289,6 +289,25 @@ class Accounts:
                 cap_s=policy.cap_s,
             )
 
+    async def login_sso(
+        self,
+        user: User,
+        *,
+        provider: str,
+        sid: str | None,
+        ip: str | None,
+        user_agent: str | None,
+        kind: SessionKind,
+    ) -> dict[str, Any]:
+        """The session a password login would start, for a user an OpenID provider
+        vouched for (``identity/sso.py`` has checked the ID token and the account). The
+        provider did the authenticating, so Parley asks for no second factor of its own."""
+        if user.disabled:
+            raise AuthenticationFailed("this account is disabled", code="account_disabled")
+        return await self._start(
+            user, ["oidc"], ip=ip, user_agent=user_agent, kind=kind, sso=(provider, sid)
+        )
+
     async def _start(
         self,
         user: User,
@@ -297,10 +316,17 @@ class Accounts:
         ip: str | None,
         user_agent: str | None,
         kind: SessionKind,
+        sso: tuple[str, str | None] | None = None,
     ) -> dict[str, Any]:
         limits = self.session_policy.of(kind)
         session, refresh = await self.sessions.start(
-            user.id, amr=amr, ip=ip, user_agent=user_agent, kind=kind, absolute_s=limits.absolute_s
+            user.id,
+            amr=amr,
+            ip=ip,
+            user_agent=user_agent,
+            kind=kind,
+            absolute_s=limits.absolute_s,
+            sso=sso,
         )
         if limits.idle_s is not None:
             await self._state.set_flag(state_keys.session_idle(session.id), limits.idle_s)
@@ -412,6 +438,13 @@ class Accounts:
     async def revoke_session(self, auth: Authenticated, session_id: str) -> None:
         await self.sessions.revoke(session_id, user_id=auth.user.id)
         await self._flag_sessions(auth.user.id, [session_id])
+
+    async def end_sessions(self, user_id: str, session_ids: list[str]) -> None:
+        """End these sessions of the user everywhere (an OpenID provider's logout)."""
+        for session_id in session_ids:
+            with contextlib.suppress(NotFound):
+                await self.sessions.revoke(session_id, user_id=user_id)
+        await self._flag_sessions(user_id, session_ids)
 
     async def logout_all(self, user_id: str) -> int:
         ids = await self.sessions.revoke_all(user_id)

@@ -24,6 +24,7 @@ from parley.store.tables import (
     memberships,
     passkeys,
     recovery_codes,
+    sso_identities,
     stored_responses,
     team_invitations,
     usage,
@@ -148,7 +149,14 @@ async def erase_identity(db: Database, user_id: str, email: str) -> dict[str, An
         owners = [f"user:{user_id}", *(f"key:{k}" for k in key_ids)]
         await conn.execute(delete(stored_responses).where(stored_responses.c.owner.in_(owners)))
         # the foreign keys cascade too; explicit, so no engine setting is relied on
-        for table in (auth_sessions, recovery_codes, passkeys, memberships, api_keys):
+        for table in (
+            auth_sessions,
+            recovery_codes,
+            passkeys,
+            memberships,
+            api_keys,
+            sso_identities,
+        ):
             await conn.execute(delete(table).where(table.c.user_id == user_id))
         await conn.execute(delete(users).where(users.c.id == user_id))
     return {"tombstone": tombstone, "key_ids": key_ids}

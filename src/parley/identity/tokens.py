@@ -155,6 +155,43 @@ class TokenSigner:
         header = {"alg": ALG, "kid": self._current.kid}
         return jwt.encode(header, claims, self._current), lifetime
 
+    async def seal(self, claims: dict[str, Any], *, typ: str, seconds: int) -> str:
+        """A signed, expiring token around ``claims`` for Parley's own later reading (a
+        single sign-on flow's cookie): the same keys as access tokens, another ``typ``."""
+        await self._fresh()
+        assert self._current is not None
+        now = int(time.time())
+        body = {**claims, "iss": ISSUER, "iat": now, "exp": now + seconds, "typ": typ}
+        return jwt.encode({"alg": ALG, "kid": self._current.kid}, body, self._current)
+
+    async def unseal(self, token: str, *, typ: str) -> dict[str, Any]:
+        """The claims of a token ``seal`` made with this ``typ``, unexpired; else 401."""
+        claims = await self._decoded(token)
+        now = int(time.time())
+        if (
+            claims.get("iss") != ISSUER
+            or claims.get("typ") != typ
+            or not isinstance(claims.get("exp"), int)
+            or claims["exp"] <= now
+        ):
+            raise AuthenticationFailed("invalid or expired token", code="invalid_token")
+        return claims
+
+    async def _decoded(self, token: str) -> dict[str, Any]:
+        await self._fresh()
+        try:
+            kid = _kid(token)
+            if kid not in {k.kid for k in self._keys.keys}:
+                await self._reload(older_than=UNKNOWN_KID_RELOAD_S)
+                if kid not in {k.kid for k in self._keys.keys}:
+                    raise ValueError("token names an unknown signing key")
+            decoded = jwt.decode(token, self._keys, algorithms=[ALG])
+        except (JoseError, ValueError, TypeError) as exc:
+            raise AuthenticationFailed("invalid or expired token", code="invalid_token") from exc
+        if not isinstance(decoded.claims, dict):
+            raise AuthenticationFailed("invalid or expired token", code="invalid_token")
+        return decoded.claims
+
     async def verify(self, token: str, *, typ: str = "access") -> AccessClaims:
         """Signature, issuer, expiry and type; revocation is checked by the caller."""
         await self._fresh()

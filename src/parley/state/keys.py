@@ -36,6 +36,11 @@ def passkey_challenge(purpose: str, subject: str, challenge: str) -> str:
     return f"{PREFIX}passkey:{purpose}:{subject}:{challenge}"
 
 
+def sso_flow(state_digest: str) -> str:
+    """A single sign-on flow not finished yet, by the SHA-256 of its ``state``: taken once."""
+    return f"{PREFIX}sso:flow:{state_digest}"
+
+
 def session_idle(session_id: str) -> str:
     """Present while a session with an idle timeout is in use; its TTL is the time left."""
     return f"{PREFIX}idle:session:{session_id}"

@@ -269,7 +269,25 @@ auth_sessions = Table(
     Column("user_agent", String(300)),
     # "web" (the browser app, cookie mode: idle timeout and absolute lifetime) or "api"
     Column("kind", String(8), nullable=False, server_default="api"),
+    # A single sign-on session: the OpenID provider's name (its logout ends at that
+    # provider) and the provider's own session id (``sid``: back-channel logout finds it).
+    Column("sso_provider", String(32)),
+    Column("sso_sid", String(255)),
     Index(None, "user_id"),  # sessions list, log out everywhere
+)
+
+sso_identities = Table(
+    "sso_identities",
+    metadata,
+    # An account's identity at an OpenID provider (identity/sso.py): the provider's
+    # ``sub`` is the link, never the email, which the provider may reassign.
+    Column("provider", String(32), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False),  # as the provider last asserted it
+    Column("created_ms", BigInteger, nullable=False),
+    Column("last_login_ms", BigInteger, nullable=False),
+    Index(None, "user_id"),
 )
 
 account_tokens = Table(

@@ -32,7 +32,8 @@ document.addEventListener("click", (event) => {
   if (event.defaultPrevented || event.button !== 0) return;
   if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
   const url = new URL(link.href);
-  if (url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
+  // /api/ and /auth/ are the server's (single sign-on starts with a real navigation)
+  if (url.origin !== location.origin || /^\/(api|auth)\//.test(url.pathname)) return;
   event.preventDefault();
   navigate(url.pathname);
 });

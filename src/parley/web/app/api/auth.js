@@ -102,9 +102,13 @@ export function signedOut() {
 }
 
 export async function logout({ everywhere = false } = {}) {
+  let endSession = null;
   try {
-    await call("POST", everywhere ? "/auth/logout-all" : "/auth/logout", { headers: COOKIE_MODE });
+    const response = await call("POST", everywhere ? "/auth/logout-all" : "/auth/logout", { headers: COOKIE_MODE });
+    endSession = (await response.json()).end_session_url || null;
   } finally {
     signedOut();
   }
+  // Signed in through single sign-on: end the provider's session too (it sends us back).
+  if (endSession) location.assign(endSession);
 }

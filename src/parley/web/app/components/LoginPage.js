@@ -1,15 +1,22 @@
-// Sign in, with the second factor when the account has one.
-import { html, useState } from "../../vendor/preact.js";
-import { login, loginMfa } from "../api/auth.js";
+// Sign in, with the second factor when the account has one; and single sign-on, with
+// every provider the server names (alone when it signs in through them only).
+import { html, useEffect, useState } from "../../vendor/preact.js";
+import { login, loginMfa, setup } from "../api/auth.js";
 import { navigate } from "../router.js";
 import { ErrorText } from "./ErrorText.js";
 import { Field } from "./Field.js";
 import { PasskeySignIn } from "./PasskeySignIn.js";
+import { SsoSignIn, ssoRefusal } from "./SsoSignIn.js";
 import { useSubmit } from "./useSubmit.js";
 
 export function LoginPage() {
   const [mfaToken, setMfaToken] = useState(null);
   const [methods, setMethods] = useState(["totp"]);
+  const [sso, setSso] = useState({ only: false, providers: [] });
+  const refused = ssoRefusal(new URLSearchParams(location.search).get("sso_error"));
+  useEffect(() => {
+    setup().then((s) => setSso({ only: s.sso_only, providers: s.sso_providers || [] })).catch(() => {});
+  }, []);
   const { busy, error, submit } = useSubmit(async (form) => {
     if (mfaToken) {
       await loginMfa(mfaToken, String(form.get("code")).trim());
@@ -20,9 +27,22 @@ export function LoginPage() {
     navigate("/", { replace: true });
   });
 
+  const ssoBlock = html`
+    ${refused && html`<p class="error" role="alert">${refused}</p>`}
+    <${SsoSignIn} providers=${sso.providers} />`;
+  if (sso.only) {
+    return html`<main class="auth-page">
+      <div class="card">
+        <h1>Sign in to Parley</h1>
+        ${ssoBlock}
+      </div>
+    </main>`;
+  }
   return html`<main class="auth-page">
     <form class="card" onSubmit=${submit} aria-busy=${busy}>
       <h1>Sign in to Parley</h1>
+      ${!mfaToken && ssoBlock}
+      ${!mfaToken && sso.providers.length > 0 && html`<p class="or"><span>or</span></p>`}
       ${mfaToken && !methods.includes("totp") ? null : mfaToken
         ? html`<${Field} label="Authentication code" name="code" autocomplete="one-time-code"
             inputmode="numeric" required autofocus

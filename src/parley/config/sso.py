@@ -1,0 +1,174 @@
+"""Single sign-on in the config file: the ``sso`` section, parsed and resolved.
+
+```yaml
+sso:
+  only: false                # true: passwords are off (login, registration, reset)
+  providers:
+    - name: corp             # the URL slug: /auth/oidc/corp/login
+      display_name: Acme ID  # the login page's "Sign in with Acme ID"
+      issuer: https://id.example.com
+      client_id: parley
+      client_secret: os.environ/PARLEY_OIDC_SECRET
+      scopes: [openid, email, profile]
+      allowed_email_domains: [example.com]
+      mappings:
+        - {claim: groups, value: parley-admins, team: Engineering, role: admin}
+```
+
+The secret is a reference, as every secret in the file; nothing here does I/O (discovery
+runs on first use, in ``identity/oidc.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from parley.config.secrets import Secret, reference_name, resolve
+
+TeamRole = Literal["owner", "admin", "member", "viewer"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClaimMapping(_Strict):
+    """A user whose ID token's ``claim`` equals ``value`` (or, for a list claim such as
+    ``groups``, contains it) joins ``team`` (by name; made if missing) with ``role``."""
+
+    claim: str = Field(min_length=1, max_length=100)
+    value: str = Field(min_length=1, max_length=200)
+    team: str = Field(min_length=1, max_length=200)
+    role: TeamRole = "member"
+
+
+class OidcProviderConfig(_Strict):
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    display_name: str | None = Field(default=None, max_length=100)
+    issuer: str = Field(min_length=1)
+    """The issuer URL; its ``/.well-known/openid-configuration`` is read on first use."""
+    client_id: str = Field(min_length=1)
+    client_secret: str | None = None
+    """A reference, ``os.environ/NAME``. Unset: a public client (PKCE alone)."""
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
+        "client_secret_basic"  # noqa: S105 - a method's name, not a secret
+    )
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    allowed_email_domains: list[str] = Field(default_factory=list)
+    """Empty: any domain. Otherwise the email's domain must be one of these (exactly)."""
+    mappings: list[ClaimMapping] = Field(default_factory=list)
+    create_users: bool = True
+    """Just-in-time accounts for people who have none yet; false: only existing accounts
+    (linked by verified email) may sign in this way."""
+    post_logout_redirect_uri: str | None = None
+    """Where the provider sends the browser after logout; default ``<public url>/login``."""
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("issuer")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise ValueError("must be an http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError("an issuer has no query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("client_secret")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        if value is not None:
+            reference_name(value)
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("must include openid")
+        return value
+
+    @field_validator("allowed_email_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        return [d.strip().lower().lstrip("@") for d in value if d.strip()]
+
+    @model_validator(mode="after")
+    def _secret_or_public(self) -> OidcProviderConfig:
+        public = self.token_endpoint_auth_method == "none"  # noqa: S105 - a method's name
+        if not public and self.client_secret is None:
+            raise ValueError("client_secret is required unless token_endpoint_auth_method: none")
+        return self
+
+
+class SsoConfig(_Strict):
+    only: bool = False
+    """SSO only: password sign-in, registration and password reset are refused."""
+    providers: list[OidcProviderConfig] = Field(default_factory=list)
+    flow_seconds: int = Field(default=600, ge=30, le=3600)
+    """How long a started sign-in may take at the provider."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> SsoConfig:
+        names = [p.name for p in self.providers]
+        if len(set(names)) != len(names):
+            raise ValueError("a provider name appears twice")
+        if self.only and not self.providers:
+            raise ValueError("only: true needs at least one provider")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class OidcProvider:
+    """A provider with its secret resolved; the repr shows no secret."""
+
+    config: OidcProviderConfig
+    client_secret: Secret | None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def label(self) -> str:
+        return self.config.display_name or self.config.name
+
+
+@dataclass(frozen=True, slots=True)
+class SsoSettings:
+    only: bool = False
+    providers: tuple[OidcProvider, ...] = ()
+    flow_seconds: int = 600
+    by_name: Mapping[str, OidcProvider] = field(default_factory=dict)
+
+    def secrets(self) -> list[str]:
+        return [p.client_secret.reveal() for p in self.providers if p.client_secret is not None]
+
+
+def resolve_sso(config: SsoConfig | None, env: Mapping[str, str]) -> SsoSettings | None:
+    """Resolve the secrets; ValueError lists every missing variable."""
+    if config is None or not config.providers:
+        return None
+    missing: list[str] = []
+    providers = []
+    for index, provider in enumerate(config.providers):
+        secret = None
+        if provider.client_secret is not None:
+            try:
+                secret = resolve(provider.client_secret, env)
+            except KeyError as exc:
+                missing.append(
+                    f"sso.providers[{index}].client_secret: environment variable "
+                    f"{exc.args[0]} is not set"
+                )
+        providers.append(OidcProvider(provider, secret))
+    if missing:
+        raise ValueError("; ".join(missing))
+    return SsoSettings(
+        config.only, tuple(providers), config.flow_seconds, {p.name: p for p in providers}
+    )
