@@ -16,16 +16,6 @@ export function count(value) {
   return value === null || value === undefined ? "—" : Number(value).toLocaleString();
 }
 
-/** A duration the health API gives in milliseconds, rounded: "412 ms". */
-export function ms(value) {
-  return value === null || value === undefined ? "—" : `${Math.round(value)} ms`;
-}
-
-/** A rate from 0 to 1 as "2.5 %". */
-export function percent(rate) {
-  return rate === null || rate === undefined ? "—" : `${(rate * 100).toFixed(1)} %`;
-}
-
 const BREAKER = { closed: "Closed", open: "Open", half_open: "Half-open" };
 /** A circuit breaker's state in words. */
 export const breaker = (state) => BREAKER[state] ?? state;
