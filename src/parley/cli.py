@@ -34,7 +34,7 @@ def serve(
     ] = False,
 ) -> None:
     """Start the gateway."""
-    from parley.runtime import pause_collector
+    from parley.runtime import pause_collector, resume_collector
 
     pause_collector()  # back on, and the start-up heap frozen, in the app's lifespan
     import uvicorn
@@ -82,6 +82,7 @@ def serve(
         _run(_upgrade(settings))
         os.environ["PARLEY_AUTO_MIGRATE"] = "false"
         _multiprocess_metrics()
+        resume_collector()  # this process only supervises; no lifespan here turns it on
         uvicorn.run(
             "parley.app:create_app_from_env", factory=True, workers=settings.workers, **common
         )

@@ -19,8 +19,15 @@ import gc
 
 
 def pause_collector() -> None:
-    """Turn the cycle collector off until ``settle_heap`` (``parley serve``'s start-up)."""
+    """Turn the cycle collector off until ``settle_heap`` or ``resume_collector``
+    (``parley serve``'s start-up)."""
     gc.disable()
+
+
+def resume_collector() -> None:
+    """The collector on again: for a process that pauses it and then serves no app of its
+    own (``parley serve --workers``' supervisor: its workers are fresh interpreters)."""
+    gc.enable()
 
 
 def settle_heap(gen0_threshold: int) -> None:
@@ -36,4 +43,4 @@ def settle_heap(gen0_threshold: int) -> None:
         gc.freeze()
         _, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(gen0_threshold, gen1, gen2)
-    gc.enable()
+    resume_collector()

@@ -4,7 +4,11 @@ collector paused for the start-up is on again once the heap is settled."""
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +53,19 @@ def test_settling_turns_the_paused_collector_back_on(threshold: int) -> None:
         assert gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_the_workers_supervisor_runs_with_the_collector_on(tmp_path: Path) -> None:
+    """``parley serve --workers 2`` pauses the collector for its imports, then hands over
+    to uvicorn's supervisor, which builds no app (so no lifespan turns it back on)."""
+    code = (
+        "import gc, uvicorn\n"
+        "uvicorn.run = lambda *a, **k: print('collector on' if gc.isenabled() else 'off')\n"
+        "from parley.cli import app\n"
+        "app(['serve', '--workers', '2'], standalone_mode=False)\n"
+    )
+    env = {**os.environ, "PARLEY_DATABASE_URL": f"sqlite:///{tmp_path}/parley.db"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split("\n")[-2:] == ["collector on", ""]
