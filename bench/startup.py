@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from bench.compare import (
     rss_mb,
     started,
 )
+from parley.testing.imports import imported_by_the_app
 from parley.testing.servers import free_port
 
 HEAVY = (
@@ -56,21 +56,6 @@ HEAVY = (
     "jwt",
     "sqlalchemy",
 )
-
-
-def _imported(env: dict[str, str], config: Path) -> list[str]:
-    """The heavy top-level packages importing ``parley serve``'s app pulls in."""
-    code = (
-        "import sys\n"
-        "from parley.config import Settings\n"
-        "from parley.app import create_app\n"
-        f"create_app(Settings(config={str(config)!r}))\n"
-        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    return out.stdout.split()
 
 
 def main() -> None:
@@ -105,7 +90,7 @@ def main() -> None:
                 cpus.append(cpu)
                 idles.append(idle)
                 rows.append([i + 1, boot, cpu, idle])
-            heavy = _imported({**os.environ, **env}, tmp / "parley.yaml")
+            heavy = imported_by_the_app(HEAVY, {**os.environ, **env}, tmp / "parley.yaml")
     print_table(["run", "start-up s", "CPU s to ready", "RSS idle MB"], rows)
     print(
         f"start-up median {statistics.median(boots):.2f} s (min {min(boots):.2f}, "
