@@ -165,14 +165,8 @@ class SingleSignOn:
             nonce=str(sealed["non"]),
         )
         user, created, linked = await self._account(provider, claims)
-        sid = claims.get("sid")
         tokens = await self._accounts.login_sso(
-            user,
-            provider=name,
-            sid=sid if isinstance(sid, str) else None,
-            ip=ip,
-            user_agent=user_agent,
-            kind=kind,
+            user, provider=name, ip=ip, user_agent=user_agent, kind=kind
         )
         return Finished(tokens, user, safe_next(str(sealed.get("nxt") or "/")), created, linked)
 
