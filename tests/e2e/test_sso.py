@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from parley.app import create_app
 from parley.config import Settings
-from parley.config.sso import SsoConfig, resolve_sso
+from parley.config.loader import resolve_sso
+from parley.config.sso import SsoConfig
 from parley.store.tables import audit_log, sso_identities
 from parley.store.tables import teams as teams_table
 from parley.testing.fake_upstream import FakeUpstream
