@@ -37,7 +37,8 @@ def sso_of(request: Request) -> SingleSignOn:
 
 
 def refuse_if_sso_only(request: Request) -> None:
-    """Password (and passkey) sign-in, registration and reset are off under ``sso.only``."""
+    """Password sign-in, registration, reset and change are off under ``sso.only``
+    (passkey sign-in and TOTP stay: docs/security.md)."""
     sso = services(request).sso
     if sso is not None and sso.only:
         raise PermissionDenied(
