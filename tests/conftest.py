@@ -18,7 +18,7 @@ from parley.config import Settings
 from parley.identity import passwords
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, serve_in_thread
-from tests.backends import finish_drops, sqlite_url
+from tests.backends import finish_drops, postgres_database, redis_url, sqlite_url
 
 # The suite builds and drops many apps in one process: a frozen heap would keep every
 # dropped app's reference cycles forever (see parley/runtime.py). Servers the tests start
@@ -82,6 +82,17 @@ def second_fake(loop_thread: LoopThread) -> Iterator[FakeUpstream]:
 
 
 ParleyFactory = Callable[..., str]
+
+
+@pytest.fixture
+def shared() -> Iterator[dict[str, str]]:
+    """The settings of two or more Parley instances on one PostgreSQL (migrated) and one
+    Redis, both fresh and dropped after the test."""
+    pg, rd = postgres_database(migrated=True), redis_url()
+    yield {"database_url": next(pg), "redis_url": next(rd)}
+    for gen in (rd, pg):
+        with pytest.raises(StopIteration):
+            next(gen)
 
 
 @pytest.fixture

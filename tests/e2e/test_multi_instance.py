@@ -24,18 +24,8 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, free_port, models_from, serve_in_thread
-from tests.backends import postgres_database, redis_url
 from tests.conftest import ParleyFactory
 from tests.e2e.test_access import ADMIN, PRICE, Client, error
-
-
-@pytest.fixture
-def shared() -> Iterator[dict[str, str]]:
-    pg, rd = postgres_database(migrated=True), redis_url()
-    yield {"database_url": next(pg), "redis_url": next(rd)}
-    for gen in (rd, pg):
-        with pytest.raises(StopIteration):
-            next(gen)
 
 
 @pytest.fixture

@@ -17,12 +17,13 @@ from sqlalchemy import select
 
 from parley.app import create_app
 from parley.config import Settings
-from parley.config.sso import SsoConfig, resolve_sso
+from parley.config.loader import resolve_sso
+from parley.config.sso import SsoConfig
 from parley.store.tables import audit_log, sso_identities
 from parley.store.tables import teams as teams_table
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, serve_in_thread
-from tests.backends import postgres_database, redis_url, sqlite_url
+from tests.backends import sqlite_url
 from tests.oidc import CLIENT_SECRET, CLIENT_SECRET_ENV, OpenIdProvider, running_provider
 
 COOKIE_MODE = {"x-parley-refresh-cookie": "1"}
@@ -167,6 +168,24 @@ def no_session(browser: httpx.Client, parley: Parley) -> bool:
     return refused.status_code == 401
 
 
+def refused_sign_in(parley: Parley, idp: OpenIdProvider, login: str) -> str | None:
+    """Sign in as ``login`` in a fresh browser, which must end with no session; the
+    ``sso_error`` the callback answered with."""
+    with httpx.Client() as browser:
+        code = refused_with(sign_in(browser, parley, idp, login))
+        assert no_session(browser, parley)
+    return code
+
+
+PASSWORD = "a long horse battery"
+
+
+def register(parley: Parley, email: str, name: str) -> httpx.Response:
+    """A password account, made the way the web app's registration makes one."""
+    body = {"email": email, "password": PASSWORD, "name": name}
+    return httpx.post(f"{parley.url}/auth/register", json=body)
+
+
 def test_first_sign_in_makes_the_account_with_the_mapped_teams_and_roles(
     start: StartParley, idp: OpenIdProvider
 ) -> None:
@@ -206,10 +225,7 @@ def test_an_existing_account_is_linked_by_its_verified_email(
 ) -> None:
     parley = start()
     register_client(idp, parley)
-    made = httpx.post(
-        f"{parley.url}/auth/register",
-        json={"email": "bob@example.com", "password": "a long horse battery", "name": "Bob"},
-    )
+    made = register(parley, "bob@example.com", "Bob")
     assert made.status_code == 201, made.text
     with httpx.Client() as browser:
         sign_in(browser, parley, idp, "bob-sub")
@@ -223,10 +239,7 @@ def test_an_unverified_email_is_refused_and_links_nothing(
 ) -> None:
     parley = start()
     register_client(idp, parley)
-    made = httpx.post(
-        f"{parley.url}/auth/register",
-        json={"email": "carol@example.com", "password": "a long horse battery", "name": "C"},
-    )
+    made = register(parley, "carol@example.com", "C")
     assert made.status_code == 201
     with httpx.Client() as browser:
         done = sign_in(browser, parley, idp, "carol-sub")
@@ -242,10 +255,7 @@ def test_a_tampered_id_token_is_refused(start: StartParley, idp: OpenIdProvider)
     parley = start()
     register_client(idp, parley)
     idp.next(tamper="payload")  # the payload changed after the provider signed it
-    with httpx.Client() as browser:
-        done = sign_in(browser, parley, idp, "alice-sub")
-        assert refused_with(done) == "sso_id_token"
-        assert no_session(browser, parley)
+    assert refused_sign_in(parley, idp, "alice-sub") == "sso_id_token"
     assert parley.query(select(sso_identities)) == []
 
 
@@ -253,10 +263,7 @@ def test_a_wrong_nonce_is_refused(start: StartParley, idp: OpenIdProvider) -> No
     parley = start()
     register_client(idp, parley)
     idp.next(nonce="not-the-nonce-parley-sent")  # a validly signed token, another nonce
-    with httpx.Client() as browser:
-        done = sign_in(browser, parley, idp, "alice-sub")
-        assert refused_with(done) == "sso_nonce"
-        assert no_session(browser, parley)
+    assert refused_sign_in(parley, idp, "alice-sub") == "sso_nonce"
 
 
 def test_a_wrong_state_a_replay_and_a_callback_in_another_browser_are_refused(
@@ -286,9 +293,7 @@ def test_a_wrong_state_a_replay_and_a_callback_in_another_browser_are_refused(
 def test_an_email_domain_not_allowed_is_refused(start: StartParley, idp: OpenIdProvider) -> None:
     parley = start(sso_section(idp.issuer, provider={"allowed_email_domains": ["example.com"]}))
     register_client(idp, parley)
-    with httpx.Client() as browser:
-        assert refused_with(sign_in(browser, parley, idp, "dave-sub")) == "sso_domain_refused"
-        assert no_session(browser, parley)
+    assert refused_sign_in(parley, idp, "dave-sub") == "sso_domain_refused"
     with httpx.Client() as browser:
         assert refused_with(sign_in(browser, parley, idp, "bob-sub")) is None
 
@@ -302,19 +307,18 @@ def test_sso_only_turns_passwords_off(start: StartParley, idp: OpenIdProvider) -
     assert setup["sso_providers"] == [
         {"name": "corp", "display_name": "Acme ID", "login_url": "/auth/oidc/corp/login"}
     ]
-    body = {"email": "bob@example.com", "password": "a long horse battery", "name": "Bob"}
-    registered = httpx.post(f"{parley.url}/auth/register", json=body)
+    registered = register(parley, "bob@example.com", "Bob")
     assert registered.status_code == 403
     assert registered.json()["error"]["code"] == "sso_only"
     with httpx.Client() as browser:
         sign_in(browser, parley, idp, "bob-sub")
         session(browser, parley)
     login = httpx.post(
-        f"{parley.url}/auth/login", json={"email": body["email"], "password": body["password"]}
+        f"{parley.url}/auth/login", json={"email": "bob@example.com", "password": PASSWORD}
     )
     assert login.status_code == 403
     assert login.json()["error"]["code"] == "sso_only"
-    reset = httpx.post(f"{parley.url}/auth/password-reset", json={"email": body["email"]})
+    reset = httpx.post(f"{parley.url}/auth/password-reset", json={"email": "bob@example.com"})
     assert reset.status_code == 403
     assert parley.audit("auth.login_failed")[-1]["detail"] == {
         "method": "password",
@@ -359,15 +363,6 @@ def test_logout_ends_the_session_here_and_at_the_provider(
         at_provider = browser.get(started.headers["location"])
         interaction = browser.get(urljoin(str(at_provider.url), at_provider.headers["location"]))
         assert "Sign in to the test provider" in interaction.text
-
-
-@pytest.fixture
-def shared() -> Iterator[dict[str, str]]:
-    pg, rd = postgres_database(migrated=True), redis_url()
-    yield {"database_url": next(pg), "redis_url": next(rd)}
-    for gen in (rd, pg):
-        with pytest.raises(StopIteration):
-            next(gen)
 
 
 def test_a_sign_in_started_on_one_instance_finishes_on_another(

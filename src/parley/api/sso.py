@@ -37,7 +37,8 @@ def sso_of(request: Request) -> SingleSignOn:
 
 
 def refuse_if_sso_only(request: Request) -> None:
-    """Password (and passkey) sign-in, registration and reset are off under ``sso.only``."""
+    """Password sign-in, registration, reset and change are off under ``sso.only``
+    (passkey sign-in and TOTP stay: docs/security.md)."""
     sso = services(request).sso
     if sso is not None and sso.only:
         raise PermissionDenied(
@@ -49,8 +50,26 @@ def _callback_url(request: Request, name: str) -> str:
     return f"{base_url(request)}/auth/oidc/{name}/callback"
 
 
-def _flow_path(name: str) -> str:
-    return f"/auth/oidc/{name}"
+def _set_flow(response: Response, request: Request, name: str, flow: str, seconds: int) -> None:
+    response.set_cookie(
+        FLOW_COOKIE,
+        flow,
+        max_age=seconds,
+        path=f"/auth/oidc/{name}",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def _clear_flow(response: Response, request: Request, name: str) -> None:
+    response.delete_cookie(
+        FLOW_COOKIE,
+        path=f"/auth/oidc/{name}",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="lax",
+    )
 
 
 @router.get("/auth/oidc/{name}/login")
@@ -59,16 +78,8 @@ async def login(name: str, request: Request) -> Response:
     begun = await sso.begin(
         name, redirect_uri=_callback_url(request, name), next_path=request.query_params.get("next")
     )
-    response = RedirectResponse(begun.url, status_code=303, headers={"Cache-Control": "no-store"})
-    response.set_cookie(
-        FLOW_COOKIE,
-        begun.flow,
-        max_age=sso.settings.flow_seconds,
-        path=_flow_path(name),
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="lax",
-    )
+    response = _redirect(begun.url)
+    _set_flow(response, request, name, begun.flow, sso.settings.flow_seconds)
     return response
 
 
@@ -96,7 +107,7 @@ async def callback(name: str, request: Request) -> Response:
             detail={"method": "oidc", "provider": name, "reason": exc.code},
         )
         failed = _redirect(f"/login?sso_error={quote(exc.code or 'sso_failed')}")
-        failed.delete_cookie(FLOW_COOKIE, path=_flow_path(name), httponly=True, samesite="lax")
+        _clear_flow(failed, request, name)
         return failed
     detail = {"method": "oidc", "provider": name}
     if done.created:
@@ -113,7 +124,7 @@ async def callback(name: str, request: Request) -> Response:
         svc.db, actor=done.user.id, action="auth.login", target=done.user.id, ip=ip, detail=detail
     )
     response = _redirect(done.next)
-    response.delete_cookie(FLOW_COOKIE, path=_flow_path(name), httponly=True, samesite="lax")
+    _clear_flow(response, request, name)
     token = refresh_cookie.take_token(done.tokens)
     if token is not None:
         refresh_cookie.set_cookie(request, response, token)
@@ -127,13 +138,13 @@ def _redirect(location: str) -> Response:
 async def logout_url(request: Request, session_id: str) -> str | None:
     """Where the browser goes next to end the provider's session too (RP-initiated
     logout), for a session one of the providers signed in; None otherwise."""
-    sso = services(request).sso
-    if sso is None:
+    svc = services(request)
+    if svc.sso is None:
         return None
-    provider = await services(request).accounts.sessions.sso_provider(session_id)
+    provider = await svc.accounts.sessions.sso_provider(session_id)
     if provider is None:
         return None
     try:
-        return await sso.logout_url(provider, f"{base_url(request)}/login")
+        return await svc.sso.logout_url(provider, f"{base_url(request)}/login")
     except ServiceUnavailable:
         return None  # Parley's session is over either way; the provider's stays

@@ -42,7 +42,7 @@ from parley.config.models import (
     UserTierConfig,
 )
 from parley.config.secrets import Secret, reference_name, resolve
-from parley.config.sso import SsoSettings, resolve_sso
+from parley.config.sso import OidcProvider, SsoConfig, SsoSettings
 from parley.errors import ConfigError
 
 
@@ -177,15 +177,28 @@ def load_models(path: Path | None, environ: Mapping[str, str] | None = None) -> 
         parsed.experiments,
         parsed.budget,
         parsed.user_tiers,
-        load_sso(parsed, env),
+        resolve_sso(parsed.sso, env),
     )
 
 
-def load_sso(parsed: ModelsFile, env: Mapping[str, str]) -> SsoSettings | None:
-    try:
-        return resolve_sso(parsed.sso, env)
-    except ValueError as exc:
-        raise ConfigError(str(exc).split("; ")) from None
+def resolve_sso(config: SsoConfig | None, env: Mapping[str, str]) -> SsoSettings | None:
+    """The ``sso`` section with its client secrets resolved; None when it names no
+    provider. A missing variable is a ``ConfigError`` naming where, as for deployments."""
+    if config is None or not config.providers:
+        return None
+    problems: list[str] = []
+    providers = tuple(
+        OidcProvider(
+            provider,
+            _resolve_optional(
+                provider.client_secret, f"sso.providers[{i}]", "client_secret", env, problems
+            ),
+        )
+        for i, provider in enumerate(config.providers)
+    )
+    if problems:
+        raise ConfigError(problems)
+    return SsoSettings(config.only, providers, config.flow_seconds)
 
 
 def read_model_file(path: Path) -> tuple[dict[str, Any], list[str]]:

@@ -22,13 +22,13 @@ runs on first use, in ``identity/oidc.py``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from parley.config.secrets import Secret, reference_name, resolve
+from parley.config.secrets import Secret, reference_name
 
 TeamRole = Literal["owner", "admin", "member", "viewer"]
 
@@ -141,34 +141,15 @@ class OidcProvider:
 
 @dataclass(frozen=True, slots=True)
 class SsoSettings:
+    """The ``sso`` section with its secrets resolved (``config/loader.py``)."""
+
     only: bool = False
     providers: tuple[OidcProvider, ...] = ()
     flow_seconds: int = 600
-    by_name: Mapping[str, OidcProvider] = field(default_factory=dict)
+
+    @property
+    def by_name(self) -> Mapping[str, OidcProvider]:
+        return {p.name: p for p in self.providers}
 
     def secrets(self) -> list[str]:
         return [p.client_secret.reveal() for p in self.providers if p.client_secret is not None]
-
-
-def resolve_sso(config: SsoConfig | None, env: Mapping[str, str]) -> SsoSettings | None:
-    """Resolve the secrets; ValueError lists every missing variable."""
-    if config is None or not config.providers:
-        return None
-    missing: list[str] = []
-    providers = []
-    for index, provider in enumerate(config.providers):
-        secret = None
-        if provider.client_secret is not None:
-            try:
-                secret = resolve(provider.client_secret, env)
-            except KeyError as exc:
-                missing.append(
-                    f"sso.providers[{index}].client_secret: environment variable "
-                    f"{exc.args[0]} is not set"
-                )
-        providers.append(OidcProvider(provider, secret))
-    if missing:
-        raise ValueError("; ".join(missing))
-    return SsoSettings(
-        config.only, tuple(providers), config.flow_seconds, {p.name: p for p in providers}
-    )

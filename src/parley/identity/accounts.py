@@ -294,7 +294,6 @@ class Accounts:
         user: User,
         *,
         provider: str,
-        sid: str | None,
         ip: str | None,
         user_agent: str | None,
         kind: SessionKind,
@@ -305,7 +304,7 @@ class Accounts:
         if user.disabled:
             raise AuthenticationFailed("this account is disabled", code="account_disabled")
         return await self._start(
-            user, ["oidc"], ip=ip, user_agent=user_agent, kind=kind, sso=(provider, sid)
+            user, ["oidc"], ip=ip, user_agent=user_agent, kind=kind, sso_provider=provider
         )
 
     async def _start(
@@ -316,7 +315,7 @@ class Accounts:
         ip: str | None,
         user_agent: str | None,
         kind: SessionKind,
-        sso: tuple[str, str | None] | None = None,
+        sso_provider: str | None = None,
     ) -> dict[str, Any]:
         limits = self.session_policy.of(kind)
         session, refresh = await self.sessions.start(
@@ -326,7 +325,7 @@ class Accounts:
             user_agent=user_agent,
             kind=kind,
             absolute_s=limits.absolute_s,
-            sso=sso,
+            sso_provider=sso_provider,
         )
         if limits.idle_s is not None:
             await self._state.set_flag(state_keys.session_idle(session.id), limits.idle_s)
@@ -438,13 +437,6 @@ class Accounts:
     async def revoke_session(self, auth: Authenticated, session_id: str) -> None:
         await self.sessions.revoke(session_id, user_id=auth.user.id)
         await self._flag_sessions(auth.user.id, [session_id])
-
-    async def end_sessions(self, user_id: str, session_ids: list[str]) -> None:
-        """End these sessions of the user everywhere (an OpenID provider's logout)."""
-        for session_id in session_ids:
-            with contextlib.suppress(NotFound):
-                await self.sessions.revoke(session_id, user_id=user_id)
-        await self._flag_sessions(user_id, session_ids)
 
     async def logout_all(self, user_id: str) -> int:
         ids = await self.sessions.revoke_all(user_id)

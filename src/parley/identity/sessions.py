@@ -55,11 +55,11 @@ class Sessions:
         user_agent: str | None,
         kind: SessionKind = "api",
         absolute_s: float | None = None,
-        sso: tuple[str, str | None] | None = None,
+        sso_provider: str | None = None,
     ) -> tuple[SessionInfo, str]:
         """``absolute_s``: the session's whole lifetime, when shorter than a refresh
-        token's (the web app's 10 hours). ``sso``: the OpenID provider that signed the
-        user in and its session id (``sid``), when one did."""
+        token's (the web app's 10 hours). ``sso_provider``: the OpenID provider that signed
+        the user in, when one did (its logout ends at that provider)."""
         now = now_ms()
         session_id = new_id()
         token = REFRESH_PREFIX + secrets.token_urlsafe(32)
@@ -79,8 +79,7 @@ class Sessions:
                     ip=ip,
                     user_agent=(user_agent or "")[:300] or None,
                     kind=kind,
-                    sso_provider=sso[0] if sso else None,
-                    sso_sid=sso[1] if sso else None,
+                    sso_provider=sso_provider,
                 )
             )
             await conn.execute(
@@ -191,20 +190,6 @@ class Sessions:
                 select(auth_sessions.c.sso_provider).where(auth_sessions.c.id == session_id)
             )
         return None if found is None else str(found)
-
-    async def by_sso(self, provider: str, *, sid: str | None, user_id: str | None) -> list[str]:
-        """Live sessions from ``provider``'s session ``sid``, or of ``user_id`` through
-        that provider (back-channel logout names one or the other)."""
-        t = auth_sessions
-        query = select(t.c.id, t.c.user_id).where(
-            t.c.sso_provider == provider, t.c.revoked_ms.is_(None), t.c.expires_ms > now_ms()
-        )
-        if sid is not None:
-            query = query.where(t.c.sso_sid == sid)
-        if user_id is not None:
-            query = query.where(t.c.user_id == user_id)
-        async with self._db.read() as conn:
-            return [r.id for r in await conn.execute(query)]
 
     async def list_active(self, user_id: str) -> list[dict[str, Any]]:
         query = (

@@ -165,14 +165,8 @@ class SingleSignOn:
             nonce=str(sealed["non"]),
         )
         user, created, linked = await self._account(provider, claims)
-        sid = claims.get("sid")
         tokens = await self._accounts.login_sso(
-            user,
-            provider=name,
-            sid=sid if isinstance(sid, str) else None,
-            ip=ip,
-            user_agent=user_agent,
-            kind=kind,
+            user, provider=name, ip=ip, user_agent=user_agent, kind=kind
         )
         return Finished(tokens, user, safe_next(str(sealed.get("nxt") or "/")), created, linked)
 
@@ -222,23 +216,17 @@ class SingleSignOn:
         users = self._accounts.users
         db = self._accounts.db
         now = now_ms()
-        async with db.read() as conn:
+        async with db.write() as conn:  # a linked identity: note this sign-in, find its user
             linked_id = await conn.scalar(
-                select(sso_identities.c.user_id).where(
+                update(sso_identities)
+                .where(
                     sso_identities.c.provider == config.name,
                     sso_identities.c.subject == subject,
                 )
+                .values(email=email, last_login_ms=now)
+                .returning(sso_identities.c.user_id)
             )
         if linked_id is not None:
-            async with db.write() as conn:
-                await conn.execute(
-                    update(sso_identities)
-                    .where(
-                        sso_identities.c.provider == config.name,
-                        sso_identities.c.subject == subject,
-                    )
-                    .values(email=email, last_login_ms=now)
-                )
             user = await users.get(str(linked_id))
             await self._map(user, provider, claims, created=False)
             return user, False, False

@@ -135,29 +135,21 @@ class TokenSigner:
         seconds: int | None = None,
         idle: int = 0,
     ) -> tuple[str, int]:
-        await self._fresh()
-        assert self._current is not None
-        now = int(time.time())
         lifetime = seconds or self.access_seconds
-        claims = {
-            "iss": ISSUER,
+        claims: dict[str, Any] = {
             "sub": sub,
             "sid": sid,
             "jti": uuid.uuid4().hex,
-            "iat": now,
-            "exp": now + lifetime,
             "auth_time": auth_time,
             "amr": amr,
-            "typ": typ,
         }
         if idle:
             claims["idl"] = idle
-        header = {"alg": ALG, "kid": self._current.kid}
-        return jwt.encode(header, claims, self._current), lifetime
+        return await self.seal(claims, typ=typ, seconds=lifetime), lifetime
 
     async def seal(self, claims: dict[str, Any], *, typ: str, seconds: int) -> str:
-        """A signed, expiring token around ``claims`` for Parley's own later reading (a
-        single sign-on flow's cookie): the same keys as access tokens, another ``typ``."""
+        """A signed, expiring token around ``claims`` for Parley's own later reading: an
+        access token (``issue``) or a single sign-on flow's cookie, told apart by ``typ``."""
         await self._fresh()
         assert self._current is not None
         now = int(time.time())
@@ -165,35 +157,8 @@ class TokenSigner:
         return jwt.encode({"alg": ALG, "kid": self._current.kid}, body, self._current)
 
     async def unseal(self, token: str, *, typ: str) -> dict[str, Any]:
-        """The claims of a token ``seal`` made with this ``typ``, unexpired; else 401."""
-        claims = await self._decoded(token)
-        now = int(time.time())
-        if (
-            claims.get("iss") != ISSUER
-            or claims.get("typ") != typ
-            or not isinstance(claims.get("exp"), int)
-            or claims["exp"] <= now
-        ):
-            raise AuthenticationFailed("invalid or expired token", code="invalid_token")
-        return claims
-
-    async def _decoded(self, token: str) -> dict[str, Any]:
-        await self._fresh()
-        try:
-            kid = _kid(token)
-            if kid not in {k.kid for k in self._keys.keys}:
-                await self._reload(older_than=UNKNOWN_KID_RELOAD_S)
-                if kid not in {k.kid for k in self._keys.keys}:
-                    raise ValueError("token names an unknown signing key")
-            decoded = jwt.decode(token, self._keys, algorithms=[ALG])
-        except (JoseError, ValueError, TypeError) as exc:
-            raise AuthenticationFailed("invalid or expired token", code="invalid_token") from exc
-        if not isinstance(decoded.claims, dict):
-            raise AuthenticationFailed("invalid or expired token", code="invalid_token")
-        return decoded.claims
-
-    async def verify(self, token: str, *, typ: str = "access") -> AccessClaims:
-        """Signature, issuer, expiry and type; revocation is checked by the caller."""
+        """The claims of a token ``seal`` made with this ``typ``: signature, issuer,
+        expiry and type checked; else 401."""
         await self._fresh()
         try:
             kid = _kid(token)
@@ -205,18 +170,21 @@ class TokenSigner:
             decoded = jwt.decode(token, self._keys, algorithms=[ALG])
         except (JoseError, ValueError, TypeError) as exc:
             raise AuthenticationFailed("invalid or expired token", code="invalid_token") from exc
-        if not isinstance(decoded.claims, dict):
-            raise AuthenticationFailed("invalid or expired token", code="invalid_token")
         c = decoded.claims
-        now = int(time.time())
         if (
-            c.get("iss") != ISSUER
+            not isinstance(c, dict)
+            or c.get("iss") != ISSUER
             or c.get("typ") != typ
             or not isinstance(c.get("exp"), int)
-            or c["exp"] <= now
-            or not isinstance(c.get("sub"), str)
-            or not isinstance(c.get("sid"), str)
+            or c["exp"] <= int(time.time())
         ):
+            raise AuthenticationFailed("invalid or expired token", code="invalid_token")
+        return c
+
+    async def verify(self, token: str, *, typ: str = "access") -> AccessClaims:
+        """Signature, issuer, expiry and type; revocation is checked by the caller."""
+        c = await self.unseal(token, typ=typ)
+        if not isinstance(c.get("sub"), str) or not isinstance(c.get("sid"), str):
             raise AuthenticationFailed("invalid or expired token", code="invalid_token")
         return AccessClaims(
             sub=c["sub"],

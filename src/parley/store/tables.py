@@ -269,10 +269,8 @@ auth_sessions = Table(
     Column("user_agent", String(300)),
     # "web" (the browser app, cookie mode: idle timeout and absolute lifetime) or "api"
     Column("kind", String(8), nullable=False, server_default="api"),
-    # A single sign-on session: the OpenID provider's name (its logout ends at that
-    # provider) and the provider's own session id (``sid``: back-channel logout finds it).
+    # A single sign-on session: the OpenID provider's name (its logout ends at that provider)
     Column("sso_provider", String(32)),
-    Column("sso_sid", String(255)),
     Index(None, "user_id"),  # sessions list, log out everywhere
 )
 

@@ -37,12 +37,10 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_sso_identities_user_id"), ["user_id"], unique=False)
     with op.batch_alter_table("auth_sessions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sso_provider", sa.String(length=32), nullable=True))
-        batch_op.add_column(sa.Column("sso_sid", sa.String(length=255), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("auth_sessions", schema=None) as batch_op:
-        batch_op.drop_column("sso_sid")
         batch_op.drop_column("sso_provider")
     with op.batch_alter_table("sso_identities", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sso_identities_user_id"))
