@@ -26,20 +26,28 @@ CLIENT_SECRET = "test-oidc-client-secret-0123456789"
 CLIENT_SECRET_ENV = "PARLEY_TEST_OIDC_SECRET"
 
 
-def require_provider() -> str:
-    """The node binary, or skip (fail under CI) naming what is missing."""
+def _unavailable(what: str) -> None:
+    message = f"{what}: sh scripts/install-oidc-provider.sh installs it"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_node() -> str:
+    """The node binary, or skip (fail under CI)."""
     node = shutil.which("node")
-    missing = None
     if node is None:
-        missing = "node is not installed"
-    elif not INSTALLED.exists():
-        missing = "oidc-provider is not installed in tests/oidc"
-    if missing is not None:
-        message = f"{missing}: sh scripts/install-oidc-provider.sh installs it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        _unavailable("node is not installed")
     assert node is not None
+    return node
+
+
+def require_provider() -> str:
+    """The node binary with the provider installed beside it, or skip (fail under CI)
+    naming what is missing."""
+    node = require_node()
+    if not INSTALLED.exists():
+        _unavailable("oidc-provider is not installed in tests/oidc")
     return node
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.oidc import require_provider
+from tests.oidc import require_node
 
 APP = Path(__file__).parents[3] / "src" / "parley" / "web" / "app"
 MODULES = sorted(APP.rglob("*.js"))
@@ -17,7 +17,7 @@ MODULES = sorted(APP.rglob("*.js"))
 @pytest.mark.parametrize("module", MODULES, ids=lambda p: str(p.relative_to(APP)))
 def test_the_module_parses(module: Path) -> None:
     checked = subprocess.run(
-        [require_provider(), "--input-type=module", "--check"],
+        [require_node(), "--input-type=module", "--check"],
         input=module.read_bytes(),
         capture_output=True,
         check=False,
