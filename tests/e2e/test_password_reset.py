@@ -21,11 +21,10 @@ from tests.conftest import ParleyFactory
 from tests.e2e.test_access import ADMIN, Client, backend, error, start
 from tests.e2e.test_auth import PASSWORD, Account
 from tests.e2e.test_cli import parley
-from tests.e2e.test_multi_instance import shared
 from tests.polling import eventually
 from tests.smtp import Inbox, html_of, link_in, mail_settings, smtp_server, text_of
 
-__all__ = ["backend", "shared", "start"]
+__all__ = ["backend", "start"]
 
 NEW_PASSWORD = "a brand new passphrase 7731"
 

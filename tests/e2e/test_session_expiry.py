@@ -15,9 +15,8 @@ import pytest
 from tests.conftest import ParleyFactory
 from tests.e2e.test_access import ADMIN, Client, backend, error, start
 from tests.e2e.test_auth import PASSWORD, Account
-from tests.e2e.test_multi_instance import shared
 
-__all__ = ["backend", "shared", "start"]
+__all__ = ["backend", "start"]
 
 WEB = {"x-parley-refresh-cookie": "1"}
 BROWSER_UA = (
