@@ -90,3 +90,95 @@ def test_cached_reads_and_reasoning_are_priced_apart(parley: ParleyFactory, fami
         (usage["prompt_tokens"] - 2) * 0.001 + 2 * 0.0001 + reasoning * 0.003 + output * 0.002
     )
     assert float(response.headers["x-parley-cost-usd"]) == pytest.approx(expected)
+
+
+def _events(text: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line[len("data: ") :])
+        for line in text.splitlines()
+        if line.startswith("data: {")
+    ]
+
+
+def messages_by_hand(usage: dict[str, Any]) -> float:
+    """Anthropic's counts: ``input_tokens`` is the uncached input; no reasoning apart (the
+    directive below asks for none, so every output token is at the output price)."""
+    tokens = (
+        usage["input_tokens"] * 1000
+        + usage["cache_read_input_tokens"] * 100
+        + usage["cache_creation_input_tokens"] * 1000
+        + usage["output_tokens"] * 2000
+    )
+    return tokens / 1e6
+
+
+def responses_by_hand(usage: dict[str, Any]) -> float:
+    cached = usage["input_tokens_details"]["cached_tokens"]
+    reasoning = usage["output_tokens_details"]["reasoning_tokens"]
+    tokens = (
+        (usage["input_tokens"] - cached) * 1000
+        + cached * 100
+        + reasoning * 3000
+        + (usage["output_tokens"] - reasoning) * 2000
+    )
+    return tokens / 1e6
+
+
+MESSAGES = {"messages": BODY["messages"], "max_tokens": 9}
+RESPONSES = {"input": "one two three four five six", "max_output_tokens": 9}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_messages_answer_carries_its_cost(
+    parley: ParleyFactory, family: str, stream: bool
+) -> None:
+    """/v1/messages: the headers on a complete answer; on a stream, ``parley`` beside the
+    usage of its ``message_delta`` (and on no other event)."""
+    url = parley(directive="+tokens-9+cached-2", extra={"price": PRICE})
+    body = {**MESSAGES, "model": family, "stream": stream}
+    response = httpx.post(f"{url}/v1/messages", json=body)
+    assert response.status_code == 200, response.text
+    if not stream:
+        usage = response.json()["usage"]
+        assert float(response.headers["x-parley-cost-usd"]) == pytest.approx(
+            messages_by_hand(usage)
+        )
+        return
+    events = _events(response.text)
+    (delta,) = [e for e in events if e["type"] == "message_delta"]
+    usage = delta["usage"]
+    assert usage["output_tokens"] >= 9
+    assert delta["parley"]["cost_usd"] == pytest.approx(messages_by_hand(usage))
+    assert delta["parley"]["cached_tokens"] == usage["cache_read_input_tokens"]
+    assert [e["type"] for e in events if "parley" in e] == ["message_delta"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_responses_answer_carries_its_cost(
+    parley: ParleyFactory, family: str, stream: bool
+) -> None:
+    """/v1/responses: the headers on a complete answer; on a stream, ``parley`` beside the
+    response of ``response.completed``, and the stored response has none of it."""
+    url = parley(directive=DIRECTIVE, extra={"price": PRICE})
+    body = {**RESPONSES, "model": family, "stream": stream}
+    response = httpx.post(f"{url}/v1/responses", json=body)
+    assert response.status_code == 200, response.text
+    if not stream:
+        usage = response.json()["usage"]
+        assert float(response.headers["x-parley-cost-usd"]) == pytest.approx(
+            responses_by_hand(usage)
+        )
+        return
+    events = _events(response.text)
+    (completed,) = [e for e in events if e["type"] == "response.completed"]
+    usage = completed["response"]["usage"]
+    assert usage["output_tokens"] >= 9
+    assert completed["parley"]["cost_usd"] == pytest.approx(responses_by_hand(usage))
+    assert completed["parley"]["cached_tokens"] == usage["input_tokens_details"]["cached_tokens"]
+    assert [e["type"] for e in events if "parley" in e] == ["response.completed"]
+    stored = httpx.get(f"{url}/v1/responses/{completed['response']['id']}")
+    assert stored.status_code == 200, stored.text
+    assert "parley" not in stored.json()
+    assert stored.json()["usage"] == usage

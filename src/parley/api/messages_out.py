@@ -174,6 +174,7 @@ class EventStream:
         self._finish: str | None = None
         self._stop_sequence: object = None
         self._usage: Usage | None = None
+        self._cost: dict[str, Any] | None = None
 
     async def events(self) -> AsyncIterator[bytes]:
         """One item per upstream chunk: the events a chunk makes (the first one's
@@ -188,6 +189,8 @@ class EventStream:
                 frames += (self._message_start(chunk), _PING)
             if chunk.usage is not None:
                 self._usage = chunk.usage
+            if isinstance(chunk.parley, dict):
+                self._cost = chunk.parley
             if chunk.choices:
                 frames += self._choice(chunk)
             if frames:
@@ -195,22 +198,21 @@ class EventStream:
         if not started:
             return
         frames = self._close_all()
-        frames.append(
-            event(
-                "message_delta",
-                {
-                    "type": "message_delta",
-                    "delta": {
-                        "stop_reason": stop_reason(self._finish or "stop", self._stop_sequence),
-                        "stop_sequence": self._stop_sequence
-                        if isinstance(self._stop_sequence, str)
-                        else None,
-                    },
-                    "usage": usage_of(self._usage),
-                },
-            )
-        )
-        frames.append(_STOP)
+        delta: dict[str, Any] = {
+            "type": "message_delta",
+            "delta": {
+                "stop_reason": stop_reason(self._finish or "stop", self._stop_sequence),
+                "stop_sequence": self._stop_sequence
+                if isinstance(self._stop_sequence, str)
+                else None,
+            },
+            "usage": usage_of(self._usage),
+        }
+        if self._cost is not None:
+            # What x-parley-cost-usd says on a complete answer: a stream's headers leave
+            # before its usage is known. Anthropic's SDKs keep unknown fields.
+            delta["parley"] = self._cost
+        frames += (event("message_delta", delta), _STOP)
         yield b"".join(frames)
 
     def _message_start(self, chunk: ChatCompletionChunk) -> bytes:

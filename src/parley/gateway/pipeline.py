@@ -601,7 +601,7 @@ class Gateway:
                 [],
                 usage=usage,
                 system_fingerprint=last.system_fingerprint,
-                parley=_cost_extension(call),
+                parley=msgspec.UNSET if call.cost is None else call.cost,
             )
 
     async def embed(
@@ -707,14 +707,6 @@ class _Tally:
     usage: Usage | None = None
     model: str = ""
     response_id: str = ""
-
-
-def _cost_extension(call: Call) -> dict[str, Any] | msgspec.UnsetType:
-    """What ``x-parley-cost-usd`` and ``x-parley-cached-tokens`` say for a non-streamed
-    answer, for the stream's last chunk (set by ``Policies.finish`` once usage is known)."""
-    if call.cost_nusd is None:
-        return msgspec.UNSET
-    return {"cost_usd": call.cost_nusd / 1e9, "cached_tokens": call.cached_tokens}
 
 
 def _response_attributes(usage: Usage | None, model: str, response_id: str) -> dict[str, Any]:

@@ -134,9 +134,12 @@ class ChunkEvents:
         )
         finish_reason: str | None = None
         usage: Usage | None = None
+        cost: dict[str, Any] | None = None
         async for chunk in chunks:
             if chunk.usage is not None:
                 usage = chunk.usage
+            if isinstance(chunk.parley, dict):
+                cost = chunk.parley
             for choice in chunk.choices:
                 if choice.index != 0:
                     continue
@@ -165,7 +168,13 @@ class ChunkEvents:
             yield b"".join(out)  # numbered already: the error event must follow them
             raise
         kind = "response.incomplete" if incomplete else "response.completed"
-        out.append(frame({"type": kind, "response": self.response}))
+        terminal: dict[str, Any] = {"type": kind, "response": self.response}
+        if cost is not None:
+            # What x-parley-cost-usd says on a complete answer (a stream's headers leave
+            # before its usage is known); beside the response, so the stored one stays
+            # OpenAI's shape. OpenAI's SDKs keep unknown fields.
+            terminal["parley"] = cost
+        out.append(frame(terminal))
         yield b"".join(out)
 
     def _index(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from parley.config.loader import Deployment, ModelGroup
 from parley.config.models import BudgetConfig, UserTierConfig
@@ -112,6 +113,14 @@ class Call:
             if self.similarity is not None:
                 headers["x-parley-cache-similarity"] = f"{self.similarity:.4f}"
         return headers
+
+    @property
+    def cost(self) -> dict[str, Any] | None:
+        """What ``x-parley-cost-usd`` and ``x-parley-cached-tokens`` say, for the end of a
+        stream (whose headers left before its usage was known); None until priced."""
+        if self.cost_nusd is None:
+            return None
+        return {"cost_usd": self.cost_nusd / 1e9, "cached_tokens": self.cached_tokens}
 
     @property
     def served_from_cache(self) -> bool:
