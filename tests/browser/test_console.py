@@ -286,10 +286,10 @@ def test_every_console_route_as_each_role(new_page: NewPage, server: Server, rol
     links = page.get_by_role("link", name="Console").count()
     assert links == (0 if role == "member" else 1)
     page.goto("/manage")
-    expected = "Not allowed" if role == "member" else "Keys"
+    expected = "Not allowed" if role == "member" else "Overview"
     page.get_by_role("heading", level=1, name=expected).wait_for()
     if role != "member":
-        assert page.url.endswith("/manage/keys")
+        assert page.url.endswith("/manage/overview")
         nav = page.get_by_role("navigation", name="Console")
         shown = [n.lower() for n in nav.get_by_role("link").all_inner_texts()]
         allowed = [s for s, h in HEADINGS[role].items() if h != "Not allowed"]

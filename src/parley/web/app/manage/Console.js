@@ -59,7 +59,7 @@ export function Console({ section }) {
   const [error, setError] = useState(null);
   const reloadTeams = () => admin.listTeams().then((found) => setTeams(found.data), setError);
   useEffect(() => { reloadTeams(); }, []);
-  useEffect(() => { if (!section) navigate("/manage/keys", { replace: true }); }, [section]);
+  useEffect(() => { if (!section) navigate("/manage/overview", { replace: true }); }, [section]);
 
   const pages = PAGES.filter((p) => global || !p.global);
   const page = PAGES.find((p) => p.id === section);
