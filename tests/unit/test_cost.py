@@ -199,3 +199,164 @@ def test_every_catalog_row_is_dated_and_sourced() -> None:
     for row in rows:
         assert row.source.startswith("https://")
         assert len(row.as_of) == 10
+
+
+# Rows added on 2026-12-02 (see the catalog's notes): each new model resolves to its own row,
+# not to the older family its name starts with (``gpt-5.2`` used to price as ``gpt-5``,
+# ``claude-opus-4-6`` as ``claude-opus-4`` at three times the price).
+NEW_ROWS = [
+    *(
+        ("openai", m)
+        for m in (
+            "gpt-5.1",
+            "gpt-5.1-codex",
+            "gpt-5.1-codex-max",
+            "gpt-5.1-codex-mini",
+            "gpt-5.2",
+            "gpt-5.2-codex",
+            "gpt-5.2-pro",
+            "gpt-5.3-codex",
+            "gpt-5.3-chat-latest",
+            "gpt-5.4",
+            "gpt-5.4-mini",
+            "gpt-5.4-nano",
+            "gpt-5.4-pro",
+            "gpt-5.5",
+            "gpt-5.5-pro",
+            "gpt-5-pro",
+            "gpt-5.6",
+            "gpt-5.6-sol",
+            "gpt-5.6-terra",
+            "gpt-5.6-luna",
+            "gpt-6-sol",
+            "gpt-6-luna",
+            "gpt-6.1-terra",
+        )
+    ),
+    *(
+        ("azure", m)
+        for m in (
+            "gpt-5.1",
+            "gpt-5.1-codex",
+            "gpt-5.1-codex-max",
+            "gpt-5.1-codex-mini",
+            "gpt-5.2",
+            "gpt-5.2-codex",
+            "gpt-5.2-pro",
+            "gpt-5.3-codex",
+            "gpt-5.3-chat",
+            "gpt-5.4",
+            "gpt-5.4-mini",
+            "gpt-5.4-nano",
+            "gpt-5.4-pro",
+            "gpt-5.5",
+            "gpt-5.5-pro",
+            "gpt-5-pro",
+        )
+    ),
+    *(
+        ("anthropic", m)
+        for m in (
+            "claude-opus-4-6",
+            "claude-opus-4-7",
+            "claude-opus-4-8",
+            "claude-opus-5",
+            "claude-opus-5-5",
+            "claude-sonnet-4-6",
+            "claude-sonnet-5",
+            "claude-sonnet-5-5",
+            "claude-haiku-5-5",
+            "claude-fable-5",
+            "claude-fable-5-1",
+            "claude-fable-5-2",
+        )
+    ),
+    *(
+        ("gemini", m)
+        for m in (
+            "gemini-3.1-pro-preview",
+            "gemini-3-flash-preview",
+            "gemini-3.1-flash-lite",
+            "gemini-3.5-flash",
+            "gemini-3.5-flash-lite",
+            "gemini-3.6-flash",
+        )
+    ),
+    *(
+        ("bedrock", prefix + m)
+        for prefix in ("", "global.")
+        for m in (
+            "anthropic.claude-opus-4-6",
+            "anthropic.claude-opus-4-7",
+            "anthropic.claude-opus-4-8",
+            "anthropic.claude-opus-5",
+            "anthropic.claude-sonnet-4-6",
+            "anthropic.claude-sonnet-5",
+        )
+    ),
+]
+
+
+@pytest.mark.parametrize(("provider", "model"), NEW_ROWS)
+def test_newer_models_have_rows_of_their_own(provider: str, model: str) -> None:
+    entry = catalog_entry(provider, model)
+    assert entry is not None
+    assert entry.model == model
+
+
+def test_gpt_5_2_cached_prompt_at_its_own_prices() -> None:
+    usage = Usage(2006, 300, 2306, {"cached_tokens": 1920}, {"reasoning_tokens": 0})
+    # 86 x $1.75 + 1920 x $0.175 + 300 x $14.00 per million (gpt-5's rates gave 3_347_500)
+    assert price("openai", "gpt-5.2-2025-12-11").cost(usage) == 4_686_500
+
+
+def test_gpt_5_4_long_context_past_272k() -> None:
+    p = price("openai", "gpt-5.4")
+    # 200k prompt: 200000 x $2.50 + 1000 x $15.00
+    assert p.charge(TokenCounts(prompt=200_000, output=1000)) == 515_000_000
+    # 300k prompt, the whole request at the long tier: 300000 x $5.00 + 1000 x $22.50
+    assert p.charge(TokenCounts(prompt=300_000, output=1000)) == 1_522_500_000
+
+
+def test_claude_opus_4_6_cache_write_through_the_decoder() -> None:
+    usage = anthropic.anthropic_usage(
+        {"input_tokens": 100, "cache_creation_input_tokens": 2000, "output_tokens": 50}
+    )
+    # 100 x $5 + 2000 x $6.25 + 50 x $25 (claude-opus-4's $15 / $18.75 / $75 gave 42_750_000)
+    assert price("anthropic", "claude-opus-4-6-20260205").cost(usage) == 14_250_000
+
+
+def test_claude_haiku_5_5_prices_by_prompt_length() -> None:
+    haiku = price("anthropic", "claude-haiku-5-5")
+    # 50k prompt, 40k of it read from the cache: 10000 x 0.10 + 40000 x 0.01 + 1000 x 0.50
+    assert haiku.charge(TokenCounts(prompt=50_000, output=1000, cached_read=40_000)) == 1_900_000
+    # 150k prompt (100k cache reads, 10k 1-hour writes), all at the over-100k prices:
+    # 40000 x 0.50 + 100000 x 0.05 + 10000 x 1.00 + 1000 x 2.50
+    long = TokenCounts(prompt=150_000, output=1000, cached_read=100_000, cache_write_1h=10_000)
+    assert haiku.charge(long) == 37_500_000
+
+
+def test_gemini_3_1_pro_long_context_with_cached_content() -> None:
+    pro = price("gemini", "gemini-3.1-pro-preview")
+    # 250k prompt, 50k cached: 200000 x $4 + 50000 x $0.40 + 2000 x $18
+    counts = TokenCounts(prompt=250_000, output=2000, cached_read=50_000)
+    assert pro.charge(counts) == 856_000_000
+
+
+def test_bedrock_claude_opus_4_6_in_region_and_global() -> None:
+    usage = usage_from({"inputTokens": 100, "cacheReadInputTokens": 2000, "outputTokens": 50})
+    # us. profile, in-region price: 100 x 5.50 + 2000 x 0.55 + 50 x 27.50
+    assert price("bedrock", "us.anthropic.claude-opus-4-6-v1").cost(usage) == 3_025_000
+    # global. profile: 100 x 5 + 2000 x 0.50 + 50 x 25
+    assert price("bedrock", "global.anthropic.claude-opus-4-6-v1").cost(usage) == 2_750_000
+
+
+def test_gpt_6_sol_cached_and_past_272k() -> None:
+    sol = price("openai", "gpt-6-sol")
+    usage = Usage(10_000, 1000, 11_000, {"cached_tokens": 8000}, {"reasoning_tokens": 600})
+    # 2000 x $2 + 8000 x $0.20 + 1000 x $10 (reasoning is part of the 1000, billed as output)
+    assert sol.cost(usage) == 15_600_000
+    # past 272K input tokens: input and cache double, output is 1.5x
+    counts = TokenCounts(prompt=300_000, output=1000, cached_read=100_000)
+    # 200000 x $4 + 100000 x $0.40 + 1000 x $15
+    assert sol.charge(counts) == 855_000_000
