@@ -376,8 +376,10 @@ function remembered(conversationId) {
 // Deltas arrive far faster than the screen is drawn (hundreds a second when the model is
 // quick or the tab catches up after a stall): they are joined and shown at the next frame
 // at least SHOW_EVERY_MS after the last, so a long answer costs a bounded number of
-// renders (each lays out and paints the page), whatever the number of deltas.
-const SHOW_EVERY_MS = 50;
+// renders (each lays out and paints the page), whatever the number of deltas. Ten a
+// second still reads as a steady stream; at 50 ms, the redraws were a fifth of the main
+// thread's time for bench.web's 100 KB answer (docs/benchmarks.md).
+const SHOW_EVERY_MS = 100;
 let unshown = { run: null, text: "" };
 let frame = 0;
 let shownAt = 0;
