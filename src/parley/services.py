@@ -161,6 +161,8 @@ class Services:
         self.alerts.start()
 
     async def close(self) -> None:
+        if self.sso is not None:
+            await self.sso.close()
         await self.alerts.stop()
         await self.mail.stop()
         await self.relay.stop()

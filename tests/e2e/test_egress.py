@@ -16,13 +16,15 @@ import pytest
 
 from parley.app import create_app
 from parley.config import Settings
-from parley.config.egress import parse_proxy
+from parley.config.egress import Egress, parse_proxy
 from parley.config.loader import LoadedModels, parse_models, resolve_groups
+from parley.identity.oidc_http import provider_client
 from parley.providers.http1 import ConnectionPool, Origin, ProxyRefused
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, free_port, serve_in_thread
 from tests.backends import sqlite_url
 from tests.forward_proxy import PASSWORD, USER, ForwardProxy, running_proxy
+from tests.polling import eventually_async
 from tests.unit.providers.test_http1 import _self_signed, fixed, post, response, serving
 
 ADMIN = "admin-secret-for-tests-0123456789"
@@ -67,6 +69,38 @@ async def test_https_goes_through_a_connect_tunnel_with_tls_to_the_origin(
     tunnels = [line for line in forward_proxy.access_log()[before:] if " CONNECT " in line]
     assert tunnels
     assert f"CONNECT 127.0.0.1:{server.port}" in tunnels[0]
+
+
+async def test_an_sso_providers_https_requests_tunnel_through_the_proxy(
+    forward_proxy: ForwardProxy, tmp_path: Path
+) -> None:
+    """The OpenID client's transport (``identity/oidc_http.py``; the SSO tests cover
+    ``http://`` providers, forwarded) opens a ``CONNECT`` tunnel for an ``https://`` one and
+    verifies TLS inside it as without a proxy (a self-signed origin is refused); a proxy
+    refusing the credentials is an ``httpx.ProxyError`` naming the 407."""
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    async with serving(fixed(response(b"{}")), tls=server_tls) as server:
+        url = f"https://127.0.0.1:{server.port}/.well-known/openid-configuration"
+        before = len(forward_proxy.access_log())
+        good = Egress(parse_proxy(forward_proxy.url_with_credentials))
+        async with provider_client(good, 5) as client:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await client.get(url)
+
+        def tunnelled() -> bool:
+            log = forward_proxy.access_log()[before:]
+            return any(f"CONNECT 127.0.0.1:{server.port}" in line for line in log)
+
+        await eventually_async(tunnelled)  # proxy.py logs a tunnel once it closes
+        wrong = Egress(
+            parse_proxy(f"http://{USER}:not-the-password@127.0.0.1:{forward_proxy.port}")
+        )
+        async with provider_client(wrong, 5) as client:
+            with pytest.raises(httpx.ProxyError, match="407") as refused:
+                await client.get(url)
+        assert "not-the-password" not in str(refused.value)
 
 
 Serve = Callable[..., str]

@@ -4,6 +4,7 @@ account it ends in, everything that must be refused, SSO only, and logout."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from parley.app import create_app
 from parley.config import Settings
@@ -22,9 +24,12 @@ from parley.config.sso import SsoConfig
 from parley.store.tables import audit_log, sso_identities
 from parley.store.tables import teams as teams_table
 from parley.testing.fake_upstream import FakeUpstream
-from parley.testing.servers import LoopThread, fake_models, serve_in_thread
+from parley.testing.servers import LoopThread, fake_models, free_port, serve_in_thread
 from tests.backends import sqlite_url
+from tests.forward_proxy import PASSWORD as PROXY_PW
+from tests.forward_proxy import USER, ForwardProxy, running_proxy
 from tests.oidc import CLIENT_SECRET, CLIENT_SECRET_ENV, OpenIdProvider, running_provider
+from tests.polling import eventually
 
 COOKIE_MODE = {"x-parley-refresh-cookie": "1"}
 ACCOUNTS: dict[str, dict[str, Any]] = {
@@ -51,10 +56,12 @@ def idp(tmp_path: Path) -> Iterator[OpenIdProvider]:
 
 
 class Parley:
-    def __init__(self, url: str, app: Any, loop: LoopThread) -> None:
+    def __init__(self, url: str, app: Any, loop: LoopThread, stop: Callable[[], None]) -> None:
         self.url = url
         self.app = app
         self.loop = loop
+        self.stop = stop
+        """Shut this server down (its lifespan's close path) before the test ends."""
 
     def query(self, statement: Any) -> list[dict[str, Any]]:
         async def run() -> list[dict[str, Any]]:
@@ -89,17 +96,24 @@ def start(
     loop_thread: LoopThread, fake: FakeUpstream, idp: OpenIdProvider, tmp_path: Path
 ) -> Iterator[StartParley]:
     """Parley with the provider ``corp`` configured (``sso`` overrides the section), and
-    registered at the provider as client ``parley`` with this server's callback."""
+    registered at the provider as client ``parley`` with this server's callback.
+    ``environ``: the environment the config is resolved against (proxy variables, a proxy
+    password), besides the client secret; the test process's own is left alone, so the
+    test's browser never goes through a proxy meant for Parley."""
     servers = contextlib.ExitStack()
 
-    def run(sso: dict[str, Any] | None = None, **settings: Any) -> Parley:
+    def run(
+        sso: dict[str, Any] | None = None, environ: dict[str, str] | None = None, **settings: Any
+    ) -> Parley:
         models = fake_models(fake.url)
         section = SsoConfig.model_validate(sso or sso_section(idp.issuer))
-        models.sso = resolve_sso(section, {CLIENT_SECRET_ENV: CLIENT_SECRET})
+        models.sso = resolve_sso(section, {CLIENT_SECRET_ENV: CLIENT_SECRET, **(environ or {})})
         settings.setdefault("database_url", sqlite_url(tmp_path))
         app = create_app(Settings(**settings), models=models)
-        url = servers.enter_context(serve_in_thread(loop_thread, app))
-        return Parley(url, app, loop_thread)
+        own = contextlib.ExitStack()
+        url = own.enter_context(serve_in_thread(loop_thread, app))
+        servers.callback(own.close)
+        return Parley(url, app, loop_thread, own.close)
 
     with servers:
         yield run
@@ -382,3 +396,150 @@ def test_a_sign_in_started_on_one_instance_finishes_on_another(
         assert session(browser, b)["email"] == "alice@example.com"
         browser.cookies.set("parley_sso", flow, path="/auth/oidc/corp")
         assert refused_with(browser.get(callback)) == "sso_state"  # used, on every instance
+
+
+# --- egress: the provider reached through Parley's forward proxy ------------------------
+
+
+@pytest.fixture(scope="module")
+def forward_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForwardProxy]:
+    with running_proxy(tmp_path_factory.mktemp("proxy")) as proxy:
+        yield proxy
+
+
+BACK_CHANNEL = ("/.well-known/openid-configuration", "/token", "/jwks")
+"""What Parley itself asks the provider (the browser asks for the rest)."""
+
+
+def connections(proxy: ForwardProxy, since: int, idp: OpenIdProvider) -> list[str]:
+    """The proxy's access-log lines since line ``since`` for connections to the provider.
+    proxy.py logs a connection once, with its first request: ``client_ip:client_port -
+    METHOD host:port/path - status ...``."""
+    host = idp.issuer.removeprefix("http://")
+    return [line for line in proxy.access_log()[since:] if f" {host}/" in line]
+
+
+def through_the_proxy(served: list[dict[str, Any]]) -> bool:
+    """Whether every request came through proxy.py. It adds ``Via`` to the first request
+    of a client connection and relays the rest of that connection as they are, over one
+    connection to the provider; so each connection's first request names proxy.py, and a
+    request sent direct would arrive on a connection whose first request does not."""
+    first_on: dict[int, dict[str, Any]] = {}
+    for request in served:
+        first_on.setdefault(request["port"], request)
+    return bool(served) and all("proxy.py" in (r["via"] or "") for r in first_on.values())
+
+
+def test_the_providers_requests_go_through_the_environments_proxy(
+    start: StartParley, idp: OpenIdProvider, forward_proxy: ForwardProxy
+) -> None:
+    """``HTTP_PROXY`` (the issuer is ``http://127.0.0.1``; loopback is not exempt unless
+    ``NO_PROXY`` says so, and here it names other hosts) carries discovery, the keys and
+    the code exchange, with the credentials from the variable's user part."""
+    before = len(forward_proxy.access_log())
+    environ = {
+        "HTTP_PROXY": forward_proxy.url_with_credentials,
+        "HTTPS_PROXY": f"http://127.0.0.1:{free_port()}",  # unused: the issuer is http://
+        "NO_PROXY": "localhost,.internal",
+    }
+    parley = start(environ=environ)
+    register_client(idp, parley)
+    with httpx.Client() as browser:
+        assert refused_with(sign_in(browser, parley, idp, "alice-sub")) is None
+        assert session(browser, parley)["email"] == "alice@example.com"
+    served = idp.requests(*BACK_CHANNEL)
+    assert [(r["method"], r["path"]) for r in served] == [
+        ("GET", "/.well-known/openid-configuration"),
+        ("POST", "/token"),
+        ("GET", "/jwks"),
+    ]
+    assert through_the_proxy(served)
+    assert idp.requests("/auth")[0]["via"] is None  # the browser went direct
+    # proxy.py logs a connection when it ends: Parley's ends as Parley shuts down
+    parley.stop()
+    opened = len({r["port"] for r in served})  # one per connection, kept alive: one
+    eventually(lambda: len(connections(forward_proxy, before, idp)) >= opened)
+    logged = connections(forward_proxy, before, idp)
+    assert len(logged) == opened, logged
+    assert " - GET " in logged[0]
+    assert "/.well-known/openid-configuration - 200 OK" in logged[0]
+
+
+def test_no_proxy_naming_the_provider_sends_it_direct(
+    start: StartParley, idp: OpenIdProvider, forward_proxy: ForwardProxy
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: only direct works
+    parley = start(environ={"http_proxy": dead, "NO_PROXY": "127.0.0.1"})
+    register_client(idp, parley)
+    with httpx.Client() as browser:
+        assert refused_with(sign_in(browser, parley, idp, "bob-sub")) is None
+    served = idp.requests(*BACK_CHANNEL)
+    assert len(served) == 3
+    assert all(r["via"] is None for r in served)
+
+
+def test_one_client_and_one_connection_serve_successive_sign_ins_and_close_at_shutdown(
+    start: StartParley, idp: OpenIdProvider
+) -> None:
+    """Every back-channel request of two sign-ins arrives from the same source port: one
+    kept-alive connection, not one per fetch. Shutting Parley down closes the client."""
+    parley = start()
+    register_client(idp, parley)
+    oidc = parley.app.state.services.sso.client("corp")
+    for login in ("alice-sub", "bob-sub"):
+        with httpx.Client() as browser:
+            assert refused_with(sign_in(browser, parley, idp, login)) is None
+    served = idp.requests(*BACK_CHANNEL)
+    # discovery and the keys are fetched once; each sign-in exchanges its own code
+    assert [r["path"] for r in served] == [
+        "/.well-known/openid-configuration",
+        "/token",
+        "/jwks",
+        "/token",
+    ]
+    assert len({r["port"] for r in served}) == 1, served
+    assert parley.app.state.services.sso.client("corp") is oidc
+    http = oidc.http
+    assert not http.is_closed
+    parley.stop()
+    assert http.is_closed
+
+
+def test_a_providers_own_proxy_with_its_password_from_the_environment(
+    start: StartParley, idp: OpenIdProvider, forward_proxy: ForwardProxy
+) -> None:
+    """``proxy:`` on the provider wins over the environment (``NO_PROXY: *`` here)."""
+    proxy = {"url": forward_proxy.url, "username": USER, "password": "os.environ/SSO_PROXY_PW"}
+    parley = start(
+        sso_section(idp.issuer, provider={"proxy": proxy}),
+        environ={"SSO_PROXY_PW": PROXY_PW, "NO_PROXY": "*"},
+    )
+    register_client(idp, parley)
+    with httpx.Client() as browser:
+        assert refused_with(sign_in(browser, parley, idp, "alice-sub")) is None
+    served = idp.requests(*BACK_CHANNEL)
+    assert len(served) == 3
+    assert through_the_proxy(served)
+
+
+def test_a_wrong_proxy_password_is_a_clear_error_that_shows_no_password(
+    start: StartParley, idp: OpenIdProvider, forward_proxy: ForwardProxy
+) -> None:
+    wrong = "wrong-proxy-pa55word-xyz"
+    proxy = {"url": forward_proxy.url, "username": USER, "password": "os.environ/SSO_PROXY_PW"}
+    parley = start(
+        sso_section(idp.issuer, provider={"proxy": proxy}), environ={"SSO_PROXY_PW": wrong}
+    )
+    register_client(idp, parley)
+    with capture_logs() as logs, httpx.Client() as browser:
+        answer = browser.get(f"{parley.url}/auth/oidc/corp/login")
+    assert answer.status_code == 503, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "sso_unavailable"
+    assert "egress proxy refused" in error["message"]
+    assert "407" in error["message"]
+    assert idp.requests(*BACK_CHANNEL) == []  # the proxy let nothing through
+    basic = base64.b64encode(f"{USER}:{wrong}".encode()).decode()
+    for secret in (wrong, basic):
+        assert secret not in answer.text
+        assert secret not in repr(logs)

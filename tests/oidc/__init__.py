@@ -96,6 +96,14 @@ class OpenIdProvider:
         ``nonce="x"``: the next authorization request's nonce is replaced by ``x``."""
         self._http.post("/__test/next", json=what).raise_for_status()
 
+    def requests(self, *paths: str) -> list[dict[str, Any]]:
+        """The requests the provider served to these paths, oldest first: ``method``,
+        ``path``, ``via`` (a forward proxy's ``Via`` header, or None) and ``port`` (the
+        client's source port, one per TCP connection)."""
+        served = self._http.get("/__test/requests")
+        served.raise_for_status()
+        return [r for r in served.json() if r["path"] in paths]
+
     def close(self) -> None:
         self._http.close()
         self.process.terminate()

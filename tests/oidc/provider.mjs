@@ -16,6 +16,9 @@
 //                          ID token payload without re-signing it; {"nonce": "x"} makes
 //                          the next authorization request's nonce "x" (a correctly signed
 //                          ID token carrying the wrong nonce)
+//   GET  /__test/requests  every other request served so far: {method, path, via (the Via
+//                          header a forward proxy adds, or null), port (the client's
+//                          source port: one per TCP connection)}
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
 import { generateKeyPairSync } from "node:crypto";
@@ -24,6 +27,7 @@ import Provider from "oidc-provider";
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const accounts = config.accounts || {};
 const next = { tamper: null, nonce: null };
+const served = [];
 
 // oidc-provider's storage, in memory; dynamic clients live in it too ("Client" model).
 const stores = new Map();
@@ -59,6 +63,9 @@ const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: "jwk" }), kid: "test-rs256", alg: "RS256", use: "sig" };
 
 const server = createServer();
+// Idle connections are kept a minute (node's default is five seconds), so a test can see
+// a client reuse one across sign-ins however slowly the machine runs them.
+server.keepAliveTimeout = 60_000;
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
@@ -125,6 +132,18 @@ async function readBody(req) {
 }
 
 provider.use(async (ctx, nextMiddleware) => {
+  if (ctx.path === "/__test/requests" && ctx.method === "GET") {
+    ctx.body = served;
+    return;
+  }
+  if (!ctx.path.startsWith("/__test/")) {
+    served.push({
+      method: ctx.method,
+      path: ctx.path,
+      via: ctx.get("via") || null,
+      port: ctx.req.socket.remotePort,
+    });
+  }
   if (ctx.path === "/__test/clients" && ctx.method === "PUT") {
     const metadata = JSON.parse(await readBody(ctx.req));
     await new MemoryAdapter("Client").upsert(metadata.client_id, metadata);

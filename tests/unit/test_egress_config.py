@@ -8,7 +8,8 @@ import base64
 import pytest
 
 from parley.config.egress import bypassed, environment_proxy, parse_proxy
-from parley.config.loader import parse_models, resolve_groups
+from parley.config.loader import parse_models, resolve_groups, resolve_sso
+from parley.config.sso import SsoConfig
 from parley.errors import ConfigError
 
 
@@ -86,3 +87,60 @@ def test_direct_and_environment_defaults() -> None:
     assert via_env.proxy is not None
     assert via_env.proxy.address == "proxy:3128"
     assert direct.proxy is None
+
+
+# --- an SSO provider's egress: the same rules, decided per request URL ----------------
+
+
+def _sso(**provider: object) -> SsoConfig:
+    base = {"name": "corp", "issuer": "https://id.example.com", "client_id": "parley"}
+    return SsoConfig.model_validate(
+        {"providers": [{**base, "token_endpoint_auth_method": "none", **provider}]}
+    )
+
+
+def test_an_sso_provider_follows_the_environment_host_by_host() -> None:
+    """Its endpoints need not share the issuer's host, so ``NO_PROXY`` is matched per
+    request; loopback is not exempt unless ``NO_PROXY`` names it."""
+    env = {"HTTPS_PROXY": "http://u:pw@proxy:3128", "NO_PROXY": "keys.internal", "PATH": "/bin"}
+    settings = resolve_sso(_sso(), env)
+    assert settings is not None
+    egress = settings.providers[0].egress
+    through = egress.proxy_for("https://id.example.com/.well-known/openid-configuration")
+    assert through is not None
+    assert through.address == "proxy:3128"
+    assert egress.proxy_for("https://keys.internal/jwks") is None
+    assert egress.proxy_for("http://127.0.0.1:8080/token") is None  # no HTTP_PROXY set
+    assert egress.proxy_for("https://127.0.0.1/token") == through
+    assert egress.environ is not None
+    assert "PATH" not in egress.environ  # only the proxy variables are kept
+    basic = "Basic " + base64.b64encode(b"u:pw").decode()
+    assert basic in settings.secrets()  # redacted from logs and errors
+    assert "pw" not in repr(settings.providers[0])
+
+
+def test_an_sso_providers_own_proxy_wins_and_direct_ignores_the_environment() -> None:
+    env = {"HTTPS_PROXY": "http://env-proxy:1", "NO_PROXY": "*", "SSO_PROXY_PW": "pw"}
+    own = {"url": "http://corp-proxy:3128", "username": "u", "password": "os.environ/SSO_PROXY_PW"}
+    settings = resolve_sso(_sso(proxy=own), env)
+    assert settings is not None
+    proxy = settings.providers[0].egress.proxy_for("https://id.example.com/token")
+    assert proxy is not None
+    assert proxy.address == "corp-proxy:3128"  # NO_PROXY=* does not apply to proxy:
+    assert proxy.authorization is not None
+    assert proxy.authorization.reveal() == "Basic " + base64.b64encode(b"u:pw").decode()
+    direct = resolve_sso(_sso(proxy="direct"), env)
+    assert direct is not None
+    assert direct.providers[0].egress.proxy_for("https://id.example.com/token") is None
+
+
+def test_an_sso_proxy_password_inline_or_unset_is_an_error_naming_where() -> None:
+    inline = {"url": "http://u:inline-pw@proxy:3128"}
+    with pytest.raises(ConfigError, match=r"sso\.providers\[0\]\.proxy\.url") as refused:
+        resolve_sso(_sso(proxy=inline), {})
+    assert "inline-pw" not in str(refused.value)
+    unset = {"url": "http://proxy:3128", "username": "u", "password": "os.environ/SSO_PROXY_PW"}
+    with pytest.raises(ConfigError, match=r"sso\.providers\[0\]\.proxy\.password.*SSO_PROXY_PW"):
+        resolve_sso(_sso(proxy=unset), {})
+    with pytest.raises(ConfigError, match=r"sso\.providers\[0\]\.proxy: a proxy must be"):
+        resolve_sso(_sso(), {"HTTPS_PROXY": "https://u:secret@proxy:3128"})

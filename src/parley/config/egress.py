@@ -8,6 +8,10 @@ end to end, the proxy sees only the host name); ``http://`` ones are forwarded, 
 line in absolute form. Credentials come from the proxy URL's user part (the environment's
 convention) or, in the model file, from ``password: os.environ/NAME`` (never inline), and are
 sent as ``Proxy-Authorization: Basic``.
+
+A client that talks to several hosts (an OpenID provider's discovery, keys and token
+endpoints may each live elsewhere) carries an ``Egress``: the same rules, decided per
+request URL rather than once for an ``api_base``.
 """
 
 from __future__ import annotations
@@ -15,12 +19,28 @@ from __future__ import annotations
 import base64
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from parley.config.secrets import Secret
 
 DIRECT = "direct"
+_VARIABLES = ("http_proxy", "https_proxy", "no_proxy")
+
+
+class ProxyConfig(BaseModel):
+    """A forward proxy in the config file (a deployment's or an SSO provider's
+    ``proxy:``), with credentials from the environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(min_length=1)
+    """``http://host:port``; no credentials in it (they go below)."""
+    username: str | None = None
+    password: str | None = None
+    """A reference, ``os.environ/NAME``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +94,56 @@ def environment_proxy(api_base: str, environ: Mapping[str, str]) -> Proxy | None
     if bypassed(parts.hostname, port, _variable(environ, "no_proxy")):
         return None
     return parse_proxy(url)
+
+
+@dataclass(frozen=True, slots=True)
+class Egress:
+    """How a client reaching more than one host picks its proxy for each request.
+
+    ``environ`` None: every request goes through ``fixed`` (its config's ``proxy:``, which
+    wins over ``NO_PROXY`` as a deployment's does), or direct when that is None
+    (``proxy: direct``). Otherwise the environment's variables decide per URL, through
+    ``environment_proxy``, so ``NO_PROXY`` applies host by host. Only the proxy variables
+    are kept, not the whole environment."""
+
+    fixed: Proxy | None = None
+    environ: Mapping[str, str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Egress:
+        kept = {
+            name: environ[name]
+            for variable in _VARIABLES
+            for name in (variable, variable.upper())
+            if environ.get(name)
+        }
+        return cls(None, kept)
+
+    def proxy_for(self, url: str) -> Proxy | None:
+        """The proxy for a request to ``url``, or None (direct). ValueError when the
+        environment's proxy URL is not usable (the message shows no credentials)."""
+        if self.environ is None:
+            return self.fixed
+        return environment_proxy(url, self.environ)
+
+    def authorizations(self) -> list[Secret]:
+        """Every ``Proxy-Authorization`` value this may send, for log redaction."""
+        if self.environ is None:
+            return (
+                []
+                if self.fixed is None or self.fixed.authorization is None
+                else [self.fixed.authorization]
+            )
+        found: list[Secret] = []
+        for scheme in ("http", "https"):
+            url = _variable(self.environ, f"{scheme}_proxy")
+            try:
+                proxy = parse_proxy(url) if url else None
+            except ValueError:
+                continue
+            if proxy is not None and proxy.authorization is not None:
+                found.append(proxy.authorization)
+        return found
 
 
 def _variable(environ: Mapping[str, str], name: str) -> str:

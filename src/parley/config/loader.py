@@ -18,7 +18,14 @@ import yaml
 from pydantic import ValidationError
 
 from parley.config import litellm
-from parley.config.egress import DIRECT, Proxy, environment_proxy, parse_proxy
+from parley.config.egress import (
+    DIRECT,
+    Egress,
+    Proxy,
+    ProxyConfig,
+    environment_proxy,
+    parse_proxy,
+)
 from parley.config.models import (
     DEFAULT_AZURE_API_VERSION,
     BackoffConfig,
@@ -42,7 +49,7 @@ from parley.config.models import (
     UserTierConfig,
 )
 from parley.config.secrets import Secret, reference_name, resolve
-from parley.config.sso import OidcProvider, SsoConfig, SsoSettings
+from parley.config.sso import OidcProvider, OidcProviderConfig, SsoConfig, SsoSettings
 from parley.errors import ConfigError
 
 
@@ -182,8 +189,8 @@ def load_models(path: Path | None, environ: Mapping[str, str] | None = None) -> 
 
 
 def resolve_sso(config: SsoConfig | None, env: Mapping[str, str]) -> SsoSettings | None:
-    """The ``sso`` section with its client secrets resolved; None when it names no
-    provider. A missing variable is a ``ConfigError`` naming where, as for deployments."""
+    """The ``sso`` section with its client secrets and proxies resolved; None when it names
+    no provider. A missing variable is a ``ConfigError`` naming where, as for deployments."""
     if config is None or not config.providers:
         return None
     problems: list[str] = []
@@ -193,6 +200,7 @@ def resolve_sso(config: SsoConfig | None, env: Mapping[str, str]) -> SsoSettings
             _resolve_optional(
                 provider.client_secret, f"sso.providers[{i}]", "client_secret", env, problems
             ),
+            _sso_egress(provider, f"sso.providers[{i}]", env, problems),
         )
         for i, provider in enumerate(config.providers)
     )
@@ -294,10 +302,37 @@ def _proxy(
     dep: DeploymentConfig, where: str, env: Mapping[str, str], problems: list[str]
 ) -> Proxy | None:
     """The deployment's ``proxy:``, else the environment's choice for its ``api_base``."""
-    configured = dep.proxy
-    try:
-        if configured is None:
+    if dep.proxy is None:
+        try:
             return environment_proxy(dep.effective_api_base(), env)
+        except ValueError as exc:
+            problems.append(f"{where}.proxy: {exc}")
+            return None
+    return _configured_proxy(dep.proxy, where, env, problems)
+
+
+def _sso_egress(
+    provider: OidcProviderConfig, where: str, env: Mapping[str, str], problems: list[str]
+) -> Egress:
+    """The provider's ``proxy:`` for all its requests, else the environment's variables,
+    applied per request (its endpoints need not share the issuer's host). An unusable
+    environment proxy is reported here, at start-up, not at the first sign-in."""
+    if provider.proxy is None:
+        egress = Egress.from_environment(env)
+        try:
+            egress.proxy_for(provider.issuer)
+        except ValueError as exc:
+            problems.append(f"{where}.proxy: {exc}")
+        return egress
+    return Egress(_configured_proxy(provider.proxy, where, env, problems))
+
+
+def _configured_proxy(
+    configured: str | ProxyConfig, where: str, env: Mapping[str, str], problems: list[str]
+) -> Proxy | None:
+    """A ``proxy:`` from the file (a URL, ``direct``, or the object form whose password is
+    a reference), the same for deployments and SSO providers."""
+    try:
         if isinstance(configured, str):
             return None if configured == DIRECT else parse_proxy(configured)
         if urlsplit(configured.url).password is not None:

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from parley.config.egress import ProxyConfig
 from parley.config.secrets import reference_name
 from parley.config.sso import SsoConfig
 
@@ -188,16 +189,6 @@ class StrategyWeights(_Strict):
     load: float = Field(default=0.3, ge=0)
     success: float = Field(default=0.3, ge=0)
     cost: float = Field(default=0.1, ge=0)
-
-
-class ProxyConfig(_Strict):
-    """A forward proxy for one deployment, with credentials from the environment."""
-
-    url: str = Field(min_length=1)
-    """``http://host:port``; no credentials in it (they go below)."""
-    username: str | None = None
-    password: str | None = None
-    """A reference, ``os.environ/NAME``."""
 
 
 class DeploymentConfig(_Strict):

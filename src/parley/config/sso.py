@@ -13,21 +13,27 @@ sso:
       allowed_email_domains: [example.com]
       mappings:
         - {claim: groups, value: parley-admins, team: Engineering, role: admin}
+      # proxy: unset, the environment's HTTPS_PROXY/HTTP_PROXY/NO_PROXY decide per request
+      # proxy: direct            # ignore them
+      # proxy: {url: http://proxy.internal:3128, username: parley,
+      #         password: os.environ/SSO_PROXY_PASSWORD}
 ```
 
-The secret is a reference, as every secret in the file; nothing here does I/O (discovery
-runs on first use, in ``identity/oidc.py``).
+The secrets are references, as every secret in the file; nothing here does I/O (discovery
+runs on first use, in ``identity/oidc.py``). ``proxy:`` has the form and meaning of a
+deployment's (``config/egress.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from parley.config.egress import Egress, ProxyConfig
 from parley.config.secrets import Secret, reference_name
 
 TeamRole = Literal["owner", "admin", "member", "viewer"]
@@ -68,6 +74,12 @@ class OidcProviderConfig(_Strict):
     post_logout_redirect_uri: str | None = None
     """Where the provider sends the browser after logout; default ``<public url>/login``."""
     timeout_seconds: float = Field(default=10.0, gt=0)
+    """Bounds each phase of a request to the provider (writing, reading, waiting for a
+    pooled connection; connecting, at most five seconds of it)."""
+    proxy: str | ProxyConfig | None = None
+    """The forward proxy for discovery, keys and the code exchange (a URL, or the object
+    form with its password a reference); ``direct`` ignores ``HTTPS_PROXY``/``HTTP_PROXY``.
+    Unset: the environment decides, request by request (``NO_PROXY`` included)."""
 
     @field_validator("issuer")
     @classmethod
@@ -129,6 +141,8 @@ class OidcProvider:
 
     config: OidcProviderConfig
     client_secret: Secret | None
+    egress: Egress = field(default_factory=Egress)
+    """Which proxy each request to the provider goes through (``config/egress.py``)."""
 
     @property
     def name(self) -> str:
@@ -152,4 +166,6 @@ class SsoSettings:
         return {p.name: p for p in self.providers}
 
     def secrets(self) -> list[str]:
-        return [p.client_secret.reveal() for p in self.providers if p.client_secret is not None]
+        """The client secrets and proxy credentials, for log and error redaction."""
+        values = [p.client_secret.reveal() for p in self.providers if p.client_secret]
+        return values + [a.reveal() for p in self.providers for a in p.egress.authorizations()]

@@ -104,6 +104,12 @@ class SingleSignOn:
             client = self._clients[name] = OidcClient(provider)
         return client
 
+    async def close(self) -> None:
+        """Close each provider's HTTP client (its pooled connections), on app shutdown."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
     # --- the flow ---------------------------------------------------------------------
 
     async def begin(self, name: str, *, redirect_uri: str, next_path: str | None) -> Begun:
