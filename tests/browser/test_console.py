@@ -87,8 +87,8 @@ def _as_global_admin(page: Any, server: Server) -> str:
 
 def _open_console(page: Any, section: str = "keys") -> None:
     page.get_by_role("link", name="Console").click()
-    page.get_by_role("heading", level=1, name="Keys").wait_for()
-    if section != "keys":
+    page.get_by_role("heading", level=1, name="Overview").wait_for()  # where it opens
+    if section != "overview":
         console = page.get_by_role("navigation", name="Console")
         console.get_by_role("link", name=section.capitalize()).click()
 
@@ -381,7 +381,7 @@ def test_console_pages_are_accessible_and_fit(
         page.get_by_role("navigation", name="Conversations").get_by_role(
             "link", name="Console"
         ).click()
-        page.get_by_role("heading", level=1, name="Keys").wait_for()
+        page.get_by_role("heading", level=1, name="Overview").wait_for()
         top = page.get_by_role("banner").bounding_box()
         assert top is not None
         assert top["height"] < 60  # one line

@@ -251,7 +251,7 @@ def test_a_team_admin_has_no_models_page(new_page: NewPage, server: Server) -> N
     _join(server, team, email, "admin")
     page.reload()
     page.get_by_role("link", name="Console").click()
-    page.get_by_role("heading", level=1, name="Keys").wait_for()
+    page.get_by_role("heading", level=1, name="Overview").wait_for()
     nav = page.get_by_role("navigation", name="Console")
     assert nav.get_by_role("link", name="Models").count() == 0
     page.goto("/manage/models")
