@@ -42,6 +42,7 @@ from parley.api.proxies import TrustedProxies
 from parley.api.responses import routes as responses_routes
 from parley.api.server import ServerLimits
 from parley.chat.generation import Generations
+from parley.chat.lost import LostAnswers
 from parley.chat.purge import sweep_forever
 from parley.config import LoadedModels, Settings, load_models
 from parley.config.stored import credential_headers
@@ -186,8 +187,21 @@ def create_app(
             title_model=settings.chat_title_model,
             idle_s=settings.generation_idle_seconds,
             window_s=settings.chat_stream_window_ms / 1000,
+            db=services.db,
+            instance=services.instance,
         )
         await app.state.generations.start_listening()
+        lost = LostAnswers(
+            services.db,
+            services.conversations,
+            services.bus,
+            services.subjects,
+            instance=services.instance,
+            running_ids=app.state.generations.running_ids,
+            heartbeat_s=settings.chat_generation_heartbeat_seconds,
+            stale_s=settings.chat_generation_stale_seconds,
+        )
+        lost.start()
         chat_search = _chat_semantic_search(
             settings, models, semantic, app.state.gateway.embed_texts, services
         )
@@ -232,6 +246,7 @@ def create_app(
             if metrics_listener is not None:
                 await metrics_listener.close()
             await app.state.generations.close(settings.drain_timeout_seconds)
+            await lost.stop()  # after the drain: answers draining keep their heartbeat
             await live.close()
             for task in [*listeners, *probes]:
                 task.cancel()

@@ -307,6 +307,16 @@ def test_hourly_usage_retention_is_for_ever_or_at_least_eight_days() -> None:
         Settings(usage_hourly_retention_days=2)
 
 
+def test_an_answer_is_not_called_lost_before_its_heartbeat_could_come() -> None:
+    """A staleness limit no longer than the heartbeat would save answers as lost while
+    their instance is still generating them: refused at start-up."""
+    settings = Settings()
+    assert settings.chat_generation_stale_seconds > settings.chat_generation_heartbeat_seconds
+    Settings(chat_generation_heartbeat_seconds=0.2, chat_generation_stale_seconds=1)
+    with pytest.raises(pydantic.ValidationError, match="longer than"):
+        Settings(chat_generation_heartbeat_seconds=5, chat_generation_stale_seconds=5)
+
+
 _SSO = """
 models: []
 sso:

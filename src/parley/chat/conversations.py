@@ -15,11 +15,12 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
 from sqlalchemy import and_, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from parley.chat import events as ev
 from parley.chat import semantic_search, tree
@@ -36,6 +37,8 @@ EXPORT_FORMAT = "parley.conversation.v1"
 FORK_LIMIT = 10_000
 """Messages a fork copies at most (the newest of the branch)."""
 STATUSES = ("complete", "stopped", "error")
+Within = Callable[[AsyncConnection], Awaitable[None]]
+"""Work done first in a command's own transaction (``add_message``'s ``within``)."""
 _PUBLIC = (
     "id",
     "title",
@@ -162,12 +165,15 @@ class Conversations:
         message_id: str | None = None,
         at_root: bool = False,
         conversation: Mapping[str, Any] | None = None,
+        within: Within | None = None,
     ) -> dict[str, Any]:
         """Append a message under ``parent_id`` (default: the current leaf; ``at_root``: a
         new first message). A parent with children already starts a new branch beside
         them; the new message becomes the conversation's current leaf either way.
         ``conversation``: the row the caller already read as its owner (its version is
-        the one this write is numbered from)."""
+        the one this write is numbered from). ``within`` runs first in the transaction
+        that appends the message (an answer's running record is deleted, or claimed, with
+        its save: ``store/running.py``); what it raises rolls the whole write back."""
         current = conversation or await self._owned(owner_id, conversation_id)
         if at_root:
             parent_id = None
@@ -190,6 +196,7 @@ class Conversations:
             expected_version,
             [(ev.MESSAGE_ADDED, payload)],
             current=current,
+            within=within,
         )
         return {"id": message_id, "parent_id": parent_id}
 
@@ -262,7 +269,9 @@ class Conversations:
         conversation_id: str,
         expected_version: int | None,
         changes: list[tuple[str, dict[str, Any]]],
+        *,
         current: Mapping[str, Any] | None = None,
+        within: Within | None = None,
     ) -> None:
         current = current or await self._owned(owner_id, conversation_id)
         version = current["version"]
@@ -275,11 +284,13 @@ class Conversations:
             Event(conversation_id, version + i, kind, payload, now, {"actor": owner_id})
             for i, (kind, payload) in enumerate(changes, start=1)
         ]
-        await self._commit(owner_id, new)
+        await self._commit(owner_id, new, within)
 
-    async def _commit(self, owner_id: str, new: list[Event]) -> None:
+    async def _commit(self, owner_id: str, new: list[Event], within: Within | None = None) -> None:
         """Append, project and queue for the bus in one transaction, then wake the relay."""
         async with self._db.write() as conn:
+            if within is not None:
+                await within(conn)
             await ev.append(conn, new, owner_id)
             for event in new:
                 await project(conn, event)

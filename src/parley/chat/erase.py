@@ -2,7 +2,8 @@
 
 Erasure goes further than a conversation's purge (``purge.py``): every conversation the
 user owns, deleted or not, with its event log (so no rebuild brings it back), read
-models, search rows, vectors, outbox rows and share snapshots; and the user's presets.
+models, search rows, vectors, outbox rows, share snapshots and the records of answers
+being generated; and the user's presets.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from parley.store.tables import (
     messages,
     outbox,
     presets,
+    running_generations,
     shares,
     vector_pending,
 )
@@ -95,8 +97,16 @@ async def erase_chat(db: Database, user_id: str) -> int:
                 total += len(ids)
                 continue
             # what is not under a live conversation row: shares (no foreign key), vectors
-            # or outbox rows written by a batch racing the deletion, presets
-            for table in (shares, outbox, presets, message_vectors, vector_pending):
+            # or outbox rows written by a batch racing the deletion, presets, the records
+            # of answers being generated (their saves then find no conversation)
+            for table in (
+                shares,
+                outbox,
+                presets,
+                message_vectors,
+                vector_pending,
+                running_generations,
+            ):
                 await conn.execute(delete(table).where(table.c.owner_id == user_id))
             await search.compact(conn)
             return total

@@ -15,14 +15,18 @@ The instance that runs a generation also emits each event on the bus (subject
 deltas wherever they are connected, and with NATS a follower on another instance replays
 them from the start (``follow_elsewhere``). A stop asked of another instance is broadcast
 on ``<ns>.ctl.stop``; the instance running the answer stops it.
+
+Each answer is also recorded in the database while it runs (``store/running.py``); if its
+instance dies, a follower or any instance's sweeper saves it as lost (``chat/lost.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,6 +34,7 @@ import msgspec
 
 from parley.bus import Bus, Subjects, Subscription
 from parley.chat.conversations import DEFAULT_TITLE, Conversations
+from parley.chat.lost import LOST_ERROR, SoFar, forgets, save_lost
 from parley.chat.parts import text_of, text_part
 from parley.errors import InvalidRequest, ParleyError
 from parley.gateway.accounting.caller import Caller
@@ -46,6 +51,8 @@ from parley.schema.chat import (
     TextPart,
     UserMessage,
 )
+from parley.store import running
+from parley.store.db import Database
 
 log = get_logger(__name__)
 HISTORY = 100
@@ -138,16 +145,6 @@ class Generation:
         return b"".join(out)
 
 
-class _Frame(msgspec.Struct):
-    """What a follower keeps of another instance's frames: enough to save the answer as
-    lost if that instance dies."""
-
-    type: str
-    content: str = ""
-    user_message_id: str | None = None
-    model: str | None = None
-
-
 def event_error(exc: ParleyError) -> dict[str, Any]:
     """An error for an answer's event stream: the API's error object, plus ``retry_after``
     (whole seconds) when waiting helps, since a stream's events carry no headers."""
@@ -231,7 +228,11 @@ class Generations:
         title_model: str | None = None,
         idle_s: float = 120,
         window_s: float = 0.0,
+        db: Database | None = None,
+        instance: str = "",
     ) -> None:
+        """``db``: record each running answer there for ``instance`` (``store/running.py``),
+        so that one whose instance dies is saved as lost even if nobody follows it."""
         self._conversations = conversations
         self._stream_chat = stream_chat
         self._bus = bus
@@ -240,6 +241,8 @@ class Generations:
         self._title_model = title_model
         self._idle_s = idle_s
         self._window_s = window_s
+        self._db = db
+        self._instance = instance
         self._running: dict[str, Generation] = {}
         self._stop_subscription: Subscription | None = None
         self._stopping: set[asyncio.Task[None]] = set()
@@ -367,6 +370,21 @@ class Generations:
             self._bus,
             self._window_s,
         )
+        if self._db is not None:
+            now_ms = int(time.time() * 1000)
+            await running.record(
+                self._db,
+                running.Running(
+                    message_id,
+                    conversation_id,
+                    owner_id,
+                    user_message_id,
+                    model,
+                    self._instance,
+                    now_ms,
+                    now_ms,
+                ),
+            )
         await generation.push(
             {
                 "type": "start",
@@ -387,6 +405,10 @@ class Generations:
     def running(self, message_id: str) -> Generation | None:
         return self._running.get(message_id)
 
+    def running_ids(self) -> Collection[str]:
+        """The answers this instance is generating (whose heartbeat the sweeper keeps)."""
+        return list(self._running)
+
     async def elsewhere(self, owner_id: str, conversation_id: str, message_id: str) -> bool:
         """Whether the bus holds frames of this answer (it runs, or ran, on another
         instance). Always false on the in-process bus."""
@@ -405,50 +427,36 @@ class Generations:
         frames = self._bus.replay(subject, self._idle_s)
         if frames is None:
             return
-        seen = _Frame("start")
-        parts: list[str] = []
+        so_far = SoFar()
         try:
             async for data in frames:
                 yield sse_data(data)
-                frame = msgspec.json.decode(data, type=_Frame)
-                if frame.type == "done":
+                if so_far.add(data).type == "done":
                     return
-                if frame.type == "delta":
-                    parts.append(frame.content)
-                elif frame.type == "start":
-                    seen = frame
-                elif frame.type == "model" and frame.model:
-                    seen.model = frame.model
         except TimeoutError:
-            lost = {
-                "message": "the instance generating this answer stopped responding",
-                "type": "api_error",
-                "code": "generation_lost",
-            }
-            await self._save_lost(owner_id, conversation_id, message_id, seen, "".join(parts))
-            yield sse_frame({"type": "error", "error": lost})
+            await self._save_lost(owner_id, conversation_id, message_id, so_far)
+            yield sse_frame({"type": "error", "error": LOST_ERROR})
             yield sse_frame({"type": "done", "status": "error", "message_id": message_id})
         finally:
             await frames.aclose()
 
     async def _save_lost(
-        self, owner_id: str, conversation_id: str, message_id: str, seen: _Frame, text: str
+        self, owner_id: str, conversation_id: str, message_id: str, so_far: SoFar
     ) -> None:
         """Save an answer whose instance died as far as it got, marked ``error``, so the
         conversation shows it (with Retry) instead of a question left waiting. Whoever
-        notices first saves it; a second follower's save finds it there and is dropped."""
-        if seen.user_message_id is None:
+        notices first saves it (and deletes its running record, as a sweeper would); a
+        second follower's or sweeper's save finds it there and is dropped."""
+        if so_far.user_message_id is None:
             return
         try:
-            await self._conversations.add_message(
+            await save_lost(
+                self._conversations,
                 owner_id,
                 conversation_id,
-                role="assistant",
-                content=text_part(text),
-                parent_id=seen.user_message_id,
-                model=seen.model,
-                status="error",
-                message_id=message_id,
+                message_id,
+                so_far=so_far,
+                within=forgets(self._db, message_id),
             )
         except ParleyError as exc:  # saved by another follower, or the chat is gone
             log.info("lost answer not saved", message_id=message_id, reason=exc.message)
@@ -532,8 +540,9 @@ class Generations:
                 model=generation.model,
                 status=status,
                 message_id=generation.message_id,
+                within=forgets(self._db, generation.message_id),
             )
-        except ParleyError as exc:
+        except ParleyError as exc:  # its running record stays: a sweeper saves it as lost
             log.warning("could not save a generated answer", error=exc.message)
             status, error = "error", event_error(exc)
         if error is not None:

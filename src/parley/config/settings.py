@@ -231,6 +231,14 @@ class Settings(BaseSettings):
     generation_idle_seconds: float = Field(default=120, gt=0)
     """A client following an answer generated on another instance gives up (with an
     error event) when nothing arrives for this long: that instance has died."""
+    chat_generation_heartbeat_seconds: float = Field(default=5, gt=0, le=300)
+    """How often an instance refreshes the database record of the answers it is
+    generating (one statement for all of them), and looks for answers whose instance died
+    (``chat/lost.py``)."""
+    chat_generation_stale_seconds: float = Field(default=15, gt=0)
+    """An answer whose record went unrefreshed this long is lost (its instance died): the
+    first instance to notice saves it as far as it got, marked ``error``. Keep it several
+    heartbeats long, and longer than the clock skew between instances."""
     chat_stream_window_ms: float = Field(default=25, ge=0, le=1000)
     """The web app's answer streams write at most once per this long, the deltas that
     came meanwhile merged into one: a browser draws a frame per event, not one per token.
@@ -324,6 +332,15 @@ class Settings(BaseSettings):
         if value is not None and not is_reference(value):
             raise ValueError("must be a reference like os.environ/SMTP_PASSWORD, not the password")
         return value
+
+    @model_validator(mode="after")
+    def _lost_after_heartbeats(self) -> Settings:
+        if self.chat_generation_stale_seconds <= self.chat_generation_heartbeat_seconds:
+            raise ValueError(
+                "chat_generation_stale_seconds must be longer than "
+                "chat_generation_heartbeat_seconds (an answer would be lost while it runs)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _mail_needs(self) -> Settings:

@@ -460,6 +460,25 @@ outbox = Table(
     Column("created_ms", BigInteger, nullable=False),
 )
 
+running_generations = Table(
+    "running_generations",
+    metadata,
+    # A chat answer being generated: written when it starts, its heartbeat refreshed by
+    # the instance running it, deleted in the transaction that saves the answer. A row
+    # whose heartbeat stopped is an answer whose instance died; a sweeper on any instance
+    # saves it as lost (chat/lost.py).
+    Column("message_id", Id, primary_key=True),  # the answer's id, saved under it
+    Column("conversation_id", Id, nullable=False),
+    Column("owner_id", Id, nullable=False),
+    Column("user_message_id", Id, nullable=False),  # the question it answers
+    Column("model", String(200), nullable=False),
+    Column("instance_id", String(64), nullable=False),
+    Column("started_ms", BigInteger, nullable=False),
+    Column("heartbeat_ms", BigInteger, nullable=False),
+    # The sweep: rows whose heartbeat is older than the staleness limit.
+    Index(None, "heartbeat_ms"),
+)
+
 presets = Table(
     "presets",
     metadata,
