@@ -42,6 +42,27 @@ def by_hand(usage: dict[str, Any]) -> float:
     return tokens / 1e6
 
 
+def _events(text: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line[len("data: ") :])
+        for line in text.splitlines()
+        if line.startswith("data: {")
+    ]
+
+
+def _answered(url: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    response = httpx.post(f"{url}{path}", json=body)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def _the_costed_event(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """The stream's one ``kind`` event, which must be the only one carrying ``parley``."""
+    (found,) = [e for e in events if e["type"] == kind]
+    assert [e["type"] for e in events if "parley" in e] == [kind]
+    return found
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_complete_answer_carries_its_cost(parley: ParleyFactory, family: str) -> None:
     url = parley(directive=DIRECTIVE, extra={"price": PRICE})
@@ -60,11 +81,7 @@ def test_a_stream_ends_with_its_cost(parley: ParleyFactory, family: str) -> None
     body = {**BODY, "model": family, "stream": True, "stream_options": {"include_usage": True}}
     response = httpx.post(f"{url}/v1/chat/completions", json=body)
     assert response.status_code == 200, response.text
-    chunks = [
-        json.loads(line[len("data: ") :])
-        for line in response.text.splitlines()
-        if line.startswith("data: {")
-    ]
+    chunks = _events(response.text)
     last = chunks[-1]
     assert last["choices"] == []
     usage = last["usage"]
@@ -90,14 +107,6 @@ def test_cached_reads_and_reasoning_are_priced_apart(parley: ParleyFactory, fami
         (usage["prompt_tokens"] - 2) * 0.001 + 2 * 0.0001 + reasoning * 0.003 + output * 0.002
     )
     assert float(response.headers["x-parley-cost-usd"]) == pytest.approx(expected)
-
-
-def _events(text: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(line[len("data: ") :])
-        for line in text.splitlines()
-        if line.startswith("data: {")
-    ]
 
 
 def messages_by_hand(usage: dict[str, Any]) -> float:
@@ -136,22 +145,18 @@ def test_a_messages_answer_carries_its_cost(
     """/v1/messages: the headers on a complete answer; on a stream, ``parley`` beside the
     usage of its ``message_delta`` (and on no other event)."""
     url = parley(directive="+tokens-9+cached-2", extra={"price": PRICE})
-    body = {**MESSAGES, "model": family, "stream": stream}
-    response = httpx.post(f"{url}/v1/messages", json=body)
-    assert response.status_code == 200, response.text
+    response = _answered(url, "/v1/messages", {**MESSAGES, "model": family, "stream": stream})
     if not stream:
         usage = response.json()["usage"]
         assert float(response.headers["x-parley-cost-usd"]) == pytest.approx(
             messages_by_hand(usage)
         )
         return
-    events = _events(response.text)
-    (delta,) = [e for e in events if e["type"] == "message_delta"]
+    delta = _the_costed_event(_events(response.text), "message_delta")
     usage = delta["usage"]
     assert usage["output_tokens"] >= 9
     assert delta["parley"]["cost_usd"] == pytest.approx(messages_by_hand(usage))
     assert delta["parley"]["cached_tokens"] == usage["cache_read_input_tokens"]
-    assert [e["type"] for e in events if "parley" in e] == ["message_delta"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -162,22 +167,18 @@ def test_a_responses_answer_carries_its_cost(
     """/v1/responses: the headers on a complete answer; on a stream, ``parley`` beside the
     response of ``response.completed``, and the stored response has none of it."""
     url = parley(directive=DIRECTIVE, extra={"price": PRICE})
-    body = {**RESPONSES, "model": family, "stream": stream}
-    response = httpx.post(f"{url}/v1/responses", json=body)
-    assert response.status_code == 200, response.text
+    response = _answered(url, "/v1/responses", {**RESPONSES, "model": family, "stream": stream})
     if not stream:
         usage = response.json()["usage"]
         assert float(response.headers["x-parley-cost-usd"]) == pytest.approx(
             responses_by_hand(usage)
         )
         return
-    events = _events(response.text)
-    (completed,) = [e for e in events if e["type"] == "response.completed"]
+    completed = _the_costed_event(_events(response.text), "response.completed")
     usage = completed["response"]["usage"]
     assert usage["output_tokens"] >= 9
     assert completed["parley"]["cost_usd"] == pytest.approx(responses_by_hand(usage))
     assert completed["parley"]["cached_tokens"] == usage["input_tokens_details"]["cached_tokens"]
-    assert [e["type"] for e in events if "parley" in e] == ["response.completed"]
     stored = httpx.get(f"{url}/v1/responses/{completed['response']['id']}")
     assert stored.status_code == 200, stored.text
     assert "parley" not in stored.json()

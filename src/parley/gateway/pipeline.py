@@ -594,6 +594,7 @@ class Gateway:
         if assembler is not None:
             tally.stored = await self._cache.store(lookup, assembler.completion(usage))
         if include_usage and last is not None:
+            cost = call.cost
             yield ChatCompletionChunk(
                 last.id,
                 last.created,
@@ -601,7 +602,7 @@ class Gateway:
                 [],
                 usage=usage,
                 system_fingerprint=last.system_fingerprint,
-                parley=msgspec.UNSET if call.cost is None else call.cost,
+                parley=msgspec.UNSET if cost is None else cost,
             )
 
     async def embed(

@@ -298,8 +298,9 @@ class ResponsesCalls:
                     if usage is None:
                         usage = _counted_usage(request, "".join(state.text))
                     await self._gw._succeeded(call, lease, usage)
-                    if call.cost is not None:
-                        event["parley"] = call.cost  # as ChunkEvents puts it on its terminal event
+                    cost = call.cost
+                    if cost is not None:
+                        event["parley"] = cost  # as ChunkEvents puts it on its terminal event
                 yield event
         except ParleyError as exc:
             state.status = exc.status_code
