@@ -71,11 +71,7 @@ def _events(lines: list[str]) -> list[dict[str, Any]]:
 def test_an_answer_whose_instance_dies_is_saved_as_lost_and_can_be_retried(
     shared: dict[str, str], fake: FakeUpstream, loop_thread: LoopThread, tmp_path: Path
 ) -> None:
-    config = tmp_path / "models.yaml"
-    config.write_text(
-        "models:\n  - name: m\n    deployments:\n"
-        f"      - {{provider: openai_compatible, model: {SLOW}, api_base: '{fake.url}/v1'}}\n"
-    )
+    config = _config(tmp_path, fake)
     dep = {"provider": "openai_compatible", "model": SLOW, "api_base": f"{fake.url}/v1"}
     settings = Settings(
         admin_key=ADMIN, allow_registration=True, generation_idle_seconds=1.0, **shared
@@ -87,35 +83,9 @@ def test_an_answer_whose_instance_dies_is_saved_as_lost_and_can_be_retried(
     ):
         a_proc, a_url = _serve_process(shared, config)
         try:
-            b.post(
-                "/auth/register",
-                json={"email": "ada@example.com", "password": PASSWORD, "name": "Ada"},
-            ).raise_for_status()
-            login = b.post("/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
-            me = {"authorization": f"Bearer {login.json()['access_token']}"}
+            me, _ = _sign_up(b)
             cid = b.post("/api/conversations", json={"model": "m"}, headers=me).json()["id"]
-            seen: list[str] = []
-            broken = False
-            with (
-                httpx.Client(base_url=a_url, timeout=20) as a,
-                a.stream(
-                    "POST",
-                    f"/api/conversations/{cid}/messages",
-                    json={"content": "tell me a long story"},
-                    headers=me,
-                ) as sent,
-            ):
-                try:
-                    for line in sent.iter_lines():
-                        seen.append(line)
-                        if sum('"delta"' in x for x in seen) == 3:
-                            a_proc.send_signal(signal.SIGKILL)  # mid-answer
-                except httpx.HTTPError:
-                    broken = True
-            on_a = _events(seen)
-            assert broken or on_a[-1]["type"] != "done"  # no fake success
-            assert not any(e["type"] == "done" for e in on_a)
-            message_id = on_a[0]["message_id"]
+            message_id = _ask_and_kill(a_url, a_proc, cid, me)
 
             followed = _events(
                 b.get(
