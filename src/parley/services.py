@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
 
 from parley.bus import Bus, Subjects
 from parley.bus.memory import MemoryBus
@@ -29,8 +31,11 @@ from parley.gateway.accounting.usage import (
 )
 from parley.identity.accounts import Accounts, LockoutPolicy, SessionLimits, SessionPolicy
 from parley.identity.keys import KeyStore
+from parley.identity.login_risk import MAILS as LOGIN_MAILS
+from parley.identity.login_risk import LoginRisk
 from parley.identity.passwords import Passwords
 from parley.identity.recovery import Recovery, RecoveryPolicy
+from parley.identity.risk import RiskPolicy
 from parley.identity.sessions import Sessions
 from parley.identity.sso import SingleSignOn
 from parley.identity.tokens import TokenSigner
@@ -73,6 +78,23 @@ def recovery_policy(settings: Settings) -> RecoveryPolicy:
         reset_seconds=settings.password_reset_minutes * 60,
         verify_seconds=settings.email_verification_hours * 3600,
         verification=settings.email_verification,
+    )
+
+
+def risk_policy(settings: Settings) -> RiskPolicy:
+    s = settings
+    return RiskPolicy(
+        weights={
+            "new_device": s.risk_weight_new_device,
+            "new_network": s.risk_weight_new_network,
+            "impossible_travel": s.risk_weight_impossible_travel,
+            "unusual_hour": s.risk_weight_unusual_hour,
+            "recent_failures": s.risk_weight_recent_failures,
+        },
+        step_up_at=s.risk_step_up_at,
+        deny_at=s.risk_deny_at,
+        travel_max_kmh=s.risk_travel_max_kmh,
+        max_failures=s.login_max_failures,
     )
 
 
@@ -149,6 +171,30 @@ class Services:
             poll_s=self.settings.mail_poll_seconds,
         )
         self.recovery = Recovery(self.accounts, self.mail, recovery_policy(self.settings))
+        if self.settings.risk_enabled:
+            self._start_risk()
+
+    def _start_risk(self) -> None:
+        """Risk-based step-up: scoring on password logins, and its mails beside recovery's."""
+        risk = LoginRisk(
+            self.db,
+            self.state,
+            tokens=self.accounts.tokens,
+            outbox=self.mail,
+            policy=risk_policy(self.settings),
+            code_seconds=self.settings.risk_step_up_code_minutes * 60,
+            notify_on_deny=self.settings.risk_notify_on_deny,
+        )
+        self.accounts.risk = risk
+        recovery_compose = self.mail.compose
+
+        async def compose(kind: str, to: str, data: dict[str, Any]) -> EmailMessage | None:
+            if kind in LOGIN_MAILS:
+                return await risk.compose(kind, to, data)
+            assert recovery_compose is not None
+            return await recovery_compose(kind, to, data)
+
+        self.mail.compose = compose
 
     async def start(self) -> None:
         """Connect the bus and start publishing the outbox (rows left by a previous run

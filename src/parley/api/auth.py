@@ -24,6 +24,7 @@ from parley.config import Settings
 from parley.errors import AuthenticationFailed, PermissionDenied
 from parley.identity.accounts import Authenticated
 from parley.identity.audit import audit
+from parley.identity.login_risk import DEVICE_COOKIE, new_device_id, valid_device
 from parley.identity.schemas import validated
 from parley.store.replicas import acting_for
 
@@ -45,6 +46,11 @@ class LoginMfa(Body):
     mfa_token: str
     code: str | None = None
     recovery_code: str | None = None
+
+
+class LoginStepUp(Body):
+    step_up_token: str = Field(max_length=2000)
+    code: str = Field(max_length=12)
 
 
 class Refresh(Body):
@@ -91,6 +97,35 @@ def _tokens(request: Request, result: dict[str, Any]) -> Response:
     response = _json(result)
     if token is not None:
         refresh_cookie.set_cookie(request, response, token)
+    return response
+
+
+_DEVICE_SECONDS = 400 * 86400  # the longest a browser keeps a cookie
+
+
+def _device(request: Request) -> tuple[str | None, str | None]:
+    """(this request's device id, a new one to set as the cookie). Only with risk scoring
+    on: a browser without a valid device cookie is given one with its login's answer."""
+    if services(request).accounts.risk is None:
+        return None, None
+    known = valid_device(request.cookies.get(DEVICE_COOKIE))
+    if known is not None:
+        return known, None
+    fresh = new_device_id()
+    return fresh, fresh
+
+
+def _set_device(request: Request, response: Response, device: str | None) -> Response:
+    if device is not None:
+        response.set_cookie(
+            DEVICE_COOKIE,
+            device,
+            max_age=_DEVICE_SECONDS,
+            path="/auth",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
     return response
 
 
@@ -247,6 +282,7 @@ async def login(request: Request) -> Response:
             detail={"method": "password", "reason": "sso_only"},
         )  # fmt: skip
         raise
+    device, fresh = _device(request)
     try:
         result = await svc.accounts.login(
             body.email,
@@ -254,12 +290,35 @@ async def login(request: Request) -> Response:
             ip=ip,
             user_agent=request.headers.get("user-agent"),
             kind="web" if refresh_cookie.cookie_mode(request) else "api",
+            device=device,
         )
     except AuthenticationFailed:
         await audit(svc.db, actor="anonymous", action="auth.login_failed", ip=ip)
         raise
     await audit(svc.db, actor="anonymous", action="auth.login", ip=ip)
-    return _tokens(request, result)
+    return _set_device(request, _tokens(request, result), fresh)
+
+
+@router.post("/auth/login/step-up")
+async def login_step_up(request: Request) -> Response:
+    """Finish a login that risk scoring stepped up, with the code mailed to the account."""
+    svc = services(request)
+    body: LoginStepUp = await _body(request, LoginStepUp)
+    ip = client_ip(request)
+    device, fresh = _device(request)
+    try:
+        result = await svc.accounts.login_step_up(
+            body.step_up_token,
+            body.code,
+            ip=ip,
+            user_agent=request.headers.get("user-agent"),
+            device=device,
+        )
+    except AuthenticationFailed:
+        await audit(svc.db, actor="anonymous", action="auth.step_up_failed", ip=ip)
+        raise
+    await audit(svc.db, actor="anonymous", action="auth.step_up", ip=ip)
+    return _set_device(request, _tokens(request, result), fresh)
 
 
 @router.post("/auth/login/mfa")
@@ -267,6 +326,7 @@ async def login_mfa(request: Request) -> Response:
     svc = services(request)
     body: LoginMfa = await _body(request, LoginMfa)
     ip = client_ip(request)
+    device, fresh = _device(request)
     try:
         result = await svc.accounts.login_mfa(
             body.mfa_token,
@@ -274,12 +334,13 @@ async def login_mfa(request: Request) -> Response:
             recovery_code=body.recovery_code,
             ip=ip,
             user_agent=request.headers.get("user-agent"),
+            device=device,
         )
     except AuthenticationFailed:  # a wrong or replayed code, or a spent challenge
         await audit(svc.db, actor="anonymous", action="auth.login_mfa_failed", ip=ip)
         raise
     await audit(svc.db, actor="anonymous", action="auth.login_mfa", ip=ip)
-    return _tokens(request, result)
+    return _set_device(request, _tokens(request, result), fresh)
 
 
 @router.post("/auth/refresh")

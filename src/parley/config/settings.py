@@ -177,6 +177,35 @@ class Settings(BaseSettings):
     and a notice shown; ``off``: nothing is sent. ``required`` needs ``smtp_host``."""
     email_verification_hours: float = Field(default=48.0, gt=0)
 
+    # --- risk-based step-up (identity/risk.py; docs/security.md "Risk-based step-up") ---
+    risk_enabled: bool = False
+    """Score every password login from offline signals and step up or refuse the risky
+    ones. Off by default: the signals need real client addresses (``trusted_proxies``
+    behind a proxy), email step-up needs ``smtp_host``, and the geo database costs about
+    120 MiB of memory per process once loaded."""
+    risk_weight_new_device: float = Field(default=0.25, ge=0, le=1)
+    """A browser (device cookie) this account never completed a sign-in on."""
+    risk_weight_new_network: float = Field(default=0.25, ge=0, le=1)
+    """A country never seen for the account (full weight) or a new network (ASN) in a
+    known country (half weight)."""
+    risk_weight_impossible_travel: float = Field(default=0.8, ge=0, le=1)
+    """Faster than ``risk_travel_max_kmh`` from the last sign-in's country."""
+    risk_weight_unusual_hour: float = Field(default=0.15, ge=0, le=1)
+    """An hour of day (UTC) the account rarely signs in at, once it has a history."""
+    risk_weight_recent_failures: float = Field(default=0.3, ge=0, le=1)
+    """Failed passwords on the account just before this one (scaled by the lockout's
+    ``login_max_failures``)."""
+    risk_step_up_at: float = Field(default=0.3, ge=0, le=1)
+    """Scores from here ask for a second factor (TOTP, passkey, or a code by email)."""
+    risk_deny_at: float = Field(default=0.7, ge=0, le=1)
+    """Scores from here are refused (and the account's owner told by email)."""
+    risk_notify_on_deny: bool = True
+    risk_travel_max_kmh: float = Field(default=1000.0, gt=0)
+    """Faster than an airliner between two sign-ins' countries is impossible travel."""
+    risk_step_up_code_minutes: float = Field(default=10.0, gt=0, le=60)
+    """How long an emailed sign-in code works (once)."""
+    # --- end of risk-based step-up ---------------------------------------------------------
+
     # --- limits, budgets and usage --------------------------------------------------------
     ip_rpm: int | None = Field(default=None, ge=1)
     ip_tpm: int | None = Field(default=None, ge=1)
@@ -340,6 +369,12 @@ class Settings(BaseSettings):
                 "chat_generation_stale_seconds must be longer than "
                 "chat_generation_heartbeat_seconds (an answer would be lost while it runs)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _risk_bands(self) -> Settings:
+        if self.risk_step_up_at > self.risk_deny_at:
+            raise ValueError("risk_step_up_at must not be above risk_deny_at")
         return self
 
     @model_validator(mode="after")

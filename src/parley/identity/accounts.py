@@ -17,6 +17,7 @@ from parley.errors import (
     AuthenticationFailed,
     InvalidRequest,
     NotFound,
+    PermissionDenied,
     ServiceUnavailable,
     StateError,
     TooManyAttempts,
@@ -24,6 +25,7 @@ from parley.errors import (
 from parley.identity import mfa
 from parley.identity.invitations import Invitations
 from parley.identity.keys import now_ms
+from parley.identity.login_risk import LoginRisk, Verdict
 from parley.identity.passkeys import Passkeys, RelyingParty
 from parley.identity.passwords import Passwords, check_policy
 from parley.identity.sessions import SessionInfo, SessionKind, Sessions
@@ -103,6 +105,8 @@ class Accounts:
         self._first = asyncio.Lock()  # one first account, even when two register at once
         self.revoked: list[RevocationHook] = []
         """Told of every revoked session (the live hub closes their sockets)."""
+        self.risk: LoginRisk | None = None
+        """Risk-based step-up of password logins, when ``risk_enabled`` (set by services)."""
 
     @property
     def db(self) -> Database:
@@ -155,7 +159,9 @@ class Accounts:
         ip: str | None,
         user_agent: str | None,
         kind: SessionKind = "api",
+        device: str | None = None,
     ) -> dict[str, Any]:
+        """``device``: the browser's device cookie (risk scoring's "new device" signal)."""
         subjects = [state_keys.failures("acct", email.strip().lower())]
         if ip:
             subjects.append(state_keys.failures("ip", ip))
@@ -169,10 +175,21 @@ class Accounts:
         if user is None or not ok or user.disabled:
             await self._failed(subjects)
             raise AuthenticationFailed(_BAD_LOGIN, code="invalid_credentials")
+        failures = await self._failure_count(subjects[0])
         await self._state.clear(subjects[0])
         if rehash is not None:
             await self.users.set_fields(user.id, password_hash=rehash)
         methods = self._second_factors(user, await self.passkeys.has_any(user.id))
+        verdict = None
+        if self.risk is not None:
+            verdict = await self.risk.assess(user, ip=ip, device=device, failures=failures)
+            band = verdict.assessment.band
+            if band == "deny":
+                await self._deny(user, verdict, ip)
+            if band == "step_up" and not methods:
+                return await self._step_up_by_email(user, verdict, ip, kind)
+            outcome = "mfa" if methods else "allow"
+            await self.risk.decided(user, verdict, outcome, ip)
         if methods:
             # the session's kind rides in the challenge's sid (it has no session yet)
             challenge, lifetime = await self.tokens.issue(
@@ -183,8 +200,83 @@ class Accounts:
                 "mfa_token": challenge,
                 "expires_in": lifetime,
                 "mfa_methods": methods,
+                "step_up": verdict is not None and verdict.assessment.band == "step_up",
             }
-        return await self._start(user, ["pwd"], ip=ip, user_agent=user_agent, kind=kind)
+        return await self._start(
+            user, ["pwd"], ip=ip, user_agent=user_agent, kind=kind, device=device, verdict=verdict
+        )
+
+    async def _failure_count(self, subject: str) -> int:
+        if self.risk is None:
+            return 0
+        try:
+            return await self._state.failure_count(subject)
+        except StateError as exc:
+            raise ServiceUnavailable("login is unavailable right now; retry shortly") from exc
+
+    async def _deny(self, user: User, verdict: Verdict, ip: str | None) -> None:
+        assert self.risk is not None
+        notified = await self.risk.notify_denied(user, verdict, ip)
+        await self.risk.decided(user, verdict, "deny_notified" if notified else "deny", ip)
+        raise PermissionDenied(
+            "this sign-in was refused because it looks risky (for example, too far from the "
+            "last sign-in too soon); the account's owner has been told by email. If it was "
+            "you, try again later from a device or network you have used before, or ask an "
+            "admin",
+            code="login_denied",
+        )
+
+    async def _step_up_by_email(
+        self, user: User, verdict: Verdict, ip: str | None, kind: SessionKind
+    ) -> dict[str, Any]:
+        """A second check for an account with no second factor: a code by email."""
+        assert self.risk is not None
+        if not self.risk.outbox.enabled:
+            await self.risk.decided(user, verdict, "step_up_unavailable", ip)
+            raise PermissionDenied(
+                "this sign-in needs a second check, but no second factor is set up and this "
+                "server cannot send email; ask an admin",
+                code="step_up_unavailable",
+            )
+        token, lifetime = await self.risk.challenge(user, kind)
+        await self.risk.decided(user, verdict, "step_up_email", ip)
+        return {
+            "step_up_required": True,
+            "step_up_token": token,
+            "step_up_methods": ["email"],
+            "expires_in": lifetime,
+        }
+
+    async def login_step_up(
+        self,
+        step_up_token: str,
+        code: str,
+        *,
+        ip: str | None,
+        user_agent: str | None,
+        device: str | None = None,
+    ) -> dict[str, Any]:
+        """Finish a stepped-up login with the code mailed for it."""
+        if self.risk is None:
+            raise AuthenticationFailed("invalid or expired token", code="invalid_token")
+        claims = await self.tokens.unseal(step_up_token, typ="stepup")
+        user = await self.users.get(str(claims.get("sub", "")))
+        subjects = [state_keys.failures("acct", user.email)]
+        if ip:
+            subjects.append(state_keys.failures("ip", ip))
+        await self._refuse_if_locked(subjects)
+        try:
+            user_id, kind = await self.risk.redeem(step_up_token, code)
+        except AuthenticationFailed:
+            await self._failed(subjects)
+            raise
+        await self._state.clear(subjects[0])
+        if user.disabled or user_id != user.id:
+            raise AuthenticationFailed(_BAD_LOGIN, code="invalid_credentials")
+        session_kind: SessionKind = "web" if kind == "web" else "api"
+        return await self._start(
+            user, ["pwd", "mail"], ip=ip, user_agent=user_agent, kind=session_kind, device=device
+        )
 
     @staticmethod
     def _second_factors(user: User, has_passkey: bool) -> list[str]:
@@ -241,6 +333,7 @@ class Accounts:
         recovery_code: str | None,
         ip: str | None,
         user_agent: str | None,
+        device: str | None = None,
     ) -> dict[str, Any]:
         claims = await self.tokens.verify(mfa_token, typ="mfa")
         user = await self.users.get(claims.sub)
@@ -261,7 +354,7 @@ class Accounts:
             raise AuthenticationFailed("invalid code", code="invalid_mfa_code")
         await self._state.clear(subjects[0])
         kind: SessionKind = "web" if claims.sid == "web" else "api"
-        return await self._start(user, amr, ip=ip, user_agent=user_agent, kind=kind)
+        return await self._start(user, amr, ip=ip, user_agent=user_agent, kind=kind, device=device)
 
     async def _refuse_if_locked(self, subjects: list[str]) -> None:
         waits = [await self._locked_for(s) for s in subjects]
@@ -316,7 +409,11 @@ class Accounts:
         user_agent: str | None,
         kind: SessionKind,
         sso_provider: str | None = None,
+        device: str | None = None,
+        verdict: Verdict | None = None,
     ) -> dict[str, Any]:
+        """``device`` / ``verdict``: a password sign-in's, whose place, time and device the
+        risk history learns once the session exists (``verdict``: already located)."""
         limits = self.session_policy.of(kind)
         session, refresh = await self.sessions.start(
             user.id,
@@ -330,6 +427,11 @@ class Accounts:
         if limits.idle_s is not None:
             await self._state.set_flag(state_keys.session_idle(session.id), limits.idle_s)
         access, lifetime = await self._access_token(session)
+        if self.risk is not None and "pwd" in amr:
+            seen = verdict.attempt if verdict is not None else None
+            if seen is None:
+                seen = await self.risk.attempt(user.id, ip=ip, device=device)
+            await self.risk.record(user.id, seen, device)
         body: dict[str, Any] = {
             "access_token": access,
             "refresh_token": refresh,

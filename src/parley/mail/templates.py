@@ -54,6 +54,45 @@ TEMPLATES: dict[str, MailTemplate] = {
             '<p><a href="$link">Confirm my address</a></p>' + _FOOT_HTML
         ),
     ),
+    # --- risk-based step-up (identity/login_risk.py) ---
+    "login_code": MailTemplate(
+        subject="Your Parley sign-in code",
+        text=(
+            "Hello $name,\n\n"
+            "A sign-in to your Parley account needs one more check. Enter this code within "
+            "$minutes minutes to finish signing in:\n\n"
+            "$code\n\n"
+            "The code works once. If you are not signing in, someone knows your password: "
+            "change it now.\n"
+        ),
+        html=(
+            "<p>Hello $name,</p>"
+            "<p>A sign-in to your Parley account needs one more check. Enter this code within "
+            "$minutes minutes to finish signing in:</p>"
+            "<p><strong>$code</strong></p>"
+            "<p>The code works once. If you are not signing in, someone knows your password: "
+            "change it now.</p>"
+        ),
+    ),
+    "login_denied": MailTemplate(
+        subject="A sign-in to your Parley account was refused",
+        text=(
+            "Hello $name,\n\n"
+            "At $time someone signed in to your Parley account with your password, from "
+            "$ip (country: $country, network: $network). It looked risky (for example, too "
+            "far from your last sign-in too soon), so Parley refused it.\n\n"
+            "If this was not you, change your password now. If it was you, sign in again "
+            "later from a device or network you have used before.\n"
+        ),
+        html=(
+            "<p>Hello $name,</p>"
+            "<p>At $time someone signed in to your Parley account with your password, from "
+            "$ip (country: $country, network: $network). It looked risky (for example, too "
+            "far from your last sign-in too soon), so Parley refused it.</p>"
+            "<p>If this was not you, change your password now. If it was you, sign in again "
+            "later from a device or network you have used before.</p>"
+        ),
+    ),
 }
 
 

@@ -124,6 +124,9 @@ class StateBackend(Protocol):
 
     async def locked_for(self, key: str) -> float: ...
 
+    async def failure_count(self, key: str) -> int:
+        """Failures counted under ``key`` and not yet forgotten (0 when none)."""
+
     async def clear(self, key: str) -> None: ...
 
     async def ping(self) -> str | None: ...

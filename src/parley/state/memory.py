@@ -182,6 +182,10 @@ class MemoryState:
         entry = self._get(key, now)
         return 0.0 if entry is None else max(0.0, entry.locked_until - now)
 
+    async def failure_count(self, key: str) -> int:
+        entry = self._get(key, self._now())
+        return 0 if entry is None else int(entry.value)
+
     async def clear(self, key: str) -> None:
         self._data.pop(key, None)
 

@@ -289,6 +289,11 @@ class RedisState:
             wait_ms = await self._locked(keys=[key])
         return int(wait_ms) / 1000
 
+    async def failure_count(self, key: str) -> int:
+        async with _mapped("redis failure_count"):
+            count = await self.client.hget(key, "count")
+        return int(count) if count is not None else 0
+
     async def clear(self, key: str) -> None:
         async with _mapped("redis clear"):
             await self.client.delete(key)

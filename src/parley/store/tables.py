@@ -557,3 +557,31 @@ model_revisions = Table(
     Column("enabled", Boolean, nullable=False),
     Index(None, "group_name", "revision", unique=True),
 )
+
+
+login_profiles = Table(
+    "login_profiles",
+    metadata,
+    # Risk-based step-up (identity/risk.py): what completed sign-ins taught about an
+    # account, shared by every instance. ``version`` makes each update a compare-and-set.
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("logins", Integer, nullable=False),
+    Column("last_ms", BigInteger),  # the last sign-in with a known country
+    Column("last_country", String(2)),
+    Column("last_lat", Float),
+    Column("last_lon", Float),
+    Column("networks", JSON, nullable=False),  # ["FR/Orange", ...], newest last
+    Column("hours", JSON, nullable=False),  # 24 counts of sign-ins per UTC hour
+)
+
+login_devices = Table(
+    "login_devices",
+    metadata,
+    # Browsers (device cookies) an account completed a sign-in on: only the cookie's
+    # SHA-256, so a copy of the database cannot mint a "known" device.
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("device_hash", String(64), primary_key=True),
+    Column("first_ms", BigInteger, nullable=False),
+    Column("last_ms", BigInteger, nullable=False),
+)
