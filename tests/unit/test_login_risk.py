@@ -34,8 +34,10 @@ def history(place: Place, *, at_ms: int, logins: int = 10) -> Profile:
 
 def test_addresses_locate_to_country_network_and_capital(places: dict[str, Place]) -> None:
     paris, tokyo = places[PARIS], places[TOKYO]
-    assert paris.country == "FR" and paris.network
-    assert tokyo.country == "JP" and tokyo.lat is not None
+    assert paris.country == "FR"
+    assert paris.network
+    assert tokyo.country == "JP"
+    assert tokyo.lat is not None
     assert paris.lat == pytest.approx(48.86, abs=0.1)
     for private in ("127.0.0.1", "10.1.2.3", "203.0.113.5"):
         assert not places[private].known  # no country: an unknown network, never "new"
