@@ -59,10 +59,12 @@ export async function restore() {
   user.value = null;
 }
 
-/** Returns {mfa: token} when a second factor is needed, else signs in. */
+/** Returns {mfa: token} when a second factor is needed, {stepUp: token} when a risky
+ * sign-in must be confirmed with a code sent by email, else signs in. */
 export async function login(email, password) {
   const result = await json("POST", "/auth/login", { headers: COOKIE_MODE, body: { email, password }, noRefresh: true });
   if (result.mfa_required) return { mfa: result.mfa_token, methods: result.mfa_methods || ["totp"] };
+  if (result.step_up_required) return { stepUp: result.step_up_token };
   adopt(result);
   await loadMe();
   announce({ type: "token", token: result.access_token });
@@ -81,6 +83,15 @@ export async function loginPasskey(mfaToken = null) {
 export async function loginMfa(mfaToken, code) {
   const body = /^\d{6}$/.test(code) ? { mfa_token: mfaToken, code } : { mfa_token: mfaToken, recovery_code: code };
   const result = await json("POST", "/auth/login/mfa", { headers: COOKIE_MODE, body, noRefresh: true });
+  adopt(result);
+  await loadMe();
+  announce({ type: "token", token: result.access_token });
+}
+
+/** Finish a stepped-up sign-in with the code the server mailed. */
+export async function loginStepUp(stepUpToken, code) {
+  const body = { step_up_token: stepUpToken, code };
+  const result = await json("POST", "/auth/login/step-up", { headers: COOKIE_MODE, body, noRefresh: true });
   adopt(result);
   await loadMe();
   announce({ type: "token", token: result.access_token });

@@ -1,7 +1,7 @@
 // Sign in, with the second factor when the account has one; and single sign-on, with
 // every provider the server names (alone when it signs in through them only).
 import { html, useEffect, useState } from "../../vendor/preact.js";
-import { login, loginMfa, setup } from "../api/auth.js";
+import { login, loginMfa, loginStepUp, setup } from "../api/auth.js";
 import { navigate } from "../router.js";
 import { ErrorText } from "./ErrorText.js";
 import { Field } from "./Field.js";
@@ -12,17 +12,21 @@ import { useSubmit } from "./useSubmit.js";
 export function LoginPage() {
   const [mfaToken, setMfaToken] = useState(null);
   const [methods, setMethods] = useState(["totp"]);
+  const [stepUp, setStepUp] = useState(null);
   const [sso, setSso] = useState({ only: false, providers: [] });
   const refused = ssoRefusal(new URLSearchParams(location.search).get("sso_error"));
   useEffect(() => {
     setup().then((s) => setSso({ only: s.sso_only, providers: s.sso_providers || [] })).catch(() => {});
   }, []);
   const { busy, error, submit } = useSubmit(async (form) => {
-    if (mfaToken) {
+    if (stepUp) {
+      await loginStepUp(stepUp, String(form.get("code")).trim());
+    } else if (mfaToken) {
       await loginMfa(mfaToken, String(form.get("code")).trim());
     } else {
       const result = await login(String(form.get("email")), String(form.get("password")));
       if (result.mfa) { setMfaToken(result.mfa); setMethods(result.methods); return; }
+      if (result.stepUp) { setStepUp(result.stepUp); return; }
     }
     navigate("/", { replace: true });
   });
@@ -30,6 +34,19 @@ export function LoginPage() {
   const ssoBlock = html`
     ${refused && html`<p class="error" role="alert">${refused}</p>`}
     <${SsoSignIn} providers=${sso.providers} />`;
+  if (stepUp) {
+    // A risky sign-in (new device and country, say) with no second factor: a mailed code.
+    return html`<main class="auth-page">
+      <form class="card" onSubmit=${submit} aria-busy=${busy}>
+        <h1>Verify it's you</h1>
+        <p>This sign-in looks unusual, so we emailed you a 6-digit code.</p>
+        <${Field} label="Code" name="code" autocomplete="one-time-code" inputmode="numeric"
+          required autofocus hint="The code from the email; it works once, for a few minutes." />
+        <${ErrorText} error=${error} />
+        <button type="submit" class="primary" disabled=${busy}>Verify</button>
+      </form>
+    </main>`;
+  }
   if (sso.only) {
     return html`<main class="auth-page">
       <div class="card">
