@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from sqlalchemy import select
 
@@ -148,5 +149,34 @@ def test_step_up_by_email_deny_and_allow_across_instances(
     assert entries[2]["detail"]["facts"]["country"] == "JP"
     assert entries[3]["detail"]["signals"]["impossible_travel"] == 1.0
     assert entries[3]["detail"]["band"] == "deny"
+    browser.close()
+    other.close()
+
+
+def test_an_account_with_totp_gets_its_mfa_challenge_at_the_step_up_band(
+    pair: tuple[str, str, Inbox, str],
+) -> None:
+    a_url, b_url, inbox, db_url = pair
+    browser = httpx.Client(base_url=a_url, timeout=20)
+    made = browser.post(
+        "/auth/register", json={"email": "bob@example.com", "password": PASSWORD, "name": "Bob"}
+    )
+    assert made.status_code == 201, made.text
+    tokens = login(browser, "bob@example.com", PARIS).json()
+    bearer = {"authorization": f"Bearer {tokens['access_token']}"}
+    secret = browser.post("/auth/mfa/enroll", headers=bearer).json()["secret"]
+    enabled = browser.post(
+        "/auth/mfa/verify", headers=bearer, json={"code": pyotp.TOTP(secret).now()}
+    )
+    assert enabled.status_code == 200, enabled.text
+    asyncio.run(age_last_login(db_url, 2 * 86_400_000))
+    other = httpx.Client(base_url=b_url, timeout=20)  # new device, new country
+    answer = login(other, "bob@example.com", TOKYO).json()
+    assert answer["mfa_required"] is True
+    assert answer["step_up"] is True
+    assert "access_token" not in answer
+    assert not inbox.messages  # a second factor, not a mailed code
+    outcomes = [e["detail"]["outcome"] for e in asyncio.run(risk_entries(db_url))]
+    assert outcomes == ["allow", "mfa"]
     browser.close()
     other.close()
