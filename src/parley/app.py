@@ -198,6 +198,7 @@ def create_app(
             services.subjects,
             instance=services.instance,
             running_ids=app.state.generations.running_ids,
+            running_texts=app.state.generations.running_texts,
             heartbeat_s=settings.chat_generation_heartbeat_seconds,
             stale_s=settings.chat_generation_stale_seconds,
         )

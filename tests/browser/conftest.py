@@ -37,6 +37,7 @@ class Server:
     url: str
     fake: FakeUpstream
     log: Path
+    process: subprocess.Popen[bytes] | None = None
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -80,13 +81,19 @@ def _model(name: str, provider: str, model: str, api_base: str, extra: str = "")
 
 @contextmanager
 def serving(
-    home: Path, fake: FakeUpstream, models: str, env: dict[str, str] | None = None
+    home: Path,
+    fake: FakeUpstream,
+    models: str,
+    env: dict[str, str] | None = None,
+    *,
+    port: int | None = None,
 ) -> Iterator[Server]:
-    """``parley serve`` on a free loopback port with ``models`` (YAML list items) as its
-    model groups, stopped on exit."""
+    """``parley serve`` on a loopback port (a free one unless given) with ``models`` (YAML
+    list items) as its model groups and its database in ``home``, stopped on exit (a test
+    may kill ``process`` first, and serve ``home`` again on the same port)."""
     config = home / "parley.yaml"
     config.write_text("models:\n" + models)
-    port = free_port()
+    port = port or free_port()
     log = home / "serve.log"
     full_env = {
         **os.environ,
@@ -97,7 +104,7 @@ def serving(
         "PARLEY_TRUSTED_PROXIES": "127.0.0.1",
         **(env or {}),
     }
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "parley", "serve", "--port", str(port), "--config", str(config)],
             env=full_env,
@@ -107,7 +114,7 @@ def serving(
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc, log)
-        yield Server(url, fake, log)
+        yield Server(url, fake, log, proc)
     finally:
         proc.terminate()
         try:

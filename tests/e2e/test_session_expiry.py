@@ -110,3 +110,26 @@ def test_absolute_lifetime_ends_a_busy_browser_session(start: Callable[..., Clie
     assert error(late)["code"] == "session_expired"
     assert bea.get("/api/me").status_code == 200  # the API session is not limited
     browser.close()
+
+
+def test_a_second_embedded_process_keeps_a_live_browser_session(parley: ParleyFactory) -> None:
+    """The embedded tier's idle clock is the process's memory: a process started again
+    (or another ``--workers`` process on the same SQLite file) holds no clock for a
+    session signed in before it. The database's record of the sign-in decides: a session
+    used within the idle period goes on there, and still ends once idle for longer."""
+    settings = {"admin_key": ADMIN, "allow_registration": True, "web_session_idle_seconds": 4}
+    first = Client(parley(**settings))
+    ada = Account(first, "ada@example.com")
+    browser, token = web_login(first, ada.email)
+    assert me(first, token).status_code == 200
+    second = Client(parley(**settings))  # the same SQLite file, a memory of its own
+    assert me(second, token).status_code == 200
+    assert me(second, token).status_code == 200  # its own clock now
+    time.sleep(5.0)
+    refused = me(second, token)
+    assert refused.status_code == 401
+    assert error(refused)["code"] == "session_expired"
+    assert me(first, token).status_code == 401  # revoked in the database: ended everywhere
+    browser.close()
+    first.http.close()
+    second.http.close()

@@ -55,9 +55,14 @@ async def _running(
 
 
 def _sweeper(
-    db: Database, chat: Conversations, instance: str, runs: tuple[str, ...] = ()
+    db: Database,
+    chat: Conversations,
+    instance: str,
+    runs: tuple[str, ...] = (),
+    texts: dict[str, str] | None = None,
 ) -> LostAnswers:
-    """An instance's sweeper (``runs``: the answers that instance is generating)."""
+    """An instance's sweeper (``runs``: the answers that instance is generating;
+    ``texts``: the same with their text so far, which the in-process bus keeps nowhere)."""
     return LostAnswers(
         db,
         chat,
@@ -65,6 +70,7 @@ def _sweeper(
         Subjects(),
         instance=instance,
         running_ids=lambda: runs,
+        running_texts=None if texts is None else lambda: texts,
         heartbeat_s=1.0,
         stale_s=STALE_S,
     )
@@ -130,6 +136,27 @@ async def test_a_heartbeat_keeps_a_running_answer_and_only_it(db: Database) -> N
     assert await _saved(db, live) == []
     assert await _saved(db, failed) == [("assistant", "error")]
     assert await _records(db) == 1
+
+
+async def test_where_the_bus_keeps_nothing_the_heartbeat_keeps_the_text(db: Database) -> None:
+    """The embedded tier's bus keeps no frames: the heartbeat stores each running answer's
+    text so far, and the answer lost afterwards is saved with it."""
+    chat = Conversations(db)
+    conversation_id, question_id = await _question(chat)
+    live = await _running(db, conversation_id, question_id, age_s=0, instance="here")
+    texts = {live: "Once upon a time"}
+    here = _sweeper(db, chat, "here", (live,), texts)
+    assert await here.beat() == 1
+    texts[live] = "Once upon a time, there was"
+    assert await here.beat() == 1  # the record keeps the latest text, not the first
+    later_ms = _now_ms() + int(STALE_S * 2000)  # its instance died: no heartbeat since
+    assert await _sweeper(db, chat, "elsewhere").sweep(later_ms) == 1
+    async with db.read() as conn:
+        saved = (
+            await conn.execute(select(messages.c.content).where(messages.c.id == live))
+        ).scalar_one()
+    assert saved == text_part("Once upon a time, there was")
+    assert await _records(db) == 0
 
 
 async def test_a_follower_and_a_sweeper_never_both_save_an_answer(db: Database) -> None:

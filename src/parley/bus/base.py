@@ -40,6 +40,10 @@ class Subscription(Protocol):
 
 
 class Bus(Protocol):
+    keeps_history: bool
+    """Whether ``replay`` can give back what was emitted (NATS JetStream), or nothing is
+    kept once delivered (the in-process bus)."""
+
     async def start(self) -> None: ...
 
     async def publish(self, messages: list[tuple[str, bytes, str]]) -> None:

@@ -38,6 +38,8 @@ class _Subscription:
 
 
 class MemoryBus:
+    keeps_history = False
+
     def __init__(self) -> None:
         self.subscriptions: dict[tuple[str, ...], list[_Subscription]] = {}
         """By the literal tokens before each pattern's first wildcard."""

@@ -47,6 +47,8 @@ class _Subscription:
 
 
 class NatsBus:
+    keeps_history = True
+
     def __init__(
         self,
         url: str,

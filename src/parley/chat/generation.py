@@ -99,6 +99,10 @@ class Generation:
         self._changed.set()
         await self.bus.emit(self.subject, data)
 
+    def text(self) -> str:
+        """The answer's text so far."""
+        return "".join(d for d in self.deltas if d)
+
     async def follow(self) -> AsyncIterator[bytes]:
         """Every event from the start, then new ones as they come, until the end.
 
@@ -408,6 +412,11 @@ class Generations:
     def running_ids(self) -> Collection[str]:
         """The answers this instance is generating (whose heartbeat the sweeper keeps)."""
         return list(self._running)
+
+    def running_texts(self) -> dict[str, str]:
+        """The same, each with its text so far (kept with the heartbeat where the bus
+        keeps no frames)."""
+        return {message_id: g.text() for message_id, g in self._running.items()}
 
     async def elsewhere(self, owner_id: str, conversation_id: str, message_id: str) -> bool:
         """Whether the bus holds frames of this answer (it runs, or ran, on another

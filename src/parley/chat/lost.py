@@ -7,9 +7,10 @@ sweeper (``LostAnswers``): each answer's start is recorded in the database
 (``store/running.py``), the instance running it refreshes the record's heartbeat every
 ``heartbeat_s``, and a record whose heartbeat is older than ``stale_s`` belongs to a dead
 instance (or to this one's previous life, after a crash). Either way the answer is saved
-the same way (``save_lost``): as far as it got (what the bus kept of it; nothing on the
-in-process bus), marked ``error``, under its own message id, so the conversation shows
-it, with Retry, rather than a question left waiting.
+the same way (``save_lost``): as far as it got (what the bus kept of it; on the in-process
+bus, which keeps nothing, what the record kept as of the last heartbeat), marked
+``error``, under its own message id, so the conversation shows it, with Retry, rather than
+a question left waiting.
 
 Exactly once: the save deletes the record in its own transaction. The sweeper's delete is
 the claim (conditional on the heartbeat still being stale): of two sweepers, one deletes
@@ -28,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import msgspec
@@ -156,6 +157,7 @@ class LostAnswers(Worker):
         *,
         instance: str,
         running_ids: Callable[[], Collection[str]],
+        running_texts: Callable[[], Mapping[str, str]] | None = None,
         heartbeat_s: float = 5.0,
         stale_s: float = 15.0,
         replay_idle_s: float = REPLAY_IDLE_S,
@@ -169,6 +171,9 @@ class LostAnswers(Worker):
         self._subjects = subjects
         self._instance = instance
         self._running_ids = running_ids
+        # Where the bus keeps no frames, the heartbeat keeps the text (at a statement per
+        # answer instead of one in all), so a lost answer is saved as far as it got.
+        self._running_texts = running_texts if not bus.keeps_history else None
         self._stale_s = stale_s
         self._replay_idle_s = replay_idle_s
 
@@ -188,8 +193,14 @@ class LostAnswers(Worker):
         await super().stop()
 
     async def beat(self) -> int:
-        """Refresh the heartbeat of the answers this instance runs (one statement); how
-        many records it refreshed."""
+        """Refresh the heartbeat of the answers this instance runs (one statement, or one
+        per answer with its text where the bus keeps none); how many records it
+        refreshed."""
+        if self._running_texts is not None:
+            texts = self._running_texts()
+            if not texts:
+                return 0
+            return await running.beat(self._db, self._instance, texts, _now_ms(), texts=texts)
         ids = list(self._running_ids())
         if not ids:
             return 0
@@ -273,14 +284,17 @@ class LostAnswers(Worker):
         return True
 
     async def _so_far(self, record: running.Running) -> SoFar:
-        """What the bus kept of the answer (only its record's question and model on the
-        in-process bus, which keeps nothing)."""
+        """What the bus kept of the answer; on the in-process bus, which keeps nothing,
+        the text its record kept as of the last heartbeat."""
         so_far = SoFar(record.user_message_id, record.model)
+        if not self._bus.keeps_history:
+            so_far.parts.append(record.so_far or "")
+            return so_far
         subject = self._subjects.generation(
             record.owner_id, record.conversation_id, record.message_id
         )
         frames = self._bus.replay(subject, self._replay_idle_s)
-        if frames is None:
+        if frames is None:  # keeps_history said it would
             return so_far
         try:
             async with asyncio.timeout(REPLAY_MAX_S):

@@ -461,12 +461,28 @@ class Accounts:
 
     async def _still_active(self, user_id: str, session_id: str, idle_s: float) -> None:
         """Extend an idle-limited session by one more period of inactivity, or end it (on
-        every instance) if that period has already run out."""
+        every instance) if that period has already run out.
+
+        The shared state's flag is the session's clock. A missing flag is either a period
+        run out or a flag lost with the state (the embedded tier's state is the process's
+        memory, so every restart would otherwise sign every browser out; a Redis flushed or
+        failed over without persistence loses them too). The database tells them apart: it
+        records the sign-in and each refresh, never later than the real last use, so a
+        session it saw within ``idle_s`` is alive and gets its flag back, and nothing is
+        kept alive longer than the limit allows."""
+        key = state_keys.session_idle(session_id)
         try:
-            alive = await self._state.touch(state_keys.session_idle(session_id), idle_s)
+            alive = await self._state.touch(key, idle_s)
         except StateError as exc:
             raise ServiceUnavailable("sessions cannot be checked right now; retry") from exc
         if alive:
+            return
+        last_used_ms = await self.sessions.last_used_ms(session_id)
+        if last_used_ms is not None and time.time() * 1000 - last_used_ms < idle_s * 1000:
+            try:
+                await self._state.set_flag(key, idle_s)
+            except StateError as exc:
+                raise ServiceUnavailable("sessions cannot be checked right now; retry") from exc
             return
         with contextlib.suppress(NotFound):
             await self.sessions.revoke(session_id)

@@ -183,6 +183,20 @@ class Sessions:
                 )
         return ids
 
+    async def last_used_ms(self, session_id: str) -> int | None:
+        """When a live session was last used as far as the database knows (its sign-in or
+        its last refresh, never later than its real last use); None when it is revoked,
+        expired or gone."""
+        async with self._db.read() as conn:
+            found = await conn.scalar(
+                select(auth_sessions.c.last_used_ms).where(
+                    auth_sessions.c.id == session_id,
+                    auth_sessions.c.revoked_ms.is_(None),
+                    auth_sessions.c.expires_ms > now_ms(),
+                )
+            )
+        return None if found is None else int(found)
+
     async def sso_provider(self, session_id: str) -> str | None:
         """The OpenID provider a session was signed in through (None: a local sign-in)."""
         async with self._db.read() as conn:

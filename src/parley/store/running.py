@@ -13,6 +13,7 @@ exceed the clock skew between instances as well as a heartbeat's delay.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
@@ -34,6 +35,8 @@ class Running:
     instance_id: str
     started_ms: int
     heartbeat_ms: int
+    so_far: str | None = None
+    """The text as of the last heartbeat, where the bus keeps none (``beat``)."""
 
 
 async def record(db: Database, running: Running) -> None:
@@ -53,19 +56,38 @@ async def record(db: Database, running: Running) -> None:
         )
 
 
-async def beat(db: Database, instance_id: str, message_ids: list[str], now_ms: int) -> int:
+async def beat(
+    db: Database,
+    instance_id: str,
+    message_ids: Collection[str],
+    now_ms: int,
+    *,
+    texts: Mapping[str, str] | None = None,
+) -> int:
     """Refresh the heartbeat of the answers ``instance_id`` is running (``message_ids``):
     one statement however many there are. Named, not all of the instance's rows: an
-    answer whose save failed is no longer running, and its row must go stale. Returns the
-    rows refreshed (a row another instance already saved as lost is gone, and stays
+    answer whose save failed is no longer running, and its row must go stale. With
+    ``texts`` (message id -> text so far; the bus keeps no frames to recover it from),
+    each row also keeps its text: one statement per answer, in one transaction. Returns
+    the rows refreshed (a row another instance already saved as lost is gone, and stays
     gone)."""
     async with db.write() as conn:
-        done = await conn.execute(
-            update(running_generations)
-            .where(_t.instance_id == instance_id, _t.message_id.in_(message_ids))
-            .values(heartbeat_ms=now_ms)
-        )
-    return int(done.rowcount)
+        if texts is None:
+            done = await conn.execute(
+                update(running_generations)
+                .where(_t.instance_id == instance_id, _t.message_id.in_(list(message_ids)))
+                .values(heartbeat_ms=now_ms)
+            )
+            return int(done.rowcount)
+        refreshed = 0
+        for message_id in message_ids:
+            done = await conn.execute(
+                update(running_generations)
+                .where(_t.instance_id == instance_id, _t.message_id == message_id)
+                .values(heartbeat_ms=now_ms, so_far=texts.get(message_id, ""))
+            )
+            refreshed += int(done.rowcount)
+    return refreshed
 
 
 async def forget(conn: AsyncConnection, message_id: str) -> None:

@@ -475,6 +475,10 @@ running_generations = Table(
     Column("instance_id", String(64), nullable=False),
     Column("started_ms", BigInteger, nullable=False),
     Column("heartbeat_ms", BigInteger, nullable=False),
+    # The answer's text as of its last heartbeat, kept only where the bus keeps no frames
+    # (the in-process bus of the embedded tier), so a crash loses a heartbeat's worth of
+    # text at most instead of all of it.
+    Column("so_far", Text, nullable=True),
     # The sweep: rows whose heartbeat is older than the staleness limit.
     Index(None, "heartbeat_ms"),
 )

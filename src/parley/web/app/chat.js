@@ -354,9 +354,19 @@ export async function reloadOpen() {
 
 async function reload(conversationId) {
   const found = await api.get(conversationId);
-  if (open.value?.conversation.id === conversationId) {
-    open.value = { conversation: found, messages: found.messages };
-  }
+  batch(() => {
+    if (open.value?.conversation.id === conversationId) {
+      open.value = { conversation: found, messages: found.messages };
+    }
+    // An answer whose stream broke (Parley went away mid-answer) stays on screen as it
+    // was until the conversation read back holds it: saved as lost, as far as it got,
+    // the saved copy (with Retry) takes its place.
+    const broken = answer.value;
+    if (!streamAbort && broken?.conversationId === conversationId && broken.status === "error"
+        && broken.id && found.messages.some((m) => m.id === broken.id)) {
+      answer.value = null;
+    }
+  });
   return found;
 }
 
