@@ -379,6 +379,26 @@ def test_logout_ends_the_session_here_and_at_the_provider(
         assert "Sign in to the test provider" in interaction.text
 
 
+def test_logout_everywhere_also_ends_the_provider_session(
+    start: StartParley, idp: OpenIdProvider
+) -> None:
+    parley = start()
+    register_client(idp, parley)
+    with httpx.Client() as browser:
+        sign_in(browser, parley, idp, "alice-sub")
+        me = session(browser, parley)
+        out = browser.post(
+            f"{parley.url}/auth/logout-all",
+            headers={**COOKIE_MODE, "authorization": f"Bearer {me['access_token']}"},
+        )
+        assert out.status_code == 200, out.text
+        assert out.json()["revoked_sessions"] == 1
+        end = out.json()["end_session_url"]
+        assert end.startswith(f"{idp.issuer}/session/end?")
+        assert parse_qs(urlsplit(end).query)["post_logout_redirect_uri"] == [f"{parley.url}/login"]
+        assert no_session(browser, parley)
+
+
 def test_a_sign_in_started_on_one_instance_finishes_on_another(
     start: StartParley, idp: OpenIdProvider, shared: dict[str, str]
 ) -> None:

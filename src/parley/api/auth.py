@@ -379,11 +379,17 @@ async def logout(request: Request) -> Response:
 
 @router.post("/auth/logout-all")
 async def logout_all(request: Request) -> Response:
+    """Ends every session of the account; when this one came from a single sign-on, the
+    answer's ``end_session_url`` ends the provider's session too, as ``/auth/logout``."""
     auth = await current_user(request)
     svc = services(request)
+    end_session = await sso.logout_url(request, auth.claims.sid)
     count = await svc.accounts.logout_all(auth.user.id)
     await audit(svc.db, actor=auth.user.id, action="auth.logout_all", ip=client_ip(request))
-    response = _json({"revoked_sessions": count})
+    body: dict[str, Any] = {"revoked_sessions": count}
+    if end_session is not None:
+        body["end_session_url"] = end_session
+    response = _json(body)
     refresh_cookie.clear(response, request)
     return response
 
