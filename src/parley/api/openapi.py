@@ -197,6 +197,7 @@ ROUTES: dict[tuple[str, str], Inputs] = {
     ("post", "/auth/register"): Inputs(auth.Register),
     ("post", "/auth/login"): Inputs(auth.Login),
     ("post", "/auth/login/mfa"): Inputs(auth.LoginMfa),
+    ("post", "/auth/login/step-up"): Inputs(auth.LoginStepUp),
     ("post", "/auth/refresh"): Inputs(auth.Refresh),
     ("post", "/auth/password"): Inputs(auth.PasswordChange),
     ("post", "/auth/password-reset"): Inputs(auth.ResetRequest),
