@@ -364,6 +364,9 @@ async function reload(conversationId) {
     const broken = answer.value;
     if (!streamAbort && broken?.conversationId === conversationId && broken.status === "error"
         && broken.id && found.messages.some((m) => m.id === broken.id)) {
+      // This read-back may land before the one that follows the stream's end (a sync
+      // notice raced it): the saved copy still shows why it failed.
+      if (broken.error) failures.value = new Map(failures.value).set(broken.id, broken.error);
       answer.value = null;
     }
   });
