@@ -80,3 +80,49 @@ async def test_the_writer_drains_a_backlog_in_full_batches_and_reports_it() -> N
     assert backlog_seen == [0.0, 60.0, 20.0]
     assert _value(metrics, "parley_usage_backlog") == 0
     assert _value(metrics, "parley_usage_records_total", outcome="written") == 100
+
+
+async def test_stop_lets_a_write_in_progress_finish_instead_of_cancelling_it() -> None:
+    """A cancelled write can leave SQLite's write lock held, so the final drain would wait
+    out the busy timeout and lose records: shutdown waits for the write instead."""
+    metrics = Metrics()
+    queue = MemoryUsageQueue()
+    writing = asyncio.Event()
+    written: list[int] = []
+    cancelled: list[bool] = []
+
+    async def slow(rows: list[tuple[Any, ...]]) -> None:
+        writing.set()
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        written.append(len(rows))
+
+    recorder = UsageRecorder(queue, slow, metrics, flush_seconds=30)
+    for n in range(3):
+        await recorder.record(_record(n))
+    recorder.start()
+    await writing.wait()
+    await recorder.record(_record(3))  # queued while the first batch is being written
+    await recorder.stop()
+    assert cancelled == []
+    assert written == [3, 1]
+    assert await queue.backlog() == 0
+
+
+async def test_stop_wakes_the_writer_from_its_pause_at_once() -> None:
+    """The loop sleeps ``flush_seconds`` between writes; stop must not wait that out."""
+    queue = MemoryUsageQueue()
+    written: list[int] = []
+
+    async def write(rows: list[tuple[Any, ...]]) -> None:
+        written.append(len(rows))
+
+    recorder = UsageRecorder(queue, write, Metrics(), flush_seconds=3600)
+    recorder.start()
+    await asyncio.sleep(0)  # the loop finds nothing and starts its hour-long pause
+    await recorder.record(_record(0))
+    await asyncio.wait_for(recorder.stop(), 5)  # an hour's pause would time this out
+    assert written == [1]

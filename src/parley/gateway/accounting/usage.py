@@ -179,6 +179,9 @@ Writer = Callable[[list[tuple[Any, ...]]], Awaitable[None]]
 _RETRY_MAX_S = 5.0
 """The longest wait between attempts to write usage while the database is away."""
 
+_STOP_WAIT_S = 10.0
+"""How long shutdown lets a write in progress finish before cancelling it."""
+
 
 class UsageRecorder:
     def __init__(
@@ -197,6 +200,7 @@ class UsageRecorder:
         self._flush = flush_seconds
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._wake = asyncio.Event()
         self._drops = 0
 
     async def record(self, record: UsageRecord) -> None:
@@ -240,7 +244,7 @@ class UsageRecorder:
                     log.exception("usage write failed unexpectedly; retrying")
                 failures += 1
                 self.queue.requeue()
-                await asyncio.sleep(min(_RETRY_MAX_S, self._flush * 2 ** min(failures, 10)))
+                await self._pause(min(_RETRY_MAX_S, self._flush * 2 ** min(failures, 10)))
                 continue
             if failures:
                 log.info("usage writes resumed", failed_attempts=failures)
@@ -248,7 +252,12 @@ class UsageRecorder:
             with contextlib.suppress(ParleyError):
                 self._metrics.usage_backlog.set(await self.queue.backlog())
             if written < self._batch:
-                await asyncio.sleep(self._flush)
+                await self._pause(self._flush)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep between writes; shutdown cuts it short."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def flush_once(self, wait_s: float = 0.0) -> int:
         batch = await self.queue.take(self._batch, wait_s)
@@ -266,12 +275,23 @@ class UsageRecorder:
         return len(batch)
 
     async def stop(self) -> None:
-        """Stop the loop and write everything still queued (graceful shutdown)."""
+        """Stop the loop and write everything still queued (graceful shutdown).
+
+        The loop is woken and allowed to end, not cancelled: a write cancelled half-way
+        can leave the database busy (SQLite keeps its write lock until the cancelled call
+        returns), so the final drain below would wait out the busy timeout and lose the
+        records. Only a write stuck past ``_STOP_WAIT_S`` is cancelled."""
         self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), _STOP_WAIT_S)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            except Exception:
+                log.exception("usage writer ended with an error; writing what is left")
         self.queue.requeue()
         try:
             while await self.flush_once(0.0):
