@@ -14,14 +14,14 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from structlog.testing import capture_logs
 
 from parley.app import create_app
 from parley.config import Settings
 from parley.config.loader import resolve_sso
 from parley.config.sso import SsoConfig
-from parley.store.tables import audit_log, sso_identities
+from parley.store.tables import audit_log, auth_sessions, sso_identities, users
 from parley.store.tables import teams as teams_table
 from parley.testing.fake_upstream import FakeUpstream
 from parley.testing.servers import LoopThread, fake_models, free_port, serve_in_thread
@@ -69,6 +69,13 @@ class Parley:
                 return [dict(r._mapping) for r in await conn.execute(statement)]
 
         return self.loop.run(run())
+
+    def execute(self, statement: Any) -> None:
+        async def run() -> None:
+            async with self.app.state.services.db.write() as conn:
+                await conn.execute(statement)
+
+        self.loop.run(run())
 
     def audit(self, action: str) -> list[dict[str, Any]]:
         return self.query(select(audit_log).where(audit_log.c.action == action))
@@ -198,6 +205,46 @@ def register(parley: Parley, email: str, name: str) -> httpx.Response:
     """A password account, made the way the web app's registration makes one."""
     body = {"email": email, "password": PASSWORD, "name": name}
     return httpx.post(f"{parley.url}/auth/register", json=body)
+
+
+def test_an_account_with_only_single_sign_on_is_deleted_after_a_recent_sign_in(
+    start: StartParley, idp: OpenIdProvider
+) -> None:
+    """It has no password it knows and no passkey: a sign-in at the provider within ten
+    minutes stands for one; an older session is told to sign in again."""
+    parley = start()
+    register_client(idp, parley)
+    with httpx.Client() as browser:
+        sign_in(browser, parley, idp, "alice-sub")
+        me = session(browser, parley)
+        # the session began eleven minutes ago: a fresh access token keeps that auth_time
+        parley.execute(
+            update(auth_sessions)
+            .where(auth_sessions.c.user_id == me["id"])
+            .values(auth_time_ms=auth_sessions.c.auth_time_ms - 660_000)
+        )
+        aged = session(browser, parley)
+        body = {"confirm": "alice@example.com", "password": ""}
+        refused = browser.post(
+            f"{parley.url}/api/account/delete",
+            json=body,
+            headers={"authorization": f"Bearer {aged['access_token']}"},
+        )
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"]["code"] == "reauthentication_required"
+        assert "sign in again with your provider" in refused.json()["error"]["message"]
+    with httpx.Client() as again:  # signed in again: now it is recent
+        sign_in(again, parley, idp, "alice-sub")
+        fresh = session(again, parley)
+        deleted = again.post(
+            f"{parley.url}/api/account/delete",
+            json=body,
+            headers={"authorization": f"Bearer {fresh['access_token']}"},
+        )
+        assert deleted.status_code == 200, deleted.text
+    assert parley.query(select(users).where(users.c.id == me["id"])) == []
+    (entry,) = parley.audit("user.deleted")
+    assert entry["detail"]["reauth"] == "recent_sso"
 
 
 def test_first_sign_in_makes_the_account_with_the_mapped_teams_and_roles(

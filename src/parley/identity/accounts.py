@@ -40,6 +40,8 @@ _BAD_LOGIN = "invalid email or password"
 _USER_CACHE_S = 10.0
 """How long a verified token's user row is reused. Disabling a user revokes their sessions
 (immediate everywhere), so the cache can only delay role changes, by at most this long."""
+REAUTH_SSO_SECONDS = 600
+"""How recent a single sign-on must be to stand for a password before deleting the account."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -578,6 +580,8 @@ class Accounts:
         if ip:
             subjects.append(state_keys.failures("ip", ip))
         await self._refuse_if_locked(subjects)
+        if credential is None and not password and "oidc" in auth.claims.amr:
+            return self._recent_sso(auth)
         try:
             if credential is not None and rp is not None:
                 await self.passkeys.verify(rp, credential, "reauth", user.id)
@@ -591,6 +595,19 @@ class Accounts:
         except AuthenticationFailed:
             await self._failed(subjects)
             raise
+
+    @staticmethod
+    def _recent_sso(auth: Authenticated) -> str:
+        """A single sign-on account may have no password Parley knows (and no passkey):
+        its proof is a sign-in at the provider within ``REAUTH_SSO_SECONDS``, the time the
+        session began (``auth_time``, kept across refreshes)."""
+        if time.time() - auth.claims.auth_time <= REAUTH_SSO_SECONDS:
+            return "recent_sso"
+        raise AuthenticationFailed(
+            f"sign out and sign in again with your provider, then confirm within "
+            f"{REAUTH_SSO_SECONDS // 60} minutes (or enter your password)",
+            code="reauthentication_required",
+        )
 
     # --- password and MFA -------------------------------------------------------------
 

@@ -48,7 +48,8 @@ function DeleteDialog({ open, onClose }) {
       <p>This deletes your account and everything in it: conversations, shared links, presets, passkeys, API keys and sessions. It cannot be undone. Download your data first if you want to keep it.</p>
       <${Field} label="Type your email to confirm" name="confirm" autocomplete="off" value=${typed}
         onInput=${(e) => setTyped(e.currentTarget.value)} hint=${`Your email is ${email}.`} />
-      <${Field} label="Password" name="password" type="password" autocomplete="current-password" />
+      <${Field} label="Password" name="password" type="password" autocomplete="current-password"
+        hint="Signed in with single sign-on and no password? Leave it empty: a sign-in within the last 10 minutes confirms it." />
       <${ErrorText} error=${error} />
       <div class="dialog-bar">
         <button type="button" onClick=${onClose}>Cancel</button>
