@@ -17,6 +17,7 @@ from parley import __version__
 from parley.api import (
     account,
     admin,
+    admin_anomalies,
     admin_models,
     admin_usage,
     auth,
@@ -310,6 +311,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(admin_models.router)
     app.include_router(admin_usage.router)
+    app.include_router(admin_anomalies.router)
     app.include_router(auth.router)
     app.include_router(passkeys.router)
     app.include_router(sso.router)

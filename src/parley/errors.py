@@ -96,6 +96,20 @@ class PermissionDenied(ParleyError):
     code = "forbidden"
 
 
+class KeySuspended(PermissionDenied):
+    """A key suspended by usage anomaly detection: the same answer on every instance,
+    until an administrator reviews the anomaly."""
+
+    code = "key_suspended"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "this API key is suspended: its usage looked anomalous, and an administrator"
+            " must review it before it works again"
+        )
+
+
 class NotFound(ParleyError):
     status_code = 404
     error_type = "not_found_error"

@@ -30,6 +30,7 @@ from parley.gateway.accounting.usage import (
     UsageRecorder,
 )
 from parley.identity.accounts import Accounts, LockoutPolicy, SessionLimits, SessionPolicy
+from parley.identity.anomaly import AnomalyDetector
 from parley.identity.keys import KeyStore
 from parley.identity.login_risk import MAILS as LOGIN_MAILS
 from parley.identity.login_risk import LoginRisk
@@ -130,6 +131,8 @@ class Services:
     """Budget threshold webhooks (``gateway/accounting/alerts.py``)."""
     sso: SingleSignOn | None = None
     """OpenID Connect sign-in, when the config file names providers (set by the app)."""
+    anomalies: AnomalyDetector | None = field(init=False, default=None)
+    """Usage anomaly detection, when ``anomaly_enabled`` (``identity/anomaly.py``)."""
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -173,6 +176,15 @@ class Services:
         self.recovery = Recovery(self.accounts, self.mail, recovery_policy(self.settings))
         if self.settings.risk_enabled:
             self._start_risk()
+        if self.settings.anomaly_enabled:
+            self.anomalies = AnomalyDetector(
+                self.db,
+                self.settings,
+                self.usage.metrics,
+                admission=self.admission,
+                keys=self.keys,
+                alerts=self.alerts,
+            )
 
     def _start_risk(self) -> None:
         """Risk-based step-up: scoring on password logins, and its mails beside recovery's."""
@@ -205,10 +217,14 @@ class Services:
         self.relay.kick()
         self.mail.start()
         self.alerts.start()
+        if self.anomalies is not None:
+            self.anomalies.start()
 
     async def close(self) -> None:
         if self.sso is not None:
             await self.sso.close()
+        if self.anomalies is not None:
+            await self.anomalies.stop()
         await self.alerts.stop()
         await self.mail.stop()
         await self.relay.stop()
@@ -279,6 +295,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
             budget_fail_open=settings.budget_failure_mode == "open",
             default_max_tokens=settings.default_max_tokens_estimate,
             revocation_ttl_s=settings.key_cache_seconds + 30,
+            check_suspension=settings.anomaly_enabled and settings.anomaly_suspend_keys,
         ),
         load_spend,
         metrics,

@@ -228,7 +228,7 @@ def test_sdk_raises_on_mid_stream_error(parley: ParleyFactory) -> None:
 
 
 def test_keepalive_comments_while_waiting_for_first_token(parley: ParleyFactory) -> None:
-    url = parley(directive="+ttft-1.2", stream_keepalive_seconds=0.25)
+    url = parley(directive="+ttft-2.0", stream_keepalive_seconds=0.25)
     response = httpx.post(
         f"{url}/v1/chat/completions",
         json={**CHAT, "model": "anthropic", "stream": True},

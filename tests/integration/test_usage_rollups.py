@@ -161,7 +161,11 @@ async def test_the_migration_backfills_rollups_from_rows_already_stored(
         await migrate.upgrade(db, "0013")
         rows = _rows(300, seed=5)
         async with db.write() as conn:
-            values = [dict(zip(USAGE_COLUMNS, r, strict=True)) for r in rows]
+            # client_ip came with 0022: the rows of a 0013 database have none
+            values = [
+                {c: v for c, v in zip(USAGE_COLUMNS, r, strict=True) if c != "client_ip"}
+                for r in rows
+            ]
             await conn.execute(insert(usage), values)
         await migrate.upgrade(db)
         await _assert_rollups_match_raw(db)

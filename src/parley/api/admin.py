@@ -89,9 +89,12 @@ async def actor(request: Request) -> Actor:
     return Actor(auth.user.id, is_admin=False, admin_of=frozenset(managed), roles=roles)
 
 
-def _global(who: Actor) -> None:
+def require_global(who: Actor) -> None:
     if not who.is_admin:
         raise PermissionDenied("only a global admin may do this")
+
+
+_global = require_global
 
 
 def _key_view(row: dict[str, Any]) -> dict[str, Any]:

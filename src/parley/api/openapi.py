@@ -26,6 +26,8 @@ from pydantic.json_schema import models_json_schema
 from parley.api import account, admin_models, auth, conversations, passkeys, presets
 from parley.config.models import ModelGroupConfig
 from parley.identity.schemas import (
+    AnomalyReview,
+    AnomalyScan,
     InvitationCreate,
     KeyCreate,
     MemberSet,
@@ -176,6 +178,14 @@ ROUTES: dict[tuple[str, str], Inputs] = {
         )
     ),
     ("get", "/admin/spend/forecast"): Inputs(),
+    ("get", "/admin/anomalies"): Inputs(
+        query=(
+            _q("status", _string("open, dismissed or confirmed")),
+            *_LIMIT_OFFSET,
+        )
+    ),
+    ("post", "/admin/anomalies/scan"): Inputs(AnomalyScan, body_required=False),
+    ("post", "/admin/anomalies/{anomaly_id}/review"): Inputs(AnomalyReview),
     ("post", "/admin/models"): Inputs(ModelGroupConfig),
     ("put", "/admin/models/{name}"): Inputs(ModelGroupConfig),
     ("post", "/admin/models/test"): Inputs(

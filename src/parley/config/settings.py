@@ -206,6 +206,29 @@ class Settings(BaseSettings):
     """How long an emailed sign-in code works (once)."""
     # --- end of risk-based step-up ---------------------------------------------------------
 
+    # --- usage anomaly detection (identity/anomaly.py; docs/security.md) -----------------
+    anomaly_enabled: bool = False
+    """Score each key's and user's recent usage with an IsolationForest trained on this
+    installation's own history, and alert on outliers. Off by default: it needs
+    ``parley[anomaly]`` (scikit-learn) and some days of history to learn from."""
+    anomaly_window_minutes: int = Field(default=60, ge=5, le=1440)
+    """The length of the usage window scored (and of the windows trained on)."""
+    anomaly_scan_seconds: float = Field(default=300.0, gt=0)
+    """How often the trailing window is scored (by one instance at a time)."""
+    anomaly_training_days: float = Field(default=14.0, gt=0, le=90)
+    """How much history each training reads (within the usage retention)."""
+    anomaly_retrain_hours: float = Field(default=24.0, gt=0)
+    anomaly_min_windows: int = Field(default=200, ge=10)
+    """No scoring until training has this many windows of a scope: too little history
+    makes every window look unusual."""
+    anomaly_threshold: float = Field(default=0.62, gt=0.5, lt=1)
+    """The IsolationForest anomaly score (0.5 ordinary, towards 1 isolated at once) from
+    which a window is an anomaly; ``bench/anomaly.py`` measures precision and recall."""
+    anomaly_suspend_keys: bool = False
+    """Also suspend a key whose window is an anomaly (403 on every instance at once)
+    until an admin reviews it; otherwise anomalies only alert."""
+    # --- end of usage anomaly detection ----------------------------------------------------
+
     # --- limits, budgets and usage --------------------------------------------------------
     ip_rpm: int | None = Field(default=None, ge=1)
     ip_tpm: int | None = Field(default=None, ge=1)

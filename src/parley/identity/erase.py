@@ -30,6 +30,7 @@ from parley.store.tables import (
     stored_responses,
     team_invitations,
     usage,
+    usage_anomalies,
     users,
 )
 
@@ -123,9 +124,13 @@ async def erase_identity(db: Database, user_id: str, email: str) -> dict[str, An
         )
         if key_ids:
             await conn.execute(
-                update(usage).where(usage.c.key_id.in_(key_ids)).values(key_id=None, user_id=None)
+                update(usage)
+                .where(usage.c.key_id.in_(key_ids))
+                .values(key_id=None, user_id=None, client_ip=None)
             )
-        await conn.execute(update(usage).where(usage.c.user_id == user_id).values(user_id=None))
+        await conn.execute(
+            update(usage).where(usage.c.user_id == user_id).values(user_id=None, client_ip=None)
+        )
         await rollups.forget(conn, user_id, key_ids)
         await conn.execute(
             update(audit_log).where(audit_log.c.actor == user_id).values(actor=tombstone, ip=None)
@@ -150,6 +155,12 @@ async def erase_identity(db: Database, user_id: str, email: str) -> dict[str, An
         await conn.execute(delete(team_invitations).where(team_invitations.c.email == email))
         owners = [f"user:{user_id}", *(f"key:{k}" for k in key_ids)]
         await conn.execute(delete(stored_responses).where(stored_responses.c.owner.in_(owners)))
+        await conn.execute(
+            delete(usage_anomalies).where(
+                ((usage_anomalies.c.scope == "user") & (usage_anomalies.c.subject == user_id))
+                | ((usage_anomalies.c.scope == "key") & usage_anomalies.c.subject.in_(key_ids))
+            )
+        )
         # the foreign keys cascade too; explicit, so no engine setting is relied on
         for table in (
             auth_sessions,

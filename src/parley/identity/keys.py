@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Select, and_, or_, select, update
 
-from parley.errors import AuthenticationFailed, InvalidRequest, NotFound
+from parley.errors import AuthenticationFailed, InvalidRequest, KeySuspended, NotFound
 from parley.gateway.accounting.caller import BudgetPeriod, Caller, Limits, Principal
 from parley.store.db import Database
 from parley.store.tables import api_keys, teams, users
@@ -81,6 +81,7 @@ class _Cached:
     caller: Caller
     valid_until_ms: int | None
     loaded: float
+    suspended: bool = False
 
 
 class KeyStore:
@@ -223,6 +224,8 @@ class KeyStore:
                 raise AuthenticationFailed("invalid API key")
         if cached.valid_until_ms is not None and now >= cached.valid_until_ms:
             raise AuthenticationFailed("invalid API key")
+        if cached.suspended:  # the key is genuine: saying why helps its owner, not a probe
+            raise KeySuspended()
         return cached.caller if ip is None else replace(cached.caller, ip=ip)
 
     async def _load_once(self, digest: str, now: int) -> _Cached | None:
@@ -303,7 +306,7 @@ class KeyStore:
             user_tier=r["user_tier"],
             priority=r["priority"],
         )
-        return _Cached(caller, valid_until, time.monotonic())
+        return _Cached(caller, valid_until, time.monotonic(), r["suspended_ms"] is not None)
 
 
 def _public_select() -> Select[Any]:

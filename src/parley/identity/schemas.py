@@ -118,6 +118,24 @@ class PasswordReset(BaseModel):
     password: str | None = Field(default=None, max_length=1024)
 
 
+class AnomalyReview(BaseModel):
+    """An admin's verdict on a usage anomaly: ``dismissed`` (a false alarm: a suspended
+    key works again) or ``confirmed`` (the key stays suspended)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["dismissed", "confirmed"]
+    note: str | None = Field(default=None, max_length=500)
+
+
+class AnomalyScan(BaseModel):
+    """Score the window ending now at once; ``retrain`` first refits the model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retrain: bool = False
+
+
 class MemberSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -104,6 +104,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.usage_anomalies = Counter(
+            "parley_usage_anomalies",
+            "Usage windows scored as anomalies (scope: key or user; action: alert or suspend)",
+            ["scope", "action"],
+            registry=self.registry,
+        )
         self.usage_backlog = Gauge(
             "parley_usage_backlog",
             "Usage records queued and not yet written (with Redis: the shared stream's)",

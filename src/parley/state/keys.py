@@ -25,6 +25,11 @@ def spend(scope: str, ident: str, period: str) -> str:
     return f"{PREFIX}spend:{scope}:{ident}:{period}"
 
 
+def suspended_key(key_id: str) -> str:
+    """A key suspended by usage anomaly detection, refused on every instance at once."""
+    return f"{PREFIX}suspended:key:{key_id}"
+
+
 def revoked(kind: str, ident: str) -> str:
     """A revocation flag: ``kind`` is ``key`` or ``session``."""
     return f"{PREFIX}revoked:{kind}:{ident}"

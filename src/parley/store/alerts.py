@@ -29,6 +29,8 @@ class AlertEvent:
     spent_nusd: int
     budget_nusd: int
     created_ms: int
+    payload: str | None = None
+    """Another kind of event's JSON body (a usage anomaly), sent as it is."""
 
 
 async def record(db: Database, event: AlertEvent) -> bool:
@@ -46,6 +48,7 @@ async def record(db: Database, event: AlertEvent) -> bool:
             threshold=event.threshold,
             spent_nusd=event.spent_nusd,
             budget_nusd=event.budget_nusd,
+            payload=event.payload,
             status="pending",
             attempts=0,
             next_attempt_ms=event.created_ms,

@@ -21,7 +21,7 @@ from parley.store.db import Database, map_store_errors
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0021"
+HEAD = "0022"
 """The newest migration's revision id; update it with every new migration."""
 
 _SCRIPTS = Path(__file__).with_name("migrations")

@@ -129,6 +129,8 @@ api_keys = Table(
     Column("priority", Integer),  # admission queue priority, 1 (first) to 5; null = default
     Column("expires_ms", BigInteger),
     Column("revoked_ms", BigInteger),
+    # Suspended by usage anomaly detection (identity/anomaly.py) until an admin reviews it.
+    Column("suspended_ms", BigInteger),
     # Rotation: the previous secret stays valid until previous_expires_ms.
     Column("previous_hash", String(64), unique=True),
     Column("previous_expires_ms", BigInteger),
@@ -160,6 +162,7 @@ usage = Table(
     Column("ttft_ms", Integer),
     Column("status", Integer, nullable=False),
     Column("cache", String(16)),
+    Column("client_ip", String(64)),  # anomaly detection's distinct addresses
     # Aggregations and budget re-initialisation scan one principal over a time range.
     Index(None, "key_id", "time_ms"),
     Index(None, "user_id", "time_ms"),
@@ -236,7 +239,43 @@ alert_deliveries = Table(
     Column("lease_until_ms", BigInteger, nullable=False, default=0),
     Column("last_error", String(500)),
     Column("delivered_ms", BigInteger),
+    # Another kind of event (a usage anomaly): the JSON body to send as it is.
+    Column("payload", Text),
     Index(None, "status", "next_attempt_ms"),  # the sender's due work
+)
+
+
+usage_anomalies = Table(
+    "usage_anomalies",
+    metadata,
+    # A key's or user's usage window that the IsolationForest scored past the threshold
+    # (identity/anomaly.py): the admin list, and the suspension an admin reviews.
+    Column("id", Id, primary_key=True),
+    Column("scope", String(16), nullable=False),  # key | user
+    Column("subject", Id, nullable=False),
+    Column("window_start_ms", BigInteger, nullable=False),
+    Column("window_end_ms", BigInteger, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("features", JSON, nullable=False),
+    Column("suspended", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False),  # open | dismissed | confirmed
+    Column("created_ms", BigInteger, nullable=False),
+    Column("reviewed_by", String(64)),
+    Column("reviewed_ms", BigInteger),
+    Column("note", String(500)),
+    Index(None, "scope", "subject", "status"),  # "already open for this subject?"
+    Index(None, "created_ms"),
+)
+
+
+job_leases = Table(
+    "job_leases",
+    metadata,
+    # One instance at a time runs a background job (the anomaly scan): whoever holds an
+    # unexpired lease (store/leases.py).
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("until_ms", BigInteger, nullable=False),
 )
 
 audit_log = Table(

@@ -12,7 +12,8 @@ The request: ``POST`` JSON ``{"id", "type": "budget.threshold", "scope", "holder
 "period", "threshold_percent", "spent_usd", "budget_usd", "created"}`` with
 ``x-parley-event-id`` (the same on every retry: receivers deduplicate on it) and
 ``x-parley-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` keyed with
-the configured secret.
+the configured secret. Other events share the outbox and the signature: a usage anomaly
+(``identity/anomaly.py``) is queued with its own body, ``"type": "usage.anomaly"``.
 """
 
 from __future__ import annotations
@@ -111,6 +112,16 @@ class BudgetAlerts:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    async def queue(self, event: store.AlertEvent) -> bool:
+        """Queue another kind of event (its ``payload`` set) for the same webhook; False
+        when no webhook is configured or the event was already queued."""
+        if self._url is None:
+            return False
+        queued = await store.record(self._db, event)
+        if queued:
+            self._wake.set()
+        return queued
+
     async def _record(self, event: store.AlertEvent) -> None:
         try:
             if await store.record(self._db, event):
@@ -157,20 +168,25 @@ class BudgetAlerts:
         assert self._url is not None
         ident = str(row["id"])
         attempts = int(str(row["attempts"])) + 1
-        body = json.dumps(
-            {
-                "id": ident,
-                "type": "budget.threshold",
-                "scope": row["scope"],
-                "holder": row["holder"],
-                "period": row["period"],
-                "threshold_percent": row["threshold"],
-                "spent_usd": int(str(row["spent_nusd"])) / 1e9,
-                "budget_usd": int(str(row["budget_nusd"])) / 1e9,
-                "created": row["created_ms"],
-            },
-            separators=(",", ":"),
-        ).encode()
+        payload = row.get("payload")
+        body = (
+            payload.encode()
+            if isinstance(payload, str)
+            else json.dumps(
+                {
+                    "id": ident,
+                    "type": "budget.threshold",
+                    "scope": row["scope"],
+                    "holder": row["holder"],
+                    "period": row["period"],
+                    "threshold_percent": row["threshold"],
+                    "spent_usd": int(str(row["spent_nusd"])) / 1e9,
+                    "budget_usd": int(str(row["budget_nusd"])) / 1e9,
+                    "created": row["created_ms"],
+                },
+                separators=(",", ":"),
+            ).encode()
+        )
         stamp = int(time.time())
         headers = {
             "content-type": "application/json",

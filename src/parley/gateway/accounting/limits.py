@@ -29,6 +29,7 @@ from parley.errors import (
     AuthenticationFailed,
     BudgetExceeded,
     CostCeilingExceeded,
+    KeySuspended,
     RateLimited,
     ServiceUnavailable,
     StateError,
@@ -58,13 +59,16 @@ class LimitSettings:
     budget_fail_open: bool = False
     default_max_tokens: int = 1024
     revocation_ttl_s: float = 60.0
+    check_suspension: bool = False
+    """Refuse keys suspended by anomaly detection (one more flag per request, so only
+    when ``anomaly_suspend_keys`` can suspend any)."""
 
 
 @dataclass(slots=True)
 class _Meta:
     """What each check stands for, to explain a refusal and to settle afterwards."""
 
-    kind: str  # "revoked", "rpm", "tpm", "parallel", "budget"
+    kind: str  # "revoked", "suspended", "rpm", "tpm", "parallel", "budget"
     principal: Principal | None = None
     soft_nusd: int | None = None
     since_ms: int = 0
@@ -119,6 +123,14 @@ class Admission:
         """Refuse ``kind`` (key or session) ``ident`` on every instance from now on."""
         await self.state.set_flag(state_keys.revoked(kind, ident), self._settings.revocation_ttl_s)
 
+    async def suspend_key(self, key_id: str) -> None:
+        """Refuse the key on every instance from now on; the database's ``suspended_ms``
+        keeps it refused once the flag (outliving every key cache) has expired."""
+        await self.state.set_flag(state_keys.suspended_key(key_id), self._settings.revocation_ttl_s)
+
+    async def lift_suspension(self, key_id: str) -> None:
+        await self.state.clear(state_keys.suspended_key(key_id))
+
     def principals(
         self,
         caller: Caller,
@@ -168,6 +180,9 @@ class Admission:
             if ident is not None:
                 ticket.checks.append(Absent(state_keys.revoked(kind, ident)))
                 ticket.meta.append(_Meta("revoked"))
+        if self._settings.check_suspension and caller.key_id is not None:
+            ticket.checks.append(Absent(state_keys.suspended_key(caller.key_id)))
+            ticket.meta.append(_Meta("suspended"))
         now_ms = int(time.time() * 1000)
         for principal in principals:
             self._add_checks(ticket, principal, now_ms)
@@ -313,6 +328,8 @@ class Admission:
         ).inc()
         if meta.kind == "revoked":
             return AuthenticationFailed("invalid API key or session (revoked)")
+        if meta.kind == "suspended":
+            return KeySuspended()
         assert meta.principal is not None
         who = _describe(meta.principal)
         check = ticket.checks[index]

@@ -374,5 +374,6 @@ class Policies:
                     latency_ms=latency_ms,
                     ttft_ms=call.ttft_ms,
                     cache=call.cache,
+                    client_ip=call.caller.ip,
                 )
             )

@@ -41,6 +41,7 @@ class UsageRecord(msgspec.Struct, omit_defaults=True):
     latency_ms: int = 0
     ttft_ms: int | None = None
     cache: str | None = None
+    client_ip: str | None = None
 
 
 USAGE_COLUMNS: tuple[str, ...] = UsageRecord.__struct_fields__
@@ -202,6 +203,11 @@ class UsageRecorder:
         self._stopping = False
         self._wake = asyncio.Event()
         self._drops = 0
+
+    @property
+    def metrics(self) -> Metrics:
+        """The process's metrics (background jobs beside the writer count into them)."""
+        return self._metrics
 
     async def record(self, record: UsageRecord) -> None:
         """Queue one record. Never raises: losing a usage record must not fail a request
