@@ -286,6 +286,7 @@ def test_every_admin_route_refuses_members_and_other_teams_admins(
         "user_id": org["user_id"],
         "name": "openai",
         "index": "0",
+        "anomaly_id": "0" * 32,
     }
     bodies = {
         "POST": {"team_id": org["team_a"], "name": "x"},
