@@ -94,9 +94,6 @@ def require_global(who: Actor) -> None:
         raise PermissionDenied("only a global admin may do this")
 
 
-_global = require_global
-
-
 def _key_view(row: dict[str, Any]) -> dict[str, Any]:
     view = dict(row)
     for field in ("budget_nusd", "soft_budget_nusd"):
@@ -197,7 +194,7 @@ async def deployments(request: Request) -> Response:
     """Each deployment's live state on this instance: breaker, EWMA latency and time to
     first token, error rate and requests in the last minute, calls in flight."""
     who = await actor(request)
-    _global(who)
+    require_global(who)
     gateway = request.app.state.gateway
     rows = [h.snapshot() for h in gateway.health.all()]
     gates = gateway.resilience.gates
@@ -213,7 +210,7 @@ async def alert_deliveries(request: Request) -> Response:
     """Budget alert webhooks: each event (holder, period, threshold), its status
     (``pending``, ``delivered``, ``failed`` after the last retry), attempts, last error."""
     who = await actor(request)
-    _global(who)
+    require_global(who)
     q = request.query_params
     status = q.get("status")
     if status is not None and status not in ("pending", "delivered", "failed"):
@@ -236,7 +233,7 @@ async def spend_forecast(request: Request) -> Response:
     teams with a budget, and each member of a tier with one): spend so far this period and
     a projection to its end at the last hour's rate."""
     who = await actor(request)
-    _global(who)
+    require_global(who)
     svc = services(request)
     gateway = request.app.state.gateway
     policies = gateway.policies
@@ -312,7 +309,7 @@ _NAMESPACE = re.compile(r"(shared|team|key|user)\.[A-Za-z0-9_.-]{1,64}|local")
 @router.post("/teams")
 async def create_team(request: Request) -> Response:
     who = await actor(request)
-    _global(who)
+    require_global(who)
     body: TeamCreate = validated(TeamCreate, await json_body(request))
     svc = services(request)
     team = await svc.accounts.users.create_team(body.name, owner_id=body.owner_id)
@@ -433,7 +430,7 @@ async def remove_member(team_id: str, user_id: str, request: Request) -> Respons
 @router.get("/users")
 async def list_users(request: Request) -> Response:
     who = await actor(request)
-    _global(who)
+    require_global(who)
     limit = int_param(request.query_params.get("limit"), "limit", 100, 1, 1000)
     offset = int_param(request.query_params.get("offset"), "offset", 0, 0, 10**9)
     rows = await services(request).accounts.users.list_users(limit, offset)
@@ -443,7 +440,7 @@ async def list_users(request: Request) -> Response:
 @router.patch("/users/{user_id}")
 async def update_user(user_id: str, request: Request) -> Response:
     who = await actor(request)
-    _global(who)
+    require_global(who)
     body: UserUpdate = validated(UserUpdate, await json_body(request))
     svc = services(request)
     await svc.accounts.users.get(user_id)
@@ -467,7 +464,7 @@ async def update_user(user_id: str, request: Request) -> Response:
 async def reset_user_password(user_id: str, request: Request) -> Response:
     """Set a user's password, or make a one-time reset link to hand over (no SMTP needed)."""
     who = await actor(request)
-    _global(who)
+    require_global(who)
     raw = await request.body()
     body = validated(PasswordReset, await json_body(request) if raw else {})
     svc = services(request)
@@ -495,7 +492,7 @@ async def reset_user_mfa(user_id: str, request: Request) -> Response:
     """Turn off a locked-out user's TOTP (and recovery codes) and end their sessions, so
     they sign in with their password and may enrol again. Global admins only, audited."""
     who = await actor(request)
-    _global(who)
+    require_global(who)
     svc = services(request)
     was_on = await svc.accounts.mfa_reset(user_id)
     await audit(

@@ -252,6 +252,8 @@ class AnomalyDetector:
     async def _run(self) -> None:
         period = self._settings.anomaly_scan_seconds
         while True:
+            # The first round waits too: training reads days of usage, not for start-up.
+            await asyncio.sleep(period)
             try:
                 now = int(time.time() * 1000)
                 ttl = int(period * 3000)  # three missed rounds: another instance takes over
@@ -263,7 +265,6 @@ class AnomalyDetector:
                 log.warning("usage anomaly scan failed; will retry", error=exc.message)
             except Exception:  # the loop must outlive a bug; its traceback is wanted
                 log.exception("usage anomaly scan failed unexpectedly")
-            await asyncio.sleep(period)
 
     def model(self, scope: str) -> Model | None:
         """The scope's trained model on this instance (None before training)."""
@@ -284,6 +285,7 @@ class AnomalyDetector:
         if not scored:
             return []
         already = await store.open_subjects(self._db, scope)
+        since = now - self._window_ms
         found: list[Found] = []
         for window in scored:
             if window.score < self._settings.anomaly_threshold or window.subject in already:
@@ -298,7 +300,6 @@ class AnomalyDetector:
                 "addresses": int(row["addresses"] or 0),
                 "vector": dict(zip(FEATURES, (round(f, 4) for f in features), strict=True)),
             }
-            since = now - self._window_ms
             found.append(
                 await self._raise(scope, window.subject, (since, now), window.score, detail)
             )

@@ -366,7 +366,7 @@ async function reload(conversationId) {
         && broken.id && found.messages.some((m) => m.id === broken.id)) {
       // This read-back may land before the one that follows the stream's end (a sync
       // notice raced it): the saved copy still shows why it failed.
-      if (broken.error) failures.value = new Map(failures.value).set(broken.id, broken.error);
+      if (broken.error) keepFailure(broken.id, broken.error);
       answer.value = null;
     }
   });
@@ -447,6 +447,11 @@ function apply(event, conversationId, run) {
   }
 }
 
+/** A saved answer that failed is stored without its error: keep it to show with it. */
+function keepFailure(messageId, error) {
+  failures.value = new Map(failures.value).set(messageId, error);
+}
+
 /** After an answer: read the conversation back, so the view shows what was saved. */
 async function settle(conversationId, run) {
   forget(conversationId);
@@ -461,7 +466,7 @@ async function settle(conversationId, run) {
       // for the saved message. One that was not saved stays on screen as it was.
       const failed = answer.value?.run === run ? answer.value : null;
       const saved = failed?.error && found.messages.some((m) => m.id === failed.id);
-      if (saved) failures.value = new Map(failures.value).set(failed.id, failed.error);
+      if (saved) keepFailure(failed.id, failed.error);
       const done = answer.value?.run === run ? answer.value : null;
       if (done?.downgradedFrom && done.id) {
         downgrades.value = new Map(downgrades.value).set(done.id, done.downgradedFrom);
