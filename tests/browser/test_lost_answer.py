@@ -84,6 +84,9 @@ def test_an_answer_lost_with_its_server_is_shown_saved_with_retry(
     page.get_by_role("textbox", name="Message").press("Enter")
     answer = page.get_by_role("article", name="Assistant")
     answer.get_by_text("w3 w4").wait_for()  # streaming: the answer is running on the server
+    # The text is saved as of the last heartbeat (every 0.2 s): let one pass after "w4"
+    # reached the tab, or the kill can land before it and the saved copy end at "w3".
+    page.wait_for_timeout(600)
 
     restartable.kill_and_restart()
 
