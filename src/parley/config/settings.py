@@ -291,7 +291,7 @@ class Settings(BaseSettings):
     """An answer whose record went unrefreshed this long is lost (its instance died): the
     first instance to notice saves it as far as it got, marked ``error``. Keep it several
     heartbeats long, and longer than the clock skew between instances."""
-    chat_stream_window_ms: float = Field(default=25, ge=0, le=1000)
+    chat_stream_window_ms: float = Field(default=100, ge=0, le=1000)
     """The web app's answer streams write at most once per this long, the deltas that
     came meanwhile merged into one: a browser draws a frame per event, not one per token.
     0 writes every delta as it comes."""
