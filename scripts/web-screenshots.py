@@ -219,9 +219,19 @@ def _models(page: Page, url: str, fake_url: str, out: Path) -> None:
             headers={"authorization": f"Bearer {made.json()['key']}"},
             json={"model": "chat-mini", "messages": [{"role": "user", "content": f"hi {n}"}]},
         )
+    admin = {"authorization": f"Bearer {token}"}
+    legacy = {
+        "name": "chat-legacy",
+        "deployments": [{"provider": "openai_compatible", "model": "m", "api_base": fake_url}],
+    }
+    httpx.post(f"{url}/admin/models", headers=admin, json=legacy).raise_for_status()
+    httpx.delete(f"{url}/admin/models/chat-legacy", headers=admin).raise_for_status()
     page.reload()
     page.get_by_role("region", name="chat-mini").get_by_text("Closed").wait_for()
     page.screenshot(path=out / "console-models.png")
+    deleted = page.get_by_role("region", name="Deleted groups")
+    deleted.scroll_into_view_if_needed()
+    deleted.screenshot(path=out / "console-models-deleted.png")
     page.set_viewport_size({"width": 1280, "height": 800})
     page.get_by_role("region", name="chat-mini").get_by_role("button", name="Revisions").click()
     page.get_by_role("dialog").get_by_role("row").nth(2).wait_for()

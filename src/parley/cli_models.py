@@ -298,6 +298,29 @@ def models_delete(ctx: typer.Context, name: str) -> None:
     console.print(f"{saved.group}: deleted (revision {saved.revision})", highlight=False)
 
 
+@models_app.command("deleted")
+def models_deleted(ctx: typer.Context) -> None:
+    """Deleted stored groups, newest deletion first, with the revision that restores one
+    (``parley models rollback NAME REVISION``)."""
+    import datetime as dt
+
+    async def deleted(catalog: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await catalog.deleted()
+        return found
+
+    rows = [
+        (
+            d["name"],
+            dt.datetime.fromtimestamp(d["deleted_ms"] / 1000, dt.UTC).isoformat(timespec="seconds"),
+            d["deleted_by"],
+            str(d["revision"]),
+            str(d["restorable_revision"]),
+        )
+        for d in _run(_with_catalog(_config(ctx), deleted))
+    ]
+    _table(("model group", "deleted (UTC)", "actor", "revision", "restore with revision"), rows)
+
+
 @models_app.command("revisions")
 def models_revisions(ctx: typer.Context, name: str) -> None:
     """A stored group's revisions, newest first: who changed it, when, and how."""

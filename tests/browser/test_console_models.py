@@ -2,7 +2,8 @@
 adds a model group pointing at the fake upstream, with a secret typed into the form, and
 chats with it at once (no restart; the secret never shown again); the model file's groups
 are read-only; the API's validation errors appear beside the field they name; a stored
-group is edited, a deployment disabled, a revision rolled back and the group deleted; a
+group is edited, a deployment disabled, a revision rolled back, the group deleted and
+restored; a
 team's admin sees no Models page, and the API refuses them too."""
 
 from __future__ import annotations
@@ -242,6 +243,19 @@ def test_an_admin_edits_disables_rolls_back_and_deletes_a_group(
         f"{server.url}/admin/models/{name}", headers={"authorization": f"Bearer {ADMIN_KEY}"}
     )
     assert gone.status_code == 404
+
+    # listed under Deleted groups, and Restore brings back revision 7 as revision 9
+    deleted = page.get_by_role("region", name="Deleted groups")
+    row = deleted.get_by_role("row").filter(has_text=name)
+    row.get_by_text("you").wait_for()
+    row.get_by_role("button", name=f"Restore {name}").click()
+    row.wait_for(state="detached")
+    restored = _group_section(page, name)
+    restored.get_by_text("stored · revision 9").wait_for()
+    restored.get_by_text("ordered", exact=True).wait_for()
+    assert _admin(server, "GET", f"/admin/models/{name}")["revision"] == 9
+    listed = _admin(server, "GET", "/admin/models?deleted=true")["data"]
+    assert name not in [d["name"] for d in listed]
 
 
 def test_a_team_admin_has_no_models_page(new_page: NewPage, server: Server) -> None:

@@ -143,6 +143,54 @@ def test_crud_with_revisions_and_rollback(start: Callable[..., Client], fake: Fa
     assert back.json()["document"]["strategy"] == "weighted"
 
 
+def test_deleted_groups_are_listed_with_the_revision_that_restores_them(
+    start: Callable[..., Client], fake: FakeUpstream
+) -> None:
+    client = start(require_auth=False)
+    for name in ("gone-a", "gone-b", "kept"):
+        assert client.admin("POST", "/admin/models", json=group(fake, name)).status_code == 201
+    edited = group(fake, "gone-a", strategy="weighted")
+    assert client.admin("PUT", "/admin/models/gone-a", json=edited).status_code == 200
+    assert client.admin("POST", "/admin/models/gone-a/disable").status_code == 200
+    assert client.admin("DELETE", "/admin/models/gone-a").status_code == 200
+    assert client.admin("DELETE", "/admin/models/gone-b").status_code == 200
+
+    listed = client.admin("GET", "/admin/models", params={"deleted": "true"})
+    assert listed.status_code == 200, listed.text
+    found = listed.json()["data"]
+    # newest deletion first; the revision to restore is the last one that held the group
+    assert [(d["name"], d["revision"], d["restorable_revision"]) for d in found] == [
+        ("gone-b", 2, 1),
+        ("gone-a", 4, 3),
+    ]
+    assert all(d["deleted_by"] == "admin-key" and d["deleted_ms"] > 0 for d in found)
+    served = {g["name"] for g in client.admin("GET", "/admin/models").json()["data"]}
+    assert "kept" in served
+    assert not {"gone-a", "gone-b"} & served
+
+    restored = client.admin(
+        "POST", "/admin/models/gone-a/rollback", json={"revision": found[1]["restorable_revision"]}
+    )
+    assert restored.status_code == 200, restored.text
+    assert (restored.json()["document"]["strategy"], restored.json()["enabled"]) == (
+        "weighted",
+        False,
+    )
+    again = client.admin("GET", "/admin/models", params={"deleted": "true"}).json()["data"]
+    assert [d["name"] for d in again] == ["gone-b"]
+    # deleted again: listed again, and restorable to the revision before this deletion
+    assert client.admin("DELETE", "/admin/models/gone-a").status_code == 200
+    again = client.admin("GET", "/admin/models", params={"deleted": "true"}).json()["data"]
+    assert [(d["name"], d["revision"], d["restorable_revision"]) for d in again] == [
+        ("gone-a", 6, 5),
+        ("gone-b", 2, 1),
+    ]
+
+    bad = client.admin("GET", "/admin/models", params={"deleted": "yes"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "deleted"
+
+
 def test_every_change_is_audited(
     start: Callable[..., Client], fake: FakeUpstream, backend: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -78,6 +78,11 @@ def test_models_verbs(tmp_path: Path, fake: FakeUpstream) -> None:
     deleted = parley("models", "delete", "from-cli", env=env)
     assert "from-cli: deleted (revision 7)" in deleted.stdout
     assert parley("models", "show", "from-cli", env=env).returncode == 1
+    gone = parley("models", "deleted", env=env)
+    assert gone.returncode == 0, gone.stderr
+    (row,) = gone.stdout.strip().splitlines()[1:]
+    assert row.split("\t")[0::2] == ["from-cli", "cli", "6"]
+    assert row.split("\t")[3] == "7"
     with sqlite3.connect(tmp_path / "p.db") as conn:
         audited = [r[0] for r in conn.execute("SELECT action FROM audit_log WHERE actor = 'cli'")]
     assert audited[0] == "model.create"

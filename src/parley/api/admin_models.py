@@ -21,7 +21,7 @@ from parley.api.admin import Actor, actor
 from parley.api.deps import client_ip, int_param, json_body, json_response, services
 from parley.config.loader import Deployment
 from parley.config.stored import credential_headers
-from parley.errors import ParleyError, PermissionDenied
+from parley.errors import InvalidRequest, ParleyError, PermissionDenied
 from parley.gateway.catalog import ModelCatalog
 from parley.gateway.live_models import LiveModels
 from parley.gateway.routing.probes import PROBE
@@ -80,8 +80,16 @@ async def _shown(catalog: ModelCatalog, name: str) -> dict[str, Any]:
 
 @router.get("")
 async def list_models(request: Request) -> Response:
+    """Every group served (the file's and the stored ones); ``?deleted=true`` lists the
+    deleted stored groups instead, each with the revision ``rollback`` restores. A query
+    parameter, not a path: any name, ``deleted`` too, may be a group's."""
     await _admin(request)
-    return json_response({"object": "list", "data": await _catalog(request).listing()})
+    catalog = _catalog(request)
+    deleted = request.query_params.get("deleted", "false")
+    if deleted not in ("true", "false"):
+        raise InvalidRequest(f"deleted must be true or false, got {deleted!r}", param="deleted")
+    found = await (catalog.deleted() if deleted == "true" else catalog.listing())
+    return json_response({"object": "list", "data": found})
 
 
 @router.post("")

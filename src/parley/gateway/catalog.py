@@ -213,6 +213,21 @@ class ModelCatalog:
         ]
         return shown
 
+    async def deleted(self) -> list[dict[str, Any]]:
+        """Deleted stored groups, newest deletion first, with the revision a rollback
+        restores; a name the model file now declares cannot come back, so it is left out."""
+        return [
+            {
+                "name": d.name,
+                "revision": d.revision,
+                "deleted_ms": d.time_ms,
+                "deleted_by": d.actor,
+                "restorable_revision": d.restorable,
+            }
+            for d in await rows.deleted_groups(self.db)
+            if d.name not in self.file.names
+        ]
+
     async def revisions(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
         found = await rows.revisions(self.db, name, limit)
         if not found:

@@ -143,6 +143,63 @@ async def revisions(db: Database, name: str, limit: int = 100) -> list[Revision]
     return [_revision(r) for r in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class DeletedGroup:
+    """A group whose newest revision is its deletion, and the revision that restores it."""
+
+    name: str
+    revision: int
+    time_ms: int
+    actor: str
+    restorable: int
+
+
+async def deleted_groups(db: Database, limit: int = 1000) -> list[DeletedGroup]:
+    """Deleted groups, most recently deleted first. Two indexed reads: each deleted name's
+    newest revision (the deletion), then its newest revision before that (what a rollback
+    brings back: a deletion follows a revision that held the group)."""
+    latest = (
+        select(
+            model_revisions.c.group_name.label("name"),
+            func.max(model_revisions.c.revision).label("revision"),
+        )
+        .where(model_revisions.c.group_name.not_in(select(model_groups.c.name)))
+        .group_by(model_revisions.c.group_name)
+        .subquery()
+    )
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(model_revisions)
+                .join(
+                    latest,
+                    (model_revisions.c.group_name == latest.c.name)
+                    & (model_revisions.c.revision == latest.c.revision),
+                )
+                .where(model_revisions.c.action == "delete")
+                .order_by(model_revisions.c.time_ms.desc(), model_revisions.c.id.desc())
+                .limit(limit)
+            )
+        ).all()
+        if not rows:
+            return []
+        names = [r.group_name for r in rows]
+        kept = await conn.execute(
+            select(
+                model_revisions.c.group_name,
+                func.max(model_revisions.c.revision).label("revision"),
+            )
+            .where(model_revisions.c.group_name.in_(names), model_revisions.c.action != "delete")
+            .group_by(model_revisions.c.group_name)
+        )
+        restorable = {r.group_name: int(r.revision) for r in kept}
+    return [
+        DeletedGroup(r.group_name, r.revision, r.time_ms, r.actor, restorable[r.group_name])
+        for r in rows
+        if r.group_name in restorable
+    ]
+
+
 async def revision(db: Database, name: str, number: int) -> Revision | None:
     async with db.read() as conn:
         row = (

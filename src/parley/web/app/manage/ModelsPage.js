@@ -1,7 +1,8 @@
 // Models (global admins): every model group, the model file's (read-only, "from
 // parley.yaml") and the stored ones (added, edited, disabled, deleted and rolled back here,
 // served by every instance without a restart), each deployment with its price and its
-// live health from /admin/deployments (the Deployments page's data, refreshed with it).
+// live health from /admin/deployments (the Deployments page's data, refreshed with it);
+// under them, the deleted groups, each with Restore.
 import { html, useEffect, useState } from "../../vendor/preact.js";
 import { loadModels } from "../chat.js";
 import { ErrorText } from "../components/ErrorText.js";
@@ -144,12 +145,52 @@ function Group({ group, index, health, onAction, onChanged }) {
   </section>`;
 }
 
+/** Deleted stored groups: their revisions stay, so one comes back as it was before its
+ * deletion (a rollback to that revision: validated again, and a new revision). */
+function DeletedGroups({ found, onRestored }) {
+  const [error, setError] = useState(null);
+  const [users, setUsers] = useState(null);
+  useEffect(() => {
+    admin.listUsers(0, 1000).then((body) => setUsers(Object.fromEntries(body.data.map((u) => [u.id, u.email]))), () => setUsers({}));
+  }, []);
+  async function restore(d) {
+    setError(null);
+    try {
+      await admin.rollbackModel(d.name, d.restorable_revision);
+      await onRestored();
+    } catch (caught) {
+      setError(caught);
+    }
+  }
+  return html`<section class="model-group deleted-groups" aria-labelledby="deleted-groups">
+    <div class="model-head"><h2 id="deleted-groups">Deleted groups</h2></div>
+    <p class="hint">Not served. Restore brings a group back as it was before its deletion, as a new revision.</p>
+    <${ErrorText} error=${error} />
+    <div class="table-scroll" tabindex="0"><table class="console-table" role="table">
+      <caption class="visually-hidden">Deleted groups</caption>
+      <thead role="rowgroup"><tr role="row"><th role="columnheader">Model group</th><th role="columnheader">Deleted</th>
+        <th role="columnheader">By</th><th role="columnheader"><span class="visually-hidden">Actions</span></th></tr></thead>
+      <tbody role="rowgroup">${found.map((d) => html`<tr role="row" key=${d.name}>
+        <${Cell} label="Model group"><strong>${d.name}</strong></${Cell}>
+        <${Cell} label="Deleted">${when(d.deleted_ms)}</${Cell}>
+        <${Cell} label="By">${who(d.deleted_by, users)}</${Cell}>
+        <${Cell} label="Actions"><button type="button" aria-label=${`Restore ${d.name}`}
+          onClick=${() => restore(d)}>Restore</button></${Cell}>
+      </tr>`)}</tbody>
+    </table></div>
+  </section>`;
+}
+
 export function ModelsPage() {
   const [groups, setGroups] = useState(null);
   const [error, setError] = useState(null);
   const [dialog, setDialog] = useState(null); // {kind, group}
   const [health, healthError, rereadHealth] = useDeploymentHealth();
-  const reload = () => admin.listModels().then((body) => { setGroups(body.data); setError(null); }, setError);
+  const [deleted, setDeleted] = useState([]);
+  const reload = () => Promise.all([
+    admin.listModels().then((body) => { setGroups(body.data); setError(null); }, setError),
+    admin.deletedModels().then((body) => setDeleted(body.data), setError),
+  ]);
   useEffect(() => { reload(); }, []);
   // A change is served at once: the chat's model picker hears of it too.
   const changed = () => { rereadHealth(); return Promise.all([reload(), loadModels().catch(() => {})]); };
@@ -169,12 +210,13 @@ export function ModelsPage() {
     ${groups === null && !error && html`<p class="boot" role="status">Loading…</p>`}
     ${groups && groups.length === 0 && html`<p class="empty-state">No model groups yet: add one, or declare them in parley.yaml.</p>`}
     ${groups?.map((g, i) => html`<${Group} key=${g.name} group=${g} index=${i} health=${health} onAction=${onAction} onChanged=${changed} />`)}
+    ${deleted.length > 0 && html`<${DeletedGroups} found=${deleted} onRestored=${changed} />`}
     ${(dialog?.kind === "add" || dialog?.kind === "edit") && html`<${ModelDialog} group=${dialog.group ?? null}
       groups=${groups ?? []} onSaved=${changed} onClose=${close} />`}
     ${dialog?.kind === "revisions" && html`<${RevisionsDialog} group=${dialog.group} onChanged=${changed} onClose=${close} />`}
     ${dialog?.kind === "delete" && html`<${Confirm} title=${`Delete ${dialog.group.name}`} action="Delete"
       onConfirm=${() => admin.deleteModel(dialog.group.name).then(changed)} onClose=${close}>
-      <p>Requests for ${dialog.group.name} are refused from now on, on every instance. Its revisions stay, so it can be
-        added again; requests already running finish.</p>
+      <p>Requests for ${dialog.group.name} are refused from now on, on every instance. Requests already running finish.
+        Its revisions stay: it is listed under Deleted groups, and Restore brings it back.</p>
     </${Confirm}>`}`;
 }

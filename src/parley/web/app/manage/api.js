@@ -41,6 +41,8 @@ export const deployments = () => json("GET", "/admin/deployments");
 // model groups (global admins). A group's name may hold "/": each segment is encoded.
 const group = (name) => name.split("/").map(part).join("/");
 export const listModels = () => json("GET", "/admin/models");
+/** Deleted stored groups, each with ``restorable_revision``: ``rollbackModel`` brings it back. */
+export const deletedModels = () => json("GET", "/admin/models?deleted=true");
 export const createModel = (body) => json("POST", "/admin/models", { body });
 export const replaceModel = (name, body) => json("PUT", `/admin/models/${group(name)}`, { body });
 export const deleteModel = (name) => json("DELETE", `/admin/models/${group(name)}`);
