@@ -44,6 +44,7 @@ from parley.mail.outbox import MailOutbox, RetryPolicy
 from parley.mail.smtp import SmtpSender, SmtpSettings
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
+from parley.observability.sampler import Sampler
 from parley.state import BreakerSync, ResponseStore, SharedEntries, StateBackend
 from parley.state.keys import SEMANTIC_STREAM
 from parley.state.memory import MemoryState
@@ -133,6 +134,8 @@ class Services:
     """OpenID Connect sign-in, when the config file names providers (set by the app)."""
     anomalies: AnomalyDetector | None = field(init=False, default=None)
     """Usage anomaly detection, when ``anomaly_enabled`` (``identity/anomaly.py``)."""
+    gauges: Sampler = field(init=False)
+    """The sampled gauges: pools, WebSockets, outbox backlogs, bus lag."""
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -174,6 +177,7 @@ class Services:
             poll_s=self.settings.mail_poll_seconds,
         )
         self.recovery = Recovery(self.accounts, self.mail, recovery_policy(self.settings))
+        self.gauges = Sampler(self.sample_gauges, period_s=self.settings.metrics_sample_seconds)
         if self.settings.risk_enabled:
             self._start_risk()
         if self.settings.anomaly_enabled:
@@ -208,6 +212,26 @@ class Services:
 
         self.mail.compose = compose
 
+    async def sample_gauges(self) -> None:
+        """Read what the sampled gauges show, on this process (``observability/sampler.py``)."""
+        metrics = self.usage.metrics
+        pool = self.db.pool_use()
+        if pool is not None:
+            metrics.db_pool.labels("in_use").set(pool[0])
+            metrics.db_pool.labels("idle").set(pool[1])
+        redis_pool = getattr(self.state, "pool_use", None)  # RedisState only
+        if redis_pool is not None:
+            in_use, idle = redis_pool()
+            metrics.redis_pool.labels("in_use").set(in_use)
+            metrics.redis_pool.labels("idle").set(idle)
+        sockets, users = self.hub.counts()
+        metrics.websockets.set(sockets)
+        metrics.active_users.set(users)
+        events, waited = await self.relay.backlog()
+        metrics.outbox_backlog.labels("events").set(events)
+        metrics.bus_lag.set(waited)
+        metrics.outbox_backlog.labels("mail").set(await self.mail.backlog())
+
     async def start(self) -> None:
         """Connect the bus and start publishing the outbox (rows left by a previous run
         first)."""
@@ -219,8 +243,10 @@ class Services:
         self.alerts.start()
         if self.anomalies is not None:
             self.anomalies.start()
+        self.gauges.start()
 
     async def close(self) -> None:
+        await self.gauges.stop()
         if self.sso is not None:
             await self.sso.close()
         if self.anomalies is not None:

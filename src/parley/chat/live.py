@@ -141,6 +141,10 @@ class Hub:
             user.sessions.add(session)
         return session
 
+    def counts(self) -> tuple[int, int]:
+        """(WebSockets open, users they belong to) on this process, for the gauges."""
+        return sum(len(u.sessions) for u in self._users.values()), len(self._users)
+
     async def leave(self, session: Session) -> None:
         async with self._lock:
             user = self._users.get(session.owner_id)

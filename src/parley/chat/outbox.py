@@ -19,8 +19,9 @@ rows another instance left behind when it died are published too.
 from __future__ import annotations
 
 import contextlib
+import time
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 
 from parley.bus import Bus, Subjects
 from parley.chat.worker import Worker
@@ -49,6 +50,16 @@ class Relay(Worker):
         self._bus = bus
         self._subjects = subjects
         self._batch = batch
+
+    async def backlog(self) -> tuple[int, float]:
+        """(rows not yet on the bus, seconds the oldest has waited): the bus lag an
+        operator sees, whichever instance's relay is behind or down."""
+        async with self._db.read() as conn:
+            count, oldest = (
+                await conn.execute(select(func.count(), func.min(outbox.c.created_ms)))
+            ).one()
+        waited = 0.0 if oldest is None else max(0.0, time.time() - oldest / 1000)
+        return int(count), waited
 
     async def stop(self) -> None:
         """Stop, then publish what is pending (best effort)."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from parley.mail.smtp import SmtpSender
 from parley.observability.logging import get_logger
@@ -95,6 +95,16 @@ class MailOutbox:
                 )
             )
         self._wake.set()
+
+    async def backlog(self) -> int:
+        """Mail not yet sent nor given up on (rows kept as failed are not a backlog)."""
+        async with self._db.read() as conn:
+            found = await conn.scalar(
+                select(func.count())
+                .select_from(mail_outbox)
+                .where(mail_outbox.c.sent_ms.is_(None), mail_outbox.c.failed_ms.is_(None))
+            )
+        return int(found or 0)
 
     def start(self) -> None:
         if self.sender is not None:

@@ -117,6 +117,47 @@ class Metrics:
             multiprocess_mode="livemax",
         )
 
+        self.db_pool = Gauge(
+            "parley_db_pool_connections",
+            "Primary database connections held by this process (state: in_use, idle)",
+            ["state"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.redis_pool = Gauge(
+            "parley_redis_pool_connections",
+            "Redis connections held by this process (state: in_use, idle)",
+            ["state"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.websockets = Gauge(
+            "parley_websocket_connections",
+            "WebSockets (/api/ws) open on this process",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.active_users = Gauge(
+            "parley_active_users",
+            "Users with at least one WebSocket open on this process (a user connected to "
+            "two instances counts on each)",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.outbox_backlog = Gauge(
+            "parley_outbox_backlog",
+            "Rows waiting in a shared outbox (kind: events, for the bus; mail, for SMTP)",
+            ["kind"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.bus_lag = Gauge(
+            "parley_bus_lag_seconds",
+            "Age of the oldest stored conversation event not yet on the bus (0: none waiting)",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+
         self.db_reads = Counter(
             "parley_db_lag_tolerant_reads",
             "Lag-tolerant reads (lists, search, usage reports) by where they went",

@@ -203,6 +203,14 @@ class RedisState:
         self._failure = self.client.register_script(_FAILURE)
         self._locked = self.client.register_script(_LOCKED)
 
+    def pool_use(self) -> tuple[int, int]:
+        """(in use, idle) connections of the client's pool. redis-py keeps no public
+        count, so this reads its pool's two collections (present since redis-py 4)."""
+        pool = self.client.connection_pool
+        in_use = len(getattr(pool, "_in_use_connections", ()))
+        idle = len(getattr(pool, "_available_connections", ()))
+        return in_use, idle
+
     async def admit(self, checks: Sequence[Check]) -> Verdict:
         keys: list[str] = []
         args: list[Any] = []

@@ -208,6 +208,16 @@ class Database:
             return f"database unreachable: {type(exc).__name__}"
         return None
 
+    def pool_use(self) -> tuple[int, int] | None:
+        """(in use, idle) connections of the primary's pool; None for a pool that keeps
+        no count (SQLite's, made per connection)."""
+        pool = self.engine.pool
+        checked_out = getattr(pool, "checkedout", None)
+        checked_in = getattr(pool, "checkedin", None)
+        if checked_out is None or checked_in is None:
+            return None
+        return int(checked_out()), int(checked_in())
+
     async def close(self) -> None:
         if self._sqlite_writer is not None:
             await self._sqlite_writer.close()
