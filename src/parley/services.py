@@ -166,6 +166,7 @@ class Services:
         self.conversations.committed.append(self.relay.kick)
         self.hub = Hub(self.bus, self.subjects, queue_size=self.settings.ws_queue_messages)
         self.accounts.revoked.append(self.hub.revoke)
+        self.bus.reconnected.append(self.hub.missed_events)
         self.mail = MailOutbox(
             self.db,
             smtp_sender(self.settings),

@@ -9,12 +9,14 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from parley.app import create_app
 from parley.config import Settings
@@ -23,9 +25,11 @@ from parley.testing.servers import LoopThread, models_from, serve_in_thread
 from tests import pg_replica
 from tests.backends import postgres_database, redis_url
 from tests.chaos.load import Load
-from tests.chaos.services import DelayProxy, own_redis
-from tests.e2e.test_access import ADMIN
+from tests.chaos.services import DelayProxy, own_nats, own_redis
+from tests.e2e.test_access import ADMIN, Client
+from tests.e2e.test_auth import Account
 from tests.e2e.test_multi_instance import _usage_ids
+from tests.e2e.test_realtime import Live
 from tests.polling import eventually
 
 OUTAGE_S = 1.5
@@ -203,3 +207,83 @@ def test_a_slow_redis_delays_its_requests_not_the_event_loop(
         print(f"\nslow Redis: completion order {finished}")  # noqa: T201 - each scenario reports its tally
         assert finished[0] == "live"
         assert finished.count("chat") == 8
+
+
+def _event_named(kind: str, title: str) -> Callable[[dict[str, Any]], bool]:
+    def matches(message: dict[str, Any]) -> bool:
+        event = message.get("event", {})
+        return bool(event.get("type") == kind and event.get("payload", {}).get("title") == title)
+
+    return matches
+
+
+def _backlog(url: str) -> float:
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith('parley_outbox_backlog{kind="events"}'):
+            return float(line.split()[-1])
+    return -1.0  # not sampled yet
+
+
+def test_nats_crashes_and_returns_under_load(
+    loop_thread: LoopThread, fake: FakeUpstream, database: str
+) -> None:
+    """Two instances on one database and a NATS of the test's own. While NATS is down the
+    gateway keeps answering (it needs no bus), conversation writes succeed and their events
+    wait in the outbox (the backlog gauge shows them); once NATS is back, without a
+    restart, the backlog drains, the other instance closes its open socket with 1013 (its
+    subscription missed what went by) so the client reloads, a new socket hears changes
+    live again, and no usage record is lost."""
+    rd = redis_url()
+    with own_nats() as nats_server:
+        shared = {
+            "database_url": database,
+            "redis_url": next(rd),
+            "nats_url": f"nats://127.0.0.1:{nats_server.port}",
+            "nats_namespace": f"chaos{uuid.uuid4().hex[:8]}",
+            "allow_registration": True,
+            "metrics_sample_seconds": 0.1,
+        }
+        with (
+            _parley(loop_thread, fake, **shared) as a_url,
+            _parley(loop_thread, fake, **shared) as b_url,
+        ):
+            a, b = Client(a_url), Client(b_url)
+            ada = Account(a, "ada@example.com")
+            on_b = Live(b, ada)
+            made = ada.call("POST", "/api/conversations", json={"title": "before"})
+            assert made.status_code == 201, made.text
+            on_b.until(_event_named("conversation.created", "before"))
+            with Load(a_url, _key(a_url), "m") as load:
+                _answers_again(load, 0)
+                nats_server.stop()
+                outage = load.mark()
+                during_write = ada.call("POST", "/api/conversations", json={"title": "during"})
+                eventually(lambda: _backlog(a_url) >= 1)  # waiting in the outbox, not lost
+                time.sleep(OUTAGE_S)
+                during = load.during(outage)
+                nats_server.start()
+                _answers_again(load, load.mark())
+            print(f"\nNATS crash: {load.summary()}")  # noqa: T201 - each scenario reports its tally
+            assert during_write.status_code == 201, during_write.text
+            eventually(lambda: _backlog(a_url) == 0, attempts=600)  # published after all
+            # B's socket missed what went by while its bus connection was down: B closes
+            # it as one that fell behind (1013), so the client reconnects and reloads
+            with pytest.raises(ConnectionClosed) as closed:
+                on_b.until(lambda _: False)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1013
+            on_b.close()
+            listed = ada.get("/api/conversations").json()["data"]
+            assert {"before", "during"} <= {c["title"] for c in listed}  # the reload has it
+            again = Live(b, ada)
+            cid = made.json()["id"]
+            renamed = ada.call("PATCH", f"/api/conversations/{cid}", json={"title": "after"})
+            assert renamed.status_code == 200, renamed.text
+            again.until(_event_named("conversation.renamed", "after"))  # live again
+            again.close()
+            assert any(o.status == 200 for o in during), [o.status for o in during]
+            assert all(o.status is not None for o in load.outcomes)
+            assert {o.status for o in load.outcomes} <= {200, 429, 503}
+            _no_usage_lost(load, database)
+    with pytest.raises(StopIteration):
+        next(rd)

@@ -23,7 +23,8 @@ Sending ``{"type": "auth", "token"}`` again with a fresh token extends the sessi
 ties the socket to that token's login session). Close codes: 4401 authentication failed,
 the token expired (refresh, reconnect) or its login session was revoked (logout, logout
 everywhere, a password change, the user disabled: on every instance at once, through the
-hub); 1013 the client fell too far behind (reconnect and reload); 1003 a message the
+hub); 1013 the client fell too far behind, or the bus connection dropped and came back
+(either way events were missed: reconnect and reload); 1003 a message the
 server does not understand.
 """
 

@@ -44,6 +44,10 @@ class Bus(Protocol):
     """Whether ``replay`` can give back what was emitted (NATS JetStream), or nothing is
     kept once delivered (the in-process bus)."""
 
+    reconnected: list[Callable[[], None]]
+    """Called after the connection to the bus came back: live subscriptions missed what
+    was published meanwhile, so whoever relies on them must resynchronise."""
+
     async def start(self) -> None: ...
 
     async def publish(self, messages: list[tuple[str, bytes, str]]) -> None:

@@ -8,7 +8,7 @@ itself holds its frames.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from parley.bus.base import Handler, matches
@@ -43,6 +43,8 @@ class MemoryBus:
     def __init__(self) -> None:
         self.subscriptions: dict[tuple[str, ...], list[_Subscription]] = {}
         """By the literal tokens before each pattern's first wildcard."""
+        self.reconnected: list[Callable[[], None]] = []
+        """Never called: an in-process bus has no connection to lose."""
 
     async def start(self) -> None:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 
 import nats
@@ -85,6 +85,7 @@ class NatsBus:
         self._publish_timeout_s = publish_timeout_s
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self.reconnected: list[Callable[[], None]] = []
 
     async def start(self) -> None:
         with _mapped("connect"):
@@ -96,6 +97,7 @@ class NatsBus:
                 reconnect_time_wait=1,
                 allow_reconnect=True,
                 error_cb=self._on_error,
+                reconnected_cb=self._on_reconnected,
             )
             self._js = self._nc.jetstream(timeout=self._publish_timeout_s)
             for config in self._streams:
@@ -108,6 +110,13 @@ class NatsBus:
             await self._js.add_stream(config)
         except nats.js.errors.BadRequestError:
             await self._js.update_stream(config)
+
+    async def _on_reconnected(self) -> None:
+        """nats-py subscribes again by itself, but what was published while the
+        connection was down never reaches the live subscriptions: say so."""
+        log.warning("event bus connection restored; live subscribers resynchronise")
+        for hook in self.reconnected:
+            hook()
 
     @staticmethod
     async def _on_error(exc: Exception) -> None:

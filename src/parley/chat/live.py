@@ -8,6 +8,8 @@ the last one it forwarded for that conversation, so a republished event is dropp
 
 A session that falls ``queue_size`` messages behind is marked overflowed and closed by its
 connection: the client reconnects and reloads, and the server never buffers without bound.
+So is every session when the bus connection comes back after a drop (``missed_events``):
+the subscriptions missed what was published meanwhile.
 
 Each session also remembers the login session (``sid``) its access token belongs to. When
 a login session is revoked (logout, logout everywhere, a password change, the user
@@ -140,6 +142,14 @@ class Hub:
                 )
             user.sessions.add(session)
         return session
+
+    def missed_events(self) -> None:
+        """The bus connection dropped and came back: events published meanwhile never
+        reached this hub. Every connection is closed as one that fell behind (1013), so
+        its client reconnects and reloads from the API, which holds everything."""
+        for user in self._users.values():
+            for session in user.sessions:
+                session.overflowed.set()
 
     def counts(self) -> tuple[int, int]:
         """(WebSockets open, users they belong to) on this process, for the gauges."""
