@@ -10,6 +10,13 @@ import { Input, Select } from "./widgets.js";
 
 const PROVIDERS = [["openai", "OpenAI"], ["azure", "Azure OpenAI"], ["anthropic", "Anthropic"],
   ["gemini", "Gemini"], ["openai_compatible", "OpenAI-compatible"], ["bedrock", "Bedrock"]];
+/** Each provider's API base and key variable, as placeholders: an example, not a default. */
+const BASES = { openai: "https://api.openai.com/v1", azure: "https://NAME.openai.azure.com", anthropic: "https://api.anthropic.com",
+  gemini: "https://generativelanguage.googleapis.com", openai_compatible: "http://localhost:8000/v1", bedrock: "https://bedrock-runtime.REGION.amazonaws.com" };
+const KEY_VARIABLES = { azure: "AZURE_OPENAI_API_KEY", anthropic: "ANTHROPIC_API_KEY", gemini: "GEMINI_API_KEY",
+  openai_compatible: "LOCAL_API_KEY", bedrock: "AWS_BEARER_TOKEN_BEDROCK" };
+const BASE_HINTS = { azure: "Required: the resource's endpoint.", openai_compatible: "Required: the server's /v1 URL.",
+  bedrock: "Empty: the region's runtime endpoint." };
 const KEY_SOURCES = [["env", "Environment variable"], ["secret", "Secret, encrypted"], ["none", "None"]];
 
 /** Each secret field's words: its label, and the variable a placeholder suggests. */
@@ -49,7 +56,8 @@ export function TestConnection({ run, label = "Test connection" }) {
  * value. A stored secret is never shown: the API sends its hint, kept if left empty. */
 function Credential({ row, i, field, errors, onSource, hint }) {
   const name = `deployments[${i}].${field}`;
-  const { label, variable } = CREDENTIALS[field];
+  const { label } = CREDENTIALS[field];
+  const variable = field === "api_key" ? KEY_VARIABLES[row.provider] ?? CREDENTIALS.api_key.variable : CREDENTIALS[field].variable;
   const source = sourceFor(row, field);
   const value = String(row.original[field] ?? "");
   const stored = value.startsWith(HINT) ? value : null;
@@ -153,7 +161,7 @@ export function DeploymentFields({ row, i, errors, onChange, onRemove, removable
       <${Field} errors=${errors} label="Name (optional)" name=${at("name")} defaultValue=${d.name ?? ""} hint="Unique; default group/provider/model." />
     </div>
     <${Field} errors=${errors} label="API base" name=${at("api_base")} defaultValue=${d.api_base ?? ""}
-      placeholder="https://api.openai.com/v1" hint="Empty: the provider's own." />
+      placeholder=${BASES[row.provider] ?? ""} hint=${BASE_HINTS[row.provider] ?? "Empty: the provider's own."} />
     <${ProviderFields} row=${row} i=${i} errors=${errors} />
     ${credentialsOf(row.provider).map((field) => html`<${Credential} key=${field} row=${row} i=${i} field=${field} errors=${errors}
       onSource=${onSource} hint=${CREDENTIAL_NOTES[field]?.[row.provider]} />`)}

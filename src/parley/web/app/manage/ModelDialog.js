@@ -41,7 +41,7 @@ function GroupAdvanced({ stored, errors }) {
   return html`<details class="advanced">
     <summary>Advanced <span class="hint">budget, cost cap, default timeouts</span></summary>
     <fieldset class="models" aria-describedby=${errors.budget ? "console-budget-error" : undefined}>
-      <legend>Budget</legend>
+      <legend>Budget and cost cap</legend>
       <p class="hint">Spend on this group by everyone. Both amounts empty: no budget.</p>
       <div class="grid3">
         <${Field} errors=${errors} label="Budget (USD)" name="budget.usd" type="number" min="0" step="any" defaultValue=${budget.usd ?? ""} hint="Refused past it." />
