@@ -103,6 +103,34 @@ def test_bedrock_credentials_are_sealed_and_resolved() -> None:
     assert aws.secret_access_key.reveal() == "unit/secret/access/key/0123456789"
 
 
+def test_aws_credentials_are_shown_as_hints_that_keep_them() -> None:
+    """What the console's Bedrock fields rely on: each AWS secret (the session token too)
+    is answered as its hint only, and that hint sent back keeps the sealed value."""
+    box = SecretBox(new_key())
+    secrets = {
+        "aws_access_key_id": "ASIAUNITTESTKEY00002",
+        "aws_secret_access_key": "unit/session/secret/0123456789",
+        "aws_session_token": "unit-session-token-0123456789==",
+    }
+    raw = {
+        "name": "b",
+        "deployments": [
+            {"provider": "bedrock", "model": "m", "aws_region": "eu-west-1", **secrets}
+        ],
+    }
+    stored = seal(validate_group(raw), box)
+    shown = view(stored, box)["deployments"][0]
+    assert {k: shown[k] for k in secrets} == {k: hint(v) for k, v in secrets.items()}
+    again = seal(validate_group(view(stored, box)), box, previous=stored)
+    assert again == stored
+    groups, problems = resolve_stored([again], box, {})
+    assert problems == []
+    aws = groups[0].deployments[0].aws
+    assert aws is not None
+    assert aws.session_token is not None
+    assert aws.session_token.reveal() == secrets["aws_session_token"]
+
+
 def test_credential_headers_are_sealed_and_other_headers_kept() -> None:
     box = SecretBox(new_key())
     headers = {"Authorization": f"Bearer {SECRET}", "X-Team": "blue"}
