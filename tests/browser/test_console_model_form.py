@@ -288,7 +288,7 @@ def test_a_bad_value_in_an_advanced_field_is_shown_beside_it(
     dialog.get_by_role("button", name="Save").click()
     dialog.get_by_role("alert").get_by_text("Not saved").wait_for()
 
-    assert _error_beside(page, region).startswith("String should match pattern")
+    assert _error_beside(page, region).startswith("must be an AWS region such as us-east-1")
     assert _error_beside(page, total) == "Input should be greater than 0"
     assert _error_beside(page, usd) == "Input should be greater than or equal to 0"
     assert mine.get_attribute("open") is not None

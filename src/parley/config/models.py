@@ -6,6 +6,7 @@ Later issues add keys (routing, limits, cache) here.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -198,7 +199,7 @@ class DeploymentConfig(_Strict):
     api_key: str | None = None
     api_version: str | None = None
     azure_ad_token: str | None = None
-    aws_region: str | None = Field(default=None, pattern=AWS_REGION_PATTERN)
+    aws_region: str | None = None
     """Bedrock: the region requests are signed for (and, without ``api_base``, sent to)."""
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
@@ -249,6 +250,14 @@ class DeploymentConfig(_Strict):
         before they are stored (``config/stored.py``)."""
         if value is not None and not (info.context or {}).get("literal_secrets"):
             reference_name(value)
+        return value
+
+    @field_validator("aws_region")
+    @classmethod
+    def _aws_region(cls, value: str | None) -> str | None:
+        """Checked here, not by a ``pattern``: pydantic's message would show the regex."""
+        if value is not None and not re.fullmatch(AWS_REGION_PATTERN, value):
+            raise ValueError(f"must be an AWS region such as us-east-1, got {value[:40]!r}")
         return value
 
     @field_validator("refused_params")
