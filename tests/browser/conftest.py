@@ -158,8 +158,9 @@ class Guard:
 
 @pytest.fixture
 def new_page(browser: Any, server: Server) -> Iterator[Callable[..., Any]]:
-    """``new_page(width=1280, dark=False, headers=None)``: a page in a fresh context; a page
-    error or a request off 127.0.0.1 fails the test."""
+    """``new_page(width=1280, dark=False, headers=None, timezone=None)``: a page in a fresh
+    context (``timezone``: an IANA zone, with the en-US locale); a page error or a request
+    off 127.0.0.1 fails the test."""
     contexts: list[Any] = []
     guards: list[Guard] = []
     errors: list[str] = []
@@ -171,13 +172,16 @@ def new_page(browser: Any, server: Server) -> Iterator[Callable[..., Any]]:
         dark: bool = False,
         context: Any = None,
         headers: dict[str, str] | None = None,
+        timezone: str | None = None,
     ) -> Any:
         if context is None:
+            zone = {"timezone_id": timezone, "locale": "en-US"} if timezone else {}
             context = browser.new_context(
                 viewport={"width": width, "height": height},
                 color_scheme="dark" if dark else "light",
                 base_url=server.url,
                 extra_http_headers={**own_address(), **(headers or {})},
+                **zone,
             )
             guard = Guard()
             context.route("**/*", guard)

@@ -8,6 +8,7 @@ just done, filters and pages."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -301,6 +302,42 @@ def test_the_audit_log_lists_what_was_just_done_filters_and_pages(
     assert pages.get_by_role("button", name="Older").is_disabled()
     pages.get_by_role("button", name="Newer").click()
     eventually(lambda: table.get_by_role("row").count() == 51)
+
+
+def test_the_audit_log_shows_utc_times_as_its_day_filters_are(
+    new_page: NewPage, server: Server
+) -> None:
+    """In a zone 14 hours ahead of UTC a local time would often fall on another day than
+    the UTC day the From/To filters use; the log says each time in UTC."""
+    page = new_page(timezone="Pacific/Kiritimati")
+    email = _as_global_admin(page, server)
+    bearer = {"authorization": f"Bearer {_token(server, email)}"}
+    made = httpx.post(
+        f"{server.url}/admin/keys", headers=bearer, json={"name": "utc check"}, timeout=20
+    )
+    assert made.status_code == 201, made.text
+    entry = next(
+        e
+        for e in _admin(server, "GET", "/admin/audit", params={"target": made.json()["id"]})["data"]
+        if e["action"] == "key.create"
+    )
+    at = dt.datetime.fromtimestamp(entry["time_ms"] / 1000, dt.UTC)
+    page.goto("/manage/audit")
+    page.get_by_label("Target").fill(made.json()["id"])
+    page.get_by_role("button", name="Filter").click()
+    table = page.get_by_role("table", name="Audit log")
+    eventually(lambda: table.get_by_role("row").count() == 2)
+    shown = table.get_by_role("row").nth(1).get_by_role("cell").first.inner_text()
+    hour = f"{at.hour % 12 or 12}:{at.minute:02d} {'AM' if at.hour < 12 else 'PM'}"
+    assert shown.endswith(f"{hour} UTC"), (shown, hour)
+    assert f"{at:%b} {at.day}, {at.year}" in shown, shown
+    # the filter's day is the same UTC day
+    day = f"{at:%Y-%m-%d}"
+    page.get_by_label("From (UTC day)").fill(day)
+    page.get_by_label("To (UTC day)").fill(day)
+    page.get_by_role("button", name="Filter").click()
+    table.get_by_role("row").nth(1).wait_for()
+    eventually(lambda: table.get_by_role("row").count() == 2)
 
 
 @pytest.mark.parametrize("section", ["overview", "usage", "audit"])

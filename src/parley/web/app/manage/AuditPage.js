@@ -4,7 +4,7 @@
 import { html, useEffect, useState } from "../../vendor/preact.js";
 import { ErrorText } from "../components/ErrorText.js";
 import * as admin from "./api.js";
-import { textOf, when } from "./format.js";
+import { textOf, whenUtc } from "./format.js";
 import { teamChoices, usePolled } from "./reading.js";
 import { Cell, Input, Select } from "./widgets.js";
 
@@ -81,8 +81,8 @@ export function AuditPage({ teams, global }) {
       <${Input} label="Action" name="action" list="audit-actions" placeholder="key.* or key.create" maxlength="64" />
       <datalist id="audit-actions">${ACTIONS.map((a) => html`<option key=${a} value=${a} />`)}</datalist>
       <${Input} label="Target" name="target" placeholder="an id" maxlength="128" />
-      <${Input} label="From" name="from" type="date" />
-      <${Input} label="To" name="to" type="date" />
+      <${Input} label="From (UTC day)" name="from" type="date" />
+      <${Input} label="To (UTC day)" name="to" type="date" />
       ${(global || teams.length > 1) && html`<${Select} label="Team" name="audit-team" options=${choices.options} value=${team}
         onChange=${(e) => { setTeam(e.currentTarget.value); setCursors([]); setCursor(null); }} />`}
       <button type="submit" class="primary">Filter</button>
@@ -96,7 +96,7 @@ export function AuditPage({ teams, global }) {
       <thead role="rowgroup"><tr role="row"><th role="columnheader">When</th><th role="columnheader">Actor</th><th role="columnheader">Action</th>
         <th role="columnheader">Target</th><th role="columnheader">From</th><th role="columnheader">Detail</th></tr></thead>
       <tbody role="rowgroup">${rows.map((e) => html`<tr role="row" key=${e.id}>
-        <${Cell} label="When"><span class="nowrap">${when(e.time_ms)}</span></${Cell}>
+        <${Cell} label="When"><span class="nowrap">${whenUtc(e.time_ms)}</span></${Cell}>
         <${Cell} label="Actor"><span title=${e.actor}>${actorName(e.actor, people)}</span></${Cell}>
         <${Cell} label="Action"><code>${e.action}</code></${Cell}>
         <${Cell} label="Target">${e.target ? html`<code>${e.target}</code>` : "—"}</${Cell}>

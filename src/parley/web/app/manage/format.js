@@ -12,6 +12,13 @@ export function when(ms) {
   return new Date(ms).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
+/** An instant in UTC, labelled so: for pages whose filters are UTC days (the audit log),
+ * where a local time would put an entry on another day than its filter does. */
+export function whenUtc(ms) {
+  if (!ms) return "—";
+  return `${new Date(ms).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short", timeZone: "UTC" })} UTC`;
+}
+
 export function count(value) {
   return value === null || value === undefined ? "—" : Number(value).toLocaleString();
 }
