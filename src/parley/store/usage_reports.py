@@ -54,37 +54,53 @@ def source(
     filters: Sequence[tuple[str, str]],
     *,
     hourly: bool = False,
+    columns: Sequence[str] | None = None,
 ) -> Subquery:
     """Rollup rows of ``shape`` covering ``start_ms``..``end_ms`` exactly to the hour:
     daily rows for the whole days inside, hourly rows for the ends (``hourly``: hourly
-    rows throughout, for reports by hour)."""
+    rows throughout, for reports by hour). ``columns``: only these (PostgreSQL carries
+    every column of a ``UNION ALL`` through its append, the histograms too)."""
     days, hours = TABLES[(shape, "day")], TABLES[(shape, "hour")]
+
+    def rows(table: Any, start: int | None, end: int | None) -> Any:
+        return _rows(table, start, end, filters, columns)
+
     if hourly:
-        parts = [_rows(hours, start_ms, end_ms, filters)]
+        parts = [rows(hours, start_ms, end_ms)]
     else:
         first = None if start_ms is None else -(-start_ms // DAY_MS) * DAY_MS
         last = None if end_ms is None else end_ms // DAY_MS * DAY_MS
         if first is not None and last is not None and first >= last:
-            parts = [_rows(hours, start_ms, end_ms, filters)]
+            parts = [rows(hours, start_ms, end_ms)]
         else:
-            parts = [_rows(days, first, last, filters)]
+            parts = [rows(days, first, last)]
             if start_ms is not None and first is not None and start_ms < first:
-                parts.append(_rows(hours, start_ms, first, filters))
+                parts.append(rows(hours, start_ms, first))
             if end_ms is not None and last is not None and last < end_ms:
-                parts.append(_rows(hours, last, end_ms, filters))
+                parts.append(rows(hours, last, end_ms))
     found: Subquery = parts[0].subquery() if len(parts) == 1 else union_all(*parts).subquery()
     return found
 
 
 def _rows(
-    table: Any, start_ms: int | None, end_ms: int | None, filters: Sequence[tuple[str, str]]
+    table: Any,
+    start_ms: int | None,
+    end_ms: int | None,
+    filters: Sequence[tuple[str, str]],
+    columns: Sequence[str] | None = None,
 ) -> Any:
     clauses = [table.c[name] == value for name, value in filters]
     if start_ms is not None:
         clauses.append(table.c.bucket_ms >= start_ms)
     if end_ms is not None:
         clauses.append(table.c.bucket_ms < end_ms)
-    return select(table).where(and_(*clauses)) if clauses else select(table)
+    picked = select(table) if columns is None else select(*(table.c[n] for n in columns))
+    return picked.where(and_(*clauses)) if clauses else picked
+
+
+def _dimension(group_by: GroupBy) -> str:
+    """The rollup column a report by key, user, team or model group groups on."""
+    return f"{group_by}_id" if group_by != "model_group" else group_by
 
 
 def _bucket(rows: Subquery, group_by: GroupBy) -> ColumnElement[Any]:
@@ -92,7 +108,7 @@ def _bucket(rows: Subquery, group_by: GroupBy) -> ColumnElement[Any]:
         return rows.c.bucket_ms
     if group_by == "day":
         return (rows.c.bucket_ms // DAY_MS) * DAY_MS
-    return rows.c[f"{group_by}_id" if group_by != "model_group" else group_by]
+    return rows.c[_dimension(group_by)]
 
 
 def _sums(rows: Subquery, names: Sequence[str]) -> list[ColumnElement[Any]]:
@@ -103,15 +119,17 @@ async def report(
     db: Database, query: Query, *, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of ``query`` grouped (up to ``limit`` from ``offset``) and the range's totals."""
+    names = (*_ROW_SUMS, "cost_nusd", "cache_lookups", "cache_hits", "semantic_hits")
+    grouping = [] if query.group_by in ("hour", "day") else [_dimension(query.group_by)]
     rows = source(
         query.shape,
         query.start_ms,
         query.end_ms,
         query.filters,
         hourly=query.group_by == "hour",
+        columns=("bucket_ms", *grouping, *names),
     )
     bucket = _bucket(rows, query.group_by).label("bucket")
-    names = (*_ROW_SUMS, "cost_nusd", "cache_lookups", "cache_hits", "semantic_hits")
     grouped = select(bucket, *_sums(rows, names)).group_by(bucket)
     if query.sort == "cost":
         grouped = grouped.order_by(func.sum(rows.c.cost_nusd).desc(), bucket)
