@@ -246,8 +246,11 @@ def test_nats_crashes_and_returns_under_load(
         with (
             _parley(loop_thread, fake, **shared) as a_url,
             _parley(loop_thread, fake, **shared) as b_url,
+            contextlib.ExitStack() as stack,
         ):
             a, b = Client(a_url), Client(b_url)
+            stack.callback(a.http.close)  # before the servers stop
+            stack.callback(b.http.close)
             ada = Account(a, "ada@example.com")
             on_b = Live(b, ada)
             made = ada.call("POST", "/api/conversations", json={"title": "before"})
