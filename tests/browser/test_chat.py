@@ -93,6 +93,7 @@ def test_two_tabs_share_one_session(new_page: NewPage, browser: Any, server: Ser
     second.goto("/")
     second.get_by_role("textbox", name="Message").wait_for()
 
+    first.bring_to_front()  # a background tab gets no animation frames: clicks there wait
     first.get_by_role("button", name="Log out").click()
     second.wait_for_url("**/login")
     second.get_by_role("button", name="Sign in", exact=True).wait_for()

@@ -49,6 +49,7 @@ def test_another_tab_sees_a_new_chat_and_its_live_answer(new_page: NewPage) -> N
     second.goto("/")
     second.get_by_role("textbox", name="Message").wait_for()
 
+    first.bring_to_front()  # a background tab gets no animation frames: clicks there wait
     first.get_by_role("combobox", name="Model").select_option("chat-slow")
     first.get_by_role("textbox", name="Message").fill("shared with my other tab")
     first.get_by_role("textbox", name="Message").press("Enter")
@@ -57,6 +58,7 @@ def test_another_tab_sees_a_new_chat_and_its_live_answer(new_page: NewPage) -> N
     # The new conversation appears in the other tab's sidebar, and the answer streams there.
     link = second.get_by_role("navigation", name="Conversations").get_by_role("link")
     link.first.wait_for()
+    second.bring_to_front()
     link.first.click()
     live = second.locator("article[aria-busy='true']")
     live.get_by_text(re.compile(r"w8\b")).wait_for(timeout=30_000)

@@ -67,6 +67,7 @@ def test_settings_and_presets_and_a_concurrent_change(new_page: NewPage) -> None
     other.get_by_role("textbox", name="Conversation title").fill("Renamed elsewhere")
     other.get_by_role("textbox", name="Conversation title").press("Enter")
     nav.get_by_role("link", name="Renamed elsewhere").wait_for()
+    page.bring_to_front()  # a background tab gets no animation frames: clicks there wait
     dialog.get_by_label("Top p").fill("0.5")
     dialog.get_by_role("button", name="Save", exact=True).click()
     dialog.get_by_text("This conversation was changed in another tab or device.").wait_for()

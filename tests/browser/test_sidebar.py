@@ -26,6 +26,9 @@ def test_rename_pin_archive_and_delete_with_undo(new_page: NewPage) -> None:
     _chat(page, "first")
     _chat(page, "second")
     other.goto("/")
+    # the tab this test clicks in is the front one: a background tab gets no animation
+    # frames, so each of Playwright's "stable" checks there waits out its retries (~1.4 s)
+    page.bring_to_front()
     nav = page.get_by_role("navigation", name="Conversations")
     other_nav = other.get_by_role("navigation", name="Conversations")
     other_nav.get_by_role("link").nth(1).wait_for()
