@@ -4,6 +4,7 @@ database, shared state, API keys, admission and the usage recorder."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -16,6 +17,7 @@ from parley.chat.live import Hub
 from parley.chat.outbox import Relay
 from parley.chat.presets import Presets
 from parley.chat.shares import Shares
+from parley.chat.worker import Worker
 from parley.config.secrets import resolve
 from parley.config.settings import Settings
 from parley.errors import ConfigError
@@ -44,7 +46,6 @@ from parley.mail.outbox import MailOutbox, RetryPolicy
 from parley.mail.smtp import SmtpSender, SmtpSettings
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
-from parley.observability.sampler import Sampler
 from parley.state import BreakerSync, ResponseStore, SharedEntries, StateBackend
 from parley.state.keys import SEMANTIC_STREAM
 from parley.state.memory import MemoryState
@@ -100,6 +101,24 @@ def risk_policy(settings: Settings) -> RiskPolicy:
     )
 
 
+class GaugeSampler(Worker):
+    """Gauges that are read, not counted (a pool's use, the WebSockets open, the outboxes'
+    backlogs, the bus lag), set every ``period_s`` by each process. A timer, not a read at
+    scrape time: with several workers ``/metrics`` is answered from the files every worker
+    writes (``observability/metrics.py``), so each keeps its own values current. The
+    worker's loop logs a failed reading and retries; the gauges keep their last values."""
+
+    name = "parley-gauges"
+
+    def __init__(self, sample: Callable[[], Awaitable[None]], period_s: float) -> None:
+        super().__init__(poll_s=period_s, max_backoff_s=period_s)
+        self._sample = sample
+
+    async def step(self) -> int:
+        await self._sample()
+        return 0
+
+
 @dataclass(slots=True)
 class Services:
     settings: Settings
@@ -134,7 +153,7 @@ class Services:
     """OpenID Connect sign-in, when the config file names providers (set by the app)."""
     anomalies: AnomalyDetector | None = field(init=False, default=None)
     """Usage anomaly detection, when ``anomaly_enabled`` (``identity/anomaly.py``)."""
-    gauges: Sampler = field(init=False)
+    gauges: GaugeSampler = field(init=False)
     """The sampled gauges: pools, WebSockets, outbox backlogs, bus lag."""
 
     def __post_init__(self) -> None:
@@ -178,7 +197,7 @@ class Services:
             poll_s=self.settings.mail_poll_seconds,
         )
         self.recovery = Recovery(self.accounts, self.mail, recovery_policy(self.settings))
-        self.gauges = Sampler(self.sample_gauges, period_s=self.settings.metrics_sample_seconds)
+        self.gauges = GaugeSampler(self.sample_gauges, self.settings.metrics_sample_seconds)
         if self.settings.risk_enabled:
             self._start_risk()
         if self.settings.anomaly_enabled:
@@ -214,7 +233,7 @@ class Services:
         self.mail.compose = compose
 
     async def sample_gauges(self) -> None:
-        """Read what the sampled gauges show, on this process (``observability/sampler.py``)."""
+        """Read what the sampled gauges show, on this process (``GaugeSampler``)."""
         metrics = self.usage.metrics
         pool = self.db.pool_use()
         if pool is not None:
@@ -245,6 +264,7 @@ class Services:
         if self.anomalies is not None:
             self.anomalies.start()
         self.gauges.start()
+        self.gauges.kick()  # the first reading at once, not a period after start-up
 
     async def close(self) -> None:
         await self.gauges.stop()

@@ -1,4 +1,4 @@
-"""What the sampled gauges read (``observability/sampler.py``), on SQLite and PostgreSQL:
+"""What the sampled gauges read (``services.GaugeSampler``), on SQLite and PostgreSQL:
 the event outbox's backlog and the age of its oldest row (the bus lag), and the mail
 outbox's backlog, which leaves out mail given up on."""
 

@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     """When set, every ``/metrics`` scrape must send ``Authorization: Bearer <token>``."""
     metrics_sample_seconds: float = Field(default=10, gt=0, le=3600)
     """How often each process reads its sampled gauges (pools, WebSockets, outbox backlog,
-    bus lag: ``observability/sampler.py``); two small counts on the database each time."""
+    bus lag: ``services.GaugeSampler``); two small counts on the database each time."""
     metrics_address: str | None = None
     """``host:port`` (``[::1]:9464`` for IPv6): serve ``/metrics`` there only, not on the
     main port. Unset: ``/metrics`` is on the main port (open on a loopback bind only, unless
