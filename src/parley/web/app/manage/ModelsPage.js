@@ -58,6 +58,15 @@ function DeploymentRow({ group, d, health, onChanged }) {
   </tr>`;
 }
 
+/** Users' emails by id (null until read; empty if they cannot be), to say who changed what. */
+function useEmails() {
+  const [users, setUsers] = useState(null);
+  useEffect(() => {
+    admin.listUsers(0, 1000).then((body) => setUsers(Object.fromEntries(body.data.map((u) => [u.id, u.email]))), () => setUsers({}));
+  }, []);
+  return users;
+}
+
 function who(actor, users) {
   if (actor === "admin-key") return "the admin key";
   if (actor === user.value?.id) return "you";
@@ -66,13 +75,10 @@ function who(actor, users) {
 
 function RevisionsDialog({ group, onChanged, onClose }) {
   const [found, setFound] = useState(null);
-  const [users, setUsers] = useState(null);
+  const users = useEmails();
   const [error, setError] = useState(null);
   const load = () => admin.modelRevisions(group.name).then((body) => setFound(body.data), setError);
-  useEffect(() => {
-    load();
-    admin.listUsers(0, 1000).then((body) => setUsers(Object.fromEntries(body.data.map((u) => [u.id, u.email]))), () => setUsers({}));
-  }, []);
+  useEffect(() => { load(); }, []);
   async function rollBack(revision) {
     setError(null);
     try {
@@ -149,10 +155,7 @@ function Group({ group, index, health, onAction, onChanged }) {
  * deletion (a rollback to that revision: validated again, and a new revision). */
 function DeletedGroups({ found, onRestored }) {
   const [error, setError] = useState(null);
-  const [users, setUsers] = useState(null);
-  useEffect(() => {
-    admin.listUsers(0, 1000).then((body) => setUsers(Object.fromEntries(body.data.map((u) => [u.id, u.email]))), () => setUsers({}));
-  }, []);
+  const users = useEmails();
   async function restore(d) {
     setError(null);
     try {
