@@ -361,10 +361,12 @@ async def test_a_reader_slower_than_the_idle_limit_is_not_the_upstreams_silence(
     async with serving(burst) as server:
         pool = pool_for(server)
         now = asyncio.get_running_loop().time()
-        exchange = await pool.send("/", {}, b"", deadline=now + 30, idle=0.2)
+        # idle 1 s, not less: on a loaded two-core machine the read after the pause can
+        # itself stall a few hundred ms (a 0.2 s limit failed once in CI's command)
+        exchange = await pool.send("/", {}, b"", deadline=now + 30, idle=1.0)
         first = await exchange.read_chunk()
         assert first
-        await asyncio.sleep(0.6)  # the socket is paused: nothing is read meanwhile
+        await asyncio.sleep(2.5)  # the socket is paused: nothing is read meanwhile
         rest = await exchange.read_all()
         assert first + rest == body
         await pool.close()
