@@ -2,9 +2,10 @@
 
 Notable translations: system messages are hoisted to ``system``; tool results become
 ``tool_result`` blocks inside a user turn; consecutive same-role turns are merged;
-``max_tokens`` (required by Anthropic) defaults to ``DEFAULT_MAX_TOKENS``; JSON mode is
-done with a forced tool whose input schema is the requested schema, and its input is
-returned as the message text (Anthropic then guarantees schema-shaped output).
+``max_tokens`` (required by Anthropic) defaults to 4096, and ``reasoning_effort`` becomes a
+thinking budget (both in ``thinking.py``, shared with Bedrock); JSON mode is done with a
+forced tool whose input schema is the requested schema, and its input is returned as the
+message text (Anthropic then guarantees schema-shaped output).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from parley.providers.base import (
 )
 from parley.providers.http import StreamingResponse, UpstreamClient
 from parley.providers.sse import iter_sse
+from parley.providers.thinking import claude_thinking
 from parley.schema.chat import (
     OPENAI_ONLY_PARAMS,
     AssistantMessage,
@@ -57,7 +59,6 @@ from parley.schema.chat import (
 )
 
 ANTHROPIC_VERSION = "2023-06-01"
-DEFAULT_MAX_TOKENS = 4096
 JSON_TOOL = "json_response"
 
 _FINISH = {
@@ -140,17 +141,15 @@ def _json_mode(request: ChatRequest) -> bool:
 
 # --- request -------------------------------------------------------------------------------
 
-REASONING_BUDGETS = {"minimal": 0, "low": 1024, "medium": 4096, "high": 16384}
-"""``reasoning_effort`` as a thinking budget (0: no thinking); docs/api.md has the table."""
-
 
 def to_anthropic(request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
     """The Messages body for a canonical request. Everything Anthropic takes survives:
     cache breakpoints on system, content, tool and tool-result blocks, thinking blocks with
     their signatures, ``is_error``, documents, ``thinking`` and ``top_k``."""
+    thinking, max_tokens = claude_thinking(request)
     body: dict[str, Any] = {
         "model": model,
-        "max_tokens": request.output_limit or DEFAULT_MAX_TOKENS,
+        "max_tokens": max_tokens,
         "messages": _messages(request),
     }
     if stream:
@@ -178,36 +177,9 @@ def to_anthropic(request: ChatRequest, model: str, *, stream: bool) -> dict[str,
         # ``context_management``, ...): the params step let them through only for requests
         # that came in through /v1/messages.
         body.update(request.extra)
-    thinking = _thinking(request, body["max_tokens"], explicit=request.output_limit is not None)
     if thinking is not None:
-        body["thinking"] = thinking
-        # Only Parley's own default cap is raised above the budget: a client's max_tokens
-        # goes as sent (Anthropic's answer to a budget above it is the client's to see).
-        budget = thinking.get("budget_tokens") or 0
-        if request.output_limit is None and body["max_tokens"] <= budget:
-            body["max_tokens"] = budget + DEFAULT_MAX_TOKENS
+        body["thinking"] = thinking  # reasoning_effort as a budget: providers/thinking.py
     return body
-
-
-def _thinking(request: ChatRequest, max_tokens: int, *, explicit: bool) -> dict[str, Any] | None:
-    """``thinking`` as sent, or ``reasoning_effort`` as a budget. A budget must stay below
-    ``max_tokens``: when the client set both, the budget is cut to fit (no thinking if it
-    cannot be 1024 or more, Anthropic's minimum)."""
-    if request.thinking is not None:
-        return msgspec.to_builtins(request.thinking)  # type: ignore[no-any-return]
-    if request.reasoning_effort is None:
-        return None
-    budget = REASONING_BUDGETS.get(request.reasoning_effort)
-    if budget is None:
-        raise InvalidRequest(
-            f"reasoning_effort must be one of {', '.join(REASONING_BUDGETS)}",
-            param="reasoning_effort",
-        )
-    if explicit and budget >= max_tokens:
-        budget = max_tokens - 1
-    if budget < 1024:
-        return None
-    return {"type": "enabled", "budget_tokens": budget}
 
 
 def _cached(block: dict[str, Any], cache_control: CacheControl | None) -> dict[str, Any]:

@@ -186,7 +186,7 @@ class OpenAIProvider:
 
 def reasoning_effort_for(budget: int) -> str:
     """A thinking budget as ``reasoning_effort``: the inverse of Anthropic's table
-    (``providers/anthropic.py: REASONING_BUDGETS``), so a round trip keeps the level."""
+    (``providers/thinking.py: REASONING_BUDGETS``), so a round trip keeps the level."""
     if budget < 4096:
         return "low"
     return "medium" if budget < 16384 else "high"
