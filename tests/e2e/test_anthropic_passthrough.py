@@ -246,11 +246,15 @@ def test_fields_parley_has_no_type_for_go_to_anthropic_only(
     assert "output_config" not in fake.calls[-1].body
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("family", ["anthropic", "bedrock"])
 def test_chat_completions_thinking_blocks_survive_a_tool_loop(
-    parley: ParleyFactory, fake: FakeUpstream
+    parley: ParleyFactory, fake: FakeUpstream, family: str, stream: bool
 ) -> None:
     """The same canonical fields serve Chat Completions clients (LiteLLM's spelling):
-    ``thinking`` in, ``thinking_blocks`` with signatures out and back in."""
+    ``thinking`` in, ``thinking_blocks`` with signatures out and back in, to Anthropic and
+    to Claude on Bedrock (whose fake refuses the second turn without them); a streamed
+    answer's signature arrives as one ``reasoning_signature`` delta."""
     tools: Any = [
         {
             "type": "function",
@@ -260,11 +264,16 @@ def test_chat_completions_thinking_blocks_survive_a_tool_loop(
     question: Any = [{"role": "user", "content": "Tromso"}]
     thinking = {"type": "enabled", "budget_tokens": 1024}
     with openai.OpenAI(base_url=parley() + "/v1", api_key="x", max_retries=0) as client:
-        first = client.chat.completions.create(
-            model="anthropic", messages=question, tools=tools, extra_body={"thinking": thinking}
-        )
-        message = first.choices[0].message
-        blocks = (message.model_extra or {})["thinking_blocks"]
+        if stream:
+            blocks, call = _streamed_thinking_and_call(client, family, question, tools, thinking)
+        else:
+            first = client.chat.completions.create(
+                model=family, messages=question, tools=tools, extra_body={"thinking": thinking}
+            )
+            message = first.choices[0].message
+            blocks = (message.model_extra or {})["thinking_blocks"]
+            assert (message.model_extra or {})["reasoning_content"] == "Thinking about: Tromso"
+            call = message.tool_calls[0].model_dump()  # type: ignore[index]
         assert blocks == [
             {
                 "type": "thinking",
@@ -272,21 +281,56 @@ def test_chat_completions_thinking_blocks_survive_a_tool_loop(
                 "signature": signature_of("Thinking about: Tromso"),
             }
         ]
-        assert (message.model_extra or {})["reasoning_content"] == "Thinking about: Tromso"
-        call = message.tool_calls[0]  # type: ignore[index]
         second = client.chat.completions.create(
-            model="anthropic",
+            model=family,
             tools=tools,
             extra_body={"thinking": thinking},
             messages=[
                 *question,
                 {
                     "role": "assistant",
-                    "tool_calls": [call.model_dump()],
+                    "tool_calls": [call],
                     "thinking_blocks": blocks,
                 },  # type: ignore[typeddict-unknown-key]
-                {"role": "tool", "tool_call_id": call.id, "content": "snow"},
+                {"role": "tool", "tool_call_id": call["id"], "content": "snow"},
             ],
         )
     assert second.choices[0].message.content == "The tool returned: snow"
-    assert fake.calls[-1].body["messages"][1]["content"][0]["type"] == "thinking"
+    sent = fake.calls[-1].body["messages"][1]["content"][0]
+    if family == "bedrock":
+        assert sent["reasoningContent"]["reasoningText"] == {
+            "text": "Thinking about: Tromso",
+            "signature": signature_of("Thinking about: Tromso"),
+        }
+    else:
+        assert sent["type"] == "thinking"
+
+
+def _streamed_thinking_and_call(
+    client: openai.OpenAI, family: str, question: Any, tools: Any, thinking: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A streamed answer's thinking blocks, rebuilt from its deltas as a client does, and
+    its one tool call."""
+    stream = client.chat.completions.create(
+        model=family,
+        messages=question,
+        tools=tools,
+        extra_body={"thinking": thinking},
+        stream=True,
+    )
+    text, signatures = [], []
+    call: dict[str, Any] = {"type": "function", "function": {"name": "", "arguments": ""}}
+    for chunk in stream:
+        for choice in chunk.choices:
+            extra = choice.delta.model_extra or {}
+            text.append(extra.get("reasoning_content") or "")
+            if extra.get("reasoning_signature") is not None:
+                signatures.append(extra["reasoning_signature"])
+            for delta in choice.delta.tool_calls or []:
+                call["id"] = delta.id or call.get("id")
+                if delta.function is not None:
+                    call["function"]["name"] += delta.function.name or ""
+                    call["function"]["arguments"] += delta.function.arguments or ""
+    assert len(signatures) == 1
+    block = {"type": "thinking", "thinking": "".join(text), "signature": signatures[0]}
+    return [block], call

@@ -1,8 +1,9 @@
 """Streaming ``/v1/messages`` with the official ``anthropic`` SDK: Anthropic's event
 sequence from every provider family's fake; streamed tool calls whose reassembled JSON is
 byte-equal to what the upstream sent (many pieces, parallel calls interleaved, a call
-without arguments); thinking with signatures surviving a tool loop through Anthropic;
-prompt-cache breakpoints and cache usage; errors mid-stream as an ``error`` event."""
+without arguments); thinking with signatures surviving a tool loop through Anthropic and
+Bedrock; prompt-cache breakpoints and cache usage through both; errors mid-stream as an
+``error`` event."""
 
 from __future__ import annotations
 
@@ -177,17 +178,35 @@ def test_streamed_tool_round_trip(parley: ParleyFactory, family: str) -> None:
     assert second.content[0].text == f"The tool returned: result {len(uses) - 1}"  # type: ignore[union-attr]
 
 
+def _sent_thinking(body: dict[str, Any], family: str) -> Any:
+    """The thinking object as the upstream got it (Bedrock: in the model's own fields)."""
+    if family == "bedrock":
+        return (body.get("additionalModelRequestFields") or {}).get("thinking")
+    return body.get("thinking")
+
+
+def _sent_reasoning(block: dict[str, Any], family: str) -> tuple[str, str]:
+    """(text, signature) of a thinking block as sent back upstream."""
+    if family == "bedrock":
+        signed = block["reasoningContent"]["reasoningText"]
+        return signed["text"], signed["signature"]
+    assert block["type"] == "thinking"
+    return block["thinking"], block["signature"]
+
+
+@pytest.mark.parametrize("family", ["anthropic", "bedrock"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_thinking_signatures_survive_a_tool_loop(
-    client: anthropic.Anthropic, fake: FakeUpstream, stream: bool
+    client: anthropic.Anthropic, fake: FakeUpstream, stream: bool, family: str
 ) -> None:
-    """The fake refuses, as Anthropic does, a tool-use turn sent back without its signed
-    thinking block: the loop completing proves the block came back intact."""
+    """Each fake refuses, as Anthropic and Claude on Bedrock do, a tool-use turn sent back
+    without its signed thinking block: the loop completing proves the block came back
+    intact, its signature byte-equal to what the upstream sent."""
     question: list[Any] = [{"role": "user", "content": "Oslo"}]
 
     def ask(messages: list[Any]) -> anthropic.types.Message:
         kwargs: Any = {
-            "model": "anthropic",
+            "model": family,
             "max_tokens": 4096,
             "thinking": THINKING,
             "tools": [WEATHER],
@@ -203,17 +222,16 @@ def test_thinking_signatures_survive_a_tool_loop(
     thinking = first.content[0]
     assert thinking.thinking == "Thinking about: Oslo"  # type: ignore[union-attr]
     assert thinking.signature == signature_of("Thinking about: Oslo")  # type: ignore[union-attr]
-    assert fake.calls[-1].body["thinking"] == THINKING
+    assert _sent_thinking(fake.calls[-1].body, family) == THINKING
     use = first.content[1]
     result: list[Any] = [{"type": "tool_result", "tool_use_id": use.id, "content": "cold"}]  # type: ignore[union-attr]
     turn = [*question, {"role": "assistant", "content": [b.model_dump() for b in first.content]}]
     second = ask([*turn, {"role": "user", "content": result}])
     sent = fake.calls[-1].body["messages"][1]["content"][0]
-    assert sent == {
-        "type": "thinking",
-        "thinking": "Thinking about: Oslo",
-        "signature": signature_of("Thinking about: Oslo"),
-    }
+    assert _sent_reasoning(sent, family) == (
+        "Thinking about: Oslo",
+        signature_of("Thinking about: Oslo"),
+    )
     assert second.content[-1].text == "The tool returned: cold"  # type: ignore[union-attr]
     # Without its thinking block, the same turn is refused (the fake checks, as Anthropic).
     bare = [*question, {"role": "assistant", "content": [use.model_dump()]}]
@@ -222,13 +240,41 @@ def test_thinking_signatures_survive_a_tool_loop(
     assert "thinking" in refused.value.body["error"]["message"]  # type: ignore[index]
 
 
-def test_cache_control_reaches_anthropic_and_cache_usage_comes_back(
-    parley: ParleyFactory, fake: FakeUpstream
+def _sent_breakpoints(body: dict[str, Any], family: str) -> dict[str, Any]:
+    """Where the upstream got each breakpoint: after which system, tool and message block."""
+    if family == "bedrock":
+
+        def marked(blocks: list[dict[str, Any]]) -> list[int]:
+            return [i - 1 for i, block in enumerate(blocks) if "cachePoint" in block]
+
+        return {
+            "system": marked(body["system"]),
+            "tools": marked(body["toolConfig"]["tools"]),
+            "message": marked(body["messages"][0]["content"]),
+        }
+
+    def flagged(blocks: list[dict[str, Any]]) -> list[int]:
+        return [i for i, block in enumerate(blocks) if block.get("cache_control")]
+
+    return {
+        "system": flagged(body["system"]),
+        "tools": flagged(body["tools"]),
+        "message": flagged(body["messages"][0]["content"]),
+    }
+
+
+@pytest.mark.parametrize("family", ["anthropic", "bedrock"])
+def test_cache_control_reaches_the_upstream_and_cache_usage_comes_back(
+    parley: ParleyFactory, fake: FakeUpstream, family: str
 ) -> None:
+    """Breakpoints on system, tool and message blocks reach Anthropic as sent and Bedrock
+    as cachePoint blocks after the block they mark; the cache's writes and reads come
+    back in Anthropic's usage and in Chat Completions' (the fakes cache as the upstreams
+    do: a prefix seen once is written, seen again is read)."""
     url = parley()
     breakpoint_: Any = {"type": "ephemeral"}
     body: Any = {
-        "model": "anthropic",
+        "model": family,
         "max_tokens": 64,
         "system": [
             {"type": "text", "text": "You are a careful assistant for long documents."},
@@ -238,8 +284,7 @@ def test_cache_control_reaches_anthropic_and_cache_usage_comes_back(
                 "cache_control": breakpoint_,
             },
         ],
-        "tools": [{**WEATHER, "cache_control": breakpoint_}],
-        "tool_choice": {"type": "none"},
+        "tools": [{**WEATHER, "cache_control": breakpoint_}, CLOCK],
         "messages": [
             {
                 "role": "user",
@@ -250,9 +295,11 @@ def test_cache_control_reaches_anthropic_and_cache_usage_comes_back(
     with _sdk(url) as client:
         first = client.messages.create(**body)
         sent = fake.calls[-1].body
-        assert sent["system"] == body["system"]
-        assert sent["tools"][0]["cache_control"] == breakpoint_
-        assert sent["messages"][0]["content"][0]["cache_control"] == breakpoint_
+        assert _sent_breakpoints(sent, family) == {"system": [1], "tools": [0], "message": [0]}
+        if family == "anthropic":
+            assert sent["system"] == body["system"]
+        else:
+            assert sent["system"][2] == {"cachePoint": {"type": "default"}}
         prefix = 8 + 6 + 2  # the words up to the last breakpoint
         assert first.usage.cache_creation_input_tokens == prefix
         assert first.usage.cache_read_input_tokens == 0
@@ -265,7 +312,7 @@ def test_cache_control_reaches_anthropic_and_cache_usage_comes_back(
     # Chat Completions sees the same counts, in OpenAI's shape.
     with openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0) as chat:
         reply = chat.chat.completions.create(
-            model="anthropic",
+            model=family,
             messages=[
                 {
                     "role": "system",
@@ -276,7 +323,11 @@ def test_cache_control_reaches_anthropic_and_cache_usage_comes_back(
                 {"role": "user", "content": "hello"},
             ],
         )
-    assert fake.calls[-1].body["system"][0]["cache_control"] == breakpoint_
+    system = fake.calls[-1].body["system"]
+    if family == "anthropic":
+        assert system[0]["cache_control"] == breakpoint_
+    else:
+        assert system == [{"text": "Cache me please"}, {"cachePoint": {"type": "default"}}]
     assert reply.usage is not None
     assert reply.usage.prompt_tokens_details is not None
     assert reply.usage.prompt_tokens_details.model_extra == {"cache_creation_tokens": 3}

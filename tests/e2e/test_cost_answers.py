@@ -13,6 +13,7 @@ import pytest
 
 from parley.testing.servers import FAMILIES
 from tests.conftest import ParleyFactory
+from tests.polling import eventually
 
 # USD per million tokens: one input token costs $0.001, a cached read $0.0001, an output
 # token $0.002, a reasoning token (where the provider reports them apart) $0.003.
@@ -183,3 +184,56 @@ def test_a_responses_answer_carries_its_cost(
     assert stored.status_code == 200, stored.text
     assert "parley" not in stored.json()
     assert stored.json()["usage"] == usage
+
+
+@pytest.mark.parametrize("family", ["anthropic", "bedrock"])
+def test_prompt_cache_writes_and_reads_are_priced_and_recorded(
+    parley: ParleyFactory, family: str
+) -> None:
+    """Two /v1/messages requests with one breakpoint (a Bedrock cachePoint): the first
+    writes the 6-word prefix, the second reads it. Each answer's cost header, and the
+    usage record of both, equal the figures computed here: uncached input at $0.001 a
+    token, writes at $0.00125, reads at $0.0001, output at $0.002."""
+    admin = "admin-key-for-the-cache-cost-test"
+    url = parley(
+        admin_key=admin,
+        usage_flush_seconds=0.05,
+        extra={"price": {**PRICE, "cache_write_per_mtok": 1250.0}},
+    )
+    system = [{"type": "text", "text": "a b c d e f", "cache_control": {"type": "ephemeral"}}]
+    body = {
+        "model": family,
+        "max_tokens": 16,
+        "system": system,
+        "messages": [{"role": "user", "content": "g h"}],
+    }
+    headers = {"authorization": f"Bearer {admin}"}
+    usages, costs = [], []
+    for _ in range(2):
+        response = httpx.post(f"{url}/v1/messages", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        usages.append(response.json()["usage"])
+        costs.append(float(response.headers["x-parley-cost-usd"]))
+    first, second = usages
+    assert (first["input_tokens"], first["cache_creation_input_tokens"]) == (2, 6)
+    assert (second["input_tokens"], second["cache_read_input_tokens"]) == (2, 6)
+    output = first["output_tokens"]
+    by_hand = [
+        (2 * 1000 + 6 * 1250 + output * 2000) / 1e6,
+        (2 * 1000 + 6 * 100 + output * 2000) / 1e6,
+    ]
+    assert costs == pytest.approx(by_hand)
+    rows: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        nonlocal rows
+        params = {"group_by": "model_group"}
+        rows = httpx.get(f"{url}/admin/usage", params=params, headers=headers).json()["data"]
+        return bool(rows) and rows[0]["requests"] == 2
+
+    eventually(recorded)
+    assert rows[0]["bucket"] == family
+    assert rows[0]["prompt_tokens"] == 2 * 8
+    assert rows[0]["cached_tokens"] == 6
+    assert rows[0]["completion_tokens"] == 2 * output
+    assert rows[0]["cost_usd"] == pytest.approx(sum(by_hand))

@@ -183,7 +183,9 @@ def test_top_k_is_translated(parley: ParleyFactory, fake: FakeUpstream, family: 
         (param, family)
         for family in ("anthropic", "gemini", "bedrock")
         for param in ("min_p", "verbosity", "reasoning_effort", "metadata")
-        if (param, family) != ("reasoning_effort", "anthropic")  # a thinking budget there
+        # a thinking budget for Claude, on Anthropic and on Bedrock
+        if (param, family)
+        not in (("reasoning_effort", "anthropic"), ("reasoning_effort", "bedrock"))
     ],
 )
 def test_untranslatable_parameters_are_refused_or_dropped(
@@ -212,17 +214,25 @@ def test_untranslatable_parameters_are_refused_or_dropped(
         ("minimal", (None, None, 4096)),
     ],
 )
-def test_anthropic_takes_reasoning_effort_as_a_thinking_budget(
-    parley: ParleyFactory, fake: FakeUpstream, effort: str, limits: tuple[Any, ...]
+@pytest.mark.parametrize("family", ["anthropic", "bedrock"])
+def test_claude_takes_reasoning_effort_as_a_thinking_budget(
+    parley: ParleyFactory, fake: FakeUpstream, effort: str, limits: tuple[Any, ...], family: str
 ) -> None:
-    """(max_tokens asked, thinking sent, max_tokens sent): the budget stays below the cap."""
+    """(max_tokens asked, thinking sent, max_tokens sent): the budget stays below the cap.
+    One table for Anthropic and Claude on Bedrock (``additionalModelRequestFields``), which
+    is sent no cap at all when it is not thinking and the client set none."""
     max_tokens, thinking, sent_max = limits
     extra = {"max_tokens": max_tokens} if max_tokens else {}
-    response = chat(parley(), "anthropic", reasoning_effort=effort, **extra)
+    response = chat(parley(), family, reasoning_effort=effort, **extra)
     assert response.status_code == 200, response.text
     sent = fake.calls[-1].body
-    assert sent.get("thinking") == thinking
-    assert sent["max_tokens"] == sent_max
+    if family == "anthropic":
+        assert sent.get("thinking") == thinking
+        assert sent["max_tokens"] == sent_max
+        return
+    assert (sent.get("additionalModelRequestFields") or {}).get("thinking") == thinking
+    expected_max = sent_max if thinking is not None or max_tokens else None
+    assert (sent.get("inferenceConfig") or {}).get("maxTokens") == expected_max
 
 
 def test_anthropic_takes_safety_identifier_as_its_user(

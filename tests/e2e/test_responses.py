@@ -328,6 +328,35 @@ def test_sdk_stream_helper_accumulates_the_final_response(client: openai.OpenAI)
     assert "".join(texts) == final.output_text == "You said: helper test"
 
 
+@pytest.mark.parametrize("family", ["anthropic", "bedrock"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_effort_reaches_claude_as_thinking_and_comes_back_as_reasoning(
+    client: openai.OpenAI, fake: FakeUpstream, family: str, stream: bool
+) -> None:
+    """reasoning.effort is a thinking budget for Claude (on Bedrock in the model's own
+    fields, with a cap above the budget); the thinking comes back as a reasoning item
+    ahead of the message, streamed as reasoning_text deltas."""
+    kwargs: Any = {"model": family, "input": "Oslo", "reasoning": {"effort": "medium"}}
+    if stream:
+        with client.responses.stream(**kwargs, store=False) as events:
+            deltas = [e.delta for e in events if e.type == "response.reasoning_text.delta"]
+            response = events.get_final_response()
+        assert "".join(deltas) == "Thinking about: Oslo"
+    else:
+        response = client.responses.create(**kwargs, store=False)
+    assert [item.type for item in response.output] == ["reasoning", "message"]
+    reasoning = response.output[0]
+    assert reasoning.content[0].text == "Thinking about: Oslo"  # type: ignore[union-attr, index]
+    assert response.output_text == "You said: Oslo"
+    sent = fake.calls_to(family)[-1].body
+    budget = {"type": "enabled", "budget_tokens": 4096}
+    if family == "bedrock":
+        assert sent["additionalModelRequestFields"] == {"thinking": budget}
+        assert sent["inferenceConfig"]["maxTokens"] == 4096 + 4096
+    else:
+        assert (sent["thinking"], sent["max_tokens"]) == (budget, 4096 + 4096)
+
+
 # --- the pipeline: cache, fallbacks across families, limits --------------------------------
 
 

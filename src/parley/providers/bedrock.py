@@ -15,9 +15,21 @@ returned as the message text (as for Anthropic). Bedrock has no ``none`` tool ch
 ``tool_choice: none`` the tools are not declared, unless the conversation already holds tool
 turns, which Bedrock accepts only with a ``toolConfig`` (then the tools stay declared and the
 choice is the model's). A conversation with tool turns but no ``tools`` declares the tools it
-used, with an open schema, for the same reason. The wire format (bodies, usage, stop
-reasons, AWS error answers: ``{"message"}`` with the name in ``x-amzn-ErrorType``) is
-``bedrock_convert.py``; the stream's translator is ``bedrock_stream.py``.
+used, with an open schema, for the same reason.
+
+Prompt caching: each ``cache_control`` breakpoint (on a text or image part, a system part,
+a tool message, a tool) becomes a ``cachePoint`` block right after the block it marks, in
+``messages[].content``, ``system`` or ``toolConfig.tools``; cache reads and writes come
+back in ``usage``. Thinking, for Claude models: ``thinking`` (or ``reasoning_effort`` as a
+budget, ``thinking.py``, the same table as for Anthropic) goes in
+``additionalModelRequestFields.thinking``; ``reasoningContent`` comes back as thinking
+blocks with their signatures (or redacted content), and an assistant turn's thinking
+blocks go back as ``reasoningContent`` ahead of its tool use. A model id that names
+another family refuses ``thinking`` and ``reasoning_effort`` (``claude_thinking_allowed``).
+
+The wire format (bodies, usage, stop reasons, AWS error answers: ``{"message"}`` with the
+name in ``x-amzn-ErrorType``) is ``bedrock_convert.py``; the stream's translator is
+``bedrock_stream.py``.
 """
 
 from __future__ import annotations
@@ -49,8 +61,22 @@ from parley.schema.chat import (
 STREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 
 
+def claude_thinking_allowed(model: str) -> bool:
+    """Whether ``model`` may be a Claude model, which takes Claude's ``thinking`` object.
+    Ids and ARNs of foundation models and inference profiles name the model; an ARN that
+    names none (an application inference profile, provisioned throughput) is given the
+    benefit of the doubt, and Bedrock judges."""
+    lowered = model.lower()
+    if "claude" in lowered:
+        return True
+    return lowered.startswith("arn:") and not any(
+        kind in lowered for kind in ("foundation-model/", ":inference-profile/")
+    )
+
+
 class BedrockProvider:
     # top_k lives in each model family's own additionalModelRequestFields: not translated.
+    # reasoning_effort is a thinking budget for Claude models (see __init__ for the others).
     unsupported_params: frozenset[str] = (
         frozenset(
             {
@@ -66,10 +92,16 @@ class BedrockProvider:
             }
         )
         | OPENAI_ONLY_PARAMS
-    )
+    ) - {"reasoning_effort"}
     forwards_extra: bool = False
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
+        if not claude_thinking_allowed(deployment.model):
+            # Claude's thinking object would reach Nova, Llama, ... as an unknown field.
+            self.unsupported_params = type(self).unsupported_params | {
+                "thinking",
+                "reasoning_effort",
+            }
         self.deployment = deployment
         self._client = client
         self._signer = SigV4Signer(deployment.aws) if deployment.aws is not None else None

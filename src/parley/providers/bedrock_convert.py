@@ -1,6 +1,9 @@
-"""Bedrock Converse wire format <-> Parley's types: the request body, the answer, usage,
-``stopReason`` and AWS error answers. Shared by the provider (``bedrock.py``) and its stream
-translator (``bedrock_stream.py``); see ``bedrock.py`` for what is translated how.
+"""Bedrock Converse wire format <-> Parley's types: the request body (``cachePoint`` blocks
+for breakpoints, ``reasoningContent`` for earlier thinking, Claude's ``thinking`` in
+``additionalModelRequestFields``), the answer (thinking blocks with their signatures),
+usage (cache reads and writes), ``stopReason`` and AWS error answers. Shared by the
+provider (``bedrock.py``) and its stream translator (``bedrock_stream.py``); see
+``bedrock.py`` for what is translated how.
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ from parley.errors import InvalidRequest, UpstreamStatusError
 from parley.observability.redact import redactor
 from parley.providers import convert
 from parley.providers.base import new_completion_id, now
+from parley.providers.thinking import claude_thinking
 from parley.schema.chat import (
     AssistantMessage,
+    CacheControl,
     ChatCompletion,
     ChatRequest,
     Choice,
     DeveloperMessage,
     ImagePart,
     NamedToolChoice,
-    ResponseMessage,
     SystemMessage,
     TextPart,
+    ThinkingBlock,
     ToolCall,
     ToolMessage,
     Usage,
@@ -112,16 +117,15 @@ def raise_for_bedrock_status(
 def to_converse(request: ChatRequest) -> dict[str, Any]:
     """The Converse (and ConverseStream) request body; the model id goes in the URL."""
     body: dict[str, Any] = {"messages": _messages(request)}
-    system = [
-        {"text": text}
-        for m in request.messages
-        if isinstance(m, SystemMessage | DeveloperMessage) and (text := text_of(m.content))
-    ]
+    system = _system(request)
     if system:
         body["system"] = system
     inference: dict[str, Any] = {}
+    thinking, cap = claude_thinking(request)
     if request.output_limit is not None:
         inference["maxTokens"] = request.output_limit
+    elif thinking is not None and thinking.get("budget_tokens"):
+        inference["maxTokens"] = cap  # Claude's cap must exceed the budget
     if request.temperature is not None:
         inference["temperature"] = request.temperature
     if request.top_p is not None:
@@ -133,7 +137,50 @@ def to_converse(request: ChatRequest) -> dict[str, Any]:
     tool_config = _tool_config(request)
     if tool_config is not None:
         body["toolConfig"] = tool_config
+    if thinking is not None:
+        # Bedrock hands this field to the model unread: Claude's own ``thinking`` object.
+        body["additionalModelRequestFields"] = {"thinking": thinking}
     return body
+
+
+def _cache_point(cache_control: CacheControl) -> dict[str, Any]:
+    point: dict[str, Any] = {"type": "default"}
+    if cache_control.ttl is not None:
+        point["ttl"] = cache_control.ttl  # Bedrock takes "5m" and "1h", as Anthropic does
+    return {"cachePoint": point}
+
+
+def _mark(blocks: list[dict[str, Any]], cache_control: CacheControl | None) -> None:
+    """A breakpoint as Converse spells it: a ``cachePoint`` block after the block that
+    carried ``cache_control``. Bedrock refuses a cachePoint that opens a list, and one
+    straight after another marks nothing new, so neither is sent."""
+    if cache_control is not None and blocks and "cachePoint" not in blocks[-1]:
+        blocks.append(_cache_point(cache_control))
+
+
+def _text_blocks(content: str | list[TextPart]) -> list[dict[str, Any]]:
+    """A message's text: one block, or a block per part when a part carries a breakpoint
+    (so the cachePoint lands after that part). Empty text is left out: Bedrock refuses it."""
+    if isinstance(content, str) or not any(p.cache_control for p in content):
+        text = text_of(content)
+        return [{"text": text}] if text else []
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        if part.text:
+            blocks.append({"text": part.text})
+        _mark(blocks, part.cache_control)
+    return blocks
+
+
+def _system(request: ChatRequest) -> list[dict[str, Any]]:
+    """System and developer messages, in order; a breakpoint is its own entry after the
+    text it closes."""
+    return [
+        block
+        for m in request.messages
+        if isinstance(m, SystemMessage | DeveloperMessage)
+        for block in _text_blocks(m.content)
+    ]
 
 
 def _messages(request: ChatRequest) -> list[dict[str, Any]]:
@@ -144,16 +191,23 @@ def _messages(request: ChatRequest) -> list[dict[str, Any]]:
         elif isinstance(message, AssistantMessage):
             role, blocks = "assistant", _assistant_blocks(message, index)
         elif isinstance(message, ToolMessage):
-            role = "user"
-            result = {
-                "toolUseId": message.tool_call_id,
-                "content": [{"text": text_of(message.content)}],
-            }
-            blocks = [{"toolResult": result}]
+            role, blocks = "user", _tool_result(message)
         else:
             continue  # system/developer: in ``system``
         convert.append_turn(turns, role, "content", blocks)
     return turns
+
+
+def _tool_result(message: ToolMessage) -> list[dict[str, Any]]:
+    """A ``toolResult`` block. Its content cannot hold a cachePoint, so a breakpoint on the
+    message or on any of its text parts follows the whole result."""
+    result = {"toolUseId": message.tool_call_id, "content": [{"text": text_of(message.content)}]}
+    blocks: list[dict[str, Any]] = [{"toolResult": result}]
+    marks = [message.cache_control]
+    if not isinstance(message.content, str):
+        marks += [part.cache_control for part in message.content]
+    _mark(blocks, next((mark for mark in marks if mark is not None), None))
+    return blocks
 
 
 def _user_blocks(message: UserMessage, index: int) -> list[dict[str, Any]]:
@@ -163,9 +217,11 @@ def _user_blocks(message: UserMessage, index: int) -> list[dict[str, Any]]:
     for part_index, part in enumerate(message.content):
         if isinstance(part, TextPart):
             blocks.append({"text": part.text})
+            _mark(blocks, part.cache_control)
         elif isinstance(part, ImagePart):
             where = f"messages[{index}].content[{part_index}].image_url.url"
             blocks.append({"image": _image(part.image_url.url, where)})
+            _mark(blocks, part.cache_control)
     return blocks
 
 
@@ -190,11 +246,27 @@ def _image(url: str, where: str) -> dict[str, Any]:
     return {"format": image_format, "source": source}
 
 
-def _assistant_blocks(message: AssistantMessage, index: int) -> list[dict[str, Any]]:
+def _reasoning_blocks(message: AssistantMessage) -> list[dict[str, Any]]:
+    """Earlier reasoning as ``reasoningContent``: signed text with its signature, redacted
+    reasoning as the opaque base64 it came as. Unsigned text (another provider's thoughts)
+    is left out: nothing upstream could verify it, and Claude refuses it."""
     blocks: list[dict[str, Any]] = []
-    text = text_of(message.content)
-    if text:
-        blocks.append({"text": text})
+    for block in message.thinking_blocks or []:
+        if block.type == "redacted_thinking":
+            if block.data:
+                blocks.append({"reasoningContent": {"redactedContent": block.data}})
+        elif block.signature:
+            text = {"text": block.thinking or "", "signature": block.signature}
+            blocks.append({"reasoningContent": {"reasoningText": text}})
+    return blocks
+
+
+def _assistant_blocks(message: AssistantMessage, index: int) -> list[dict[str, Any]]:
+    # Reasoning first: with thinking on, Claude refuses a turn whose tool use is not
+    # preceded by the signed reasoning that produced it.
+    blocks = _reasoning_blocks(message)
+    if message.content is not None:
+        blocks += _text_blocks(message.content)
     for call_index, call in enumerate(message.tool_calls or []):
         where = f"messages[{index}].tool_calls[{call_index}].function.arguments"
         use = {
@@ -214,10 +286,11 @@ def _tool_spec(name: str, description: str | None, schema: dict[str, Any] | None
 
 
 def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
-    tools = [
-        _tool_spec(t.function.name, t.function.description, t.function.parameters)
-        for t in request.tools or []
-    ]
+    tools: list[dict[str, Any]] = []
+    for tool in request.tools or []:
+        function = tool.function
+        tools.append(_tool_spec(function.name, function.description, function.parameters))
+        _mark(tools, tool.cache_control)
     schema = convert.json_output_schema(request)
     has_tool_turns = any(
         isinstance(m, ToolMessage) or (isinstance(m, AssistantMessage) and m.tool_calls)
@@ -270,12 +343,26 @@ def finish_reason(stop_reason: Any, *, has_calls: bool) -> str:
     return finish
 
 
+def thinking_block(reasoning: Mapping[str, Any]) -> ThinkingBlock | None:
+    """A ``reasoningContent`` block as a canonical thinking block: ``reasoningText`` with
+    its signature (empty when the model signs none), or ``redactedContent``, kept as the
+    base64 text it arrived as so it goes back byte for byte."""
+    if "redactedContent" in reasoning:
+        return ThinkingBlock("redacted_thinking", data=str(reasoning["redactedContent"]))
+    text = reasoning.get("reasoningText")
+    if not isinstance(text, Mapping):
+        return None  # a member newer than this adapter
+    return ThinkingBlock(
+        "thinking", thinking=str(text.get("text") or ""), signature=str(text.get("signature") or "")
+    )
+
+
 def bedrock_to_parley_completion(
     data: dict[str, Any], model: str, *, json_mode: bool
 ) -> ChatCompletion:
     texts: list[str] = []
     calls: list[ToolCall] = []
-    reasoning: list[str] = []
+    thinking: list[ThinkingBlock] = []
     for block in data["output"]["message"]["content"]:
         if "text" in block:
             texts.append(str(block["text"]))
@@ -288,16 +375,15 @@ def bedrock_to_parley_completion(
                     convert.tool_call(str(use["toolUseId"]), str(use["name"]), use["input"])
                 )
         elif "reasoningContent" in block:
-            thought = (block["reasoningContent"].get("reasoningText") or {}).get("text")
-            if thought:
-                reasoning.append(str(thought))
+            found = thinking_block(block["reasoningContent"])
+            if found is not None:
+                thinking.append(found)
     message = convert.answer(texts, calls)
-    if reasoning:
-        message = ResponseMessage(
-            content=message.content,
-            tool_calls=message.tool_calls,
-            reasoning_content="".join(reasoning),
-        )
+    if thinking:
+        message.thinking_blocks = thinking
+        reasoning = "".join(b.thinking or "" for b in thinking)
+        if reasoning:
+            message.reasoning_content = reasoning
     return ChatCompletion(
         id=new_completion_id(),
         created=now(),

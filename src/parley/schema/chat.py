@@ -25,8 +25,9 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 class CacheControl(Struct, omit_defaults=True):
     """Anthropic's prompt-caching breakpoint (``{"type": "ephemeral", "ttl": "5m"}``).
 
-    Honoured by Anthropic upstreams; OpenAI-format and Gemini upstreams cache prompts on
-    their own, so for them it is a hint with no meaning and is left out."""
+    Honoured by Anthropic upstreams, and by Bedrock as a ``cachePoint`` block after the
+    block it marks; OpenAI-format and Gemini upstreams cache prompts on their own, so for
+    them it is a hint with no meaning and is left out."""
 
     type: Literal["ephemeral"]
     ttl: str | None = None
@@ -117,8 +118,9 @@ class AssistantMessage(Struct, tag="assistant", tag_field="role", omit_defaults=
     name: str | None = None
     refusal: str | None = None
     thinking_blocks: list[ThinkingBlock] | None = None
-    """Earlier reasoning, sent back to Anthropic upstreams (it must precede the turn's
-    tool calls there); other upstreams cannot take it and it is left out."""
+    """Earlier reasoning, sent back to Anthropic upstreams and to Bedrock (as
+    ``reasoningContent``; it must precede the turn's tool calls there); other upstreams
+    cannot take it and it is left out."""
 
 
 class ToolMessage(Struct, tag="tool", tag_field="role", omit_defaults=True):
@@ -184,8 +186,9 @@ ResponseFormat = TextFormat | JSONObjectFormat | JSONSchemaFormat
 
 class ThinkingConfig(Struct, omit_defaults=True):
     """Anthropic's ``thinking`` (``{"type": "enabled", "budget_tokens": 2048}``). Sent as
-    it is to Anthropic; translated to ``reasoning_effort`` for OpenAI-format upstreams and
-    to ``thinkingConfig`` for Gemini (docs/api.md has the table)."""
+    it is to Anthropic and to Claude on Bedrock (in ``additionalModelRequestFields``);
+    translated to ``reasoning_effort`` for OpenAI-format upstreams and to
+    ``thinkingConfig`` for Gemini (docs/api.md has the table)."""
 
     type: Literal["enabled", "disabled", "adaptive"]
     """``adaptive``: the model decides how much to think (newer Claude models)."""
@@ -350,8 +353,9 @@ class ResponseMessage(Struct):
     """The model's reasoning, as vLLM, llama.cpp and DeepSeek send it; UNSET (never
     encoded) otherwise, so answers without it keep OpenAI's exact shape."""
     thinking_blocks: list[ThinkingBlock] | UnsetType = UNSET
-    """Anthropic's thinking blocks with their signatures, as LiteLLM returns them; a
-    client sends them back in the next turn (``AssistantMessage.thinking_blocks``)."""
+    """Anthropic's (and Bedrock's) thinking blocks with their signatures, as LiteLLM
+    returns them; a client sends them back in the next turn
+    (``AssistantMessage.thinking_blocks``)."""
 
 
 class Choice(Struct):

@@ -5,28 +5,40 @@ errors). Requests are checked as Bedrock checks them (``check_converse``): the k
 top-level fields only, ``messages`` alternating from a user turn, each content block one
 known member, images in a known format with base64 bytes, tool names and schemas,
 ``toolUse`` / ``toolResult`` only with a ``toolConfig`` and each result answering a call,
-and ``inferenceConfig`` holding only its four fields. A refusal is a 400
-``ValidationException`` in AWS's shape: ``{"message"}`` with the name in
-``x-amzn-ErrorType``.
+and ``inferenceConfig`` holding only its four fields. ``cachePoint`` blocks (in messages,
+``system`` and ``toolConfig.tools``) hold ``type: "default"`` and at most a ``ttl`` of
+``5m`` or ``1h``, and never open their list. ``reasoningContent`` is one of
+``reasoningText`` (text, signature) or base64 ``redactedContent``, in assistant turns.
+The fake model is a Claude: ``additionalModelRequestFields.thinking`` is checked as Claude
+checks it (a budget of at least 1024, below ``maxTokens``), and with thinking enabled
+every assistant turn that used a tool must open with the signed reasoning that produced
+it, its signature intact, as Claude demands. A refusal is a 400 ``ValidationException``
+in AWS's shape: ``{"message"}`` with the name in ``x-amzn-ErrorType``.
 
 Answers: ``output.message.content`` blocks, ``stopReason``, ``usage`` and ``metrics``;
 streams are event-stream frames (``aws.event_frame``) with the ``p`` padding field real
 Bedrock adds to each event. Tool input is streamed in pieces of a few bytes, so a
 translation that mishandles split JSON fails. With ``Behaviour.parallel_tools`` every
-offered tool is called in one turn.
+offered tool is called in one turn. With thinking enabled (or ``Behaviour.reasoning``)
+the answer opens with a ``reasoningContent`` block signed with ``formats.signature_of``,
+streamed as text deltas then one signature delta. Prompt caching is the Anthropic fake's:
+the prompt up to the last cachePoint (tools, then system, then messages) is hashed, its
+first sight reported as ``cacheWriteInputTokens``, a repeat as ``cacheReadInputTokens``
+(one token a word; ``inputTokens`` the rest); without a cachePoint neither appears.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import uuid
 from typing import Any, ClassVar
 
 from parley.testing.aws import corrupt, event_frame
-from parley.testing.formats import Parsed
+from parley.testing.formats import Parsed, signature_of
 from parley.testing.scenario import Answer, Conversation, count_words, example_for
 
 STREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
@@ -68,6 +80,8 @@ _CONTENT = frozenset(
 _INFERENCE = frozenset({"maxTokens", "temperature", "topP", "stopSequences"})
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "webp"})
+_CACHE_TTLS = frozenset({"5m", "1h"})
+_THINKING_TYPES = frozenset({"enabled", "disabled", "adaptive"})
 
 
 class Invalid(ValueError):
@@ -99,6 +113,8 @@ def check_converse(body: dict[str, Any]) -> None:
         for block_index, block in enumerate(content):
             where = f"messages.{index}.content.{block_index}"
             has_tool_blocks |= _check_block(block, where, role, calls)
+            if "cachePoint" in block:
+                _check_cache_point(block["cachePoint"], where, first=block_index == 0)
     for index, block in enumerate(body.get("system") or []):
         if (
             not isinstance(block, dict)
@@ -106,6 +122,8 @@ def check_converse(body: dict[str, Any]) -> None:
             or not (block.get("text") or "cachePoint" in block)
         ):
             raise Invalid(f"system.{index}: must be one text (non-blank) or cachePoint member")
+        if "cachePoint" in block:
+            _check_cache_point(block["cachePoint"], f"system.{index}", first=index == 0)
     inference = body.get("inferenceConfig") or {}
     unknown = sorted(set(inference) - _INFERENCE)
     if unknown:
@@ -121,6 +139,65 @@ def check_converse(body: dict[str, Any]) -> None:
         raise Invalid(
             "The toolConfig field must be defined when using toolUse and toolResult content blocks."
         )
+    if thinking_enabled(body):
+        _check_thinking_turns(messages)
+
+
+def thinking_enabled(body: dict[str, Any]) -> bool:
+    """Whether the request turns Claude's thinking on, its ``thinking`` checked as Claude
+    checks it (a budget of at least 1024 tokens, below ``maxTokens``)."""
+    extra = body.get("additionalModelRequestFields")
+    if extra is None:
+        return False
+    if not isinstance(extra, dict):
+        raise Invalid("additionalModelRequestFields: must be an object")
+    thinking = extra.get("thinking")
+    if thinking is None:
+        return False
+    if not isinstance(thinking, dict) or thinking.get("type") not in _THINKING_TYPES:
+        raise Invalid("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
+    if thinking["type"] != "enabled":
+        return False
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < 1024:
+        raise Invalid(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+        )
+    cap = (body.get("inferenceConfig") or {}).get("maxTokens")
+    if isinstance(cap, int) and cap <= budget:
+        raise Invalid("`max_tokens` must be greater than `thinking.budget_tokens`.")
+    return True
+
+
+def _check_cache_point(value: Any, where: str, *, first: bool) -> None:
+    if first:
+        raise Invalid(f"{where}: a cachePoint cannot be the first block; it marks what precedes it")
+    if (
+        not isinstance(value, dict)
+        or value.get("type") != "default"
+        or set(value) - {"type", "ttl"}
+        or ("ttl" in value and value["ttl"] not in _CACHE_TTLS)
+    ):
+        raise Invalid(f"{where}.cachePoint: type must be default (and ttl, if set, 5m or 1h)")
+
+
+def _check_thinking_turns(messages: list[dict[str, Any]]) -> None:
+    """As Claude does with thinking on: an assistant turn that used a tool opens with the
+    reasoning that produced it, signed, the signature unchanged."""
+    for position, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        blocks = message["content"]
+        for block in blocks:
+            text = (block.get("reasoningContent") or {}).get("reasoningText")
+            if text is not None and text.get("signature") != signature_of(text.get("text", "")):
+                raise Invalid(f"messages.{position}: invalid signature in reasoning block")
+        if any("toolUse" in b for b in blocks) and "reasoningContent" not in blocks[0]:
+            raise Invalid(
+                f"messages.{position}.content.0: Expected `thinking` or `redacted_thinking`, "
+                f"but found `{next(iter(blocks[0]))}`. When `thinking` is enabled, a final "
+                "`assistant` message must start with a thinking block."
+            )
 
 
 def _check_block(block: Any, where: str, role: str, calls: set[str]) -> bool:
@@ -141,6 +218,8 @@ def _check_block(block: Any, where: str, role: str, calls: set[str]) -> bool:
                 raise Invalid(f"{where}.image.source.bytes: not base64") from exc
         elif "s3Location" not in source:
             raise Invalid(f"{where}.image.source: bytes or s3Location is required")
+    if kind == "reasoningContent":
+        _check_reasoning(value, where, role)
     if kind == "toolUse":
         if role != "assistant" or not {"toolUseId", "name", "input"} <= set(value):
             raise Invalid(f"{where}.toolUse: toolUseId, name and input, in an assistant turn")
@@ -157,6 +236,29 @@ def _check_block(block: Any, where: str, role: str, calls: set[str]) -> bool:
     return False
 
 
+def _check_reasoning(value: Any, where: str, role: str) -> None:
+    """A ``reasoningContent`` union: ``reasoningText`` (text, optional signature) or
+    ``redactedContent`` (base64 bytes), only in an assistant turn."""
+    if role != "assistant":
+        raise Invalid(f"{where}.reasoningContent: only an assistant turn can hold reasoning")
+    if not isinstance(value, dict) or len(value) != 1:
+        raise Invalid(f"{where}.reasoningContent: exactly one of reasoningText, redactedContent")
+    if "redactedContent" in value:
+        try:
+            base64.b64decode(value["redactedContent"], validate=True)
+        except (binascii.Error, TypeError) as exc:
+            raise Invalid(f"{where}.reasoningContent.redactedContent: not base64") from exc
+        return
+    text = value.get("reasoningText")
+    if (
+        not isinstance(text, dict)
+        or not isinstance(text.get("text"), str)
+        or set(text) - {"text", "signature"}
+        or not isinstance(text.get("signature", ""), str)
+    ):
+        raise Invalid(f"{where}.reasoningContent.reasoningText: text and an optional signature")
+
+
 def _check_tool_config(config: dict[str, Any]) -> None:
     tools = config.get("tools")
     if not isinstance(tools, list) or not tools:
@@ -165,7 +267,10 @@ def _check_tool_config(config: dict[str, Any]) -> None:
     for index, tool in enumerate(tools):
         spec = tool.get("toolSpec") if isinstance(tool, dict) else None
         if spec is None:
-            if isinstance(tool, dict) and "cachePoint" in tool:
+            if isinstance(tool, dict) and set(tool) == {"cachePoint"}:
+                _check_cache_point(
+                    tool["cachePoint"], f"toolConfig.tools.{index}", first=index == 0
+                )
                 continue
             raise Invalid(f"toolConfig.tools.{index}: toolSpec is required")
         if not _TOOL_NAME.match(str(spec.get("name", ""))):
@@ -247,8 +352,11 @@ class BedrockFormat:
             tool_result=tool_result,
             json_schema=None,
             json_mode=False,
+            thinking=thinking_enabled(body),
         )
-        return Parsed(conv, path_model or "", False, True)
+        parsed = Parsed(conv, path_model or "", False, True)
+        parsed.cache_key, parsed.cache_words = _cache_prefix(body)
+        return parsed
 
     def _calls(self, parsed: Parsed, answer: Answer) -> list[tuple[str, str, dict[str, Any]]]:
         """(toolUseId, name, input) for each call the answer makes."""
@@ -265,22 +373,37 @@ class BedrockFormat:
         return [("tooluse_" + uuid.uuid4().hex[:22], name, args) for name, args in calls]
 
     def _usage(self, parsed: Parsed, answer: Answer) -> dict[str, int]:
+        """Words as tokens; thinking counts as output (Bedrock reports no reasoning count),
+        the cached prefix apart from ``inputTokens`` and inside ``totalTokens``."""
         prompt = parsed.conversation.prompt_words
-        completion = max(1, len(answer.words))
-        return {
-            "inputTokens": prompt,
+        completion = max(1, len(answer.words)) + count_words(answer.reasoning or "")
+        usage = {
+            "inputTokens": prompt - parsed.cache_words,
             "outputTokens": completion,
             "totalTokens": prompt + completion,
         }
+        if parsed.cache_key is not None:
+            cached = parsed.cache_words
+            usage["cacheReadInputTokens"] = cached if parsed.cache_hit else 0
+            usage["cacheWriteInputTokens"] = 0 if parsed.cache_hit else cached
+        return usage
+
+    @staticmethod
+    def _reasoning(answer: Answer) -> dict[str, Any] | None:
+        if answer.reasoning is None:
+            return None
+        text = {"text": answer.reasoning, "signature": signature_of(answer.reasoning)}
+        return {"reasoningText": text}
 
     def complete(self, parsed: Parsed, answer: Answer) -> dict[str, Any]:
         calls = self._calls(parsed, answer)
+        content: list[dict[str, Any]] = []
+        if (reasoning := self._reasoning(answer)) is not None:
+            content.append({"reasoningContent": reasoning})
         if calls:
-            content: list[dict[str, Any]] = [
-                {"toolUse": {"toolUseId": i, "name": n, "input": a}} for i, n, a in calls
-            ]
+            content += [{"toolUse": {"toolUseId": i, "name": n, "input": a}} for i, n, a in calls]
         else:
-            content = [{"text": answer.text or ""}]
+            content.append({"text": answer.text or ""})
         return {
             "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": "tool_use" if calls else "end_turn",
@@ -298,29 +421,36 @@ class BedrockFormat:
         }
         return event_frame(headers, body)
 
+    def _block_delta(self, index: int, delta: dict[str, Any]) -> bytes:
+        return self._event("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
+
     def frames(self, parsed: Parsed, answer: Answer) -> list[bytes]:
         frames = [self._event("messageStart", {"role": "assistant"})]
+        first = 0  # the content block index of the answer's first text or tool call
+        if (reasoning := self._reasoning(answer)) is not None:
+            signed = reasoning["reasoningText"]
+            frames += [
+                self._block_delta(0, {"reasoningContent": {"text": word}})
+                for word in Answer(signed["text"]).words
+            ]
+            signature = {"reasoningContent": {"signature": signed["signature"]}}
+            frames.append(self._block_delta(0, signature))
+            frames.append(self._event("contentBlockStop", {"contentBlockIndex": 0}))
+            first = 1
         calls = self._calls(parsed, answer)
-        for index, (call_id, name, args) in enumerate(calls):
+        for index, (call_id, name, args) in enumerate(calls, start=first):
             start = {"toolUse": {"toolUseId": call_id, "name": name}}
             frames.append(
                 self._event("contentBlockStart", {"contentBlockIndex": index, "start": start})
             )
-            text = tool_input_json(args)
-            for at in range(0, len(text), TOOL_INPUT_PIECE):
-                piece = {"toolUse": {"input": text[at : at + TOOL_INPUT_PIECE]}}
-                frames.append(
-                    self._event("contentBlockDelta", {"contentBlockIndex": index, "delta": piece})
-                )
+            input_json = tool_input_json(args)
+            for at in range(0, len(input_json), TOOL_INPUT_PIECE):
+                piece = {"toolUse": {"input": input_json[at : at + TOOL_INPUT_PIECE]}}
+                frames.append(self._block_delta(index, piece))
             frames.append(self._event("contentBlockStop", {"contentBlockIndex": index}))
         if not calls:
-            for word in answer.words:
-                frames.append(
-                    self._event(
-                        "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": word}}
-                    )
-                )
-            frames.append(self._event("contentBlockStop", {"contentBlockIndex": 0}))
+            frames += [self._block_delta(first, {"text": word}) for word in answer.words]
+            frames.append(self._event("contentBlockStop", {"contentBlockIndex": first}))
         frames.append(
             self._event("messageStop", {"stopReason": "tool_use" if calls else "end_turn"})
         )
@@ -364,3 +494,21 @@ class BedrockFormat:
 def tool_input_json(args: dict[str, Any]) -> str:
     """The exact JSON text the fake streams as a call's input (tests compare to it)."""
     return json.dumps(args, separators=(",", ":"))
+
+
+def _cache_prefix(body: dict[str, Any]) -> tuple[str | None, int]:
+    """The prompt up to its last cachePoint (tools, then system, then messages: the order
+    Claude caches a prefix in), hashed, and its words: the tokens the fake reports as
+    written to or read from the cache. (None, 0) without a cachePoint."""
+    parts: list[Any] = list((body.get("toolConfig") or {}).get("tools") or [])
+    parts += body.get("system") or []
+    for message in body["messages"]:
+        parts += message["content"]
+    key: str | None = None
+    words = cached = 0
+    for at, part in enumerate(parts):
+        words += count_words(str(part["text"])) if "text" in part else 0
+        if "cachePoint" in part:
+            key = hashlib.sha256(json.dumps(parts[: at + 1], sort_keys=True).encode()).hexdigest()
+            cached = words
+    return key, cached
