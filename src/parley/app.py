@@ -327,6 +327,8 @@ def create_app(
         header_seconds=settings.header_timeout_seconds,
         body_seconds=settings.body_timeout_seconds,
         max_connections=settings.max_connections,
+        shed_lag_seconds=settings.shed_loop_lag_ms / 1000 or None,
+        on_shed=metrics.shed_requests.inc,
     )
     app.include_router(chat_models.router)
     app.include_router(web.build_router(web.WebAssets.load()))

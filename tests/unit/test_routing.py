@@ -326,3 +326,26 @@ async def test_retry_after_beyond_backoff_max_is_not_waited_for() -> None:
     assert slept == []
     assert failed.value.status_code == 429
     assert failed.value.headers["Retry-After"] == "7"
+
+
+async def test_waiters_that_leave_stop_counting_and_free_their_queue_places() -> None:
+    """A waiter that times out or is cancelled (its client went away) leaves the queue at
+    once: ``waiting`` drops and a newcomer gets its place instead of a queue-full refusal."""
+    gate = Gate("g", 1, QueueConfig(max_size=2, timeout=0.05), Metrics())
+    async with gate.slot():
+        timed_out = asyncio.create_task(gate.slot().__aenter__())
+        gone = asyncio.create_task(gate.slot().__aenter__())
+        await asyncio.sleep(0)
+        assert gate.waiting == 2
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert gate.waiting == 1
+        with pytest.raises(Overloaded):
+            await timed_out
+        assert gate.waiting == 0
+        newcomer = asyncio.create_task(gate.slot().__aenter__())
+        await asyncio.sleep(0)
+        assert gate.waiting == 1
+    await newcomer  # the holder's slot passed over the two dead entries to the newcomer
+    assert (gate.in_use, gate.waiting) == (1, 0)

@@ -69,3 +69,23 @@ def test_the_workers_supervisor_runs_with_the_collector_on(tmp_path: Path) -> No
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.split("\n")[-2:] == ["collector on", ""]
+
+
+def test_serve_listens_with_a_backlog_as_deep_as_its_connection_limit(tmp_path: Path) -> None:
+    """uvicorn's default backlog (2,048) is below Parley's connection limit: past it, the
+    kernel drops handshakes and those clients wait out TCP retransmissions."""
+    code = (
+        "import uvicorn\n"
+        "uvicorn.run = lambda *a, **k: print('backlog', k['backlog'])\n"
+        "from parley.cli import app\n"
+        "app(['serve'], standalone_mode=False)\n"
+    )
+    env = {
+        **os.environ,
+        "PARLEY_DATABASE_URL": f"sqlite:///{tmp_path}/parley.db",
+        "PARLEY_MAX_CONNECTIONS": "3000",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "backlog 3000"

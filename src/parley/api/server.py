@@ -16,6 +16,7 @@ The protocol also bounds how long a client may take to send its request (see
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ import msgspec
 from uvicorn.config import Config
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from parley.api import shedding
 
 
 class CoalescingTransport:
@@ -96,6 +99,10 @@ class ServerLimits:
     """The longest silence while a request's body is being read."""
     max_connections: int = 4096
     """Open connections (WebSockets included); one more is answered 503 and closed."""
+    shed_lag_seconds: float | None = 0.25
+    """Event-loop lag past which new model calls are shed (``api/shedding.py``); None off."""
+    on_shed: Callable[[], None] | None = None
+    """Called for each request shed (the app counts them in its metrics)."""
 
 
 DEFAULT_LIMITS = ServerLimits()
@@ -152,6 +159,9 @@ class ParleyHttpProtocol(HttpToolsProtocol):
         self._timer_at = 0.0
         self._begun = False  # a byte of the awaited request has arrived
         self._refused = False
+        self._shed_answer: bytes | None = None  # this request is refused (api/shedding.py)
+        self._shed_at = self._limits.shed_lag_seconds
+        self._lag = shedding.monitor(self.loop) if self._shed_at else None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
@@ -177,11 +187,31 @@ class ParleyHttpProtocol(HttpToolsProtocol):
             self.transport.write(_REFUSED)
             self.transport.close()
             return
+        if self._lag is not None and self._lag.shedding(self._shed_at or 0) and self._shed():
+            return
         super().on_headers_complete()
         self._await(_BODY, self._limits.body_seconds)
 
+    def _shed(self) -> bool:
+        """Take this request for the prebuilt refusal when it is a model call and nothing
+        earlier on the connection is still being answered; the refusal is written once its
+        body has been read, and the connection stays open for the client's next request."""
+        if self.cycle is not None and not self.cycle.response_complete:
+            return False  # a pipelined request: its answer must follow the one before
+        answer = shedding.shed_response(self.parser.get_method(), self.url)
+        if answer is None:
+            return False
+        assert self._lag is not None
+        assert self._shed_at is not None
+        self._lag.refused(self._shed_at)
+        if self._limits.on_shed is not None:
+            self._limits.on_shed()
+        self._shed_answer = answer
+        self._await(_BODY, self._limits.body_seconds)
+        return True
+
     def on_body(self, body: bytes) -> None:
-        if self._refused:
+        if self._refused or self._shed_answer is not None:
             return
         super().on_body(body)
         if self._phase == _BODY:
@@ -190,9 +220,24 @@ class ParleyHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if self._refused:
             return
+        if self._shed_answer is not None:
+            self._answer_shed(self._shed_answer)
+            return
         super().on_message_complete()
         self._phase = _IDLE
         self._begun = False
+
+    def _answer_shed(self, answer: bytes) -> None:
+        self._shed_answer = None
+        self._phase = _IDLE
+        self._begun = False
+        self.transport.write(answer)
+        if self.parser.should_keep_alive():
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+        else:
+            self.transport.close()
 
     def handle_websocket_upgrade(self) -> None:
         self._phase = _IDLE  # the WebSocket protocol owns the connection from here

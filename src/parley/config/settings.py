@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     Content-Length waits this long at most); else 408 and closed. Responses are not timed."""
     max_connections: int = Field(default=4096, ge=1)
     """Open connections per process; more are answered 503 ``too_many_connections``."""
+    shed_loop_lag_ms: float = Field(default=250.0, ge=0)
+    """Event-loop lag (how late a timer runs) past which new model calls (``POST /v1/...``)
+    are refused at once with 503 (529 on ``/v1/messages``) and ``Retry-After: 1``, before
+    any other work: a process whose CPU is saturated sheds instead of slowing every
+    request. Two readings in a row must be over it. 0 turns shedding off."""
 
     tokenizer_preload: bool = False
     """Load the tokenizer (~40 MB) at start-up instead of on first need."""

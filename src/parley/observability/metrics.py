@@ -199,6 +199,11 @@ class Metrics:
             ["model_group", "reason"],
             registry=self.registry,
         )
+        self.shed_requests = Counter(
+            "parley_shed_requests",
+            "Model calls refused at once because the event loop lagged (PARLEY_SHED_LOOP_LAG_MS)",
+            registry=self.registry,
+        )
         self.retries = Counter(
             "parley_retries",
             "Attempts after the first within a model group",

@@ -31,6 +31,10 @@ class Gate:
         self._metrics = metrics
         self.in_use = 0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        """A heap; entries whose waiter gave up stay in it (cancelled) until popped."""
+        self._live = 0
+        """Waiters still waiting: kept as a count, since a heap cannot be counted cheaply
+        and every admission asks (at 1,000 waiters a scan cost more than the request)."""
         self._seq = itertools.count()
 
     @property
@@ -39,7 +43,7 @@ class Gate:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for *_, f in self._waiters if not f.done())
+        return self._live
 
     @contextlib.asynccontextmanager
     async def slot(self, priority: int = DEFAULT_PRIORITY) -> AsyncIterator[None]:
@@ -54,10 +58,10 @@ class Gate:
 
     async def _acquire(self, priority: int) -> None:
         assert self.capacity is not None
-        if self.in_use < self.capacity and not self.waiting:
+        if self.in_use < self.capacity and not self._live:
             self.in_use += 1
             return
-        if self.waiting >= self._queue.max_size:
+        if self._live >= self._queue.max_size:
             self._metrics.admission_refusals.labels(self.name, "queue_full").inc()
             raise Overloaded(
                 f"model group {self.name!r} is at capacity and its queue is full",
@@ -66,14 +70,16 @@ class Gate:
             )
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (priority, next(self._seq), future))
-        self._metrics.queue_depth.labels(self.name).set(self.waiting)
+        self._live += 1
+        depth = self._metrics.queue_depth.labels(self.name)
+        depth.set(self._live)
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(asyncio.shield(future), self._queue.timeout)
+            # The future itself is awaited under a deadline: no task per waiter.
+            async with asyncio.timeout(self._queue.timeout):
+                await future
         except TimeoutError:
-            if future.done() and not future.cancelled():
-                self._release()  # granted in the same instant it timed out: hand it on
-            future.cancel()
+            self._give_up(future)
             self._metrics.admission_refusals.labels(self.name, "queue_timeout").inc()
             raise Overloaded(
                 f"model group {self.name!r} stayed at capacity for {self._queue.timeout:g}s",
@@ -81,18 +87,27 @@ class Gate:
                 retry_after=self._queue.timeout,
             ) from None
         except BaseException:
-            if future.done() and not future.cancelled():
-                self._release()
-            future.cancel()
+            self._give_up(future)
             raise
         finally:
             self._metrics.queue_wait.labels(self.name).observe(time.perf_counter() - started)
-            self._metrics.queue_depth.labels(self.name).set(self.waiting)
+            depth.set(self._live)
+
+    def _give_up(self, future: asyncio.Future[None]) -> None:
+        """A waiter leaves without its slot. Granted in the same instant (the result set,
+        the waiter not yet resumed): the slot passes on. Still waiting: it stops counting,
+        and its cancelled entry is skipped when the heap reaches it."""
+        if future.done() and not future.cancelled():
+            self._release()
+            return
+        future.cancel()
+        self._live -= 1
 
     def _release(self) -> None:
         while self._waiters:
             _, _, future = heapq.heappop(self._waiters)
             if not future.done():
+                self._live -= 1
                 future.set_result(None)  # the slot passes straight to the next waiter
                 return
         self.in_use -= 1
