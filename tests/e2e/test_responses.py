@@ -335,18 +335,24 @@ def test_reasoning_effort_reaches_claude_as_thinking_and_comes_back_as_reasoning
 ) -> None:
     """reasoning.effort is a thinking budget for Claude (on Bedrock in the model's own
     fields, with a cap above the budget); the thinking comes back as a reasoning item
-    ahead of the message, streamed as reasoning_text deltas."""
+    ahead of the message, its text the summary (streamed as reasoning_summary_text
+    deltas) and the signed block its encrypted_content (tests/e2e/test_responses_reasoning.py
+    sends it back)."""
     kwargs: Any = {"model": family, "input": "Oslo", "reasoning": {"effort": "medium"}}
     if stream:
         with client.responses.stream(**kwargs, store=False) as events:
-            deltas = [e.delta for e in events if e.type == "response.reasoning_text.delta"]
+            kinds = {"response.reasoning_summary_text.delta", "response.reasoning_text.delta"}
+            deltas = [(e.type, getattr(e, "delta", "")) for e in events if e.type in kinds]
             response = events.get_final_response()
-        assert "".join(deltas) == "Thinking about: Oslo"
+        assert {kind for kind, _ in deltas} == {"response.reasoning_summary_text.delta"}
+        assert "".join(delta for _, delta in deltas) == "Thinking about: Oslo"
     else:
         response = client.responses.create(**kwargs, store=False)
     assert [item.type for item in response.output] == ["reasoning", "message"]
-    reasoning = response.output[0]
-    assert reasoning.content[0].text == "Thinking about: Oslo"  # type: ignore[union-attr, index]
+    reasoning: Any = response.output[0]
+    assert [part.text for part in reasoning.summary] == ["Thinking about: Oslo"]
+    assert reasoning.content is None
+    assert reasoning.encrypted_content.startswith("parley.v1.")
     assert response.output_text == "You said: Oslo"
     sent = fake.calls_to(family)[-1].body
     budget = {"type": "enabled", "budget_tokens": 4096}

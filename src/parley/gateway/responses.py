@@ -79,6 +79,15 @@ class ResponsesStream:
     deployment: str
     dropped: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    thinking_blocks: bool = False
+    """The deployment reasons in thinking blocks (``THINKING_BLOCK_PROVIDERS``), so its
+    reasoning streams as a summary whose blocks are kept; known before the first delta,
+    where a block's signature comes only at its end. (A cached answer's blocks arrive
+    with their signatures, and tell for themselves.)"""
+
+
+THINKING_BLOCK_PROVIDERS = frozenset({"anthropic", "bedrock"})
+"""Providers whose reasoning comes as thinking blocks (Claude's, signed), not as text."""
 
 
 def speaks_responses(provider: object) -> bool:
@@ -243,11 +252,12 @@ class ResponsesCalls:
                     yield stream
                 return
             chat_outcome = Outcome(opened, outcome.lease, outcome.group, outcome.attempts)
+            blocks = outcome.lease.deployment.provider in THINKING_BLOCK_PROVIDERS
             async with gw._upstream_stream(
                 call, chat_outcome, include_usage=True, tally=tally, lookup=lookup
             ) as chat:
                 yield ResponsesStream(
-                    chat.chunks, None, chat.deployment, chat.dropped, chat.headers
+                    chat.chunks, None, chat.deployment, chat.dropped, chat.headers, blocks
                 )
         finally:
             gw._cache.land(lookup, tally.stored)

@@ -47,7 +47,10 @@ def _call(
     )
 
 
-def _run(chunks: list[ChatCompletionChunk]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _run(
+    chunks: list[ChatCompletionChunk], *, thinking_blocks: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The events ``chunks`` make, and the responses handed to be stored."""
     finished: list[dict[str, Any]] = []
 
     async def kept(response: dict[str, Any]) -> None:
@@ -58,7 +61,8 @@ def _run(chunks: list[ChatCompletionChunk]) -> tuple[list[dict[str, Any]], list[
             yield chunk
 
     async def collect() -> list[bytes]:
-        writer = ChunkEvents(envelope(REQUEST, "resp_1", store=True), Sequencer(), kept)
+        start = envelope(REQUEST, "resp_1", store=True)
+        writer = ChunkEvents(start, Sequencer(), kept, thinking_blocks=thinking_blocks)
         return [frame async for frame in writer.frames(source())]
 
     # An item may carry several events (those one chunk makes are written together).

@@ -4,8 +4,9 @@ OpenAI upstream's own events passed on, and the SSE response that carries either
 The sequence for a translated stream, as OpenAI sends it: ``response.created``,
 ``response.in_progress``, then per output item ``response.output_item.added``, for text
 ``response.content_part.added``, ``response.output_text.delta``...,
-``response.output_text.done``, ``response.content_part.done`` (reasoning the same with
-``response.reasoning_text.*``), for a function call
+``response.output_text.done``, ``response.content_part.done`` (reasoning text the same
+with ``response.reasoning_text.*``; thinking blocks as summary parts, below), for a
+function call
 ``response.function_call_arguments.delta``... and ``.done``, then
 ``response.output_item.done``; last ``response.completed`` (or ``response.incomplete``
 for a length cut-off). Every event carries a ``sequence_number`` from 0. A failure
@@ -14,6 +15,14 @@ mid-stream ends it with ``error`` and ``response.failed``.
 Parallel function calls may arrive interleaved (deltas for calls 0 and 1 alternating):
 each call is its own output item, open from its first delta to the end of the answer, and
 each delta goes to its own item, so the reassembled arguments are exactly the upstream's.
+
+Thinking blocks (Anthropic's, Claude's on Bedrock: ``ChunkEvents(thinking_blocks=True)``,
+or any delta carrying a signature or a redacted block) are one reasoning item, as a
+non-streamed answer has them: per block with text ``response.reasoning_summary_part.added``,
+``response.reasoning_summary_text.delta``..., ``.done`` and
+``response.reasoning_summary_part.done``; each signature closes its block, and
+``response.output_item.done`` carries the blocks in ``encrypted_content``
+(``reasoning.py``), which the item had not when it was added.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from typing import Any
 
 import msgspec
 
+from parley.api.responses.reasoning import summary_part, thinking_item
 from parley.api.responses.render import (
     call_item,
     finish,
@@ -37,7 +47,7 @@ from parley.api.sse import SSEResponse
 from parley.errors import ParleyError
 from parley.observability.redact import redactor
 from parley.providers.base import ChunkStream
-from parley.schema.chat import Usage
+from parley.schema.chat import Delta, ThinkingBlock, Usage
 
 Finished = Callable[[dict[str, Any]], Awaitable[None]]
 _encode = msgspec.json.Encoder().encode
@@ -103,6 +113,19 @@ class _Content:
 
 
 @dataclass(slots=True)
+class _Thinking:
+    """The open reasoning item of thinking blocks: its summary parts so far (one per
+    block with text), the open part's pieces, and the blocks closed by their signatures."""
+
+    output_index: int
+    item_id: str
+    parts: list[str] = field(default_factory=list)
+    open: list[str] | None = None
+    blocks: list[ThinkingBlock] = field(default_factory=list)
+    delta_head: bytes = b""
+
+
+@dataclass(slots=True)
 class _Call:
     output_index: int
     item_id: str
@@ -114,13 +137,21 @@ class _Call:
 class ChunkEvents:
     """One translated stream's state: which items are open, what each holds."""
 
-    def __init__(self, response: dict[str, Any], seq: Sequencer, finished: Finished) -> None:
+    def __init__(
+        self,
+        response: dict[str, Any],
+        seq: Sequencer,
+        finished: Finished,
+        *,
+        thinking_blocks: bool = False,
+    ) -> None:
         self.response = response
         self._seq = seq
         self._finished = finished
+        self._thinking_blocks = thinking_blocks
         self._items: dict[int, dict[str, Any]] = {}
         self._next_index = 0
-        self._content: _Content | None = None
+        self._content: _Content | _Thinking | None = None
         self._calls: dict[int, _Call] = {}
 
     async def frames(self, chunks: ChunkStream) -> AsyncIterator[bytes]:
@@ -145,8 +176,12 @@ class ChunkEvents:
                     continue
                 delta = choice.delta
                 out: list[bytes] = []
-                if delta.reasoning_content:
-                    out += self._text("reasoning", delta.reasoning_content)
+                if (
+                    delta.reasoning_content
+                    or delta.reasoning_signature is not None
+                    or delta.redacted_reasoning is not None
+                ):
+                    out += self._reasoning(delta)
                 if delta.content:
                     out += self._text("message", delta.content)
                 for call in delta.tool_calls or []:
@@ -182,11 +217,120 @@ class ChunkEvents:
         self._next_index += 1
         return index
 
+    def _reasoning(self, delta: Delta) -> list[bytes]:
+        if (
+            self._thinking_blocks
+            or isinstance(self._content, _Thinking)
+            or delta.reasoning_signature is not None
+            or delta.redacted_reasoning is not None
+        ):
+            return self._thinking(delta)
+        return self._text("reasoning", delta.reasoning_content or "")
+
+    def _thinking(self, delta: Delta) -> list[bytes]:
+        """Thinking-block deltas: text into the open summary part (opened on the first
+        piece), a signature closing the block, a redacted block whole."""
+        frame = self._seq.frame
+        out: list[bytes] = []
+        item = self._content
+        if not isinstance(item, _Thinking):
+            out += self._close_content(False)
+            item = self._content = _Thinking(self._index(), new_id("rs"))
+            added = thinking_item(item.item_id, [], [], "in_progress")
+            out.append(
+                frame(
+                    {
+                        "type": "response.output_item.added",
+                        "output_index": item.output_index,
+                        "item": added,
+                    }
+                )
+            )
+        if delta.reasoning_content:
+            if item.open is None:
+                item.open = []
+                where = self._summary_where(item, len(item.parts))
+                item.delta_head = (
+                    b'{"type":"response.reasoning_summary_text.delta","item_id":'
+                    + _encode(item.item_id)
+                    + b',"output_index":'
+                    + str(item.output_index).encode()
+                    + b',"summary_index":'
+                    + str(len(item.parts)).encode()
+                    + b',"delta":'
+                )
+                out.append(
+                    frame(
+                        {
+                            "type": "response.reasoning_summary_part.added",
+                            **where,
+                            "part": summary_part(""),
+                        }
+                    )
+                )
+            item.open.append(delta.reasoning_content)
+            out.append(
+                self._seq.frame_raw(
+                    b"response.reasoning_summary_text.delta",
+                    item.delta_head + _encode(delta.reasoning_content),
+                )
+            )
+        if delta.reasoning_signature is not None:
+            text = self._close_part(item, out)
+            item.blocks.append(
+                ThinkingBlock("thinking", thinking=text, signature=delta.reasoning_signature)
+            )
+        if delta.redacted_reasoning is not None:
+            self._close_part(item, out)
+            item.blocks.append(ThinkingBlock("redacted_thinking", data=delta.redacted_reasoning))
+        return out
+
+    @staticmethod
+    def _summary_where(item: _Thinking, index: int) -> dict[str, Any]:
+        return {"item_id": item.item_id, "output_index": item.output_index, "summary_index": index}
+
+    def _close_part(self, item: _Thinking, out: list[bytes]) -> str:
+        """Close the open summary part, if any; its text (the block's)."""
+        if item.open is None:
+            return ""
+        frame = self._seq.frame
+        text = "".join(item.open)
+        item.open = None
+        where = self._summary_where(item, len(item.parts))
+        item.parts.append(text)
+        out.append(frame({"type": "response.reasoning_summary_text.done", **where, "text": text}))
+        out.append(
+            frame(
+                {
+                    "type": "response.reasoning_summary_part.done",
+                    **where,
+                    "part": summary_part(text),
+                }
+            )
+        )
+        return text
+
+    def _close_thinking(self, item: _Thinking) -> list[bytes]:
+        out: list[bytes] = []
+        self._close_part(item, out)  # text whose signature never came: summary only
+        done = thinking_item(item.item_id, item.parts, item.blocks, "completed")
+        self._items[item.output_index] = done
+        out.append(
+            self._seq.frame(
+                {
+                    "type": "response.output_item.done",
+                    "output_index": item.output_index,
+                    "item": done,
+                }
+            )
+        )
+        return out
+
     def _text(self, kind: str, delta: str) -> list[bytes]:
         frame = self._seq.frame
         out: list[bytes] = []
         content = self._content
-        if content is None or content.kind != kind:
+        if not isinstance(content, _Content) or content.kind != kind:
             out += self._close_content(False)
             content = self._content = _Content(kind, self._index(), new_id(_PREFIX[kind]))
             content.delta_head = (
@@ -243,6 +387,8 @@ class ChunkEvents:
         content, self._content = self._content, None
         if content is None:
             return []
+        if isinstance(content, _Thinking):
+            return self._close_thinking(content)
         frame = self._seq.frame
         text = "".join(content.text)
         done: dict[str, Any] = {

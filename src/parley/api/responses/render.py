@@ -1,6 +1,11 @@
 """Chat Completions answers told as Responses objects: the envelope (echoing the request's
 settings, as OpenAI's does), output items, status and usage.
 
+Reasoning that came as thinking blocks (Anthropic, Claude on Bedrock) is a ``reasoning``
+item with a summary and ``encrypted_content`` (``reasoning.py``); reasoning that came as
+text alone (``reasoning_content``: vLLM, llama.cpp, DeepSeek, Gemini) is one with a
+``reasoning_text`` part in its ``content`` (raw reasoning text, in OpenAI's reference).
+
 ``finish_reason`` maps to ``status``: ``length`` is ``incomplete`` with
 ``incomplete_details.reason = "max_output_tokens"``, ``content_filter`` is ``incomplete``
 with reason ``content_filter``; anything else is ``completed``.
@@ -12,6 +17,7 @@ import os
 import time
 from typing import Any
 
+from parley.api.responses.reasoning import summaries, thinking_item
 from parley.schema.chat import ChatCompletion, Usage
 from parley.schema.responses import ResponsesRequest
 
@@ -155,7 +161,10 @@ def from_completion(
     output: list[dict[str, Any]] = response["output"]
     if choice is not None:
         message = choice.message
-        if isinstance(message.reasoning_content, str) and message.reasoning_content:
+        blocks = message.thinking_blocks
+        if isinstance(blocks, list) and blocks:  # Claude's: a summary, the blocks kept
+            output.append(thinking_item(new_id("rs"), summaries(blocks), blocks, "completed"))
+        elif isinstance(message.reasoning_content, str) and message.reasoning_content:
             output.append(reasoning_item(new_id("rs"), message.reasoning_content))
         content: list[dict[str, Any]] = []
         if message.content:

@@ -7,6 +7,9 @@ sent). ``previous_response_id`` is resolved here, from Parley's own store, so a
 conversation continues on any provider: the stored response's input and output items are
 put before the new input, and an OpenAI upstream is sent the whole conversation with
 ``store: false`` (the response ids a client sees are Parley's, never the upstream's).
+Reasoning items Parley wrote (Claude's thinking, ``reasoning.py``) are kept in stored
+output, so a continued conversation sends the signed thinking back to Claude, and are
+left out of what an OpenAI upstream is sent, which could not decrypt them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from parley.api.errors import render_parley_error
 from parley.api.jsonbody import too_deep
 from parley.api.openai import warning_headers
 from parley.api.responses.events import ChunkEvents, Sequencer, passthrough_frames, responses_sse
+from parley.api.responses.reasoning import is_parleys_item
 from parley.api.responses.render import envelope, from_completion, new_id
 from parley.api.responses.translate import input_items, to_chat
 from parley.errors import InvalidRequest, NotFound
@@ -40,7 +44,12 @@ from parley.store.responses import ResponseArchive
 
 router = APIRouter(prefix="/v1", tags=["responses"])
 _JSON = "application/json"
-_ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
+_ID_PREFIXES = {
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+    "reasoning": "rs",
+}
 _DROPPED_HISTORY = frozenset(
     {
         # OpenAI's own tool calls: with store false upstream their ids mean nothing there,
@@ -114,12 +123,14 @@ def _with_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _for_upstream(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Items an OpenAI upstream (store false) accepts: no ids (nothing is stored there)
-    except on reasoning items, which carry their encrypted content, and no statuses."""
+    except on reasoning items, which carry their encrypted content, and no statuses; no
+    reasoning Parley wrote (Claude's thinking, which OpenAI could not decrypt)."""
     return [
         item
         if item.get("type") == "reasoning"
         else {k: v for k, v in item.items() if k not in ("id", "status")}
         for item in items
+        if not is_parleys_item(item)
     ]
 
 
@@ -154,11 +165,13 @@ async def _prepare(request: Request, caller: Caller) -> _Prepared:
             if isinstance(item, dict) and (kept := _as_input(item)) is not None
         ]
     items = _with_ids(history + input_items(parsed.input))
-    translation = to_chat(parsed, items)
+    translation = to_chat(parsed, items, history=len(history))
     upstream = {k: v for k, v in raw.items() if k != "previous_response_id"}
     upstream["store"] = False
     if history:
         upstream["input"] = _for_upstream(items)
+    elif isinstance(raw.get("input"), list) and any(map(is_parleys_item, raw["input"])):
+        upstream["input"] = [item for item in raw["input"] if not is_parleys_item(item)]
     problems = translation.problems + [
         InvalidRequest(f"parameter {name!r} is supported only by OpenAI deployments", param=name)
         for name in sorted(set(raw) - RESPONSES_FIELDS)
@@ -235,7 +248,8 @@ def _stream(
                 assert outcome.chunks is not None
                 start = envelope(prepared.request, prepared.response_id, store=prepared.store)
                 holder["response"] = start
-                frames = ChunkEvents(start, seq, finished).frames(outcome.chunks)
+                writer = ChunkEvents(start, seq, finished, thinking_blocks=outcome.thinking_blocks)
+                frames = writer.frames(outcome.chunks)
             yield _Opened(frames, headers)
 
     settings = request.app.state.settings

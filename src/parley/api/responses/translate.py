@@ -3,12 +3,15 @@
 Each input item becomes a Chat Completions message: ``message`` items by role (their
 ``input_text`` / ``input_image`` / ``output_text`` parts as text and image parts),
 ``function_call`` items join the assistant turn before them as ``tool_calls``, and
-``function_call_output`` items become ``tool`` messages. ``instructions`` lead as a system
-message. What only OpenAI itself can do (built-in tools, files by id, item references,
-background runs, item and part types newer than this translation) is not an error yet:
-it is collected in ``Translation.problems``, because an OpenAI deployment receives the
-request as it came and honours it; the gateway refuses it with the first problem only
-when the deployment it picked would have to translate.
+``function_call_output`` items become ``tool`` messages. A ``reasoning`` item whose
+``encrypted_content`` Parley wrote (``reasoning.py``) becomes the ``thinking_blocks`` of the
+assistant turn it opens (or joins), so Claude gets its signed thinking back in front of
+the turn's tool use. ``instructions`` lead as a system message. What only OpenAI itself
+can do (built-in tools, files by id, item references, OpenAI's own reasoning, background
+runs, item and part types newer than this translation) is not an error yet: it is
+collected in ``Translation.problems``, because an OpenAI deployment receives the request
+as it came and honours it; the gateway refuses it with the first problem only when the
+deployment it picked would have to translate.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley.api.responses.reasoning import is_parleys, unpack
 from parley.errors import InvalidRequest
 from parley.schema.chat import (
     AssistantMessage,
@@ -46,9 +50,8 @@ from parley.schema.responses import ResponsesRequest
 
 _SKIPPED_ITEMS = frozenset(
     {
-        # Output items of OpenAI's own tools and reasoning: context another provider has no
-        # use for (and cannot be sent), left out when a conversation continues elsewhere.
-        "reasoning",
+        # Output items of OpenAI's own tools: context another provider has no use for (and
+        # cannot be sent), left out when a conversation continues elsewhere.
         "web_search_call",
         "file_search_call",
         "computer_call",
@@ -80,15 +83,17 @@ def input_items(value: str | list[dict[str, Any]] | None) -> list[dict[str, Any]
     return list(value)
 
 
-def to_chat(request: ResponsesRequest, items: list[dict[str, Any]]) -> Translation:
-    """``items``: the conversation so far (a stored response's, when continuing) and this
-    request's input, in order."""
+def to_chat(
+    request: ResponsesRequest, items: list[dict[str, Any]], *, history: int = 0
+) -> Translation:
+    """``items``: the conversation so far (a stored response's, when continuing: the first
+    ``history`` items) and this request's input, in order."""
     problems: list[InvalidRequest] = []
     messages: list[Message] = []
     if request.instructions:
         messages.append(SystemMessage(content=request.instructions))
     for index, item in enumerate(items):
-        _item(item, f"input[{index}]", messages, problems)
+        _item(item, f"input[{index}]", messages, problems, stored=index < history)
     if not messages and not problems:
         raise InvalidRequest("Missing required parameter: 'input'.", param="input")
     tools, builtin = _tools(request.tools, problems)
@@ -149,11 +154,21 @@ def _required_str(item: dict[str, Any], name: str, where: str) -> str:
     return value
 
 
-def _item(item: Any, where: str, messages: list[Message], problems: list[InvalidRequest]) -> None:
+def _item(
+    item: Any, where: str, messages: list[Message], problems: list[InvalidRequest], *, stored: bool
+) -> None:
     item = _object(item, where)
     kind = item.get("type", "message")
     if kind == "message":
-        messages.append(_message(item, where, problems))
+        message = _message(item, where, problems)
+        last = messages[-1] if messages else None
+        if isinstance(message, AssistantMessage) and _thinking_only(last):
+            assert isinstance(last, AssistantMessage)
+            last.content, last.refusal = message.content, message.refusal  # one turn
+        else:
+            messages.append(message)
+    elif kind == "reasoning":
+        _reasoning(item, where, messages, problems, stored=stored)
     elif kind == "function_call":
         call = ToolCall(
             id=_required_str(item, "call_id", where),
@@ -188,10 +203,69 @@ def _item(item: Any, where: str, messages: list[Message], problems: list[Invalid
         problems.append(
             InvalidRequest(
                 f"Invalid value for '{where}.type': {kind!r} is supported only by OpenAI "
-                "deployments (translated: message, function_call, function_call_output).",
+                "deployments (translated: message, function_call, function_call_output, "
+                "reasoning).",
                 param=f"{where}.type",
             )
         )
+
+
+def _thinking_only(message: Message | None) -> bool:
+    """An assistant turn opened by a reasoning item and nothing else yet."""
+    return (
+        isinstance(message, AssistantMessage)
+        and message.content is None
+        and not message.tool_calls
+        and bool(message.thinking_blocks)
+    )
+
+
+def _reasoning(
+    item: dict[str, Any],
+    where: str,
+    messages: list[Message],
+    problems: list[InvalidRequest],
+    *,
+    stored: bool,
+) -> None:
+    """A reasoning item: Parley's own become thinking blocks on the assistant turn they
+    precede (reasoning, then that turn's message and function calls, as answers list
+    them). One without ``encrypted_content`` has nothing to send back and is left out, as
+    before. OpenAI's own can go back to OpenAI only: a problem for a translation, unless
+    Parley itself put it there from a stored response (``stored``), where it is left out
+    so that a conversation continued with ``previous_response_id`` may change families."""
+    content = item.get("encrypted_content")
+    if content is None or content == "":
+        return
+    param = f"{where}.encrypted_content"
+    if not isinstance(content, str):
+        raise InvalidRequest(f"Invalid type for '{param}': expected a string.", param=param)
+    if not is_parleys(content):
+        if not stored:
+            problems.append(
+                InvalidRequest(
+                    f"'{where}' is a reasoning item whose encrypted_content Parley did not "
+                    "write (OpenAI's own, say): only an OpenAI deployment can take it back. "
+                    "Leave the item out of the input to continue on this model.",
+                    param=param,
+                    code="invalid_encrypted_content",
+                )
+            )
+        return
+    try:
+        blocks = unpack(content)
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"The encrypted_content of '{where}' cannot be read: {exc}. Send it back exactly "
+            "as Parley returned it.",
+            param=param,
+            code="invalid_encrypted_content",
+        ) from None
+    last = messages[-1] if messages else None
+    if isinstance(last, AssistantMessage):
+        last.thinking_blocks = [*(last.thinking_blocks or []), *blocks]
+    else:
+        messages.append(AssistantMessage(thinking_blocks=blocks))
 
 
 def _parts_text(parts: Any, where: str) -> str:
