@@ -61,6 +61,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import overload
 from bench.common import print_table, wait_port
 from parley.testing.servers import free_port
 
@@ -483,6 +484,7 @@ def parley_setup(tmp: Path, upstream: str, port: int) -> tuple[list[str], dict[s
         f"api_base: '{upstream}/sse/v1', max_connections: 1000}}]}}\n"
         f"  - {{name: bench-slow, deployments: [{{provider: openai_compatible, model: bench, "
         f"api_base: '{upstream}/slow/v1', max_connections: 2000}}]}}\n"
+        + overload.group_yaml(f"{upstream}/slow/v1")
     )
     env = {
         "PARLEY_DATABASE_URL": f"sqlite:///{tmp}/parley.db",
@@ -526,6 +528,13 @@ def _arguments() -> argparse.Namespace:
         help="seconds per 500 ms-upstream row (the first 0.5 s can complete nothing)",
     )
     parser.add_argument(
+        "--overload-connections",
+        type=int,
+        default=3000,
+        help="connections of Parley's overload rows (about twice what one core serves)",
+    )
+    parser.add_argument("--skip-overload", action="store_true")
+    parser.add_argument(
         "--portkey-warmup",
         type=float,
         default=PORTKEY_WARMUP,
@@ -541,6 +550,7 @@ def _arguments() -> argparse.Namespace:
     if args.quick:
         args.duration, args.concurrency = 3.0, [1, 64]
         args.slow_connections, args.slow_duration = [256], 6.0
+        args.overload_connections = min(args.overload_connections, 2000)
         args.portkey_warmup = min(args.portkey_warmup, 5.0)
     return args
 
@@ -650,6 +660,13 @@ def _report(
     _side_by_side(args, gateways, results)
     print()
     _protocols_table(args, results["parley"])
+    if OVERLOAD_RUNS:
+        print(
+            f"\nOverload: group {overload.GROUP} (max_concurrency {overload.CAP}, a queue of "
+            f"{overload.CAP} for {overload.QUEUE_TIMEOUT:g} s) on the 500 ms upstream; peak at "
+            f"{overload.CAP} connections; {args.slow_duration:g} s per row"
+        )
+        print_table(*overload.table(OVERLOAD_RUNS))
     print()
     print_table(
         ["gateway", "start-up s", "RSS idle MB", "RSS after load MB"],
@@ -755,7 +772,43 @@ def _measure(
                 proc.pid, lambda c=c: wrk(url, slow_script, c, args.slow_duration)
             )
         loaded = rss_mb(proc.pid)
+        if gateway == "parley" and not args.skip_overload:
+            OVERLOAD_RUNS[:] = _overload_rows(proc.pid, port, tmp, key, args)
     return runs, {"startup": boot, "rss_idle": idle, "rss_loaded": loaded}
+
+
+OVERLOAD_RUNS: list[overload.OverloadRun] = []
+"""Parley's overload rows, filled by ``_measure`` (they have their own shape and table)."""
+
+
+def _overload_rows(
+    pid: int, port: int, tmp: Path, key: str, args: argparse.Namespace
+) -> list[overload.OverloadRun]:
+    """The peak, then ``--overload-connections`` with clients that wait out Retry-After and
+    with clients that retry at once (``bench/overload.py``)."""
+    base = f"http://127.0.0.1:{port}"
+    rows = []
+    for label, connections, honour in (
+        ("peak (Retry-After)", overload.CAP, True),
+        ("wait Retry-After", args.overload_connections, True),
+        ("retry at once", args.overload_connections, False),
+    ):
+        before = cpu_seconds(pid)
+        run = overload.run(
+            label,
+            base,
+            tmp,
+            key,
+            connections=connections,
+            seconds=args.slow_duration,
+            honour=honour,
+            load_core=LOAD_CORE,
+        )
+        total = run.answered + run.refused
+        run.cpu_us = (cpu_seconds(pid) - before) / total * 1e6 if total else None
+        rows.append(run)
+        time.sleep(2)  # the refused clients' last waits and the queue drain
+    return rows
 
 
 PROTOCOL_CONCURRENCY = (1, 64)
