@@ -530,8 +530,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--overload-connections",
         type=int,
-        default=3000,
-        help="connections of Parley's overload rows (about twice what one core serves)",
+        default=2000,
+        help="connections of Parley's overload rows (four times what the group serves)",
     )
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument(
@@ -550,7 +550,6 @@ def _arguments() -> argparse.Namespace:
     if args.quick:
         args.duration, args.concurrency = 3.0, [1, 64]
         args.slow_connections, args.slow_duration = [256], 6.0
-        args.overload_connections = min(args.overload_connections, 2000)
         args.portkey_warmup = min(args.portkey_warmup, 5.0)
     return args
 

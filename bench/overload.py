@@ -1,9 +1,10 @@
 """The overload rows of ``bench.compare``: Parley at its peak, then past it.
 
-A model group on the 500 ms upstream with ``max_concurrency: CAP`` and a queue of ``CAP``
-places waiting at most ``QUEUE_TIMEOUT`` seconds is loaded first at ``CAP`` connections (every
-call admitted at once: the peak), then at ``--overload-connections`` (3,000 by default: on a
-core of this machine kind about twice the calls Parley can serve). Each row counts, from the
+A model group on the 500 ms upstream with ``max_concurrency: CAP`` (500: it can serve
+1,000 calls/s) and a queue of ``CAP`` places waiting at most ``QUEUE_TIMEOUT`` seconds is
+loaded first at ``CAP`` connections (every call admitted at once: the peak), then at
+``--overload-connections`` (2,000 by default: twice what the group admits and queues
+together, four times what it serves). Each row counts, from the
 responses themselves (a wrk script reading each status): answers (200), refusals (503/429)
 and what neither (timeouts, socket errors, other statuses); and, from Parley's /metrics
 before and after, which refusals came from the group's queue and which from load shedding.
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-CAP = 1000
+CAP = 500
 QUEUE_TIMEOUT = 2.0
 UPSTREAM_SECONDS = 0.5
 GROUP = "bench-overload"

@@ -492,3 +492,43 @@ def test_auto_model_routes_by_tier_and_records_the_decision(
         time.sleep(0.05)
     assert tiers[:2] == ["fast", "premium"]
     assert tiers[2].startswith("variant:")
+
+
+def test_calls_refused_at_a_full_queue_spend_none_of_the_keys_limits(
+    serve: Serve, fake: FakeUpstream
+) -> None:
+    """A full group refuses before the key's limits are reserved: the refusal is Parley's
+    doing, so it costs the caller no request of its rpm, and costs Parley little."""
+    url = serve(
+        [
+            {
+                "name": "chat",
+                "max_concurrency": 1,
+                "queue": {"max_size": 0, "timeout": 1},
+                "deployments": [dep(fake, "m+latency-1", "slow")],
+            }
+        ]
+    )
+    created = httpx.post(
+        f"{url}/admin/keys",
+        json={"rpm": 2},
+        headers={"authorization": f"Bearer {ADMIN}"},
+        timeout=30,
+    )
+    auth = {"authorization": f"Bearer {created.json()['key']}"}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(chat, url, "chat", headers=auth)
+        deadline = time.monotonic() + 10
+        while waiting_or_busy(url) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        refused = [chat(url, "chat", headers=auth) for _ in range(5)]
+        assert holder.result().status_code == 200
+    assert [r.status_code for r in refused] == [503] * 5
+    assert {r.json()["error"]["code"] for r in refused} == {"overloaded"}
+    second = chat(url, "chat", headers=auth)  # the key's second request this minute
+    assert second.status_code == 200, second.text
+
+
+def waiting_or_busy(url: str) -> int:
+    group = admin_deployments(url)["groups"][0]
+    return int(group["in_use"]) + int(group["waiting"])

@@ -205,6 +205,7 @@ class Gateway:
         requested = request.model
         request, selection = self._select(request, caller)
         group = self.registry.group(request.model)
+        self.resilience.check_room(group)
 
         async def admit(target: ModelGroup) -> Call:
             begin = self.policies.begin(

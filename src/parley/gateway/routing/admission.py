@@ -62,12 +62,7 @@ class Gate:
             self.in_use += 1
             return
         if self._live >= self._queue.max_size:
-            self._metrics.admission_refusals.labels(self.name, "queue_full").inc()
-            raise Overloaded(
-                f"model group {self.name!r} is at capacity and its queue is full",
-                code="overloaded",
-                retry_after=self._queue.timeout,
-            )
+            raise self._refused_full()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (priority, next(self._seq), future))
         self._live += 1
@@ -92,6 +87,25 @@ class Gate:
         finally:
             self._metrics.queue_wait.labels(self.name).observe(time.perf_counter() - started)
             depth.set(self._live)
+
+    def check_room(self) -> None:
+        """Refuse now if a call would be refused on arrival (every slot taken, the queue
+        full): the pipeline asks before reserving limits and budgets, so a refusal under
+        overload costs little more than reading the request."""
+        if (
+            self.capacity is not None
+            and self.in_use >= self.capacity
+            and self._live >= self._queue.max_size
+        ):
+            raise self._refused_full()
+
+    def _refused_full(self) -> Overloaded:
+        self._metrics.admission_refusals.labels(self.name, "queue_full").inc()
+        return Overloaded(
+            f"model group {self.name!r} is at capacity and its queue is full",
+            code="overloaded",
+            retry_after=self._queue.timeout,
+        )
 
     def _give_up(self, future: asyncio.Future[None]) -> None:
         """A waiter leaves without its slot. Granted in the same instant (the result set,

@@ -163,6 +163,15 @@ class Resilience:
             for name, group in groups.items()
         }
 
+    def check_room(self, group: ModelGroup) -> None:
+        """Refuse a call to ``group`` at once when its gate is full and nothing else could
+        take it (no fallback group, no budget downgrade): see ``Gate.check_room``."""
+        if group.fallbacks or group.downgrade is not None:
+            return
+        gate = self.gates.get(group.name)
+        if gate is not None:
+            gate.check_room()
+
     def rebuilt(
         self, groups: dict[str, ModelGroup], router: Router, health: HealthBook
     ) -> Resilience:
