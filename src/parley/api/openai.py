@@ -72,7 +72,7 @@ def warning_headers(deployment: str, dropped: list[str], limits: dict[str, str])
     if dropped:
         headers["x-parley-dropped-params"] = ",".join(dropped)
         headers["x-parley-warning"] = (
-            f"dropped parameters {deployment} cannot honour: {', '.join(dropped)}"
+            f"dropped what {deployment} cannot honour: {', '.join(dropped)}"
         )
     return headers
 

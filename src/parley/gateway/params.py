@@ -8,6 +8,10 @@ Three sources: the typed parameters an adapter cannot translate (``unsupported``
 top-level fields Parley has no type for (``ChatRequest.extra``: forwarded only where the
 adapter passes them through, i.e. ``openai_compatible``; OpenAI itself answers 400 for
 them), and what a deployment's configuration lists as ``refused_params``.
+
+Content parts an adapter cannot send (``RefusedPart``: a document Bedrock cannot take) go
+the same way (``apply_drop_parts``): a 400 naming the part (``messages[2].content[1]``),
+or, with ``drop_params``, the part removed and its path reported with the parameters.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 import msgspec
 
 from parley.errors import UnsupportedParameter
-from parley.schema.chat import ChatRequest
+from parley.providers.base import RefusedPart
+from parley.schema.chat import ChatRequest, Message, UserMessage
 
 # Values that ask for nothing beyond the default, so any provider honours them.
 _HARMLESS: dict[str, Any] = {
@@ -72,3 +77,30 @@ def apply_drop_params(
         kept = {name: value for name, value in extra.items() if name not in names}
         cleared["extra"] = kept or None
     return msgspec.structs.replace(request, **cleared), names
+
+
+def apply_drop_parts(
+    request: ChatRequest, refused: list[RefusedPart], *, drop: bool, deployment: str
+) -> tuple[ChatRequest, list[str]]:
+    """Refuse the first part ``deployment`` cannot take, or (``drop``) remove every such
+    part and return their paths. A user message left with no part stays, empty: adapters
+    send no turn for it."""
+    if not refused:
+        return request, []
+    if not drop:
+        first = refused[0]
+        raise UnsupportedParameter(
+            f"{first.reason}; {deployment} cannot take this content part: remove it or "
+            "enable drop_params to have Parley drop it",
+            param=first.param,
+        )
+    gone: dict[int, set[int]] = {}
+    for part in refused:
+        gone.setdefault(part.message, set()).add(part.part)
+    messages: list[Message] = list(request.messages)
+    for index, positions in gone.items():
+        message = messages[index]
+        if isinstance(message, UserMessage) and isinstance(message.content, list):
+            kept = [p for at, p in enumerate(message.content) if at not in positions]
+            messages[index] = msgspec.structs.replace(message, content=kept)
+    return msgspec.structs.replace(request, messages=messages), [p.param for p in refused]

@@ -39,7 +39,13 @@ from parley.gateway.routing.selector import Selection, Selector
 from parley.observability import tracing
 from parley.observability.logging import get_logger
 from parley.observability.metrics import Metrics
-from parley.providers.base import ChunkStream, Provider, native_protocol_of, stream_ended_early
+from parley.providers.base import (
+    ChunkStream,
+    Provider,
+    native_protocol_of,
+    refused_parts_of,
+    stream_ended_early,
+)
 from parley.schema.chat import (
     CacheDirective,
     ChatCompletion,
@@ -318,7 +324,10 @@ class Gateway:
             forwards_extra=provider.forwards_extra
             or (request.protocol is not None and request.protocol == native_protocol_of(provider)),
         )
-        return _Prepared(provider, request, dropped)
+        request, dropped_parts = params.apply_drop_parts(
+            request, refused_parts_of(provider, request), drop=drop, deployment=deployment.label
+        )
+        return _Prepared(provider, request, dropped + dropped_parts)
 
     def _guard_api_base(
         self, provider: Provider, request: ChatRequest, options: CallOptions

@@ -6,6 +6,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
@@ -42,6 +43,9 @@ class Provider(Protocol):
     # Optional, read with ``native_protocol_of``: ``native_protocol``, the inbound protocol
     # (``ChatRequest.protocol``) that is this upstream's own API, whose requests' extra
     # fields are the upstream's own and are forwarded too (Anthropic: "messages").
+    # Optional, read with ``refused_parts_of``: ``refused_parts(request)``, the content
+    # parts the adapter cannot send (Bedrock: a document by URL or file id), which the
+    # gateway refuses or drops as ``drop_params`` decides, as it does parameters.
 
     async def complete(self, request: ChatRequest) -> ChatCompletion: ...
 
@@ -56,6 +60,27 @@ def native_protocol_of(provider: Provider) -> str | None:
     """The adapter's ``native_protocol``; None for adapters that declare none."""
     value = getattr(provider, "native_protocol", None)
     return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedPart:
+    """A content part of a user message that an adapter cannot send, and why: the gateway
+    names it (``param``) in the 400, or drops it with ``drop_params``."""
+
+    message: int
+    part: int
+    reason: str
+
+    @property
+    def param(self) -> str:
+        return f"messages[{self.message}].content[{self.part}]"
+
+
+def refused_parts_of(provider: Provider, request: ChatRequest) -> list[RefusedPart]:
+    """The parts of ``request`` the adapter says it cannot send; none for adapters that
+    declare no ``refused_parts`` (they send every part, or refuse one as they build it)."""
+    check = getattr(provider, "refused_parts", None)
+    return list(check(request)) if check is not None else []
 
 
 def new_completion_id() -> str:

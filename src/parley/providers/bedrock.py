@@ -10,15 +10,18 @@ Notable translations: system and developer messages become ``system`` text block
 results become ``toolResult`` blocks in a user turn; consecutive same-role turns merge (the
 Converse API wants user and assistant to alternate); images must be base64 ``data:`` URLs
 (``bytes``) or ``s3://`` locations, since Bedrock fetches no URL and neither does Parley
-for it; JSON mode is a forced tool whose input schema is the requested schema, its input
-returned as the message text (as for Anthropic). Bedrock has no ``none`` tool choice: with
-``tool_choice: none`` the tools are not declared, unless the conversation already holds tool
-turns, which Bedrock accepts only with a ``toolConfig`` (then the tools stay declared and the
-choice is the model's). A conversation with tool turns but no ``tools`` declares the tools it
-used, with an open schema, for the same reason.
+for it; file parts become ``document`` blocks (``bedrock_documents.py``), and those Bedrock
+cannot take (by URL, by file id, a format outside its nine) are ``refused_parts``, refused
+or dropped by the gateway as ``drop_params`` decides; a tool message's ``is_error`` is the
+``toolResult``'s ``status: "error"``; JSON mode is a forced tool whose input schema is the
+requested schema, its input returned as the message text (as for Anthropic). Bedrock has
+no ``none`` tool choice: with ``tool_choice: none`` the tools are not declared, unless the
+conversation already holds tool turns, which Bedrock accepts only with a ``toolConfig``
+(then the tools stay declared and the choice is the model's). A conversation with tool
+turns but no ``tools`` declares the tools it used, with an open schema, for the same reason.
 
-Prompt caching: each ``cache_control`` breakpoint (on a text or image part, a system part,
-a tool message, a tool) becomes a ``cachePoint`` block right after the block it marks, in
+Prompt caching: each ``cache_control`` breakpoint (on a text, image or file part, a system
+part, a tool message, a tool) becomes a ``cachePoint`` block right after the block it marks, in
 ``messages[].content``, ``system`` or ``toolConfig.tools``; cache reads and writes come
 back in ``usage``. Thinking, for Claude models: ``thinking`` (or ``reasoning_effort`` as a
 budget, ``thinking.py``, the same table as for Anthropic) goes in
@@ -40,7 +43,8 @@ from urllib.parse import quote
 
 from parley.config.loader import Deployment
 from parley.errors import InvalidRequest
-from parley.providers.base import ChunkStream, decode_json, json_body, unexpected
+from parley.providers import bedrock_documents
+from parley.providers.base import ChunkStream, RefusedPart, decode_json, json_body, unexpected
 from parley.providers.bedrock_convert import (
     bedrock_to_parley_completion,
     json_mode,
@@ -120,6 +124,10 @@ class BedrockProvider:
         if self.deployment.api_key is not None:
             headers["Authorization"] = f"Bearer {self.deployment.api_key.reveal()}"
         return headers
+
+    def refused_parts(self, request: ChatRequest) -> list[RefusedPart]:
+        """File parts Converse cannot take (``gateway/params.py`` refuses or drops them)."""
+        return bedrock_documents.refused_parts(request)
 
     async def complete(self, request: ChatRequest) -> ChatCompletion:
         body = json_body(to_converse(request))

@@ -1,6 +1,7 @@
 """Bedrock Converse wire format <-> Parley's types: the request body (``cachePoint`` blocks
 for breakpoints, ``reasoningContent`` for earlier thinking, Claude's ``thinking`` in
-``additionalModelRequestFields``), the answer (thinking blocks with their signatures),
+``additionalModelRequestFields``, ``document`` blocks built by ``bedrock_documents.py``,
+a failed tool result's ``status: "error"``), the answer (thinking blocks with their signatures),
 usage (cache reads and writes), ``stopReason`` and AWS error answers. Shared by the
 provider (``bedrock.py``) and its stream translator (``bedrock_stream.py``); see
 ``bedrock.py`` for what is translated how.
@@ -17,6 +18,7 @@ from parley.errors import InvalidRequest, UpstreamStatusError
 from parley.observability.redact import redactor
 from parley.providers import convert
 from parley.providers.base import new_completion_id, now
+from parley.providers.bedrock_documents import DocumentNames, document_block
 from parley.providers.thinking import claude_thinking
 from parley.schema.chat import (
     AssistantMessage,
@@ -25,6 +27,7 @@ from parley.schema.chat import (
     ChatRequest,
     Choice,
     DeveloperMessage,
+    FilePart,
     ImagePart,
     NamedToolChoice,
     SystemMessage,
@@ -185,9 +188,10 @@ def _system(request: ChatRequest) -> list[dict[str, Any]]:
 
 def _messages(request: ChatRequest) -> list[dict[str, Any]]:
     turns: list[dict[str, Any]] = []
+    names = DocumentNames()  # unique across the request, as Bedrock requires
     for index, message in enumerate(request.messages):
         if isinstance(message, UserMessage):
-            role, blocks = "user", _user_blocks(message, index)
+            role, blocks = "user", _user_blocks(message, index, names)
         elif isinstance(message, AssistantMessage):
             role, blocks = "assistant", _assistant_blocks(message, index)
         elif isinstance(message, ToolMessage):
@@ -199,9 +203,16 @@ def _messages(request: ChatRequest) -> list[dict[str, Any]]:
 
 
 def _tool_result(message: ToolMessage) -> list[dict[str, Any]]:
-    """A ``toolResult`` block. Its content cannot hold a cachePoint, so a breakpoint on the
-    message or on any of its text parts follows the whole result."""
-    result = {"toolUseId": message.tool_call_id, "content": [{"text": text_of(message.content)}]}
+    """A ``toolResult`` block, ``status: "error"`` when the tool failed (Anthropic's
+    ``is_error``; left out otherwise, as success is the default). Its content cannot hold a
+    cachePoint, so a breakpoint on the message or on any of its text parts follows the
+    whole result."""
+    result: dict[str, Any] = {
+        "toolUseId": message.tool_call_id,
+        "content": [{"text": text_of(message.content)}],
+    }
+    if message.is_error:
+        result["status"] = "error"
     blocks: list[dict[str, Any]] = [{"toolResult": result}]
     marks = [message.cache_control]
     if not isinstance(message.content, str):
@@ -210,18 +221,20 @@ def _tool_result(message: ToolMessage) -> list[dict[str, Any]]:
     return blocks
 
 
-def _user_blocks(message: UserMessage, index: int) -> list[dict[str, Any]]:
+def _user_blocks(message: UserMessage, index: int, names: DocumentNames) -> list[dict[str, Any]]:
     if isinstance(message.content, str):
         return [{"text": message.content}]
     blocks: list[dict[str, Any]] = []
     for part_index, part in enumerate(message.content):
         if isinstance(part, TextPart):
             blocks.append({"text": part.text})
-            _mark(blocks, part.cache_control)
         elif isinstance(part, ImagePart):
             where = f"messages[{index}].content[{part_index}].image_url.url"
             blocks.append({"image": _image(part.image_url.url, where)})
-            _mark(blocks, part.cache_control)
+        elif isinstance(part, FilePart):
+            where = f"messages[{index}].content[{part_index}]"
+            blocks.append({"document": document_block(part, names, where)})
+        _mark(blocks, part.cache_control)
     return blocks
 
 

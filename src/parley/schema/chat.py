@@ -58,7 +58,9 @@ class FileData(Struct, omit_defaults=True):
 
 
 class FilePart(Struct, tag="file", tag_field="type", omit_defaults=True):
-    """OpenAI's ``file`` content part; Anthropic's ``document`` block maps to it."""
+    """OpenAI's ``file`` content part; Anthropic's ``document`` block maps to it. Bedrock
+    takes it as a ``document`` block. A document an upstream cannot take is refused with a
+    400, never silently left out (Bedrock's are dropped instead with ``drop_params``)."""
 
     file: FileData
     cache_control: CacheControl | None = None
@@ -127,7 +129,8 @@ class ToolMessage(Struct, tag="tool", tag_field="role", omit_defaults=True):
     content: TextContent
     tool_call_id: str
     is_error: bool | None = None
-    """Anthropic's ``tool_result.is_error``: sent to Anthropic, left out elsewhere."""
+    """Anthropic's ``tool_result.is_error``: sent to Anthropic, and to Bedrock as the
+    ``toolResult``'s ``status: "error"``; left out elsewhere."""
     cache_control: CacheControl | None = None
 
 

@@ -3,11 +3,15 @@
 Built from the Bedrock Runtime API reference (Converse, ConverseStream, their shapes and
 errors). Requests are checked as Bedrock checks them (``check_converse``): the known
 top-level fields only, ``messages`` alternating from a user turn, each content block one
-known member, images in a known format with base64 bytes, tool names and schemas,
-``toolUse`` / ``toolResult`` only with a ``toolConfig`` and each result answering a call,
-and ``inferenceConfig`` holding only its four fields. ``cachePoint`` blocks (in messages,
-``system`` and ``toolConfig.tools``) hold ``type: "default"`` and at most a ``ttl`` of
-``5m`` or ``1h``, and never open their list. ``reasoningContent`` is one of
+known member, images in a known format with base64 bytes, documents in one of the nine
+formats with a ``name`` of Bedrock's characters (letters, digits, single spaces, hyphens,
+parentheses, square brackets; 1 to 200) that no other document of the request has and a
+source of non-empty base64 ``bytes`` (or ``s3Location``, ``text``, ``content``), tool
+names and schemas, ``toolUse`` / ``toolResult`` only with a ``toolConfig`` and each result
+answering a call (its ``status``, when sent, ``success`` or ``error``, an error's content
+not empty), and ``inferenceConfig`` holding only its four fields. ``cachePoint`` blocks
+(in messages, ``system`` and ``toolConfig.tools``) hold ``type: "default"`` and at most a
+``ttl`` of ``5m`` or ``1h``, and never open their list. ``reasoningContent`` is one of
 ``reasoningText`` (text, signature) or base64 ``redactedContent``, in assistant turns.
 The fake model is a Claude: ``additionalModelRequestFields.thinking`` is checked as Claude
 checks it (a budget of at least 1024, below ``maxTokens``), and with thinking enabled
@@ -80,6 +84,12 @@ _CONTENT = frozenset(
 _INFERENCE = frozenset({"maxTokens", "temperature", "topP", "stopSequences"})
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "webp"})
+_DOCUMENT_FORMATS = frozenset({"pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md"})
+_DOCUMENT_FIELDS = frozenset({"format", "name", "source", "context", "citations"})
+_DOCUMENT_SOURCES = frozenset({"bytes", "s3Location", "text", "content"})
+_DOCUMENT_NAME = re.compile(r"^(?!.*  )[A-Za-z0-9 ()\[\]-]{1,200}$")
+_TOOL_RESULT_FIELDS = frozenset({"toolUseId", "content", "status", "type"})
+_TOOL_RESULT_STATUSES = frozenset({"success", "error"})
 _CACHE_TTLS = frozenset({"5m", "1h"})
 _THINKING_TYPES = frozenset({"enabled", "disabled", "adaptive"})
 
@@ -96,6 +106,7 @@ def check_converse(body: dict[str, Any]) -> None:
     if not isinstance(messages, list) or not messages:
         raise Invalid("The messages field is required and must not be empty.")
     calls: set[str] = set()
+    documents: set[str] = set()
     has_tool_blocks = False
     for index, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
@@ -113,6 +124,8 @@ def check_converse(body: dict[str, Any]) -> None:
         for block_index, block in enumerate(content):
             where = f"messages.{index}.content.{block_index}"
             has_tool_blocks |= _check_block(block, where, role, calls)
+            if "document" in block:
+                _check_document_name(block["document"]["name"], documents)
             if "cachePoint" in block:
                 _check_cache_point(block["cachePoint"], where, first=block_index == 0)
     for index, block in enumerate(body.get("system") or []):
@@ -218,6 +231,8 @@ def _check_block(block: Any, where: str, role: str, calls: set[str]) -> bool:
                 raise Invalid(f"{where}.image.source.bytes: not base64") from exc
         elif "s3Location" not in source:
             raise Invalid(f"{where}.image.source: bytes or s3Location is required")
+    if kind == "document":
+        _check_document(value, where)
     if kind == "reasoningContent":
         _check_reasoning(value, where, role)
     if kind == "toolUse":
@@ -230,10 +245,63 @@ def _check_block(block: Any, where: str, role: str, calls: set[str]) -> bool:
             raise Invalid(
                 f"{where}.toolResult: the toolUseId does not match a toolUse of a previous turn"
             )
-        if not isinstance(value.get("content"), list):
-            raise Invalid(f"{where}.toolResult.content: must be a list")
+        _check_tool_result(value, where)
         return True
     return False
+
+
+def _check_tool_result(value: dict[str, Any], where: str) -> None:
+    unknown = sorted(set(value) - _TOOL_RESULT_FIELDS)
+    if unknown:
+        raise Invalid(f"{where}.toolResult: extraneous key [{unknown[0]}] is not permitted")
+    if not isinstance(value.get("content"), list):
+        raise Invalid(f"{where}.toolResult.content: must be a list")
+    status = value.get("status")
+    if status is not None and status not in _TOOL_RESULT_STATUSES:
+        raise Invalid(
+            f"{where}.toolResult.status: Member must satisfy enum value set: [success, error]"
+        )
+    if status == "error" and not value["content"]:
+        raise Invalid(f"{where}.toolResult: content cannot be empty when status is error")
+
+
+def _check_document(value: Any, where: str) -> None:
+    """A ``document`` block as Bedrock checks it: known fields, one of the nine formats, a
+    name of the allowed characters, one source member (base64 bytes not empty)."""
+    if not isinstance(value, dict) or set(value) - _DOCUMENT_FIELDS:
+        raise Invalid(f"{where}.document: only format, name, source, context and citations")
+    source = value.get("source")
+    if not isinstance(source, dict) or len(source) != 1 or not set(source) <= _DOCUMENT_SOURCES:
+        raise Invalid(f"{where}.document.source: exactly one of bytes, s3Location, text, content")
+    document_format = value.get("format")
+    needs_format = "bytes" in source or "s3Location" in source
+    if (document_format is not None or needs_format) and document_format not in _DOCUMENT_FORMATS:
+        raise Invalid(
+            f"{where}.document.format: must be one of pdf, csv, doc, docx, xls, xlsx, html, txt, md"
+        )
+    if "bytes" in source:
+        try:
+            raw = base64.b64decode(source["bytes"], validate=True)
+        except (binascii.Error, TypeError) as exc:
+            raise Invalid(f"{where}.document.source.bytes: not base64") from exc
+        if not raw:
+            raise Invalid(f"{where}.document.source.bytes: must not be empty")
+    name = value.get("name")
+    if not isinstance(name, str) or not _DOCUMENT_NAME.match(name):
+        raise Invalid(
+            "The document file name can only hold letters, digits, single spaces, hyphens, "
+            "parentheses and square brackets (1 to 200 of them). Rename the document and "
+            "retry your request."
+        )
+
+
+def _check_document_name(name: str, seen: set[str]) -> None:
+    if name in seen:
+        raise Invalid(
+            "Messages can't hold two documents of the same name. Rename the document and "
+            "retry your request."
+        )
+    seen.add(name)
 
 
 def _check_reasoning(value: Any, where: str, role: str) -> None:
