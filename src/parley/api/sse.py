@@ -143,37 +143,55 @@ class SSEResponse(Response):
     async def _forward(
         self, queue: asyncio.Queue[object], send: Send, watcher: asyncio.Task[None]
     ) -> bool:
-        """Send chunks until the end; True when the stream completed normally."""
+        """Send chunks until the end; True when the stream completed normally.
+
+        Whatever the producer has queued is sent in one ``send``: an upstream read usually
+        holds several chunks, and each send costs the ASGI stack and the socket more than
+        the chunk's bytes. Only an empty queue is waited on, under the keep-alive timer."""
         while True:
             if watcher.done():
                 return False
-            try:
-                async with asyncio.timeout(self._keepalive):
-                    item = await queue.get()
-            except TimeoutError:
-                await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
-                continue
+            if queue.empty():
+                try:
+                    async with asyncio.timeout(self._keepalive):
+                        item = await queue.get()
+                except TimeoutError:
+                    await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+                    continue
+            else:
+                item = queue.get_nowait()
+            frames: list[bytes] = []
+            while True:
+                frame = self._frame(item)
+                if frame is None:
+                    break  # not data: the stream's end, or an item to act on below
+                frames.append(frame)
+                if queue.empty():
+                    item = None
+                    break
+                item = queue.get_nowait()
+            if frames:
+                body = frames[0] if len(frames) == 1 else b"".join(frames)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            if item is None or isinstance(item, _Opened):
+                continue  # (opened after the status was committed: its headers are too late)
             if item is _END:
                 return True
             if item is _GONE:
                 return False
-            if isinstance(item, ParleyError):
-                body = self._error_event(item)
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-                return False
-            if isinstance(item, _Opened):
-                continue  # opened after the status was committed: its headers are too late
-            if isinstance(item, bytes):
-                await send({"type": "http.response.body", "body": item, "more_body": True})
-                continue
-            assert isinstance(item, ChatCompletionChunk)
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": b"data: " + _encode(item) + b"\n\n",
-                    "more_body": True,
-                }
-            )
+            assert isinstance(item, ParleyError), f"unexpected stream item {item!r}"
+            body = self._error_event(item)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            return False
+
+    @staticmethod
+    def _frame(item: object) -> bytes | None:
+        """A data item's bytes on the wire; None for any other item."""
+        if isinstance(item, bytes):
+            return item
+        if isinstance(item, ChatCompletionChunk):
+            return b"data: " + _encode(item) + b"\n\n"
+        return None
 
     async def _produce(self, queue: asyncio.Queue[object]) -> None:
         opened = False

@@ -27,7 +27,7 @@ from parley.providers.base import (
 )
 from parley.providers.http import StreamingResponse, UpstreamClient
 from parley.providers.openai_fill import Fallback, decode_filled
-from parley.providers.sse import iter_sse
+from parley.providers.sse import iter_data, iter_sse
 from parley.schema.chat import (
     AssistantMessage,
     ChatCompletion,
@@ -114,13 +114,13 @@ class OpenAIProvider:
 
     async def _chunks(self, upstream: StreamingResponse) -> ChunkStream:
         fallback = Fallback(self.deployment.model)
-        async for event in iter_sse(upstream.lines()):
-            if event.data == "[DONE]":
+        async for data in iter_data(upstream.chunks()):
+            if data == b"[DONE]":
                 return
             try:
-                yield decode_filled(event.data, _chunk_decoder, ChatCompletionChunk, fallback)
+                yield decode_filled(data, _chunk_decoder, ChatCompletionChunk, fallback)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise _stream_error(event.data, upstream.deployment) from exc
+                raise _stream_error(data.decode(errors="replace"), upstream.deployment) from exc
         raise stream_ended_early(upstream.deployment)
 
     # --- Responses API pass-through (``POST /v1/responses`` to OpenAI itself) -----------
