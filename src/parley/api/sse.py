@@ -18,7 +18,7 @@ queue, and a third task watches for ``http.disconnect``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
@@ -63,6 +63,56 @@ Opener = Callable[[], AbstractAsyncContextManager[OpenedStream]]
 ErrorRenderer = Callable[[ParleyError], Response]
 
 
+class _Channel:
+    """The producer's items to the response task: ``asyncio.Queue``'s contract as used
+    here (``put`` waits while ``maxsize`` items are pending; ``get`` waits for one), with
+    one waiter on each side and no loop lookup per call. Every chunk of every stream
+    crosses it, which made the queue's own bookkeeping a visible share of a stream's CPU.
+    ``put_nowait`` ignores the bound: only the disconnect watcher's one ``_GONE`` uses it,
+    and it must not be lost to a full channel."""
+
+    __slots__ = ("_getter", "_items", "_loop", "_maxsize", "_putter")
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: collections.deque[object] = collections.deque()
+        self._maxsize = maxsize
+        self._loop = asyncio.get_running_loop()
+        self._getter: asyncio.Future[None] | None = None
+        self._putter: asyncio.Future[None] | None = None
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: object) -> None:
+        self._items.append(item)
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
+
+    async def put(self, item: object) -> None:
+        while len(self._items) >= self._maxsize:
+            self._putter = self._loop.create_future()
+            await self._putter
+        self.put_nowait(item)
+
+    def get_nowait(self) -> object:
+        item = self._items.popleft()
+        putter = self._putter
+        if putter is not None:
+            self._putter = None
+            if not putter.done():
+                putter.set_result(None)
+        return item
+
+    async def get(self) -> object:
+        while not self._items:
+            self._getter = self._loop.create_future()
+            await self._getter
+        return self.get_nowait()
+
+
 class _Opened:
     def __init__(self, headers: Mapping[str, str]) -> None:
         self.headers = headers
@@ -93,7 +143,7 @@ class SSEResponse(Response):
         self._error_event = render_error_event
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=64)
+        queue = _Channel(maxsize=64)
         producer = asyncio.create_task(self._produce(queue))
         watcher = asyncio.create_task(_watch_disconnect(receive, producer, queue))
         try:
@@ -112,7 +162,7 @@ class SSEResponse(Response):
 
     async def _start(
         self,
-        queue: asyncio.Queue[object],
+        queue: _Channel,
         scope: Scope,
         receive: Receive,
         send: Send,
@@ -140,9 +190,7 @@ class SSEResponse(Response):
             return False
         raise AssertionError(f"unexpected first stream item {item!r}")
 
-    async def _forward(
-        self, queue: asyncio.Queue[object], send: Send, watcher: asyncio.Task[None]
-    ) -> bool:
+    async def _forward(self, queue: _Channel, send: Send, watcher: asyncio.Task[None]) -> bool:
         """Send chunks until the end; True when the stream completed normally.
 
         Whatever the producer has queued is sent in one ``send``: an upstream read usually
@@ -193,7 +241,7 @@ class SSEResponse(Response):
             return b"data: " + _encode(item) + b"\n\n"
         return None
 
-    async def _produce(self, queue: asyncio.Queue[object]) -> None:
+    async def _produce(self, queue: _Channel) -> None:
         opened = False
         try:
             async with self._opener() as stream:
@@ -214,12 +262,11 @@ class SSEResponse(Response):
 
 
 async def _watch_disconnect(
-    receive: Receive, producer: asyncio.Task[None], queue: asyncio.Queue[object]
+    receive: Receive, producer: asyncio.Task[None], queue: _Channel
 ) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             producer.cancel()
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(_GONE)
+            queue.put_nowait(_GONE)
             return
