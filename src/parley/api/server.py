@@ -160,7 +160,7 @@ class ParleyHttpProtocol(HttpToolsProtocol):
         self._begun = False  # a byte of the awaited request has arrived
         self._refused = False
         self._shed_answer: bytes | None = None  # this request is refused (api/shedding.py)
-        self._shed_at = self._limits.shed_lag_seconds
+        self._shed_at = self._limits.shed_lag_seconds or 0.0
         self._lag = shedding.monitor(self.loop) if self._shed_at else None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -187,7 +187,7 @@ class ParleyHttpProtocol(HttpToolsProtocol):
             self.transport.write(_REFUSED)
             self.transport.close()
             return
-        if self._lag is not None and self._lag.shedding(self._shed_at or 0) and self._shed():
+        if self._lag is not None and self._lag.shedding(self._shed_at) and self._shed():
             return
         super().on_headers_complete()
         self._await(_BODY, self._limits.body_seconds)
@@ -202,7 +202,6 @@ class ParleyHttpProtocol(HttpToolsProtocol):
         if answer is None:
             return False
         assert self._lag is not None
-        assert self._shed_at is not None
         self._lag.refused(self._shed_at)
         if self._limits.on_shed is not None:
             self._limits.on_shed()
@@ -233,9 +232,7 @@ class ParleyHttpProtocol(HttpToolsProtocol):
         self._begun = False
         self.transport.write(answer)
         if self.parser.should_keep_alive():
-            self.timeout_keep_alive_task = self.loop.call_later(
-                self.timeout_keep_alive, self.timeout_keep_alive_handler
-            )
+            self.on_response_complete()  # uvicorn's own after-response step: keep-alive timer
         else:
             self.transport.close()
 
