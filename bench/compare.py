@@ -454,8 +454,15 @@ def require_tools() -> None:
 def nginx_upstream(tmp: Path) -> Iterator[str]:
     """nginx on the load core serving ``/json``, ``/sse`` and ``/slow``; yields its URL."""
     port = free_port()
+    with running_nginx(_nginx_conf(tmp, port), port, LOAD_CORE) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_nginx(conf: Path, port: int, core: str) -> Iterator[str]:
+    """nginx with ``conf`` (listening on ``port``) pinned to ``core``; yields its URL."""
     proc = subprocess.Popen(
-        ["taskset", "-c", LOAD_CORE, "nginx", "-c", str(_nginx_conf(tmp, port))],
+        ["taskset", "-c", core, "nginx", "-c", str(conf)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -569,6 +576,7 @@ def main() -> None:
     facts: dict[str, dict[str, float]] = {}
     direct: dict[tuple[str, int], Run] = {}
     results: dict[str, dict[tuple[str, int], Run]] = {}
+    overloaded: list[overload.OverloadRun] = []  # Parley's overload rows (their own table)
     with (
         tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp_name,
         nginx_upstream(Path(tmp_name)) as upstream,
@@ -588,8 +596,11 @@ def main() -> None:
                     f"{upstream}/{prefix}/v1/chat/completions", script, c, args.duration
                 )
         for gateway in gateways:
-            results[gateway], facts[gateway] = _measure(gateway, tmp, upstream, slow_base, args)
-    _report(args, gateways, direct, results, facts)
+            results[gateway], facts[gateway], extra = _measure(
+                gateway, tmp, upstream, slow_base, args
+            )
+            overloaded += extra
+    _report(args, gateways, direct, results, facts, overloaded=overloaded)
 
 
 def _report(
@@ -598,8 +609,11 @@ def _report(
     direct: dict[tuple[str, int], Run],
     results: dict[str, dict[tuple[str, int], Run]],
     facts: dict[str, dict[str, float]],
+    *,
+    overloaded: list[overload.OverloadRun],
 ) -> None:
-    """Print the per-gateway table, the side-by-side CPU table, and start-up and memory."""
+    """Print the per-gateway table, the side-by-side CPU table, the protocol and overload
+    tables, and start-up and memory."""
     peers = [g for g in gateways if g != "parley"]
     columns = max(1, len(peers))  # one note column per peer: Parley's rps over that peer's
     rows: list[list[object]] = []
@@ -659,13 +673,13 @@ def _report(
     _side_by_side(args, gateways, results)
     print()
     _protocols_table(args, results["parley"])
-    if OVERLOAD_RUNS:
+    if overloaded:
         print(
             f"\nOverload: group {overload.GROUP} (max_concurrency {overload.CAP}, a queue of "
             f"{overload.CAP} for {overload.QUEUE_TIMEOUT:g} s) on the 500 ms upstream; peak at "
             f"{overload.CAP} connections; {args.slow_duration:g} s per row"
         )
-        print_table(*overload.table(OVERLOAD_RUNS))
+        print_table(*overload.table(overloaded))
     print()
     print_table(
         ["gateway", "start-up s", "RSS idle MB", "RSS after load MB"],
@@ -705,7 +719,8 @@ def _side_by_side(
 
 def _measure(
     gateway: str, tmp: Path, upstream: str, slow_base: str, args: argparse.Namespace
-) -> tuple[dict[tuple[str, int], Run], dict[str, float]]:
+) -> tuple[dict[tuple[str, int], Run], dict[str, float], list[overload.OverloadRun]]:
+    """One gateway's rows (and, for Parley, its overload rows), start-up and memory."""
     port = free_port()
     config = tmp / f"{gateway}.yaml"
     env: dict[str, str] = {}
@@ -771,13 +786,10 @@ def _measure(
                 proc.pid, lambda c=c: wrk(url, slow_script, c, args.slow_duration)
             )
         loaded = rss_mb(proc.pid)
+        overloaded = []
         if gateway == "parley" and not args.skip_overload:
-            OVERLOAD_RUNS[:] = _overload_rows(proc.pid, port, tmp, key, args)
-    return runs, {"startup": boot, "rss_idle": idle, "rss_loaded": loaded}
-
-
-OVERLOAD_RUNS: list[overload.OverloadRun] = []
-"""Parley's overload rows, filled by ``_measure`` (they have their own shape and table)."""
+            overloaded = _overload_rows(proc.pid, port, tmp, key, args)
+    return runs, {"startup": boot, "rss_idle": idle, "rss_loaded": loaded}, overloaded
 
 
 def _overload_rows(

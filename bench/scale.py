@@ -38,15 +38,17 @@ from pathlib import Path
 import asyncpg
 from redis import Redis
 
-from bench.common import print_table, wait_port
+from bench.common import print_table
 from bench.compare import (
     Run,
+    _errs,
     _lua,
     compile_venv,
     cpu_seconds,
     nginx_upstream,
     parley_command,
     require_tools,
+    running_nginx,
     started,
     wrk,
 )
@@ -121,18 +123,8 @@ http {{
 @contextlib.contextmanager
 def load_balancer(tmp: Path, backends: list[int]) -> Iterator[str]:
     port = free_port()
-    conf = _nginx_lb(tmp, port, backends)
-    proc = subprocess.Popen(
-        ["taskset", "-c", LB_CORE, "nginx", "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with running_nginx(_nginx_lb(tmp, port, backends), port, LB_CORE) as url:
+        yield url
 
 
 def _environment(database: str, namespace: str) -> dict[str, str]:
@@ -241,7 +233,7 @@ def main() -> None:
     rows: list[list[object]] = []
     for c in args.concurrency:
         for label, (run, cpu) in (("1 instance", one[c]), ("2 instances", two[c])):
-            errors = f"{run.errors} ({run.detail})" if run.errors else "0"
+            errors = _errs(run)
             ratio = f"{run.rps / one[c][0].rps:.2f}x" if label != "1 instance" else ""
             blank = [""] * (2 - len(cpu))
             rows.append([label, c, errors, run.rps, run.p50_ms, run.p99_ms, *cpu, *blank, ratio])

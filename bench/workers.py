@@ -29,6 +29,7 @@ from bench.common import print_table
 from bench.compare import (
     LOAD_CORE,
     Run,
+    _errs,
     _lua,
     compile_venv,
     measured,
@@ -82,7 +83,7 @@ def main() -> None:
                 [
                     label,
                     c,
-                    f"{run.errors} ({run.detail})" if run.errors else "0",
+                    _errs(run),
                     run.rps,
                     run.p50_ms,
                     run.p99_ms,
