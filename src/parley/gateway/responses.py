@@ -38,7 +38,7 @@ from parley.gateway.pipeline import (
     _Tally,
 )
 from parley.gateway.routing.resilience import Lease, Outcome
-from parley.providers.base import ChunkStream, stream_ended_early
+from parley.providers.base import ChunkStream, signs_thinking, stream_ended_early
 from parley.providers.openai import OpenAIProvider
 from parley.schema.chat import ChatCompletion, ChatRequest, Usage
 
@@ -80,14 +80,10 @@ class ResponsesStream:
     dropped: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     thinking_blocks: bool = False
-    """The deployment reasons in thinking blocks (``THINKING_BLOCK_PROVIDERS``), so its
-    reasoning streams as a summary whose blocks are kept; known before the first delta,
-    where a block's signature comes only at its end. (A cached answer's blocks arrive
+    """The deployment reasons in signed thinking blocks (``providers.base.signs_thinking``),
+    so its reasoning streams as a summary whose blocks are kept; known before the first
+    delta, where a block's signature comes only at its end. (A cached answer's blocks arrive
     with their signatures, and tell for themselves.)"""
-
-
-THINKING_BLOCK_PROVIDERS = frozenset({"anthropic", "bedrock"})
-"""Providers whose reasoning comes as thinking blocks (Claude's, signed), not as text."""
 
 
 def speaks_responses(provider: object) -> bool:
@@ -252,7 +248,7 @@ class ResponsesCalls:
                     yield stream
                 return
             chat_outcome = Outcome(opened, outcome.lease, outcome.group, outcome.attempts)
-            blocks = outcome.lease.deployment.provider in THINKING_BLOCK_PROVIDERS
+            blocks = signs_thinking(gw.registry.provider(outcome.lease.deployment))
             async with gw._upstream_stream(
                 call, chat_outcome, include_usage=True, tally=tally, lookup=lookup
             ) as chat:

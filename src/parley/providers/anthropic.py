@@ -90,6 +90,7 @@ class AnthropicProvider:
     ) - {"safety_identifier", "reasoning_effort"}
     forwards_extra: bool = False
     native_protocol: str | None = "messages"
+    signed_thinking: bool = True
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         self.deployment = deployment

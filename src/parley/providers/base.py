@@ -46,6 +46,8 @@ class Provider(Protocol):
     # Optional, read with ``refused_parts_of``: ``refused_parts(request)``, the content
     # parts the adapter cannot send (Bedrock: a document by URL or file id), which the
     # gateway refuses or drops as ``drop_params`` decides, as it does parameters.
+    # Optional, read with ``signs_thinking``: ``signed_thinking``, True when reasoning
+    # comes as thinking blocks closed by a signature (Claude's), not as plain text.
 
     async def complete(self, request: ChatRequest) -> ChatCompletion: ...
 
@@ -81,6 +83,12 @@ def refused_parts_of(provider: Provider, request: ChatRequest) -> list[RefusedPa
     declare no ``refused_parts`` (they send every part, or refuse one as they build it)."""
     check = getattr(provider, "refused_parts", None)
     return list(check(request)) if check is not None else []
+
+
+def signs_thinking(provider: Provider) -> bool:
+    """Whether the adapter's reasoning comes as signed thinking blocks: a stream's reader
+    must keep each block until its signature, which comes only at its end."""
+    return getattr(provider, "signed_thinking", False) is True
 
 
 def new_completion_id() -> str:

@@ -98,6 +98,7 @@ class BedrockProvider:
         | OPENAI_ONLY_PARAMS
     ) - {"reasoning_effort"}
     forwards_extra: bool = False
+    signed_thinking: bool = True  # Claude's, through Converse's reasoningContent
 
     def __init__(self, deployment: Deployment, client: UpstreamClient) -> None:
         if not claude_thinking_allowed(deployment.model):
